@@ -1,0 +1,1 @@
+"""voxtrain package."""

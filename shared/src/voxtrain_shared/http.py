@@ -1,0 +1,91 @@
+"""The HTTP edge every service shares: error rendering, correlation ids, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .errors import ApiError
+from .metrics import HTTP_REQUESTS
+from .vocab import ErrorCode
+
+Check = Callable[[], Awaitable[None]]
+CORRELATION_HEADER = "X-Correlation-ID"
+_STATUS_CODES = {401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND,
+                 409: ErrorCode.CONFLICT}
+
+
+def correlation_id(request: Request) -> uuid.UUID:
+    """The request's correlation id (from the header, else a new one)."""
+    return request.state.correlation_id
+
+
+def install(app: FastAPI, checks: dict[str, Check]) -> None:
+    """Add error handlers, the correlation-id middleware, ``/health/*`` and ``/metrics``."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        msg = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        return JSONResponse(ApiError(422, ErrorCode.VALIDATION_FAILED, f"Invalid request: {msg}", details).body(),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_FAILED)
+        return JSONResponse(ApiError(exc.status_code, code, str(exc.detail)).body(), status_code=exc.status_code)
+
+    @app.middleware("http")
+    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        raw = request.headers.get(CORRELATION_HEADER)
+        try:
+            cid = uuid.UUID(raw) if raw else uuid.uuid4()
+        except ValueError:
+            cid = uuid.uuid4()
+        request.state.correlation_id = cid
+        structlog.contextvars.bind_contextvars(correlation_id=str(cid))
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+        route = request.scope.get("route")
+        HTTP_REQUESTS.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+        response.headers[CORRELATION_HEADER] = str(cid)
+        return response
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        """The process answers (no dependency is checked)."""
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        """Every dependency of this service answers."""
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), timeout=5)
+                results[name] = "ok"
+            except Exception as exc:  # report, don't raise: this is a probe
+                results[name] = f"unavailable: {exc!r}"[:300]
+        ok = all(v == "ok" for v in results.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": results},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus metrics."""
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,131 @@
+"""One service process: PostgreSQL pool + migrations, the FastStream broker, the outbox relay and
+the FastAPI app, started and stopped together. Each service's ``bootstrap`` builds one of these,
+adds its routes and subscribers, and nothing else wires dependencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from . import http, logs
+from .db import create_pool, migrate
+from .kafka import BrokerPublisher, Handler, ensure_topics, make_broker, subscribe
+from .outbox import OutboxRelay
+from .settings import ServiceSettings
+from .topics import Topics
+
+log = logs.get_logger(__name__)
+Hook = Callable[["Service"], Awaitable[None]]
+
+
+class Service:
+    """Runtime of one service; ``pool`` exists between start and stop."""
+
+    def __init__(self, settings: ServiceSettings, *, migrations: Path | None, title: str, version: str = "1.0.0",
+                 description: str = "", relay: bool = True) -> None:
+        self.settings = settings
+        self.schema = settings.postgres.schema_name
+        self.topics: Topics = settings.kafka.topics
+        self.broker: KafkaBroker = make_broker(settings.kafka, client_id=f"voxtrain-{settings.service_name}")
+        self._migrations = migrations
+        self._relay_enabled = relay
+        self._pool: asyncpg.Pool | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self.checks: dict[str, http.Check] = {"postgres": self._check_db, "kafka": self._check_kafka}
+        self.app = FastAPI(title=title, version=version, description=description, lifespan=self._lifespan)
+        self.app.state.auth_settings = settings.auth
+        self.app.state.service = self
+        http.install(self.app, self.checks)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("service not started")
+        return self._pool
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        return self._stop
+
+    def consumer(self, topic: str, purpose: str, handler: Handler, types: set[str] | None = None) -> None:
+        """Subscribe ``handler`` to ``topic`` in the group ``<namespace>.<service>.<purpose>``."""
+        group = f"{self.topics.namespace}.{self.settings.service_name}.{purpose}"
+        subscribe(self.broker, topic, group_id=group, handler=handler, types=types,
+                  max_retries=self.settings.kafka.max_retries)
+
+    def on_start(self, hook: Hook) -> None:
+        """Run ``hook`` after the pool and broker are up."""
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._on_stop.append(hook)
+
+    def background(self, coro: Awaitable[Any]) -> None:
+        """Run a task for the life of the service (cancelled at stop)."""
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def start(self) -> None:
+        s = self.settings
+        logs.configure(s.service_name, s.log_level)
+        self._stop.clear()
+        self._pool = await create_pool(s.postgres.dsn.get_secret_value(), self.schema,
+                                       s.postgres.pool_min, s.postgres.pool_max)
+        async with self._pool.acquire() as conn:
+            await migrate(conn, self.schema, self._migrations)
+        await ensure_topics(s.kafka.bootstrap_servers, self.topics.all())
+        await self.broker.start()
+        if self._relay_enabled:
+            relay = OutboxRelay(self._pool, self.schema, BrokerPublisher(self.broker))
+            self.background(relay.run(self._stop))
+        for hook in self._on_start:
+            await hook(self)
+        log.info("service_started", service=s.service_name, schema=self.schema, port=s.http.port)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for hook in self._on_stop:
+            await hook(self)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.broker.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        log.info("service_stopped", service=self.settings.service_name)
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def _check_db(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def _check_kafka(self) -> None:
+        if not await self.broker.ping(timeout=3):
+            raise ConnectionError("Kafka does not answer")
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run ``app`` with uvicorn on the configured host and port."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_level=settings.log_level.lower(),
+                access_log=False)

@@ -1,0 +1,179 @@
+"""Settings: one class per service, composed of Kafka / PostgreSQL / MinIO / auth / HTTP sections.
+
+Read from the environment only (prefix ``VOXTRAIN_``, sections split by ``__``, e.g.
+``VOXTRAIN_POSTGRES__DSN``), validated at start-up. :func:`load` turns a validation error into
+one readable message naming the variables to set; nothing else in the code reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .topics import DEFAULT_NAMESPACE, Topics
+
+ENV_PREFIX = "VOXTRAIN_"
+NESTED = "__"
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "test", ""}
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topic_namespace: str = DEFAULT_NAMESPACE
+    max_retries: int = Field(3, ge=0, le=20, description="handler attempts before dead-lettering")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_namespace)
+
+
+class PostgresSettings(BaseModel):
+    dsn: SecretStr = Field(description="postgresql://user:password@host:port/db")
+    schema_name: str = Field("", alias="schema", description="defaults to the service name")
+    pool_min: int = 1
+    pool_max: int = 10
+
+    model_config = {"populate_by_name": True}
+
+    @field_validator("schema_name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if v and not v.replace("_", "").isalnum():
+            raise ValueError("schema must be letters, digits and underscores")
+        return v.lower()
+
+
+class MinioSettings(BaseModel):
+    endpoint: str = "127.0.0.1:19000"
+    access_key: SecretStr
+    secret_key: SecretStr
+    secure: bool = False
+    region: str = "us-east-1"
+    bucket: str = "voxtrain"
+    public_endpoint: str | None = Field(
+        None, description="host:port clients use for presigned URLs, when it differs"
+    )
+
+
+class AuthSettings(BaseModel):
+    jwt_secret: SecretStr
+    issuer: str = "voxtrain"
+    audience: str = "voxtrain-api"
+    token_ttl_seconds: int = 30 * 24 * 3600
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class ServiceSettings(BaseSettings):
+    """Sections every service has."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore", frozen=True
+    )
+    service_name: str = "voxtrain"
+    environment: Environment = Environment.LOCAL
+    log_level: str = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings
+    auth: AuthSettings
+    http: HttpSettings = HttpSettings()
+
+    @model_validator(mode="after")
+    def _defaults_and_secrets(self) -> "ServiceSettings":
+        if not self.postgres.schema_name:
+            object.__setattr__(self.postgres, "schema_name", self.service_name)
+        if self.environment is Environment.PRODUCTION:
+            if self.auth.jwt_secret.get_secret_value().lower() in _PLACEHOLDERS or len(
+                self.auth.jwt_secret.get_secret_value()
+            ) < 32:
+                raise ValueError("VOXTRAIN_AUTH__JWT_SECRET must be a real secret of 32+ characters in production")
+        return self
+
+
+class WithStorage(BaseModel):
+    minio: MinioSettings
+
+
+class ModelsSettings(ServiceSettings):
+    service_name: str = "models"
+    http: HttpSettings = HttpSettings(port=8101)
+
+
+class DatasetsSettings(ServiceSettings):
+    service_name: str = "datasets"
+    http: HttpSettings = HttpSettings(port=8102)
+    minio: MinioSettings
+    max_file_bytes: int = Field(10 * 1024**3, gt=0, description="per-file upload limit")
+    max_files: int = Field(10, ge=1)
+    part_size_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2)
+    upload_session_ttl_seconds: int = Field(24 * 3600, gt=0)
+    presign_ttl_seconds: int = Field(3600, gt=0)
+
+
+class ValidatorSettings(ServiceSettings):
+    service_name: str = "validator"
+    http: HttpSettings = HttpSettings(port=8103)
+    minio: MinioSettings
+    concurrency: int = Field(2, ge=1)
+
+
+class TrainerSettings(ServiceSettings):
+    service_name: str = "trainer"
+    http: HttpSettings = HttpSettings(port=8104)
+    minio: MinioSettings
+    parallel_trainings: int = Field(1, ge=1)
+    time_limit_seconds: int = Field(4 * 3600, gt=0)
+    heartbeat_seconds: float = Field(5.0, gt=0)
+    lease_seconds: float = Field(60.0, gt=0)
+    ngram_order: int = Field(3, ge=1, le=6)
+    work_dir: str = "/tmp/voxtrain-trainer"
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+class SettingsError(SystemExit):
+    """Start-up refused because of the configuration (message says what to fix)."""
+
+
+def load(cls: type[S], **overrides: object) -> S:
+    """Build and validate settings, or exit with a message naming the variables to fix."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        lines = [f"{cls.__name__}: invalid configuration"]
+        for err in exc.errors():
+            var = ENV_PREFIX + NESTED.join(str(p) for p in err["loc"]).upper()
+            section = cls.model_fields.get(str(err["loc"][0])) if len(err["loc"]) == 1 else None
+            ann = section.annotation if section else None
+            if err["type"] == "missing" and isinstance(ann, type) and issubclass(ann, BaseModel):
+                required = [k.upper() for k, f in ann.model_fields.items() if f.is_required()]
+                var = ", ".join(f"{var}{NESTED}{k}" for k in required)
+            lines.append(f"  {var}: {err['msg']}")
+        raise SettingsError("\n".join(lines)) from None
+
+
+def env_var_names(cls: type[ServiceSettings]) -> set[str]:
+    """Every environment variable a settings class reads."""
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            for sub_name, sub in ann.model_fields.items():
+                key = sub.alias or sub_name
+                names.add(f"{ENV_PREFIX}{name}{NESTED}{key}".upper())
+        else:
+            names.add(f"{ENV_PREFIX}{name}".upper())
+    return names

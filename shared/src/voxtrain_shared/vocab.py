@@ -1,0 +1,105 @@
+"""The product's shared vocabulary: training statuses, dataset types and error codes.
+
+Codes, names and badge colours are the spec's (shared/spec/training-process.txt); every service
+speaks them, so they live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class ModelStatus(IntEnum):
+    """The five training statuses of a custom model."""
+
+    NOT_RUNNING = 1
+    READY_TO_RUN = 2
+    RUNNING = 3
+    SUCCESS = 4
+    FAILED = 5
+
+    @property
+    def badge(self) -> str:
+        """Badge colour shown next to the status."""
+        return _BADGES[self]
+
+    @property
+    def label(self) -> str:
+        """Human label, as the console shows it."""
+        return _LABELS[self]
+
+    @property
+    def locked(self) -> bool:
+        """While queued or running, a model and its datasets cannot change."""
+        return self in (ModelStatus.READY_TO_RUN, ModelStatus.RUNNING)
+
+    @property
+    def can_train(self) -> bool:
+        """The "Train the Language" button rule: shown only in 1 and 5."""
+        return self in (ModelStatus.NOT_RUNNING, ModelStatus.FAILED)
+
+
+_BADGES = {
+    ModelStatus.NOT_RUNNING: "zinc",
+    ModelStatus.READY_TO_RUN: "amber",
+    ModelStatus.RUNNING: "sky",
+    ModelStatus.SUCCESS: "emerald",
+    ModelStatus.FAILED: "red",
+}
+_LABELS = {
+    ModelStatus.NOT_RUNNING: "Not Running",
+    ModelStatus.READY_TO_RUN: "Ready to Run",
+    ModelStatus.RUNNING: "Running",
+    ModelStatus.SUCCESS: "Success",
+    ModelStatus.FAILED: "Failed",
+}
+
+
+class DatasetType(IntEnum):
+    """Dataset types with the spec's numbers."""
+
+    TRANSCRIPT = 1
+    TEST = 2
+    AUDIO = 3
+    MANIFEST = 4
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        """File extensions (lower case, with the dot) accepted for this type."""
+        return _EXTENSIONS[self]
+
+    @classmethod
+    def parse(cls, value: str | int) -> "DatasetType":
+        """Accept a name (any case) or the spec's number; raise ValueError otherwise."""
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            return cls(int(value))
+        return cls[str(value).strip().upper()]
+
+
+_EXTENSIONS = {
+    DatasetType.TRANSCRIPT: (".vtt", ".srt", ".txt"),
+    DatasetType.TEST: (".vtt", ".srt", ".txt"),
+    DatasetType.AUDIO: (".wav", ".mp3", ".m4a", ".flac"),
+    DatasetType.MANIFEST: (".jsonl",),
+}
+
+
+class ErrorCode(StrEnum):
+    """Every error code a client or subscriber can see."""
+
+    VALIDATION_FAILED = "validation_failed"
+    INVALID_AUDIO_FORMAT = "invalid_audio_format"
+    INVALID_TRANSCRIPT_FORMAT = "invalid_transcript_format"
+    FILE_TOO_LARGE = "file_too_large"
+    TOO_MANY_FILES = "too_many_files"
+    MODEL_LOCKED = "model_locked"
+    INVALID_STATUS = "invalid_status"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    NO_TRAINING_TEXT = "no_training_text"
+    STAGE_FAILED = "stage_failed"
+    WORKER_LOST = "worker_lost"
+    TRAINING_TIMEOUT = "training_timeout"

@@ -1,0 +1,68 @@
+"""Helpers for tests: unique names, settings built from the stack, an independent Kafka reader."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (or test run) uses: tests isolate by names, not teardown."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def service_env(stack: Any, **extra: str) -> dict[str, str]:
+    """Environment for a service's settings pointing at the test stack."""
+    env = {
+        "VOXTRAIN_ENVIRONMENT": "test",
+        "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "VOXTRAIN_POSTGRES__DSN": stack.postgres_dsn,
+        "VOXTRAIN_MINIO__ENDPOINT": stack.minio_endpoint,
+        "VOXTRAIN_MINIO__ACCESS_KEY": stack.minio_access_key,
+        "VOXTRAIN_MINIO__SECRET_KEY": stack.minio_secret_key,
+        "VOXTRAIN_AUTH__JWT_SECRET": "test-secret-" + "x" * 32,
+    }
+    env.update(extra)
+    return env
+
+
+class TopicReader:
+    """An independent aiokafka consumer in its own group, reading topics from the beginning."""
+
+    def __init__(self, bootstrap: str, *topics: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics, bootstrap_servers=bootstrap, group_id=unique("reader"),
+            auto_offset_reset="earliest", enable_auto_commit=False,
+        )
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> "TopicReader":
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def read(self, count: int, timeout: float = 30.0) -> list[Any]:
+        """Wait until at least ``count`` records arrived; return all seen so far."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.records) < count:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"expected {count} records, got {len(self.records)}")
+            batch = await self._consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
+            for recs in batch.values():
+                self.records.extend(recs)
+        return self.records
+
+    async def settle(self, seconds: float = 2.0) -> list[Any]:
+        """Keep reading for ``seconds`` (to prove nothing more arrives)."""
+        end = asyncio.get_running_loop().time() + seconds
+        while (left := end - asyncio.get_running_loop().time()) > 0:
+            batch = await self._consumer.getmany(timeout_ms=int(left * 1000))
+            for recs in batch.values():
+                self.records.extend(recs)
+        return self.records
