@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,12 @@ from .topics import dead_letter
 
 log = get_logger(__name__)
 Handler = Callable[[Envelope], Awaitable[None]]
+_HEADERS: ContextVar[dict[str, str]] = ContextVar("voxtrain_message_headers", default={})
+
+
+def current_headers() -> dict[str, str]:
+    """Headers of the message being handled (e.g. the ``authorization`` of a command)."""
+    return _HEADERS.get()
 
 
 class PermanentError(Exception):
@@ -81,6 +88,8 @@ def subscribe(
             EVENTS_CONSUMED.labels(topic=topic, outcome="skipped").inc()
             return
         bind_message(env.id, env.correlation_id, event_type=env.type)
+        _HEADERS.set({str(k).lower(): (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+                      for k, v in headers.items()})
         started = time.perf_counter()
         attempts = 0
         try:

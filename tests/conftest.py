@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 
 if "stack" not in globals() and os.environ.get("VOXTRAIN_TEST_KAFKA_BOOTSTRAP") and not os.path.exists(
-    os.path.join(os.path.dirname(__file__), "..", "_stack.py")
+    os.path.join(os.path.dirname(__file__), "_stack.py")
 ):
     @pytest.fixture(scope="session")
     def stack():  # temporary until tests/_stack.py lands

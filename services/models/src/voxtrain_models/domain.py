@@ -1,0 +1,240 @@
+"""The custom model and its training-status state machine (DESIGN.md, "Status state machine").
+
+Pure and synchronous: methods check the rules, change the model, and record what happened in
+``model.events`` (:class:`StatusChanged`, :class:`TrainingRequestedEvent`); the service layer
+turns those into messages. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
+
+S = ModelStatus
+
+
+class Trigger(StrEnum):
+    DATASETS_UPLOADED = "datasets_uploaded"
+    TRAIN = "train"
+    VALIDATION_PASSED = "validation_passed"
+    VALIDATION_FAILED = "validation_failed"
+    TRAINING_STARTED = "training_started"
+    TRAINING_SUCCEEDED = "training_succeeded"
+    TRAINING_FAILED = "training_failed"
+
+
+#: Every allowed transition; anything else is refused.
+TRANSITIONS: dict[tuple[ModelStatus, Trigger], ModelStatus] = {
+    (S.NOT_RUNNING, Trigger.DATASETS_UPLOADED): S.READY_TO_RUN,
+    (S.NOT_RUNNING, Trigger.TRAIN): S.READY_TO_RUN,
+    (S.FAILED, Trigger.TRAIN): S.READY_TO_RUN,
+    (S.READY_TO_RUN, Trigger.VALIDATION_FAILED): S.FAILED,
+    (S.READY_TO_RUN, Trigger.TRAINING_STARTED): S.RUNNING,
+    (S.READY_TO_RUN, Trigger.TRAINING_FAILED): S.FAILED,
+    (S.RUNNING, Trigger.TRAINING_SUCCEEDED): S.SUCCESS,
+    (S.RUNNING, Trigger.TRAINING_FAILED): S.FAILED,
+}
+
+
+class Rejected(Exception):
+    """A request the rules refuse: ``code`` is an :class:`ErrorCode`, ``message`` says what to do."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def next_status(current: ModelStatus, trigger: Trigger) -> ModelStatus:
+    """The status after ``trigger`` (raises :class:`Rejected` for a forbidden transition)."""
+    try:
+        return TRANSITIONS[(current, trigger)]
+    except KeyError:
+        raise Rejected(ErrorCode.INVALID_STATUS,
+                       f"cannot {trigger.value.replace('_', ' ')} while the model is {current.label}") from None
+
+
+class Validation(StrEnum):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+@dataclass
+class Dataset:
+    """What models knows of a dataset: where it is (once uploaded) and its validation state."""
+
+    id: uuid.UUID
+    type: DatasetType
+    file_name: str
+    location: dict[str, Any] | None = None  # DatasetObject fields, once DatasetUploaded arrived
+    validation: Validation = Validation.PENDING
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    old: ModelStatus
+    new: ModelStatus
+    reason: str
+    error: dict[str, Any] | None
+    run_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class TrainingRequestedEvent:
+    run_id: uuid.UUID
+    datasets: tuple[dict[str, Any], ...]
+
+
+LOCKED_MESSAGE = "cannot modify the custom model until training is finished"
+
+
+@dataclass
+class CustomModel:
+    id: uuid.UUID
+    tenant_id: str
+    name: str
+    language: str
+    description: str | None = None
+    auto_train: bool = True
+    status: ModelStatus = S.NOT_RUNNING
+    run_id: uuid.UUID | None = None
+    training_requested: bool = False
+    last_error: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+    finished_at: datetime | None = None
+    datasets: dict[uuid.UUID, Dataset] = field(default_factory=dict)
+    events: list[StatusChanged | TrainingRequestedEvent] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- requests from people
+
+    def update(self, *, name: str | None = None, description: str | None = None,
+               auto_train: bool | None = None) -> list[str]:
+        """Change editable fields; refused while queued or running. Returns the changed field names."""
+        self._refuse_if_locked()
+        changed = []
+        for attr, value in (("name", name), ("description", description), ("auto_train", auto_train)):
+            if value is not None and getattr(self, attr) != value:
+                setattr(self, attr, value)
+                changed.append(attr)
+        return changed
+
+    def ensure_deletable(self) -> None:
+        """Deleting is refused while queued or running."""
+        self._refuse_if_locked()
+
+    def train(self) -> None:
+        """The Train button: only in 1 and 5, and only with at least one dataset."""
+        if not self.status.can_train:
+            raise Rejected(ErrorCode.INVALID_STATUS,
+                           f"Training can only be started when the model is Not Running or Failed; it is {self.status.label}.")
+        if not self.datasets:
+            raise Rejected(ErrorCode.VALIDATION_FAILED,
+                           "The model has no datasets: upload at least one dataset, then start training.")
+        self._move(Trigger.TRAIN, "training started by request", run_id=None)
+        self.last_error = None
+        self._evaluate_gate()
+
+    # ---------------------------------------------------------------- facts from other services
+
+    def dataset_uploaded(self, ds: Dataset) -> None:
+        """A dataset arrived; with auto_train a model at 1 is queued (at 5 it stays until Train)."""
+        known = self.datasets.get(ds.id)
+        if known is not None:  # validation may have been seen first (another topic)
+            known.location, known.type, known.file_name = ds.location, ds.type, ds.file_name
+        else:
+            self.datasets[ds.id] = ds
+        if self.status is S.NOT_RUNNING and self.auto_train:
+            self._move(Trigger.DATASETS_UPLOADED, "datasets uploaded; training queued", run_id=None)
+        self._evaluate_gate()
+
+    def dataset_deleted(self, dataset_id: uuid.UUID) -> None:
+        self.datasets.pop(dataset_id, None)
+        self._evaluate_gate()
+
+    def dataset_validated(self, dataset_id: uuid.UUID, dataset_type: DatasetType, file_name: str,
+                          passed: bool, error: dict[str, Any] | None = None) -> None:
+        """Record a validation result; a queued model trains once all passed, fails if any failed."""
+        ds = self.datasets.setdefault(dataset_id, Dataset(dataset_id, dataset_type, file_name))
+        ds.validation = Validation.PASSED if passed else Validation.FAILED
+        ds.error = None if passed else error
+        self._evaluate_gate()
+
+    def training_started(self, run_id: uuid.UUID) -> None:
+        if self._stale(run_id) or self.status is not S.READY_TO_RUN:
+            return
+        self._move(Trigger.TRAINING_STARTED, "training started", run_id=run_id)
+        self.progress = {"stage": "starting", "percent": 0.0}
+
+    def training_progress(self, run_id: uuid.UUID, stage: str, percent: float, message: str | None) -> None:
+        if self._stale(run_id) or self.status is not S.RUNNING:
+            return
+        self.progress = {"stage": stage, "percent": percent, "message": message}
+
+    def training_succeeded(self, run_id: uuid.UUID, metrics: dict[str, Any], finished_at: datetime) -> None:
+        if self._stale(run_id) or self.status is not S.RUNNING:
+            return
+        self._move(Trigger.TRAINING_SUCCEEDED, "training completed", run_id=run_id)
+        self.metrics, self.finished_at = metrics, finished_at
+        self.progress = {"stage": "done", "percent": 100.0}
+
+    def training_failed(self, run_id: uuid.UUID, error: dict[str, Any], finished_at: datetime) -> None:
+        if self._stale(run_id) or self.status not in (S.READY_TO_RUN, S.RUNNING):
+            return
+        self._move(Trigger.TRAINING_FAILED, f"training failed: {error.get('message', '')}", run_id=run_id,
+                   error=error)
+        self.finished_at = finished_at
+
+    # ---------------------------------------------------------------- internals
+
+    def _evaluate_gate(self) -> None:
+        """While queued: fail on any failed dataset; request training once every dataset passed."""
+        if self.status is not S.READY_TO_RUN or self.training_requested:
+            return
+        failed = [d for d in self.datasets.values() if d.validation is Validation.FAILED]
+        if failed:
+            first = failed[0]
+            err = dict(first.error or {"code": ErrorCode.VALIDATION_FAILED.value, "message": "validation failed"})
+            err.setdefault("dataset_id", str(first.id))
+            err.setdefault("file_name", first.file_name)
+            err["details"] = [
+                {"dataset_id": str(d.id), "file_name": d.file_name, **(d.error or {})} for d in failed
+            ]
+            names = ", ".join(d.file_name for d in failed)
+            err["message"] = (f"{err.get('message', 'validation failed')} — dataset {names} failed validation: "
+                              "delete or replace it, then train again.")
+            self._move(Trigger.VALIDATION_FAILED, "a dataset failed validation", run_id=None, error=err)
+            return
+        if not self.datasets:
+            return
+        ready = all(d.validation is Validation.PASSED and d.location for d in self.datasets.values())
+        if ready:
+            self.run_id = uuid.uuid4()
+            self.training_requested = True
+            self.events.append(TrainingRequestedEvent(
+                self.run_id, tuple(d.location for d in self.datasets.values() if d.location)))
+
+    def _move(self, trigger: Trigger, reason: str, *, run_id: uuid.UUID | None,
+              error: dict[str, Any] | None = None) -> None:
+        old = self.status
+        self.status = next_status(old, trigger)
+        if self.status is S.READY_TO_RUN:
+            self.training_requested, self.run_id, self.metrics, self.finished_at = False, None, None, None
+            self.progress = None
+        if error is not None:
+            self.last_error = error
+        self.events.append(StatusChanged(old, self.status, reason, error, run_id or self.run_id))
+
+    def _stale(self, run_id: uuid.UUID) -> bool:
+        return self.run_id is None or run_id != self.run_id
+
+    def _refuse_if_locked(self) -> None:
+        if self.status.locked:
+            raise Rejected(ErrorCode.MODEL_LOCKED, f"The model is {self.status.label}: {LOCKED_MESSAGE}.")

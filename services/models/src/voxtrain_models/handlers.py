@@ -1,0 +1,235 @@
+"""Use cases of the models service: each one loads a model, applies the domain, saves, and writes
+the resulting messages to the outbox — all in one transaction. Consumers also record the handled
+message in the inbox in that transaction, so a redelivered message changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from voxtrain_shared import events as ev
+from voxtrain_shared import outbox
+from voxtrain_shared.logs import get_logger
+from voxtrain_shared.topics import Topics
+from voxtrain_shared.vocab import ErrorCode, ModelStatus
+
+from . import repository as repo
+from .domain import CustomModel, Dataset, Rejected, StatusChanged, TrainingRequestedEvent
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who asks, and which message or request caused it (for correlation)."""
+
+    tenant_id: str
+    correlation_id: uuid.UUID
+    causation: ev.Envelope | None = None
+
+
+class Tx:
+    """One open transaction: the connection plus a way to emit messages through the outbox."""
+
+    def __init__(self, conn: asyncpg.Connection, schema: str, topics: Topics, ctx: Context) -> None:
+        self.conn, self._schema, self._topics, self.ctx = conn, schema, topics, ctx
+
+    async def emit(self, message: ev.Message, model_id: uuid.UUID) -> None:
+        env = ev.wrap(message, tenant_id=self.ctx.tenant_id, model_id=model_id,
+                      correlation_id=self.ctx.correlation_id, causation=self.ctx.causation)
+        await outbox.add(self.conn, self._schema, self._topics, env)
+
+    async def claim(self, consumer: str, event_id: uuid.UUID) -> bool:
+        return await outbox.claim(self.conn, self._schema, consumer, event_id)
+
+    async def save(self, model: CustomModel) -> None:
+        """Persist the model and emit what the domain recorded."""
+        await repo.save(self.conn, model)
+        for event in model.events:
+            await self.emit(_message(event, model), model.id)
+            if isinstance(event, StatusChanged):
+                log.info("status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value,
+                         reason=event.reason)
+        model.events.clear()
+
+
+class UnitOfWork:
+    """Opens transactions on the service's pool (given as a callable: the pool exists once started)."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> None:
+        self._pool, self._schema, self._topics = pool, schema, topics
+
+    @asynccontextmanager
+    async def __call__(self, ctx: Context) -> AsyncIterator[Tx]:
+        async with self._pool().acquire() as conn, conn.transaction():
+            yield Tx(conn, self._schema, self._topics, ctx)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool().acquire() as conn:
+            yield conn
+
+
+def _error_info(error: dict[str, Any] | None) -> ev.ErrorInfo | None:
+    if not error:
+        return None
+    return ev.ErrorInfo.model_validate({k: v for k, v in error.items() if k in ev.ErrorInfo.model_fields})
+
+
+def _message(event: StatusChanged | TrainingRequestedEvent, model: CustomModel) -> ev.Message:
+    if isinstance(event, StatusChanged):
+        return ev.TrainingStatusChanged(
+            old_status=event.old, new_status=event.new, status_name=event.new.name, badge=event.new.badge,
+            reason=event.reason, error=_error_info(event.error), run_id=event.run_id,
+        )
+    return ev.TrainingRequested(run_id=event.run_id, language=model.language,
+                                datasets=[ev.DatasetObject.model_validate(d) for d in event.datasets])
+
+
+def not_found(model_id: uuid.UUID) -> Rejected:
+    return Rejected(ErrorCode.NOT_FOUND, f"No model {model_id} exists for this tenant.")
+
+
+async def _load(tx: Tx, model_id: uuid.UUID) -> CustomModel:
+    model = await repo.get(tx.conn, tx.ctx.tenant_id, model_id, lock=True)
+    if model is None:
+        raise not_found(model_id)
+    return model
+
+
+# ---------------------------------------------------------------- commands (HTTP and Kafka)
+
+
+async def create_model(uow: UnitOfWork, ctx: Context, **fields: Any) -> CustomModel:
+    async with uow(ctx) as tx:
+        return await create_in(tx, **fields)
+
+
+async def create_in(tx: Tx, *, model_id: uuid.UUID, name: str, language: str, description: str | None,
+                    auto_train: bool) -> CustomModel:
+    """Create a model inside an open transaction (name unique per tenant)."""
+    model = CustomModel(id=model_id, tenant_id=tx.ctx.tenant_id, name=name, language=language,
+                        description=description, auto_train=auto_train)
+    try:
+        async with tx.conn.transaction():  # savepoint: a conflict leaves the outer transaction usable
+            await repo.insert(tx.conn, model)
+    except repo.NameTaken:
+        raise Rejected(ErrorCode.CONFLICT, f"A model named {name!r} already exists; choose another name.") from None
+    except asyncpg.UniqueViolationError:
+        raise Rejected(ErrorCode.CONFLICT, f"A model with id {model_id} already exists.") from None
+    await tx.emit(ev.ModelCreated(name=name, language=language, description=description, auto_train=auto_train,
+                                  status=model.status), model.id)
+    log.info("model_created", model_id=str(model.id), tenant_id=tx.ctx.tenant_id)
+    return model
+
+
+async def update_model(uow: UnitOfWork, ctx: Context, model_id: uuid.UUID, **fields: Any) -> CustomModel:
+    async with uow(ctx) as tx:
+        model = await _load(tx, model_id)
+        changed = model.update(**fields)
+        if changed:
+            try:
+                await tx.save(model)
+            except repo.NameTaken:
+                raise Rejected(ErrorCode.CONFLICT, f"A model named {model.name!r} already exists; choose another name.") from None
+            await tx.emit(ev.ModelUpdated(name=model.name, description=model.description,
+                                          auto_train=model.auto_train, changed=changed), model.id)
+    return model
+
+
+async def delete_model(uow: UnitOfWork, ctx: Context, model_id: uuid.UUID) -> None:
+    async with uow(ctx) as tx:
+        model = await _load(tx, model_id)
+        model.ensure_deletable()
+        await repo.delete(tx.conn, model)
+        await tx.emit(ev.ModelDeleted(), model.id)
+
+
+async def start_training(uow: UnitOfWork, ctx: Context, model_id: uuid.UUID) -> CustomModel:
+    async with uow(ctx) as tx:
+        return await train_in(tx, model_id)
+
+
+async def train_in(tx: Tx, model_id: uuid.UUID) -> CustomModel:
+    """Press Train inside an open transaction."""
+    model = await _load(tx, model_id)
+    model.train()
+    await tx.save(model)
+    return model
+
+
+# ---------------------------------------------------------------- facts from other services
+
+
+async def apply_event(uow: UnitOfWork, env: ev.Envelope, consumer: str,
+                      change: Callable[[CustomModel], None]) -> bool:
+    """Apply ``change`` to the envelope's model exactly once; False if redelivered or the model is gone."""
+    if env.model_id is None:
+        return False
+    ctx = Context(env.tenant_id, env.correlation_id, env)
+    async with uow(ctx) as tx:
+        if not await tx.claim(consumer, env.id):
+            log.info("duplicate_ignored", consumer=consumer)
+            return False
+        model = await repo.get(tx.conn, env.tenant_id, env.model_id, lock=True)
+        if model is None:
+            log.info("event_for_unknown_model", model_id=str(env.model_id))
+            return False
+        change(model)
+        await tx.save(model)
+    return True
+
+
+def change_for(env: ev.Envelope) -> Callable[[CustomModel], None] | None:
+    """How an incoming message changes a model (None: not ours to handle)."""
+    msg = env.payload()
+    at = env.occurred_at or datetime.now(UTC)
+    match msg:
+        case ev.DatasetUploaded(dataset=d):
+            ds = Dataset(d.dataset_id, d.dataset_type, d.file_name, location=d.model_dump(mode="json"))
+            return lambda m: m.dataset_uploaded(ds)
+        case ev.DatasetDeleted(dataset_id=dataset_id):
+            return lambda m: m.dataset_deleted(dataset_id)
+        case ev.ValidationPassed():
+            return lambda m: m.dataset_validated(msg.dataset_id, msg.dataset_type, msg.file_name, True)
+        case ev.ValidationFailed():
+            err = msg.error.model_dump(mode="json")
+            err.setdefault("dataset_id", str(msg.dataset_id))
+            err["dataset_id"] = err["dataset_id"] or str(msg.dataset_id)
+            err["file_name"] = err["file_name"] or msg.file_name
+            return lambda m: m.dataset_validated(msg.dataset_id, msg.dataset_type, msg.file_name, False, err)
+        case ev.TrainingStarted(run_id=run_id):
+            return lambda m: m.training_started(run_id)
+        case ev.TrainingProgress():
+            return lambda m: m.training_progress(msg.run_id, msg.stage, msg.percent, msg.message)
+        case ev.TrainingSucceeded():
+            metrics = {**msg.metrics, "artifacts": msg.artifacts}
+            return lambda m: m.training_succeeded(msg.run_id, metrics, at)
+        case ev.TrainingFailed():
+            return lambda m: m.training_failed(msg.run_id, msg.error.model_dump(mode="json"), at)
+    return None
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def get_model(uow: UnitOfWork, tenant_id: str, model_id: uuid.UUID) -> tuple[CustomModel, Any]:
+    async with uow.read() as conn:
+        model = await repo.get(conn, tenant_id, model_id)
+        if model is None:
+            raise not_found(model_id)
+        return model, await repo.timestamps(conn, model_id)
+
+
+async def list_models(uow: UnitOfWork, tenant_id: str, status: ModelStatus | None, limit: int,
+                      offset: int) -> tuple[list[tuple[CustomModel, Any]], int]:
+    async with uow.read() as conn:
+        models, total = await repo.list_page(conn, tenant_id, status, limit, offset)
+        return [(m, await repo.timestamps(conn, m.id)) for m in models], total

@@ -1,0 +1,191 @@
+"""HTTP API of the models service (thin: translate, delegate to handlers, render)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from voxtrain_shared.auth import CurrentPrincipal
+from voxtrain_shared.errors import ApiError
+from voxtrain_shared.http import correlation_id
+from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
+
+from . import handlers as h
+from .domain import CustomModel, Rejected, Validation
+
+BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409, ErrorCode.MODEL_LOCKED: 409,
+              ErrorCode.INVALID_STATUS: 409, ErrorCode.VALIDATION_FAILED: 409}
+
+
+def api_error(exc: Rejected) -> ApiError:
+    return ApiError(_STATUS_OF.get(exc.code, 422), exc.code, exc.message)
+
+
+class CreateModelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    language: str = Field(description="BCP-47 tag of a supported base model, e.g. en-US")
+    description: str | None = Field(None, max_length=2000)
+    auto_train: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        v = v.strip()
+        if not v or any(ord(c) < 32 for c in v):
+            raise ValueError("a name needs visible characters and no control characters")
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        if not BCP47.match(v):
+            raise ValueError("language must be a BCP-47 tag such as en-US")
+        return v
+
+
+class UpdateModelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    auto_train: bool | None = None
+
+
+class StatusView(BaseModel):
+    code: int
+    name: str
+    label: str
+    badge: str
+
+
+class DatasetsSummary(BaseModel):
+    total: int
+    by_type: dict[str, int]
+    validation: dict[str, int]
+
+
+class RunView(BaseModel):
+    id: uuid.UUID | None
+    progress: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    finished_at: datetime | None = None
+
+
+class ModelView(BaseModel):
+    id: uuid.UUID
+    name: str
+    language: str
+    description: str | None
+    auto_train: bool
+    status: StatusView
+    can_train: bool
+    datasets: DatasetsSummary
+    last_error: dict[str, Any] | None
+    run: RunView
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelPage(BaseModel):
+    items: list[ModelView]
+    total: int
+    limit: int
+    offset: int
+
+
+class TrainAccepted(BaseModel):
+    message: str
+    model: ModelView
+
+
+def view(m: CustomModel, ts: Any) -> ModelView:
+    by_type = {t.name: 0 for t in DatasetType}
+    validation = {v.value: 0 for v in Validation}
+    for d in m.datasets.values():
+        by_type[d.type.name] += 1
+        validation[d.validation.value] += 1
+    return ModelView(
+        id=m.id, name=m.name, language=m.language, description=m.description, auto_train=m.auto_train,
+        status=StatusView(code=m.status.value, name=m.status.name, label=m.status.label, badge=m.status.badge),
+        can_train=m.status.can_train,
+        datasets=DatasetsSummary(total=len(m.datasets), by_type=by_type, validation=validation),
+        last_error=m.last_error,
+        run=RunView(id=m.run_id, progress=m.progress,
+                    metrics=m.metrics if m.status is ModelStatus.SUCCESS else None,
+                    finished_at=m.finished_at),
+        created_at=ts["created_at"], updated_at=ts["updated_at"],
+    )
+
+
+def router(uow: h.UnitOfWork, supported_languages: tuple[str, ...]) -> APIRouter:
+    r = APIRouter(prefix="/v1/models", tags=["models"])
+
+    def ctx(principal: Any, request: Request) -> h.Context:
+        return h.Context(principal.tenant_id, correlation_id(request))
+
+    @r.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
+    async def create(body: CreateModelBody, principal: CurrentPrincipal, request: Request) -> ModelView:
+        """Create a custom model (status 1, Not Running)."""
+        if body.language not in supported_languages:
+            raise ApiError(422, ErrorCode.VALIDATION_FAILED,
+                           f"Language {body.language} has no base model; supported: {', '.join(supported_languages)}.")
+        try:
+            m = await h.create_model(uow, ctx(principal, request), model_id=uuid.uuid4(), name=body.name,
+                                     language=body.language, description=body.description, auto_train=body.auto_train)
+        except Rejected as exc:
+            raise api_error(exc) from None
+        return view(*(await h.get_model(uow, principal.tenant_id, m.id)))
+
+    @r.get("", response_model=ModelPage)
+    async def list_(principal: CurrentPrincipal,
+                    status_: Annotated[int | None, Query(alias="status", ge=1, le=5)] = None,
+                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                    offset: Annotated[int, Query(ge=0)] = 0) -> ModelPage:
+        """The tenant's models, oldest first, optionally only those with one status."""
+        st = ModelStatus(status_) if status_ else None
+        items, total = await h.list_models(uow, principal.tenant_id, st, limit, offset)
+        return ModelPage(items=[view(m, ts) for m, ts in items], total=total, limit=limit, offset=offset)
+
+    @r.get("/{model_id}", response_model=ModelView)
+    async def get(model_id: uuid.UUID, principal: CurrentPrincipal) -> ModelView:
+        try:
+            return view(*(await h.get_model(uow, principal.tenant_id, model_id)))
+        except Rejected as exc:
+            raise api_error(exc) from None
+
+    @r.patch("/{model_id}", response_model=ModelView)
+    async def update(model_id: uuid.UUID, body: UpdateModelBody, principal: CurrentPrincipal,
+                     request: Request) -> ModelView:
+        """Change name, description or auto_train; refused (model_locked) while 2 or 3."""
+        try:
+            await h.update_model(uow, ctx(principal, request), model_id, **body.model_dump(exclude_unset=True))
+            return view(*(await h.get_model(uow, principal.tenant_id, model_id)))
+        except Rejected as exc:
+            raise api_error(exc) from None
+
+    @r.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+    async def delete(model_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> Response:
+        """Delete a model; refused (model_locked) while 2 or 3."""
+        try:
+            await h.delete_model(uow, ctx(principal, request), model_id)
+        except Rejected as exc:
+            raise api_error(exc) from None
+        return Response(status_code=204)
+
+    @r.post("/{model_id}/train", status_code=status.HTTP_202_ACCEPTED, response_model=TrainAccepted)
+    async def train(model_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> TrainAccepted:
+        """The "Train the Language" button: only in 1 or 5, with at least one dataset."""
+        try:
+            await h.start_training(uow, ctx(principal, request), model_id)
+            m = view(*(await h.get_model(uow, principal.tenant_id, model_id)))
+        except Rejected as exc:
+            raise api_error(exc) from None
+        return TrainAccepted(message="Training started successfully", model=m)
+
+    return r
