@@ -1,15 +1,18 @@
-import os
-from types import SimpleNamespace
+"""Fixtures every test folder can use. Folder-specific fixtures live in that folder's conftest.py."""
+
+from collections.abc import Iterator
 
 import pytest
+from voxtrain_devstack import Endpoints
 
-if "stack" not in globals() and os.environ.get("VOXTRAIN_TEST_KAFKA_BOOTSTRAP") and not os.path.exists(
-    os.path.join(os.path.dirname(__file__), "_stack.py")
-):
-    @pytest.fixture(scope="session")
-    def stack():  # temporary until tests/_stack.py lands
-        e = os.environ
-        return SimpleNamespace(
-            kafka_bootstrap=e["VOXTRAIN_TEST_KAFKA_BOOTSTRAP"], postgres_dsn=e["VOXTRAIN_TEST_POSTGRES_DSN"],
-            minio_endpoint=e["VOXTRAIN_TEST_MINIO_ENDPOINT"], minio_access_key=e["VOXTRAIN_TEST_MINIO_ACCESS_KEY"],
-            minio_secret_key=e["VOXTRAIN_TEST_MINIO_SECRET_KEY"])
+try:  # tests/ is a plain folder on sys.path (pytest's default "prepend" import mode) ...
+    import _stack
+except ImportError:  # ... or a package, when a tests/__init__.py exists
+    from tests import _stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Endpoints]:
+    """Real Kafka, PostgreSQL and MinIO for this test session (see tests/_stack.py for where from)."""
+    with _stack.provide() as endpoints:
+        yield endpoints

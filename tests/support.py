@@ -60,6 +60,17 @@ class TopicReader:
                 self.records.extend(recs)
         return self.records
 
+    async def until(self, predicate: Any, timeout: float = 30.0) -> list[Any]:
+        """Read until ``predicate(records)`` is true (or fail after ``timeout``)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self.records):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s; got {len(self.records)} records")
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                self.records.extend(recs)
+        return self.records
+
     async def settle(self, seconds: float = 2.0) -> list[Any]:
         """Keep reading for ``seconds`` (to prove nothing more arrives)."""
         end = asyncio.get_running_loop().time() + seconds

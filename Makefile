@@ -1,0 +1,41 @@
+# voxtrain, on a fresh machine:
+#   make run    set up, start Kafka + PostgreSQL + MinIO and the four services, print the URLs
+#   make test   set up, start the servers, run the tests (PYTEST_ARGS="tests/deploy -x" to narrow)
+#   make stop   stop the services and the servers (data is kept in .voxtrain/stack)
+# The servers run as local processes (voxtrain-stack, deploy/local); installs are cached in
+# ${XDG_CACHE_HOME:-~/.cache}/voxtrain, so only the first run is slow.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+# `uv` when it is on PATH, else the one `python3 -m pip install uv` puts beside python3.
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen --no-sync
+PYTEST_ARGS ?=
+
+.PHONY: help setup test run stop bench
+
+help:
+	@sed -n '2,4p' Makefile | sed 's/^# *//'
+
+setup:
+	./deploy/local/install-system-packages.sh
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --all-packages --frozen
+	$(RUN) voxtrain-stack install
+
+test: setup
+	$(RUN) voxtrain-stack up
+	$(RUN) pytest $(PYTEST_ARGS)
+
+run: setup
+	$(RUN) voxtrain-stack run-services
+
+stop:
+	$(RUN) voxtrain-stack down
+
+bench:
+	@if [ ! -x bench/run ]; then echo "make bench: there is no bench/run yet" >&2; exit 0; fi; \
+	$(MAKE) --no-print-directory setup && $(RUN) voxtrain-stack up && bench/run

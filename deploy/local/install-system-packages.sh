@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install the Debian packages voxtrain needs on this machine, only those that are missing:
+# espeak-ng, sox, ffmpeg (speech audio for tests and the validator/trainer), the PostgreSQL server,
+# Java and Maven (Kafka's jars). Non-interactive; needs root (or passwordless sudo) only when
+# something is missing. Go (for MinIO) is checked by `voxtrain-stack install`, not installed here:
+# Debian's golang-go is too old.
+set -euo pipefail
+
+missing=()
+for cmd in espeak-ng sox ffmpeg java mvn; do
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    case "$cmd" in
+      java) missing+=(openjdk-17-jre-headless) ;;
+      mvn) missing+=(maven) ;;
+      *) missing+=("$cmd") ;;
+    esac
+  fi
+done
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-system-packages: installing ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo=(sudo -n)
+else
+  echo "install-system-packages: these Debian packages are missing: ${missing[*]}" >&2
+  echo "  install them as root: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq </dev/null
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null

@@ -1,0 +1,96 @@
+"""Turn a TrainingRequested's datasets (downloaded to local files) into :class:`TrainingInputs`.
+
+Pure, apart from reading the local files. Manifest lines (DESIGN.md, "Datasets") link an audio
+dataset to inline ``text`` or to a ``transcript`` dataset, optionally cut by ``offset``/``duration``,
+with ``split`` "train" or "test" (default: "test" when the transcript is a TEST dataset, else
+"train"). References are a dataset id or a file name unique in the model; they were checked by the
+validator, but a bad line here still fails with a clear message rather than a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxtrain_shared.vocab import DatasetType
+
+from .ml.errors import TrainingError
+from .ml.transcripts import read_utterances
+from .ml.types import AudioPair, TextFile, TrainingInputs
+
+
+@dataclass(frozen=True)
+class LocalDataset:
+    dataset_id: str
+    type: DatasetType
+    file_name: str
+    path: Path
+
+
+def _index(datasets: Sequence[LocalDataset]) -> dict[str, LocalDataset]:
+    by_ref: dict[str, LocalDataset] = {d.dataset_id: d for d in datasets}
+    names: dict[str, list[LocalDataset]] = {}
+    for d in datasets:
+        names.setdefault(d.file_name, []).append(d)
+    for name, ds in names.items():
+        if len(ds) == 1:
+            by_ref.setdefault(name, ds[0])
+    return by_ref
+
+
+def _text_of(ds: LocalDataset) -> str:
+    return " ".join(read_utterances(ds.path))
+
+
+def build_inputs(datasets: Sequence[LocalDataset]) -> tuple[TrainingInputs, dict[str, int]]:
+    """The run's inputs, and counts of what was used (for the model card)."""
+    by_ref = _index(datasets)
+    transcripts = [TextFile(d.path) for d in datasets if d.type is DatasetType.TRANSCRIPT]
+    test_texts = [TextFile(d.path) for d in datasets if d.type is DatasetType.TEST]
+    train_pairs: list[AudioPair] = []
+    test_pairs: list[AudioPair] = []
+    for manifest in (d for d in datasets if d.type is DatasetType.MANIFEST):
+        for n, line in enumerate(manifest.path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{manifest.file_name} line {n}"
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TrainingError("validation_failed", f"{where}: not JSON ({exc.msg})", "gather") from None
+            pair, split = _pair(entry, by_ref, where)
+            (test_pairs if split == "test" else train_pairs).append(pair)
+    used = {"transcript_files": len(transcripts), "test_files": len(test_texts),
+            "train_pairs": len(train_pairs), "test_pairs": len(test_pairs)}
+    return TrainingInputs(transcripts=transcripts, test_texts=test_texts, train_pairs=train_pairs,
+                          test_pairs=test_pairs), used
+
+
+def _pair(entry: Mapping[str, object], by_ref: Mapping[str, LocalDataset], where: str) -> tuple[AudioPair, str]:
+    if not isinstance(entry, dict):
+        raise TrainingError("validation_failed", f"{where}: each line must be a JSON object", "gather")
+    audio = by_ref.get(str(entry.get("audio")))
+    if audio is None or audio.type is not DatasetType.AUDIO:
+        raise TrainingError("validation_failed", f"{where}: 'audio' does not name an AUDIO dataset of this model",
+                            "gather")
+    split = entry.get("split")
+    if "text" in entry:
+        text, default_split = str(entry["text"]), "train"
+    else:
+        transcript = by_ref.get(str(entry.get("transcript")))
+        if transcript is None or transcript.type not in (DatasetType.TRANSCRIPT, DatasetType.TEST):
+            raise TrainingError("validation_failed",
+                                f"{where}: 'transcript' does not name a TRANSCRIPT or TEST dataset", "gather")
+        text = _text_of(transcript)
+        default_split = "test" if transcript.type is DatasetType.TEST else "train"
+    split = str(split or default_split)
+    if split not in ("train", "test"):
+        raise TrainingError("validation_failed", f"{where}: 'split' must be \"train\" or \"test\"", "gather")
+    offset = entry.get("offset")
+    duration = entry.get("duration")
+    return AudioPair(audio=audio.path, text=text,
+                     offset=float(offset) if offset is not None else None,
+                     duration=float(duration) if duration is not None else None,
+                     name=f"{audio.file_name}@{offset or 0}"), split

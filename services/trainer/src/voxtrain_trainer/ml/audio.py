@@ -1,0 +1,60 @@
+"""Decode any supported audio file to what the decoder needs: 16 kHz mono signed 16-bit PCM.
+
+Contract of :func:`load_pcm`: returns little-endian s16 mono samples at ``SAMPLE_RATE`` of the
+first audio stream (wav, mp3, m4a, flac, anything FFmpeg reads), optionally only the segment
+``[offset, offset + duration)`` in seconds. A file that cannot be decoded or has no audio
+stream raises ``ValueError`` naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+def load_pcm(path: Path, offset: float | None = None, duration: float | None = None) -> bytes:
+    """Decode ``path`` (or a segment of it) to 16 kHz mono s16 PCM bytes (see module contract)."""
+    offset = max(float(offset or 0.0), 0.0)
+    if duration is not None and duration <= 0:
+        raise ValueError(f"{Path(path).name}: segment duration must be positive, got {duration}")
+    chunks: list[np.ndarray] = []
+    have = 0
+    first_time: float | None = None
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.audio
+            if not streams:
+                raise ValueError(f"{Path(path).name}: no audio stream")
+            stream = streams[0]
+            if offset > 0 and stream.time_base is not None:
+                # Seeks to a point at or before the offset; the exact cut happens below.
+                container.seek(int(offset / stream.time_base), stream=stream, backward=True, any_frame=False)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            wanted_end = None if duration is None else offset + duration
+            for frame in container.decode(stream):
+                if first_time is None:
+                    first_time = float(frame.time or 0.0)
+                for out in resampler.resample(frame):
+                    samples = out.to_ndarray().reshape(-1)
+                    chunks.append(samples)
+                    have += samples.size
+                if wanted_end is not None and first_time + have / SAMPLE_RATE >= wanted_end:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+        raise ValueError(f"{Path(path).name}: cannot decode audio ({exc})") from exc
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    start = max(int(round((offset - (first_time or 0.0)) * SAMPLE_RATE)), 0)
+    stop = None if duration is None else start + int(round(duration * SAMPLE_RATE))
+    return pcm[start:stop].astype("<i2", copy=False).tobytes()
+
+
+def pcm_duration(pcm: bytes) -> float:
+    """Seconds of audio in 16 kHz mono s16 ``pcm``."""
+    return len(pcm) / 2 / SAMPLE_RATE

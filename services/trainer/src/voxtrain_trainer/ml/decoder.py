@@ -1,0 +1,108 @@
+"""PocketSphinx decoding of 16 kHz PCM into normalised text with word timings.
+
+Contract: :class:`SpeechDecoder` loads one model (acoustic model + LM + dictionary + weights)
+once and decodes any number of utterances with :meth:`SpeechDecoder.decode`. The transcript
+holds only real words (no ``<s>``, ``</s>``, ``<sil>``, ``[NOISE]``-style fillers), without
+alternate-pronunciation markers (``the(2)`` -> ``the``), with start/end in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pocketsphinx
+
+from voxtrain_trainer.ml.base_model import base_model_files
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """What a decoder loads: LM, dictionary, acoustic model and weights (``None`` = default)."""
+
+    lm: Path
+    dictionary: Path
+    hmm: Path
+    lw: float | None = None
+    wip: float | None = None
+
+    @classmethod
+    def base(cls) -> DecoderConfig:
+        """The shipped en-US model with PocketSphinx's default weights."""
+        files = base_model_files()
+        return cls(lm=files.lm, dictionary=files.dictionary, hmm=files.hmm)
+
+    def with_weights(self, lw: float, wip: float) -> DecoderConfig:
+        """The same model with other decoder weights."""
+        return DecoderConfig(self.lm, self.dictionary, self.hmm, lw, wip)
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """One recognised word and when it was said."""
+
+    word: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """Recognised words joined by spaces (dictionary spelling) and per-word timings."""
+
+    text: str
+    words: list[WordTiming]
+
+
+def _is_filler(word: str) -> bool:
+    return word.startswith(("<", "[", "++")) or not word
+
+
+def _base_word(word: str) -> str:
+    if word.endswith(")") and "(" in word:
+        return word[: word.index("(")]
+    return word
+
+
+class SpeechDecoder:
+    """A loaded PocketSphinx decoder (not thread-safe: one per worker thread)."""
+
+    def __init__(self, config: DecoderConfig) -> None:
+        kwargs: dict[str, object] = {
+            "hmm": str(config.hmm),
+            "lm": str(config.lm),
+            "dict": str(config.dictionary),
+            "loglevel": "FATAL",
+        }
+        if config.lw is not None:
+            kwargs["lw"] = float(config.lw)
+        if config.wip is not None:
+            kwargs["wip"] = float(config.wip)
+        try:
+            self._decoder = pocketsphinx.Decoder(**kwargs)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(
+                f"PocketSphinx could not load the model ({config.lm.name}, {config.dictionary.name})"
+            ) from exc
+        self.config = config
+        self.frame_rate = int(self._decoder.config["frate"])
+        self.lw = float(self._decoder.config["lw"])
+        self.wip = float(self._decoder.config["wip"])
+
+    def decode(self, pcm: bytes) -> Transcript:
+        """Recognise one utterance of 16 kHz mono s16 ``pcm``."""
+        if len(pcm) < 2:
+            return Transcript("", [])
+        self._decoder.start_utt()
+        self._decoder.process_raw(pcm, full_utt=True)
+        self._decoder.end_utt()
+        words: list[WordTiming] = []
+        for seg in self._decoder.seg() or []:
+            if _is_filler(seg.word):
+                continue
+            words.append(
+                WordTiming(
+                    _base_word(seg.word), seg.start_frame / self.frame_rate, (seg.end_frame + 1) / self.frame_rate
+                )
+            )
+        return Transcript(" ".join(w.word for w in words), words)

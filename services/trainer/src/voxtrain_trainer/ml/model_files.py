@@ -1,0 +1,68 @@
+"""The files of a trained model directory and the decoder configuration they describe.
+
+Contract: a model directory holds ``lm.arpa`` (portable), ``lm.bin`` (the same model in
+PocketSphinx's binary format, what decoders load), ``lexicon.dict`` and ``decoder.json``
+(``{"format": 1, "lm": "lm.bin", "lm_arpa": "lm.arpa", "dictionary": ..., "acoustic_model":
+"pocketsphinx:en-us", "lw": ..., "wip": ..., "order": ..., "sample_rate": 16000}``), plus
+``metrics.json`` and ``model_card.md`` for people. A directory without ``lm.bin`` still works
+from ``lm.arpa``. :func:`decoder_config` turns a directory back into a
+:class:`DecoderConfig`; ``None`` means the base model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from voxtrain_trainer.ml.audio import SAMPLE_RATE
+from voxtrain_trainer.ml.base_model import base_model_files
+from voxtrain_trainer.ml.decoder import DecoderConfig
+
+LM_FILE = "lm.arpa"
+LM_BIN_FILE = "lm.bin"
+DICT_FILE = "lexicon.dict"
+DECODER_FILE = "decoder.json"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "model_card.md"
+FORMAT_VERSION = 1
+
+
+def write_decoder_json(model_dir: Path, lw: float, wip: float, order: int) -> Path:
+    """Write ``decoder.json`` for the LM and lexicon in ``model_dir``."""
+    path = model_dir / DECODER_FILE
+    payload = {
+        "format": FORMAT_VERSION,
+        "lm": LM_BIN_FILE,
+        "lm_arpa": LM_FILE,
+        "dictionary": DICT_FILE,
+        "acoustic_model": "pocketsphinx:en-us",
+        "lw": lw,
+        "wip": wip,
+        "order": order,
+        "sample_rate": SAMPLE_RATE,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def decoder_config(model_dir: Path | None) -> DecoderConfig:
+    """The decoder configuration of a model directory, or of the base model for ``None``."""
+    if model_dir is None:
+        return DecoderConfig.base()
+    path = Path(model_dir) / DECODER_FILE
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ValueError(f"{model_dir} is not a trained model: {DECODER_FILE} is missing") from exc
+    if spec.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported model format {spec.get('format')!r}")
+    lm = Path(model_dir) / spec["lm"]
+    if not lm.exists() and spec.get("lm_arpa"):
+        lm = Path(model_dir) / spec["lm_arpa"]
+    return DecoderConfig(
+        lm=lm,
+        dictionary=Path(model_dir) / spec["dictionary"],
+        hmm=base_model_files().hmm,
+        lw=float(spec["lw"]),
+        wip=float(spec["wip"]),
+    )

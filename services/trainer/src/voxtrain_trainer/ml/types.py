@@ -1,0 +1,82 @@
+"""Inputs, settings and result of a training run (plain, immutable data).
+
+Inputs are files already on local disk; the service layer downloads them and resolves manifest
+references before calling :func:`voxtrain_trainer.ml.pipeline.run_training`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A transcript file: .txt (one utterance per line), .vtt or .srt (cue text)."""
+
+    path: Path
+    format: str | None = None  # "txt" | "vtt" | "srt"; None: from the extension
+
+
+@dataclass(frozen=True)
+class AudioPair:
+    """An audio file (or the segment ``[offset, offset+duration)`` of it) and what is said in it."""
+
+    audio: Path
+    text: str
+    offset: float | None = None
+    duration: float | None = None
+    name: str | None = None  # how reports refer to it (e.g. a dataset id); default: file name
+
+    @property
+    def label(self) -> str:
+        """Name used in reports."""
+        return self.name or self.audio.name
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """Everything a run learns from and is evaluated on."""
+
+    transcripts: Sequence[TextFile] = ()
+    test_texts: Sequence[TextFile] = ()
+    train_pairs: Sequence[AudioPair] = ()
+    test_pairs: Sequence[AudioPair] = ()
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Knobs of a run; the defaults are what the service uses."""
+
+    order: int = 3
+    fallback_discounts: tuple[float, float, float] = (0.5, 1.0, 1.5)
+    heldout_fraction: float = 0.1
+    lw_grid: tuple[float, ...] = (6.5, 9.0, 12.0)
+    wip_grid: tuple[float, ...] = (0.2, 0.65, 2.0)
+    max_tuning_decodes: int = 180
+    max_perplexity_words: int = 200_000
+    g2p_voice: str = "en-us"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.order <= 6:
+            raise ValueError("order must be between 1 and 6")
+        if not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError("heldout_fraction must be between 0 and 1")
+        if not self.lw_grid or not self.wip_grid or self.max_tuning_decodes < 1:
+            raise ValueError("the tuning grid and decode budget must not be empty")
+
+    def to_dict(self) -> dict:
+        """JSON-ready view."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Where the artifacts are and what was measured."""
+
+    model_dir: Path
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)

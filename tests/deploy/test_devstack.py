@@ -1,0 +1,140 @@
+"""The local stack (voxtrain_devstack): real servers answer, a second start reuses them, errors are actionable."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import stat
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from minio import Minio
+from voxtrain_devstack import Endpoints, Ports, StackError, StateDir, ensure_up, procs, status, stop
+from voxtrain_devstack.servers import Minio as MinioServer
+from voxtrain_devstack.servers import kafka_has_broker
+from voxtrain_shared import settings
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.integration
+async def test_the_stack_answers(stack: Endpoints) -> None:
+    name = f"probe-{uuid.uuid4().hex[:10]}"
+
+    conn = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(name, b"hello", key=b"k")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        name, bootstrap_servers=stack.kafka_bootstrap, group_id=name, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        record = await consumer.getone()
+        assert record.value == b"hello"
+    finally:
+        await consumer.stop()
+
+    client = Minio(stack.minio_endpoint, stack.minio_access_key, stack.minio_secret_key, secure=False)
+    client.make_bucket(name)
+    client.put_object(name, "object", io.BytesIO(b"bytes"), 5)
+    assert client.get_object(name, "object").read() == b"bytes"
+
+
+def test_endpoints_env_names_are_settings_fields() -> None:
+    endpoints = Endpoints("127.0.0.1:1", "postgresql://u:p@127.0.0.1:2/voxtrain", "127.0.0.1:3", "a", "b")
+    assert set(endpoints.as_env()) <= settings.env_var_names(settings.DatasetsSettings)
+
+
+def test_ports_come_from_offset_and_single_overrides() -> None:
+    ports = Ports.from_env({"VOXTRAIN_STACK_PORT_OFFSET": "1000", "VOXTRAIN_STACK_POSTGRES_PORT": "25000"})
+    assert (ports.kafka, ports.postgres, ports.models) == (20092, 25000, 9101)
+    assert Ports.from_env({}) == Ports()
+
+
+@pytest.mark.integration
+def test_ensure_up_starts_once_then_reuses_and_stop_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in [v for v in os.environ if v.startswith("VOXTRAIN_STACK_")]:
+        monkeypatch.delenv(var)
+    kafka, controller, postgres, minio, console = free_ports(5)
+    ports = Ports(kafka=kafka, kafka_controller=controller, postgres=postgres, minio=minio, minio_console=console)
+    state = tmp_path / "stack"
+    try:
+        first = ensure_up(state, ports)
+        pids = {row.name: row.pid for row in status(state) if row.name in ("kafka", "postgres", "minio")}
+        assert all(pids.values()), pids
+
+        again = ensure_up(state)  # no ports: the saved ones
+        assert again == first
+        assert {row.name: row.pid for row in status(state) if row.name in pids} == pids
+        assert first.kafka_bootstrap == f"127.0.0.1:{kafka}" and kafka_has_broker(kafka)
+        assert first.postgres_dsn.endswith(f"@127.0.0.1:{postgres}/voxtrain")
+
+        secrets_file = state / "secrets.json"
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+        assert first.minio_secret_key in secrets_file.read_text()
+        assert first.minio_access_key != "minioadmin" and len(first.minio_secret_key) >= 32
+
+        with pytest.raises(StackError, match="already runs"):
+            ensure_up(state, Ports(kafka=free_ports(1)[0]))
+    finally:
+        stop(state)
+        pg_data = state / "data" / "postgres"
+        if pg_data.is_symlink():  # kept outside tmp_path because the server user cannot reach it
+            shutil.rmtree(pg_data.resolve(), ignore_errors=True)
+    assert all(row.pid is None for row in status(state))
+    assert not any(procs.port_open(p) for p in (kafka, controller, postgres, minio, console))
+
+
+def test_a_server_that_dies_is_reported_with_its_log_tail(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    pid = procs.spawn(state, "crashy", ["sh", "-c", "echo starting; echo 'FATAL: bad config line 3' >&2; exit 3"])
+    with pytest.raises(StackError) as error:
+        procs.wait_until(lambda: False, what="crashy", timeout=30, pid=pid, log=state.log("crashy"))
+    assert "crashy exited before it was ready" in str(error.value)
+    assert "FATAL: bad config line 3" in str(error.value)
+
+
+def test_a_server_that_never_gets_ready_times_out_with_its_log_tail(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    pid = procs.spawn(state, "slow", ["sh", "-c", "echo still warming up; exec sleep 60"])
+    try:
+        with pytest.raises(StackError, match=r"slow was not ready after 1 s(.|\n)*still warming up"):
+            procs.wait_until(lambda: False, what="slow", timeout=1, pid=pid, log=state.log("slow"))
+        assert procs.running_pid(state, "slow", "sleep 60") == pid
+    finally:
+        procs.terminate(pid, signal.SIGTERM, timeout=5)
+    assert procs.running_pid(state, "slow", "sleep 60") is None
+
+
+def test_a_port_taken_by_someone_else_is_refused_with_a_way_out(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        server = MinioServer(StateDir(tmp_path), Ports(minio=port, minio_console=free_ports(1)[0]), None, None)  # type: ignore[arg-type]
+        with pytest.raises(StackError, match=rf"port {port} .* taken(.|\n)*VOXTRAIN_STACK_PORT_OFFSET"):
+            server.start()

@@ -1,0 +1,94 @@
+"""A small medical-domain data set for the trainer tests, spoken by espeak-ng.
+
+TRAINING_TEXT and TEST_SENTENCES share domain words and phrases but no test sentence appears
+in the training text, so a better test WER comes from generalisation, not memorisation.
+TUNING_SENTENCES are for audio+transcript training pairs (decoder-weight tuning).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+TRAINING_TEXT = """\
+The patient was started on metoprolol twenty five milligrams twice daily.
+Continue lisinopril ten milligrams once daily for hypertension.
+The echocardiogram showed normal left ventricular function.
+Heart rate was controlled with metoprolol.
+Blood pressure remains elevated despite lisinopril.
+Start atorvastatin forty milligrams at bedtime.
+The patient has atrial fibrillation with rapid ventricular response.
+Warfarin was held because of bleeding.
+Oxygen saturation was ninety four percent on room air.
+Chest x-ray shows right lower lobe pneumonia.
+Begin amoxicillin five hundred milligrams three times daily.
+A heparin drip was started for the pulmonary embolism.
+Metformin was continued for type two diabetes.
+The electrocardiogram showed sinus tachycardia.
+Check a basic metabolic panel in the morning.
+Increase the metoprolol dose for persistent tachycardia.
+The patient denies chest pain or shortness of breath.
+Hold warfarin and check the international normalized ratio.
+Follow up echocardiogram in three months.
+Blood cultures were drawn before antibiotics.
+The patient was admitted with community acquired pneumonia.
+Oxygen saturation improved on two liters nasal cannula.
+Continue heparin until the warfarin is therapeutic.
+The electrocardiogram showed new atrial fibrillation.
+Blood pressure was one hundred forty over ninety.
+Start metformin five hundred milligrams twice daily with meals.
+The patient has a history of hypertension and diabetes.
+Lisinopril was held for low blood pressure.
+Chest x-ray shows no acute pneumonia.
+The echocardiogram showed mild mitral regurgitation.
+Atorvastatin was continued for high cholesterol.
+Heart rate was one hundred twenty in atrial fibrillation.
+Give amoxicillin for the ear infection.
+The patient will follow up in the cardiology clinic.
+Metoprolol was held for bradycardia.
+Continue atorvastatin and aspirin daily.
+Repeat the chest x-ray in the morning.
+The pulmonary embolism was confirmed on computed tomography.
+Oxygen saturation dropped during the night.
+The patient tolerated the procedure well.
+"""
+
+TEST_SENTENCES = [
+    "The patient was started on lisinopril for hypertension.",
+    "Continue metoprolol twenty five milligrams twice daily.",
+    "The electrocardiogram showed atrial fibrillation.",
+    "Oxygen saturation was ninety percent on room air.",
+    "Start heparin for the pulmonary embolism.",
+    "Chest x-ray shows left lower lobe pneumonia.",
+    "Hold metformin before the procedure.",
+    "Blood pressure was controlled with lisinopril.",
+    "Begin atorvastatin forty milligrams once daily.",
+    "The echocardiogram showed normal heart function.",
+]
+
+TUNING_SENTENCES = [
+    "Increase the lisinopril dose for persistent hypertension.",
+    "The patient was started on warfarin for atrial fibrillation.",
+    "Heart rate improved after metoprolol.",
+]
+
+VOICES = ("en-us+m3", "en-us+f2", "en-us+m1", "en-us+f3")
+SPEEDS = (150, 165, 140)
+
+
+def speak(text: str, path: Path, voice: str, speed: int = 155) -> Path:
+    """Write ``text`` spoken by espeak-ng as 16 kHz mono 16-bit WAV at ``path``."""
+    raw = path.with_suffix(".espeak.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
+    raw.unlink()
+    return path
+
+
+def speak_all(sentences: list[str], directory: Path, prefix: str) -> list[Path]:
+    """Speak each sentence with a rotating voice and speed; return the WAV paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        speak(s, directory / f"{prefix}{i:02d}.wav", VOICES[i % len(VOICES)], SPEEDS[i % len(SPEEDS)])
+        for i, s in enumerate(sentences)
+    ]

@@ -1,0 +1,177 @@
+"""End to end: domain text + espeak-ng speech -> custom model that beats the base model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from voxtrain_trainer.ml import (
+    AudioPair,
+    TextFile,
+    TrainingError,
+    TrainingInputs,
+    TrainingSettings,
+    run_training,
+    transcribe,
+)
+from voxtrain_trainer.ml.arpa import read_arpa
+from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT
+
+# Small grid: the test must stay fast on two shared cores (3 points x 3 utterances).
+SETTINGS = TrainingSettings(lw_grid=(6.5, 10.0), wip_grid=(0.65,), max_tuning_decodes=9)
+
+
+@pytest.fixture(scope="module")
+def trained(spoken, tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("run")
+    notes = work / "notes.txt"
+    notes.write_text(TRAINING_TEXT, encoding="utf-8")
+    inputs = TrainingInputs(
+        transcripts=[TextFile(notes)],
+        train_pairs=[AudioPair(path, text) for path, text in spoken.tuning],
+        test_pairs=[AudioPair(path, text) for path, text in spoken.test],
+    )
+    events: list[tuple[str, float]] = []
+    result = run_training(inputs, work, SETTINGS, lambda stage, pct: events.append((stage, pct)))
+    return result, events
+
+
+def test_no_test_sentence_is_in_the_training_text() -> None:
+    training = {line.strip().lower() for line in TRAINING_TEXT.splitlines()}
+    assert not training & {s.lower() for s in TEST_SENTENCES}
+
+
+def test_custom_model_beats_the_base_model(trained) -> None:
+    result, _ = trained
+    wer = result.metrics["evaluation"]["wer"]
+    base, custom = wer["base"], wer["custom"]
+    print(
+        f"\nWER base {base['wer']:.3f} (S{base['substitutions']} D{base['deletions']} I{base['insertions']}) "
+        f"-> custom {custom['wer']:.3f} (S{custom['substitutions']} D{custom['deletions']} I{custom['insertions']})"
+    )
+    assert base["wer"] > 0.5
+    assert custom["wer"] < 0.35
+    assert custom["wer"] < 0.5 * base["wer"]
+    for side in (base, custom):
+        assert side["reference_words"] == sum(len(s.split()) for s in TEST_SENTENCES) + 1  # "x-ray" -> "x ray"
+        assert side["substitutions"] + side["deletions"] + side["hits"] == side["reference_words"]
+        assert side["wer"] == pytest.approx(
+            (side["substitutions"] + side["deletions"] + side["insertions"]) / side["reference_words"]
+        )
+
+
+def test_perplexity_and_oov_side_by_side(trained) -> None:
+    ppl = trained[0].metrics["evaluation"]["perplexity"]
+    assert ppl["custom"]["oov_rate"] < ppl["base"]["oov_rate"]
+    assert ppl["custom"]["perplexity"] < ppl["base"]["perplexity"]
+    assert ppl["custom"]["words"] == ppl["base"]["words"] > 0
+
+
+def test_metrics_describe_the_run(trained) -> None:
+    m = trained[0].metrics
+    assert m["heldout"] is False
+    assert m["lm"]["order"] == 3 and len(m["lm"]["ngram_counts"]) == 3
+    assert m["lm"]["discount_fallback"] is True  # 40 sentences are too few for Chen-Goodman
+    assert all(d["reason"] for d in m["lm"]["discounts"] if d["fallback"])
+    assert m["lexicon"]["from_g2p"] >= 5 and "metoprolol" in m["lexicon"]["g2p_examples"]
+    assert m["decoder"]["tuned"] and m["decoder"]["tuning"]["decodes"] <= SETTINGS.max_tuning_decodes
+    assert (m["decoder"]["lw"], m["decoder"]["wip"]) in {(g["lw"], g["wip"]) for g in m["decoder"]["tuning"]["grid"]}
+    assert set(m["durations"]) == {"prepare_text", "lexicon", "estimate_lm", "tune", "evaluate", "report"}
+
+
+def test_artifacts_are_written(trained) -> None:
+    result, _ = trained
+    assert {name: path.name for name, path in result.artifacts.items()} == {
+        "lm": "lm.arpa",
+        "lm_bin": "lm.bin",
+        "lexicon": "lexicon.dict",
+        "decoder": "decoder.json",
+        "metrics": "metrics.json",
+        "model_card": "model_card.md",
+    }
+    decoder = json.loads(result.artifacts["decoder"].read_text())
+    assert decoder["lw"] == result.metrics["decoder"]["lw"] and decoder["order"] == 3
+    assert (decoder["lm"], decoder["lm_arpa"]) == ("lm.bin", "lm.arpa")
+    assert read_arpa(result.artifacts["lm"]).ngram_counts() == result.metrics["lm"]["ngram_counts"]
+    assert (
+        json.loads(result.artifacts["metrics"].read_text())["evaluation"]["wer"]["custom"]["wer"]
+        == (result.metrics["evaluation"]["wer"]["custom"]["wer"])
+    )
+    card = result.artifacts["model_card"].read_text()
+    assert "| base |" in card and "| custom |" in card and "Fallback discounts" in card
+    dictionary = result.artifacts["lexicon"].read_text()
+    assert "\nmetoprolol " in dictionary
+
+
+def test_progress_is_reported_per_stage_and_never_goes_down(trained) -> None:
+    _, events = trained
+    percents = [p for _, p in events]
+    assert percents == sorted(percents) and events[0] == ("prepare_text", 0) and events[-1] == ("report", 100)
+    assert [s for s, _ in events if s in {"tune", "evaluate"}].count("tune") >= 3
+
+
+def test_transcribe_with_the_trained_model(trained, spoken) -> None:
+    result, _ = trained
+    path, text = spoken.test[1]  # "Continue metoprolol twenty five milligrams twice daily."
+    transcript = transcribe(result.model_dir, path)
+    assert "metoprolol" in transcript.text.split()
+    starts = [w.start for w in transcript.words]
+    assert starts == sorted(starts) and all(w.end > w.start for w in transcript.words)
+    assert transcript.text == " ".join(w.word for w in transcript.words)
+    assert not any(w.word.startswith(("<", "[")) for w in transcript.words)
+    # a segment is transcribed on its own, with times relative to the segment
+    met = next(w for w in transcript.words if w.word == "metoprolol")
+    segment = transcribe(result.model_dir, path, offset=met.start - 0.05, duration=met.end - met.start + 0.1)
+    assert "metoprolol" in segment.text.split() and segment.words[-1].end <= met.end - met.start + 0.15
+
+
+def test_transcribe_with_the_base_model(spoken) -> None:
+    transcript = transcribe(None, spoken.test[3][0])  # "Oxygen saturation was ..."
+    assert transcript.words and "oxygen" in transcript.text
+
+
+def test_no_test_data_holds_out_text(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT * 3, encoding="utf-8")
+    result = run_training(TrainingInputs(transcripts=[TextFile(notes)]), tmp_path, SETTINGS)
+    m = result.metrics
+    assert m["heldout"] is True and m["heldout_text"] is True and m["evaluation"]["wer"] is None
+    assert m["evaluation"]["perplexity"]["custom"]["sentences"] > 0
+    assert "Held out" in result.artifacts["model_card"].read_text()
+
+
+def test_no_training_text_is_a_typed_error(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("...\n!!!\n", encoding="utf-8")
+    with pytest.raises(TrainingError) as info:
+        run_training(TrainingInputs(transcripts=[TextFile(notes)]), tmp_path, SETTINGS)
+    assert info.value.code == "no_training_text" and "TRANSCRIPT" in info.value.message
+
+
+def test_a_broken_stage_names_itself(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT, encoding="utf-8")
+    broken = tmp_path / "call.wav"
+    broken.write_bytes(b"RIFF....not really a wav")
+    inputs = TrainingInputs(transcripts=[TextFile(notes)], test_pairs=[AudioPair(broken, "hold warfarin")])
+    with pytest.raises(TrainingError) as info:
+        run_training(inputs, tmp_path, SETTINGS)
+    assert info.value.code == "stage_failed" and info.value.stage == "evaluate"
+    assert "call.wav" in info.value.message
+
+
+def test_an_exception_from_progress_cancels_unchanged(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT, encoding="utf-8")
+
+    class Cancelled(Exception):
+        pass
+
+    def progress(stage: str, percent: float) -> None:
+        if stage == "estimate_lm":
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        run_training(TrainingInputs(transcripts=[TextFile(notes)]), tmp_path, SETTINGS, progress)
