@@ -77,10 +77,14 @@ SPEEDS = (150, 165, 140)
 
 
 def speak(text: str, path: Path, voice: str, speed: int = 155) -> Path:
-    """Write ``text`` spoken by espeak-ng as 16 kHz mono 16-bit WAV at ``path``."""
+    """Write ``text`` spoken by espeak-ng as 16 kHz mono 16-bit WAV at ``path``.
+
+    sox dithers (a noise floor, as real recordings have; PocketSphinx decodes digital silence
+    badly) in repeatable mode (-R), so the same text always gives the same file.
+    """
     raw = path.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
+    subprocess.run(["sox", "-R", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
     raw.unlink()
     return path
 

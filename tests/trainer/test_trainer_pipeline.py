@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voxtrain_trainer.ml import (
@@ -13,10 +15,13 @@ from voxtrain_trainer.ml import (
     TrainingError,
     TrainingInputs,
     TrainingSettings,
+    load_decoder,
     run_training,
     transcribe,
+    transcribe_with,
 )
 from voxtrain_trainer.ml.arpa import read_arpa
+from voxtrain_trainer.ml.audio import load_pcm
 from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT
 
 # Small grid: the test must stay fast on two shared cores (3 points x 3 utterances).
@@ -77,6 +82,7 @@ def test_metrics_describe_the_run(trained) -> None:
     assert all(d["reason"] for d in m["lm"]["discounts"] if d["fallback"])
     assert m["lexicon"]["from_g2p"] >= 5 and "metoprolol" in m["lexicon"]["g2p_examples"]
     assert m["decoder"]["tuned"] and m["decoder"]["tuning"]["decodes"] <= SETTINGS.max_tuning_decodes
+    assert m["decoder"]["tuning"]["lm"] == "LM without the train pairs' transcripts"
     assert (m["decoder"]["lw"], m["decoder"]["wip"]) in {(g["lw"], g["wip"]) for g in m["decoder"]["tuning"]["grid"]}
     assert set(m["durations"]) == {"prepare_text", "lexicon", "estimate_lm", "tune", "evaluate", "report"}
 
@@ -121,15 +127,37 @@ def test_transcribe_with_the_trained_model(trained, spoken) -> None:
     assert starts == sorted(starts) and all(w.end > w.start for w in transcript.words)
     assert transcript.text == " ".join(w.word for w in transcript.words)
     assert not any(w.word.startswith(("<", "[")) for w in transcript.words)
-    # a segment is transcribed on its own, with times relative to the segment
+    # a segment is decoded on its own; its word times still count from the start of the file
     met = next(w for w in transcript.words if w.word == "metoprolol")
-    segment = transcribe(result.model_dir, path, offset=met.start - 0.05, duration=met.end - met.start + 0.1)
-    assert "metoprolol" in segment.text.split() and segment.words[-1].end <= met.end - met.start + 0.15
+    start, end = met.start - 0.05, met.end + 0.05
+    segment = transcribe(result.model_dir, path, offset=start, duration=end - start)
+    assert "metoprolol" in segment.text.split()
+    assert all(start <= w.start < w.end <= end + 0.02 for w in segment.words)
+
+
+def test_long_audio_is_split_at_silences(trained, spoken, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    silence = rng.integers(-3, 4, size=24_000).astype("<i2")  # 1.5 s of noise floor
+    parts = [np.frombuffer(load_pcm(path), "<i2") for path, _ in spoken.test[:3]]
+    joined = np.concatenate([parts[0], silence, parts[1], silence, parts[2]])
+    path = tmp_path / "long.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16_000)
+        out.writeframes(joined.tobytes())
+    decoder = load_decoder(trained[0].model_dir)
+    transcript = transcribe_with(decoder, path, max_utterance_seconds=5.0)
+    words = transcript.text.split()
+    assert {"patient", "metoprolol", "fibrillation"} <= set(words)
+    second_starts = (parts[0].size + silence.size) / 16_000
+    assert words.index("patient") < words.index("metoprolol") < words.index("fibrillation")
+    assert next(w for w in transcript.words if w.word == "metoprolol").start > second_starts
+    starts = [w.start for w in transcript.words]
+    assert starts == sorted(starts)
 
 
 def test_transcribe_with_the_base_model(spoken) -> None:
     transcript = transcribe(None, spoken.test[3][0])  # "Oxygen saturation was ..."
-    assert transcript.words and "oxygen" in transcript.text
+    assert transcript.words and {"oxygen", "saturation"} & set(transcript.text.split())
 
 
 def test_no_test_data_holds_out_text(tmp_path: Path) -> None:
@@ -140,6 +168,16 @@ def test_no_test_data_holds_out_text(tmp_path: Path) -> None:
     assert m["heldout"] is True and m["heldout_text"] is True and m["evaluation"]["wer"] is None
     assert m["evaluation"]["perplexity"]["custom"]["sentences"] > 0
     assert "Held out" in result.artifacts["model_card"].read_text()
+
+
+def test_only_audio_pairs_hold_out_audio_and_tune_on_the_full_lm(spoken, tmp_path: Path) -> None:
+    pairs = [AudioPair(path, text) for path, text in spoken.tuning]
+    result = run_training(TrainingInputs(train_pairs=pairs), tmp_path, SETTINGS)
+    m = result.metrics
+    assert m["heldout_audio"] is True and m["data"]["test_pairs"] == 1 and m["data"]["train_pairs"] == 2
+    assert m["evaluation"]["wer"]["custom"]["utterances"] == 1
+    assert m["decoder"]["tuning"]["lm"].startswith("full LM")
+    assert not (tmp_path / "tuning-lm").exists()
 
 
 def test_no_training_text_is_a_typed_error(tmp_path: Path) -> None:

@@ -1,19 +1,109 @@
-"""The ``voxtrain`` command: operations on a running system."""
+"""The ``voxtrain`` command: operations on a running system (the work itself is in :mod:`voxtrain_shared.ops`).
+
+Settings come from the same environment variables as the services' (``VOXTRAIN_POSTGRES__DSN``,
+``VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS``, ``VOXTRAIN_AUTH__JWT_SECRET``), so the command works inside any
+service's pod. Output is a table for people, or JSON with ``--json``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Coroutine, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
 import typer
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import ops
 from .auth import issue_token
-from .settings import ENV_PREFIX, NESTED, AuthSettings
+from .settings import ENV_PREFIX, NESTED, AuthSettings, KafkaSettings, PostgresSettings
 
 app = typer.Typer(help="voxtrain operations", no_args_is_help=True)
+dlt_app = typer.Typer(help="Dead-letter topics: what consumers gave up on, and sending it back.",
+                      no_args_is_help=True)
+app.add_typer(dlt_app, name="dlt")
+T = TypeVar("T")
+
+JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
+SCHEMAS_HELP = "comma-separated schemas of the services' outboxes"
 
 
 class _CliSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore")
     auth: AuthSettings
+
+
+class _DbSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore")
+    postgres: PostgresSettings
+
+
+class _KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore")
+    kafka: KafkaSettings = KafkaSettings()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _db() -> PostgresSettings:
+    try:
+        return _DbSettings().postgres
+    except ValidationError:
+        raise _fail("Set VOXTRAIN_POSTGRES__DSN to the services' database "
+                    "(postgresql://user:password@host:port/db; `voxtrain-stack env` shows the local one).") from None
+
+
+def _kafka() -> KafkaSettings:
+    try:
+        return _KafkaSettings().kafka
+    except ValidationError as exc:
+        raise _fail(f"invalid Kafka settings: {exc}") from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except ops.OpsError as exc:
+        raise _fail(str(exc)) from None
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise _fail(f"cannot reach the server: {exc!r}") from None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _print(rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, empty: str) -> None:
+    """A table of ``columns`` (or every field as JSON)."""
+    if as_json:
+        typer.echo(json.dumps(rows, default=str, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo(empty)
+        return
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _schemas(value: str) -> list[str]:
+    return [s.strip() for s in value.split(",") if s.strip()]
 
 
 @app.command()
@@ -30,6 +120,105 @@ def token(tenant: str, ttl_seconds: int = typer.Option(None, help="lifetime; def
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate(service: str = typer.Argument(..., help=f"one of {', '.join(ops.SERVICES)}"),
+            schema: str = typer.Option(None, help="default: VOXTRAIN_POSTGRES__SCHEMA, else the service name")) -> None:
+    """Apply SERVICE's database migrations and exit (the Kubernetes migration Jobs run this)."""
+    db = _db()
+    target = schema or db.schema_name or service
+    applied = _run(ops.migrate_service(db.dsn.get_secret_value(), service, target))
+    typer.echo(f"{service}: schema {target} is up to date"
+               + (f"; applied {', '.join(applied)}" if applied else " (nothing to apply)"))
+
+
+@app.command()
+def models(status: int = typer.Option(None, min=1, max=5, help="1 Not Running … 5 Failed; default: all"),
+           tenant: str = typer.Option(None, help="only this tenant's models"),
+           schema: str = typer.Option("models", help="the models service's schema"),
+           limit: int = typer.Option(100, min=1),
+           as_json: bool = JSON_OPTION) -> None:
+    """Models by status, every tenant (read-only SQL on the models service's schema)."""
+    rows = _run(ops.list_models(_db().dsn.get_secret_value(), schema, status=status, tenant=tenant, limit=limit))
+    _print(rows, ("id", "tenant", "name", "status", "status_name", "run_id", "error", "updated_at"), as_json,
+           "no models")
+
+
+@app.command()
+def runs(status: str = typer.Option(None, help=f"one of {', '.join(ops.RUN_STATUSES)}; default: all"),
+         schema: str = typer.Option("trainer", help="the trainer service's schema"),
+         limit: int = typer.Option(100, min=1),
+         as_json: bool = JSON_OPTION) -> None:
+    """Training runs by status (read-only SQL on the trainer service's schema)."""
+    rows = _run(ops.list_runs(_db().dsn.get_secret_value(), schema, status=status, limit=limit))
+    _print(rows, ("run_id", "tenant", "model_id", "status", "stage", "percent", "error", "owner", "started_at",
+                  "finished_at"), as_json, "no runs")
+
+
+@app.command()
+def history(model_id: UUID = typer.Argument(..., help="the model's id"),
+            kafka: bool = typer.Option(False, "--kafka",
+                                       help="scan the topics (and dead-letter topics) instead of the outboxes"),
+            schemas: str = typer.Option(",".join(ops.SERVICES), help=SCHEMAS_HELP),
+            as_json: bool = JSON_OPTION) -> None:
+    """A model's events in time order.
+
+    By default from the services' outbox tables: every event voxtrain published about the model, kept
+    after relaying, with whether it has been sent yet. With --kafka, from the topics keyed by the model:
+    also commands other services sent and dead letters, as far back as Kafka retains them.
+    """
+    if kafka:
+        k = _kafka()
+        rows = _run(ops.history_from_kafka(k.bootstrap_servers, model_id, k.topics.all()))
+    else:
+        rows = _run(ops.history_from_outbox(_db().dsn.get_secret_value(), model_id, _schemas(schemas)))
+    _print(rows, ("occurred_at", "source", "type", "sent", "correlation_id", "summary"), as_json,
+           f"no events for model {model_id}")
+
+
+@app.command()
+def outbox(schemas: str = typer.Option(",".join(ops.SERVICES), help=SCHEMAS_HELP),
+           as_json: bool = JSON_OPTION) -> None:
+    """Events waiting in each service's outbox, and the oldest one's age."""
+    rows = _run(ops.outbox_status(_db().dsn.get_secret_value(), _schemas(schemas)))
+    _print(rows, ("schema", "present", "unsent", "oldest_age_seconds", "last_sent_at"), as_json, "no schemas")
+
+
+@dlt_app.command("list")
+def dlt_list(topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"),
+             as_json: bool = JSON_OPTION) -> None:
+    """The messages in TOPIC.dlt, why they are there, and whether a replay already sent them back."""
+    rows = _run(ops.dlt_list(_kafka().bootstrap_servers, topic))
+    _print(rows, ("partition", "offset", "key", "type", "group", "attempts", "replayed", "reason"), as_json,
+           f"{ops.dead_letter(topic.removesuffix('.dlt'))} is empty")
+
+
+@dlt_app.command("replay")
+def dlt_replay(topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"),
+               limit: int = typer.Option(None, min=1, help="replay at most this many"),
+               dry_run: bool = typer.Option(False, "--dry-run", help="show what would be replayed; send nothing"),
+               as_json: bool = JSON_OPTION) -> None:
+    """Send the messages of TOPIC.dlt not replayed yet back to the topic they came from."""
+    rows = _run(ops.dlt_replay(_kafka().bootstrap_servers, topic, limit=limit, dry_run=dry_run))
+    _print(rows, ("partition", "offset", "key", "type", "target", "action"), as_json, "nothing to replay")
+
+
+@app.command()
+def docs(out: Path = typer.Option(Path("docs"), help="folder of the generated contracts"),
+         check: bool = typer.Option(False, "--check", help="only report drift (exit 1), write nothing")) -> None:
+    """Generate docs/asyncapi.json and docs/openapi/<service>.json from the code."""
+    if check:
+        drift = ops.docs_drift(out)
+        for line in drift:
+            typer.echo(line, err=True)
+        if drift:
+            typer.echo("run `make docs` and commit the result", err=True)
+            raise typer.Exit(1)
+        typer.echo("contracts are up to date")
+        return
+    for path in ops.write_docs(out):
+        typer.echo(f"wrote {path}")
 
 
 @app.callback()

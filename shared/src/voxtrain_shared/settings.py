@@ -127,6 +127,9 @@ class ValidatorSettings(ServiceSettings):
     http: HttpSettings = HttpSettings(port=8103)
     minio: MinioSettings
     concurrency: int = Field(2, ge=1)
+    max_attempts: int = Field(4, ge=1, description="storage read attempts before dead-lettering")
+    retry_base_seconds: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
+    lease_seconds: float = Field(900.0, gt=0, description="a worker that dies frees its job after this")
 
 
 class TrainerSettings(ServiceSettings):

@@ -24,6 +24,7 @@ import asyncpg
 from voxtrain_shared import events as ev
 from voxtrain_shared import outbox
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
+from voxtrain_shared.metrics import TRAINING_SECONDS, TRAININGS
 from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.vocab import ErrorCode
@@ -197,6 +198,9 @@ class Supervisor:
                 await self._emit(conn, a.request, ev.TrainingSucceeded(run_id=a.run_id, metrics=metrics,
                                                                        artifacts=result["artifacts"]))
                 log.info("training_succeeded", run_id=str(a.run_id))
+        outcome = "failed" if error else "succeeded"
+        TRAININGS.labels(outcome, str((error or {}).get("code") or "")).inc()
+        TRAINING_SECONDS.labels(outcome).observe(time.monotonic() - a.started)
 
     async def _heartbeat(self) -> None:
         if self._active:
@@ -208,7 +212,8 @@ class Supervisor:
         """Fail runs whose replica stopped heartbeating (any replica may do it); returns how many."""
         async with self._pool().acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT run_id, request FROM runs WHERE status='running' AND owner <> $1 "
+                "SELECT run_id, request, extract(epoch FROM now() - started_at) AS seconds FROM runs "
+                "WHERE status='running' AND owner <> $1 "
                 "AND heartbeat_at < now() - make_interval(secs => $2) FOR UPDATE SKIP LOCKED",
                 self.owner, self._s.lease_seconds)
             for r in rows:
@@ -219,7 +224,11 @@ class Supervisor:
                 await self._emit(conn, ev.REGISTRY.parse(bytes(r["request"])),
                                  ev.TrainingFailed(run_id=r["run_id"], error=_info(error)))
                 log.warning("training_reaped", run_id=str(r["run_id"]))
-            return len(rows)
+        for r in rows:  # counted once committed
+            TRAININGS.labels("failed", ErrorCode.WORKER_LOST.value).inc()
+            if r["seconds"] is not None:
+                TRAINING_SECONDS.labels("failed").observe(float(r["seconds"]))
+        return len(rows)
 
     async def _emit(self, conn: asyncpg.Connection, request: ev.Envelope, message: ev.Message) -> None:
         env = ev.wrap(message, tenant_id=request.tenant_id, model_id=request.model_id, causation=request)

@@ -24,7 +24,9 @@ def build(settings: ValidatorSettings) -> Service:
     async def publish_dead(topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
         await svc.broker.publish(value, topic=topic, key=key, headers=headers)
 
-    workers = jobs.Workers(lambda: svc.pool, svc.schema, svc.topics, storage_validator(minio), publish_dead)
+    workers = jobs.Workers(lambda: svc.pool, svc.schema, svc.topics, storage_validator(minio), publish_dead,
+                           max_attempts=settings.max_attempts, retry_base_seconds=settings.retry_base_seconds,
+                           lease_seconds=settings.lease_seconds)
 
     async def on_dataset(env: ev.Envelope) -> None:
         async with svc.pool.acquire() as conn, conn.transaction():

@@ -12,7 +12,7 @@ from voxtrain_shared.vocab import DatasetType
 from .adapters.s3_reader import S3RangeReader
 from .jobs import Job, Validate, extension
 from .rules.audio import validate_audio
-from .rules.manifest import DatasetRef, validate_manifest
+from .rules.manifest import AmbiguousReference, DatasetRef, validate_manifest
 from .rules.outcome import Outcome
 from .rules.transcript import validate_transcript
 
@@ -29,7 +29,9 @@ def resolver(job: Job, siblings: dict[str, Any]):
         s = siblings.get(ref)
         if s is None:
             same = by_name.get(ref, [])
-            s = same[0] if len(same) == 1 else None
+            if len(same) > 1:
+                raise AmbiguousReference(ref, [str(x["dataset_id"]) for x in same])
+            s = same[0] if same else None
         if s is None or s["dataset_id"] == job.dataset_id:
             return None
         meta = (s.get("result") or {}).get("metadata") or {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import asyncpg
 from voxtrain_shared import events as ev
 from voxtrain_shared import outbox
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
+from voxtrain_shared.metrics import VALIDATION_SECONDS, VALIDATIONS
 from voxtrain_shared.topics import Topics, dead_letter
 from voxtrain_shared.vocab import DatasetType, ErrorCode
 
@@ -121,10 +123,12 @@ class Workers:
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics, validate: Validate,
                  publish_dead: Callable[[str, bytes, bytes | None, dict[str, str]], Any], *,
-                 max_attempts: int = 4, lease_seconds: float = 600, poll: float = 1.0) -> None:
+                 max_attempts: int = 4, retry_base_seconds: float = 2.0, lease_seconds: float = 900,
+                 poll: float = 1.0) -> None:
         self._pool, self._schema, self._topics = pool, schema, topics
         self._validate, self._publish_dead = validate, publish_dead
         self._max_attempts, self._lease, self._poll = max_attempts, lease_seconds, poll
+        self._retry_base = retry_base_seconds
         self._wake = asyncio.Event()
 
     def wake(self, *_: object) -> None:
@@ -164,17 +168,18 @@ class Workers:
         try:
             log.info("validation_started", dataset_id=str(job.dataset_id), type=job.type.name, size=job.size,
                      attempt=job.attempts)
+            started = time.perf_counter()
             try:
                 outcome = await asyncio.to_thread(self._validate, job, others)
             except SourceReadError as exc:
                 await self._retry_or_dead(job, exc)
                 return True
-            await self._finish(job, outcome)
+            await self._finish(job, outcome, seconds=time.perf_counter() - started)
             return True
         finally:
             unbind_message()
 
-    async def _finish(self, job: Job, outcome: Outcome) -> None:
+    async def _finish(self, job: Job, outcome: Outcome, seconds: float | None = None) -> None:
         async with self._pool().acquire() as conn, conn.transaction():
             still = await conn.fetchval("SELECT 1 FROM datasets WHERE dataset_id=$1 FOR UPDATE", job.dataset_id)
             if not still:
@@ -187,16 +192,21 @@ class Workers:
             await outbox.add(conn, self._schema, self._topics, env)
         log.info("validation_finished", dataset_id=str(job.dataset_id), passed=outcome.passed,
                  code=str(outcome.code) if outcome.code else None)
+        verdict = "passed" if outcome.passed else "failed"
+        VALIDATIONS.labels(job.type.name, verdict, str(outcome.code or "")).inc()
+        if seconds is not None:
+            VALIDATION_SECONDS.labels(job.type.name, verdict).observe(seconds)
 
     async def _retry_or_dead(self, job: Job, exc: Exception) -> None:
         async with self._pool().acquire() as conn:
             if job.attempts < self._max_attempts:
-                delay = min(300.0, 2.0 ** job.attempts)
+                delay = min(300.0, self._retry_base * 2.0 ** (job.attempts - 1))
                 await conn.execute(
                     "UPDATE datasets SET status='pending', lease_until=NULL, updated_at=now(), "
                     "next_attempt_at = now() + make_interval(secs => $2) WHERE dataset_id=$1", job.dataset_id, delay)
                 log.warning("validation_retry", dataset_id=str(job.dataset_id), attempt=job.attempts,
                             retry_in=delay, error=str(exc))
+                VALIDATIONS.labels(job.type.name, "retried", ErrorCode.STORAGE_UNAVAILABLE.value).inc()
                 return
             topic = self._topics.datasets
             await self._publish_dead(dead_letter(topic), job.envelope.to_bytes(), job.envelope.key(), {

@@ -93,7 +93,6 @@ _IPA_TO_CMU: dict[str, tuple[str, ...]] = {
     "j": ("Y",),
     "z": ("Z",),
     "ʒ": ("ZH",),
-    _FLAP: ("T",),
 }
 _MARKS = str.maketrans("", "", "ˈˌː'ˑ")
 _LONGEST = max(len(k) for k in _IPA_TO_CMU)
@@ -121,44 +120,30 @@ def _map_phoneme(symbol: str) -> list[str] | None:
     return out
 
 
+def _map_word(ipa: str, flap: str) -> tuple[str, ...] | None:
+    """CMU phones of one word's IPA, reading every flap as the IPA consonant ``flap``."""
+    phones: list[str] = []
+    for symbol in ipa.replace(" ", "_").split("_"):
+        if not symbol.translate(_MARKS):
+            continue
+        mapped = _map_phoneme(symbol.replace(_FLAP, flap))
+        if mapped is None:
+            return None
+        phones.extend(mapped)
+    return tuple(phones) or None
+
+
 def ipa_to_cmu(ipa: str) -> list[tuple[str, ...]] | None:
     """Map one word's espeak-ng IPA (phonemes separated by ``_``, words by spaces) to CMU.
 
     Returns one pronunciation, or two when the word has a flap (read as T, then as D), or
     ``None`` when some sound has no CMU counterpart.
     """
-    phones: list[str] = []
-    flap = False
-    for symbol in ipa.replace(" ", "_").split("_"):
-        if not symbol.translate(_MARKS):
-            continue
-        flap = flap or _FLAP in symbol
-        mapped = _map_phoneme(symbol)
-        if mapped is None:
-            return None
-        phones.extend(mapped)
-    if not phones:
-        return None
-    first = tuple(phones)
-    if not flap:
-        return [first]
-    with_d = _map_phoneme_sequence(ipa, flap_as="D")
-    return [first] if with_d is None or with_d == first else [first, with_d]
-
-
-def _map_phoneme_sequence(ipa: str, flap_as: str) -> tuple[str, ...] | None:
-    phones: list[str] = []
-    for symbol in ipa.replace(" ", "_").split("_"):
-        if not symbol.translate(_MARKS):
-            continue
-        if _FLAP in symbol:
-            mapped = _map_phoneme(symbol.replace(_FLAP, "d"))
-        else:
-            mapped = _map_phoneme(symbol)
-        if mapped is None:
-            return None
-        phones.extend(mapped)
-    return tuple(phones)
+    as_t = _map_word(ipa, "t")
+    if as_t is None or _FLAP not in ipa:
+        return None if as_t is None else [as_t]
+    as_d = _map_word(ipa, "d")
+    return [as_t] if as_d is None or as_d == as_t else [as_t, as_d]
 
 
 def _espeak_batch(words: Sequence[str], voice: str) -> list[str]:

@@ -12,6 +12,7 @@ exception raised by ``progress`` itself (e.g. to cancel a run) propagates unchan
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,17 +21,18 @@ from time import perf_counter
 from voxtrain_trainer.ml import model_files
 from voxtrain_trainer.ml.arpa import write_arpa
 from voxtrain_trainer.ml.audio import load_pcm
+from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.decoder import DecoderConfig
-from voxtrain_trainer.ml.encoding import SPECIALS, encode_sentences, restrict_vocabulary
+from voxtrain_trainer.ml.encoding import SPECIALS, EncodedText, encode_sentences, restrict_vocabulary
 from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
 from voxtrain_trainer.ml.g2p import espeak_pronunciations
-from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
+from voxtrain_trainer.ml.kneser_ney import Discounts, estimate_kneser_ney
 from voxtrain_trainer.ml.lexicon import build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
 from voxtrain_trainer.ml.model_card import render_model_card
-from voxtrain_trainer.ml.prepare import prepare_data
+from voxtrain_trainer.ml.prepare import PreparedData, prepare_data
 from voxtrain_trainer.ml.tuning import DEFAULT_LW, DEFAULT_WIP, tune_weights
 from voxtrain_trainer.ml.types import AudioPair, ProgressCallback, TrainingInputs, TrainingResult, TrainingSettings
 
@@ -77,6 +79,34 @@ class _Stages:
         self.report(stage, end)
 
 
+def _write_lm(
+    encoded: EncodedText, settings: TrainingSettings, directory: Path
+) -> tuple[BackoffLM, list[Discounts], list[int], Path]:
+    """Estimate; write ``lm.arpa`` and ``lm.bin`` into ``directory``; model, discounts, counts, bin path."""
+    lm, discounts = estimate_kneser_ney(encoded, settings.order, settings.fallback_discounts)
+    counts = write_arpa(lm, directory / model_files.LM_FILE)
+    bin_path = convert_to_binary(directory / model_files.LM_FILE, directory / model_files.LM_BIN_FILE)
+    return lm, discounts, counts, bin_path
+
+
+def _tuning_config(
+    data: PreparedData, vocabulary: set[str], final: DecoderConfig, settings: TrainingSettings, directory: Path
+) -> tuple[DecoderConfig, str]:
+    """The decoder to tune with: an LM without the train pairs' own text when there is other text.
+
+    Tuning on utterances whose transcripts are in the LM rewards a high LM weight (the LM knows
+    every sentence); test audio is never in the LM, so that bias would carry over.
+    """
+    pair_text = set(data.pair_sentences)
+    other = [s for s in data.training_sentences if s not in pair_text]
+    if not other:
+        return final, "full LM (the train pairs are the only text; their transcripts are in it)"
+    encoded = restrict_vocabulary(encode_sentences(other), vocabulary)
+    directory.mkdir(exist_ok=True)
+    _, _, _, bin_path = _write_lm(encoded, settings, directory)
+    return DecoderConfig(bin_path, final.dictionary, final.hmm), "LM without the train pairs' transcripts"
+
+
 def _load_audio(pairs: list[AudioPair], progress: Callable[[float], None]) -> list[tuple[str, bytes, str]]:
     out = []
     for i, pair in enumerate(pairs):
@@ -120,29 +150,29 @@ def run_training(
             f"espeak-ng); e.g. {', '.join(lexicon.unmapped[:5])}. The model is English: check the text language.",
         )
 
-    with stages.run("estimate_lm") as step:
-        lm, discounts = estimate_kneser_ney(encoded, settings.order, settings.fallback_discounts)
-        step(0.8)
+    with stages.run("estimate_lm"):
+        lm, discounts, ngram_counts, bin_path = _write_lm(encoded, settings, model_dir)
         lm_path = model_dir / model_files.LM_FILE
         dict_path = model_dir / model_files.DICT_FILE
-        ngram_counts = write_arpa(lm, lm_path)
-        step(0.9)
-        bin_path = convert_to_binary(lm_path, model_dir / model_files.LM_BIN_FILE)
         write_dictionary(lexicon.entries, dict_path)
     custom = DecoderConfig(lm=bin_path, dictionary=dict_path, hmm=base_model_files().hmm)
 
-    tuning = None
+    tuning = tuning_lm = None
     with stages.run("tune") as step:
         if data.train_pairs:
-            utterances = _load_audio(data.train_pairs, lambda f: step(0.2 * f))
+            utterances = _load_audio(data.train_pairs, lambda f: step(0.1 * f))
+            scratch = Path(work_dir) / "tuning-lm"
+            config, tuning_lm = _tuning_config(data, set(lexicon.entries), custom, settings, scratch)
+            step(0.2)
             tuning = tune_weights(
-                custom,
+                config,
                 [(pcm, text) for _, pcm, text in utterances],
                 settings.lw_grid,
                 settings.wip_grid,
                 settings.max_tuning_decodes,
                 lambda f: step(0.2 + 0.8 * f),
             )
+            shutil.rmtree(scratch, ignore_errors=True)
     lw, wip = (tuning.lw, tuning.wip) if tuning else (DEFAULT_LW, DEFAULT_WIP)
     custom = custom.with_weights(lw, wip)
 
@@ -191,7 +221,7 @@ def run_training(
                 "lw": lw,
                 "wip": wip,
                 "tuned": tuning is not None,
-                "tuning": tuning.to_dict() if tuning else None,
+                "tuning": {**tuning.to_dict(), "lm": tuning_lm} if tuning else None,
             },
             "evaluation": {"wer": wer, "perplexity": ppl},
             "settings": settings.to_dict(),

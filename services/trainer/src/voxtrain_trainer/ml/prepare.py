@@ -1,7 +1,8 @@
 """Gather and split the text of a run: training sentences, test sentences, train/test pairs.
 
 Contract of :func:`prepare_data`:
-- training sentences = normalised sentences of the TRANSCRIPT files + train-pair transcripts;
+- training sentences = normalised sentences of the TRANSCRIPT files + train-pair transcripts
+  (the latter also kept apart in ``pair_sentences``);
 - test sentences (for perplexity/OOV) = TEST files + test-pair transcripts;
 - with no test text and no test pairs, a deterministic slice (``heldout_fraction``, chosen by a
   hash of the sentence, so identical sentences fall on the same side) of the training text is
@@ -29,6 +30,7 @@ class PreparedData:
     test_sentences: list[str]
     train_pairs: list[AudioPair]
     test_pairs: list[AudioPair]
+    pair_sentences: list[str] = field(default_factory=list)  # train-pair transcripts, normalised
     heldout_text: bool = False
     heldout_audio: bool = False
     notes: list[str] = field(default_factory=list)
@@ -58,7 +60,8 @@ def prepare_data(inputs: TrainingInputs, heldout_fraction: float) -> PreparedDat
     training: list[str] = []
     for source in inputs.transcripts:
         training.extend(normalized_sentences(read_utterances(source.path, source.format)))
-    training.extend(normalized_sentences(p.text for p in train_pairs))
+    pair_sentences = list(normalized_sentences(p.text for p in train_pairs))
+    training.extend(pair_sentences)
     test: list[str] = []
     for source in inputs.test_texts:
         test.extend(normalized_sentences(read_utterances(source.path, source.format)))
@@ -77,4 +80,4 @@ def prepare_data(inputs: TrainingInputs, heldout_fraction: float) -> PreparedDat
                 f"no test text: {len(held)} training sentences ({len(held) / (len(held) + len(kept)):.0%}) "
                 "were held out for perplexity and OOV"
             )
-    return PreparedData(training, test, train_pairs, test_pairs, heldout_text, heldout_audio, notes)
+    return PreparedData(training, test, train_pairs, test_pairs, pair_sentences, heldout_text, heldout_audio, notes)

@@ -3,15 +3,21 @@
 Contract: ``transcribe(None, path)`` uses the shipped base model with default weights;
 ``transcribe(model_dir, path)`` uses the model directory a training run produced. For many files
 keep one :func:`load_decoder` result and call :func:`transcribe_with`: loading costs ~0.3 s.
+With ``offset``/``duration`` only that segment is decoded; word times are always seconds from
+the start of the file. Audio longer than ``max_utterance_seconds`` is split at silences (VAD)
+and the pieces are decoded one by one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from voxtrain_trainer.ml.audio import load_pcm
-from voxtrain_trainer.ml.decoder import SpeechDecoder, Transcript
+from voxtrain_trainer.ml.audio import load_pcm, pcm_duration
+from voxtrain_trainer.ml.decoder import SpeechDecoder, Transcript, WordTiming
 from voxtrain_trainer.ml.model_files import decoder_config
+from voxtrain_trainer.ml.segmenting import speech_segments
+
+MAX_UTTERANCE_SECONDS = 30.0
 
 
 def load_decoder(model_dir: Path | None) -> SpeechDecoder:
@@ -19,11 +25,25 @@ def load_decoder(model_dir: Path | None) -> SpeechDecoder:
     return SpeechDecoder(decoder_config(model_dir))
 
 
+def _shifted(transcript: Transcript, seconds: float) -> list[WordTiming]:
+    return [WordTiming(w.word, w.start + seconds, w.end + seconds) for w in transcript.words]
+
+
 def transcribe_with(
-    decoder: SpeechDecoder, audio_path: Path, offset: float | None = None, duration: float | None = None
+    decoder: SpeechDecoder,
+    audio_path: Path,
+    offset: float | None = None,
+    duration: float | None = None,
+    max_utterance_seconds: float = MAX_UTTERANCE_SECONDS,
 ) -> Transcript:
     """Decode ``audio_path`` (or its segment) with an already loaded decoder."""
-    return decoder.decode(load_pcm(Path(audio_path), offset, duration))
+    pcm = load_pcm(Path(audio_path), offset, duration)
+    start = offset or 0.0
+    pieces = speech_segments(pcm) if pcm_duration(pcm) > max_utterance_seconds else [(0.0, pcm)]
+    words: list[WordTiming] = []
+    for piece_start, piece in pieces:
+        words.extend(_shifted(decoder.decode(piece), start + piece_start))
+    return Transcript(" ".join(w.word for w in words), words)
 
 
 def transcribe(

@@ -1,0 +1,175 @@
+"""What the headers of WAV, FLAC and MP3 files promise, read straight from the bytes.
+
+The decoder tells us how much audio it could decode; these headers tell us how much there should
+be. Comparing the two is how truncated and damaged files are found (FFmpeg quietly stops at the
+end of a short file). Pure functions over bytes, plus small readers that fetch only the few header
+bytes they need.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .source import read_at
+
+# Streaming writers (ffmpeg or sox to a pipe) cannot go back to fill in sizes: they write
+# 0xFFFFFFFF, 0, or a huge round number.
+_STREAMED_SIZE_FLOOR = 0x7FFFF000
+_MAX_CHUNKS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WavLayout:
+    """The ``fmt `` and ``data`` chunks of a RIFF/WAVE (or RF64/BW64) file."""
+
+    format_tag: int | None
+    channels: int | None
+    sample_rate: int | None
+    byte_rate: int | None
+    block_align: int | None
+    bits_per_sample: int | None
+    data_offset: int | None  # None: no data chunk before the end of the file
+    declared_data_size: int | None  # None: written by a streaming writer, length unknown
+
+
+def read_wav_layout(stream: BinaryIO, size: int) -> WavLayout | None:
+    """Walk the RIFF chunks up to ``data``; None if the bytes are not a RIFF/WAVE file."""
+    head = read_at(stream, 0, 12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64", b"BW64") or head[8:12] != b"WAVE":
+        return None
+    is_64 = head[:4] != b"RIFF"
+    ds64_data_size: int | None = None
+    fmt: tuple[int, int, int, int, int, int] | None = None
+    pos = 12
+    for _ in range(_MAX_CHUNKS):
+        header = read_at(stream, pos, 8)
+        if len(header) < 8:
+            break
+        chunk_id, chunk_size = header[:4], int.from_bytes(header[4:], "little")
+        if chunk_id == b"ds64":
+            body = read_at(stream, pos + 8, 16)
+            if len(body) == 16:
+                ds64_data_size = int.from_bytes(body[8:16], "little")
+        elif chunk_id == b"fmt ":
+            body = read_at(stream, pos + 8, 16)
+            if len(body) == 16:
+                fmt = struct.unpack("<HHIIHH", body)
+        elif chunk_id == b"data":
+            return _layout(fmt, pos + 8, _declared_size(chunk_size, is_64, ds64_data_size,
+                                                        available=size - pos - 8))
+        pos += 8 + chunk_size + (chunk_size & 1)
+        if pos >= size:
+            break
+    return _layout(fmt, None, None)
+
+
+def _declared_size(chunk_size: int, is_64: bool, ds64_data_size: int | None,
+                   available: int) -> int | None:
+    """The data size the header states, or None where a streaming writer left a placeholder."""
+    if is_64 and chunk_size == 0xFFFFFFFF:
+        return ds64_data_size
+    if chunk_size == 0xFFFFFFFF or (chunk_size == 0 and available > 0):
+        return None
+    # Some stream writers put a huge round number; a real size that big needs a file that big.
+    if chunk_size >= _STREAMED_SIZE_FLOOR and available < _STREAMED_SIZE_FLOOR:
+        return None
+    return chunk_size
+
+
+def _layout(fmt: tuple[int, int, int, int, int, int] | None, data_offset: int | None,
+            declared: int | None) -> WavLayout:
+    tag, channels, rate, byte_rate, align, bits = fmt if fmt else (None,) * 6
+    return WavLayout(tag, channels, rate, byte_rate, align, bits, data_offset, declared)
+
+
+@dataclass(frozen=True, slots=True)
+class FlacInfo:
+    """The STREAMINFO block of a FLAC file."""
+
+    sample_rate: int
+    channels: int
+    bits_per_sample: int
+    total_samples: int  # 0: unknown (the encoder did not know the length)
+
+
+def read_flac_info(stream: BinaryIO) -> FlacInfo | None:
+    """STREAMINFO of a native FLAC file (an ID3v2 tag before it is skipped); None if absent."""
+    start = id3v2_length(read_at(stream, 0, 10))
+    block = read_at(stream, start, 4 + 4 + 34)
+    if len(block) < 42 or block[:4] != b"fLaC" or (block[4] & 0x7F) != 0:
+        return None
+    packed = int.from_bytes(block[8 + 10: 8 + 18], "big")
+    return FlacInfo(
+        sample_rate=packed >> 44,
+        channels=((packed >> 41) & 0x7) + 1,
+        bits_per_sample=((packed >> 36) & 0x1F) + 1,
+        total_samples=packed & ((1 << 36) - 1),
+    )
+
+
+def id3v2_length(head: bytes) -> int:
+    """Bytes taken by an ID3v2 tag at the start of ``head`` (0 if there is none)."""
+    if len(head) < 10 or head[:3] != b"ID3":
+        return 0
+    size = 0
+    for byte in head[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    footer = 10 if head[5] & 0x10 else 0
+    return 10 + size + footer
+
+
+def mp3_has_length_header(stream: BinaryIO) -> bool:
+    """True if the first MP3 frame is a Xing/Info/VBRI header, i.e. the file states its length.
+
+    Without one, FFmpeg estimates the duration from the file size, so a shortfall of decoded audio
+    proves nothing; with one, it is exact and a short file is truncated.
+    """
+    start = id3v2_length(read_at(stream, 0, 10))
+    window = read_at(stream, start, 4096)
+    sync = _first_frame_sync(window)
+    if sync < 0:
+        return False
+    frame_start = window[sync: sync + 200]
+    return b"Xing" in frame_start or b"Info" in frame_start or b"VBRI" in frame_start
+
+
+def _first_frame_sync(data: bytes) -> int:
+    index = data.find(b"\xff")
+    while 0 <= index < len(data) - 1:
+        if data[index + 1] & 0xE0 == 0xE0:
+            return index
+        index = data.find(b"\xff", index + 1)
+    return -1
+
+
+# What the first bytes of a file say it is, for messages when FFmpeg cannot open it at all.
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"RIFF", "a RIFF file"),
+    (0, b"fLaC", "a FLAC file"),
+    (0, b"ID3", "an MP3 file (it starts with an ID3 tag)"),
+    (0, b"OggS", "an Ogg file"),
+    (4, b"ftyp", "an MP4/M4A file"),
+    (0, b"\x89PNG", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"GIF8", "a GIF image"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (0, b"\x1f\x8b", "a gzip archive"),
+    (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"),
+    (0, b"FORM", "an AIFF file"),
+)
+
+
+def describe_magic(head: bytes) -> str | None:
+    """A person's name for what the first bytes look like, or None if nothing is recognised."""
+    for offset, magic, what in _MAGIC:
+        if head[offset: offset + len(magic)] == magic:
+            return what
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "an MPEG audio (MP3) stream"
+    sample = head[:512]
+    if sample and all(32 <= b < 127 or b in (9, 10, 13) for b in sample):
+        return "a text file"
+    return None

@@ -1,0 +1,32 @@
+"""One entry point for every dataset type, so the service needs no per-type branching."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from voxtrain_shared.vocab import DatasetType
+
+from .audio import validate_audio
+from .manifest import Resolver, validate_manifest
+from .outcome import Outcome
+from .transcript import validate_transcript
+
+
+def validate_dataset(stream: BinaryIO, dataset_type: DatasetType, file_name: str,
+                     resolve: Resolver | None = None) -> Outcome:
+    """Validate ``stream`` as a dataset of ``dataset_type`` uploaded as ``file_name``.
+
+    ``resolve`` is required for MANIFEST datasets (see validate_manifest). Same contract as the
+    per-type functions: content problems are a failed Outcome, stream failures raise
+    SourceReadError.
+    """
+    extension = file_name.rsplit(".", 1)[-1] if "." in file_name else ""
+    if dataset_type == DatasetType.AUDIO:
+        return validate_audio(stream, extension)
+    if dataset_type in (DatasetType.TRANSCRIPT, DatasetType.TEST):
+        return validate_transcript(stream, extension)
+    if dataset_type == DatasetType.MANIFEST:
+        if resolve is None:
+            raise ValueError("validating a MANIFEST dataset needs a resolve function")
+        return validate_manifest(stream, resolve)
+    raise ValueError(f"unknown dataset type {dataset_type!r}")

@@ -1,0 +1,362 @@
+"""TRANSCRIPT and TEST datasets (.vtt, .srt, .txt): UTF-8 text whose structure really parses.
+
+Everything is read incrementally (see text_stream), so files of any size are fine:
+
+* TXT: at least one line with text;
+* VTT: the ``WEBVTT`` header, then blocks separated by blank lines; each cue block is parsed by
+  webvtt-py (strict timestamps) one block at a time;
+* SRT: cues are cut at their boundaries (blank line, cue number, timing line) and each piece is
+  parsed by the ``srt`` library, so cue text with blank lines in it is still understood.
+
+For VTT and SRT, timestamps must be valid (minutes and seconds below 60), each cue must end after
+it starts, start no earlier than the cue before it, and have text. Problems are reported with
+line numbers; encoding problems with the byte offset of the first bad byte.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+import srt
+import webvtt.vtt
+from webvtt.errors import MalformedCaptionError
+
+from voxtrain_shared.vocab import ErrorCode
+
+from .outcome import Outcome, Report, failed, plural
+from .source import stream_size
+from .text_stream import TextProblem, Utf8Lines
+from .words import WordCounter
+
+CODE = ErrorCode.INVALID_TRANSCRIPT_FORMAT
+FEW_WORDS = 20
+MAX_CUE_CHARS = 1 << 20
+
+_VTT_HEADER = re.compile(r"^WEBVTT(?:[ \t].*)?$")
+_VTT_TIME = r"(?:\d{2,}:)?\d{2}:\d{2}\.\d{3}"
+_VTT_TIMING = re.compile(rf"^({_VTT_TIME})[ \t]+-->[ \t]+({_VTT_TIME})(?:[ \t]+(.*))?$")
+_SRT_INDEX = re.compile(r"^\s*\d+\s*$")
+_SRT_TIME = r"\d+:([0-5]\d):([0-5]\d)[,.]\d{1,3}"
+_SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(?:\s.*)?$")
+_ANY_TIMING = re.compile(r"\d+:\d{2}[,.]\d{1,3}\s*-->")
+
+
+def validate_transcript(stream: BinaryIO, extension: str) -> Outcome:
+    """Read the text in ``stream`` incrementally and judge it as a TRANSCRIPT/TEST dataset.
+
+    ``extension`` is ".vtt", ".srt" or ".txt" (any case, dot optional). Content problems become a
+    failed Outcome with code ``invalid_transcript_format``; a failure of the stream itself raises
+    SourceReadError. Synchronous, thread-safe, memory bounded by one cue (or line) at a time.
+    """
+    ext = extension.lower().lstrip(".")
+    checker_type = _CHECKERS.get(ext)
+    if checker_type is None:
+        return failed(CODE, f"'.{ext}' is not a transcript type that can be uploaded; "
+                            "use .vtt, .srt or .txt.")
+    size = stream_size(stream)
+    if size == 0:
+        return failed(CODE, "The file is empty (0 bytes). Upload a transcript with text in it.",
+                      metadata={"format": ext, "size_bytes": 0})
+    report = Report()
+    words = WordCounter()
+    checker = checker_type(report, words)
+    lines = Utf8Lines(stream)
+    try:
+        for number, line in lines:
+            checker.feed(number, line)
+        checker.finish()
+    except TextProblem as problem:
+        report.error(problem.message, line=problem.line, byte_offset=problem.byte_offset)
+    metadata: dict[str, Any] = {
+        "format": ext,
+        "encoding": "utf-8",
+        "bom": lines.bom,
+        "size_bytes": size,
+        "lines": lines.lines,
+        **checker.metadata(),
+        "words": words.count,
+        "vocabulary_size": words.vocabulary_size,
+        "vocabulary_capped": words.capped,
+    }
+    if not report.failed and words.count < FEW_WORDS:
+        report.warn(f"The transcript has only {plural(words.count, 'word')}; adapting a language "
+                    "model needs far more text (thousands of sentences) to make a difference.")
+    return report.outcome(CODE, metadata)
+
+
+class _TxtChecker:
+    """Plain text: any line with text counts; lines that look like subtitles are suspicious."""
+
+    def __init__(self, report: Report, words: WordCounter) -> None:
+        self._report = report
+        self._words = words
+        self.non_empty = 0
+        self._warned_timing = False
+
+    def feed(self, number: int, line: str) -> None:
+        if not line.strip():
+            return
+        self.non_empty += 1
+        self._words.add(line)
+        if not self._warned_timing and number <= 100 and (
+            _ANY_TIMING.search(line) or (number == 1 and line.startswith("WEBVTT"))
+        ):
+            self._warned_timing = True
+            self._report.warn(f"Line {number} looks like subtitle timing ('{_clip(line)}'); in a "
+                              ".txt file it is read as words. Upload subtitles as .vtt or .srt.")
+
+    def finish(self) -> None:
+        if self.non_empty == 0:
+            self._report.error("The file has no text: every line is empty. Upload a transcript "
+                               "with at least one line of text.")
+
+    def metadata(self) -> dict[str, Any]:
+        return {"non_empty_lines": self.non_empty}
+
+
+class _CueTimes:
+    """Order and length checks shared by VTT and SRT cues (times in milliseconds)."""
+
+    def __init__(self, report: Report, words: WordCounter) -> None:
+        self._report = report
+        self._words = words
+        self.cues = 0
+        self.last_end_ms = 0
+        self._previous: tuple[int, int] | None = None  # (line, start ms)
+
+    def cue(self, line: int, start_ms: int, end_ms: int, text: str) -> None:
+        self.cues += 1
+        if end_ms < start_ms:
+            self._report.error(f"Line {line}: the cue ends ({_ts(end_ms)}) before it starts "
+                               f"({_ts(start_ms)}).", line=line)
+        elif end_ms == start_ms:
+            self._report.warn(f"Line {line}: the cue starts and ends at {_ts(start_ms)} "
+                              "(zero length).")
+        if self._previous is not None and start_ms < self._previous[1]:
+            self._report.error(
+                f"Line {line}: the cue starts at {_ts(start_ms)}, before the previous cue "
+                f"(line {self._previous[0]}, at {_ts(self._previous[1])}); cues must be in time order.",
+                line=line)
+        self._previous = (line, start_ms)
+        self.last_end_ms = max(self.last_end_ms, end_ms)
+        if not text.strip():
+            self._report.error(f"Line {line}: the cue has no text. Remove it or add the words "
+                               "spoken.", line=line)
+        else:
+            self._words.add(text)
+
+    def finish(self) -> None:
+        if self.cues == 0:
+            self._report.error("The file has no cues: nothing with a timing line and text was "
+                               "found. Check that it is a subtitle file.")
+
+    def metadata(self) -> dict[str, Any]:
+        return {"cues": self.cues, "duration_seconds": round(self.last_end_ms / 1000, 3)}
+
+
+class _VttChecker(_CueTimes):
+    """WebVTT, one block at a time (header, NOTE/STYLE/REGION blocks, cues)."""
+
+    def __init__(self, report: Report, words: WordCounter) -> None:
+        super().__init__(report, words)
+        self._in_header = True
+        self._block: list[str] = []
+        self._block_line = 0
+        self._block_chars = 0
+
+    def feed(self, number: int, line: str) -> None:
+        if number == 1:
+            if not _VTT_HEADER.match(line):
+                hint = (" It looks like SRT subtitles: rename it to .srt."
+                        if _SRT_INDEX.match(line) or _SRT_TIMING.match(line) else "")
+                raise TextProblem(f"Line 1: a WebVTT file must start with the line 'WEBVTT', but "
+                                  f"it starts with '{_clip(line)}'.{hint}", line=1, byte_offset=None)
+            return
+        if self._in_header:
+            if not line:
+                self._in_header = False
+            elif "-->" in line:
+                self._report.error(f"Line {number}: a blank line is needed between the WEBVTT header "
+                                   "and the first cue.", line=number)
+                self._in_header = False
+                self._start(number, line)
+            return
+        if not line:
+            self._flush()
+            return
+        if "-->" in line and self._block and (len(self._block) > 1 or "-->" in self._block[0]):
+            self._report.error(f"Line {number}: a new cue starts without a blank line before it "
+                               "(or the cue text contains '-->').", line=number)
+            self._flush()
+        self._start(number, line)
+
+    def _start(self, number: int, line: str) -> None:
+        if not self._block:
+            self._block_line = number
+            self._block_chars = 0
+        self._block.append(line)
+        self._block_chars += len(line)
+        if self._block_chars > MAX_CUE_CHARS:
+            raise TextProblem(f"Line {self._block_line}: this block is longer than "
+                              f"{MAX_CUE_CHARS:,} characters without a blank line; it is not a "
+                              "WebVTT cue.", line=self._block_line, byte_offset=None)
+
+    def finish(self) -> None:
+        self._flush()
+        super().finish()
+
+    def _flush(self) -> None:
+        block, first = self._block, self._block_line
+        self._block = []
+        if not block:
+            return
+        head = block[0]
+        if head == "NOTE" or head.startswith(("NOTE ", "NOTE\t")):
+            return
+        if head.rstrip() in ("STYLE", "REGION"):
+            if self.cues:
+                self._report.error(f"Line {first}: a {head.rstrip()} block must come before the "
+                                   "first cue.", line=first)
+            return
+        timing_at = 0 if "-->" in head else 1 if len(block) > 1 and "-->" in block[1] else None
+        if timing_at is None:
+            self._report.error(f"Line {first}: this block has no cue timing line (like "
+                               "'00:00:01.000 --> 00:00:04.000'); every cue needs one on its first "
+                               "or second line.", line=first)
+            return
+        line_no = first + timing_at
+        timing = _VTT_TIMING.match(block[timing_at].strip())
+        if timing is None:
+            hint = (" WebVTT puts a '.' before the milliseconds, not ','."
+                    if "," in block[timing_at] else "")
+            self._report.error(f"Line {line_no}: invalid cue timing '{_clip(block[timing_at])}'; "
+                               "write it as hh:mm:ss.ttt --> hh:mm:ss.ttt (hours optional), e.g. "
+                               f"'00:01:02.500 --> 00:01:04.000'.{hint}", line=line_no)
+            return
+        # Cue settings (position, alignment) do not matter for training: parse without them.
+        lines = [*block[:timing_at], f"{timing.group(1)} --> {timing.group(2)}", *block[timing_at + 1:]]
+        try:
+            caption = webvtt.vtt.parse_item(lines, strict=True, seen_cue=True)
+        except MalformedCaptionError as exc:
+            self._report.error(f"Line {line_no}: {exc}; minutes and seconds must be below 60.",
+                               line=line_no)
+            return
+        except Exception as exc:  # noqa: BLE001 - any parser failure is a verdict on the content
+            self._report.error(f"Line {line_no}: this cue cannot be parsed ({exc}).", line=line_no)
+            return
+        if not isinstance(caption, webvtt.Caption):
+            self._report.error(f"Line {line_no}: this cue cannot be parsed.", line=line_no)
+            return
+        self.cue(line_no, caption.start_time.in_milliseconds(), caption.end_time.in_milliseconds(),
+                 caption.text)
+
+
+class _SrtChecker(_CueTimes):
+    """SubRip: lines are gathered up to the next cue boundary, then parsed by ``srt``."""
+
+    def __init__(self, report: Report, words: WordCounter) -> None:
+        super().__init__(report, words)
+        self._lines: list[tuple[int, str]] = []
+        self._chars = 0
+        self._previous_index: int | None = None
+        self._warned_index = False
+
+    def feed(self, number: int, line: str) -> None:
+        if "-->" in line:
+            cut = self._boundary()
+            if cut is not None and cut > 0:
+                rest = self._lines[cut:]
+                self._lines = self._lines[:cut]
+                self._flush()
+                self._lines = rest
+                self._chars = sum(len(text) for _, text in rest)
+        self._lines.append((number, line))
+        self._chars += len(line)
+        if self._chars > MAX_CUE_CHARS:
+            raise TextProblem(f"Line {self._lines[0][0]}: more than {MAX_CUE_CHARS:,} characters "
+                              "without a new cue; this is not an SRT cue.",
+                              line=self._lines[0][0], byte_offset=None)
+
+    def _boundary(self) -> int | None:
+        """Where the cue whose timing line comes next begins in the gathered lines, if known."""
+        lines = self._lines
+        if not lines or not lines[-1][1].strip():
+            return len(lines)
+        if _SRT_INDEX.match(lines[-1][1]) and (len(lines) == 1 or not lines[-2][1].strip()):
+            return len(lines) - 1
+        return None
+
+    def finish(self) -> None:
+        self._flush()
+        super().finish()
+
+    def _flush(self) -> None:
+        lines, self._lines, self._chars = self._lines, [], 0
+        while lines and not lines[0][1].strip():
+            lines.pop(0)
+        if not lines:
+            return
+        first = lines[0][0]
+        text = "\n".join(line for _, line in lines) + "\n"
+        try:
+            subtitles = list(srt.parse(text))
+        except srt.SRTParseError as exc:
+            self._bad_cue(lines, text, exc.expected_start, exc.unmatched_content)
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. TimestampParseError
+            self._report.error(f"Line {first}: this cue cannot be parsed ({exc}).", line=first)
+            return
+        timing_line = next((n for n, line in lines if "-->" in line), first)
+        timing_text = next((line for _, line in lines if "-->" in line), "")
+        for subtitle in subtitles:
+            self._check_index(timing_line, subtitle.index)
+        if not _SRT_TIMING.match(timing_text):
+            self._report.error(f"Line {timing_line}: invalid cue timing '{_clip(timing_text)}'; write "
+                               "it as hh:mm:ss,mmm --> hh:mm:ss,mmm with minutes and seconds below "
+                               "60, e.g. '00:01:02,500 --> 00:01:04,000'.", line=timing_line)
+            return
+        for subtitle in subtitles:
+            self.cue(timing_line, _ms(subtitle.start), _ms(subtitle.end), subtitle.content)
+
+    def _bad_cue(self, lines: list[tuple[int, str]], text: str, start: int, unmatched: str) -> None:
+        start += len(unmatched) - len(unmatched.lstrip())
+        line = lines[0][0] + text.count("\n", 0, start)
+        found = text[start:].split("\n", 1)[0]
+        hint = (" The file looks like WebVTT: rename it to .vtt." if found.startswith("WEBVTT")
+                else "")
+        self._report.error(f"Line {line}: not a valid SRT cue at '{_clip(found)}'; a cue is a "
+                           "number, a 'hh:mm:ss,mmm --> hh:mm:ss,mmm' line, then the text, and "
+                           f"cues are separated by a blank line.{hint}", line=line)
+
+    def _check_index(self, line: int, index: int | None) -> None:
+        if (index is not None and self._previous_index is not None
+                and index != self._previous_index + 1 and not self._warned_index):
+            self._warned_index = True
+            self._report.warn(f"Line {line}: cue number {index} follows {self._previous_index}; "
+                              "cue numbers are usually consecutive.")
+        self._previous_index = index
+
+
+_CHECKERS: dict[str, type[_TxtChecker] | type[_VttChecker] | type[_SrtChecker]] = {
+    "txt": _TxtChecker,
+    "vtt": _VttChecker,
+    "srt": _SrtChecker,
+}
+
+
+def _ms(value: timedelta) -> int:
+    return round(value.total_seconds() * 1000)
+
+
+def _ts(ms: int) -> str:
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
