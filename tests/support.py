@@ -114,8 +114,9 @@ def settings_for(cls: Any, stack: Any, **extra: str) -> Any:
     import os
     from unittest import mock
 
-    env = service_env(stack, VOXTRAIN_POSTGRES__SCHEMA=unique("s"), VOXTRAIN_KAFKA__TOPIC_NAMESPACE=unique("ns"),
-                      VOXTRAIN_MINIO__BUCKET=unique("b").replace("_", "-"), **extra)
+    isolated = {"VOXTRAIN_POSTGRES__SCHEMA": unique("s"), "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": unique("ns"),
+                "VOXTRAIN_MINIO__BUCKET": unique("b").replace("_", "-")}
+    env = service_env(stack, **{**isolated, **extra})
     with mock.patch.dict(os.environ, env):
         return cls()
 

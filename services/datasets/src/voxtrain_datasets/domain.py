@@ -1,0 +1,347 @@
+"""The rules of dataset uploads (DESIGN.md, "Datasets"; spec, "Uploading Datasets").
+
+Pure and synchronous: type detection by extension, extension-versus-type checks, file count and
+size limits, safe display names for user-supplied file names, object keys from ids, the part plan
+of a resumable upload, and which model statuses accept dataset changes. Nothing here does I/O;
+a refused request raises :class:`Rejected` with the spec's error code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
+
+MiB = 1024**2
+GiB = 1024**3
+#: S3 multipart rules: every part but the last is at least 5 MiB; at most 10,000 parts.
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
+MAX_NAME_CHARS = 255
+UNNAMED = "unnamed"
+
+#: Content types we store and serve, derived from the (already validated) extension. Never the
+#: client's claim: a presigned download must not be served as, say, text/html.
+CONTENT_TYPES = {
+    ".vtt": "text/vtt; charset=utf-8",
+    ".srt": "application/x-subrip",
+    ".txt": "text/plain; charset=utf-8",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".flac": "audio/flac",
+    ".jsonl": "application/jsonl",
+}
+_REMOVED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
+_SPACES = re.compile(r" +")
+
+
+class Rejected(Exception):
+    """A request the rules refuse: ``code`` is an :class:`ErrorCode`, ``message`` says what to do."""
+
+    def __init__(self, code: ErrorCode, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class DatasetStatus(StrEnum):
+    """Lifecycle of one dataset in this service."""
+
+    UPLOADED = "uploaded"  # stored and recorded; DatasetUploaded waits in the outbox
+    VALIDATING = "validating"  # DatasetUploaded is on Kafka: the validator has it
+    VALID = "valid"  # ValidationPassed
+    INVALID = "invalid"  # ValidationFailed (details say why)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One uploaded file, as this service records it."""
+
+    id: uuid.UUID
+    tenant_id: str
+    model_id: uuid.UUID
+    type: DatasetType
+    file_name: str
+    original_name: str
+    size: int
+    sha256: str
+    content_type: str
+    bucket: str
+    object_key: str
+    source: str  #: "form" (streamed through the API) or "direct" (resumable upload)
+    status: DatasetStatus = DatasetStatus.UPLOADED
+    validation: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A resumable upload of one file straight to storage."""
+
+    id: uuid.UUID
+    tenant_id: str
+    model_id: uuid.UUID
+    dataset_id: uuid.UUID
+    type: DatasetType
+    file_name: str
+    original_name: str
+    content_type: str
+    object_key: str
+    s3_upload_id: str
+    size: int
+    part_size: int
+    part_count: int
+    state: str
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def plan(self) -> PartPlan:
+        return PartPlan(self.size, self.part_size, self.part_count)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upload limits, from settings."""
+
+    max_file_bytes: int
+    max_files: int
+    part_size: int
+
+
+# ---------------------------------------------------------------- types and extensions
+
+
+def parse_requested_type(value: str | int | None) -> DatasetType | None:
+    """``auto`` (or nothing) is None; otherwise a type by name or number (raises :class:`Rejected`)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return None
+    try:
+        return DatasetType.parse(value)
+    except (KeyError, ValueError):
+        names = ", ".join(f"{t.name} ({t.value})" for t in DatasetType)
+        raise Rejected(ErrorCode.VALIDATION_FAILED,
+                       f"Unknown dataset type {str(value)[:40]!r}: use auto, {names}.") from None
+
+
+def extension(file_name: str) -> str:
+    """The lower-case extension with its dot (``""`` when there is none)."""
+    base = file_name.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot > 0 or (dot == 0 and base.count(".") > 1) else ""
+
+
+def detect_type(file_name: str) -> DatasetType | None:
+    """The type ``auto`` gives a file; transcripts are TRANSCRIPT (TEST must be chosen explicitly)."""
+    ext = extension(file_name)
+    for t in (DatasetType.TRANSCRIPT, DatasetType.AUDIO, DatasetType.MANIFEST):
+        if ext in t.extensions:
+            return t
+    return None
+
+
+def _wrong_format(t: DatasetType, file_name: str) -> Rejected:
+    accepted = ", ".join(t.extensions)
+    details = {"file_name": file_name, "dataset_type": t.name, "accepted_extensions": list(t.extensions)}
+    if t is DatasetType.AUDIO:
+        return Rejected(ErrorCode.INVALID_AUDIO_FORMAT,
+                        f"{file_name}: audio files must be {accepted}.", details)
+    if t in (DatasetType.TRANSCRIPT, DatasetType.TEST):
+        return Rejected(ErrorCode.INVALID_TRANSCRIPT_FORMAT,
+                        f"{file_name}: {t.name} files must be {accepted}.", details)
+    return Rejected(ErrorCode.VALIDATION_FAILED, f"{file_name}: MANIFEST files must be {accepted}.", details)
+
+
+def type_for_file(requested: DatasetType | None, file_name: str) -> DatasetType:
+    """The type a file is stored as: the requested one if its extension fits, or the detected one."""
+    if requested is not None:
+        if extension(file_name) not in requested.extensions:
+            raise _wrong_format(requested, file_name)
+        return requested
+    detected = detect_type(file_name)
+    if detected is None:
+        every = sorted({e for t in DatasetType for e in t.extensions})
+        raise Rejected(ErrorCode.VALIDATION_FAILED,
+                       f"{file_name}: cannot detect the dataset type from the extension; "
+                       f"use one of {', '.join(every)} or choose a type.",
+                       {"file_name": file_name, "accepted_extensions": every})
+    return detected
+
+
+def content_type_for(file_name: str) -> str:
+    """The content type stored with the object, from the extension."""
+    return CONTENT_TYPES.get(extension(file_name), "application/octet-stream")
+
+
+# ---------------------------------------------------------------- count and size
+
+
+def check_file_count(count: int, max_files: int) -> None:
+    """1..max_files files per upload: none is ``validation_failed``, too many ``too_many_files``."""
+    if count == 0:
+        raise Rejected(ErrorCode.VALIDATION_FAILED,
+                       f"Select 1-{max_files} files: the form has no file part.", {"files": 0})
+    if count > max_files:
+        raise Rejected(ErrorCode.TOO_MANY_FILES,
+                       f"Select 1-{max_files} files per upload (got more than {max_files}).",
+                       {"max_files": max_files})
+
+
+def size_text(limit: int) -> str:
+    """A limit as the spec writes it (``10GB``)."""
+    for unit, name in ((GiB, "GB"), (MiB, "MB"), (1024, "KB")):
+        if limit % unit == 0:
+            return f"{limit // unit}{name}"
+    return f"{limit} bytes"
+
+
+def file_too_large(file_name: str, limit: int) -> Rejected:
+    """The spec's "File size exceeds 10GB limit", naming the file."""
+    return Rejected(ErrorCode.FILE_TOO_LARGE, f"File size exceeds {size_text(limit)} limit: {file_name}",
+                    {"file_name": file_name, "limit_bytes": limit})
+
+
+def check_size(file_name: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise file_too_large(file_name, limit)
+
+
+def streaming_part_size(part_size: int, max_file_bytes: int) -> int:
+    """Part size of a streamed upload whose length is unknown: big enough to fit the limit in 10,000 parts."""
+    return max(part_size, MIN_PART_SIZE, _round_up(math.ceil(max_file_bytes / MAX_PARTS), MiB))
+
+
+def _round_up(n: int, unit: int) -> int:
+    return -(-n // unit) * unit
+
+
+# ---------------------------------------------------------------- names and keys
+
+
+def display_name(raw: str) -> str:
+    """A file name safe to show and store: no directories, control or invisible characters, or ``..``.
+
+    The name is metadata only; keys never contain it. Directory parts (``/`` or ``\\``) are
+    dropped, control, format (bidi overrides, zero-width) and separator characters removed,
+    whitespace collapsed, and the result cut to 255 characters keeping the extension.
+    """
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(" " if _is_space(c) else c for c in name
+                   if _is_space(c) or unicodedata.category(c) not in _REMOVED_CATEGORIES)
+    name = _SPACES.sub(" ", name).strip()
+    if set(name) <= {"."}:
+        return UNNAMED
+    if len(name) > MAX_NAME_CHARS:
+        ext = extension(name)[:16]
+        name = name[: MAX_NAME_CHARS - len(ext)].rstrip() + ext
+    return name
+
+
+def _is_space(c: str) -> bool:
+    return c in "\t\n\r\x0b\x0c" or unicodedata.category(c) in ("Zs", "Zl", "Zp")
+
+
+def escaped_name(raw: str, limit: int = 1024) -> str:
+    """The name as received, with invisible and control characters written as ``\\uXXXX`` (for audit)."""
+    out = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _REMOVED_CATEGORIES else c for c in raw)
+    return out[:limit]
+
+
+def object_key(tenant_id: str, model_id: uuid.UUID, dataset_id: uuid.UUID) -> str:
+    """Where a dataset's bytes live: from ids only (the same layout as ``voxtrain_shared.storage``)."""
+    if not isinstance(model_id, uuid.UUID) or not isinstance(dataset_id, uuid.UUID):
+        raise TypeError("object keys are built from UUIDs only")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", tenant_id):
+        raise ValueError("not a tenant id")
+    return f"tenants/{tenant_id}/models/{model_id}/datasets/{dataset_id}/data"
+
+
+# ---------------------------------------------------------------- resumable uploads
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """How a file of ``size`` bytes is cut into parts for a resumable upload."""
+
+    size: int
+    part_size: int
+    count: int
+
+    def part_bytes(self, number: int) -> int:
+        """Expected size of part ``number`` (1-based)."""
+        if not 1 <= number <= self.count:
+            raise ValueError(f"part {number} is outside 1..{self.count}")
+        return self.part_size if number < self.count else self.size - self.part_size * (self.count - 1)
+
+
+def plan_parts(size: int, part_size: int) -> PartPlan:
+    """Parts of ``part_size`` (grown in whole MiB when 10,000 would not hold the file)."""
+    if size < 1:
+        raise Rejected(ErrorCode.VALIDATION_FAILED, "A resumable upload needs a size of at least 1 byte.")
+    chosen = max(part_size, MIN_PART_SIZE, _round_up(math.ceil(size / MAX_PARTS), MiB))
+    return PartPlan(size=size, part_size=chosen, count=math.ceil(size / chosen))
+
+
+def check_parts(plan: PartPlan, received: dict[int, int]) -> None:
+    """Every planned part is there with its exact size, and nothing else (raises :class:`Rejected`)."""
+    missing = [n for n in range(1, plan.count + 1) if n not in received]
+    wrong = [{"part_number": n, "size": s, "expected": plan.part_bytes(n)}
+             for n, s in sorted(received.items()) if 1 <= n <= plan.count and s != plan.part_bytes(n)]
+    extra = sorted(n for n in received if not 1 <= n <= plan.count)
+    if not (missing or wrong or extra):
+        return
+    problems = []
+    if missing:
+        problems.append(f"part{'s' if len(missing) > 1 else ''} {_ranges(missing)} missing")
+    if wrong:
+        problems.append("part " + ", ".join(f"{w['part_number']} has {w['size']} bytes, expected {w['expected']}"
+                                             for w in wrong[:5]))
+    if extra:
+        problems.append(f"unexpected part{'s' if len(extra) > 1 else ''} {_ranges(extra)}")
+    raise Rejected(ErrorCode.VALIDATION_FAILED,
+                   f"Upload incomplete ({plan.count} parts planned): {'; '.join(problems)}.",
+                   {"missing_parts": missing, "wrong_size_parts": wrong, "unexpected_parts": extra})
+
+
+def _ranges(numbers: list[int]) -> str:
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)
+
+
+# ---------------------------------------------------------------- model status
+
+
+def check_model_accepts_changes(model_id: uuid.UUID, status: ModelStatus | None) -> None:
+    """Datasets may be added or removed in 1 and 5 only; None means unknown or deleted (not found)."""
+    if status is None:
+        raise model_not_found(model_id)
+    if status.locked:
+        raise Rejected(ErrorCode.MODEL_LOCKED,
+                       f"The model is {status.label} ({status.value}): datasets cannot be added or removed "
+                       "until training finishes.", {"status": status.value})
+    if status is ModelStatus.SUCCESS:
+        raise Rejected(ErrorCode.INVALID_STATUS,
+                       "The model is trained (Success, 4) and final: its datasets cannot change; "
+                       "create a new model to train again.", {"status": status.value})
+
+
+def model_not_found(model_id: uuid.UUID) -> Rejected:
+    return Rejected(ErrorCode.NOT_FOUND, f"No model {model_id} exists for this tenant.")

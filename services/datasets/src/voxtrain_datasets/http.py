@@ -1,0 +1,305 @@
+"""HTTP API of the datasets service (thin: translate, delegate to handlers, render)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, FastAPI, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import ClientDisconnect
+
+from voxtrain_shared.auth import CurrentPrincipal
+from voxtrain_shared.errors import ApiError
+from voxtrain_shared.http import correlation_id
+from voxtrain_shared.vocab import ErrorCode, ModelStatus
+
+from . import domain as d
+from . import handlers as h
+from .formdata import FormError, read_form
+from .storage import StorageUnavailable
+
+#: After refusing an upload early, read at most this much more of the body so the client gets the
+#: answer instead of a connection reset; beyond it the connection is closed.
+DRAIN_BYTES = 32 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+_STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.FILE_TOO_LARGE: 413, ErrorCode.MODEL_LOCKED: 409,
+              ErrorCode.INVALID_STATUS: 409, ErrorCode.CONFLICT: 409, ErrorCode.STORAGE_UNAVAILABLE: 503}
+TYPE_HELP = "auto (default: detect by extension), TRANSCRIPT, TEST, AUDIO, MANIFEST, or 1-4"
+
+
+def api_error(exc: d.Rejected) -> ApiError:
+    return ApiError(_STATUS_OF.get(exc.code, 422), exc.code, exc.message, exc.details)
+
+
+def install_errors(app: FastAPI) -> None:
+    """Render refusals, malformed forms and storage outages as the shared error body."""
+
+    async def rejected(_r: Request, exc: Exception) -> JSONResponse:
+        err = api_error(exc)  # type: ignore[arg-type]
+        return JSONResponse(err.body(), status_code=err.status)
+
+    async def bad_form(_r: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(ApiError(422, ErrorCode.VALIDATION_FAILED, str(exc)).body(), status_code=422)
+
+    async def storage(_r: Request, exc: Exception) -> JSONResponse:
+        err = ApiError(503, ErrorCode.STORAGE_UNAVAILABLE,
+                       "Object storage is unavailable; nothing from this request was kept. Try again later.",
+                       {"reason": str(exc)[:300]})
+        return JSONResponse(err.body(), status_code=503, headers={"Retry-After": "30"})
+
+    async def gone(_r: Request, _exc: Exception) -> Response:
+        return Response(status_code=400)  # the client left mid-upload; nothing of it was kept
+
+    app.add_exception_handler(d.Rejected, rejected)
+    app.add_exception_handler(ClientDisconnect, gone)
+    app.add_exception_handler(FormError, bad_form)
+    app.add_exception_handler(StorageUnavailable, storage)
+
+
+class RequestBody:
+    """The request body as it arrives (ASGI ``receive``), remembering whether the client finished."""
+
+    def __init__(self, request: Request) -> None:
+        self._receive = request.receive
+        self.complete = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self.complete:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            self.complete = not message.get("more_body", False)
+            if message.get("body"):
+                yield message["body"]
+
+    async def drain(self) -> None:
+        """Drop what the client is still sending (bounded), so it reads our answer, not a reset."""
+        dropped = 0
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for chunk in self.chunks():
+                    dropped += len(chunk)
+                    if dropped > DRAIN_BYTES:
+                        return
+        except (TimeoutError, ClientDisconnect):
+            return
+
+
+# ---------------------------------------------------------------- views
+
+
+class ValidationView(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    result: str
+    validated_at: str | None = None
+
+
+class DatasetView(BaseModel):
+    id: uuid.UUID
+    model_id: uuid.UUID
+    type: str = Field(description="TRANSCRIPT, TEST, AUDIO or MANIFEST")
+    type_code: int = Field(description="the spec's number: 1-4")
+    file_name: str = Field(description="display name: sanitised, never used in storage keys")
+    original_name: str = Field(description="the name as sent, control and invisible characters escaped")
+    size: int
+    sha256: str
+    content_type: str
+    source: str = Field(description="form (streamed through this API) or direct (resumable upload)")
+    status: str = Field(description="uploaded → validating → valid | invalid")
+    validation: dict[str, Any] | None = Field(None, description="the validator's verdict and details")
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class ModelRef(BaseModel):
+    id: uuid.UUID
+    status: int
+    status_name: str
+    accepts_datasets: bool = Field(description="False while 2/3 (model_locked) and at 4 (final)")
+
+
+class DatasetList(BaseModel):
+    model: ModelRef
+    datasets: list[DatasetView]
+
+
+class Uploaded(BaseModel):
+    datasets: list[DatasetView]
+
+
+class Download(BaseModel):
+    url: str
+    expires_at: datetime
+    file_name: str
+
+
+class StartUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file_name: str = Field(min_length=1, max_length=4096)
+    size: int = Field(gt=0, description="exact size in bytes")
+    type: str | int = Field("auto", description=TYPE_HELP)
+
+
+class CompleteUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
+                               description="optional: refused unless it matches what the server computes")
+
+
+class PartView(BaseModel):
+    part_number: int
+    size: int
+    etag: str | None = None
+
+
+class PartUrlView(BaseModel):
+    part_number: int
+    size: int
+    url: str
+    expires_at: datetime
+
+
+class UploadView(BaseModel):
+    id: uuid.UUID
+    model_id: uuid.UUID
+    dataset_id: uuid.UUID
+    type: str
+    type_code: int
+    file_name: str
+    size: int
+    part_size: int
+    part_count: int
+    state: str = Field(description="open, completing or completed")
+    created_at: datetime
+    expires_at: datetime
+    parts_received: list[PartView]
+    missing_parts: list[int]
+    part_urls: list[PartUrlView] = Field(description="presigned PUT URLs for the missing parts")
+    dataset: DatasetView | None = None
+
+
+class Completed(BaseModel):
+    dataset: DatasetView
+
+
+def view(ds: d.Dataset) -> DatasetView:
+    return DatasetView(
+        id=ds.id, model_id=ds.model_id, type=ds.type.name, type_code=ds.type.value, file_name=ds.file_name,
+        original_name=ds.original_name, size=ds.size, sha256=ds.sha256, content_type=ds.content_type,
+        source=ds.source, status=ds.status.value, validation=ds.validation, created_at=ds.created_at,
+        updated_at=ds.updated_at,
+    )
+
+
+def upload_view(st: h.SessionState) -> UploadView:
+    s = st.session
+    return UploadView(
+        id=s.id, model_id=s.model_id, dataset_id=s.dataset_id, type=s.type.name, type_code=s.type.value,
+        file_name=s.file_name, size=s.size, part_size=s.part_size, part_count=s.part_count, state=s.state,
+        created_at=s.created_at, expires_at=s.expires_at,
+        parts_received=[PartView(part_number=p.number, size=p.size, etag=p.etag) for p in st.received],
+        missing_parts=st.missing,
+        part_urls=[PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at)
+                   for u in st.urls],
+        dataset=view(st.dataset) if st.dataset else None,
+    )
+
+
+_MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["files"],
+    "properties": {
+        "type": {"type": "string", "default": "auto", "description": TYPE_HELP + "; must come before the files"},
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
+                  "maxItems": 10},
+    }}}}}}
+
+
+def router(deps: h.Deps) -> APIRouter:
+    r = APIRouter(prefix="/v1/models/{model_id}", tags=["datasets"])
+
+    def ctx(principal: Any, request: Request) -> h.Context:
+        return h.Context(principal.tenant_id, correlation_id(request))
+
+    @r.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=Uploaded,
+            openapi_extra=_MULTIPART_DOC)
+    async def upload(model_id: uuid.UUID, request: Request, principal: CurrentPrincipal,
+                     type_: Annotated[str | None, Query(alias="type", description=TYPE_HELP)] = None) -> Uploaded:
+        """Upload 1-10 files (multipart/form-data), each becoming one dataset.
+
+        Files stream to storage as they arrive (never held in memory); each is checked when its part
+        starts (count, extension against the type) and while it streams (size). Any refusal rejects
+        the whole request and keeps nothing. The type comes from ``?type=`` or a ``type`` form field
+        sent before the files.
+        """
+        body = RequestBody(request)
+        form = read_form(request.headers.get("content-type"), body.chunks())
+        try:
+            datasets = await h.upload_form(deps, ctx(principal, request), model_id, type_, form)
+        except (d.Rejected, FormError):
+            await body.drain()
+            raise
+        return Uploaded(datasets=[view(x) for x in datasets])
+
+    @r.get("/datasets", response_model=DatasetList)
+    async def list_(model_id: uuid.UUID, principal: CurrentPrincipal) -> DatasetList:
+        """The model's datasets, oldest first, with validation status and details."""
+        st, items = await h.list_datasets(deps, principal.tenant_id, model_id)
+        return DatasetList(model=ModelRef(id=model_id, status=st.value, status_name=st.name,
+                                          accepts_datasets=st in (ModelStatus.NOT_RUNNING, ModelStatus.FAILED)),
+                           datasets=[view(x) for x in items])
+
+    @r.get("/datasets/{dataset_id}", response_model=DatasetView)
+    async def get(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal) -> DatasetView:
+        return view(await h.get_dataset(deps, principal.tenant_id, model_id, dataset_id))
+
+    @r.get("/datasets/{dataset_id}/download", response_model=Download)
+    async def download(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal) -> Download:
+        """A short-lived presigned URL to GET the dataset's bytes straight from storage."""
+        ds, url, expires = await h.download_url(deps, principal.tenant_id, model_id, dataset_id)
+        return Download(url=url, expires_at=expires, file_name=ds.file_name)
+
+    @r.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+    async def delete(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal,
+                     request: Request) -> Response:
+        """Delete a dataset and its object; refused while the model is 2 or 3 (and at 4)."""
+        await h.delete_dataset(deps, ctx(principal, request), model_id, dataset_id)
+        return Response(status_code=204)
+
+    @r.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadView)
+    async def start_upload(model_id: uuid.UUID, body: StartUpload, principal: CurrentPrincipal,
+                           request: Request) -> UploadView:
+        """Open a resumable upload: PUT each part to its presigned URL, then complete."""
+        st = await h.start_direct_upload(deps, ctx(principal, request), model_id, body.file_name, body.size,
+                                         str(body.type))
+        return upload_view(st)
+
+    @r.get("/uploads/{upload_id}", response_model=UploadView)
+    async def get_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal) -> UploadView:
+        """Parts received so far, the missing ones, and fresh URLs for them (to resume)."""
+        return upload_view(await h.get_direct_upload(deps, principal.tenant_id, model_id, upload_id))
+
+    @r.post("/uploads/{upload_id}/complete", response_model=Completed, status_code=status.HTTP_201_CREATED,
+            responses={200: {"model": Completed, "description": "already completed earlier"}})
+    async def complete_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal,
+                              request: Request, response: Response,
+                              body: Annotated[CompleteUpload | None, Body()] = None) -> Completed:
+        """Check every part, assemble the object, hash it and create the dataset (idempotent)."""
+        ds, created = await h.complete_direct_upload(deps, ctx(principal, request), model_id, upload_id,
+                                                     body.sha256 if body else None)
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return Completed(dataset=view(ds))
+
+    @r.delete("/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
+    async def cancel_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal) -> Response:
+        """Abort a resumable upload and discard its parts."""
+        await h.cancel_direct_upload(deps, principal.tenant_id, model_id, upload_id)
+        return Response(status_code=204)
+
+    return r
+

@@ -1,0 +1,366 @@
+"""Object storage for datasets: the port the use cases need, its S3 adapter (minio-py), and the
+streaming writer that turns a byte stream of unknown length into an S3 multipart upload.
+
+Only S3 API calls are used, so any S3-compatible store works. minio-py keeps the multipart
+primitives (create / upload part / list parts / complete / abort / list uploads) private — its
+maintainers point to them for resumable uploads (minio/minio-py#1484) — so their use is confined
+to :class:`S3ObjectStore`, whose behaviour the integration tests pin. minio-py is blocking: every
+call runs on this store's own thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import urllib3
+from minio import Minio
+from minio.datatypes import Part
+from minio.error import MinioException, S3Error
+
+from voxtrain_shared.logs import get_logger
+from voxtrain_shared.storage import ensure_bucket
+
+log = get_logger(__name__)
+T = TypeVar("T")
+READ_CHUNK = 1024 * 1024
+
+
+class StorageUnavailable(Exception):
+    """The object store cannot be reached, or failed (network error, 5xx, unexpected answer)."""
+
+
+class UploadGone(Exception):
+    """The multipart upload does not exist (any more): completed or aborted."""
+
+
+class ObjectTooLarge(Exception):
+    """More bytes arrived than the writer's limit allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class ReceivedPart:
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+
+
+class ObjectStore(Protocol):
+    """What the dataset use cases need from an object store (one bucket)."""
+
+    bucket: str
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket when missing."""
+
+    async def ping(self) -> None:
+        """Return when the store answers and the bucket exists (raise otherwise)."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` at ``key`` in one request."""
+
+    async def start_multipart(self, key: str, content_type: str) -> str:
+        """Begin a multipart upload to ``key``; returns its upload id."""
+
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        """Upload part ``number``; returns its ETag (raises :class:`UploadGone`)."""
+
+    async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
+        """Parts received so far, by number (raises :class:`UploadGone`)."""
+
+    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> None:
+        """Assemble the object from ``parts`` (raises :class:`UploadGone`)."""
+
+    async def abort(self, key: str, upload_id: str) -> None:
+        """Discard a multipart upload and its parts; a missing upload is fine."""
+
+    async def abort_all(self, key: str) -> int:
+        """Abort every incomplete multipart upload of ``key``; returns how many."""
+
+    async def remove(self, key: str) -> None:
+        """Delete the object; a missing object is fine."""
+
+    async def size_of(self, key: str) -> int | None:
+        """The object's size, None when it does not exist."""
+
+    async def sha256_of(self, key: str) -> tuple[int, str]:
+        """Read the object once: its size and SHA-256 hex digest."""
+
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
+        """A URL an outside client PUTs part ``number`` to, valid for ``ttl``."""
+
+    def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
+        """A URL to download the object (as an attachment named ``download_name``), valid for ``ttl``."""
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, S3Error) and exc.code in ("NoSuchUpload",):
+        return UploadGone(str(exc.message or exc.code))
+    if isinstance(exc, S3Error):
+        return StorageUnavailable(f"object store refused the request: {exc.code}: {exc.message}")
+    return StorageUnavailable(f"object store unreachable: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+_STORAGE_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError)
+
+
+class S3ObjectStore:
+    """:class:`ObjectStore` on the S3 API through minio-py; URLs are signed for ``public``, the endpoint
+    clients reach."""
+
+    def __init__(self, client: Minio, public: Minio, bucket: str, threads: int = 16) -> None:
+        self._client = client
+        self._public = public
+        self.bucket = bucket
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s3")
+
+    def close(self) -> None:
+        """Stop the store's threads (calls still running finish on their own)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn`` on the store's threads; storage failures become :class:`StorageUnavailable`."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except _STORAGE_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def ensure_bucket(self) -> None:
+        await self.run(ensure_bucket, self._client, self.bucket)
+
+    async def ping(self) -> None:
+        if not await self.run(self._client.bucket_exists, self.bucket):
+            raise StorageUnavailable(f"bucket {self.bucket} does not exist")
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self.run(lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data),
+                                                       content_type=content_type))
+
+    async def start_multipart(self, key: str, content_type: str) -> str:
+        return await self.run(self._client._create_multipart_upload, self.bucket, key,
+                              {"Content-Type": content_type})
+
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        return await self.run(self._client._upload_part, self.bucket, key, data, None, upload_id, number)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
+        def all_parts() -> list[ReceivedPart]:
+            out: list[ReceivedPart] = []
+            marker: str | None = None
+            while True:
+                page = self._client._list_parts(self.bucket, key, upload_id, max_parts=1000,
+                                                part_number_marker=marker)
+                out.extend(ReceivedPart(p.part_number, p.size or 0, p.etag) for p in page.parts)
+                if not page.is_truncated or not page.next_part_number_marker:
+                    return out
+                marker = page.next_part_number_marker
+
+        return await self.run(all_parts)
+
+    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> None:
+        ordered = [Part(p.number, p.etag) for p in sorted(parts, key=lambda p: p.number)]
+        await self.run(self._client._complete_multipart_upload, self.bucket, key, upload_id, ordered)
+
+    async def abort(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(UploadGone):
+            await self.run(self._client._abort_multipart_upload, self.bucket, key, upload_id)
+
+    async def abort_all(self, key: str) -> int:
+        def abort_uploads() -> int:
+            result = self._client._list_multipart_uploads(self.bucket, prefix=key, max_uploads=1000)
+            ids = [u.upload_id for u in result.uploads if u.object_name == key and u.upload_id]
+            for upload_id in ids:
+                try:
+                    self._client._abort_multipart_upload(self.bucket, key, upload_id)
+                except S3Error as exc:
+                    if exc.code != "NoSuchUpload":
+                        raise
+            return len(ids)
+
+        return await self.run(abort_uploads)
+
+    async def remove(self, key: str) -> None:
+        await self.run(self._client.remove_object, self.bucket, key)
+
+    async def size_of(self, key: str) -> int | None:
+        def stat() -> int | None:
+            try:
+                return self._client.stat_object(self.bucket, key).size
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject"):
+                    return None
+                raise
+
+        return await self.run(stat)
+
+    async def sha256_of(self, key: str) -> tuple[int, str]:
+        def digest() -> tuple[int, str]:
+            h, size = hashlib.sha256(), 0
+            response = self._client.get_object(self.bucket, key)
+            try:
+                for chunk in response.stream(READ_CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+            return size, h.hexdigest()
+
+        return await self.run(digest)
+
+    async def incomplete_uploads(self, key: str) -> list[str]:
+        """Upload ids of unfinished multipart uploads of ``key`` (for checks and tests)."""
+        result = await self.run(self._client._list_multipart_uploads, self.bucket, None, None, None, 1000, key)
+        return [u.upload_id for u in result.uploads if u.object_name == key and u.upload_id]
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Object keys under ``prefix`` (for checks and tests)."""
+        return await self.run(lambda: [o.object_name for o in
+                                       self._client.list_objects(self.bucket, prefix=prefix, recursive=True)])
+
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
+        return self._public.get_presigned_url("PUT", self.bucket, key, expires=ttl,
+                                              extra_query_params={"uploadId": upload_id, "partNumber": str(number)})
+
+    def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
+        disposition = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}"
+        return self._public.presigned_get_object(self.bucket, key, expires=ttl,
+                                                 response_headers={"response-content-disposition": disposition})
+
+
+class StreamingWriter:
+    """Writes one object of unknown length as it arrives: a single PUT when it fits in one part,
+    else a multipart upload with up to ``in_flight`` parts uploading while more bytes arrive.
+
+    Memory stays below about ``(in_flight + 3) * part_size`` whatever the object's size (parts
+    uploading, the part being filled, one being hashed, the one being cut). The SHA-256
+    is computed on the way (in part order, off the event loop). More than ``limit`` bytes raise
+    :class:`ObjectTooLarge` at once; the caller then calls :meth:`abort`, which leaves nothing behind.
+    """
+
+    def __init__(self, store: ObjectStore, key: str, content_type: str, *, part_size: int, limit: int,
+                 in_flight: int = 2) -> None:
+        self.key = key
+        self.size = 0
+        self.upload_id: str | None = None
+        self._store = store
+        self._content_type = content_type
+        self._part_size = part_size
+        self._limit = limit
+        # Received pieces not yet in a part; joined once into a part, so each byte is copied once.
+        self._pieces: deque[bytes | memoryview] = deque()
+        self._buffered = 0
+        self._sha = hashlib.sha256()
+        # One thread hashes parts in order; parts upload concurrently on the store's threads.
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._hashing: list[Future[None]] = []
+        self._slots = asyncio.Semaphore(in_flight)
+        self._uploads: list[asyncio.Task[ReceivedPart]] = []
+        self._parts = 0
+
+    async def write(self, data: bytes | memoryview) -> None:
+        """Add bytes; uploads a part whenever more than a part is buffered."""
+        self.size += len(data)
+        if self.size > self._limit:
+            raise ObjectTooLarge(self._limit)
+        self._pieces.append(data)
+        self._buffered += len(data)
+        while self._buffered > self._part_size:
+            await self._flush_part()
+
+    async def _flush_part(self) -> None:
+        self._raise_failed_upload()
+        part = self._take(self._part_size)
+        self._hash(part)
+        if self.upload_id is None:
+            self.upload_id = await self._store.start_multipart(self.key, self._content_type)
+        await self._slots.acquire()
+        self._parts += 1
+        self._uploads.append(asyncio.create_task(self._upload(self._parts, part)))
+
+    def _take(self, n: int) -> bytes:
+        """The first ``n`` buffered bytes as one bytes object (the piece crossing the cut is split)."""
+        taken: list[bytes | memoryview] = []
+        have = 0
+        while have < n:
+            piece = self._pieces.popleft()
+            if have + len(piece) > n:
+                cut = n - have
+                view = memoryview(piece)
+                taken.append(view[:cut])
+                self._pieces.appendleft(view[cut:])
+                piece = view[:cut]
+            else:
+                taken.append(piece)
+            have += len(piece)
+        self._buffered -= n
+        return b"".join(taken)
+
+    def _hash(self, data: bytes) -> None:
+        self._hashing.append(self._hasher.submit(self._sha.update, data))
+        if len(self._hashing) > 1:  # hashing may lag one part behind, never more (bounds memory)
+            self._hashing.pop(0).result()
+
+    async def _upload(self, number: int, data: bytes) -> ReceivedPart:
+        try:
+            etag = await self._store.upload_part(self.key, self.upload_id or "", number, data)
+            return ReceivedPart(number, len(data), etag)
+        finally:
+            self._slots.release()
+
+    def _raise_failed_upload(self) -> None:
+        for task in self._uploads:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def finish(self) -> StoredObject:
+        """Store what is left and assemble the object; returns its key, size and SHA-256."""
+        rest = self._take(self._buffered)
+        self._hash(rest)
+        if self.upload_id is None:
+            await self._store.put(self.key, rest, self._content_type)
+        else:
+            if rest:
+                await self._slots.acquire()
+                self._parts += 1
+                self._uploads.append(asyncio.create_task(self._upload(self._parts, rest)))
+            parts = await asyncio.gather(*self._uploads)
+            await self._store.complete(self.key, self.upload_id, list(parts))
+        digest = await asyncio.wrap_future(self._hasher.submit(self._sha.hexdigest))
+        self._hasher.shutdown(wait=False)
+        return StoredObject(self.key, self.size, digest)
+
+    async def abort(self, *, storage_down: bool = False) -> None:
+        """Discard everything written so far. With ``storage_down`` nothing is awaited that needs
+        the store; the caller leaves the clean-up to the sweeper instead."""
+        self._pieces, self._buffered = deque(), 0
+        self._hasher.shutdown(wait=False, cancel_futures=True)
+        if not storage_down:
+            await asyncio.gather(*self._uploads, return_exceptions=True)  # so no part lands after the abort
+            if self.upload_id is not None:
+                await self._store.abort(self.key, self.upload_id)
+        else:
+            for task in self._uploads:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: the failure is reported by the caller
+                task.cancel()

@@ -1,0 +1,137 @@
+"""Resumable direct uploads: an outside client PUTs parts to presigned MinIO URLs with plain HTTP."""
+
+import hashlib
+import os
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from tests.datasets.conftest import LIMIT, PART, MiB, at
+from tests.support import TopicReader, auth_headers
+from voxtrain_datasets.storage import S3ObjectStore
+from voxtrain_shared import events as ev
+from voxtrain_shared.settings import MinioSettings
+from voxtrain_shared.storage import ensure_bucket, make_client
+
+pytestmark = pytest.mark.integration
+ACME = auth_headers("acme")
+
+
+async def put_part(outside: httpx.AsyncClient, url: str, data: bytes) -> None:
+    r = await outside.put(url, content=data)
+    assert r.status_code == 200, r.text
+    assert r.headers["etag"]
+
+
+async def test_a_client_uploads_parts_directly_and_resumes_after_a_missing_part(datasets, stack) -> None:
+    mid = await datasets.new_model()
+    data = os.urandom(2 * PART + MiB + 3)
+    base = f"/v1/models/{mid}/uploads"
+    r = await datasets.client.post(base, headers=ACME, json={"file_name": "../long dictation.wav", "size": len(data)})
+    assert r.status_code == 201, r.text
+    s = r.json()
+    assert (s["part_size"], s["part_count"], s["state"], s["type"]) == (PART, 3, "open", "AUDIO")
+    assert s["file_name"] == "long dictation.wav" and s["missing_parts"] == [1, 2, 3]
+    urls = {u["part_number"]: u for u in s["part_urls"]}
+    assert [urls[n]["size"] for n in (1, 2, 3)] == [PART, PART, MiB + 3]
+    chunks = {n: data[(n - 1) * PART: n * PART] for n in (1, 2, 3)}
+
+    async with httpx.AsyncClient(timeout=30) as outside:
+        await put_part(outside, urls[1]["url"], chunks[1])
+        await put_part(outside, urls[3]["url"], chunks[3])  # part 2 is lost: the connection dropped
+        r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME)
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert err["code"] == "validation_failed" and "part 2 missing" in err["message"]
+        assert err["details"]["missing_parts"] == [2]
+
+        r = await datasets.client.get(f"{base}/{s['id']}", headers=ACME)  # resume: what is there, what is not
+        state = r.json()
+        assert [(p["part_number"], p["size"]) for p in state["parts_received"]] == [(1, PART), (3, MiB + 3)]
+        assert state["missing_parts"] == [2] and [u["part_number"] for u in state["part_urls"]] == [2]
+        await put_part(outside, state["part_urls"][0]["url"], chunks[2])
+
+    digest = hashlib.sha256(data).hexdigest()
+    async with TopicReader(stack.kafka_bootstrap, datasets.topics.datasets) as reader:
+        r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest.upper()})
+        assert r.status_code == 201, r.text
+        records = await reader.read(1)
+    ds = r.json()["dataset"]
+    assert (ds["id"], ds["size"], ds["sha256"], ds["source"]) == (s["dataset_id"], len(data), digest, "direct")
+    assert await datasets.object_bytes(f"tenants/acme/models/{mid}/datasets/{ds['id']}/data") == data
+    event = next(e for e in map(ev.REGISTRY.parse, (x.value for x in records)) if e.model_id == mid)
+    assert event.payload().dataset.sha256 == digest and event.payload().dataset.size == len(data)
+    # Completing again (a client retrying after a timeout) returns the same dataset.
+    again = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME)
+    assert again.status_code == 200 and again.json()["dataset"]["id"] == ds["id"]
+    assert (await datasets.client.delete(f"{base}/{s['id']}", headers=ACME)).status_code == 409
+    assert [d["id"] for d in await datasets.listing(mid)] == [ds["id"]]
+
+
+async def test_sessions_are_checked_cancelled_and_swept(datasets) -> None:
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    r = await datasets.client.post(base, headers=ACME, json={"file_name": "huge.wav", "size": LIMIT + 1})
+    assert r.status_code == 413 and r.json()["error"]["message"] == "File size exceeds 12MB limit: huge.wav"
+    r = await datasets.client.post(base, headers=ACME, json={"file_name": "a.wav", "size": 10, "type": "TRANSCRIPT"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_transcript_format"
+    r = await datasets.client.post(base, headers=ACME, json={"file_name": "a.wav", "size": 0})
+    assert r.status_code == 422
+
+    async def opened(name: str) -> dict:
+        r = await datasets.client.post(base, headers=ACME, json={"file_name": name, "size": 100, "type": 1})
+        assert r.status_code == 201, r.text
+        s = r.json()
+        async with httpx.AsyncClient() as outside:
+            await put_part(outside, s["part_urls"][0]["url"], b"x" * 100)
+        return s
+
+    cancelled, abandoned = await opened("a.txt"), await opened("b.txt")
+    keys = {s["id"]: f"tenants/acme/models/{mid}/datasets/{s['dataset_id']}/data" for s in (cancelled, abandoned)}
+    assert all([await datasets.store.incomplete_uploads(k) for k in keys.values()])
+    assert (await datasets.client.delete(f"{base}/{cancelled['id']}", headers=ACME)).status_code == 204
+    assert await datasets.store.incomplete_uploads(keys[cancelled["id"]]) == []
+    assert (await datasets.client.get(f"{base}/{cancelled['id']}", headers=ACME)).status_code == 404
+    # Another tenant cannot see or touch a session.
+    other = auth_headers("other")
+    assert (await datasets.client.get(f"{base}/{abandoned['id']}", headers=other)).status_code == 404
+    assert (await datasets.client.post(f"{base}/{abandoned['id']}/complete", headers=other)).status_code == 404
+    # Nobody comes back: once older than the TTL, the sweeper aborts it.
+    assert (await datasets.sweep(at(60)))["sessions"] == 0
+    swept = await datasets.sweep(at(datasets.deps.session_ttl.total_seconds() + 60))
+    assert swept["sessions"] >= 1
+    assert await datasets.store.incomplete_uploads(keys[abandoned["id"]]) == []
+    assert (await datasets.client.get(f"{base}/{abandoned['id']}", headers=ACME)).status_code == 404
+    assert await datasets.store.leftovers(datasets.prefix(mid)) == []
+    assert await datasets.listing(mid) == []
+
+
+async def test_a_wrong_checksum_discards_the_upload(datasets) -> None:
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    s = (await datasets.client.post(base, headers=ACME, json={"file_name": "t.vtt", "size": 6})).json()
+    async with httpx.AsyncClient() as outside:
+        await put_part(outside, s["part_urls"][0]["url"], b"WEBVTT")
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": "0" * 64})
+    assert r.status_code == 422 and r.json()["error"]["details"]["sha256"] == hashlib.sha256(b"WEBVTT").hexdigest()
+    assert await datasets.store.leftovers(datasets.prefix(mid)) == []
+    assert (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).status_code == 404
+
+
+async def test_part_urls_are_signed_for_the_public_endpoint(stack) -> None:
+    host, port = stack.minio_endpoint.rsplit(":", 1)
+    public = f"localhost:{port}" if host != "localhost" else f"127.0.0.1:{port}"
+    settings = MinioSettings(endpoint=stack.minio_endpoint, access_key=stack.minio_access_key,
+                             secret_key=stack.minio_secret_key, public_endpoint=public,
+                             bucket=f"pub-{uuid.uuid4().hex[:10]}")
+    store = S3ObjectStore(make_client(settings), make_client(settings, public=True), settings.bucket)
+    ensure_bucket(make_client(settings), settings.bucket)
+    upload_id = await store.start_multipart("k", "text/plain")
+    url = store.presign_part("k", upload_id, 1, timedelta(seconds=60))
+    assert url.startswith(f"http://{public}/")
+    async with httpx.AsyncClient() as outside:
+        await put_part(outside, url, b"hello")
+    assert [(p.number, p.size) for p in await store.list_parts("k", upload_id)] == [(1, 5)]
+    await store.abort("k", upload_id)
