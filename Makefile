@@ -15,7 +15,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help setup test run stop bench
+.PHONY: help setup test run stop bench docs
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# *//'
@@ -38,4 +38,10 @@ stop:
 
 bench:
 	@if [ ! -x bench/run ]; then echo "make bench: there is no bench/run yet" >&2; exit 0; fi; \
-	$(MAKE) --no-print-directory setup && $(RUN) voxtrain-stack up && bench/run
+	$(MAKE) --no-print-directory setup && $(RUN) voxtrain-stack up && bench/run $(BENCH_ARGS)
+
+# Regenerate docs/asyncapi.json and docs/openapi/*.json from the code (tests/deploy/test_contracts.py
+# fails when they drift).
+docs:
+	$(UV) sync --all-packages --frozen --quiet
+	$(RUN) voxtrain docs --out docs

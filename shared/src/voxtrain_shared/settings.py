@@ -120,6 +120,8 @@ class DatasetsSettings(ServiceSettings):
     part_size_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2)
     upload_session_ttl_seconds: int = Field(24 * 3600, gt=0)
     presign_ttl_seconds: int = Field(3600, gt=0)
+    unknown_model_grace_seconds: float = Field(
+        10.0, ge=0, description="how long an upload waits for a just-created model's ModelCreated to arrive")
 
 
 class ValidatorSettings(ServiceSettings):

@@ -33,6 +33,7 @@ def build(settings: DatasetsSettings, *, store: S3ObjectStore | None = None,
                       part_size=settings.part_size_bytes),
         session_ttl=timedelta(seconds=settings.upload_session_ttl_seconds),
         presign_ttl=timedelta(seconds=settings.presign_ttl_seconds),
+        unknown_model_grace=timedelta(seconds=settings.unknown_model_grace_seconds),
     )
     svc.app.state.datasets = deps
     svc.app.include_router(http.router(deps))
