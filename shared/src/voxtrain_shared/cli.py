@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,8 +56,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _db() -> PostgresSettings:
     try:
-        return _DbSettings().postgres
-    except ValidationError:
+        db = _DbSettings().postgres
+        if not db.dsn.get_secret_value():
+            raise ValueError("empty")
+        return db
+    except (ValidationError, ValueError):
         raise _fail("Set VOXTRAIN_POSTGRES__DSN to the services' database "
                     "(postgresql://user:password@host:port/db; `voxtrain-stack env` shows the local one).") from None
 
@@ -69,12 +73,18 @@ def _kafka() -> KafkaSettings:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    from aiokafka.errors import KafkaError
+
     try:
         return asyncio.run(coro)
     except ops.OpsError as exc:
         raise _fail(str(exc)) from None
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise _fail(f"cannot reach the server: {exc!r}") from None
+    except asyncpg.PostgresError as exc:
+        raise _fail(f"PostgreSQL: {exc}") from None
+    except KafkaError as exc:
+        raise _fail(f"Kafka: {exc!r}") from None
 
 
 def _cell(value: Any) -> str:
@@ -208,6 +218,13 @@ def dlt_replay(topic: str = typer.Argument(..., help="the topic (its dead letter
 def docs(out: Path = typer.Option(Path("docs"), help="folder of the generated contracts"),
          check: bool = typer.Option(False, "--check", help="only report drift (exit 1), write nothing")) -> None:
     """Generate docs/asyncapi.json and docs/openapi/<service>.json from the code."""
+    try:
+        _docs(out, check)
+    except ops.OpsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _docs(out: Path, check: bool) -> None:
     if check:
         drift = ops.docs_drift(out)
         for line in drift:

@@ -18,9 +18,8 @@ import importlib
 import json
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from contextlib import aclosing
 from datetime import UTC, datetime
 from importlib import metadata, resources
 from pathlib import Path
@@ -68,7 +67,7 @@ async def migrate_service(dsn: str, service: str, schema: str | None = None) -> 
     folder = migrations_folder(service)
     conn = await asyncpg.connect(dsn)
     try:
-        return await migrate(conn, check_identifier(schema or service), folder)
+        return await migrate(conn, _schema(schema or service), folder)
     finally:
         await conn.close()
 
@@ -86,21 +85,29 @@ async def _read_only(dsn: str) -> Any:
         await conn.close()
 
 
+def _schema(name: str) -> str:
+    try:
+        return check_identifier(name)
+    except ValueError:
+        raise OpsError(f"{name!r} is not a schema name (lower-case letters, digits, underscores)") from None
+
+
 async def _has_table(conn: asyncpg.Connection, schema: str, table: str) -> bool:
-    return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{check_identifier(schema)}".{table}')
+    return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{_schema(schema)}".{table}')
 
 
 async def list_models(dsn: str, schema: str = "models", *, status: int | None = None, tenant: str | None = None,
                       limit: int = 100) -> list[dict[str, Any]]:
     """Models (every tenant unless ``tenant``), optionally of one status code, oldest first."""
-    if status is not None:
-        ModelStatus(status)  # 1..5, else ValueError
+    if status is not None and status not in set(ModelStatus):
+        raise OpsError(f"unknown model status {status}; one of 1..5")
     async with _read_only(dsn) as conn:
         if not await _has_table(conn, schema, "models"):
             raise OpsError(f'schema "{schema}" has no models table (is it the models service\'s schema?)')
         rows = await conn.fetch(
             f'SELECT id, tenant_id, name, language, status, run_id, last_error, created_at, updated_at '
-            f'FROM "{schema}".models WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR tenant_id = $2) '
+            f'FROM "{schema}".models '
+            f'WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR tenant_id = $2) '
             f'ORDER BY created_at, id LIMIT $3',
             status, tenant, limit)
     return [{
@@ -207,7 +214,7 @@ async def history_from_kafka(bootstrap: str, model_id: UUID, topics: Iterable[st
     key = str(model_id).encode()
     rows: list[dict[str, Any]] = []
     async with _kafka_reader(bootstrap, None) as consumer:
-        async for record in _read_to_end(consumer, names, timeout):
+        async for record in _read_to_end(consumer, await _partitions(bootstrap, names), timeout):
             if record.key != key:
                 continue
             try:
@@ -222,6 +229,10 @@ async def history_from_kafka(bootstrap: str, model_id: UUID, topics: Iterable[st
 # ---------------------------------------------------------------- Kafka reading
 
 
+def _unreachable(bootstrap: str, exc: Exception) -> OpsError:
+    return OpsError(f"Kafka at {bootstrap} does not answer ({exc}); check VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS")
+
+
 @asynccontextmanager
 async def _kafka_reader(bootstrap: str, group: str | None) -> Any:
     from aiokafka import AIOKafkaConsumer
@@ -232,26 +243,36 @@ async def _kafka_reader(bootstrap: str, group: str | None) -> Any:
     try:
         await consumer.start()
     except KafkaConnectionError as exc:
-        raise OpsError(f"Kafka at {bootstrap} does not answer ({exc}); check VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS") from None
+        raise _unreachable(bootstrap, exc) from None
     try:
         yield consumer
     finally:
         await consumer.stop()
 
 
-async def _partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
+async def _partitions(bootstrap: str, topics: Iterable[str]) -> list[Any]:
+    """The partitions of those ``topics`` that exist (asking never creates a topic)."""
     from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
 
-    existing = await consumer.topics()  # also refreshes the metadata partitions_for_topic reads
-    return [TopicPartition(t, p) for t in topics if t in existing
-            for p in sorted(consumer.partitions_for_topic(t) or ())]
+    from aiokafka.errors import KafkaConnectionError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise _unreachable(bootstrap, exc) from None
+    try:
+        described = await admin.describe_topics()  # every topic: naming some could auto-create them
+    finally:
+        await admin.close()
+    by_name = {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described}
+    return [TopicPartition(t, p) for t in topics for p in by_name.get(t, [])]
 
 
-async def _read_to_end(consumer: Any, topics: Iterable[str], timeout: float, *,
-                       from_committed: bool = False) -> Any:
-    """Yield the records of ``topics`` from the beginning (or the group's committed offsets) to the end
-    offsets as they were when the read started, partition by partition in offset order."""
-    parts = await _partitions(consumer, topics)
+async def _read_to_end(consumer: Any, parts: list[Any], timeout: float, *, from_committed: bool = False) -> Any:
+    """Yield the records of ``parts`` from the beginning (or the group's committed offsets) to the end
+    offsets as they were when the read started, in offset order per partition."""
     if not parts:
         return
     consumer.assign(parts)
@@ -313,9 +334,9 @@ async def dlt_list(bootstrap: str, topic: str, timeout: float = 60.0) -> list[di
     original, dlt = _dlt_name(topic)
     rows = []
     async with _kafka_reader(bootstrap, replay_group(topic)) as consumer:
-        parts = await _partitions(consumer, [dlt])
+        parts = await _partitions(bootstrap, [dlt])
         committed = {tp.partition: await consumer.committed(tp) for tp in parts}
-        async for record in _read_to_end(consumer, [dlt], timeout):
+        async for record in _read_to_end(consumer, parts, timeout):
             row = _describe(record, original)
             done = committed.get(record.partition)
             row["replayed"] = done is not None and record.offset < done
@@ -344,7 +365,7 @@ async def dlt_replay(bootstrap: str, topic: str, *, limit: int | None = None, dr
                                         request_timeout_ms=KAFKA_TIMEOUT_MS)
             await producer.start()
         try:
-            records = _read_to_end(consumer, [dlt], timeout, from_committed=True)
+            records = _read_to_end(consumer, await _partitions(bootstrap, [dlt]), timeout, from_committed=True)
             async with aclosing(records):
                 async for record in records:
                     if limit is not None and len(rows) >= limit:
@@ -366,7 +387,8 @@ async def _replay_one(consumer: Any, producer: Any, record: Any, original: str, 
     headers.append((REPLAYED_FROM, f"{dlt}:{record.partition}:{record.offset}".encode()))
     if producer is not None:
         await producer.send_and_wait(row["target"], record.value, key=record.key, headers=headers)
-        await consumer.commit({TopicPartition(record.topic, record.partition): OffsetAndMetadata(record.offset + 1, "")})
+        tp = TopicPartition(record.topic, record.partition)
+        await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
     row["action"] = "replayed" if producer is not None else "would replay"
     return row
 
@@ -375,7 +397,7 @@ async def _replay_one(consumer: Any, producer: Any, record: Any, original: str, 
 
 
 @dataclass(frozen=True)
-class _Built:
+class BuiltService:
     name: str
     service: Any  # voxtrain_shared.service.Service
 
@@ -402,13 +424,17 @@ def _docs_settings(service: str, work_dir: str) -> Any:
 
 
 @contextmanager
-def _built_services() -> Iterator[list[_Built]]:
+def built_services() -> Iterator[list[BuiltService]]:
     """Each service's ``bootstrap.build`` with placeholder settings (nothing is started or connected)."""
     with tempfile.TemporaryDirectory(prefix="voxtrain-docs-") as work_dir:
         built = []
         for name in SERVICES:
-            bootstrap = importlib.import_module(f"voxtrain_{name}.bootstrap")
-            built.append(_Built(name, bootstrap.build(_docs_settings(name, work_dir))))
+            try:
+                bootstrap = importlib.import_module(f"voxtrain_{name}.bootstrap")
+            except ModuleNotFoundError as exc:
+                raise OpsError(f"the contracts need every service installed ({exc}); "
+                               "in the repository: uv sync --all-packages") from None
+            built.append(BuiltService(name, bootstrap.build(_docs_settings(name, work_dir))))
         yield built
 
 
@@ -421,7 +447,7 @@ def _version() -> str:
     return metadata.version("voxtrain-shared")
 
 
-def asyncapi(services: list[_Built]) -> dict[str, Any]:
+def asyncapi(services: list[BuiltService]) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of every topic and message in :data:`voxtrain_shared.events.REGISTRY`.
 
     Channels are the :class:`~voxtrain_shared.topics.Topics` (and their dead-letter topics); each message is
@@ -566,7 +592,7 @@ def asyncapi(services: list[_Built]) -> dict[str, Any]:
 
 def contract_documents() -> dict[str, dict[str, Any]]:
     """``{relative path under docs/: document}`` for every generated contract."""
-    with _built_services() as built:
+    with built_services() as built:
         docs = {"asyncapi.json": asyncapi(built)}
         for b in built:
             docs[f"openapi/{b.name}.json"] = openapi(b.service)

@@ -7,13 +7,13 @@ from pathlib import Path
 from voxtrain_shared.service import Service
 from voxtrain_shared.settings import ModelsSettings
 
-from . import consumers, handlers, http
+from . import consumers, gauges, handlers, http
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SUPPORTED_LANGUAGES = ("en-US",)
 
 
-def build(settings: ModelsSettings) -> Service:
+def build(settings: ModelsSettings, *, gauge_every: float = gauges.REFRESH_SECONDS) -> Service:
     svc = Service(settings, migrations=MIGRATIONS, title="voxtrain models",
                   description="Custom models and their training status (1 Not Running … 5 Failed).")
     uow = handlers.UnitOfWork(lambda: svc.pool, svc.schema, svc.topics)
@@ -24,4 +24,9 @@ def build(settings: ModelsSettings) -> Service:
     svc.consumer(t.training_events, "training", consumers.facts(uow, "training"))
     svc.consumer(t.model_commands, "commands",
                  consumers.commands(uow, settings.auth, "commands", SUPPORTED_LANGUAGES))
+
+    async def start_gauges(s: Service) -> None:
+        s.background(gauges.refresh_forever(lambda: s.pool, s.stopping, gauge_every))
+
+    svc.on_start(start_gauges)
     return svc

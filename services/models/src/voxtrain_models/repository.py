@@ -111,3 +111,11 @@ def _model(row: asyncpg.Record) -> CustomModel:
         run_id=row["run_id"], training_requested=row["training_requested"], last_error=_l(row["last_error"]),
         metrics=_l(row["metrics"]), progress=_l(row["progress"]), finished_at=row["finished_at"],
     )
+
+
+async def count_by_status(conn: asyncpg.Connection) -> dict[ModelStatus, int]:
+    """How many models (of every tenant) are in each status; statuses with none are 0."""
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM models GROUP BY status")
+    counts = {s: 0 for s in ModelStatus}
+    counts.update({ModelStatus(r["status"]): int(r["n"]) for r in rows})
+    return counts

@@ -1,0 +1,456 @@
+"""deploy/k8s: rendered (our renderer, checked against the real kustomize when one is here), validated
+against the Kubernetes schemas offline, and checked against the code: commands, ports, probe paths,
+environment variables, Ingress routes, images and the dev servers' versions and credentials.
+
+Nothing here talks to a cluster: `kubectl apply` itself is not exercised.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic import BaseModel, ValidationError
+from typer.testing import CliRunner
+from voxtrain_devstack import versions
+from voxtrain_shared import ops, settings
+from voxtrain_shared.cli import app as cli
+
+from tests.deploy.k8s_support import (Unsupported, pod_spec, real_kustomize, render, render_with,
+                                      strategic_merge)
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+OVERLAYS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
+SETTINGS = {"models": settings.ModelsSettings, "datasets": settings.DatasetsSettings,
+            "validator": settings.ValidatorSettings, "trainer": settings.TrainerSettings}
+#: The oldest Kubernetes we support and a recent one; kubernetes-validate bundles both schemas.
+K8S_VERSIONS = ("1.30", "1.34")
+IMAGE_REGISTRY = "ghcr.io/voxtrain"
+#: Containers allowed a writable root filesystem, and why.
+WRITABLE_ROOT = {"kafka": "the apache/kafka image writes its server.properties from the environment at start"}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    return {name: render(path) for name, path in OVERLAYS.items()}
+
+
+@pytest.fixture(scope="module")
+def apps() -> Iterator[dict[str, Any]]:
+    """Each service's FastAPI app, built with placeholder settings (not started)."""
+    with ops.built_services() as built:
+        yield {b.name: b.service.app for b in built}
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def generated(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """A generated ConfigMap/Secret by its generator name (its real name has a hash suffix)."""
+    found = [d for d in docs if d["kind"] == kind and re.fullmatch(rf"{name}-[a-z0-9]{{10}}", d["metadata"]["name"])]
+    assert len(found) == 1, f"generated {kind} {name}: {len(found)} found"
+    return found[0]
+
+
+def container(doc: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    containers = pod_spec(doc)["containers"]
+    return containers[0] if name is None else next(c for c in containers if c["name"] == name)
+
+
+def all_containers(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for d in docs:
+        if (spec := pod_spec(d)) is not None:
+            for c in spec.get("initContainers", []) + spec["containers"]:
+                yield d, c
+
+
+def secret_values(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
+    named = any(d["metadata"]["name"] == name for d in docs)
+    doc = one(docs, "Secret", name) if named else generated(docs, "Secret", name)
+    return {k: base64.b64decode(v).decode() for k, v in doc["data"].items()}
+
+
+def example_secrets() -> dict[str, str]:
+    lines = (OVERLAYS["prod"] / "secrets.example.env").read_text().splitlines()
+    return dict(ln.split("=", 1) for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+def environment(docs: list[dict[str, Any]], c: dict[str, Any], secrets: dict[str, str] | None) -> dict[str, str]:
+    """The container's environment as the kubelet would build it (secrets from ``secrets`` when given)."""
+    env: dict[str, str] = {}
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    for source in c.get("envFrom", []):
+        ref = source["configMapRef"]["name"]
+        env.update(by_name[("ConfigMap", ref)]["data"])
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif ref := e["valueFrom"].get("configMapKeyRef"):
+            env[e["name"]] = by_name[("ConfigMap", ref["name"])]["data"][ref["key"]]
+        elif ref := e["valueFrom"].get("secretKeyRef"):
+            assert secrets is not None and ref["key"] in secrets, f"{c['name']}: secret key {ref['key']} is missing"
+            env[e["name"]] = secrets[ref["key"]]
+    return env
+
+
+def required_env(cls: type[settings.ServiceSettings]) -> set[str]:
+    """The variables a settings class cannot start without."""
+    names = set()
+    for name, f in cls.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel) and f.is_required():
+            names |= {f"VOXTRAIN_{name}__{(s.alias or k)}".upper()
+                      for k, s in ann.model_fields.items() if s.is_required()}
+        elif f.is_required():
+            names.add(f"VOXTRAIN_{name}".upper())
+    return names
+
+
+def load_settings(cls: type[settings.ServiceSettings], env: dict[str, str]) -> settings.ServiceSettings:
+    """``cls`` read from exactly ``env`` (no VOXTRAIN_* variable of this process leaks in)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXTRAIN_")}
+    with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
+        return cls()
+
+
+def project_version(service: str) -> str:
+    return tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())["project"]["version"]
+
+
+# ---------------------------------------------------------------- rendering and schemas
+
+
+def test_the_renderer_refuses_features_it_does_not_implement(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("namePrefix: x-\nresources: []\n")
+    with pytest.raises(Unsupported, match="namePrefix"):
+        render(tmp_path)
+    with pytest.raises(Unsupported):
+        strategic_merge({"a": [1]}, {"$patch": "delete"})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_our_rendering_equals_the_real_kustomize(overlay: str, rendered: dict) -> None:
+    command, where = real_kustomize()
+    if command is None:
+        pytest.skip(f"no real kustomize to compare with: {where}")
+    real = render_with(command, OVERLAYS[overlay])
+
+    def key(d: dict) -> tuple:
+        return d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]
+
+    ours = {key(d): d for d in rendered[overlay]}
+    theirs = {key(d): d for d in real}
+    assert sorted(ours) == sorted(theirs), f"{where} renders other resources"
+    for k in ours:
+        assert json.dumps(ours[k], sort_keys=True) == json.dumps(theirs[k], sort_keys=True), f"{k} differs from {where}"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_rendered_manifest_is_valid_for_kubernetes(overlay: str, version: str, rendered: dict) -> None:
+    errors = []
+    for doc in rendered[overlay]:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {'.'.join(map(str, exc.path))}: {exc.message}")
+    assert not errors, "\n".join(errors)
+
+
+def test_every_file_in_deploy_k8s_is_used() -> None:
+    used = set()
+    for folder in (K8S / "base", K8S / "overlays" / "dev", K8S / "overlays" / "prod"):
+        k = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        used.add(folder / "kustomization.yaml")
+        used |= {(folder / r).resolve() for r in k.get("resources", []) if not (folder / r).is_dir()}
+        used |= {(folder / p["path"]).resolve() for p in k.get("patches", []) if "path" in p}
+    documented = {OVERLAYS["prod"] / "secrets.example.env"}
+    files = {p.resolve() for p in K8S.rglob("*") if p.is_file()}
+    assert files - used - documented == set()
+
+
+# ---------------------------------------------------------------- the services against the code
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("service", SETTINGS)
+def test_each_service_runs_its_own_command_image_and_port(overlay: str, service: str, rendered: dict) -> None:
+    dep = one(rendered[overlay], "Deployment", f"voxtrain-{service}")
+    c = container(dep, service)
+    scripts = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())["project"]["scripts"]
+    assert c["command"] == [f"voxtrain-{service}"] and f"voxtrain-{service}" in scripts
+    assert c["image"] == f"{IMAGE_REGISTRY}/voxtrain-{service}:{project_version(service)}"
+    port = SETTINGS[service].model_fields["http"].default.port
+    assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert {"name": "VOXTRAIN_HTTP__PORT", "value": str(port)} in c["env"]
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("service", SETTINGS)
+def test_env_vars_are_exactly_settings_the_service_reads(overlay: str, service: str, rendered: dict) -> None:
+    docs = rendered[overlay]
+    secrets = secret_values(docs, "voxtrain-secrets") if overlay == "dev" else example_secrets()
+    c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
+    env = environment(docs, c, secrets)
+    cls = SETTINGS[service]
+    known = settings.env_var_names(cls)
+    assert set(env) <= known, f"not read by {cls.__name__}: {set(env) - known}"
+    assert required_env(cls) <= set(env), f"missing: {required_env(cls) - set(env)}"
+
+
+@pytest.mark.parametrize("service", SETTINGS)
+def test_the_dev_environment_is_accepted_by_each_services_settings(service: str, rendered: dict) -> None:
+    docs = rendered["dev"]
+    c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
+    s = load_settings(SETTINGS[service], environment(docs, c, secret_values(docs, "voxtrain-secrets")))
+    assert s.http.port == SETTINGS[service].model_fields["http"].default.port and s.http.host == "0.0.0.0"
+    assert s.postgres.schema_name == service and s.environment is settings.Environment.LOCAL
+
+
+@pytest.mark.parametrize("service", SETTINGS)
+def test_prod_refuses_the_example_secrets_and_takes_real_ones(service: str, rendered: dict) -> None:
+    docs = rendered["prod"]
+    c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        load_settings(SETTINGS[service], environment(docs, c, example_secrets()))
+    real = {**example_secrets(), "VOXTRAIN_AUTH__JWT_SECRET": "r" * 48}
+    s = load_settings(SETTINGS[service], environment(docs, c, real))
+    assert s.environment is settings.Environment.PRODUCTION
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("service", SETTINGS)
+def test_probes_and_metrics_are_routes_the_app_serves(overlay: str, service: str, rendered: dict, apps: dict) -> None:
+    c = container(one(rendered[overlay], "Deployment", f"voxtrain-{service}"), service)
+    routes = {getattr(r, "path", None) for r in apps[service].routes}
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready"  # checks the service's dependencies
+    assert c["livenessProbe"]["httpGet"]["path"] == "/health/live"  # checks none: a restart would not help
+    assert c["startupProbe"]["httpGet"]["path"] == "/health/live"
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert c[probe]["httpGet"]["path"] in routes
+        assert c[probe]["httpGet"]["port"] in {p["name"] for p in c["ports"]}
+    assert "/metrics" in routes
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("service", SETTINGS)
+def test_each_service_has_a_migration_job_running_voxtrain_migrate(overlay: str, service: str,
+                                                                     rendered: dict) -> None:
+    docs = rendered[overlay]
+    job = one(docs, "Job", f"voxtrain-migrate-{service}")
+    c = container(job)
+    server = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
+    assert c["command"] == ["voxtrain", "migrate", service]
+    assert c["image"] == server["image"], "the Job must run the service's own image (its migrations are in it)"
+    assert "voxtrain" in tomllib.loads((REPO / "shared" / "pyproject.toml").read_text())["project"]["scripts"]
+    assert service in ops.SERVICES and ops.migrations_folder(service).is_dir()
+    dsn = [e for e in c["env"] if e["name"] == "VOXTRAIN_POSTGRES__DSN"]
+    assert dsn and dsn == [e for e in server["env"] if e["name"] == "VOXTRAIN_POSTGRES__DSN"]
+    assert pod_spec(job)["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 3
+
+
+def test_the_migrate_command_exists_as_the_jobs_call_it() -> None:
+    result = CliRunner().invoke(cli, ["migrate", "--help"])
+    assert result.exit_code == 0 and "SERVICE" in result.output
+    assert CliRunner().invoke(cli, ["migrate", "nope"], env={"VOXTRAIN_POSTGRES__DSN": "postgresql://x@127.0.0.1:1/x"}
+                              ).exit_code == 2
+
+
+# ---------------------------------------------------------------- security, resources, availability
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_container_is_locked_down_and_sized(overlay: str, rendered: dict) -> None:
+    for doc, c in all_containers(rendered[overlay]):
+        where = f"{doc['kind']}/{doc['metadata']['name']}/{c['name']}"
+        spec = pod_spec(doc)
+        pod_sc, sc = spec.get("securityContext", {}), c.get("securityContext", {})
+        assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, where
+        assert isinstance(sc.get("runAsUser", pod_sc.get("runAsUser")), int), f"{where}: give the uid as a number"
+        assert sc.get("allowPrivilegeEscalation") is False, where
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        if c["name"] in WRITABLE_ROOT:
+            assert sc.get("readOnlyRootFilesystem") is False
+        else:
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            tmp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            assert tmp and "emptyDir" in volumes[tmp[0]["name"]], f"{where}: /tmp must be an emptyDir"
+        for section in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(c.get("resources", {}).get(section, {})), f"{where}: {section}"
+        assert spec.get("automountServiceAccountToken") is False, where
+        assert spec.get("enableServiceLinks") is False, where
+
+
+def test_service_pods_run_as_the_dockerfiles_user(rendered: dict) -> None:
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    uid = int(re.search(r"useradd[^\n]*--uid (\d+)[^\n]* voxtrain\b", dockerfile).group(1))
+    minio_uid = int(re.search(r"useradd[^\n]*--uid (\d+)[^\n]* minio\b", dockerfile).group(1))
+    for overlay in ("dev", "prod"):
+        for doc in rendered[overlay]:
+            if doc["kind"] in ("Deployment", "Job"):
+                assert pod_spec(doc)["securityContext"]["runAsUser"] == uid, doc["metadata"]["name"]
+    assert pod_spec(one(rendered["dev"], "StatefulSet", "minio"))["securityContext"]["runAsUser"] == minio_uid
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("service", SETTINGS)
+def test_service_and_disruption_budget_select_the_server_pods_only(overlay: str, service: str,
+                                                                     rendered: dict) -> None:
+    docs = rendered[overlay]
+    name = f"voxtrain-{service}"
+    pods = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+    job_pods = one(docs, "Job", f"voxtrain-migrate-{service}")["spec"]["template"]["metadata"]["labels"]
+    svc = one(docs, "Service", name)
+    assert svc["spec"]["selector"].items() <= pods.items()
+    assert not svc["spec"]["selector"].items() <= job_pods.items(), "the Service must not send traffic to the Job"
+    assert svc["spec"]["ports"] == [{"name": "http", "port": SETTINGS[service].model_fields["http"].default.port,
+                                     "targetPort": "http", "protocol": "TCP"}]
+    pdb = one(docs, "PodDisruptionBudget", name)
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pods.items()
+    assert pdb["spec"].get("maxUnavailable") == 1, "a budget that allows no eviction blocks node drains"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_validator_and_trainer_autoscale_and_the_others_do_not(overlay: str, rendered: dict) -> None:
+    docs = rendered[overlay]
+    hpas = {d["spec"]["scaleTargetRef"]["name"]: d for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
+    assert set(hpas) == {"voxtrain-validator", "voxtrain-trainer"}
+    for name, hpa in hpas.items():
+        dep = one(docs, "Deployment", name)
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert "replicas" not in dep["spec"], f"{name}: the autoscaler owns replicas; apply would reset them"
+        assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        assert "cpu" in dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    assert hpas["voxtrain-trainer"]["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 600
+
+
+# ---------------------------------------------------------------- Ingress
+
+
+def _ingress_backend(ingress: dict[str, Any], path: str) -> tuple[str, str]:
+    """The backend ingress-nginx picks for ``path``: among the paths that match, the longest."""
+    matches = []
+    for rule in ingress["spec"]["rules"]:
+        for p in rule["http"]["paths"]:
+            if p["pathType"] == "Prefix":
+                ok = path == p["path"] or path.startswith(p["path"].rstrip("/") + "/")
+            elif p["pathType"] == "ImplementationSpecific":
+                ok = re.match(p["path"], path) is not None
+            else:
+                ok = path == p["path"]
+            if ok:
+                backend = p["backend"]["service"]
+                matches.append((len(p["path"]), backend["name"], backend["port"]["name"]))
+    assert matches, f"no Ingress path matches {path}"
+    _, service, port = max(matches)
+    return service, port
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_ingress_routes_every_api_path_to_the_service_that_serves_it(overlay: str, rendered: dict,
+                                                                         apps: dict) -> None:
+    docs = rendered[overlay]
+    ingress = one(docs, "Ingress", "voxtrain")
+    checked = 0
+    for service, application in apps.items():
+        for path in application.openapi()["paths"]:
+            if not path.startswith("/v1/"):
+                continue  # /health and /metrics stay inside the cluster
+            concrete = re.sub(r"\{[^}]+\}", "0b8c2b9e-6a1e-4b8e-9a55-3f4c1f7d2a10", path)
+            backend, port = _ingress_backend(ingress, concrete)
+            assert backend == f"voxtrain-{service}", f"{path} is served by {service} but routed to {backend}"
+            assert port in {p["name"] for p in one(docs, "Service", backend)["spec"]["ports"]}
+            checked += 1
+    assert checked >= 10
+    assert _ingress_backend(ingress, "/v1/models")[0] == "voxtrain-models"
+    for path in ("/health/ready", "/metrics"):
+        assert not any(re.match(p["path"], path) or path.startswith(p["path"])
+                       for r in ingress["spec"]["rules"] for p in r["http"]["paths"]), f"{path} must not be public"
+
+
+def test_prod_ingress_has_a_host_and_tls(rendered: dict) -> None:
+    ingress = one(rendered["prod"], "Ingress", "voxtrain")
+    host = ingress["spec"]["rules"][0]["host"]
+    assert ingress["spec"]["tls"] == [{"hosts": [host], "secretName": "voxtrain-tls"}]
+
+
+# ---------------------------------------------------------------- dev servers, prod externals
+
+
+def _service_port(docs: list[dict[str, Any]], host_port: str) -> dict[str, Any]:
+    host, port = host_port.rsplit(":", 1)
+    svc = one(docs, "Service", host)
+    assert int(port) in {p["port"] for p in svc["spec"]["ports"]}, f"{host_port}: {host} has no port {port}"
+    return svc
+
+
+def test_dev_runs_single_node_servers_at_the_pinned_versions(rendered: dict) -> None:
+    docs = rendered["dev"]
+    kafka = container(one(docs, "StatefulSet", "kafka"))
+    postgres = container(one(docs, "StatefulSet", "postgres"))
+    minio = container(one(docs, "StatefulSet", "minio"))
+    assert kafka["image"] == versions.KAFKA_IMAGE
+    assert postgres["image"] == versions.POSTGRES_IMAGE
+    assert minio["image"] == f"{IMAGE_REGISTRY}/voxtrain-minio:{versions.MINIO_VERSION}"
+    kafka_env = {e["name"]: e.get("value") for e in kafka["env"]}
+    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller", "KRaft: no ZooKeeper"
+    for name in ("kafka", "postgres", "minio"):
+        sts = one(docs, "StatefulSet", name)
+        assert sts["spec"]["replicas"] == 1 and sts["spec"]["volumeClaimTemplates"], name
+        assert sts["spec"]["serviceName"] in {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+
+
+def test_dev_services_find_the_dev_servers_with_matching_credentials(rendered: dict) -> None:
+    docs = rendered["dev"]
+    config = generated(docs, "ConfigMap", "voxtrain-config")["data"]
+    storage = generated(docs, "ConfigMap", "voxtrain-storage-config")["data"]
+    secrets = secret_values(docs, "voxtrain-secrets")
+    servers = secret_values(docs, "voxtrain-dev-servers")
+    kafka_env = {e["name"]: e.get("value") for e in container(one(docs, "StatefulSet", "kafka"))["env"]}
+    bootstrap = config["VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS"]
+    _service_port(docs, bootstrap)
+    assert kafka_env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{bootstrap}"
+    dsn = urlsplit(secrets["VOXTRAIN_POSTGRES__DSN"])
+    _service_port(docs, f"{dsn.hostname}:{dsn.port}")
+    pg_env = {e["name"]: e.get("value") for e in container(one(docs, "StatefulSet", "postgres"))["env"]}
+    assert (dsn.username, dsn.path.lstrip("/")) == (pg_env["POSTGRES_USER"], pg_env["POSTGRES_DB"])
+    assert dsn.password == servers["POSTGRES_PASSWORD"]
+    _service_port(docs, storage["VOXTRAIN_MINIO__ENDPOINT"])
+    assert secrets["VOXTRAIN_MINIO__ACCESS_KEY"] == servers["MINIO_ROOT_USER"]
+    assert secrets["VOXTRAIN_MINIO__SECRET_KEY"] == servers["MINIO_ROOT_PASSWORD"]
+
+
+def test_prod_has_no_servers_and_commits_no_secret(rendered: dict) -> None:
+    for overlay in ("base", "prod"):
+        kinds = {d["kind"] for d in rendered[overlay]}
+        assert "StatefulSet" not in kinds and "Secret" not in kinds, overlay
+    docs = rendered["prod"]
+    config = generated(docs, "ConfigMap", "voxtrain-config")["data"]
+    assert config["VOXTRAIN_ENVIRONMENT"] == "production"
+    assert config["VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS"] != "kafka:9092", "prod points at an external Kafka"
+    assert generated(docs, "ConfigMap", "voxtrain-storage-config")["data"]["VOXTRAIN_MINIO__SECURE"] == "true"
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for _, c in all_containers(docs) for e in c.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs == {"voxtrain-secrets"}
+    assert all("REPLACE-ME" in v for v in example_secrets().values())
+    replicas = {n: one(docs, "Deployment", f"voxtrain-{n}")["spec"].get("replicas") for n in ("models", "datasets")}
+    assert replicas == {"models": 2, "datasets": 2}

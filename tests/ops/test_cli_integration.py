@@ -1,0 +1,278 @@
+"""The ``voxtrain`` operations commands against real PostgreSQL and Kafka, on data the services made."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.support import TopicReader, auth_headers, eventually, publish, running, settings_for, unique
+from voxtrain_models.bootstrap import build as build_models
+from voxtrain_shared import events as ev
+from voxtrain_shared import ops, outbox
+from voxtrain_shared.db import migrate
+from voxtrain_shared.kafka import PermanentError, ensure_topics, make_broker, subscribe
+from voxtrain_shared.settings import KafkaSettings, ModelsSettings
+from voxtrain_shared.topics import Topics, dead_letter
+from voxtrain_shared.vocab import DatasetType
+from voxtrain_trainer import runs
+
+pytestmark = pytest.mark.integration
+ACME = auth_headers("acme")
+
+
+@pytest.fixture
+async def models_svc(stack):
+    service = build_models(settings_for(ModelsSettings, stack))
+    async with running(service) as client:
+        service.client = client
+        yield service
+
+
+async def create_model(svc, name: str, **headers: str) -> dict:
+    r = await svc.client.post("/v1/models", json={"name": name, "language": "en-US"}, headers={**ACME, **headers})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def uploaded(model_id: uuid.UUID, tenant: str = "acme") -> ev.Envelope:
+    ds = uuid.uuid4()
+    obj = ev.DatasetObject(dataset_id=ds, dataset_type=DatasetType.TRANSCRIPT, file_name="notes.txt", bucket="b",
+                           object_key=f"tenants/{tenant}/models/{model_id}/datasets/{ds}/data", size=10,
+                           sha256="a" * 64)
+    return ev.wrap(ev.DatasetUploaded(dataset=obj), tenant_id=tenant, model_id=model_id)
+
+
+async def status_of(svc, model_id: str) -> int:
+    return (await svc.client.get(f"/v1/models/{model_id}", headers=ACME)).json()["status"]["code"]
+
+
+# ---------------------------------------------------------------- migrate
+
+
+async def test_migrate_applies_a_services_migrations_once_and_exits(cli, stack) -> None:
+    schema = unique("mig")
+    first = await cli("migrate", "trainer", "--schema", schema)
+    assert first.exit_code == 0, first.output
+    assert f"schema {schema} is up to date; applied shared_0001_outbox_inbox.sql, 0001_runs.sql" in first.stdout
+    again = await cli("migrate", "trainer", "--schema", schema)
+    assert again.exit_code == 0 and "nothing to apply" in again.stdout
+    conn = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.runs") == 0
+        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 2
+    finally:
+        await conn.close()
+    from_env = unique("mig")  # the Jobs give the schema as the services read it: VOXTRAIN_POSTGRES__SCHEMA
+    result = await cli("migrate", "models", env={"VOXTRAIN_POSTGRES__SCHEMA": from_env})
+    assert result.exit_code == 0 and f"schema {from_env} is up to date" in result.stdout
+    bad = await cli("migrate", "payments")
+    assert bad.exit_code == 2 and "unknown service 'payments'" in bad.stderr
+    missing = await cli("migrate", "models", env={"VOXTRAIN_POSTGRES__DSN": ""})
+    assert missing.exit_code == 2 and "VOXTRAIN_POSTGRES__DSN" in missing.stderr
+
+
+async def test_the_installed_voxtrain_command_migrates(stack) -> None:
+    """The console script itself, as a Job's container runs it."""
+    schema = unique("mig")
+    exe = Path(sys.executable).with_name("voxtrain")
+    env = {**os.environ, "VOXTRAIN_POSTGRES__DSN": stack.postgres_dsn, "VOXTRAIN_POSTGRES__SCHEMA": schema}
+    done = await asyncio.to_thread(subprocess.run, [str(exe), "migrate", "validator"], env=env, capture_output=True,
+                                   text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"validator: schema {schema} is up to date; applied" in done.stdout
+
+
+# ---------------------------------------------------------------- models and runs
+
+
+async def test_models_lists_every_tenants_models_by_status(cli, models_svc, stack) -> None:
+    ready = await create_model(models_svc, "ready")
+    idle = await create_model(models_svc, "idle")
+    await publish(stack.kafka_bootstrap, models_svc.topics.datasets, uploaded(uuid.UUID(ready["id"])))
+    await eventually(lambda: _is(models_svc, ready["id"], 2))
+    schema = models_svc.schema
+    rows = await cli.json("models", "--schema", schema, "--status", "2")
+    assert [(r["id"], r["tenant"], r["status"], r["status_name"]) for r in rows] == [
+        (ready["id"], "acme", 2, "READY_TO_RUN")]
+    assert [r["id"] for r in await cli.json("models", "--schema", schema)] == [ready["id"], idle["id"]]
+    assert await cli.json("models", "--schema", schema, "--tenant", "other") == []
+    table = await cli("models", "--schema", schema, "--status", "1")
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "TENANT", "NAME", "STATUS", "STATUS_NAME", "RUN_ID", "ERROR", "UPDATED_AT"]
+    assert len(lines) == 2 and idle["id"] in lines[1] and "NOT_RUNNING" in lines[1]
+    assert (await cli("models", "--schema", schema, "--status", "7")).exit_code == 2
+    wrong = await cli("models", "--schema", unique("nothing"))
+    assert wrong.exit_code == 2 and "has no models table" in wrong.stderr
+
+
+async def _is(svc, model_id: str, code: int) -> bool:
+    return await status_of(svc, model_id) == code
+
+
+async def test_runs_lists_training_runs_by_status(cli, stack) -> None:
+    schema = unique("trainer")
+    await ops.migrate_service(stack.postgres_dsn, "trainer", schema)
+    requests = [ev.wrap(ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]), tenant_id="acme",
+                        model_id=uuid.uuid4()) for _ in range(2)]
+    conn = await asyncpg.connect(stack.postgres_dsn, server_settings={"search_path": schema})
+    try:
+        for env in requests:
+            async with conn.transaction():
+                assert await runs.record(conn, schema, env)
+        running_id = requests[1].payload().run_id
+        await conn.execute(f"UPDATE {schema}.runs SET status='running', owner='trainer-0', started_at=now(), "
+                           f"progress='{{\"stage\": \"estimate_lm\", \"percent\": 40.0}}' WHERE run_id=$1", running_id)
+    finally:
+        await conn.close()
+    queued = await cli.json("runs", "--schema", schema, "--status", "queued")
+    assert [r["run_id"] for r in queued] == [str(requests[0].payload().run_id)]
+    active = await cli.json("runs", "--schema", schema, "--status", "running")
+    assert [(r["run_id"], r["stage"], r["percent"], r["owner"]) for r in active] == [
+        (str(running_id), "estimate_lm", 40.0, "trainer-0")]
+    assert len(await cli.json("runs", "--schema", schema)) == 2
+    table = (await cli("runs", "--schema", schema, "--status", "running")).stdout
+    assert "estimate_lm" in table and "trainer-0" in table
+    bad = await cli("runs", "--schema", schema, "--status", "done")
+    assert bad.exit_code == 2 and "unknown run status" in bad.stderr
+
+
+# ---------------------------------------------------------------- history
+
+
+async def test_history_reads_the_outboxes_in_time_order_or_the_topics(cli, models_svc, stack) -> None:
+    cid = uuid.uuid4()
+    m = await create_model(models_svc, "history", **{"X-Correlation-ID": str(cid)})
+    mid = uuid.UUID(m["id"])
+    patched = await models_svc.client.patch(f"/v1/models/{mid}", json={"description": "CT"}, headers=ACME)
+    assert patched.status_code == 200
+    up = uploaded(mid)
+    await publish(stack.kafka_bootstrap, models_svc.topics.datasets, up)
+    await eventually(lambda: _is(models_svc, m["id"], 2))
+    # a second service's outbox: an event written there, not relayed yet
+    other = unique("ds")
+    conn = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        await migrate(conn, other, None)
+        later = ev.wrap(ev.DatasetDeleted(dataset_id=uuid.uuid4(), dataset_type=DatasetType.TRANSCRIPT),
+                        tenant_id="acme", model_id=mid)
+        async with conn.transaction():
+            await outbox.add(conn, other, models_svc.topics, later)
+    finally:
+        await conn.close()
+
+    rows = await cli.json("history", str(mid), "--schemas", f"{models_svc.schema},{other}")
+    assert [(r["type"], r["source"]) for r in rows] == [
+        ("ModelCreated", models_svc.schema), ("ModelUpdated", models_svc.schema),
+        ("TrainingStatusChanged", models_svc.schema), ("DatasetDeleted", other)]
+    assert rows[0]["correlation_id"] == str(cid)
+    assert rows[2]["causation_id"] == str(up.id) and rows[2]["summary"].startswith("1 -> 2 (READY_TO_RUN)")
+    assert rows[-1]["sent"] is False
+    table = (await cli("history", str(mid), "--schemas", f"{models_svc.schema},{other}")).stdout
+    assert "TrainingStatusChanged" in table and "OCCURRED_AT" in table
+
+    async def relayed() -> bool:
+        rows = await cli.json("history", str(mid), "--schemas", models_svc.schema)
+        return all(r["sent"] for r in rows)
+
+    await eventually(relayed)
+    env = {"VOXTRAIN_KAFKA__TOPIC_NAMESPACE": models_svc.topics.namespace}
+    on_kafka = await cli.json("history", str(mid), "--kafka", env=env)
+    assert [r["type"] for r in on_kafka] == ["ModelCreated", "ModelUpdated", "DatasetUploaded", "TrainingStatusChanged"]
+    assert on_kafka[2]["event_id"] == str(up.id) and on_kafka[2]["source"] == "kafka"
+    assert await cli.json("history", str(uuid.uuid4()), "--schemas", models_svc.schema) == []
+
+
+# ---------------------------------------------------------------- outbox
+
+
+async def test_outbox_reports_backlog_and_age_per_schema(cli, stack) -> None:
+    schema, absent = unique("obx"), unique("absent")
+    topics = Topics(unique("ns"))
+    conn = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        await migrate(conn, schema, None)
+        for _ in range(2):
+            async with conn.transaction():
+                env = ev.wrap(ev.ModelDeleted(), tenant_id="acme", model_id=uuid.uuid4())
+                await outbox.add(conn, schema, topics, env)
+        await asyncio.sleep(0.2)
+        rows = await cli.json("outbox", "--schemas", f"{schema},{absent}")
+        assert rows[0]["schema"] == schema and rows[0]["present"] is True and rows[0]["unsent"] == 2
+        assert rows[0]["oldest_age_seconds"] >= 0.2 and rows[0]["last_sent_at"] is None
+        assert rows[1] == {"schema": absent, "present": False, "unsent": None, "oldest_age_seconds": None,
+                           "last_sent_at": None}
+        await conn.execute(f"UPDATE {schema}.outbox SET sent_at = now()")
+        rows = await cli.json("outbox", "--schemas", schema)
+        assert rows[0]["unsent"] == 0 and rows[0]["oldest_age_seconds"] == 0 and rows[0]["last_sent_at"]
+        table = (await cli("outbox", "--schemas", schema)).stdout.splitlines()
+        assert table[0].split() == ["SCHEMA", "PRESENT", "UNSENT", "OLDEST_AGE_SECONDS", "LAST_SENT_AT"]
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+async def test_dlt_list_and_replay_send_dead_letters_back_once(cli, stack) -> None:
+    topic = unique("t.dlt")
+    await ensure_topics(stack.kafka_bootstrap, [topic], partitions=3)
+    broker = make_broker(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap), client_id="test")
+
+    async def refuse(env: ev.Envelope) -> None:
+        raise PermanentError(f"cannot handle {env.type}")
+
+    subscribe(broker, topic, group_id=unique("g"), handler=refuse, max_retries=0)
+    sent = [ev.wrap(ev.ModelDeleted(), tenant_id="acme", model_id=uuid.uuid4()) for _ in range(3)]
+    await broker.start()
+    try:
+        await publish(stack.kafka_bootstrap, topic, *sent, headers={"x-trace": "t-1"})
+        async with TopicReader(stack.kafka_bootstrap, dead_letter(topic)) as dlt:
+            await dlt.read(3)
+    finally:
+        await broker.stop()
+
+    listed = await cli.json("dlt", "list", topic)
+    assert sorted(r["event_id"] for r in listed) == sorted(str(e.id) for e in sent)
+    assert all(r["target"] == topic and r["replayed"] is False and "cannot handle ModelDeleted" in r["reason"]
+               and r["attempts"] == "1" for r in listed)
+    assert (await cli.json("dlt", "list", dead_letter(topic))) == listed  # the .dlt name works too
+
+    dry = await cli.json("dlt", "replay", topic, "--dry-run")
+    assert [r["action"] for r in dry] == ["would replay"] * 3
+    one = await cli.json("dlt", "replay", topic, "--limit", "1")
+    rest = await cli.json("dlt", "replay", topic)
+    assert [r["action"] for r in one + rest] == ["replayed"] * 3
+    assert sorted(r["event_id"] for r in one + rest) == sorted(str(e.id) for e in sent)
+    assert (await cli("dlt", "replay", topic)).stdout.strip() == "nothing to replay"
+    assert all(r["replayed"] for r in await cli.json("dlt", "list", topic))
+
+    async with TopicReader(stack.kafka_bootstrap, topic) as reader:
+        records = await reader.read(6)
+        await reader.settle(1.0)
+    assert len(reader.records) == 6, "the dry run sent nothing and nothing was sent twice"
+    replays = [r for r in records if dict(r.headers).get("x-replayed-from")]
+    by_id = {str(e.id): e for e in sent}
+    assert len(replays) == 3
+    for r in replays:
+        headers = dict(r.headers)
+        original = by_id[str(ev.REGISTRY.parse(r.value).id)]
+        assert r.value == original.to_bytes() and r.key == original.key()
+        assert headers["x-trace"] == b"t-1" and not any(k.startswith("x-dead-letter") or k.startswith("x-original")
+                                                         or k in ("x-attempts", "x-consumer-group") for k in headers)
+        assert headers["x-replayed-from"].decode().startswith(dead_letter(topic) + ":")
+
+
+async def test_dlt_of_an_empty_or_missing_topic(cli) -> None:
+    topic = unique("t.none")
+    result = await cli("dlt", "list", topic)
+    assert result.exit_code == 0 and result.stdout.strip() == f"{topic}.dlt is empty"
+    assert await cli.json("dlt", "replay", topic) == []
+    down = await cli("dlt", "list", topic, env={"VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert down.exit_code == 2 and "does not answer" in down.stderr

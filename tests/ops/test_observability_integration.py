@@ -1,0 +1,148 @@
+"""What operators watch: correlation ids across a hop, and the metrics each service adds on /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.support import TopicReader, auth_headers, eventually, running, settings_for, unique
+from voxtrain_models.bootstrap import build as build_models
+from voxtrain_shared import events as ev
+from voxtrain_shared import ops
+from voxtrain_shared.db import create_pool
+from voxtrain_shared.http import CORRELATION_HEADER
+from voxtrain_shared.settings import ModelsSettings, TrainerSettings
+from voxtrain_shared.topics import Topics
+from voxtrain_shared.vocab import DatasetType, ErrorCode
+from voxtrain_trainer import runs
+from voxtrain_validator import jobs
+from voxtrain_validator.rules.outcome import failed, passed
+
+pytestmark = pytest.mark.integration
+ACME = auth_headers("acme")
+NEW_METRICS = ("voxtrain_validations_total", "voxtrain_validation_seconds", "voxtrain_trainings_total",
+               "voxtrain_training_seconds", "voxtrain_models", "voxtrain_upload_bytes_total", "voxtrain_upload_seconds")
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_correlation_id_sent_over_http_is_the_events_correlation_id(stack) -> None:
+    svc = build_models(settings_for(ModelsSettings, stack))
+    cid = uuid.uuid4()
+    async with running(svc) as client, TopicReader(stack.kafka_bootstrap, svc.topics.models) as reader:
+        r = await client.post("/v1/models", json={"name": "traced", "language": "en-US"},
+                              headers={**ACME, CORRELATION_HEADER: str(cid)})
+        assert r.status_code == 201 and r.headers[CORRELATION_HEADER] == str(cid)
+        records = await reader.read(1)
+    created = ev.REGISTRY.parse(records[0].value)
+    assert created.type == "ModelCreated" and str(created.model_id) == r.json()["id"]
+    assert created.correlation_id == cid
+
+
+async def test_models_per_status_are_refreshed_from_the_database(stack) -> None:
+    svc = build_models(settings_for(ModelsSettings, stack), gauge_every=0.1)
+    async with running(svc) as client:
+        for name in ("one", "two"):
+            assert (await client.post("/v1/models", json={"name": name, "language": "en-US"},
+                                      headers=ACME)).status_code == 201
+
+        async def counted() -> bool:
+            text = (await client.get("/metrics")).text
+            return ('voxtrain_models{status="NOT_RUNNING"} 2.0' in text
+                    and 'voxtrain_models{status="FAILED"} 0.0' in text)
+
+        await eventually(counted, timeout=10)
+
+
+async def test_every_service_serves_the_new_metrics() -> None:
+    with ops.built_services() as built:
+        for b in built:
+            transport = httpx.ASGITransport(app=b.service.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                text = (await client.get("/metrics")).text
+            for name in NEW_METRICS:
+                assert f"# TYPE {name} " in text, f"{b.name} does not expose {name}"
+
+
+async def test_validations_are_counted_and_timed_by_outcome(stack) -> None:
+    schema = unique("validator")
+    await ops.migrate_service(stack.postgres_dsn, "validator", schema)
+    pool = await create_pool(stack.postgres_dsn, schema)
+    verdicts = {}
+
+    def validate(job: jobs.Job, _others: dict) -> object:
+        time.sleep(0.05)
+        return verdicts[job.dataset_id]
+
+    workers = jobs.Workers(lambda: pool, schema, Topics(unique("ns")), validate, lambda *a: asyncio.sleep(0))
+    labels_ok = {"dataset_type": "TRANSCRIPT", "outcome": "passed", "code": ""}
+    labels_bad = {"dataset_type": "AUDIO", "outcome": "failed", "code": "invalid_audio_format"}
+    before = (sample("voxtrain_validations_total", **labels_ok), sample("voxtrain_validations_total", **labels_bad),
+              sample("voxtrain_validation_seconds_count", dataset_type="TRANSCRIPT", outcome="passed"),
+              sample("voxtrain_validation_seconds_sum", dataset_type="TRANSCRIPT", outcome="passed"))
+    try:
+        for kind, verdict in ((DatasetType.TRANSCRIPT, passed({"lines": 3})),
+                              (DatasetType.AUDIO, failed(ErrorCode.INVALID_AUDIO_FORMAT, "not a WAV file"))):
+            ds = uuid.uuid4()
+            verdicts[ds] = verdict
+            env = ev.wrap(ev.DatasetUploaded(dataset=ev.DatasetObject(
+                dataset_id=ds, dataset_type=kind, file_name="f", bucket="b", object_key=f"k/{ds}", size=1,
+                sha256="a" * 64)), tenant_id="acme", model_id=uuid.uuid4())
+            async with pool.acquire() as conn, conn.transaction():
+                assert await jobs.record(conn, schema, env)
+            assert await workers.run_one()
+    finally:
+        await pool.close()
+    assert sample("voxtrain_validations_total", **labels_ok) == before[0] + 1
+    assert sample("voxtrain_validations_total", **labels_bad) == before[1] + 1
+    assert sample("voxtrain_validation_seconds_count", dataset_type="TRANSCRIPT", outcome="passed") == before[2] + 1
+    assert sample("voxtrain_validation_seconds_sum", dataset_type="TRANSCRIPT", outcome="passed") >= before[3] + 0.05
+
+
+async def test_trainings_are_counted_and_timed_by_outcome(stack) -> None:
+    settings = settings_for(TrainerSettings, stack)
+    schema = settings.postgres.schema_name
+    await ops.migrate_service(stack.postgres_dsn, "trainer", schema)
+    pool = await create_pool(stack.postgres_dsn, schema)
+    supervisor = runs.Supervisor(lambda: pool, schema, settings.kafka.topics, settings)
+    lost = {"outcome": "failed", "code": "worker_lost"}
+    ok = {"outcome": "succeeded", "code": ""}
+    before = (sample("voxtrain_trainings_total", **lost), sample("voxtrain_trainings_total", **ok),
+              sample("voxtrain_training_seconds_count", outcome="failed"),
+              sample("voxtrain_training_seconds_sum", outcome="failed"),
+              sample("voxtrain_training_seconds_count", outcome="succeeded"))
+    requests = [ev.wrap(ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]), tenant_id="acme",
+                        model_id=uuid.uuid4()) for _ in range(2)]
+    try:
+        async with pool.acquire() as conn:
+            for env in requests:
+                async with conn.transaction():
+                    await runs.record(conn, schema, env)
+            # run 0: its replica died 120 s into the run; run 1: this replica runs it
+            await conn.execute("UPDATE runs SET status='running', owner='gone', started_at=now() - interval '120 s', "
+                               "heartbeat_at=now() - interval '1 hour' WHERE run_id=$1", requests[0].payload().run_id)
+            await conn.execute("UPDATE runs SET status='running', owner=$2, started_at=now(), heartbeat_at=now() "
+                               "WHERE run_id=$1", requests[1].payload().run_id, supervisor.owner)
+        assert await supervisor.reap() == 1
+
+        class Finished:
+            exitcode = 0
+
+        active = runs.Active(requests[1].payload().run_id, requests[1], Finished(), None, None, time.monotonic() - 3)
+        await supervisor._finish(active, {"metrics": {"wer": 0.1}, "artifacts": {"lm": "s3://b/lm"}, "used": {}}, None)
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT status FROM runs WHERE run_id=$1", active.run_id) == "succeeded"
+    finally:
+        await pool.close()
+    assert sample("voxtrain_trainings_total", **lost) == before[0] + 1
+    assert sample("voxtrain_trainings_total", **ok) == before[1] + 1
+    assert sample("voxtrain_training_seconds_count", outcome="failed") == before[2] + 1
+    assert sample("voxtrain_training_seconds_sum", outcome="failed") >= before[3] + 120
+    assert sample("voxtrain_training_seconds_count", outcome="succeeded") == before[4] + 1
