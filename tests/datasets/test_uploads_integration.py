@@ -16,6 +16,12 @@ pytestmark = pytest.mark.integration
 ACME = auth_headers("acme")
 
 
+def _uploaded_bytes() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("voxtrain_upload_bytes_total", {"mode": "stream"}) or 0.0
+
+
 def uploads_of(records, mid) -> list[ev.Envelope]:
     out = [ev.REGISTRY.parse(r.value) for r in records]
     return [e for e in out if e.model_id == mid]
@@ -26,11 +32,13 @@ async def test_a_multi_file_upload_stores_records_objects_and_events(datasets, s
     files = [("notes.txt", b"the patient presents with chest pain\n"), ("dictation.wav", os.urandom(300_000)),
              ("pairs.jsonl", b'{"audio": "dictation.wav", "text": "hello"}\n'),
              ("big.flac", os.urandom(11 * MiB))]  # crosses the 5 MiB part size: a real multipart upload
+    before = _uploaded_bytes()
     async with TopicReader(stack.kafka_bootstrap, datasets.topics.datasets) as reader:
         r = await datasets.upload(mid, files)
         assert r.status_code == 201, r.text
         got = r.json()["datasets"]
         records = await reader.read(len(files))
+    assert _uploaded_bytes() - before == sum(len(d) for _, d in files)  # the voxtrain_upload_bytes_total metric
     assert [(g["file_name"], g["type"], g["type_code"]) for g in got] == [
         ("notes.txt", "TRANSCRIPT", 1), ("dictation.wav", "AUDIO", 3), ("pairs.jsonl", "MANIFEST", 4),
         ("big.flac", "AUDIO", 3)]

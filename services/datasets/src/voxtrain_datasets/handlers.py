@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -22,6 +23,7 @@ import asyncpg
 from voxtrain_shared import events as ev
 from voxtrain_shared import outbox
 from voxtrain_shared.logs import get_logger
+from voxtrain_shared.metrics import UPLOAD_BYTES, UPLOAD_SECONDS
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
 
@@ -288,12 +290,16 @@ async def upload_form(deps: Deps, ctx: Context, model_id: uuid.UUID, query_type:
     """Stream every file of a form to storage, then record them all at once (or nothing at all)."""
     await guard(deps, ctx.tenant_id, model_id)  # before a byte is read
     upload = FormUpload(deps, ctx, model_id, query_type)
+    started = time.perf_counter()
     try:
         async with aclosing(form):  # type: ignore[type-var]
             async for event in form:
                 await upload.handle(event)
         d.check_file_count(len(upload.stored), deps.limits.max_files)
-        return await record(deps, ctx, model_id, upload.stored)
+        datasets = await record(deps, ctx, model_id, upload.stored)
+        UPLOAD_SECONDS.labels(mode="stream").observe(time.perf_counter() - started)
+        UPLOAD_BYTES.labels(mode="stream").inc(sum(x.size for x in datasets))
+        return datasets
     except BaseException as exc:
         try:
             await asyncio.shield(upload.discard(storage_down=isinstance(exc, StorageUnavailable)))
@@ -424,6 +430,8 @@ async def complete_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, 
             bucket=deps.store.bucket, object_key=s.object_key, source="direct",
         )
         [saved] = await record(deps, ctx, model_id, [dataset], completed_session=s.id)
+        UPLOAD_BYTES.labels(mode="multipart").inc(size)
+        UPLOAD_SECONDS.labels(mode="multipart").observe((now() - s.created_at).total_seconds())
         return saved, True
     except BaseException:
         try:
