@@ -124,3 +124,17 @@ def test_model_is_locked_while_queued_or_running_and_stale_runs_are_ignored() ->
     m.training_failed(m.run_id, {"code": "worker_lost", "message": "trainer died"}, datetime.now(UTC))
     assert m.status is S.FAILED and m.last_error["code"] == "worker_lost"
     assert m.update(name="renamed") == ["name"]
+
+
+def test_training_waits_for_every_dataset_of_an_upload() -> None:
+    """Validation of the first file of an upload can be seen before the upload of the second."""
+    m = model()
+    first, second = dataset(), dataset(DatasetType.AUDIO)
+    m.dataset_uploaded(first, batch=(first.id, second.id))
+    m.dataset_validated(first.id, first.type, first.file_name, passed=True)
+    assert not m.training_requested  # the second file is announced but not seen yet
+    m.dataset_validated(second.id, second.type, second.file_name, passed=True)  # validation before its upload
+    assert not m.training_requested
+    m.dataset_uploaded(second, batch=(first.id, second.id))
+    requested = [e for e in m.events if isinstance(e, TrainingRequestedEvent)]
+    assert len(requested) == 1 and len(requested[0].datasets) == 2

@@ -225,10 +225,14 @@ class StartTraining(Message):
 
 @register
 class DatasetUploaded(Message):
+    """One stored dataset. ``batch`` lists every dataset id created by the same upload (this one
+    included), so a consumer knows to wait for the others before acting on "all datasets"."""
+
     TYPE: ClassVar[str] = "DatasetUploaded"
     TOPIC: ClassVar[str] = "datasets"
     dataset: DatasetObject
     content_type: str | None = None
+    batch: list[UUID] = Field(default_factory=list)
 
 
 @register

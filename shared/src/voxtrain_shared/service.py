@@ -85,12 +85,25 @@ class Service:
             await migrate(conn, self.schema, self._migrations)
         await ensure_topics(s.kafka.bootstrap_servers, self.topics.all())
         await self.broker.start()
+        await self._await_assignments(timeout=30.0)
         if self._relay_enabled:
             relay = OutboxRelay(self._pool, self.schema, BrokerPublisher(self.broker))
             self.background(relay.run(self._stop))
         for hook in self._on_start:
             await hook(self)
         log.info("service_started", service=s.service_name, schema=self.schema, port=s.http.port)
+
+    async def _await_assignments(self, timeout: float) -> None:
+        """Wait (bounded) until each consumer holds partitions, so events published right after start
+        are not left waiting for a group to form. With more replicas than partitions a consumer may
+        legitimately get none: then this just times out and the service starts anyway."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            consumers = [getattr(sub, "consumer", None) for sub in self.broker.subscribers]
+            if all(c is not None and c.assignment() for c in consumers):
+                return
+            await asyncio.sleep(0.1)
+        log.warning("consumers_without_partitions", timeout=timeout)
 
     async def stop(self) -> None:
         self._stop.set()

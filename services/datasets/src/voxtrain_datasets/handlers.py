@@ -24,7 +24,7 @@ from voxtrain_shared import events as ev
 from voxtrain_shared import outbox
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.metrics import UPLOAD_BYTES, UPLOAD_SECONDS
-from voxtrain_shared.topics import Topics
+from voxtrain_shared.uow import Context, Tx, UnitOfWork
 from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
 
 from . import domain as d
@@ -39,47 +39,6 @@ UNKNOWN_MODEL_GRACE = timedelta(seconds=3)
 #: A completion that has not finished after this long is presumed dead and may be taken over.
 COMPLETION_STALL = timedelta(minutes=10)
 DOWNLOAD_TTL = timedelta(minutes=15)
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who asks, and which request or message caused it (for correlation)."""
-
-    tenant_id: str
-    correlation_id: uuid.UUID
-    causation: ev.Envelope | None = None
-
-
-class Tx:
-    """One open transaction: the connection and a way to emit messages through the outbox."""
-
-    def __init__(self, conn: asyncpg.Connection, schema: str, topics: Topics, ctx: Context) -> None:
-        self.conn, self._schema, self._topics, self.ctx = conn, schema, topics, ctx
-
-    async def emit(self, message: ev.Message, model_id: uuid.UUID) -> None:
-        env = ev.wrap(message, tenant_id=self.ctx.tenant_id, model_id=model_id,
-                      correlation_id=self.ctx.correlation_id, causation=self.ctx.causation)
-        await outbox.add(self.conn, self._schema, self._topics, env)
-
-    async def claim(self, consumer: str, event_id: uuid.UUID) -> bool:
-        return await outbox.claim(self.conn, self._schema, consumer, event_id)
-
-
-class UnitOfWork:
-    """Transactions (and plain connections) on the service's pool, which exists once started."""
-
-    def __init__(self, pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> None:
-        self._pool, self._schema, self._topics = pool, schema, topics
-
-    @asynccontextmanager
-    async def __call__(self, ctx: Context) -> AsyncIterator[Tx]:
-        async with self._pool().acquire() as conn, conn.transaction():
-            yield Tx(conn, self._schema, self._topics, ctx)
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool().acquire() as conn:
-            yield conn
 
 
 @dataclass(frozen=True)
@@ -125,6 +84,9 @@ async def _status(deps: Deps, tenant_id: str, model_id: uuid.UUID) -> ModelStatu
         async with deps.uow.read() as conn:
             status = await repo.model_status(conn, tenant_id, model_id)
             if status is not None or loop.time() >= deadline or await repo.model_known(conn, model_id):
+                if status is None:
+                    log.info("model_not_in_projection", model_id=str(model_id),
+                             waited=round(deps.unknown_model_grace.total_seconds() - (deadline - loop.time()), 2))
                 return status
         await asyncio.sleep(0.1)
 
@@ -148,11 +110,12 @@ async def model_status(deps: Deps, tenant_id: str, model_id: uuid.UUID) -> Model
 # ---------------------------------------------------------------- recording datasets (both upload paths)
 
 
-def _uploaded(ds: d.Dataset) -> ev.DatasetUploaded:
+def _uploaded(ds: d.Dataset, batch: list[uuid.UUID]) -> ev.DatasetUploaded:
     return ev.DatasetUploaded(
         dataset=ev.DatasetObject(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name, bucket=ds.bucket,
                                  object_key=ds.object_key, size=ds.size, sha256=ds.sha256),
         content_type=ds.content_type,
+        batch=batch,
     )
 
 
@@ -165,8 +128,9 @@ async def record(deps: Deps, ctx: Context, model_id: uuid.UUID, datasets: list[d
         await repo.unstage_objects(tx.conn, [ds.object_key for ds in saved])
         if completed_session is not None:
             await repo.set_session_state(tx.conn, completed_session, "completed")
+        batch = [ds.id for ds in saved]
         for ds in saved:
-            await tx.emit(_uploaded(ds), model_id)
+            await tx.emit(_uploaded(ds, batch), model_id)
     for ds in saved:
         log.info("dataset_uploaded", dataset_id=str(ds.id), model_id=str(model_id), dataset_type=ds.type.name,
                  size=ds.size, source=ds.source)

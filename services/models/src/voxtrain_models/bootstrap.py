@@ -16,7 +16,7 @@ SUPPORTED_LANGUAGES = ("en-US",)
 def build(settings: ModelsSettings, *, gauge_every: float = gauges.REFRESH_SECONDS) -> Service:
     svc = Service(settings, migrations=MIGRATIONS, title="voxtrain models",
                   description="Custom models and their training status (1 Not Running … 5 Failed).")
-    uow = handlers.UnitOfWork(lambda: svc.pool, svc.schema, svc.topics)
+    uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
     t = svc.topics
     svc.app.include_router(http.router(uow, SUPPORTED_LANGUAGES))
     svc.consumer(t.datasets, "datasets", consumers.facts(uow, "datasets"))

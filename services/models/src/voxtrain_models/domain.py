@@ -144,13 +144,20 @@ class CustomModel:
 
     # ---------------------------------------------------------------- facts from other services
 
-    def dataset_uploaded(self, ds: Dataset) -> None:
-        """A dataset arrived; with auto_train a model at 1 is queued (at 5 it stays until Train)."""
+    def dataset_uploaded(self, ds: Dataset, batch: tuple[uuid.UUID, ...] = ()) -> None:
+        """A dataset arrived; with auto_train a model at 1 is queued (at 5 it stays until Train).
+
+        ``batch`` names the datasets uploaded together with it: those not seen yet are recorded as
+        expected (no location), so training waits for them instead of starting with part of an upload.
+        """
         known = self.datasets.get(ds.id)
         if known is not None:  # validation may have been seen first (another topic)
             known.location, known.type, known.file_name = ds.location, ds.type, ds.file_name
         else:
             self.datasets[ds.id] = ds
+        for sibling in batch:
+            if sibling not in self.datasets:  # its own event follows on the same partition
+                self.datasets[sibling] = Dataset(sibling, ds.type, "(upload in progress)")
         if self.status is S.NOT_RUNNING and self.auto_train:
             self._move(Trigger.DATASETS_UPLOADED, "datasets uploaded; training queued", run_id=None)
         self._evaluate_gate()

@@ -6,18 +6,16 @@ message in the inbox in that transaction, so a redelivered message changes nothi
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from voxtrain_shared import events as ev
-from voxtrain_shared import outbox
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.topics import Topics
+from voxtrain_shared.uow import Context, Tx, UnitOfWork
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
 from . import repository as repo
@@ -26,31 +24,10 @@ from .domain import CustomModel, Dataset, Rejected, StatusChanged, TrainingReque
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Context:
-    """Who asks, and which message or request caused it (for correlation)."""
-
-    tenant_id: str
-    correlation_id: uuid.UUID
-    causation: ev.Envelope | None = None
-
-
-class Tx:
-    """One open transaction: the connection plus a way to emit messages through the outbox."""
-
-    def __init__(self, conn: asyncpg.Connection, schema: str, topics: Topics, ctx: Context) -> None:
-        self.conn, self._schema, self._topics, self.ctx = conn, schema, topics, ctx
-
-    async def emit(self, message: ev.Message, model_id: uuid.UUID) -> None:
-        env = ev.wrap(message, tenant_id=self.ctx.tenant_id, model_id=model_id,
-                      correlation_id=self.ctx.correlation_id, causation=self.ctx.causation)
-        await outbox.add(self.conn, self._schema, self._topics, env)
-
-    async def claim(self, consumer: str, event_id: uuid.UUID) -> bool:
-        return await outbox.claim(self.conn, self._schema, consumer, event_id)
+class ModelTx(Tx):
+    """A transaction that can also save a model and emit what its domain recorded."""
 
     async def save(self, model: CustomModel) -> None:
-        """Persist the model and emit what the domain recorded."""
         await repo.save(self.conn, model)
         for event in model.events:
             await self.emit(_message(event, model), model.id)
@@ -60,21 +37,8 @@ class Tx:
         model.events.clear()
 
 
-class UnitOfWork:
-    """Opens transactions on the service's pool (given as a callable: the pool exists once started)."""
-
-    def __init__(self, pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> None:
-        self._pool, self._schema, self._topics = pool, schema, topics
-
-    @asynccontextmanager
-    async def __call__(self, ctx: Context) -> AsyncIterator[Tx]:
-        async with self._pool().acquire() as conn, conn.transaction():
-            yield Tx(conn, self._schema, self._topics, ctx)
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool().acquire() as conn:
-            yield conn
+def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> UnitOfWork[ModelTx]:
+    return UnitOfWork(pool, schema, topics, ModelTx)
 
 
 def _error_info(error: dict[str, Any] | None) -> ev.ErrorInfo | None:
@@ -97,7 +61,7 @@ def not_found(model_id: uuid.UUID) -> Rejected:
     return Rejected(ErrorCode.NOT_FOUND, f"No model {model_id} exists for this tenant.")
 
 
-async def _load(tx: Tx, model_id: uuid.UUID) -> CustomModel:
+async def _load(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
     model = await repo.get(tx.conn, tx.ctx.tenant_id, model_id, lock=True)
     if model is None:
         raise not_found(model_id)
@@ -112,7 +76,7 @@ async def create_model(uow: UnitOfWork, ctx: Context, **fields: Any) -> CustomMo
         return await create_in(tx, **fields)
 
 
-async def create_in(tx: Tx, *, model_id: uuid.UUID, name: str, language: str, description: str | None,
+async def create_in(tx: ModelTx, *, model_id: uuid.UUID, name: str, language: str, description: str | None,
                     auto_train: bool) -> CustomModel:
     """Create a model inside an open transaction (name unique per tenant)."""
     model = CustomModel(id=model_id, tenant_id=tx.ctx.tenant_id, name=name, language=language,
@@ -157,7 +121,7 @@ async def start_training(uow: UnitOfWork, ctx: Context, model_id: uuid.UUID) -> 
         return await train_in(tx, model_id)
 
 
-async def train_in(tx: Tx, model_id: uuid.UUID) -> CustomModel:
+async def train_in(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
     """Press Train inside an open transaction."""
     model = await _load(tx, model_id)
     model.train()
@@ -192,9 +156,9 @@ def change_for(env: ev.Envelope) -> Callable[[CustomModel], None] | None:
     msg = env.payload()
     at = env.occurred_at or datetime.now(UTC)
     match msg:
-        case ev.DatasetUploaded(dataset=d):
+        case ev.DatasetUploaded(dataset=d, batch=batch):
             ds = Dataset(d.dataset_id, d.dataset_type, d.file_name, location=d.model_dump(mode="json"))
-            return lambda m: m.dataset_uploaded(ds)
+            return lambda m: m.dataset_uploaded(ds, tuple(batch))
         case ev.DatasetDeleted(dataset_id=dataset_id):
             return lambda m: m.dataset_deleted(dataset_id)
         case ev.ValidationPassed():
