@@ -29,7 +29,8 @@ async def validator(stack):
         yield svc
 
 
-def uploaded(svc, model: uuid.UUID, kind: T, name: str, data: bytes | None, tenant: str = "acme") -> ev.Envelope:
+def uploaded(svc, model: uuid.UUID, kind: T, name: str, data: bytes | None, tenant: str = "acme",
+             batch: list[uuid.UUID] | None = None) -> ev.Envelope:
     ds = uuid.uuid4()
     bucket = svc.settings.minio.bucket
     key = f"tenants/{tenant}/models/{model}/datasets/{ds}/data"
@@ -37,7 +38,13 @@ def uploaded(svc, model: uuid.UUID, kind: T, name: str, data: bytes | None, tena
         svc.minio.put_object(bucket, key, io.BytesIO(data), len(data))
     obj = ev.DatasetObject(dataset_id=ds, dataset_type=kind, file_name=name, bucket=bucket, object_key=key,
                            size=len(data) if data is not None else 1, sha256=hashlib.sha256(data or b"").hexdigest())
-    return ev.wrap(ev.DatasetUploaded(dataset=obj), tenant_id=tenant, model_id=model)
+    return ev.wrap(ev.DatasetUploaded(dataset=obj, batch=batch or [ds]), tenant_id=tenant, model_id=model)
+
+
+def _with_batch(env: ev.Envelope, others: list[uuid.UUID]) -> ev.Envelope:
+    p = env.payload()
+    return ev.wrap(ev.DatasetUploaded(dataset=p.dataset, batch=[p.dataset.dataset_id, *others]),
+                   tenant_id=env.tenant_id, model_id=env.model_id)
 
 
 def verdicts(reader: TopicReader) -> dict[uuid.UUID, ev.Message]:
@@ -98,12 +105,21 @@ async def test_manifests_resolve_only_within_their_model_and_tenant(validator, s
                     + json.dumps({"audio": str(their_id), "text": "not yours"}) + "\n"
                     + json.dumps({"audio": "../../etc/passwd", "text": "no paths"}) + "\n"
                     + "{not json\n").encode())
+    # one upload: the manifests come before the audio they reference, and say so in their batch
+    batch = [a_id]
+    good, bad = _with_batch(good, batch), _with_batch(bad, batch)
+    too_long = uploaded(validator, model, T.MANIFEST, "late.jsonl",
+                        (json.dumps({"audio": "ward.wav", "text": "past the end", "offset": 500, "duration": 1})
+                         + "\n").encode())
+    too_long = _with_batch(too_long, batch)
     async with TopicReader(stack.kafka_bootstrap, validator.topics.validation) as reader:
-        # audio and manifests arrive together: the manifest may be checked while the audio is still pending
-        await publish(stack.kafka_bootstrap, validator.topics.datasets, theirs, audio, good, bad)
-        await reader.read(4, timeout=120)
+        # audio and manifests arrive together: the manifests may be read while the audio is still pending
+        await publish(stack.kafka_bootstrap, validator.topics.datasets, theirs, too_long, good, bad, audio)
+        await reader.read(5, timeout=120)
     got = verdicts(reader)
     assert isinstance(got[good.payload().dataset.dataset_id], ev.ValidationPassed)
+    late = got[too_long.payload().dataset.dataset_id]  # checked again once the audio's duration was known
+    assert isinstance(late, ev.ValidationFailed) and late.error.details[0]["line"] == 1, late
     failed = got[bad.payload().dataset.dataset_id]
     assert isinstance(failed, ev.ValidationFailed) and failed.error.code == "validation_failed"
     assert sorted(d["line"] for d in failed.error.details) == [2, 3, 4]

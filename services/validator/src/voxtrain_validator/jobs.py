@@ -47,6 +47,7 @@ class Job:
     size: int
     attempts: int
     envelope: ev.Envelope
+    waited_seconds: float = 0.0
 
 
 Validate = Callable[[Job, dict[str, Any]], Outcome]  # (job, datasets of the same model) -> verdict
@@ -81,14 +82,14 @@ async def claim_next(conn: asyncpg.Connection, lease_seconds: float) -> Job | No
         "WHERE dataset_id = (SELECT dataset_id FROM datasets "
         "  WHERE (status='pending' AND next_attempt_at <= now()) OR (status='running' AND lease_until < now()) "
         "  ORDER BY next_attempt_at FOR UPDATE SKIP LOCKED LIMIT 1) "
-        "RETURNING *",
+        "RETURNING *, extract(epoch FROM now() - created_at) AS waited",
         lease_seconds,
     )
     if row is None:
         return None
     return Job(row["dataset_id"], row["tenant_id"], row["model_id"], DatasetType(row["type"]), row["file_name"],
                row["bucket"], row["object_key"], row["size"], row["attempts"],
-               ev.REGISTRY.parse(bytes(row["envelope"])))
+               ev.REGISTRY.parse(bytes(row["envelope"])), float(row["waited"]))
 
 
 async def siblings(conn: asyncpg.Connection, job: Job) -> dict[str, Any]:
@@ -124,11 +125,12 @@ class Workers:
     def __init__(self, pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics, validate: Validate,
                  publish_dead: Callable[[str, bytes, bytes | None, dict[str, str]], Any], *,
                  max_attempts: int = 4, retry_base_seconds: float = 2.0, lease_seconds: float = 900,
-                 poll: float = 1.0) -> None:
+                 poll: float = 1.0, max_wait: float = 3600.0) -> None:
         self._pool, self._schema, self._topics = pool, schema, topics
         self._validate, self._publish_dead = validate, publish_dead
         self._max_attempts, self._lease, self._poll = max_attempts, lease_seconds, poll
         self._retry_base = retry_base_seconds
+        self._max_wait = max_wait
         self._wake = asyncio.Event()
 
     def wake(self, *_: object) -> None:
@@ -169,15 +171,42 @@ class Workers:
             log.info("validation_started", dataset_id=str(job.dataset_id), type=job.type.name, size=job.size,
                      attempt=job.attempts)
             started = time.perf_counter()
+            if self._batch_incomplete(job, others):
+                await self._defer(job)
+                return True
             try:
                 outcome = await asyncio.to_thread(self._validate, job, others)
             except SourceReadError as exc:
                 await self._retry_or_dead(job, exc)
                 return True
+            if self._wait_for_audio(job, outcome):
+                await self._defer(job)
+                return True
             await self._finish(job, outcome, seconds=time.perf_counter() - started)
             return True
         finally:
             unbind_message()
+
+    def _batch_incomplete(self, job: Job, others: dict[str, Any]) -> bool:
+        """A manifest waits until every dataset uploaded with it is known here (its references may
+        name files that come after it in the same upload)."""
+        if job.type is not DatasetType.MANIFEST or job.waited_seconds >= self._max_wait:
+            return False
+        batch = getattr(job.envelope.payload(), "batch", [])
+        return any(str(b) not in others for b in batch)
+
+    def _wait_for_audio(self, job: Job, outcome: Outcome) -> bool:
+        """A manifest that cuts segments out of audio still being validated is checked again once that
+        audio's duration is known (up to ``max_wait``; after that it passes as it is)."""
+        deferred = outcome.passed and job.type is DatasetType.MANIFEST and outcome.metadata.get("deferred_segment_ends")
+        return bool(deferred) and job.waited_seconds < self._max_wait
+
+    async def _defer(self, job: Job) -> None:
+        async with self._pool().acquire() as conn:
+            await conn.execute(
+                "UPDATE datasets SET status='pending', attempts=attempts-1, lease_until=NULL, updated_at=now(), "
+                "next_attempt_at = now() + make_interval(secs => $2) WHERE dataset_id=$1", job.dataset_id, self._poll)
+        log.info("manifest_waits_for_audio", dataset_id=str(job.dataset_id))
 
     async def _finish(self, job: Job, outcome: Outcome, seconds: float | None = None) -> None:
         async with self._pool().acquire() as conn, conn.transaction():
