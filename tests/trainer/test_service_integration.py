@@ -128,3 +128,42 @@ async def test_a_run_whose_trainer_died_is_failed_with_worker_lost(trainer, stac
     async with TopicReader(stack.kafka_bootstrap, trainer.topics.training_events) as reader:
         got = await finished(reader, timeout=30)  # the running supervisor reaps it by itself
     assert got[-1].payload().run_id == run_id and got[-1].payload().error.code == "worker_lost"
+
+
+@pytest.fixture
+async def impatient_trainer(stack, tmp_path):
+    settings = settings_for(TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"),
+                            VOXTRAIN_TIME_LIMIT_SECONDS="1")
+    svc = build(settings)
+    async with running(svc) as client:
+        svc.client = client
+        svc.minio = make_client(settings.minio)
+        ensure_bucket(svc.minio, settings.minio.bucket)
+        yield svc
+
+
+async def test_a_run_over_the_time_limit_is_stopped_and_failed(impatient_trainer, stack) -> None:
+    model = uuid.uuid4()
+    corpus = (TRAINING_TEXT * 40).encode()  # takes well over a second to train on
+    objs = [put(impatient_trainer, "acme", model, DatasetType.TRANSCRIPT, "notes.txt", corpus)]
+    async with TopicReader(stack.kafka_bootstrap, impatient_trainer.topics.training_events) as reader:
+        await request(impatient_trainer, stack, model, objs)
+        got = await finished(reader, timeout=60)
+    assert got[-1].type == "TrainingFailed" and got[-1].payload().error.code == "training_timeout"
+    assert "limit" in got[-1].payload().error.message
+
+
+async def test_a_killed_worker_process_fails_the_run_with_worker_lost(trainer, stack) -> None:
+    import os
+    import signal
+
+    model = uuid.uuid4()
+    objs = [put(trainer, "acme", model, DatasetType.TRANSCRIPT, "notes.txt", (TRAINING_TEXT * 40).encode())]
+    async with TopicReader(stack.kafka_bootstrap, trainer.topics.training_events) as reader:
+        await request(trainer, stack, model, objs)
+        await reader.until(lambda recs: any(ev.REGISTRY.parse(r.value).type == "TrainingStarted" for r in recs), 60)
+        (active,) = trainer.supervisor._active.values()  # the worker process of this run
+        os.kill(active.process.pid, signal.SIGKILL)
+        got = await finished(reader, timeout=60)
+    assert got[-1].type == "TrainingFailed" and got[-1].payload().error.code == "worker_lost"
+    assert "exit code -9" in got[-1].payload().error.message
