@@ -83,7 +83,10 @@ async def _status(deps: Deps, tenant_id: str, model_id: uuid.UUID) -> ModelStatu
     while True:
         async with deps.uow.read() as conn:
             status = await repo.model_status(conn, tenant_id, model_id)
-            if status is not None or loop.time() >= deadline or await repo.model_known(conn, model_id):
+            known = status is not None or await repo.model_known(conn, model_id)
+            if known and status is None:  # it may have arrived between the two reads: read it again
+                status = await repo.model_status(conn, tenant_id, model_id)
+            if known or loop.time() >= deadline:
                 if status is None:
                     log.info("model_not_in_projection", model_id=str(model_id),
                              waited=round(deps.unknown_model_grace.total_seconds() - (deadline - loop.time()), 2))
