@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages voxtrain needs on this machine, only those that are missing:
 # espeak-ng, sox, ffmpeg (speech audio for tests and the validator/trainer), the PostgreSQL server,
-# Java and Maven (Kafka's jars). Non-interactive; needs root (or passwordless sudo) only when
+# Java and Maven (Kafka's jars), and chromium (the console's browser tests drive /usr/bin/chromium;
+# Playwright never downloads a browser). Non-interactive; needs root (or passwordless sudo) only when
 # something is missing. Go (for MinIO) is checked by `voxtrain-stack install`, not installed here:
 # Debian's golang-go is too old.
 set -euo pipefail
@@ -17,6 +18,7 @@ for cmd in espeak-ng sox ffmpeg java mvn; do
   fi
 done
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

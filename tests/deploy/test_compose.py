@@ -46,7 +46,7 @@ def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
 
 
 def test_all_servers_and_services_are_there(compose: dict) -> None:
-    assert set(compose["services"]) == {*SERVERS, *SETTINGS}
+    assert set(compose["services"]) == {*SERVERS, *SETTINGS, "console"}  # the console: tests/console
 
 
 def test_servers_run_the_pinned_versions(compose: dict) -> None:

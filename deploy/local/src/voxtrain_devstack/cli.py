@@ -47,10 +47,13 @@ def _install(args: argparse.Namespace) -> None:
 
 def _run_services(args: argparse.Namespace) -> None:
     urls = stack.run_services(args.state_dir, timeout=args.timeout)
+    console = urls.pop("console", None)
     width = max(map(len, urls))
     print("voxtrain is running:")
     for name, url in urls.items():
         print(f"  {name:<{width}}  {url}   (API docs: {url}/docs)")
+    if console:
+        print(f"\nWeb console:  {console}/   (sign in with a tenant token)")
     print(
         "\nA bearer token for a tenant:\n"
         '  eval "$(uv run voxtrain-stack env)" && uv run voxtrain token TENANT\n'
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop services and servers (data is kept)").set_defaults(fn=_down)
     commands.add_parser("status", help="what runs, on which port").set_defaults(fn=_status)
     commands.add_parser("env", help="print `export VAR=...` lines for this stack").set_defaults(fn=_env)
-    run = commands.add_parser("run-services", help="start the servers and the four services in the background")
+    run = commands.add_parser("run-services", help="start the servers, the four services and the web console in the background")
     run.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each /health/live")
     run.set_defaults(fn=_run_services)
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
-"""The four voxtrain services as local background processes (for ``make run``).
+"""The four voxtrain services and the web console as local background processes (for ``make run``).
 
 Contract with each service: the console script ``voxtrain-<name>`` serves HTTP on
 ``VOXTRAIN_HTTP__HOST``:``VOXTRAIN_HTTP__PORT`` and answers ``GET /health/live`` with 200 once it runs.
+The console also gets the base URLs of the three APIs it serves the pages over.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from . import procs
 from .config import Ports, Secrets, StateDir
 from .procs import StackError
 
-SERVICES = ("models", "datasets", "validator", "trainer")
+SERVICES = ("models", "datasets", "validator", "trainer", "console")
+#: The APIs behind the console's same-origin ``/api/...`` (its settings' ``<name>_url``).
+CONSOLE_UPSTREAMS = ("models", "datasets", "trainer")
 
 
 def _marker(name: str) -> str:
@@ -39,14 +42,18 @@ def script(name: str) -> str:
 
 
 def service_env(name: str, endpoints_env: Mapping[str, str], ports: Ports, secrets: Secrets) -> dict[str, str]:
-    """The environment of one service: the servers' endpoints, its port, the development JWT secret."""
-    return {
+    """The environment of one service: the servers' endpoints, its port, the development JWT secret
+    (and for the console, where the APIs are)."""
+    env = {
         **endpoints_env,
         "VOXTRAIN_ENVIRONMENT": "local",
         "VOXTRAIN_AUTH__JWT_SECRET": secrets.jwt_secret,
         "VOXTRAIN_HTTP__HOST": "127.0.0.1",
         "VOXTRAIN_HTTP__PORT": str(getattr(ports, name)),
     }
+    if name == "console":
+        env.update({f"VOXTRAIN_{api.upper()}_URL": f"http://127.0.0.1:{getattr(ports, api)}" for api in CONSOLE_UPSTREAMS})
+    return env
 
 
 def live(port: int) -> bool:

@@ -135,7 +135,7 @@ def run_services(
     *,
     timeout: float = 90.0,
 ) -> dict[str, str]:
-    """Bring the servers up, then (re)start the four services against them; return ``{name: base URL}``.
+    """Bring the servers up, then (re)start the four services and the console; return ``{name: base URL}``.
 
     Each service gets :meth:`Endpoints.as_env`, ``VOXTRAIN_ENVIRONMENT=local``, its port and the stack's
     generated development JWT secret (see :func:`dev_env`).

@@ -1,0 +1,64 @@
+"""Settings of the console, composed of the shared Kafka / auth / HTTP sections plus where the APIs are.
+
+The console has no database and no object storage of its own: it serves the static pages, proxies
+``/api/…`` to the three public APIs, and relays status events from Kafka. Read from the environment
+like every service (``VOXTRAIN_`` prefix, ``__`` between section and field), e.g.
+``VOXTRAIN_MODELS_URL=http://models:8101``.
+"""
+
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voxtrain_shared.settings import (
+    ENV_PREFIX,
+    NESTED,
+    AuthSettings,
+    Environment,
+    HttpSettings,
+    KafkaSettings,
+)
+
+MiB = 1024**2
+GiB = 1024**3
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "test", ""}
+
+
+class ConsoleSettings(BaseSettings):
+    """Everything ``voxtrain-console`` reads; validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore", frozen=True
+    )
+    service_name: str = "console"
+    environment: Environment = Environment.LOCAL
+    log_level: str = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    auth: AuthSettings
+    http: HttpSettings = HttpSettings(port=8100)
+    models_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8101"), description="base URL of the models API")
+    datasets_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8102"), description="base URL of the datasets API")
+    trainer_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8104"),
+                                    description="base URL of the trainer (transcription) API")
+    # What the pages check before sending (they mirror the datasets service's own limits).
+    max_files: int = Field(10, ge=1)
+    max_file_bytes: int = Field(10 * GiB, gt=0)
+    resumable_threshold_bytes: int = Field(
+        64 * MiB, gt=0, description="files at least this big use the resumable upload (parts through the console)")
+    upstream_timeout_seconds: float = Field(600.0, gt=0, description="waiting for an API's answer")
+    sse_heartbeat_seconds: float = Field(15.0, gt=0, description="comment lines that keep idle proxies open")
+    sse_queue_size: int = Field(256, ge=8, description="events buffered per browser before it is disconnected")
+    secure_cookies: bool | None = Field(
+        None, description="mark the session cookie Secure; default: only when the request came over HTTPS")
+
+    @model_validator(mode="after")
+    def _real_secret_in_production(self) -> ConsoleSettings:
+        secret = self.auth.jwt_secret.get_secret_value()
+        if self.environment is Environment.PRODUCTION and (secret.lower() in _PLACEHOLDERS or len(secret) < 32):
+            raise ValueError("VOXTRAIN_AUTH__JWT_SECRET must be a real secret of 32+ characters in production")
+        return self
+
+    def upstream(self, name: str) -> str:
+        """Base URL of ``models``, ``datasets`` or ``trainer`` without a trailing slash."""
+        return str(getattr(self, f"{name}_url")).rstrip("/")

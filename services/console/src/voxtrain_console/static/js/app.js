@@ -1,0 +1,704 @@
+// The console's pages: sign-in, Custom Models, model details (with datasets, training, results)
+// and transcription. Hash routes: #/models, #/models/<id>, #/transcribe.
+
+import { ApiError, ERROR_FIXES, api, auth, hooks, words } from "./api.js";
+import { openNewDataset } from "./datasets.js";
+import { STATUSES, badge, formatBytes, formatDate, h, openDialog, progressBar, toast } from "./ui.js";
+
+const main = document.getElementById("main");
+const TRAINABLE = [1, 5]; // the spec: "Train the Language" only in Not Running (1) and Failed (5)
+const LOCKED = [2, 3]; // fields cannot change while Ready to Run (2) or Running (3)
+const TRAIN_MESSAGE = (name) => `Are you sure you want to start the training process for ${name}? This process may take a long time to complete and it will use your credits, and you will not be able to modify the custom model until it is finished.`;
+let config = null;
+let page = null; // { onLive(event), teardown() }
+
+function describe(err) {
+  if (err instanceof ApiError) return err.describe();
+  return err && err.message ? err.message : String(err);
+}
+
+// ------------------------------------------------------------------ live status (Server-Sent Events)
+
+const live = {
+  source: null,
+  retry: null,
+  setState(state, text) {
+    const el = document.getElementById("live-indicator");
+    el.dataset.state = state;
+    document.getElementById("live-text").textContent = text;
+  },
+  connect() {
+    this.close();
+    const es = new EventSource("/api/events");
+    this.source = es;
+    es.addEventListener("ready", () => { this.setState("open", "Live"); dispatch({ type: "ready" }); });
+    es.addEventListener("status", (e) => dispatch({ type: "status", data: JSON.parse(e.data) }));
+    es.addEventListener("progress", (e) => dispatch({ type: "progress", data: JSON.parse(e.data) }));
+    es.addEventListener("expired", () => signOut("Your token expired: sign in again."));
+    es.onerror = () => {
+      this.setState("error", "Reconnecting…");
+      if (es.readyState === EventSource.CLOSED) {
+        // refused (e.g. the events cookie is gone): sign the stream in again, then reconnect
+        clearTimeout(this.retry);
+        this.retry = setTimeout(() => startSession(auth.token).then(() => this.connect()).catch(() => {}), 3000);
+      }
+    };
+  },
+  close() {
+    clearTimeout(this.retry);
+    if (this.source) this.source.close();
+    this.source = null;
+  },
+};
+
+function dispatch(event) {
+  if (page && page.onLive) page.onLive(event);
+}
+
+// ------------------------------------------------------------------ session
+
+async function startSession(token) {
+  const who = await api("POST", "/api/session", { token });
+  auth.save(token.trim().replace(/^Bearer\s+/i, ""), who.tenant_id);
+  return who;
+}
+
+async function signOut(message) {
+  live.close();
+  auth.clear();
+  try { await fetch("/api/session", { method: "DELETE" }); } catch { /* offline: the cookie expires anyway */ }
+  if (message) toast(message, "error");
+  location.hash = "#/models";
+  render();
+}
+
+hooks.unauthorized = () => signOut("Your token is missing, invalid or expired: sign in again.");
+
+function showChrome(signedIn) {
+  document.getElementById("topnav").hidden = !signedIn;
+  document.getElementById("session").hidden = !signedIn;
+  document.getElementById("tenant-name").textContent = signedIn ? auth.tenant : "";
+}
+
+function pageSignIn() {
+  showChrome(false);
+  const error = h("p", { class: "form-error", id: "signin-error", role: "alert" });
+  const input = h("textarea", { id: "token", name: "token", rows: "4", required: true, autocomplete: "off",
+    spellcheck: "false", "aria-describedby": "token-help signin-error" });
+  const form = h("form", { class: "panel", id: "signin-form", novalidate: true },
+    h("div", { class: "field" },
+      h("label", { for: "token" }, "Tenant token"),
+      input,
+      h("p", { class: "hint", id: "token-help" }, "Paste the token printed by ", h("code", {}, "voxtrain token TENANT"), ".")),
+    h("button", { class: "btn btn-primary", type: "submit" }, "Sign in"),
+    error);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    if (!input.value.trim()) { error.textContent = "Paste a token first."; input.focus(); return; }
+    try {
+      await startSession(input.value);
+      live.connect();
+      render();
+    } catch (err) {
+      error.textContent = describe(err);
+      input.focus();
+    }
+  });
+  main.replaceChildren(h("div", { class: "signin" },
+    h("h1", {}, "Sign in"),
+    h("p", { class: "muted" }, "Sign in with your tenant's token to manage its custom models."),
+    form));
+  input.focus();
+  return {};
+}
+
+// ------------------------------------------------------------------ Custom Models page
+
+function openCreateModel() {
+  const error = h("p", { class: "form-error", role: "alert" });
+  const name = h("input", { type: "text", id: "cm-name", name: "name", required: true, maxlength: "200", autocomplete: "off" });
+  const language = h("select", { id: "cm-language", name: "language" },
+    config.languages.map((l) => h("option", { value: l.code }, l.name)));
+  const description = h("textarea", { id: "cm-description", name: "description", maxlength: "2000", rows: "3" });
+  const autoTrain = h("input", { type: "checkbox", id: "cm-auto-train", name: "auto_train", checked: true });
+  const submit = h("button", { class: "btn btn-primary", type: "submit", form: "create-model-form" }, "Create");
+  const cancel = h("button", { class: "btn", type: "button" }, "Cancel");
+  const form = h("form", { id: "create-model-form", novalidate: true },
+    h("div", { class: "dialog-body" },
+      h("h2", { id: "cm-title" }, "New custom model"),
+      h("div", { class: "field" }, h("label", { for: "cm-name" }, "Name"), name),
+      h("div", { class: "field" }, h("label", { for: "cm-language" }, "Language"), language),
+      h("div", { class: "field" }, h("label", { for: "cm-description" }, "Description (optional)"), description),
+      h("label", { class: "check", for: "cm-auto-train" }, autoTrain,
+        h("span", {}, "Start training automatically once datasets are uploaded")),
+      error),
+    h("div", { class: "dialog-foot" }, cancel, submit));
+  const dialog = h("dialog", { "aria-labelledby": "cm-title", id: "create-model-dialog" }, form);
+  const close = openDialog(dialog, { initialFocus: name });
+  cancel.addEventListener("click", close);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!name.value.trim()) { error.textContent = "A model needs a name."; name.focus(); return; }
+    submit.disabled = true;
+    try {
+      const body = { name: name.value.trim(), language: language.value, auto_train: autoTrain.checked };
+      if (description.value.trim()) body.description = description.value.trim();
+      const model = await api("POST", "/api/models", body);
+      close();
+      toast(`Model “${model.name}” created`);
+      location.hash = `#/models/${model.id}`;
+    } catch (err) {
+      error.textContent = describe(err);
+      submit.disabled = false;
+    }
+  });
+}
+
+function modelRow(m) {
+  const link = h("a", { class: "model-name", href: `#/models/${m.id}` }, m.name);
+  return h("tr", { dataset: { modelId: m.id } },
+    h("td", { "data-label": "Name" }, link),
+    h("td", { "data-label": "Language" }, m.language),
+    h("td", { "data-label": "Status", class: "status-cell" }, badge(m.status.code)),
+    h("td", { "data-label": "Datasets", class: "num" }, String(m.datasets.total)),
+    h("td", { "data-label": "Updated" }, formatDate(m.updated_at)),
+    h("td", { "data-label": "Actions" },
+      h("a", { class: "btn btn-small edit", href: `#/models/${m.id}`, "aria-label": `Edit ${m.name}` }, "Edit")));
+}
+
+function pageModels() {
+  const tbody = h("tbody", { id: "models-body" });
+  const table = h("table", { class: "cards", id: "models-table" },
+    h("caption", { class: "sr-only" }, "Your custom models"),
+    h("thead", {}, h("tr", {}, ["Name", "Language", "Status", "Datasets", "Updated", "Actions"]
+      .map((c) => h("th", { scope: "col", class: c === "Datasets" ? "num" : "" }, c)))),
+    tbody);
+  main.replaceChildren(
+    h("div", { class: "page-head" },
+      h("h1", { id: "page-title" }, "Custom Models"),
+      h("button", { class: "btn btn-primary", type: "button", id: "new-model", onclick: openCreateModel }, "New model")),
+    h("section", { class: "panel flush-mobile", "aria-labelledby": "page-title" }, h("div", { class: "table-wrap" }, table)));
+  let ids = new Set();
+  let seq = 0; // answers of older requests that arrive late are dropped: the newest request wins
+  const load = async () => {
+    const mine = ++seq;
+    try {
+      const result = await api("GET", "/api/models?limit=200");
+      if (mine !== seq) return;
+      ids = new Set(result.items.map((m) => m.id));
+      if (!result.items.length) {
+        tbody.replaceChildren(h("tr", {}, h("td", { colspan: "6", class: "empty" },
+          "No custom models yet. Create one with “New model”.")));
+      } else {
+        tbody.replaceChildren(...result.items.map(modelRow));
+      }
+    } catch (err) {
+      tbody.replaceChildren(h("tr", {}, h("td", { colspan: "6", class: "empty" }, describe(err))));
+    }
+  };
+  load();
+  return {
+    onLive(event) {
+      if (event.type === "ready") { load(); return; }
+      if (event.type !== "status") return;
+      const row = tbody.querySelector(`tr[data-model-id="${event.data.model_id}"]`);
+      if (row) row.querySelector(".status-cell").replaceChildren(badge(event.data.new_status));
+      if (!ids.has(event.data.model_id) || row) load();
+    },
+  };
+}
+
+// ------------------------------------------------------------------ transcription
+
+async function transcribeForm(preselect = null) {
+  const select = h("select", { id: "transcribe-model", name: "model" },
+    h("option", { value: "base" }, "English (en-US) — base"));
+  try {
+    const trained = await api("GET", "/api/models?status=4&limit=200");
+    for (const m of trained.items) {
+      select.append(h("option", { value: m.id }, `${m.name} — custom (${m.language})`));
+    }
+  } catch { /* the base model still works */ }
+  if (preselect) select.value = preselect;
+  const file = h("input", { type: "file", id: "transcribe-file", name: "file", accept: ".wav,.mp3,.m4a,.flac",
+    "aria-describedby": "transcribe-help" });
+  const output = h("output", { class: "transcript", id: "transcript", for: "transcribe-file", "aria-live": "polite" });
+  const error = h("p", { class: "form-error", role: "alert" });
+  const submit = h("button", { class: "btn btn-primary", type: "submit", id: "transcribe-submit" }, "Transcribe");
+  const form = h("form", { id: "transcribe-form", novalidate: true },
+    h("div", { class: "form-grid" },
+      h("div", { class: "field" }, h("label", { for: "transcribe-model" }, "Language / model"), select),
+      h("div", { class: "field" }, h("label", { for: "transcribe-file" }, "Audio file"), file,
+        h("p", { class: "hint", id: "transcribe-help" }, ".wav, .mp3, .m4a or .flac"))),
+    submit, error, output);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    if (!file.files.length) { error.textContent = "Choose an audio file first."; file.focus(); return; }
+    submit.disabled = true;
+    output.textContent = "Transcribing…";
+    const body = new FormData();
+    body.append("file", file.files[0], file.files[0].name);
+    try {
+      const result = await api("POST", `/api/transcriptions/${encodeURIComponent(select.value)}`, body);
+      output.textContent = result.text || "(no speech recognised)";
+      output.dataset.done = "true";
+    } catch (err) {
+      output.textContent = "";
+      error.textContent = describe(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+function pageTranscribe() {
+  const panel = h("section", { class: "panel", "aria-labelledby": "page-title" });
+  main.replaceChildren(
+    h("div", { class: "page-head" }, h("h1", { id: "page-title" }, "Transcribe")),
+    h("p", { class: "muted" }, "Choose the base model or one of your trained custom models (status Success)."),
+    panel);
+  transcribeForm().then((form) => panel.append(form));
+  return {};
+}
+
+// ------------------------------------------------------------------ model details page
+
+function fmtNumber(v, digits = 2) {
+  return typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "—";
+}
+function fmtPercent(v) {
+  return typeof v === "number" && Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "—";
+}
+
+function evaluationView(metrics) {
+  const evaluation = (metrics && metrics.evaluation) || {};
+  const wer = evaluation.wer || {};
+  const ppl = evaluation.perplexity || {};
+  const rows = [];
+  const row = (label, base, custom, fmt) => rows.push(h("tr", {},
+    h("th", { scope: "row" }, label), h("td", { class: "num" }, fmt(base)), h("td", { class: "num" }, fmt(custom))));
+  const int = (v) => (typeof v === "number" ? String(v) : "—");
+  if (wer.base || wer.custom) {
+    const b = wer.base || {};
+    const c = wer.custom || {};
+    row("Word error rate (WER)", b.wer, c.wer, fmtPercent);
+    row("Substitutions", b.substitutions, c.substitutions, int);
+    row("Deletions", b.deletions, c.deletions, int);
+    row("Insertions", b.insertions, c.insertions, int);
+  }
+  if (ppl.base || ppl.custom) {
+    const b = ppl.base || {};
+    const c = ppl.custom || {};
+    row("Perplexity", b.perplexity, c.perplexity, (v) => fmtNumber(v, 1));
+    row("Out-of-vocabulary rate (OOV)", b.oov_rate, c.oov_rate, fmtPercent);
+  }
+  const cards = h("div", { class: "metrics-grid" },
+    h("div", { class: "metric" }, h("div", { class: "k" }, "WER base → custom"),
+      h("div", { class: "v", id: "wer-summary" }, `${fmtPercent((wer.base || {}).wer)} → ${fmtPercent((wer.custom || {}).wer)}`)),
+    h("div", { class: "metric" }, h("div", { class: "k" }, "WER improvement"),
+      h("div", { class: `v ${wer.relative_improvement > 0 ? "good" : ""}` }, fmtPercent(wer.relative_improvement))),
+    h("div", { class: "metric" }, h("div", { class: "k" }, "Perplexity improvement"),
+      h("div", { class: `v ${ppl.relative_improvement > 0 ? "good" : ""}` }, fmtPercent(ppl.relative_improvement))));
+  const table = h("table", { id: "evaluation-table" },
+    h("caption", { class: "sr-only" }, "Base model versus custom model"),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Metric"), h("th", { scope: "col", class: "num" }, "Base model"),
+      h("th", { scope: "col", class: "num" }, "Custom model"))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "3", class: "empty" }, "No evaluation results."))));
+  const notes = [];
+  const custom = wer.custom || {};
+  if (typeof custom.utterances === "number") {
+    notes.push(h("p", { class: "hint" }, `WER measured on ${custom.utterances} test utterance${custom.utterances === 1 ? "" : "s"}` +
+      (typeof custom.reference_words === "number" ? ` (${custom.reference_words} words)` : "") +
+      (metrics && metrics.heldout ? "; with no test data, a held-out slice of the training text was used." : ".")));
+  }
+  if (ppl.note) notes.push(h("p", { class: "hint" }, ppl.note));
+  const examples = (wer.examples || []).slice(0, 5);
+  const exampleTable = examples.length ? h("details", { class: "examples" },
+    h("summary", {}, "Examples: what each model heard"),
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["Reference", "Base model", "Custom model"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, examples.map((x) => h("tr", {},
+        h("td", { "data-label": "Reference" }, x.reference), h("td", { "data-label": "Base" }, x.base),
+        h("td", { "data-label": "Custom" }, x.custom))))))) : null;
+  return [cards, h("div", { class: "table-wrap" }, table), notes, exampleTable].flat().filter(Boolean);
+}
+
+function failureItems(error) {
+  const perDataset = Array.isArray(error.details) ? error.details.filter((d) => d && d.code) : [];
+  const items = perDataset.length ? perDataset : [error];
+  return items.map((e) => h("li", {},
+    h("strong", {}, `${words(e.code)} (${e.code})`),
+    e.file_name ? [" — dataset ", h("span", { class: "mono" }, e.file_name)] : "",
+    h("div", {}, e.message || ""),
+    ERROR_FIXES[e.code] ? h("p", { class: "fix" }, h("strong", {}, "What to fix: "), ERROR_FIXES[e.code]) : ""));
+}
+
+const VALIDATION = {
+  uploaded: { label: "Uploaded", badge: "zinc" },
+  validating: { label: "Validating", badge: "amber" },
+  valid: { label: "Valid", badge: "emerald" },
+  invalid: { label: "Invalid", badge: "red" },
+};
+
+function datasetDetails(ds) {
+  const v = ds.validation;
+  if (!v) return ds.status === "validating" ? "Being validated…" : "Waiting for validation…";
+  if (v.result === "failed" && v.error) {
+    return h("span", { class: "err" }, `${words(v.error.code)} (${v.error.code}): ${v.error.message}`);
+  }
+  const meta = v.metadata || {};
+  const parts = [];
+  const seconds = meta.duration_seconds ?? meta.duration;
+  if (typeof seconds === "number") parts.push(`${seconds.toFixed(1)} s`);
+  if (meta.sample_rate) parts.push(`${meta.sample_rate} Hz`);
+  if (meta.channels) parts.push(meta.channels === 1 ? "mono" : `${meta.channels} channels`);
+  if (meta.codec) parts.push(meta.codec);
+  for (const key of ["cues", "lines", "sentences", "words", "pairs", "entries"]) {
+    if (typeof meta[key] === "number") parts.push(`${meta[key]} ${key}`);
+  }
+  const out = [parts.length ? parts.join(" · ") : "Passed validation"];
+  for (const w of v.warnings || []) out.push(h("div", { class: "muted" }, `Warning: ${w}`));
+  return out;
+}
+
+function datasetRow(ds, onDelete) {
+  const state = VALIDATION[ds.status] || { label: ds.status, badge: "zinc" };
+  const remove = onDelete ? h("button", { class: "btn btn-small delete-dataset", type: "button",
+    "aria-label": `Delete dataset ${ds.file_name}`, onclick: (e) => onDelete(ds, e.currentTarget) }, "Delete") : "—";
+  return h("tr", { dataset: { datasetId: ds.id, status: ds.status } },
+    h("td", { "data-label": "Type" }, ds.type),
+    h("td", { "data-label": "File name", class: "mono" }, ds.file_name),
+    h("td", { "data-label": "Size", class: "num" }, formatBytes(ds.size)),
+    h("td", { "data-label": "Validation" },
+      h("span", { class: "badge vstate", dataset: { badge: state.badge, state: ds.status } },
+        h("span", { class: "dot", "aria-hidden": "true" }), state.label)),
+    h("td", { "data-label": "Details", class: "details-cell" }, datasetDetails(ds)),
+    h("td", { "data-label": "Actions" }, remove));
+}
+
+/** A confirmation dialog; resolves when `action` succeeded, shows its error otherwise. */
+function confirmDialog({ id, title, message, confirmLabel, danger = false, action }) {
+  const error = h("p", { class: "form-error", role: "alert" });
+  const confirm = h("button", { class: `btn ${danger ? "btn-danger" : "btn-primary"}`, type: "button", id: `${id}-confirm` },
+    confirmLabel);
+  const cancel = h("button", { class: "btn", type: "button" }, "Cancel");
+  const dialog = h("dialog", { class: "narrow", role: "alertdialog", id, "aria-labelledby": `${id}-title`,
+    "aria-describedby": `${id}-message` },
+    h("div", { class: "dialog-body" }, h("h2", { id: `${id}-title` }, title), h("p", { id: `${id}-message` }, message), error),
+    h("div", { class: "dialog-foot" }, cancel, confirm));
+  const close = openDialog(dialog, { initialFocus: cancel });
+  cancel.addEventListener("click", close);
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = true;
+    error.textContent = "";
+    try {
+      await action();
+      close();
+    } catch (err) {
+      error.textContent = describe(err);
+      confirm.disabled = false;
+      confirm.focus();
+    }
+  });
+}
+
+function lockedReason(code) {
+  if (LOCKED.includes(code)) {
+    return `This model is ${STATUSES[code].label}: its fields cannot be changed until training is finished.`;
+  }
+  return "";
+}
+
+function datasetsBlockedReason(code) {
+  if (LOCKED.includes(code)) {
+    return `Datasets cannot be added while the model is ${STATUSES[code].label}; wait until training is finished.`;
+  }
+  if (code === 4) return "This model is trained (Success) and final: create a new model to train with other datasets.";
+  return "";
+}
+
+function pageModel(id) {
+  let model = null;
+  let datasets = [];
+  let poll = null;
+  let gone = false;
+  let dirty = false;
+  let transcribeFor = null;
+  let loadSeq = 0;
+  let datasetsKnown = true;
+
+  const title = h("h1", { id: "model-title" }, "…");
+  const badgeSlot = h("span", { id: "model-status" });
+  const meta = h("p", { class: "model-meta", id: "model-meta" });
+  const updateBtn = h("button", { class: "btn", type: "submit", form: "model-form", id: "update-model",
+    "aria-describedby": "locked-reason" }, "Update");
+  const trainBtn = h("button", { class: "btn btn-primary", type: "button", id: "train-model", hidden: true }, "Train the Language");
+  const progressText = h("span", { id: "progress-text" }, "");
+  const progressPct = h("span", { id: "progress-percent" }, "");
+  const bar = progressBar("Training progress");
+  const progressPanel = h("section", { class: "panel progress-panel", id: "progress", hidden: true, "aria-live": "polite" },
+    h("div", { class: "progress-row" }, progressText, progressPct), bar);
+  const failure = h("section", { class: "panel failure", id: "failure", hidden: true, role: "alert" });
+  const lockedNote = h("p", { class: "notice", id: "locked-reason", hidden: true });
+  const name = h("input", { type: "text", id: "m-name", name: "name", maxlength: "200", required: true });
+  const description = h("textarea", { id: "m-description", name: "description", maxlength: "2000", rows: "3" });
+  const autoTrain = h("input", { type: "checkbox", id: "m-auto-train", name: "auto_train" });
+  const fieldset = h("fieldset", { id: "model-fields", "aria-describedby": "locked-reason" },
+    h("legend", { class: "sr-only" }, "Model details"),
+    h("div", { class: "form-grid" },
+      h("div", { class: "field" }, h("label", { for: "m-name" }, "Name"), name),
+      h("div", { class: "field" }, h("label", {}, "Language"), h("div", { id: "m-language", class: "muted" }, "")),
+      h("div", { class: "field wide" }, h("label", { for: "m-description" }, "Description"), description),
+      h("label", { class: "check wide", for: "m-auto-train" }, autoTrain,
+        h("span", {}, "Start training automatically once datasets are uploaded"))));
+  const formError = h("p", { class: "form-error", role: "alert" });
+  const form = h("form", { id: "model-form", novalidate: true }, lockedNote, fieldset, formError);
+  form.addEventListener("input", () => { dirty = true; });
+  const evaluation = h("section", { class: "panel", id: "evaluation", hidden: true, "aria-labelledby": "evaluation-title" });
+  const transcribe = h("section", { class: "panel", id: "transcribe", hidden: true, "aria-labelledby": "transcribe-title" });
+  const newDatasetBtn = h("button", { class: "btn btn-primary", type: "button", id: "new-dataset",
+    "aria-describedby": "datasets-blocked" }, "New Dataset");
+  const datasetsBlocked = h("p", { class: "hint", id: "datasets-blocked", hidden: true });
+  const datasetsBody = h("tbody", { id: "datasets-body" });
+  const datasetsSection = h("section", { class: "panel flush-mobile", id: "datasets", "aria-labelledby": "datasets-title" },
+    h("div", { class: "section-head" }, h("h2", { id: "datasets-title" }, "Datasets"), newDatasetBtn),
+    datasetsBlocked,
+    h("div", { class: "table-wrap" }, h("table", { class: "cards", id: "datasets-table" },
+      h("caption", { class: "sr-only" }, "Datasets of this model"),
+      h("thead", {}, h("tr", {}, ["Type", "File name", "Size", "Validation", "Details", "Actions"]
+        .map((c) => h("th", { scope: "col", class: c === "Size" ? "num" : "" }, c)))),
+      datasetsBody)));
+
+  main.replaceChildren(
+    h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" }, h("a", { href: "#/models" }, "Custom Models"), " / ",
+      h("span", { id: "crumb-name", "aria-current": "page" }, "")),
+    h("div", { class: "model-head" },
+      h("div", {}, h("div", { class: "model-title" }, title, badgeSlot), meta),
+      h("div", { class: "actions" }, updateBtn, trainBtn)),
+    progressPanel, failure,
+    h("section", { class: "panel", "aria-labelledby": "details-title" }, h("h2", { id: "details-title" }, "Details"), form),
+    evaluation, transcribe, datasetsSection);
+
+  function showProgress(progress) {
+    const status = model.status.code;
+    progressPanel.hidden = !(status === 2 || status === 3);
+    if (status === 2) {
+      progressText.textContent = "Ready to Run: datasets are being validated; training will begin automatically when ready.";
+      progressPct.textContent = "";
+      bar.set(0);
+      bar.hidden = true;
+      return;
+    }
+    bar.hidden = false;
+    const p = progress || { stage: "starting", percent: 0 };
+    const pct = Math.max(0, Math.min(100, Number(p.percent) || 0));
+    progressText.textContent = `Training — ${String(p.stage || "").replaceAll("_", " ")}${p.message ? `: ${p.message}` : ""}`;
+    progressPct.textContent = `${Math.round(pct)}%`;
+    bar.set(pct / 100);
+  }
+
+  function paint() {
+    const code = model.status.code;
+    document.title = `${model.name} — voxtrain console`;
+    title.textContent = model.name;
+    document.getElementById("crumb-name").textContent = model.name;
+    badgeSlot.replaceChildren(badge(code, "badge-large"));
+    meta.textContent = `${model.language} · ${model.datasets.total} dataset${model.datasets.total === 1 ? "" : "s"} · created ${formatDate(model.created_at)}`;
+    trainBtn.hidden = !TRAINABLE.includes(code);
+    const locked = LOCKED.includes(code);
+    fieldset.disabled = locked;
+    updateBtn.disabled = locked;
+    lockedNote.hidden = !locked;
+    lockedNote.textContent = lockedReason(code);
+    if (!dirty || locked) {
+      name.value = model.name;
+      description.value = model.description || "";
+      autoTrain.checked = model.auto_train;
+      dirty = false;
+    }
+    document.getElementById("m-language").textContent = model.language;
+    showProgress(model.run && model.run.progress);
+    failure.hidden = !(code === 5 && model.last_error);
+    if (code === 5 && model.last_error) {
+      failure.replaceChildren(h("h2", {}, "Training failed"),
+        h("p", {}, "Fix what is listed here, then click “Train the Language” to try again."),
+        h("ul", { id: "failure-list" }, failureItems(model.last_error)));
+    }
+    evaluation.hidden = code !== 4;
+    transcribe.hidden = code !== 4;
+    if (code === 4) {
+      evaluation.replaceChildren(h("h2", { id: "evaluation-title" }, "Evaluation: base model vs custom model"),
+        ...evaluationView(model.run && model.run.metrics));
+      if (transcribeFor !== model.id) {
+        transcribeFor = model.id;
+        transcribeForm(model.id).then((f) => transcribe.replaceChildren(
+          h("h2", { id: "transcribe-title" }, "Transcribe with this model"), f));
+      }
+    }
+    const blocked = datasetsBlockedReason(code);
+    newDatasetBtn.disabled = Boolean(blocked);
+    datasetsBlocked.hidden = !blocked;
+    datasetsBlocked.textContent = blocked;
+  }
+
+  function paintDatasets() {
+    // datasets can be removed in 1 and 5 only (the datasets API says model_locked or invalid_status otherwise)
+    const onDelete = TRAINABLE.includes(model.status.code) ? deleteDataset : null;
+    datasetsBody.replaceChildren(...(datasets.length ? datasets.map((d) => datasetRow(d, onDelete))
+      : [h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No datasets yet. Add some with “New Dataset”."))]));
+  }
+
+  function deleteDataset(ds) {
+    confirmDialog({
+      id: "delete-dataset-dialog", title: "Delete dataset", confirmLabel: "Delete", danger: true,
+      message: `Delete ${ds.file_name} from ${model.name}? Its file is removed from storage.`,
+      action: async () => {
+        await api("DELETE", `/api/datasets/${id}/${ds.id}`);
+        toast(`Dataset ${ds.file_name} deleted`);
+        datasets = datasets.filter((d) => d.id !== ds.id);
+        paintDatasets();
+        load();
+      },
+    });
+  }
+
+  async function load() {
+    const mine = ++loadSeq;
+    try {
+      // The datasets API learns of a new model from an event a moment after the models API created it:
+      // until then it answers not_found, and the list is simply asked for again.
+      const [m, ds] = await Promise.all([api("GET", `/api/models/${id}`), api("GET", `/api/datasets/${id}`)
+        .catch((err) => { if (err instanceof ApiError && err.status === 404) return null; throw err; })]);
+      // a status event (or a newer load) since this request was sent makes its answer stale
+      if (gone || mine !== loadSeq) return;
+      model = m;
+      datasetsKnown = ds !== null;
+      if (ds) datasets = ds.datasets;
+      paint();
+      paintDatasets();
+    } catch (err) {
+      if (gone || mine !== loadSeq) return;
+      if (err instanceof ApiError && err.status === 404) {
+        main.replaceChildren(h("div", { class: "panel" }, h("h1", {}, "Model not found"),
+          h("p", {}, "There is no such model for this tenant. "), h("a", { href: "#/models" }, "Back to Custom Models")));
+        gone = true;
+        return;
+      }
+      toast(describe(err), "error");
+    }
+    schedulePoll();
+  }
+
+  // Validation of a dataset changes no status while a model waits at 1 or 5: follow it by polling.
+  function schedulePoll() {
+    clearTimeout(poll);
+    if (gone) return;
+    const pending = !datasetsKnown || datasets.some((d) => d.status === "uploaded" || d.status === "validating");
+    if (pending) poll = setTimeout(load, datasetsKnown ? 2500 : 1000);
+  }
+
+  updateBtn.addEventListener("click", () => { formError.textContent = ""; });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!name.value.trim()) { formError.textContent = "A model needs a name."; name.focus(); return; }
+    const body = {};
+    if (name.value.trim() !== model.name) body.name = name.value.trim();
+    if ((description.value || "") !== (model.description || "")) body.description = description.value;
+    if (autoTrain.checked !== model.auto_train) body.auto_train = autoTrain.checked;
+    if (!Object.keys(body).length) { toast("Nothing to update"); return; }
+    updateBtn.disabled = true;
+    try {
+      model = await api("PATCH", `/api/models/${id}`, body);
+      dirty = false;
+      paint();
+      toast("Model updated");
+    } catch (err) {
+      formError.textContent = describe(err);
+    } finally {
+      updateBtn.disabled = LOCKED.includes(model.status.code);
+    }
+  });
+
+  trainBtn.addEventListener("click", () => {
+    confirmDialog({
+      id: "train-dialog", title: "Train the language confirmation", confirmLabel: "Train",
+      message: TRAIN_MESSAGE(model.name),
+      action: async () => {
+        const accepted = await api("POST", `/api/models/${id}/train`);
+        toast("Training started successfully");
+        model = accepted.model;
+        paint();
+        load();
+      },
+    });
+  });
+
+  newDatasetBtn.addEventListener("click", () => {
+    openNewDataset(model, config, { onUploaded: load });
+  });
+
+  load();
+  return {
+    onLive(event) {
+      if (event.type === "ready") { load(); return; }
+      if (!model || event.data.model_id !== id) return;
+      if (event.type === "status") {
+        model.status = { ...model.status, code: event.data.new_status, badge: event.data.badge, label: event.data.label };
+        if (event.data.error) model.last_error = event.data.error;
+        if (event.data.new_status === 3) model.run = { ...(model.run || {}), progress: { stage: "starting", percent: 0 } };
+        paint();
+        load();
+      } else if (event.type === "progress" && model.status.code === 3) {
+        model.run = { ...(model.run || {}), progress: event.data };
+        showProgress(event.data);
+      }
+    },
+    teardown() { gone = true; clearTimeout(poll); },
+  };
+}
+
+// ------------------------------------------------------------------ router
+
+function markNav(name) {
+  document.querySelectorAll("[data-nav]").forEach((a) => {
+    if (a.dataset.nav === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  });
+}
+
+function render() {
+  if (page && page.teardown) page.teardown();
+  page = null;
+  document.querySelectorAll("dialog").forEach((d) => d.remove());
+  document.getElementById("shell").inert = false;
+  if (!auth.token) { document.title = "Sign in — voxtrain console"; page = pageSignIn(); return; }
+  showChrome(true);
+  const hash = location.hash || "#/models";
+  const m = hash.match(/^#\/models\/([0-9a-fA-F-]{36})$/);
+  if (m) { markNav("models"); page = pageModel(m[1]); return; }
+  if (hash === "#/transcribe") { markNav("transcribe"); document.title = "Transcribe — voxtrain console"; page = pageTranscribe(); return; }
+  markNav("models");
+  document.title = "Custom Models — voxtrain console";
+  page = pageModels();
+}
+
+async function boot() {
+  config = await (await fetch("/api/config")).json();
+  document.getElementById("sign-out").addEventListener("click", () => signOut());
+  window.addEventListener("hashchange", () => { render(); main.focus({ preventScroll: true }); });
+  if (auth.token) {
+    try {
+      await startSession(auth.token); // sets the events cookie again (it may have been cleared)
+      live.connect();
+    } catch {
+      auth.clear();
+    }
+  }
+  render();
+  document.body.dataset.ready = "true";
+}
+
+boot();

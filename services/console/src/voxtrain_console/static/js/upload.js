@@ -1,0 +1,191 @@
+// Dataset uploads: the checks the datasets API makes (so mistakes show before a byte is sent) and the
+// two ways to send — one streamed multipart request for ordinary files, and the resumable upload
+// (parts relayed by the console to object storage, then "complete") for big ones.
+
+import { ApiError, api, send } from "./api.js";
+
+export const TYPES = [
+  { value: "auto", label: "Auto-detect (default)" },
+  { value: "TRANSCRIPT", label: "TRANSCRIPT (.vtt, .srt, .txt)" },
+  { value: "TEST", label: "TEST (.vtt, .srt, .txt)" },
+  { value: "AUDIO", label: "AUDIO (.wav, .mp3, .m4a, .flac)" },
+  { value: "MANIFEST", label: "MANIFEST (.jsonl)" },
+];
+const PART_CONCURRENCY = 3;
+const PART_ATTEMPTS = 4;
+
+/** The lower-case extension with its dot, as the server computes it ("" when there is none). */
+export function extensionOf(name) {
+  const base = name.split(/[\\/]/).pop();
+  const dot = base.lastIndexOf(".");
+  const dots = base.split(".").length - 1;
+  return dot > 0 || (dot === 0 && dots > 1) ? base.slice(dot).toLowerCase() : "";
+}
+
+/** "10GB", as the spec writes the limit. */
+export function sizeText(limit) {
+  for (const [unit, name] of [[1024 ** 3, "GB"], [1024 ** 2, "MB"], [1024, "KB"]]) {
+    if (limit % unit === 0) return `${limit / unit}${name}`;
+  }
+  return `${limit} bytes`;
+}
+
+/** The type "auto" gives a file (transcripts are TRANSCRIPT: TEST is chosen explicitly), or null. */
+export function detectType(name, config) {
+  const ext = extensionOf(name);
+  for (const t of ["TRANSCRIPT", "AUDIO", "MANIFEST"]) {
+    if (config.extensions[t].includes(ext)) return t;
+  }
+  return null;
+}
+
+/** { type, error: null | { code, message } } for one file, with the server's codes. */
+export function checkFile(file, requested, config) {
+  if (file.size > config.max_file_bytes) {
+    return { type: null, error: { code: "file_too_large", message: `File size exceeds ${sizeText(config.max_file_bytes)} limit: ${file.name}` } };
+  }
+  const ext = extensionOf(file.name);
+  if (requested !== "auto") {
+    const accepted = config.extensions[requested];
+    if (accepted.includes(ext)) return { type: requested, error: null };
+    const code = requested === "AUDIO" ? "invalid_audio_format"
+      : requested === "MANIFEST" ? "validation_failed" : "invalid_transcript_format";
+    const what = requested === "AUDIO" ? "audio files" : `${requested} files`;
+    return { type: null, error: { code, message: `${file.name}: ${what} must be ${accepted.join(", ")}.` } };
+  }
+  const detected = detectType(file.name, config);
+  if (detected) return { type: detected, error: null };
+  const every = [...new Set(Object.values(config.extensions).flat())].sort();
+  return { type: null, error: { code: "validation_failed",
+    message: `${file.name}: cannot detect the dataset type from the extension; use one of ${every.join(", ")} or choose a type.` } };
+}
+
+/** null, or the error for a selection of `count` files. */
+export function checkCount(count, config) {
+  if (count === 0) return { code: "validation_failed", message: `Select 1-${config.max_files} files.` };
+  if (count > config.max_files) {
+    return { code: "too_many_files", message: `Select 1-${config.max_files} files per upload (got ${count}).` };
+  }
+  return null;
+}
+
+const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
+
+function resumeKey(modelId, type, file) {
+  return `voxtrain.upload:${modelId}:${type}:${file.name}:${file.size}:${file.lastModified}`;
+}
+
+/** Open (or find again, after a reload or a failure) the resumable upload of one file. */
+async function session(modelId, type, file) {
+  const key = resumeKey(modelId, type, file);
+  const known = localStorage.getItem(key);
+  if (known) {
+    try {
+      const s = await api("GET", `/api/uploads/${modelId}/${known}`);
+      if (s.state === "open") return s;
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    }
+    localStorage.removeItem(key);
+  }
+  const s = await api("POST", `/api/uploads/${modelId}`, { file_name: file.name, size: file.size, type });
+  localStorage.setItem(key, s.id);
+  return s;
+}
+
+async function putPart(modelId, uploadId, number, blob, signal, onProgress) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await send("PUT", `/api/uploads/${modelId}/${uploadId}/parts/${number}`, blob,
+        { onProgress, signal, contentType: "application/octet-stream" });
+    } catch (err) {
+      const retriable = err.status === 0 || err.status >= 500 || err.status === 408;
+      if (err.code === "aborted" || !retriable || attempt >= PART_ATTEMPTS) throw err;
+      onProgress(0, blob.size);
+      await sleep(800 * attempt);
+    }
+  }
+}
+
+/** Send every missing part of a resumable upload; onProgress(fraction). */
+async function sendParts(modelId, s, file, signal, onProgress) {
+  const done = new Map(s.parts_received.map((p) => [p.part_number, p.size]));
+  const inFlight = new Map();
+  const report = () => {
+    let bytes = 0;
+    for (const v of done.values()) bytes += v;
+    for (const v of inFlight.values()) bytes += v;
+    onProgress(bytes / file.size);
+  };
+  report();
+  const queue = [...s.missing_parts];
+  const worker = async () => {
+    while (queue.length) {
+      const n = queue.shift();
+      const start = (n - 1) * s.part_size;
+      const blob = file.slice(start, Math.min(start + s.part_size, file.size));
+      inFlight.set(n, 0);
+      await putPart(modelId, s.id, n, blob, signal, (loaded) => { inFlight.set(n, loaded); report(); });
+      inFlight.delete(n);
+      done.set(n, blob.size);
+      report();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PART_CONCURRENCY, queue.length) }, worker));
+}
+
+/**
+ * Upload entries ({file, type}) to a model. Each entry gets state "uploading" | "done" | "failed",
+ * progress (0..1) and error (an ApiError); onChange(entry) is called whenever one of them changes.
+ * Big files (≥ resumable_threshold_bytes) go through resumable uploads; the rest in one request.
+ * Completions and the one request are sent together at the end: a model with auto-train is queued
+ * (and locked) by the first dataset that arrives.
+ */
+export async function uploadEntries(modelId, requestedType, entries, config, { signal, onChange }) {
+  const set = (entry, patch) => { Object.assign(entry, patch); onChange(entry); };
+  const big = entries.filter((e) => e.file.size >= config.resumable_threshold_bytes);
+  const small = entries.filter((e) => e.file.size < config.resumable_threshold_bytes);
+  entries.forEach((e) => set(e, { state: "uploading", progress: 0, error: null }));
+
+  const sessions = new Map();
+  await Promise.all(big.map(async (entry) => {
+    try {
+      const s = await session(modelId, requestedType, entry.file);
+      sessions.set(entry, s);
+      await sendParts(modelId, s, entry.file, signal, (fraction) => set(entry, { progress: fraction * 0.99 }));
+    } catch (err) {
+      set(entry, { state: "failed", error: err });
+    }
+  }));
+
+  const finishing = [];
+  for (const [entry, s] of sessions) {
+    if (entry.state === "failed") continue;
+    finishing.push(api("POST", `/api/uploads/${modelId}/${s.id}/complete`, {})
+      .then(() => {
+        localStorage.removeItem(resumeKey(modelId, requestedType, entry.file));
+        set(entry, { state: "done", progress: 1 });
+      })
+      .catch((err) => set(entry, { state: "failed", error: err })));
+  }
+  if (small.length) {
+    const form = new FormData();
+    small.forEach((e) => form.append("files", e.file, e.file.name));
+    const total = small.reduce((n, e) => n + e.file.size, 0) || 1;
+    const offsets = [];
+    small.reduce((offset, e) => { offsets.push(offset); return offset + e.file.size; }, 0);
+    const onProgress = (loaded, sent) => {
+      const bytes = (loaded / (sent || 1)) * total; // the form's own headers are a few hundred bytes
+      small.forEach((e, i) => {
+        const f = e.file.size ? (bytes - offsets[i]) / e.file.size : 1;
+        set(e, { progress: Math.max(0, Math.min(0.99, f)) });
+      });
+    };
+    finishing.push(send("POST", `/api/datasets/${modelId}?type=${encodeURIComponent(requestedType)}`, form,
+      { onProgress, signal })
+      .then(() => small.forEach((e) => set(e, { state: "done", progress: 1 })))
+      .catch((err) => small.forEach((e) => set(e, { state: "failed", error: err }))));
+  }
+  await Promise.all(finishing);
+  return entries;
+}
