@@ -351,7 +351,9 @@ async def test_a_big_file_uses_the_resumable_upload(system, page, artifacts, tmp
     await page.wait_for_selector("#new-dataset-dialog", state="detached")
     assert await page.evaluate("document.activeElement.id") == "new-dataset"
     await page.click("#new-dataset")
-    await page.set_input_files("#nd-files", str(big))
+    small = tmp_path / "ward-round-notes.txt"
+    small.write_text("the patient was started on metoprolol\n")
+    await page.set_input_files("#nd-files", [str(big), str(small)])  # one selection: one upload, resumable
     await page.wait_for_selector("#nd-list .file-type:text-is('AUDIO')")
     await page.evaluate("""() => {  // every percentage the file's progress bar shows
       window.__percents = [];
@@ -368,8 +370,11 @@ async def test_a_big_file_uses_the_resumable_upload(system, page, artifacts, tmp
     await page.wait_for_selector("#datasets-body tr[data-status='valid']", timeout=60_000)
     async with httpx.AsyncClient(base_url=system.urls["datasets"]) as c:
         listing = (await c.get(f"/v1/models/{mid}/datasets", headers=auth_headers(TENANT))).json()
-    [ds] = listing["datasets"]
-    assert ds["source"] == "direct" and ds["size"] == big.stat().st_size and ds["file_name"] == "ward-round.wav"
+    by_name = {d["file_name"]: d for d in listing["datasets"]}
+    assert set(by_name) == {"ward-round.wav", "ward-round-notes.txt"}
+    ds = by_name["ward-round.wav"]
+    assert ds["source"] == "direct" and ds["size"] == big.stat().st_size
+    assert by_name["ward-round-notes.txt"]["source"] == "direct"  # sent with the big one, as one upload
     # auto-train off: the model stays Not Running, and Train is offered
     assert await status_of(page) == 1
     assert await page.is_visible("#train-model")

@@ -135,3 +135,30 @@ async def test_part_urls_are_signed_for_the_public_endpoint(stack) -> None:
         await put_part(outside, url, b"hello")
     assert [(p.number, p.size) for p in await store.list_parts("k", upload_id)] == [(1, 5)]
     await store.abort("k", upload_id)
+
+
+async def test_several_sessions_complete_as_one_upload_batch(datasets, stack) -> None:
+    """A big file and a small one from the same selection arrive as one batch, so training waits for both."""
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    files = {"talk.wav": os.urandom(PART + 10), "notes.txt": b"the patient was started on metoprolol\n"}
+    sessions = {}
+    async with httpx.AsyncClient(timeout=30) as outside:
+        for name, data in files.items():
+            r = await datasets.client.post(base, headers=ACME, json={"file_name": name, "size": len(data)})
+            assert r.status_code == 201, r.text
+            s = sessions[name] = r.json()
+            for u in s["part_urls"]:
+                n = u["part_number"]
+                await put_part(outside, u["url"], data[(n - 1) * PART: n * PART])
+    ids = [{"id": s["id"]} for s in sessions.values()]
+    async with TopicReader(stack.kafka_bootstrap, datasets.topics.datasets) as reader:
+        r = await datasets.client.post(f"{base}/complete", headers=ACME, json={"uploads": ids})
+        assert r.status_code == 201, r.text
+        await reader.until(lambda recs: sum(ev.REGISTRY.parse(x.value).model_id == mid for x in recs) >= 2)
+    got = [e.payload() for e in map(ev.REGISTRY.parse, (x.value for x in reader.records)) if e.model_id == mid]
+    expected = {uuid.UUID(s["dataset_id"]) for s in sessions.values()}
+    assert {p.dataset.dataset_id for p in got} == expected
+    assert all(set(p.batch) == expected for p in got)  # one batch for both
+    again = await datasets.client.post(f"{base}/complete", headers=ACME, json={"uploads": ids})
+    assert again.status_code == 200 and {d["id"] for d in again.json()["datasets"]} == {str(x) for x in expected}

@@ -123,14 +123,14 @@ def _uploaded(ds: d.Dataset, batch: list[uuid.UUID]) -> ev.DatasetUploaded:
 
 
 async def record(deps: Deps, ctx: Context, model_id: uuid.UUID, datasets: list[d.Dataset],
-                 completed_session: uuid.UUID | None = None) -> list[d.Dataset]:
+                 completed_sessions: list[uuid.UUID] = ()) -> list[d.Dataset]:  # type: ignore[assignment]
     """Record stored files as datasets and publish DatasetUploaded for each, in one transaction."""
     async with deps.uow(ctx) as tx:
         await guard(deps, ctx.tenant_id, model_id, tx.conn)  # the status may have changed while bytes flowed
         saved = [await repo.insert_dataset(tx.conn, ds) for ds in datasets]
         await repo.unstage_objects(tx.conn, [ds.object_key for ds in saved])
-        if completed_session is not None:
-            await repo.set_session_state(tx.conn, completed_session, "completed")
+        for session_id in completed_sessions:
+            await repo.set_session_state(tx.conn, session_id, "completed")
         batch = [ds.id for ds in saved]
         for ds in saved:
             await tx.emit(_uploaded(ds, batch), model_id)
@@ -377,36 +377,65 @@ async def _assemble(deps: Deps, s: d.UploadSession) -> None:
 async def complete_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, session_id: uuid.UUID,
                                  sha256: str | None) -> tuple[d.Dataset, bool]:
     """Assemble the object, hash it, record the dataset; returns it and whether it was created now."""
-    s, done = await _claim(deps, ctx.tenant_id, model_id, session_id)
-    if s is None:
-        assert done is not None
-        return done, False
+    saved, created = await complete_direct_uploads(deps, ctx, model_id, [(session_id, sha256)])
+    return saved[0], created
+
+
+async def complete_direct_uploads(deps: Deps, ctx: Context, model_id: uuid.UUID,
+                                  items: list[tuple[uuid.UUID, str | None]]) -> tuple[list[d.Dataset], bool]:
+    """Complete several upload sessions as ONE upload: all their datasets are recorded in one transaction
+    (one DatasetUploaded batch), so a model with auto-train waits for all of them. Returns the datasets
+    and whether they were created now (False: an earlier call completed every one of them)."""
+    d.check_file_count(len(items), deps.limits.max_files)
+    claimed: list[d.UploadSession] = []
+    done_before: list[d.Dataset] = []
     try:
-        await guard(deps, ctx.tenant_id, model_id)
-        await _assemble(deps, s)
-        size, digest = await deps.store.sha256_of(s.object_key)
-        if size != s.size or (sha256 is not None and sha256.lower() != digest):
-            await _drop_session(deps, s)
+        for session_id, _ in items:
+            s, done = await _claim(deps, ctx.tenant_id, model_id, session_id)
+            if s is None:
+                assert done is not None
+                done_before.append(done)
+            else:
+                claimed.append(s)
+        if done_before and claimed:
             raise d.Rejected(ErrorCode.VALIDATION_FAILED,
-                             f"The stored bytes ({size} bytes, sha256 {digest}) are not what was announced "
-                             f"({s.size} bytes, sha256 {sha256 or 'not given'}); the upload was discarded.",
-                             {"size": size, "sha256": digest})
-        dataset = d.Dataset(
-            id=s.dataset_id, tenant_id=s.tenant_id, model_id=model_id, type=s.type, file_name=s.file_name,
-            original_name=s.original_name, size=size, sha256=digest, content_type=s.content_type,
-            bucket=deps.store.bucket, object_key=s.object_key, source="direct",
-        )
-        [saved] = await record(deps, ctx, model_id, [dataset], completed_session=s.id)
-        UPLOAD_BYTES.labels(mode="multipart").inc(size)
-        UPLOAD_SECONDS.labels(mode="multipart").observe((now() - s.created_at).total_seconds())
+                             "Some of these uploads were completed earlier, in another request: complete only "
+                             "the ones still open.", {"completed": [str(x.id) for x in done_before]})
+        if not claimed:
+            return done_before, False
+        await guard(deps, ctx.tenant_id, model_id)
+        hashes = dict(items)
+        datasets = [await _assembled(deps, model_id, s, hashes[s.id]) for s in claimed]
+        saved = await record(deps, ctx, model_id, datasets, completed_sessions=[s.id for s in claimed])
+        for s, ds in zip(claimed, saved, strict=True):
+            UPLOAD_BYTES.labels(mode="multipart").inc(ds.size)
+            UPLOAD_SECONDS.labels(mode="multipart").observe((now() - s.created_at).total_seconds())
         return saved, True
     except BaseException:
-        try:
-            async with deps.uow.read() as conn:  # someone may try again (a dropped session is simply gone)
-                await repo.set_session_state(conn, s.id, "open")
-        except (OSError, asyncpg.PostgresError) as exc:  # a stalled completion is taken over later
-            log.warning("session_release_failed", session_id=str(s.id), error=repr(exc))
+        for s in claimed:
+            try:
+                async with deps.uow.read() as conn:  # someone may try again (a dropped session is simply gone)
+                    await repo.set_session_state(conn, s.id, "open")
+            except (OSError, asyncpg.PostgresError) as exc:  # a stalled completion is taken over later
+                log.warning("session_release_failed", session_id=str(s.id), error=repr(exc))
         raise
+
+
+async def _assembled(deps: Deps, model_id: uuid.UUID, s: d.UploadSession, sha256: str | None) -> d.Dataset:
+    """Complete one session's object in storage and check its size and hash."""
+    await _assemble(deps, s)
+    size, digest = await deps.store.sha256_of(s.object_key)
+    if size != s.size or (sha256 is not None and sha256.lower() != digest):
+        await _drop_session(deps, s)
+        raise d.Rejected(ErrorCode.VALIDATION_FAILED,
+                         f"{s.file_name}: the stored bytes ({size} bytes, sha256 {digest}) are not what was "
+                         f"announced ({s.size} bytes, sha256 {sha256 or 'not given'}); the upload was discarded.",
+                         {"size": size, "sha256": digest})
+    return d.Dataset(
+        id=s.dataset_id, tenant_id=s.tenant_id, model_id=model_id, type=s.type, file_name=s.file_name,
+        original_name=s.original_name, size=size, sha256=digest, content_type=s.content_type,
+        bucket=deps.store.bucket, object_key=s.object_key, source="direct",
+    )
 
 
 async def _drop_session(deps: Deps, s: d.UploadSession) -> None:

@@ -151,6 +151,15 @@ class CompleteUpload(BaseModel):
                                description="optional: refused unless it matches what the server computes")
 
 
+class CompleteItem(CompleteUpload):
+    id: uuid.UUID
+
+
+class CompleteMany(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uploads: list[CompleteItem] = Field(min_length=1, description="1-10 open upload sessions of this model")
+
+
 class PartView(BaseModel):
     part_number: int
     size: int
@@ -282,6 +291,17 @@ def router(deps: h.Deps) -> APIRouter:
     async def get_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal) -> UploadView:
         """Parts received so far, the missing ones, and fresh URLs for them (to resume)."""
         return upload_view(await h.get_direct_upload(deps, principal.tenant_id, model_id, upload_id))
+
+    @r.post("/uploads/complete", response_model=Uploaded, status_code=status.HTTP_201_CREATED,
+            responses={200: {"model": Uploaded, "description": "all of them were completed earlier"}})
+    async def complete_uploads(model_id: uuid.UUID, body: CompleteMany, principal: CurrentPrincipal,
+                               request: Request, response: Response) -> Uploaded:
+        """Complete several upload sessions as one upload (one batch: training waits for all of them)."""
+        saved, created = await h.complete_direct_uploads(deps, ctx(principal, request), model_id,
+                                                         [(u.id, u.sha256) for u in body.uploads])
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return Uploaded(datasets=[view(x) for x in saved])
 
     @r.post("/uploads/{upload_id}/complete", response_model=Completed, status_code=status.HTTP_201_CREATED,
             responses={200: {"model": Completed, "description": "already completed earlier"}})

@@ -23,7 +23,6 @@ export function openNewDataset(model, config, { onUploaded }) {
     h("div", { class: "hint", id: "nd-help" },
       `1–${config.max_files} files per upload, at most ${sizeText(config.max_file_bytes)} per file`));
   const list = h("ul", { class: "files", id: "nd-list", "aria-label": "Selected files" });
-  const splitNotice = h("p", { class: "notice", id: "nd-split", hidden: true, role: "note" });
   const formError = h("p", { class: "form-error", id: "nd-error", role: "alert" });
   const create = h("button", { class: "btn btn-primary", type: "submit", id: "nd-create", disabled: true }, "Create");
   const cancel = h("button", { class: "btn", type: "button", id: "nd-cancel" }, "Cancel");
@@ -33,7 +32,7 @@ export function openNewDataset(model, config, { onUploaded }) {
       h("p", { class: "muted" }, `Add datasets to ${model.name}.`),
       h("div", { class: "field" }, h("label", { for: "nd-type" }, "Dataset type"), typeSelect),
       h("div", { class: "field" }, h("span", { class: "label", id: "nd-files-label" }, "Files"), zone, input),
-      list, splitNotice, formError),
+      list, formError),
     h("div", { class: "dialog-foot" }, cancel, create));
   const dialog = h("dialog", { id: "new-dataset-dialog", "aria-labelledby": "nd-title" }, form);
 
@@ -51,15 +50,6 @@ export function openNewDataset(model, config, { onUploaded }) {
     const countError = checkCount(pending.length, config);
     formError.textContent = countError && pending.length > 0 ? `${words(countError.code)} (${countError.code}): ${countError.message}` : "";
     create.disabled = busy || Boolean(countError) || pending.some((e) => e.checked.error);
-    // One upload is one request, except files from the resumable threshold on, which go one by one. The
-    // first upload to arrive queues (and locks) a model with auto-train: say so before it happens.
-    const big = pending.filter((e) => e.file.size >= config.resumable_threshold_bytes).length;
-    const uploads = big + (pending.length > big ? 1 : 0);
-    splitNotice.hidden = !(model.auto_train && uploads > 1);
-    splitNotice.textContent = `These files go up in ${uploads} separate uploads (files of ${sizeText(config.resumable_threshold_bytes)} `
-      + "and more are sent in resumable parts). This model starts training automatically, so training is queued "
-      + "when the first upload arrives and the rest are refused. Turn off “Start training automatically” in Details "
-      + "first, then click “Train the Language” once every file is in.";
     renderList();
   }
 

@@ -137,18 +137,21 @@ async function sendParts(modelId, s, file, signal, onProgress) {
 /**
  * Upload entries ({file, type}) to a model. Each entry gets state "uploading" | "done" | "failed",
  * progress (0..1) and error (an ApiError); onChange(entry) is called whenever one of them changes.
- * Big files (≥ resumable_threshold_bytes) go through resumable uploads; the rest in one request.
- * Completions and the one request are sent together at the end: a model with auto-train is queued
- * (and locked) by the first dataset that arrives.
+ * A selection without big files goes up in one streamed form request. As soon as one file is big
+ * (≥ resumable_threshold_bytes), every file of the selection goes through a resumable session and all
+ * sessions are completed together in one call: either way the selection is ONE upload, so a model with
+ * auto-train waits for all of its files, and one failed file keeps the others from being recorded.
  */
 export async function uploadEntries(modelId, requestedType, entries, config, { signal, onChange }) {
   const set = (entry, patch) => { Object.assign(entry, patch); onChange(entry); };
-  const big = entries.filter((e) => e.file.size >= config.resumable_threshold_bytes);
-  const small = entries.filter((e) => e.file.size < config.resumable_threshold_bytes);
+  const resumable = entries.some((e) => e.file.size >= config.resumable_threshold_bytes);
   entries.forEach((e) => set(e, { state: "uploading", progress: 0, error: null }));
-
+  if (!resumable) {
+    await sendForm(modelId, requestedType, entries, set, signal);
+    return entries;
+  }
   const sessions = new Map();
-  await Promise.all(big.map(async (entry) => {
+  await Promise.all(entries.map(async (entry) => {
     try {
       const s = await session(modelId, requestedType, entry.file);
       sessions.set(entry, s);
@@ -157,35 +160,41 @@ export async function uploadEntries(modelId, requestedType, entries, config, { s
       set(entry, { state: "failed", error: err });
     }
   }));
-
-  const finishing = [];
-  for (const [entry, s] of sessions) {
-    if (entry.state === "failed") continue;
-    finishing.push(api("POST", `/api/uploads/${modelId}/${s.id}/complete`, {})
-      .then(() => {
-        localStorage.removeItem(resumeKey(modelId, requestedType, entry.file));
-        set(entry, { state: "done", progress: 1 });
-      })
-      .catch((err) => set(entry, { state: "failed", error: err })));
+  const failed = entries.filter((e) => e.state === "failed");
+  if (failed.length) {  // one bad file rejects the whole upload; the sent parts stay resumable
+    const reason = { code: "validation_failed", message: `${failed.length} of the files could not be sent; nothing was recorded. Retry to resume.` };
+    entries.filter((e) => e.state !== "failed").forEach((e) => set(e, { state: "failed", error: reason }));
+    return entries;
   }
-  if (small.length) {
-    const form = new FormData();
-    small.forEach((e) => form.append("files", e.file, e.file.name));
-    const total = small.reduce((n, e) => n + e.file.size, 0) || 1;
-    const offsets = [];
-    small.reduce((offset, e) => { offsets.push(offset); return offset + e.file.size; }, 0);
-    const onProgress = (loaded, sent) => {
-      const bytes = (loaded / (sent || 1)) * total; // the form's own headers are a few hundred bytes
-      small.forEach((e, i) => {
-        const f = e.file.size ? (bytes - offsets[i]) / e.file.size : 1;
-        set(e, { progress: Math.max(0, Math.min(0.99, f)) });
-      });
-    };
-    finishing.push(send("POST", `/api/datasets/${modelId}?type=${encodeURIComponent(requestedType)}`, form,
-      { onProgress, signal })
-      .then(() => small.forEach((e) => set(e, { state: "done", progress: 1 })))
-      .catch((err) => small.forEach((e) => set(e, { state: "failed", error: err }))));
+  try {
+    await api("POST", `/api/uploads/${modelId}/complete`, { uploads: [...sessions.values()].map((s) => ({ id: s.id })) });
+    for (const entry of entries) {
+      localStorage.removeItem(resumeKey(modelId, requestedType, entry.file));
+      set(entry, { state: "done", progress: 1 });
+    }
+  } catch (err) {
+    entries.forEach((e) => set(e, { state: "failed", error: err }));
   }
-  await Promise.all(finishing);
   return entries;
+}
+
+async function sendForm(modelId, requestedType, entries, set, signal) {
+  const form = new FormData();
+  entries.forEach((e) => form.append("files", e.file, e.file.name));
+  const total = entries.reduce((n, e) => n + e.file.size, 0) || 1;
+  const offsets = [];
+  entries.reduce((offset, e) => { offsets.push(offset); return offset + e.file.size; }, 0);
+  const onProgress = (loaded, sent) => {
+    const bytes = (loaded / (sent || 1)) * total; // the form's own headers are a few hundred bytes
+    entries.forEach((e, i) => {
+      const f = e.file.size ? (bytes - offsets[i]) / e.file.size : 1;
+      set(e, { progress: Math.max(0, Math.min(0.99, f)) });
+    });
+  };
+  try {
+    await send("POST", `/api/datasets/${modelId}?type=${encodeURIComponent(requestedType)}`, form, { onProgress, signal });
+    entries.forEach((e) => set(e, { state: "done", progress: 1 }));
+  } catch (err) {
+    entries.forEach((e) => set(e, { state: "failed", error: err }));
+  }
 }
