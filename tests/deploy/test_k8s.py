@@ -1,12 +1,14 @@
 """deploy/k8s: rendered (our renderer, checked against the real kustomize when one is here), validated
 against the Kubernetes schemas offline, and checked against the code: commands, ports, probe paths,
-environment variables, Ingress routes, images and the dev servers' versions and credentials.
+environment variables, Ingress routes (as ingress-nginx builds its locations), images and the dev
+servers' versions and credentials — for the four services and the web console.
 
 Nothing here talks to a cluster: `kubectl apply` itself is not exercised.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -21,8 +23,15 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
+from voxtrain_console import bootstrap as console_bootstrap
+from voxtrain_console import http as console_http
+from voxtrain_console import proxy as console_proxy
+from voxtrain_console.settings import ConsoleSettings
+from voxtrain_devstack import services as devstack_services
 from voxtrain_devstack import versions
 from voxtrain_shared import ops, settings
 from voxtrain_shared.cli import app as cli
@@ -33,8 +42,11 @@ from tests.deploy.k8s_support import (Unsupported, pod_spec, real_kustomize, ren
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
+#: The services: each has a database schema, so a migration Job.
 SETTINGS = {"models": settings.ModelsSettings, "datasets": settings.DatasetsSettings,
             "validator": settings.ValidatorSettings, "trainer": settings.TrainerSettings}
+#: Everything that runs as a Deployment: the services and the web console (no database, no migrations).
+DEPLOYED: dict[str, type[BaseSettings]] = {**SETTINGS, "console": ConsoleSettings}
 #: The oldest Kubernetes we support and a recent one; kubernetes-validate bundles both schemas.
 K8S_VERSIONS = ("1.30", "1.34")
 IMAGE_REGISTRY = "ghcr.io/voxtrain"
@@ -49,9 +61,13 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def apps() -> Iterator[dict[str, Any]]:
-    """Each service's FastAPI app, built with placeholder settings (not started)."""
-    with ops.built_services() as built:
-        yield {b.name: b.service.app for b in built}
+    """Each service's and the console's FastAPI app, built with placeholder settings (not started)."""
+    console = console_bootstrap.build(load_settings(ConsoleSettings, {"VOXTRAIN_AUTH__JWT_SECRET": "docs-only"}))
+    try:
+        with ops.built_services() as built:
+            yield {**{b.name: b.service.app for b in built}, "console": console.app}
+    finally:
+        asyncio.run(console.client.aclose())
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -108,7 +124,7 @@ def environment(docs: list[dict[str, Any]], c: dict[str, Any], secrets: dict[str
     return env
 
 
-def required_env(cls: type[settings.ServiceSettings]) -> set[str]:
+def required_env(cls: type[BaseSettings]) -> set[str]:
     """The variables a settings class cannot start without."""
     names = set()
     for name, f in cls.model_fields.items():
@@ -121,11 +137,30 @@ def required_env(cls: type[settings.ServiceSettings]) -> set[str]:
     return names
 
 
-def load_settings(cls: type[settings.ServiceSettings], env: dict[str, str]) -> settings.ServiceSettings:
+def load_settings(cls: type[BaseSettings], env: dict[str, str]) -> Any:
     """``cls`` read from exactly ``env`` (no VOXTRAIN_* variable of this process leaks in)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXTRAIN_")}
     with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
         return cls()
+
+
+def http_routes(app: Any) -> set[str]:
+    """The paths of an app's HTTP routes (not its mounts). FastAPI 0.16x keeps an included router as one
+    entry (``original_router``, its prefix in ``include_context``); older ones copy its routes in."""
+    paths: set[str] = set()
+    todo = [("", r) for r in app.routes]
+    while todo:
+        prefix, r = todo.pop()
+        if (inner := getattr(r, "original_router", None)) is not None:
+            prefix += getattr(getattr(r, "include_context", None), "prefix", "")
+            todo += [(prefix, sub) for sub in inner.routes]
+        elif isinstance(r, APIRoute):
+            paths.add(prefix + r.path)
+    return paths
+
+
+def http_port(service: str) -> int:
+    return DEPLOYED[service].model_fields["http"].default.port
 
 
 def project_version(service: str) -> str:
@@ -187,15 +222,22 @@ def test_every_file_in_deploy_k8s_is_used() -> None:
 # ---------------------------------------------------------------- the services against the code
 
 
+def test_the_services_and_the_console_are_all_deployed(rendered: dict) -> None:
+    assert set(DEPLOYED) == set(devstack_services.SERVICES), "what `make run` starts is what Kubernetes runs"
+    for overlay in ("base", "dev", "prod"):
+        deployments = {d["metadata"]["name"] for d in rendered[overlay] if d["kind"] == "Deployment"}
+        assert deployments == {f"voxtrain-{s}" for s in DEPLOYED}, overlay
+
+
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-@pytest.mark.parametrize("service", SETTINGS)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_each_service_runs_its_own_command_image_and_port(overlay: str, service: str, rendered: dict) -> None:
     dep = one(rendered[overlay], "Deployment", f"voxtrain-{service}")
     c = container(dep, service)
     scripts = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())["project"]["scripts"]
     assert c["command"] == [f"voxtrain-{service}"] and f"voxtrain-{service}" in scripts
     assert c["image"] == f"{IMAGE_REGISTRY}/voxtrain-{service}:{project_version(service)}"
-    port = SETTINGS[service].model_fields["http"].default.port
+    port = http_port(service)
     assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
     assert {"name": "VOXTRAIN_HTTP__PORT", "value": str(port)} in c["env"]
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
@@ -203,43 +245,67 @@ def test_each_service_runs_its_own_command_image_and_port(overlay: str, service:
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-@pytest.mark.parametrize("service", SETTINGS)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_env_vars_are_exactly_settings_the_service_reads(overlay: str, service: str, rendered: dict) -> None:
     docs = rendered[overlay]
     secrets = secret_values(docs, "voxtrain-secrets") if overlay == "dev" else example_secrets()
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
     env = environment(docs, c, secrets)
-    cls = SETTINGS[service]
-    known = settings.env_var_names(cls)
+    cls = DEPLOYED[service]
+    known = settings.env_var_names(cls)  # type: ignore[arg-type]  # the console's class is composed alike
     assert set(env) <= known, f"not read by {cls.__name__}: {set(env) - known}"
     assert required_env(cls) <= set(env), f"missing: {required_env(cls) - set(env)}"
 
 
-@pytest.mark.parametrize("service", SETTINGS)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_the_dev_environment_is_accepted_by_each_services_settings(service: str, rendered: dict) -> None:
     docs = rendered["dev"]
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
-    s = load_settings(SETTINGS[service], environment(docs, c, secret_values(docs, "voxtrain-secrets")))
-    assert s.http.port == SETTINGS[service].model_fields["http"].default.port and s.http.host == "0.0.0.0"
-    assert s.postgres.schema_name == service and s.environment is settings.Environment.LOCAL
+    s = load_settings(DEPLOYED[service], environment(docs, c, secret_values(docs, "voxtrain-secrets")))
+    assert s.http.port == http_port(service) and s.http.host == "0.0.0.0"
+    assert s.environment is settings.Environment.LOCAL
+    if "postgres" in DEPLOYED[service].model_fields:
+        assert s.postgres.schema_name == service
 
 
-@pytest.mark.parametrize("service", SETTINGS)
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_console_reaches_each_api_through_its_service(overlay: str, rendered: dict) -> None:
+    docs = rendered[overlay]
+    secrets = secret_values(docs, "voxtrain-secrets") if overlay == "dev" else {
+        **example_secrets(), "VOXTRAIN_AUTH__JWT_SECRET": "r" * 48}
+    c = container(one(docs, "Deployment", "voxtrain-console"), "console")
+    env = environment(docs, c, secrets)
+    s = load_settings(ConsoleSettings, env)
+    assert set(console_proxy.API_NAMES) == {"models", "datasets", "trainer"}
+    for api in console_proxy.API_NAMES:
+        assert f"VOXTRAIN_{api.upper()}_URL" in env, f"{api}: the default (127.0.0.1) is no use in a pod"
+        url = urlsplit(s.upstream(api))
+        svc = one(docs, "Service", f"voxtrain-{api}")
+        pods = one(docs, "Deployment", f"voxtrain-{api}")["spec"]["template"]["metadata"]["labels"]
+        assert (url.scheme, url.hostname, url.path) == ("http", f"voxtrain-{api}", ""), "in-cluster, never the Ingress"
+        assert url.port == http_port(api) and url.port in {p["port"] for p in svc["spec"]["ports"]}
+        assert svc["spec"]["selector"].items() <= pods.items()
+    assert s.kafka.bootstrap_servers == generated(docs, "ConfigMap", "voxtrain-config")["data"][
+        "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS"]
+    assert not [e for e in env if e.startswith(("VOXTRAIN_POSTGRES__", "VOXTRAIN_MINIO__"))], "no database, no storage"
+
+
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_prod_refuses_the_example_secrets_and_takes_real_ones(service: str, rendered: dict) -> None:
     docs = rendered["prod"]
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
     with pytest.raises(ValidationError, match="JWT_SECRET"):
-        load_settings(SETTINGS[service], environment(docs, c, example_secrets()))
+        load_settings(DEPLOYED[service], environment(docs, c, example_secrets()))
     real = {**example_secrets(), "VOXTRAIN_AUTH__JWT_SECRET": "r" * 48}
-    s = load_settings(SETTINGS[service], environment(docs, c, real))
+    s = load_settings(DEPLOYED[service], environment(docs, c, real))
     assert s.environment is settings.Environment.PRODUCTION
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-@pytest.mark.parametrize("service", SETTINGS)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_probes_and_metrics_are_routes_the_app_serves(overlay: str, service: str, rendered: dict, apps: dict) -> None:
     c = container(one(rendered[overlay], "Deployment", f"voxtrain-{service}"), service)
-    routes = {getattr(r, "path", None) for r in apps[service].routes}
+    routes = http_routes(apps[service])
     assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready"  # checks the service's dependencies
     assert c["livenessProbe"]["httpGet"]["path"] == "/health/live"  # checks none: a restart would not help
     assert c["startupProbe"]["httpGet"]["path"] == "/health/live"
@@ -250,10 +316,16 @@ def test_probes_and_metrics_are_routes_the_app_serves(overlay: str, service: str
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-@pytest.mark.parametrize("service", SETTINGS)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_each_service_has_a_migration_job_running_voxtrain_migrate(overlay: str, service: str,
                                                                      rendered: dict) -> None:
     docs = rendered[overlay]
+    if service == "console":  # no database: nothing to migrate, so no Job (and no DSN)
+        assert "postgres" not in ConsoleSettings.model_fields and service not in ops.SERVICES
+        image = container(one(docs, "Deployment", "voxtrain-console"), service)["image"]
+        assert not [d for d in docs if d["kind"] == "Job" and (
+            d["metadata"]["name"] == f"voxtrain-migrate-{service}" or container(d)["image"] == image)]
+        return
     job = one(docs, "Job", f"voxtrain-migrate-{service}")
     c = container(job)
     server = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
@@ -312,18 +384,22 @@ def test_service_pods_run_as_the_dockerfiles_user(rendered: dict) -> None:
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-@pytest.mark.parametrize("service", SETTINGS)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_service_and_disruption_budget_select_the_server_pods_only(overlay: str, service: str,
                                                                      rendered: dict) -> None:
     docs = rendered[overlay]
     name = f"voxtrain-{service}"
     pods = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
-    job_pods = one(docs, "Job", f"voxtrain-migrate-{service}")["spec"]["template"]["metadata"]["labels"]
     svc = one(docs, "Service", name)
     assert svc["spec"]["selector"].items() <= pods.items()
-    assert not svc["spec"]["selector"].items() <= job_pods.items(), "the Service must not send traffic to the Job"
-    assert svc["spec"]["ports"] == [{"name": "http", "port": SETTINGS[service].model_fields["http"].default.port,
-                                     "targetPort": "http", "protocol": "TCP"}]
+    for other in docs:  # the migration Jobs' pods carry the service's name too
+        if pod_spec(other) is None or (other["kind"], other["metadata"]["name"]) == ("Deployment", name):
+            continue
+        where = f"{other['kind']}/{other['metadata']['name']}"
+        labels = other["spec"]["template"]["metadata"]["labels"]
+        assert not svc["spec"]["selector"].items() <= labels.items(), f"{name}'s Service selects {where}'s pods"
+    assert svc["spec"]["ports"] == [{"name": "http", "port": http_port(service), "targetPort": "http",
+                                     "protocol": "TCP"}]
     pdb = one(docs, "PodDisruptionBudget", name)
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pods.items()
     assert pdb["spec"].get("maxUnavailable") == 1, "a budget that allows no eviction blocks node drains"
@@ -345,24 +421,89 @@ def test_validator_and_trainer_autoscale_and_the_others_do_not(overlay: str, ren
 
 # ---------------------------------------------------------------- Ingress
 
+NGINX = "nginx.ingress.kubernetes.io/"
+Backend = tuple[str, str]  # (Service name, port name)
 
-def _ingress_backend(ingress: dict[str, Any], path: str) -> tuple[str, str]:
-    """The backend ingress-nginx picks for ``path``: among the paths that match, the longest."""
-    matches = []
-    for rule in ingress["spec"]["rules"]:
-        for p in rule["http"]["paths"]:
-            if p["pathType"] == "Prefix":
-                ok = path == p["path"] or path.startswith(p["path"].rstrip("/") + "/")
-            elif p["pathType"] == "ImplementationSpecific":
-                ok = re.match(p["path"], path) is not None
-            else:
-                ok = path == p["path"]
-            if ok:
-                backend = p["backend"]["service"]
-                matches.append((len(p["path"]), backend["name"], backend["port"]["name"]))
-    assert matches, f"no Ingress path matches {path}"
-    _, service, port = max(matches)
-    return service, port
+
+def nginx_locations(ingress: dict[str, Any]) -> list[tuple[str, str, Backend | None]]:
+    """The ``location`` blocks ingress-nginx writes for ``ingress``: ``(modifier, path, backend)`` in the
+    order of its nginx.conf; backend None is the controller's default backend (a 404).
+
+    As ingress-nginx's internal/ingress/controller (controller.go, location.go, template/template.go)
+    does it: a server starts with ``/`` (Prefix) to the default backend, which a path ``/`` of the same
+    pathType takes over; locations are sorted by path, longest first. With ``use-regex`` (or
+    ``rewrite-target``) on the host, EVERY path is written ``~* "^<path>"``, whatever its pathType (an Exact
+    ``/`` is then ``^/``); without, Exact is ``= path`` and Prefix ``/p`` becomes ``/p/`` plus ``= /p``.
+    """
+    annotations = ingress["metadata"].get("annotations", {})
+    regex = annotations.get(NGINX + "use-regex") == "true" or NGINX + "rewrite-target" in annotations
+    assert len(ingress["spec"]["rules"]) == 1, "one host (one nginx server): teach nginx_locations more hosts"
+    locations: list[dict[str, Any]] = [{"path": "/", "type": "Prefix", "to": None}]
+    for p in ingress["spec"]["rules"][0]["http"]["paths"]:
+        to = (p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])
+        same = next((loc for loc in locations if (loc["path"], loc["type"]) == (p["path"], p["pathType"])), None)
+        if same is None:
+            locations.append({"path": p["path"], "type": p["pathType"], "to": to})
+        elif same["to"] is None:
+            same["to"] = to
+    locations.sort(key=lambda loc: loc["path"], reverse=True)  # stable, as Go's sort.SliceStable
+    locations.sort(key=lambda loc: len(loc["path"]), reverse=True)
+    if regex:
+        return [("~*", "^" + loc["path"], loc["to"]) for loc in locations]
+    exact = {loc["path"] for loc in locations if loc["type"] == "Exact"}
+    out: list[tuple[str, str, Backend | None]] = []
+    for loc in locations:
+        if loc["type"] == "Exact":
+            out.append(("=", loc["path"], loc["to"]))
+        elif loc["type"] == "Prefix" and loc["path"] != "/":
+            out.append(("", loc["path"] if loc["path"].endswith("/") else loc["path"] + "/", loc["to"]))
+            if loc["path"] not in exact:
+                out.append(("=", loc["path"], loc["to"]))
+        else:
+            out.append(("", loc["path"], loc["to"]))
+    return out
+
+
+def nginx_route(ingress: dict[str, Any], uri: str) -> Backend | None:
+    """Where ingress-nginx sends a request for ``uri`` (a normalised path), choosing a location as nginx
+    does: an exact match; else the first regular expression that matches, in order; else the longest
+    prefix. None: the default backend, or no location at all — either way, nothing of ours."""
+    locations = nginx_locations(ingress)
+    for modifier, path, to in locations:
+        if modifier == "=" and uri == path:
+            return to
+    for modifier, path, to in locations:
+        if modifier == "~*" and re.match(path, uri, re.IGNORECASE):
+            return to
+    prefixes = [(len(path), to) for modifier, path, to in locations if modifier == "" and uri.startswith(path)]
+    return max(prefixes, key=lambda pair: pair[0])[1] if prefixes else None
+
+
+def _ingress(paths: list[tuple[str, str, str]], regex: bool) -> dict[str, Any]:
+    return {"metadata": {"annotations": {NGINX + "use-regex": "true"} if regex else {}},
+            "spec": {"rules": [{"http": {"paths": [
+                {"path": path, "pathType": kind, "backend": {"service": {"name": svc, "port": {"name": "http"}}}}
+                for path, kind, svc in paths]}}]}}
+
+
+def test_the_ingress_model_follows_ingress_nginx() -> None:
+    """The traps nginx_route must see: with use-regex, pathType means nothing."""
+    root = ("/", "Exact", "page")
+    assert nginx_route(_ingress([root], regex=False), "/") == ("page", "http")
+    assert nginx_route(_ingress([root], regex=False), "/health/live") is None
+    # use-regex: the Exact `/` is `^/`, after the default backend's own `^/` -- the page is a 404
+    assert nginx_route(_ingress([root], regex=True), "/") is None
+    # ... and a Prefix `/` takes the default backend's place: everything is routed, /metrics too
+    assert nginx_route(_ingress([("/", "Prefix", "page")], regex=True), "/metrics") == ("page", "http")
+    # ... a Prefix is a plain string prefix (and any case), not whole segments
+    static = [("/static", "Prefix", "page")]
+    assert nginx_route(_ingress(static, regex=True), "/STATICky") == ("page", "http")
+    assert nginx_route(_ingress(static, regex=False), "/staticky") is None
+    assert nginx_route(_ingress(static, regex=False), "/static") == ("page", "http")
+    # ... and the longest path is tried first
+    api = [("/v1/models", "Prefix", "models"), ("/v1/models/[^/]+/datasets", "ImplementationSpecific", "datasets")]
+    assert nginx_route(_ingress(api, regex=True), "/v1/models/1/datasets/2") == ("datasets", "http")
+    assert nginx_route(_ingress(api, regex=True), "/v1/models/1") == ("models", "http")
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -371,20 +512,77 @@ def test_the_ingress_routes_every_api_path_to_the_service_that_serves_it(overlay
     docs = rendered[overlay]
     ingress = one(docs, "Ingress", "voxtrain")
     checked = 0
-    for service, application in apps.items():
-        for path in application.openapi()["paths"]:
+    for service in SETTINGS:
+        for path in apps[service].openapi()["paths"]:
             if not path.startswith("/v1/"):
-                continue  # /health and /metrics stay inside the cluster
+                continue  # /health and /metrics stay inside the cluster (below)
             concrete = re.sub(r"\{[^}]+\}", "0b8c2b9e-6a1e-4b8e-9a55-3f4c1f7d2a10", path)
-            backend, port = _ingress_backend(ingress, concrete)
+            to = nginx_route(ingress, concrete)
+            assert to is not None, f"{path} is served by {service} but routed nowhere"
+            backend, port = to
             assert backend == f"voxtrain-{service}", f"{path} is served by {service} but routed to {backend}"
             assert port in {p["name"] for p in one(docs, "Service", backend)["spec"]["ports"]}
             checked += 1
     assert checked >= 10
-    assert _ingress_backend(ingress, "/v1/models")[0] == "voxtrain-models"
-    for path in ("/health/ready", "/metrics"):
-        assert not any(re.match(p["path"], path) or path.startswith(p["path"])
-                       for r in ingress["spec"]["rules"] for p in r["http"]["paths"]), f"{path} must not be public"
+    assert nginx_route(ingress, "/v1/models") == ("voxtrain-models", "http")
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_ingress_routes_the_console_page_assets_and_api_to_the_console(overlay: str, rendered: dict,
+                                                                           apps: dict) -> None:
+    docs = rendered[overlay]
+    ingress = one(docs, "Ingress", "voxtrain")
+    console: Backend = ("voxtrain-console", "http")
+    assert "http" in {p["name"] for p in one(docs, "Service", "voxtrain-console")["spec"]["ports"]}
+    for path in ("/", "/static/app.css", "/api/models", "/api/events"):
+        assert nginx_route(ingress, path) == console, path
+    assert nginx_route(ingress, "/health/live") is None
+    # every file it serves, and every route of its own but /health and /metrics
+    assets = [f"/static/{f.relative_to(console_http.STATIC).as_posix()}"
+              for f in console_http.STATIC.rglob("*") if f.is_file()]
+    assert "/static/app.css" in assets and "/static/js/app.js" in assets
+    for path in assets:
+        assert nginx_route(ingress, path) == console, path
+    routes = http_routes(apps["console"])
+    assert {"/", "/api/events", "/api/{path:path}", "/health/live", "/metrics"} <= routes
+    for route in sorted(routes):
+        path = re.sub(r"\{[^}]+\}", "1", route)
+        expected = None if route.startswith(("/health", "/metrics")) else console
+        assert nginx_route(ingress, path) == expected, f"{route}: routed to {nginx_route(ingress, path)}"
+    # `/` alone: any other path outside /static, /api and /v1 reaches nothing
+    for path in ("/index.html", "/favicon.ico", "/docs", "/openapi.json", "/v2/models"):
+        assert nginx_route(ingress, path) is None, path
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_health_and_metrics_of_the_services_and_the_console_stay_inside_the_cluster(overlay: str, rendered: dict,
+                                                                                    apps: dict) -> None:
+    ingress = one(rendered[overlay], "Ingress", "voxtrain")
+    internal = {path for app in apps.values() for path in http_routes(app)
+                if path.startswith(("/health", "/metrics"))}
+    assert {"/health/live", "/health/ready", "/metrics"} <= internal
+    for path in sorted(internal):
+        for variant in (path, path + "/", path.upper()):
+            assert nginx_route(ingress, variant) is None, f"{variant} must not be public"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_ingress_streams_uploads_and_server_sent_events(overlay: str, rendered: dict) -> None:
+    ingress = one(rendered[overlay], "Ingress", "voxtrain")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations[NGINX + "proxy-body-size"] == "0", "uploads of up to 10 GB per file"
+    assert annotations[NGINX + "proxy-request-buffering"] == "off", "uploads stream through"
+    assert annotations[NGINX + "proxy-buffering"] == "off", "events reach the browser as they come"
+    console = ConsoleSettings.model_fields
+    for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
+        assert int(annotations[NGINX + timeout]) >= console["upstream_timeout_seconds"].default, timeout
+    assert int(annotations[NGINX + "proxy-read-timeout"]) > 4 * console["sse_heartbeat_seconds"].default
+    # the Ingress API's strict path validation (ingress-nginx strict-validate-path-type): regular
+    # expressions only in ImplementationSpecific paths
+    for rule in ingress["spec"]["rules"]:
+        for p in rule["http"]["paths"]:
+            if p["pathType"] != "ImplementationSpecific":
+                assert re.fullmatch(r"/[A-Za-z0-9._\-/]*", p["path"]), p["path"]
 
 
 def test_prod_ingress_has_a_host_and_tls(rendered: dict) -> None:
@@ -452,5 +650,6 @@ def test_prod_has_no_servers_and_commits_no_secret(rendered: dict) -> None:
             if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {"voxtrain-secrets"}
     assert all("REPLACE-ME" in v for v in example_secrets().values())
-    replicas = {n: one(docs, "Deployment", f"voxtrain-{n}")["spec"].get("replicas") for n in ("models", "datasets")}
-    assert replicas == {"models": 2, "datasets": 2}
+    replicas = {n: one(docs, "Deployment", f"voxtrain-{n}")["spec"].get("replicas")
+                for n in ("models", "datasets", "console")}
+    assert replicas == {"models": 2, "datasets": 2, "console": 2}
