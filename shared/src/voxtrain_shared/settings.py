@@ -76,8 +76,8 @@ class HttpSettings(BaseModel):
     port: int = 8000
 
 
-class ServiceSettings(BaseSettings):
-    """Sections every service has."""
+class BaseServiceSettings(BaseSettings):
+    """Sections every process has (the console too, which keeps no database)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore", frozen=True
@@ -86,19 +86,26 @@ class ServiceSettings(BaseSettings):
     environment: Environment = Environment.LOCAL
     log_level: str = "INFO"
     kafka: KafkaSettings = KafkaSettings()
-    postgres: PostgresSettings
     auth: AuthSettings
     http: HttpSettings = HttpSettings()
 
     @model_validator(mode="after")
-    def _defaults_and_secrets(self) -> "ServiceSettings":
+    def _real_secret_in_production(self) -> "BaseServiceSettings":
+        secret = self.auth.jwt_secret.get_secret_value()
+        if self.environment is Environment.PRODUCTION and (secret.lower() in _PLACEHOLDERS or len(secret) < 32):
+            raise ValueError("VOXTRAIN_AUTH__JWT_SECRET must be a real secret of 32+ characters in production")
+        return self
+
+
+class ServiceSettings(BaseServiceSettings):
+    """Sections every service with its own PostgreSQL schema has."""
+
+    postgres: PostgresSettings
+
+    @model_validator(mode="after")
+    def _schema_defaults_to_service(self) -> "ServiceSettings":
         if not self.postgres.schema_name:
             object.__setattr__(self.postgres, "schema_name", self.service_name)
-        if self.environment is Environment.PRODUCTION:
-            if self.auth.jwt_secret.get_secret_value().lower() in _PLACEHOLDERS or len(
-                self.auth.jwt_secret.get_secret_value()
-            ) < 32:
-                raise ValueError("VOXTRAIN_AUTH__JWT_SECRET must be a real secret of 32+ characters in production")
         return self
 
 
@@ -146,7 +153,7 @@ class TrainerSettings(ServiceSettings):
     work_dir: str = "/tmp/voxtrain-trainer"
 
 
-S = TypeVar("S", bound=ServiceSettings)
+S = TypeVar("S", bound=BaseServiceSettings)
 
 
 class SettingsError(SystemExit):
@@ -170,7 +177,7 @@ def load(cls: type[S], **overrides: object) -> S:
         raise SettingsError("\n".join(lines)) from None
 
 
-def env_var_names(cls: type[ServiceSettings]) -> set[str]:
+def env_var_names(cls: type[BaseServiceSettings]) -> set[str]:
     """Every environment variable a settings class reads."""
     names: set[str] = set()
     for name, field in cls.model_fields.items():

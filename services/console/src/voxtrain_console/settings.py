@@ -8,34 +8,18 @@ like every service (``VOXTRAIN_`` prefix, ``__`` between section and field), e.g
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyHttpUrl, Field
 
-from voxtrain_shared.settings import (
-    ENV_PREFIX,
-    NESTED,
-    AuthSettings,
-    Environment,
-    HttpSettings,
-    KafkaSettings,
-)
+from voxtrain_shared.settings import BaseServiceSettings, HttpSettings
 
 MiB = 1024**2
 GiB = 1024**3
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "test", ""}
 
 
-class ConsoleSettings(BaseSettings):
+class ConsoleSettings(BaseServiceSettings):
     """Everything ``voxtrain-console`` reads; validated at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore", frozen=True
-    )
     service_name: str = "console"
-    environment: Environment = Environment.LOCAL
-    log_level: str = "INFO"
-    kafka: KafkaSettings = KafkaSettings()
-    auth: AuthSettings
     http: HttpSettings = HttpSettings(port=8100)
     models_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8101"), description="base URL of the models API")
     datasets_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8102"), description="base URL of the datasets API")
@@ -51,13 +35,6 @@ class ConsoleSettings(BaseSettings):
     sse_queue_size: int = Field(256, ge=8, description="events buffered per browser before it is disconnected")
     secure_cookies: bool | None = Field(
         None, description="mark the session cookie Secure; default: only when the request came over HTTPS")
-
-    @model_validator(mode="after")
-    def _real_secret_in_production(self) -> ConsoleSettings:
-        secret = self.auth.jwt_secret.get_secret_value()
-        if self.environment is Environment.PRODUCTION and (secret.lower() in _PLACEHOLDERS or len(secret) < 32):
-            raise ValueError("VOXTRAIN_AUTH__JWT_SECRET must be a real secret of 32+ characters in production")
-        return self
 
     def upstream(self, name: str) -> str:
         """Base URL of ``models``, ``datasets`` or ``trainer`` without a trailing slash."""
