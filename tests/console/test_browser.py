@@ -120,8 +120,14 @@ async def status_of(page: Any) -> int:
 
 
 async def badge_colours(page: Any, selector: str) -> tuple[str, str, str]:
-    return tuple(await page.eval_on_selector(selector, """(b) => [b.dataset.badge,
-        getComputedStyle(b).backgroundColor, getComputedStyle(b.querySelector('.dot')).backgroundColor]"""))
+    """The badge's name and colours; a live update may swap the element while it is read, so read again."""
+    for _ in range(50):
+        got = tuple(await page.eval_on_selector(selector, """(b) => b.isConnected ? [b.dataset.badge,
+            getComputedStyle(b).backgroundColor, getComputedStyle(b.querySelector('.dot')).backgroundColor] : []"""))
+        if len(got) == 3 and all(got):
+            return got
+        await page.wait_for_timeout(100)
+    return got
 
 
 async def create_model(page: Any, name: str, auto_train: bool = True) -> str:
