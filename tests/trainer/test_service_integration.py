@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,20 @@ pytestmark = pytest.mark.integration
 ACME = auth_headers("acme")
 
 
-@pytest.fixture
-async def trainer(stack, tmp_path):
-    settings = settings_for(TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"),
-                            VOXTRAIN_HEARTBEAT_SECONDS="0.5", VOXTRAIN_LEASE_SECONDS="2")
+@asynccontextmanager
+async def started_trainer(stack, tmp_path, **env: str):
+    settings = settings_for(TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"), **env)
     svc = build(settings)
     async with running(svc) as client:
         svc.client = client
         svc.minio = make_client(settings.minio)
         ensure_bucket(svc.minio, settings.minio.bucket)
+        yield svc
+
+
+@pytest.fixture
+async def trainer(stack, tmp_path):
+    async with started_trainer(stack, tmp_path, VOXTRAIN_HEARTBEAT_SECONDS="0.5", VOXTRAIN_LEASE_SECONDS="2") as svc:
         yield svc
 
 
@@ -132,13 +138,7 @@ async def test_a_run_whose_trainer_died_is_failed_with_worker_lost(trainer, stac
 
 @pytest.fixture
 async def impatient_trainer(stack, tmp_path):
-    settings = settings_for(TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"),
-                            VOXTRAIN_TIME_LIMIT_SECONDS="1")
-    svc = build(settings)
-    async with running(svc) as client:
-        svc.client = client
-        svc.minio = make_client(settings.minio)
-        ensure_bucket(svc.minio, settings.minio.bucket)
+    async with started_trainer(stack, tmp_path, VOXTRAIN_TIME_LIMIT_SECONDS="1") as svc:
         yield svc
 
 
