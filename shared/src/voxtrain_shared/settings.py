@@ -109,10 +109,6 @@ class ServiceSettings(BaseServiceSettings):
         return self
 
 
-class WithStorage(BaseModel):
-    minio: MinioSettings
-
-
 class ModelsSettings(ServiceSettings):
     service_name: str = "models"
     http: HttpSettings = HttpSettings(port=8101)
