@@ -104,7 +104,7 @@ class Datasets:
 
     async def handled(self, consumer: str, event_id: uuid.UUID) -> bool:
         """Whether this service's ``consumer`` has handled the message (its inbox has the id)."""
-        async with self.deps.uow.read() as conn:
+        async with self.deps.uow.reading() as conn:
             return bool(await conn.fetchval("SELECT 1 FROM inbox WHERE consumer=$1 AND event_id=$2",
                                             consumer, event_id))
 

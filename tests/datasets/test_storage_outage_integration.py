@@ -134,7 +134,7 @@ async def test_minio_dying_mid_upload_is_a_503_and_leaves_nothing(stack, private
         assert await datasets.listing(mid) == []
         keys = [k for k in datasets.store.written if str(mid) in k]
         assert len(keys) == 2
-        async with datasets.deps.uow.read() as conn:
+        async with datasets.deps.uow.reading() as conn:
             rows = await conn.fetch("SELECT object_key, abandoned_at FROM pending_objects")
         assert {r["object_key"] for r in rows if r["abandoned_at"]} == set(keys)  # the sweeper's to-do list
 
@@ -149,7 +149,7 @@ async def test_minio_dying_mid_upload_is_a_503_and_leaves_nothing(stack, private
         # ... which the sweeper removes.
         assert (await datasets.sweep())["objects"] == 2
         assert await datasets.store.leftovers(datasets.prefix(mid)) == []
-        async with datasets.deps.uow.read() as conn:
+        async with datasets.deps.uow.reading() as conn:
             assert await conn.fetchval("SELECT count(*) FROM pending_objects") == 0
         r = await datasets.upload(mid, [("again.txt", b"storage is back")])
         assert r.status_code == 201, r.text

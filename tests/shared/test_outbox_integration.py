@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import TopicReader, unique
 from voxtrain_shared import events as ev
-from voxtrain_shared import outbox
+from voxtrain_shared import inbox, outbox
 from voxtrain_shared.db import create_pool, migrate
 from voxtrain_shared.kafka import BrokerPublisher, ensure_topics, make_broker
 from voxtrain_shared.settings import KafkaSettings
@@ -91,7 +91,7 @@ async def test_outbox_survives_crashes_and_the_inbox_keeps_effects_single(stack,
         for r in reader.records:
             got = ev.REGISTRY.parse(r.value)
             async with pool.acquire() as c, c.transaction():
-                if await outbox.claim(c, schema, "test-consumer", got.id):
+                if await inbox.claim(c, schema, "test-consumer", got.id):
                     await c.execute("INSERT INTO effects VALUES ($1, 1)", got.id)
         async with pool.acquire() as c:
             assert await c.fetchval("SELECT count(*) FROM effects") == 1

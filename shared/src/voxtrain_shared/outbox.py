@@ -1,13 +1,10 @@
-"""Transactional outbox and inbox.
+"""Transactional outbox (the inbox, its consumer-side partner, is :mod:`voxtrain_shared.inbox`).
 
-Outbox: :func:`add` writes an event into ``<schema>.outbox`` inside the caller's transaction (so the
+:func:`add` writes an event into ``<schema>.outbox`` inside the caller's transaction (so the
 state change and its event commit or roll back together) and NOTIFYs the relay. :class:`OutboxRelay`
 locks a batch of unsent rows with ``FOR UPDATE SKIP LOCKED``, publishes them in order through the
 idempotent producer, waits for every ack, then marks them sent in the same transaction. A crash
 after publishing but before the commit publishes the batch again: consumers dedupe with the inbox.
-
-Inbox: :func:`claim` records a handled message id in the consumer's transaction; it returns False
-when the id was handled before, and the caller then skips the effects.
 """
 
 from __future__ import annotations
@@ -15,13 +12,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Protocol
-from uuid import UUID
 
 import asyncpg
 
 from .db import check_identifier
 from .events import Envelope
 from .logs import get_logger
+from .loops import wait_any
 from .metrics import EVENTS_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from .topics import Topics
 
@@ -48,15 +45,6 @@ async def add(conn: asyncpg.Connection, schema: str, topics: Topics, env: Envelo
     )
     await conn.execute("SELECT pg_notify($1, '')", channel(schema))
 
-
-async def claim(conn: asyncpg.Connection, schema: str, consumer: str, event_id: UUID) -> bool:
-    """Record ``event_id`` as handled by ``consumer``; False if it already was (skip the effects)."""
-    row = await conn.fetchval(
-        f'INSERT INTO "{schema}".inbox(consumer, event_id) VALUES ($1,$2) '
-        "ON CONFLICT DO NOTHING RETURNING 1",
-        consumer, event_id,
-    )
-    return row is not None
 
 
 @dataclass(frozen=True)
@@ -134,7 +122,7 @@ class OutboxRelay:
                     log.warning("outbox_relay_retry", schema=self._schema, error=str(exc))
                 except Exception as exc:  # Kafka errors: keep the rows, try again later
                     log.warning("outbox_relay_retry", schema=self._schema, error=repr(exc))
-                await _wait_any(self._wake, stop, self._poll)
+                await wait_any(self._wake, stop, timeout=self._poll)
         finally:
             if listener is not None and not listener.is_closed():
                 await listener.remove_listener(channel(self._schema), self._on_notify)
@@ -143,11 +131,3 @@ class OutboxRelay:
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()
 
-
-async def _wait_any(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
-    tasks = [asyncio.create_task(a.wait()), asyncio.create_task(b.wait())]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()

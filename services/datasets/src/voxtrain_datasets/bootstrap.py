@@ -26,7 +26,7 @@ def build(settings: DatasetsSettings, *, store: S3ObjectStore | None = None,
                   description="Dataset uploads (streamed or resumable) into object storage, for custom models.")
     store = store or S3ObjectStore(make_client(settings.minio), make_client(settings.minio, public=True),
                                    settings.minio.bucket)
-    uow = handlers.UnitOfWork(lambda: svc.pool, svc.schema, svc.topics)
+    uow = handlers.UnitOfWork(lambda: svc.pool, svc.schema, svc.topics, lambda conn: conn)
     deps = handlers.Deps(
         uow=uow, store=store,
         limits=Limits(max_file_bytes=settings.max_file_bytes, max_files=settings.max_files,

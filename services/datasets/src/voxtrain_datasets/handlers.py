@@ -81,7 +81,7 @@ async def _status(deps: Deps, tenant_id: str, model_id: uuid.UUID) -> ModelStatu
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deps.unknown_model_grace.total_seconds()
     while True:
-        async with deps.uow.read() as conn:
+        async with deps.uow.reading() as conn:
             status = await repo.model_status(conn, tenant_id, model_id)
             known = status is not None or await repo.model_known(conn, model_id)
             if known and status is None:  # it may have arrived between the two reads: read it again
@@ -153,7 +153,7 @@ async def forget_objects(deps: Deps, keys: list[str], *, storage_down: bool) -> 
         except StorageUnavailable:
             pass
     try:
-        async with deps.uow.read() as conn:
+        async with deps.uow.reading() as conn:
             if removed:
                 await repo.unstage_objects(conn, keys)  # nothing left to track
             else:
@@ -212,7 +212,7 @@ class FormUpload:
         dataset_type = d.type_for_file(self.requested, name)
         dataset_id = uuid.uuid4()
         key = d.object_key(self.ctx.tenant_id, self.model_id, dataset_id)
-        async with self.deps.uow.read() as conn:
+        async with self.deps.uow.reading() as conn:
             await repo.stage_object(conn, key)  # before the first byte is stored
         self.current = d.Dataset(
             id=dataset_id, tenant_id=self.ctx.tenant_id, model_id=self.model_id, type=dataset_type,
@@ -307,7 +307,7 @@ async def start_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, fil
         created_at=created, expires_at=created + deps.session_ttl,
     )
     try:
-        async with deps.uow.read() as conn:
+        async with deps.uow.reading() as conn:
             session = await repo.insert_session(conn, session)
     except BaseException:
         await asyncio.shield(deps.store.abort(key, upload_id))
@@ -319,7 +319,7 @@ async def start_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, fil
 
 
 async def _session(deps: Deps, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID) -> d.UploadSession:
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         s = await repo.get_session(conn, tenant_id, model_id, session_id)
     if s is None or (s.state != "completed" and s.expires_at <= now()):
         raise d.Rejected(ErrorCode.NOT_FOUND, f"No upload session {session_id} for this model (it may have expired).")
@@ -327,7 +327,7 @@ async def _session(deps: Deps, tenant_id: str, model_id: uuid.UUID, session_id: 
 
 
 async def _dataset_of(deps: Deps, s: d.UploadSession) -> d.Dataset | None:
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         return await repo.get_dataset(conn, s.tenant_id, s.model_id, s.dataset_id)
 
 
@@ -347,7 +347,7 @@ async def get_direct_upload(deps: Deps, tenant_id: str, model_id: uuid.UUID, ses
 
 async def _claim(deps: Deps, tenant_id: str, model_id: uuid.UUID,
                  session_id: uuid.UUID) -> tuple[d.UploadSession | None, d.Dataset | None]:
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         s = await repo.claim_for_completion(conn, tenant_id, model_id, session_id, now() - COMPLETION_STALL)
     if s is not None:
         return s, None
@@ -414,7 +414,7 @@ async def complete_direct_uploads(deps: Deps, ctx: Context, model_id: uuid.UUID,
     except BaseException:
         for s in claimed:
             try:
-                async with deps.uow.read() as conn:  # someone may try again (a dropped session is simply gone)
+                async with deps.uow.reading() as conn:  # someone may try again (a dropped session is simply gone)
                     await repo.set_session_state(conn, s.id, "open")
             except (OSError, asyncpg.PostgresError) as exc:  # a stalled completion is taken over later
                 log.warning("session_release_failed", session_id=str(s.id), error=repr(exc))
@@ -443,9 +443,9 @@ async def _drop_session(deps: Deps, s: d.UploadSession) -> None:
         await deps.store.abort(s.object_key, s.s3_upload_id)
         await deps.store.remove(s.object_key)
     except StorageUnavailable:
-        async with deps.uow.read() as conn:
+        async with deps.uow.reading() as conn:
             await repo.abandon_objects(conn, [s.object_key])
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         await repo.delete_session(conn, s.id)
 
 
@@ -464,13 +464,13 @@ async def cancel_direct_upload(deps: Deps, tenant_id: str, model_id: uuid.UUID, 
 
 async def list_datasets(deps: Deps, tenant_id: str, model_id: uuid.UUID) -> tuple[ModelStatus, list[d.Dataset]]:
     status = await model_status(deps, tenant_id, model_id)
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         return status, await repo.list_datasets(conn, tenant_id, model_id)
 
 
 async def get_dataset(deps: Deps, tenant_id: str, model_id: uuid.UUID, dataset_id: uuid.UUID) -> d.Dataset:
     await model_status(deps, tenant_id, model_id)
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         ds = await repo.get_dataset(conn, tenant_id, model_id, dataset_id)
     if ds is None:
         raise d.Rejected(ErrorCode.NOT_FOUND, f"No dataset {dataset_id} in this model.")
@@ -506,22 +506,22 @@ async def sweep(deps: Deps, at: datetime | None = None) -> dict[str, int]:
     """Abort expired upload sessions and remove abandoned objects; safe to run on every replica."""
     at = at or now()
     done = {"sessions": 0, "objects": 0, "completed_sessions": 0}
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         sessions = await repo.expired_sessions(conn, at, at - COMPLETION_STALL)
         keys = await repo.objects_to_remove(conn, at - deps.session_ttl)
     for s in sessions:
         await deps.store.abort_all(s.object_key)
         await deps.store.remove(s.object_key)  # completed in storage but never recorded
-        async with deps.uow.read() as conn:
+        async with deps.uow.reading() as conn:
             await repo.delete_session(conn, s.id)
         done["sessions"] += 1
     for key in keys:
         await deps.store.abort_all(key)
         await deps.store.remove(key)
-        async with deps.uow.read() as conn:
+        async with deps.uow.reading() as conn:
             await repo.unstage_objects(conn, [key])
         done["objects"] += 1
-    async with deps.uow.read() as conn:
+    async with deps.uow.reading() as conn:
         done["completed_sessions"] = await repo.forget_completed_sessions(conn, at - deps.session_ttl)
     if any(done.values()):
         log.info("swept", **done)

@@ -15,7 +15,7 @@ from .domain import Rejected
 log = get_logger(__name__)
 
 
-def facts(uow: h.UnitOfWork, consumer: str):
+def facts(uow: h.ModelWork, consumer: str):
     """Handler for dataset, validation and training events: apply them to the model, once."""
 
     async def handle(env: ev.Envelope) -> None:
@@ -26,7 +26,7 @@ def facts(uow: h.UnitOfWork, consumer: str):
     return handle
 
 
-def commands(uow: h.UnitOfWork, auth: AuthSettings, consumer: str, supported_languages: tuple[str, ...]):
+def commands(uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_languages: tuple[str, ...]):
     """Handler for CreateModel / StartTraining from other services.
 
     A command carries ``authorization: Bearer <token>`` in its headers; the token's tenant must be
@@ -34,7 +34,7 @@ def commands(uow: h.UnitOfWork, auth: AuthSettings, consumer: str, supported_lan
     """
 
     async def handle(env: ev.Envelope) -> None:
-        ctx = h.Context(env.tenant_id, env.correlation_id, env)
+        ctx = h.Context.of(env)
         try:
             async with uow(ctx) as tx:  # the inbox claim commits together with the effects
                 if not await tx.claim(consumer, env.id):
@@ -47,7 +47,7 @@ def commands(uow: h.UnitOfWork, auth: AuthSettings, consumer: str, supported_lan
                     await tx.emit(ev.CommandRejected(command_id=env.id, command_type=env.type, code=exc.code,
                                                      message=exc.message), env.model_id)
 
-    async def _execute(tx: h.Tx, env: ev.Envelope) -> None:
+    async def _execute(tx: h.ModelTx, env: ev.Envelope) -> None:
         try:
             principal = verify_token(auth, bearer(current_headers().get("authorization")))
         except InvalidToken as exc:

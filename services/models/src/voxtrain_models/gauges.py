@@ -10,7 +10,7 @@ import asyncpg
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.metrics import MODELS_BY_STATUS
 
-from . import repository as repo
+from .repository import ModelRepository
 
 log = get_logger(__name__)
 REFRESH_SECONDS = 15.0
@@ -19,7 +19,7 @@ REFRESH_SECONDS = 15.0
 async def refresh(pool: asyncpg.Pool) -> None:
     """Set ``voxtrain_models{status=...}`` from the models table, once."""
     async with pool.acquire() as conn:
-        counts = await repo.count_by_status(conn)
+        counts = await ModelRepository(conn).count_by_status()
     for status, n in counts.items():
         MODELS_BY_STATUS.labels(status.name).set(n)
 

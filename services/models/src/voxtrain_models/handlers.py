@@ -15,30 +15,32 @@ import asyncpg
 from voxtrain_shared import events as ev
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.topics import Topics
-from voxtrain_shared.uow import Context, Tx, UnitOfWork
+from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
-from . import repository as repo
+from .repository import ModelRepository, NameTaken
 from .domain import CustomModel, Dataset, Rejected, StatusChanged, TrainingRequestedEvent
 
 log = get_logger(__name__)
 
 
-class ModelTx(Tx):
-    """A transaction that can also save a model and emit what its domain recorded."""
-
-    async def save(self, model: CustomModel) -> None:
-        await repo.save(self.conn, model)
-        for event in model.events:
-            await self.emit(_message(event, model), model.id)
-            if isinstance(event, StatusChanged):
-                log.info("status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value,
-                         reason=event.reason)
-        model.events.clear()
+ModelTx = Transaction[ModelRepository]
+ModelWork = Work[ModelRepository]
 
 
-def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> UnitOfWork[ModelTx]:
-    return UnitOfWork(pool, schema, topics, ModelTx)
+def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> UnitOfWork[ModelRepository]:
+    return UnitOfWork(pool, schema, topics, ModelRepository)
+
+
+async def save(tx: ModelTx, model: CustomModel) -> None:
+    """Write the model back and emit what its domain recorded, in the same transaction."""
+    await tx.repo.save(model)
+    for event in model.events:
+        await tx.emit(_message(event, model), model.id)
+        if isinstance(event, StatusChanged):
+            log.info("status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value,
+                     reason=event.reason)
+    model.events.clear()
 
 
 def _error_info(error: dict[str, Any] | None) -> ev.ErrorInfo | None:
@@ -62,7 +64,7 @@ def not_found(model_id: uuid.UUID) -> Rejected:
 
 
 async def _load(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
-    model = await repo.get(tx.conn, tx.ctx.tenant_id, model_id, lock=True)
+    model = await tx.repo.get(tx.ctx.tenant_id, model_id, lock=True)
     if model is None:
         raise not_found(model_id)
     return model
@@ -71,7 +73,7 @@ async def _load(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
 # ---------------------------------------------------------------- commands (HTTP and Kafka)
 
 
-async def create_model(uow: UnitOfWork, ctx: Context, **fields: Any) -> CustomModel:
+async def create_model(uow: ModelWork, ctx: Context, **fields: Any) -> CustomModel:
     async with uow(ctx) as tx:
         return await create_in(tx, **fields)
 
@@ -82,9 +84,8 @@ async def create_in(tx: ModelTx, *, model_id: uuid.UUID, name: str, language: st
     model = CustomModel(id=model_id, tenant_id=tx.ctx.tenant_id, name=name, language=language,
                         description=description, auto_train=auto_train)
     try:
-        async with tx.conn.transaction():  # savepoint: a conflict leaves the outer transaction usable
-            await repo.insert(tx.conn, model)
-    except repo.NameTaken:
+        await tx.repo.insert(model)
+    except NameTaken:
         raise Rejected(ErrorCode.CONFLICT, f"A model named {name!r} already exists; choose another name.") from None
     except asyncpg.UniqueViolationError:
         raise Rejected(ErrorCode.CONFLICT, f"A model with id {model_id} already exists.") from None
@@ -94,29 +95,29 @@ async def create_in(tx: ModelTx, *, model_id: uuid.UUID, name: str, language: st
     return model
 
 
-async def update_model(uow: UnitOfWork, ctx: Context, model_id: uuid.UUID, **fields: Any) -> CustomModel:
+async def update_model(uow: ModelWork, ctx: Context, model_id: uuid.UUID, **fields: Any) -> CustomModel:
     async with uow(ctx) as tx:
         model = await _load(tx, model_id)
         changed = model.update(**fields)
         if changed:
             try:
-                await tx.save(model)
-            except repo.NameTaken:
+                await save(tx, model)
+            except NameTaken:
                 raise Rejected(ErrorCode.CONFLICT, f"A model named {model.name!r} already exists; choose another name.") from None
             await tx.emit(ev.ModelUpdated(name=model.name, description=model.description,
                                           auto_train=model.auto_train, changed=changed), model.id)
     return model
 
 
-async def delete_model(uow: UnitOfWork, ctx: Context, model_id: uuid.UUID) -> None:
+async def delete_model(uow: ModelWork, ctx: Context, model_id: uuid.UUID) -> None:
     async with uow(ctx) as tx:
         model = await _load(tx, model_id)
         model.ensure_deletable()
-        await repo.delete(tx.conn, model)
+        await tx.repo.delete(model)
         await tx.emit(ev.ModelDeleted(), model.id)
 
 
-async def start_training(uow: UnitOfWork, ctx: Context, model_id: uuid.UUID) -> CustomModel:
+async def start_training(uow: ModelWork, ctx: Context, model_id: uuid.UUID) -> CustomModel:
     async with uow(ctx) as tx:
         return await train_in(tx, model_id)
 
@@ -125,29 +126,29 @@ async def train_in(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
     """Press Train inside an open transaction."""
     model = await _load(tx, model_id)
     model.train()
-    await tx.save(model)
+    await save(tx, model)
     return model
 
 
 # ---------------------------------------------------------------- facts from other services
 
 
-async def apply_event(uow: UnitOfWork, env: ev.Envelope, consumer: str,
+async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str,
                       change: Callable[[CustomModel], None]) -> bool:
     """Apply ``change`` to the envelope's model exactly once; False if redelivered or the model is gone."""
     if env.model_id is None:
         return False
-    ctx = Context(env.tenant_id, env.correlation_id, env)
+    ctx = Context.of(env)
     async with uow(ctx) as tx:
         if not await tx.claim(consumer, env.id):
             log.info("duplicate_ignored", consumer=consumer)
             return False
-        model = await repo.get(tx.conn, env.tenant_id, env.model_id, lock=True)
+        model = await tx.repo.get(env.tenant_id, env.model_id, lock=True)
         if model is None:
             log.info("event_for_unknown_model", model_id=str(env.model_id))
             return False
         change(model)
-        await tx.save(model)
+        await save(tx, model)
     return True
 
 
@@ -184,16 +185,16 @@ def change_for(env: ev.Envelope) -> Callable[[CustomModel], None] | None:
 # ---------------------------------------------------------------- reads
 
 
-async def get_model(uow: UnitOfWork, tenant_id: str, model_id: uuid.UUID) -> tuple[CustomModel, Any]:
-    async with uow.read() as conn:
-        model = await repo.get(conn, tenant_id, model_id)
+async def get_model(uow: ModelWork, tenant_id: str, model_id: uuid.UUID) -> tuple[CustomModel, Any]:
+    async with uow.reading() as repo:
+        model = await repo.get(tenant_id, model_id)
         if model is None:
             raise not_found(model_id)
-        return model, await repo.timestamps(conn, model_id)
+        return model, await repo.timestamps(model_id)
 
 
-async def list_models(uow: UnitOfWork, tenant_id: str, status: ModelStatus | None, limit: int,
+async def list_models(uow: ModelWork, tenant_id: str, status: ModelStatus | None, limit: int,
                       offset: int) -> tuple[list[tuple[CustomModel, Any]], int]:
-    async with uow.read() as conn:
-        models, total = await repo.list_page(conn, tenant_id, status, limit, offset)
-        return [(m, await repo.timestamps(conn, m.id)) for m in models], total
+    async with uow.reading() as repo:
+        models, total = await repo.list_page(tenant_id, status, limit, offset)
+        return [(m, await repo.timestamps(m.id)) for m in models], total

@@ -123,7 +123,7 @@ def view(m: CustomModel, ts: Any) -> ModelView:
     )
 
 
-def router(uow: h.UnitOfWork, supported_languages: tuple[str, ...]) -> APIRouter:
+def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
     r = APIRouter(prefix="/v1/models", tags=["models"])
 
     def ctx(principal: Any, request: Request) -> h.Context:

@@ -28,80 +28,91 @@ class NameTaken(Exception):
     """Another model of the tenant already has this name."""
 
 
-async def insert(conn: asyncpg.Connection, m: CustomModel) -> None:
-    try:
-        await conn.execute(
-            "INSERT INTO models (id, tenant_id, name, language, description, auto_train, status) "
+class ModelRepository:
+    """All SQL of the models service, on one connection (inside the caller's transaction, if any)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def insert(self, m: CustomModel) -> None:
+        """Insert a new model; :class:`NameTaken` or ``UniqueViolationError`` (same id) if it clashes.
+
+        Runs in a savepoint, so a clash leaves the caller's transaction usable."""
+        try:
+            async with self._conn.transaction():
+                await self._conn.execute(
+                    "INSERT INTO models (id, tenant_id, name, language, description, auto_train, status) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                    m.id, m.tenant_id, m.name, m.language, m.description, m.auto_train, int(m.status),
+                )
+        except asyncpg.UniqueViolationError as exc:
+            if "models_pkey" in str(exc.constraint_name):
+                raise
+            raise NameTaken(m.name) from exc
+
+    async def get(self, tenant_id: str, model_id: uuid.UUID, *, lock: bool = False) -> CustomModel | None:
+        """A tenant's model with its datasets; ``lock`` takes a row lock for the transaction."""
+        row = await self._conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM models WHERE id=$1 AND tenant_id=$2" + (" FOR UPDATE" if lock else ""),
+            model_id, tenant_id,
+        )
+        if row is None:
+            return None
+        m = _model(row)
+        for d in await self._conn.fetch("SELECT * FROM model_datasets WHERE model_id=$1 ORDER BY dataset_id", model_id):
+            m.datasets[d["dataset_id"]] = Dataset(
+                id=d["dataset_id"], type=DatasetType(d["type"]), file_name=d["file_name"],
+                location=_l(d["location"]), validation=Validation(d["validation"]), error=_l(d["error"]),
+            )
+        return m
+
+    async def save(self, m: CustomModel) -> None:
+        """Write the model and its dataset projection back (inside the caller's transaction)."""
+        try:
+            await self._conn.execute(
+                "UPDATE models SET name=$3, description=$4, auto_train=$5, status=$6, run_id=$7, training_requested=$8, "
+                "last_error=$9, metrics=$10, progress=$11, finished_at=$12, updated_at=now() WHERE id=$1 AND tenant_id=$2",
+                m.id, m.tenant_id, m.name, m.description, m.auto_train, int(m.status), m.run_id, m.training_requested,
+                _j(m.last_error), _j(m.metrics), _j(m.progress), m.finished_at,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise NameTaken(m.name) from exc
+        await self._conn.execute("DELETE FROM model_datasets WHERE model_id=$1", m.id)
+        await self._conn.executemany(
+            "INSERT INTO model_datasets (model_id, dataset_id, type, file_name, location, validation, error) "
             "VALUES ($1,$2,$3,$4,$5,$6,$7)",
-            m.id, m.tenant_id, m.name, m.language, m.description, m.auto_train, int(m.status),
+            [(m.id, d.id, int(d.type), d.file_name, _j(d.location), d.validation.value, _j(d.error))
+             for d in m.datasets.values()],
         )
-    except asyncpg.UniqueViolationError as exc:
-        if "models_pkey" in str(exc.constraint_name):
-            raise
-        raise NameTaken(m.name) from exc
 
+    async def delete(self, m: CustomModel) -> None:
+        await self._conn.execute("DELETE FROM models WHERE id=$1 AND tenant_id=$2", m.id, m.tenant_id)
 
-async def get(conn: asyncpg.Connection, tenant_id: str, model_id: uuid.UUID, *, lock: bool = False) -> CustomModel | None:
-    """A tenant's model with its datasets; ``lock`` takes a row lock for the transaction."""
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM models WHERE id=$1 AND tenant_id=$2" + (" FOR UPDATE" if lock else ""),
-        model_id, tenant_id,
-    )
-    if row is None:
-        return None
-    m = _model(row)
-    for d in await conn.fetch("SELECT * FROM model_datasets WHERE model_id=$1 ORDER BY dataset_id", model_id):
-        m.datasets[d["dataset_id"]] = Dataset(
-            id=d["dataset_id"], type=DatasetType(d["type"]), file_name=d["file_name"],
-            location=_l(d["location"]), validation=Validation(d["validation"]), error=_l(d["error"]),
-        )
-    return m
+    async def find_tenant(self, model_id: uuid.UUID) -> str | None:
+        """The tenant owning a model (for events, which carry the tenant in their envelope)."""
+        return await self._conn.fetchval("SELECT tenant_id FROM models WHERE id=$1", model_id)
 
+    async def list_page(self, tenant_id: str, status: ModelStatus | None, limit: int,
+                        offset: int) -> tuple[list[CustomModel], int]:
+        where, args = "tenant_id=$1", [tenant_id]
+        if status is not None:
+            where += " AND status=$2"
+            args.append(int(status))
+        total = await self._conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *args)
+        rows = await self._conn.fetch(
+            f"SELECT id FROM models WHERE {where} ORDER BY created_at, id LIMIT {int(limit)} OFFSET {int(offset)}", *args)
+        models = [m for r in rows if (m := await self.get(tenant_id, r["id"])) is not None]
+        return models, int(total)
 
-async def save(conn: asyncpg.Connection, m: CustomModel) -> None:
-    """Write the model and its dataset projection back (inside the caller's transaction)."""
-    try:
-        await conn.execute(
-            "UPDATE models SET name=$3, description=$4, auto_train=$5, status=$6, run_id=$7, training_requested=$8, "
-            "last_error=$9, metrics=$10, progress=$11, finished_at=$12, updated_at=now() WHERE id=$1 AND tenant_id=$2",
-            m.id, m.tenant_id, m.name, m.description, m.auto_train, int(m.status), m.run_id, m.training_requested,
-            _j(m.last_error), _j(m.metrics), _j(m.progress), m.finished_at,
-        )
-    except asyncpg.UniqueViolationError as exc:
-        raise NameTaken(m.name) from exc
-    await conn.execute("DELETE FROM model_datasets WHERE model_id=$1", m.id)
-    await conn.executemany(
-        "INSERT INTO model_datasets (model_id, dataset_id, type, file_name, location, validation, error) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7)",
-        [(m.id, d.id, int(d.type), d.file_name, _j(d.location), d.validation.value, _j(d.error))
-         for d in m.datasets.values()],
-    )
+    async def timestamps(self, model_id: uuid.UUID) -> asyncpg.Record:
+        return await self._conn.fetchrow("SELECT created_at, updated_at FROM models WHERE id=$1", model_id)
 
-
-async def delete(conn: asyncpg.Connection, m: CustomModel) -> None:
-    await conn.execute("DELETE FROM models WHERE id=$1 AND tenant_id=$2", m.id, m.tenant_id)
-
-
-async def find_tenant(conn: asyncpg.Connection, model_id: uuid.UUID) -> str | None:
-    """The tenant owning a model (for events, which carry the tenant in their envelope)."""
-    return await conn.fetchval("SELECT tenant_id FROM models WHERE id=$1", model_id)
-
-
-async def list_page(conn: asyncpg.Connection, tenant_id: str, status: ModelStatus | None, limit: int,
-                    offset: int) -> tuple[list[CustomModel], int]:
-    where, args = "tenant_id=$1", [tenant_id]
-    if status is not None:
-        where += " AND status=$2"
-        args.append(int(status))
-    total = await conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *args)
-    rows = await conn.fetch(
-        f"SELECT id FROM models WHERE {where} ORDER BY created_at, id LIMIT {int(limit)} OFFSET {int(offset)}", *args)
-    models = [m for r in rows if (m := await get(conn, tenant_id, r["id"])) is not None]
-    return models, int(total)
-
-
-async def timestamps(conn: asyncpg.Connection, model_id: uuid.UUID) -> asyncpg.Record:
-    return await conn.fetchrow("SELECT created_at, updated_at FROM models WHERE id=$1", model_id)
+    async def count_by_status(self) -> dict[ModelStatus, int]:
+        """How many models (of every tenant) are in each status; statuses with none are 0."""
+        rows = await self._conn.fetch("SELECT status, count(*) AS n FROM models GROUP BY status")
+        counts = {s: 0 for s in ModelStatus}
+        counts.update({ModelStatus(r["status"]): int(r["n"]) for r in rows})
+        return counts
 
 
 def _model(row: asyncpg.Record) -> CustomModel:
@@ -111,11 +122,3 @@ def _model(row: asyncpg.Record) -> CustomModel:
         run_id=row["run_id"], training_requested=row["training_requested"], last_error=_l(row["last_error"]),
         metrics=_l(row["metrics"]), progress=_l(row["progress"]), finished_at=row["finished_at"],
     )
-
-
-async def count_by_status(conn: asyncpg.Connection) -> dict[ModelStatus, int]:
-    """How many models (of every tenant) are in each status; statuses with none are 0."""
-    rows = await conn.fetch("SELECT status, count(*) AS n FROM models GROUP BY status")
-    counts = {s: 0 for s in ModelStatus}
-    counts.update({ModelStatus(r["status"]): int(r["n"]) for r in rows})
-    return counts

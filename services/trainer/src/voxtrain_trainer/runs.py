@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from voxtrain_shared import events as ev
-from voxtrain_shared import outbox
+from voxtrain_shared import inbox, outbox
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.metrics import TRAINING_SECONDS, TRAININGS
 from voxtrain_shared.settings import TrainerSettings
@@ -37,7 +37,7 @@ CONSUMER = "trainer.requests"
 
 async def record(conn: asyncpg.Connection, schema: str, env: ev.Envelope) -> bool:
     """Handle TrainingRequested: queue the run once (False for a redelivery)."""
-    if not await outbox.claim(conn, schema, CONSUMER, env.id):
+    if not await inbox.claim(conn, schema, CONSUMER, env.id):
         return False
     req: ev.TrainingRequested = env.payload()  # type: ignore[assignment]
     await conn.execute(
@@ -49,7 +49,7 @@ async def record(conn: asyncpg.Connection, schema: str, env: ev.Envelope) -> boo
 
 async def model_deleted(conn: asyncpg.Connection, schema: str, env: ev.Envelope) -> None:
     """Handle ModelDeleted: its runs are no longer served; queued ones are dropped."""
-    if await outbox.claim(conn, schema, CONSUMER + ".models", env.id):
+    if await inbox.claim(conn, schema, CONSUMER + ".models", env.id):
         await conn.execute("UPDATE runs SET model_deleted=true WHERE tenant_id=$1 AND model_id=$2",
                            env.tenant_id, env.model_id)
         await conn.execute("DELETE FROM runs WHERE tenant_id=$1 AND model_id=$2 AND status='queued'",

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from voxtrain_shared import events as ev
-from voxtrain_shared import outbox
+from voxtrain_shared import inbox, outbox
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.metrics import VALIDATION_SECONDS, VALIDATIONS
 from voxtrain_shared.topics import Topics, dead_letter
@@ -55,7 +55,7 @@ Validate = Callable[[Job, dict[str, Any]], Outcome]  # (job, datasets of the sam
 
 async def record(conn: asyncpg.Connection, schema: str, env: ev.Envelope) -> bool:
     """Handle DatasetUploaded: queue the dataset once (False for a redelivery)."""
-    if not await outbox.claim(conn, schema, CONSUMER, env.id):
+    if not await inbox.claim(conn, schema, CONSUMER, env.id):
         return False
     d = env.payload().dataset  # type: ignore[attr-defined]
     await conn.execute(
@@ -70,7 +70,7 @@ async def record(conn: asyncpg.Connection, schema: str, env: ev.Envelope) -> boo
 
 async def forget(conn: asyncpg.Connection, schema: str, env: ev.Envelope) -> None:
     """Handle DatasetDeleted: the dataset can no longer be referenced (nor is its verdict published)."""
-    if await outbox.claim(conn, schema, CONSUMER + ".deleted", env.id):
+    if await inbox.claim(conn, schema, CONSUMER + ".deleted", env.id):
         await conn.execute("DELETE FROM datasets WHERE dataset_id=$1 AND tenant_id=$2",
                            env.payload().dataset_id, env.tenant_id)  # type: ignore[attr-defined]
 
