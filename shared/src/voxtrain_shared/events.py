@@ -243,6 +243,19 @@ class DatasetDeleted(Message):
     dataset_type: DatasetType
 
 
+@register
+class ValidationRequested(Message):
+    """models asks again for the verdict on a dataset of a model waiting at 2 (its supervision deadline
+    passed). The validator answers idempotently: a finished job re-publishes its verdict, a queued or
+    running one is left alone, an unknown or given-up one is queued again."""
+
+    TYPE: ClassVar[str] = "ValidationRequested"
+    TOPIC: ClassVar[str] = "models"
+    dataset: DatasetObject
+    batch: list[UUID] = Field(default_factory=list)
+    attempt: int = 1
+
+
 # ---------------------------------------------------------------- validation topic
 
 
@@ -278,6 +291,10 @@ class TrainingRequested(Message):
     run_id: UUID
     language: str
     datasets: list[DatasetObject]
+    #: 1 for Train; models re-sends the same run_id with a higher attempt when a run at 3 shows no progress.
+    #: The trainer answers idempotently: a queued/running run is left alone, a finished one re-publishes its
+    #: terminal event (TrainingSucceeded/TrainingFailed).
+    attempt: int = 1
 
 
 @register
