@@ -2,6 +2,8 @@
 #   make run    set up, start Kafka + PostgreSQL + MinIO and the four services, print the URLs
 #   make test   set up, start the servers, run the tests (PYTEST_ARGS="tests/deploy -x" to narrow)
 #   make stop   stop the services and the servers (data is kept in .voxtrain/stack)
+#   make unit   the tests that need no server (no install of the servers, under a minute)
+#   make lint   ruff (lint + format check) and mypy
 # The servers run as local processes (voxtrain-stack, deploy/local); installs are cached in
 # ${XDG_CACHE_HOME:-~/.cache}/voxtrain, so only the first run is slow.
 
@@ -15,10 +17,10 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help setup test run stop bench docs
+.PHONY: help setup sync test unit lint format run stop bench docs
 
 help:
-	@sed -n '2,4p' Makefile | sed 's/^# *//'
+	@sed -n '2,6p' Makefile | sed 's/^# *//'
 
 setup:
 	./deploy/local/install-system-packages.sh
@@ -26,9 +28,26 @@ setup:
 	$(UV) sync --all-packages --frozen
 	$(RUN) voxtrain-stack install
 
+sync:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --all-packages --frozen --quiet
+
 test: setup
 	$(RUN) voxtrain-stack up
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# Every test that needs no server (tests using the `stack` fixture are integration tests, see tests/conftest.py).
+unit: sync
+	$(RUN) pytest -m "not integration" -q $(PYTEST_ARGS)
+
+lint: sync
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: sync
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
 
 run: setup
 	$(RUN) voxtrain-stack run-services

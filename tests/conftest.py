@@ -16,3 +16,11 @@ def stack() -> Iterator[Endpoints]:
     """Real Kafka, PostgreSQL and MinIO for this test session (see tests/_stack.py for where from)."""
     with _stack.provide() as endpoints:
         yield endpoints
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs the real servers (the ``stack`` fixture, directly or through other fixtures) is an
+    integration test, marked or not — so ``make unit`` (``-m "not integration"``) never starts a server."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
