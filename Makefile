@@ -63,4 +63,4 @@ bench:
 # fails when they drift).
 docs:
 	$(UV) sync --all-packages --frozen --quiet
-	$(RUN) voxtrain docs --out docs
+	$(RUN) voxtrain-contracts --out docs

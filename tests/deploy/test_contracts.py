@@ -23,8 +23,9 @@ import pytest
 from pydantic import BaseModel
 from typer.testing import CliRunner
 from voxtrain_shared import events as ev
-from voxtrain_shared import ops
-from voxtrain_shared.cli import app as cli
+from voxtrain_contracts.cli import app as cli
+from voxtrain_contracts.files import contract_documents, docs_drift
+from voxtrain_contracts.services import SERVICES
 from voxtrain_shared.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ CONSUMES = {
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, dict[str, Any]]:
-    return ops.contract_documents()
+    return contract_documents()
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,9 @@ def asyncapi() -> dict[str, Any]:
 
 
 def test_committed_contracts_are_what_the_code_generates(generated: dict) -> None:
-    drift = ops.docs_drift(DOCS)
+    drift = docs_drift(DOCS)
     assert not drift, "docs/ is out of date; run `make docs` and commit the result:\n" + "\n".join(drift)
-    assert set(generated) == {"asyncapi.json", *(f"openapi/{s}.json" for s in ops.SERVICES)}
+    assert set(generated) == {"asyncapi.json", *(f"openapi/{s}.json" for s in SERVICES)}
 
 
 def asyncapi_spec_schema() -> dict[str, Any] | None:
@@ -187,7 +188,7 @@ def test_a_real_envelope_of_each_type_validates_against_its_documented_schema(cl
 
 
 def test_openapi_documents_cover_each_services_routes() -> None:
-    docs = {s: json.loads((DOCS / "openapi" / f"{s}.json").read_text()) for s in ops.SERVICES}
+    docs = {s: json.loads((DOCS / "openapi" / f"{s}.json").read_text()) for s in SERVICES}
     for doc in docs.values():
         assert doc["openapi"].startswith("3.") and {"/health/ready", "/health/live", "/metrics"} <= set(doc["paths"])
     assert "/v1/models" in docs["models"]["paths"] and "/v1/models/{model_id}/train" in docs["models"]["paths"]
@@ -198,12 +199,12 @@ def test_openapi_documents_cover_each_services_routes() -> None:
 
 def test_the_docs_command_writes_and_checks(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(cli, ["docs", "--out", str(tmp_path)])
+    result = runner.invoke(cli, ["--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "asyncapi.json").is_file() and len(list((tmp_path / "openapi").glob("*.json"))) == 4
-    assert runner.invoke(cli, ["docs", "--check", "--out", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(cli, ["--check", "--out", str(tmp_path)]).exit_code == 0
     doc = json.loads((tmp_path / "openapi" / "models.json").read_text())
     doc["paths"].pop("/v1/models")
     (tmp_path / "openapi" / "models.json").write_text(json.dumps(doc))
-    result = runner.invoke(cli, ["docs", "--check", "--out", str(tmp_path)])
+    result = runner.invoke(cli, ["--check", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "models.json: differs" in result.output

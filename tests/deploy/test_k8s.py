@@ -33,6 +33,7 @@ from voxtrain_console import proxy as console_proxy
 from voxtrain_console.settings import ConsoleSettings
 from voxtrain_devstack import services as devstack_services
 from voxtrain_devstack import versions
+from voxtrain_contracts.services import built_services
 from voxtrain_shared import ops, settings
 from voxtrain_shared.cli import app as cli
 
@@ -63,7 +64,7 @@ def apps() -> Iterator[dict[str, Any]]:
     """Each service's and the console's FastAPI app, built with placeholder settings (not started)."""
     console = console_bootstrap.build(load_settings(ConsoleSettings, {"VOXTRAIN_AUTH__JWT_SECRET": "docs-only"}))
     try:
-        with ops.built_services() as built:
+        with built_services() as built:
             yield {**{b.name: b.service.app for b in built}, "console": console.app}
     finally:
         asyncio.run(console.client.aclose())

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from tests.support import TopicReader, auth_headers, eventually, running, settings_for, unique
 from voxtrain_models.bootstrap import build as build_models
+from voxtrain_contracts.services import built_services
 from voxtrain_shared import events as ev
 from voxtrain_shared import ops
 from voxtrain_shared.db import create_pool
@@ -62,7 +63,7 @@ async def test_models_per_status_are_refreshed_from_the_database(stack) -> None:
 
 
 async def test_every_service_serves_the_new_metrics() -> None:
-    with ops.built_services() as built:
+    with built_services() as built:
         for b in built:
             transport = httpx.ASGITransport(app=b.service.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:

@@ -214,30 +214,6 @@ def dlt_replay(topic: str = typer.Argument(..., help="the topic (its dead letter
     _print(rows, ("partition", "offset", "key", "type", "target", "action"), as_json, "nothing to replay")
 
 
-@app.command()
-def docs(out: Path = typer.Option(Path("docs"), help="folder of the generated contracts"),
-         check: bool = typer.Option(False, "--check", help="only report drift (exit 1), write nothing")) -> None:
-    """Generate docs/asyncapi.json and docs/openapi/<service>.json from the code."""
-    try:
-        _docs(out, check)
-    except ops.OpsError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _docs(out: Path, check: bool) -> None:
-    if check:
-        drift = ops.docs_drift(out)
-        for line in drift:
-            typer.echo(line, err=True)
-        if drift:
-            typer.echo("run `make docs` and commit the result", err=True)
-            raise typer.Exit(1)
-        typer.echo("contracts are up to date")
-        return
-    for path in ops.write_docs(out):
-        typer.echo(f"wrote {path}")
-
-
 @app.callback()
 def _main() -> None:
     """voxtrain operations."""

@@ -1,0 +1,1 @@
+"""voxtrain's contract generator (development tool): ``voxtrain-contracts --out docs [--check]``."""
