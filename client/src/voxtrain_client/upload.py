@@ -1,0 +1,182 @@
+"""Uploads of any size: resumable sessions, parallel parts, retries, and state kept on disk.
+
+Every file goes through a resumable upload session (parts PUT straight to object storage in parallel,
+each retried with backoff). The plan — which files form which upload and which session each file has —
+is written to a state file before any byte is sent, so a dropped connection or a killed process resumes
+where it stopped: the server says which parts it already has. At most 10 files form one upload (the
+product's limit); more become several uploads, which only makes sense on a model with auto-train off
+(otherwise the first upload would queue the model for training and lock it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .api import ApiError, Client, Dataset, Upload
+from .config import state_dir
+
+MAX_FILES_PER_UPLOAD = 10
+HASH_BLOCK = 8 * 1024 * 1024
+
+#: progress(file name, bytes just done, file size) — called from worker threads; the first call per file
+#: reports what the server already had (a resumed upload).
+Progress = Callable[[str, int, int], None]
+
+
+class UploadRefused(Exception):
+    """The upload cannot start as asked; the message says what to do instead."""
+
+
+@dataclass
+class FileState:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str | None = None
+    upload_id: str | None = None
+
+
+@dataclass
+class BatchState:
+    files: list[FileState]
+    datasets: list[str] = field(default_factory=list)  # dataset ids once completed
+
+    @property
+    def done(self) -> bool:
+        return bool(self.datasets)
+
+
+@dataclass
+class Plan:
+    """What is uploaded where; saved to disk after every change."""
+
+    model_id: str
+    dataset_type: str
+    batches: list[BatchState]
+    path: Path
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"model_id": self.model_id, "dataset_type": self.dataset_type,
+                                   "batches": [asdict(b) for b in self.batches]}, indent=1))
+        os.replace(tmp, self.path)
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        raw = json.loads(path.read_text())
+        batches = [BatchState([FileState(**f) for f in b["files"]], b["datasets"]) for b in raw["batches"]]
+        return cls(raw["model_id"], raw["dataset_type"], batches, path)
+
+
+def expand(paths: Iterable[Path]) -> list[Path]:
+    """Files named, and the files inside folders named (not hidden ones), in a stable order."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and not any(
+                part.startswith(".") for part in f.relative_to(p).parts))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise UploadRefused(f"{p}: no such file or folder")
+    if not found:
+        raise UploadRefused("nothing to upload: the folders named hold no files")
+    return found
+
+
+def plan_for(model_id: str, files: list[Path], dataset_type: str, auto_train: bool) -> Plan:
+    """The plan for ``files``: resumed from disk when the same files were being uploaded to the same model."""
+    states = [FileState(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps([model_id, dataset_type, [(s.path, s.size, s.mtime_ns) for s in states]])
+                         .encode()).hexdigest()[:24]
+    folder = state_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.json"
+    if path.is_file():
+        return Plan.load(path)
+    if len(files) > MAX_FILES_PER_UPLOAD and auto_train:
+        raise UploadRefused(
+            f"{len(files)} files are more than one upload takes ({MAX_FILES_PER_UPLOAD}), so they go as several "
+            "uploads — but this model trains automatically after its first upload and would then refuse the "
+            "rest. Turn auto-train off (`vt models update MODEL --no-auto-train`), upload again, then "
+            "`vt train MODEL`.")
+    batches = [BatchState(states[i:i + MAX_FILES_PER_UPLOAD]) for i in range(0, len(states), MAX_FILES_PER_UPLOAD)]
+    plan = Plan(model_id, dataset_type, batches, path)
+    plan.save()
+    return plan
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Uploader:
+    """Carries out a :class:`Plan` with ``parallel`` part uploads at once."""
+
+    def __init__(self, client: Client, *, parallel: int = 4, progress: Progress | None = None) -> None:
+        self._client, self._parallel = client, parallel
+        self._progress = progress or (lambda *_: None)
+
+    def run(self, plan: Plan) -> list[Dataset]:
+        datasets: list[Dataset] = []
+        for batch in plan.batches:
+            if batch.done:
+                continue
+            sessions = [self._session(plan, f) for f in batch.files]
+            with ThreadPoolExecutor(self._parallel) as pool:
+                for f, s in zip(batch.files, sessions, strict=True):
+                    self._send(pool, f, s)
+            created = self._client.complete_uploads(plan.model_id, [(f.upload_id or "", f.sha256)
+                                                                     for f in batch.files])
+            batch.datasets = [d.id for d in created]
+            plan.save()
+            datasets += created
+        plan.path.unlink(missing_ok=True)  # finished: nothing left to resume
+        return datasets
+
+    def _session(self, plan: Plan, f: FileState) -> Upload:
+        path = Path(f.path)
+        st = path.stat()
+        if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+            raise UploadRefused(f"{path} changed since its upload started; start it again without --resume "
+                                "(delete the state file or upload under another name)")
+        if f.sha256 is None:
+            f.sha256 = sha256_of(path)
+            plan.save()
+        if f.upload_id is not None:
+            try:
+                return self._client.get_upload(plan.model_id, f.upload_id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                # the session expired or was cancelled: start a new one below
+        session = self._client.start_upload(plan.model_id, path.name, f.size, plan.dataset_type)
+        f.upload_id = session.id
+        plan.save()
+        return session
+
+    def _send(self, pool: ThreadPoolExecutor, f: FileState, session: Upload) -> None:
+        name = Path(f.path).name
+        missing = {u.part_number: u for u in session.part_urls}
+        self._progress(name, f.size - sum(u.size for u in missing.values()), f.size)
+
+        def send(part_number: int) -> None:
+            part = missing[part_number]
+            with open(f.path, "rb") as fh:
+                fh.seek((part_number - 1) * session.part_size)
+                data = fh.read(part.size)
+            self._client.put_part(part.url, data)
+            self._progress(name, part.size, f.size)
+
+        for result in pool.map(send, sorted(missing)):
+            del result  # re-raises the first failure

@@ -1,0 +1,117 @@
+"""The client's resumable uploads against an in-memory voxtrain (the real-server test is test_cli_integration)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from voxtrain_client.api import Client
+from voxtrain_client.config import ClientConfig
+from voxtrain_client.upload import Uploader, UploadRefused, expand, plan_for
+
+
+class FakeVoxtrain:
+    """The upload-session API and object storage, as far as the client uses them."""
+
+    def __init__(self, part_size: int = 4) -> None:
+        self.part_size = part_size
+        self.sessions: dict[str, dict] = {}
+        self.puts: list[tuple[str, int]] = []
+        self.fail_after: int | None = None
+        self.completed: list[list[str]] = []
+
+    def view(self, sid: str) -> dict:
+        s = self.sessions[sid]
+        count = max(1, -(-s["size"] // self.part_size))
+        missing = [n for n in range(1, count + 1) if n not in s["parts"]]
+        size = lambda n: min(self.part_size, s["size"] - (n - 1) * self.part_size)  # noqa: E731
+        return {"id": sid, "dataset_id": s["dataset_id"], "file_name": s["file_name"], "size": s["size"],
+                "part_size": self.part_size, "part_count": count, "state": "open", "missing_parts": missing,
+                "part_urls": [{"part_number": n, "size": size(n), "url": f"http://storage/{sid}/{n}"} for n in missing]}
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        if request.url.host == "storage":
+            if self.fail_after is not None and len(self.puts) >= self.fail_after:
+                return httpx.Response(403, text="storage says no")  # permanent: not retried
+            _, sid, n = path.split("/")
+            self.sessions[sid]["parts"][int(n)] = request.content
+            self.puts.append((sid, int(n)))
+            return httpx.Response(200)
+        assert request.headers["authorization"] == "Bearer t"
+        if method == "POST" and re.fullmatch(r"/v1/models/[^/]+/uploads", path):
+            body = json.loads(request.content)
+            sid = str(uuid.uuid4())
+            self.sessions[sid] = {"size": body["size"], "file_name": body["file_name"], "parts": {},
+                                  "dataset_id": str(uuid.uuid4())}
+            return httpx.Response(201, json=self.view(sid))
+        if method == "GET" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)", path)):
+            return httpx.Response(200, json=self.view(m.group(1)))
+        if method == "POST" and path.endswith("/uploads/complete"):
+            items = json.loads(request.content)["uploads"]
+            out = []
+            for it in items:
+                s = self.sessions[it["id"]]
+                data = b"".join(s["parts"][n] for n in sorted(s["parts"]))
+                if len(data) != s["size"] or hashlib.sha256(data).hexdigest() != it["sha256"]:
+                    return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
+                out.append({"id": s["dataset_id"], "type": "TRANSCRIPT", "file_name": s["file_name"],
+                            "size": s["size"], "status": "uploaded"})
+            self.completed.append([it["id"] for it in items])
+            return httpx.Response(201, json={"datasets": out})
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeVoxtrain:
+    monkeypatch.setenv("VT_STATE_DIR", str(tmp_path / "state"))
+    return FakeVoxtrain()
+
+
+def files(folder: Path, n: int) -> list[Path]:
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"notes-{i:02d}.txt").write_text(f"the patient number {i} was seen on the ward\n" * (i + 1))
+    (folder / ".hidden").write_text("not uploaded")
+    return expand([folder])
+
+
+def client_for(fake: FakeVoxtrain) -> Client:
+    return Client(ClientConfig("http://vt", "t"), transport=httpx.MockTransport(fake.handle))
+
+
+def test_more_than_ten_files_on_an_auto_training_model_are_refused_with_what_to_do(fake, tmp_path: Path) -> None:
+    with pytest.raises(UploadRefused, match="--no-auto-train"):
+        plan_for("m1", files(tmp_path / "in", 12), "auto", auto_train=True)
+
+
+def test_twelve_files_go_as_two_uploads_and_a_killed_transfer_resumes_where_it_stopped(fake, tmp_path: Path) -> None:
+    paths = files(tmp_path / "in", 12)
+    assert len(paths) == 12  # the hidden file is not uploaded
+    plan = plan_for("m1", paths, "auto", auto_train=False)
+    assert [len(b.files) for b in plan.batches] == [10, 2]
+
+    fake.fail_after = 25  # the connection "dies" part-way through the first upload
+    with client_for(fake) as c, pytest.raises(Exception, match="storage says no"):
+        Uploader(c, parallel=1).run(plan)
+    sent_before = len(fake.puts)
+    assert fake.completed == []
+
+    fake.fail_after = None  # run the same command again: the plan comes back from disk
+    resumed = plan_for("m1", paths, "auto", auto_train=False)
+    seen: dict[str, int] = {}
+    with client_for(fake) as c:
+        datasets = Uploader(c, parallel=3, progress=lambda n, d, s: seen.__setitem__(n, seen.get(n, 0) + d)).run(resumed)
+
+    assert len(datasets) == 12 and [len(batch) for batch in fake.completed] == [10, 2]
+    total_parts = sum(len(s["parts"]) for s in fake.sessions.values())
+    assert len(fake.puts) == total_parts, "no part was sent twice"
+    assert sent_before == 25 and len(fake.sessions) == 12, "the resumed run reused the first run's sessions"
+    assert seen == {p.name: p.stat().st_size for p in paths}, "progress covers every byte once"
+    assert not resumed.path.exists(), "a finished upload leaves no state behind"
