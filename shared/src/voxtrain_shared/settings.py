@@ -149,6 +149,19 @@ class TrainerSettings(ServiceSettings):
     work_dir: str = "/tmp/voxtrain-trainer"
 
 
+class WebhooksSettings(ServiceSettings):
+    service_name: str = "webhooks"
+    http: HttpSettings = HttpSettings(port=8105)
+    allow_insecure_urls: bool = Field(
+        False, description="also accept http:// endpoints on loopback addresses (development and tests only)")
+    retry_for_seconds: float = Field(24 * 3600, gt=0, description="how long a delivery is retried before it fails")
+    first_retry_seconds: float = Field(10.0, gt=0, description="first retry delay; doubles per attempt")
+    max_retry_seconds: float = Field(3600.0, gt=0, description="the longest wait between two attempts")
+    timeout_seconds: float = Field(10.0, gt=0, description="per delivery attempt")
+    concurrency: int = Field(4, ge=1, description="deliveries sent at once by one replica")
+    max_endpoints_per_tenant: int = Field(10, ge=1)
+
+
 S = TypeVar("S", bound=BaseServiceSettings)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from voxtrain_shared import settings as st
 
 #: The services, in the order they are listed everywhere.
-SERVICES = ("models", "datasets", "validator", "trainer")
+SERVICES = ("models", "datasets", "validator", "trainer", "webhooks")
 
 
 class ContractsError(Exception):
@@ -31,7 +31,7 @@ class BuiltService:
 def _docs_settings(service: str, work_dir: str) -> Any:
     """The service's settings with placeholder values and nothing read from the environment."""
     cls = {"models": st.ModelsSettings, "datasets": st.DatasetsSettings, "validator": st.ValidatorSettings,
-           "trainer": st.TrainerSettings}[service]
+           "trainer": st.TrainerSettings, "webhooks": st.WebhooksSettings}[service]
 
     class DocsOnly(cls):  # type: ignore[valid-type, misc]
         @classmethod

@@ -1,0 +1,1 @@
+"""voxtrain webhooks: tenants' HTTPS endpoints receive TrainingStatusChanged (and optionally progress)."""

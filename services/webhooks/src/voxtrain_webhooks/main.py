@@ -1,0 +1,11 @@
+"""``voxtrain-webhooks``: run the webhooks service."""
+
+from voxtrain_shared.service import serve
+from voxtrain_shared.settings import WebhooksSettings, load
+
+from .bootstrap import build
+
+
+def run() -> None:
+    settings = load(WebhooksSettings)
+    serve(build(settings).app, settings)
