@@ -31,9 +31,17 @@ class FakeVoxtrain:
         count = max(1, -(-s["size"] // self.part_size))
         missing = [n for n in range(1, count + 1) if n not in s["parts"]]
         size = lambda n: min(self.part_size, s["size"] - (n - 1) * self.part_size)  # noqa: E731
-        return {"id": sid, "dataset_id": s["dataset_id"], "file_name": s["file_name"], "size": s["size"],
-                "part_size": self.part_size, "part_count": count, "state": "open", "missing_parts": missing,
-                "part_urls": [{"part_number": n, "size": size(n), "url": f"http://storage/{sid}/{n}"} for n in missing]}
+        return {
+            "id": sid,
+            "dataset_id": s["dataset_id"],
+            "file_name": s["file_name"],
+            "size": s["size"],
+            "part_size": self.part_size,
+            "part_count": count,
+            "state": "open",
+            "missing_parts": missing,
+            "part_urls": [{"part_number": n, "size": size(n), "url": f"http://storage/{sid}/{n}"} for n in missing],
+        }
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
@@ -48,8 +56,12 @@ class FakeVoxtrain:
         if method == "POST" and re.fullmatch(r"/v1/models/[^/]+/uploads", path):
             body = json.loads(request.content)
             sid = str(uuid.uuid4())
-            self.sessions[sid] = {"size": body["size"], "file_name": body["file_name"], "parts": {},
-                                  "dataset_id": str(uuid.uuid4())}
+            self.sessions[sid] = {
+                "size": body["size"],
+                "file_name": body["file_name"],
+                "parts": {},
+                "dataset_id": str(uuid.uuid4()),
+            }
             return httpx.Response(201, json=self.view(sid))
         if method == "GET" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)", path)):
             return httpx.Response(200, json=self.view(m.group(1)))
@@ -61,8 +73,15 @@ class FakeVoxtrain:
                 data = b"".join(s["parts"][n] for n in sorted(s["parts"]))
                 if len(data) != s["size"] or hashlib.sha256(data).hexdigest() != it["sha256"]:
                     return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
-                out.append({"id": s["dataset_id"], "type": "TRANSCRIPT", "file_name": s["file_name"],
-                            "size": s["size"], "status": "uploaded"})
+                out.append(
+                    {
+                        "id": s["dataset_id"],
+                        "type": "TRANSCRIPT",
+                        "file_name": s["file_name"],
+                        "size": s["size"],
+                        "status": "uploaded",
+                    }
+                )
             self.completed.append([it["id"] for it in items])
             return httpx.Response(201, json={"datasets": out})
         return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
@@ -107,7 +126,9 @@ def test_twelve_files_go_as_two_uploads_and_a_killed_transfer_resumes_where_it_s
     resumed = plan_for("m1", paths, "auto", auto_train=False)
     seen: dict[str, int] = {}
     with client_for(fake) as c:
-        datasets = Uploader(c, parallel=3, progress=lambda n, d, s: seen.__setitem__(n, seen.get(n, 0) + d)).run(resumed)
+        datasets = Uploader(c, parallel=3, progress=lambda n, d, s: seen.__setitem__(n, seen.get(n, 0) + d)).run(
+            resumed
+        )
 
     assert len(datasets) == 12 and [len(batch) for batch in fake.completed] == [10, 2]
     total_parts = sum(len(s["parts"]) for s in fake.sessions.values())

@@ -63,8 +63,11 @@ class FakeWebhookRepository:
         return None
 
     async def deliveries(self, tenant_id: str, endpoint_id: uuid.UUID, limit: int) -> list[Delivery]:
-        return [copy.deepcopy(d) for d in reversed(self.deliveries_)
-                if d.tenant_id == tenant_id and d.endpoint_id == endpoint_id][:limit]
+        return [
+            copy.deepcopy(d)
+            for d in reversed(self.deliveries_)
+            if d.tenant_id == tenant_id and d.endpoint_id == endpoint_id
+        ][:limit]
 
     async def save_delivery(self, d: Delivery) -> None:
         self.attempt_log.setdefault(d.id, []).extend(d.log)

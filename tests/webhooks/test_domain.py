@@ -12,6 +12,7 @@ from tests.fakes import FakeUnitOfWork
 from tests.webhooks.fakes import FakeWebhookRepository
 from voxtrain_client.webhooks import InvalidSignature, verify
 from voxtrain_shared import events as ev
+from voxtrain_shared.errors import Rejected
 from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import ModelStatus
 from voxtrain_webhooks import handlers as h
@@ -19,7 +20,6 @@ from voxtrain_webhooks.domain import (
     Attempt,
     DeliveryState,
     EventKind,
-    Rejected,
     RetryPolicy,
     address_allowed,
     check_url,
@@ -34,18 +34,21 @@ def test_public_https_urls_are_accepted(url: str) -> None:
     assert check_url(url, allow_insecure=False) == url
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("http://hooks.example.com/x", "https://"),
-    ("https://10.0.0.5/x", "private"),
-    ("https://192.168.1.10/x", "private"),
-    ("https://169.254.169.254/latest/meta-data", "private"),
-    ("https://127.0.0.1/x", "private"),
-    ("https://localhost/x", "private"),
-    ("https://[::1]/x", "private"),
-    ("https://user:pw@hooks.example.com/x", "credentials"),
-    ("hooks.example.com/x", "absolute"),
-    ("http://127.0.0.1:9000/x", "https://"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://hooks.example.com/x", "https://"),
+        ("https://10.0.0.5/x", "private"),
+        ("https://192.168.1.10/x", "private"),
+        ("https://169.254.169.254/latest/meta-data", "private"),
+        ("https://127.0.0.1/x", "private"),
+        ("https://localhost/x", "private"),
+        ("https://[::1]/x", "private"),
+        ("https://user:pw@hooks.example.com/x", "credentials"),
+        ("hooks.example.com/x", "absolute"),
+        ("http://127.0.0.1:9000/x", "https://"),
+    ],
+)
 def test_other_urls_are_refused_with_a_reason(url: str, why: str) -> None:
     with pytest.raises(Rejected, match=why):
         check_url(url, allow_insecure=False)
@@ -90,18 +93,37 @@ class ScriptedSender:
 
 def status_env(tenant: str, model: uuid.UUID, old: int, new: int) -> ev.Envelope:
     s = ModelStatus(new)
-    return ev.wrap(ev.TrainingStatusChanged(old_status=ModelStatus(old), new_status=s, status_name=s.name,
-                                            badge=s.badge, reason="test"), tenant_id=tenant, model_id=model)
+    return ev.wrap(
+        ev.TrainingStatusChanged(
+            old_status=ModelStatus(old), new_status=s, status_name=s.name, badge=s.badge, reason="test"
+        ),
+        tenant_id=tenant,
+        model_id=model,
+    )
 
 
 async def test_deliveries_go_in_order_per_model_and_a_failure_holds_back_only_its_model() -> None:
     repo = FakeWebhookRepository()
     uow = FakeUnitOfWork(repo)
     clock = [T0]
-    e = await h.create_endpoint(uow, Context("acme", uuid.uuid4()), "https://hooks.example.com/v",
-                                [EventKind.STATUS], None, allow_insecure=False, max_endpoints=5)
-    other = await h.create_endpoint(uow, Context("globex", uuid.uuid4()), "https://globex.example.com/v",
-                                    [EventKind.STATUS], None, allow_insecure=False, max_endpoints=5)
+    e = await h.create_endpoint(
+        uow,
+        Context("acme", uuid.uuid4()),
+        "https://hooks.example.com/v",
+        [EventKind.STATUS],
+        None,
+        allow_insecure=False,
+        max_endpoints=5,
+    )
+    other = await h.create_endpoint(
+        uow,
+        Context("globex", uuid.uuid4()),
+        "https://globex.example.com/v",
+        [EventKind.STATUS],
+        None,
+        allow_insecure=False,
+        max_endpoints=5,
+    )
     m1, m2 = uuid.uuid4(), uuid.uuid4()
     for env in (status_env("acme", m1, 1, 2), status_env("acme", m2, 1, 2), status_env("acme", m1, 2, 3)):
         async with uow(Context.of(env)) as tx:
@@ -121,7 +143,7 @@ async def test_deliveries_go_in_order_per_model_and_a_failure_holds_back_only_it
     assert await h.deliver_due(uow, sender, policy, lambda: clock[0], 10) == 1  # then m1's 2→3
     got = [(json.loads(b)["model_id"], json.loads(b)["data"]["new_status"]) for _, _, b in sender.sent]
     assert got == [(str(m1), 2), (str(m2), 2), (str(m1), 2), (str(m1), 3)]
-    for url, headers, body in sender.sent:
+    for _url, headers, body in sender.sent:
         verify(e.secret, headers["Voxtrain-Signature"], body, now=clock[0].timestamp())
     assert all(d.state is DeliveryState.DELIVERED for d in repo.deliveries_)
     assert other.secret != e.secret
@@ -131,18 +153,19 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_with_a_reaso
     repo = FakeWebhookRepository()
     uow = FakeUnitOfWork(repo)
     ctx = Context("acme", uuid.uuid4())
-    e = await h.create_endpoint(uow, ctx, "https://hooks.example.com/v", [EventKind.STATUS], None,
-                                allow_insecure=False, max_endpoints=5)
+    e = await h.create_endpoint(
+        uow, ctx, "https://hooks.example.com/v", [EventKind.STATUS], None, allow_insecure=False, max_endpoints=5
+    )
     env = status_env("acme", uuid.uuid4(), 1, 2)
     async with uow(Context.of(env)) as tx:
         await h.event_published(tx, env)
     policy = RetryPolicy(60, 3600, 3 * 3600)
     sender = ScriptedSender(*([503] * 100))
-    now = T0
+    clock = [T0]
     while repo.endpoints_[e.id].enabled:
-        repo.now = now
-        await h.deliver_due(uow, sender, policy, lambda: now, 10)
-        now += timedelta(hours=1)
+        repo.now = clock[0]
+        await h.deliver_due(uow, sender, policy, lambda: clock[0], 10)
+        clock[0] += timedelta(hours=1)
     endpoint = repo.endpoints_[e.id]
     assert "kept failing for 3 h" in (endpoint.disabled_reason or "") and "HTTP 503" in endpoint.disabled_reason
     assert repo.deliveries_[0].state is DeliveryState.FAILED
@@ -153,8 +176,15 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_with_a_reaso
 async def test_a_tenant_cannot_see_or_change_another_tenants_endpoint() -> None:
     repo = FakeWebhookRepository()
     uow = FakeUnitOfWork(repo)
-    e = await h.create_endpoint(uow, Context("acme", uuid.uuid4()), "https://hooks.example.com/v",
-                                [EventKind.STATUS], None, allow_insecure=False, max_endpoints=5)
+    e = await h.create_endpoint(
+        uow,
+        Context("acme", uuid.uuid4()),
+        "https://hooks.example.com/v",
+        [EventKind.STATUS],
+        None,
+        allow_insecure=False,
+        max_endpoints=5,
+    )
     with pytest.raises(Rejected, match="No webhook endpoint"):
         await h.get_endpoint(uow, "globex", e.id)
     with pytest.raises(Rejected, match="No webhook endpoint"):

@@ -31,7 +31,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver.requests.append((headers, body))
@@ -62,9 +62,15 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def test_a_receiver_that_fails_twice_gets_every_transition_in_order_with_valid_signatures(
-        stack, receiver: Receiver) -> None:
-    settings = settings_for(WebhooksSettings, stack, VOXTRAIN_ALLOW_INSECURE_URLS="true",
-                            VOXTRAIN_FIRST_RETRY_SECONDS="0.3", VOXTRAIN_MAX_RETRY_SECONDS="1")
+    stack, receiver: Receiver
+) -> None:
+    settings = settings_for(
+        WebhooksSettings,
+        stack,
+        VOXTRAIN_ALLOW_INSECURE_URLS="true",
+        VOXTRAIN_FIRST_RETRY_SECONDS="0.3",
+        VOXTRAIN_MAX_RETRY_SECONDS="1",
+    )
     svc = build(settings)
     acme = auth_headers("acme")
     async with running(svc) as api:
@@ -78,8 +84,14 @@ async def test_a_receiver_that_fails_twice_gets_every_transition_in_order_with_v
         assert refused.status_code == 422 and "private" in refused.json()["error"]["message"]
 
         m1, m2 = uuid.uuid4(), uuid.uuid4()
-        flow = [status_env("acme", m1, 1, 2), status_env("acme", m2, 1, 2), status_env("acme", m1, 2, 3),
-                status_env("acme", m2, 2, 5), status_env("acme", m1, 3, 4), status_env("globex", m1, 1, 2)]
+        flow = [
+            status_env("acme", m1, 1, 2),
+            status_env("acme", m2, 1, 2),
+            status_env("acme", m1, 2, 3),
+            status_env("acme", m2, 2, 5),
+            status_env("acme", m1, 3, 4),
+            status_env("globex", m1, 1, 2),
+        ]
         await publish(stack.kafka_bootstrap, svc.topics.status, *flow)
         await publish(stack.kafka_bootstrap, svc.topics.status, flow[0])  # a redelivery is not sent twice
 

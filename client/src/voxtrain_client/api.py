@@ -73,8 +73,12 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.status in RETRIED_STATUS
 
 
-retry_transient = retry(retry=retry_if_exception(_transient), wait=wait_exponential(multiplier=0.5, max=20),
-                        stop=stop_after_attempt(8), reraise=True)
+retry_transient = retry(
+    retry=retry_if_exception(_transient),
+    wait=wait_exponential(multiplier=0.5, max=20),
+    stop=stop_after_attempt(8),
+    reraise=True,
+)
 
 
 def raise_for(response: httpx.Response) -> httpx.Response:
@@ -93,11 +97,16 @@ def raise_for(response: httpx.Response) -> httpx.Response:
 class Client:
     """voxtrain for programs. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, config: ClientConfig, *, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, config: ClientConfig, *, transport: httpx.BaseTransport | None = None, timeout: float = 60.0
+    ) -> None:
         self.config = config
-        self._http = httpx.Client(base_url=config.url, headers={"Authorization": f"Bearer {config.token}"},
-                                  timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=config.url,
+            headers={"Authorization": f"Bearer {config.token}"},
+            timeout=timeout,
+            transport=transport,
+        )
         # Presigned part URLs point at object storage: no voxtrain credentials go there.
         self._storage = httpx.Client(timeout=timeout, transport=transport)
 
@@ -117,8 +126,9 @@ class Client:
 
     # ------------------------------------------------------------ models
 
-    def create_model(self, name: str, language: str = "en-US", description: str | None = None,
-                     auto_train: bool = True) -> Model:
+    def create_model(
+        self, name: str, language: str = "en-US", description: str | None = None, auto_train: bool = True
+    ) -> Model:
         body = {"name": name, "language": language, "description": description, "auto_train": auto_train}
         return Model.model_validate(self._call("POST", "/v1/models", json=body).json())
 
@@ -190,7 +200,6 @@ class Client:
 
     def transcribe(self, model_id: str, audio: Path) -> dict[str, Any]:
         with audio.open("rb") as f:
-            r = self._http.post(f"/v1/models/{model_id}/transcriptions", files={"file": (audio.name, f)},
-                                timeout=None)
+            r = self._http.post(f"/v1/models/{model_id}/transcriptions", files={"file": (audio.name, f)}, timeout=None)
         result: dict[str, Any] = raise_for(r).json()
         return result

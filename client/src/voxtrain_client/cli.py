@@ -25,8 +25,7 @@ from .api import ApiError, Client, Model
 from .config import ClientConfig, ConfigError
 from .upload import Uploader, UploadRefused, expand, plan_for
 
-app = typer.Typer(help="voxtrain: train custom speech-to-text models.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(help="voxtrain: train custom speech-to-text models.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="Custom models.", no_args_is_help=True)
 datasets_app = typer.Typer(help="A model's datasets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -92,9 +91,13 @@ def models_table(models: list[Model]) -> Table:
 
 
 @models_app.command("create")
-def models_create(name: str, language: str = "en-US", description: str = typer.Option(None),
-                  auto_train: bool = typer.Option(True, help="train as soon as datasets are uploaded"),
-                  as_json: bool = JSON) -> None:
+def models_create(
+    name: str,
+    language: str = "en-US",
+    description: str = typer.Option(None),
+    auto_train: bool = typer.Option(True, help="train as soon as datasets are uploaded"),
+    as_json: bool = JSON,
+) -> None:
     """Create a model (status 1 Not Running)."""
     with client() as c:
         m = call(lambda: c.create_model(name, language, description, auto_train))
@@ -126,8 +129,13 @@ def models_show(model_id: str, as_json: bool = JSON) -> None:
 
 
 @models_app.command("update")
-def models_update(model_id: str, name: str = typer.Option(None), description: str = typer.Option(None),
-                  auto_train: bool = typer.Option(None, "--auto-train/--no-auto-train"), as_json: bool = JSON) -> None:
+def models_update(
+    model_id: str,
+    name: str = typer.Option(None),
+    description: str = typer.Option(None),
+    auto_train: bool = typer.Option(None, "--auto-train/--no-auto-train"),
+    as_json: bool = JSON,
+) -> None:
     """Change a model's name, description or auto-train (not while it is queued or training)."""
     with client() as c:
         m = call(lambda: c.update_model(model_id, name=name, description=description, auto_train=auto_train))
@@ -161,19 +169,23 @@ def datasets_list(model_id: str, as_json: bool = JSON) -> None:
 
 
 @datasets_app.command("upload")
-def datasets_upload(model_id: str, paths: list[Path] = typer.Argument(..., help="files or folders"),
-                    dataset_type: str = typer.Option("auto", "--type",
-                                                     help="auto, TRANSCRIPT, TEST, AUDIO or MANIFEST"),
-                    parallel: int = typer.Option(4, min=1, max=32, help="parts sent at once"),
-                    as_json: bool = JSON) -> None:
+def datasets_upload(
+    model_id: str,
+    paths: list[Path] = typer.Argument(..., help="files or folders"),
+    dataset_type: str = typer.Option("auto", "--type", help="auto, TRANSCRIPT, TEST, AUDIO or MANIFEST"),
+    parallel: int = typer.Option(4, min=1, max=32, help="parts sent at once"),
+    as_json: bool = JSON,
+) -> None:
     """Upload files (any size): resumable, parallel parts; run the same command again to resume."""
     with client() as c:
         model = call(lambda: c.get_model(model_id))
         files = call(lambda: expand(paths))
         plan = call(lambda: plan_for(model_id, files, dataset_type, model.auto_train))
         if len(plan.batches) > 1 and not as_json:
-            err.print(f"{len(files)} files go as {len(plan.batches)} uploads (at most 10 files each); "
-                      f"train once they are all in: vt train {model_id}")
+            err.print(
+                f"{len(files)} files go as {len(plan.batches)} uploads (at most 10 files each); "
+                f"train once they are all in: vt train {model_id}"
+            )
         with _bars(files, quiet=as_json) as advance:
             datasets = call(lambda: Uploader(c, parallel=parallel, progress=advance).run(plan))
     if as_json:
@@ -184,8 +196,13 @@ def datasets_upload(model_id: str, paths: list[Path] = typer.Argument(..., help=
 
 @contextmanager
 def _bars(files: list[Path], quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err, disable=quiet or not sys.stderr.isatty()) as bars:
         total = bars.add_task("all files", total=sum(f.stat().st_size for f in files))
         tasks: dict[str, Any] = {}
@@ -205,9 +222,12 @@ def _bars(files: list[Path], quiet: bool) -> Iterator[Callable[[str, int, int], 
 
 
 @app.command()
-def train(model_id: str, wait: bool = typer.Option(False, "--wait", help="follow the status until it ends"),
-          interval: float = typer.Option(2.0, help="seconds between status checks with --wait"),
-          as_json: bool = JSON) -> None:
+def train(
+    model_id: str,
+    wait: bool = typer.Option(False, "--wait", help="follow the status until it ends"),
+    interval: float = typer.Option(2.0, help="seconds between status checks with --wait"),
+    as_json: bool = JSON,
+) -> None:
     """Train a model. With --wait: a live status line; exit 1 if it fails."""
     with client() as c:
         call(lambda: c.train(model_id))

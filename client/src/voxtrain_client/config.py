@@ -44,5 +44,5 @@ class ClientConfig:
         url = url or os.environ.get("VT_URL") or stored.get("url") or DEFAULT_URL
         token = token or os.environ.get("VT_TOKEN") or stored.get("token")
         if not token:
-            raise ConfigError(f"no credentials: set VT_TOKEN (or `token = \"…\"` in {path})")
+            raise ConfigError(f'no credentials: set VT_TOKEN (or `token = "…"` in {path})')
         return cls(url=url.rstrip("/"), token=token)

@@ -63,8 +63,16 @@ class Plan:
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"model_id": self.model_id, "dataset_type": self.dataset_type,
-                                   "batches": [asdict(b) for b in self.batches]}, indent=1))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "model_id": self.model_id,
+                    "dataset_type": self.dataset_type,
+                    "batches": [asdict(b) for b in self.batches],
+                },
+                indent=1,
+            )
+        )
         os.replace(tmp, self.path)
 
     @classmethod
@@ -79,8 +87,11 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and not any(
-                part.startswith(".") for part in f.relative_to(p).parts))
+            found += sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
         elif p.is_file():
             found.append(p)
         else:
@@ -93,8 +104,9 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 def plan_for(model_id: str, files: list[Path], dataset_type: str, auto_train: bool) -> Plan:
     """The plan for ``files``: resumed from disk when the same files were being uploaded to the same model."""
     states = [FileState(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    key = hashlib.sha256(json.dumps([model_id, dataset_type, [(s.path, s.size, s.mtime_ns) for s in states]])
-                         .encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        json.dumps([model_id, dataset_type, [(s.path, s.size, s.mtime_ns) for s in states]]).encode()
+    ).hexdigest()[:24]
     folder = state_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.json"
@@ -105,8 +117,9 @@ def plan_for(model_id: str, files: list[Path], dataset_type: str, auto_train: bo
             f"{len(files)} files are more than one upload takes ({MAX_FILES_PER_UPLOAD}), so they go as several "
             "uploads — but this model trains automatically after its first upload and would then refuse the "
             "rest. Turn auto-train off (`vt models update MODEL --no-auto-train`), upload again, then "
-            "`vt train MODEL`.")
-    batches = [BatchState(states[i:i + MAX_FILES_PER_UPLOAD]) for i in range(0, len(states), MAX_FILES_PER_UPLOAD)]
+            "`vt train MODEL`."
+        )
+    batches = [BatchState(states[i : i + MAX_FILES_PER_UPLOAD]) for i in range(0, len(states), MAX_FILES_PER_UPLOAD)]
     plan = Plan(model_id, dataset_type, batches, path)
     plan.save()
     return plan
@@ -136,8 +149,7 @@ class Uploader:
             with ThreadPoolExecutor(self._parallel) as pool:
                 for f, s in zip(batch.files, sessions, strict=True):
                     self._send(pool, f, s)
-            created = self._client.complete_uploads(plan.model_id, [(f.upload_id or "", f.sha256)
-                                                                     for f in batch.files])
+            created = self._client.complete_uploads(plan.model_id, [(f.upload_id or "", f.sha256) for f in batch.files])
             batch.datasets = [d.id for d in created]
             plan.save()
             datasets += created
@@ -148,8 +160,10 @@ class Uploader:
         path = Path(f.path)
         st = path.stat()
         if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
-            raise UploadRefused(f"{path} changed since its upload started; start it again without --resume "
-                                "(delete the state file or upload under another name)")
+            raise UploadRefused(
+                f"{path} changed since its upload started; start it again without --resume "
+                "(delete the state file or upload under another name)"
+            )
         if f.sha256 is None:
             f.sha256 = sha256_of(path)
             plan.save()

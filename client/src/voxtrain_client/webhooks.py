@@ -27,8 +27,9 @@ class InvalidSignature(Exception):
     """The delivery is not from voxtrain, was altered, or is too old."""
 
 
-def verify(secret: str, header: str, body: bytes, *, tolerance: int = DEFAULT_TOLERANCE_SECONDS,
-           now: float | None = None) -> dict[str, Any]:
+def verify(
+    secret: str, header: str, body: bytes, *, tolerance: int = DEFAULT_TOLERANCE_SECONDS, now: float | None = None
+) -> dict[str, Any]:
     """The delivered event if ``header`` is a valid signature of ``body`` with ``secret``; else InvalidSignature."""
     fields: dict[str, list[str]] = {}
     for item in header.split(","):

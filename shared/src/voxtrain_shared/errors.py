@@ -22,3 +22,17 @@ class ApiError(Exception):
         if self.details is not None:
             err["details"] = self.details
         return {"error": err}
+
+
+class Rejected(Exception):
+    """A domain rule refuses a request: an :class:`ErrorCode` and a message that says what to do.
+
+    Raised by pure domain code (it knows no HTTP); each service's HTTP layer maps codes to statuses
+    (:func:`voxtrain_shared.http.answer_refusals`), and Kafka consumers turn it into a rejection event.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details

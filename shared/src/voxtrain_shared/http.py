@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import ApiError
+from .errors import ApiError, Rejected
 from .metrics import HTTP_REQUESTS
 from .vocab import ErrorCode
 
@@ -89,3 +89,13 @@ def install(app: FastAPI, checks: dict[str, Check]) -> None:
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+
+def answer_refusals(app: FastAPI, status_of: dict[ErrorCode, int], default: int = 422) -> None:
+    """Render a domain :class:`~voxtrain_shared.errors.Rejected` as the API's error body, with the status
+    ``status_of`` gives its code (``default`` otherwise)."""
+
+    @app.exception_handler(Rejected)
+    async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
+        error = ApiError(status_of.get(exc.code, default), exc.code, exc.message, exc.details)
+        return JSONResponse(error.body(), status_code=error.status)

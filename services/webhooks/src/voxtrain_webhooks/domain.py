@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from voxtrain_shared.errors import Rejected
 from voxtrain_shared.vocab import ErrorCode
 
 SIGNATURE_HEADER = "Voxtrain-Signature"
@@ -40,14 +41,6 @@ class DeliveryState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
-
-
-class Rejected(Exception):
-    """A request the rules refuse: an error code and a message a person can act on."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 @dataclass(frozen=True)
@@ -120,7 +113,12 @@ class Delivery:
     def redeliver(self, now: datetime) -> None:
         """Send again from now (a person asked), with a fresh retry window."""
         self.state, self.attempts, self.first_at, self.next_at, self.finished_at = (
-            DeliveryState.PENDING, 0, now, now, None)
+            DeliveryState.PENDING,
+            0,
+            now,
+            now,
+            None,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,8 +136,10 @@ def failure_reason(delivery: Delivery, policy: RetryPolicy) -> str:
     """Why an endpoint is disabled after ``delivery`` failed for good."""
     hours = policy.give_up_after_seconds / 3600
     last = f"HTTP {delivery.last_status}" if delivery.last_status is not None else (delivery.last_error or "no answer")
-    return (f"Deliveries kept failing for {hours:g} h ({delivery.attempts} attempts; last: {last}). Fix the "
-            "endpoint, then enable it again; pending deliveries are then sent in order.")
+    return (
+        f"Deliveries kept failing for {hours:g} h ({delivery.attempts} attempts; last: {last}). Fix the "
+        "endpoint, then enable it again; pending deliveries are then sent in order."
+    )
 
 
 def new_secret() -> str:
@@ -163,8 +163,9 @@ def check_url(url: str, *, allow_insecure: bool) -> str:
         raise Rejected(ErrorCode.VALIDATION_FAILED, f"The URL is longer than {MAX_URL_LENGTH} characters.")
     parts = urlsplit(url.strip())
     if parts.username or parts.password:
-        raise Rejected(ErrorCode.VALIDATION_FAILED, "Put no credentials in the URL; verify deliveries by "
-                                                    "their signature instead.")
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED, "Put no credentials in the URL; verify deliveries by their signature instead."
+        )
     host = parts.hostname or ""
     if not host:
         raise Rejected(ErrorCode.VALIDATION_FAILED, f"{url!r} is not an absolute URL with a host.")
@@ -174,8 +175,10 @@ def check_url(url: str, *, allow_insecure: bool) -> str:
     if parts.scheme != "https":
         raise Rejected(ErrorCode.VALIDATION_FAILED, "Webhook endpoints must use https://.")
     if not address_allowed(host, allow_loopback=allow_insecure):
-        raise Rejected(ErrorCode.VALIDATION_FAILED,
-                       f"{host} is a private, loopback or reserved address; use a public https endpoint.")
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED,
+            f"{host} is a private, loopback or reserved address; use a public https endpoint.",
+        )
     return parts.geturl()
 
 

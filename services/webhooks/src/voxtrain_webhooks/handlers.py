@@ -11,6 +11,7 @@ from typing import Protocol
 import asyncpg
 
 from voxtrain_shared import events as ev
+from voxtrain_shared.errors import Rejected
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work
@@ -23,7 +24,6 @@ from .domain import (
     DeliveryState,
     Endpoint,
     EventKind,
-    Rejected,
     RetryPolicy,
     check_url,
     failure_reason,
@@ -67,14 +67,30 @@ async def _endpoint(repo: WebhookRepository, tenant_id: str, endpoint_id: uuid.U
 # ---------------------------------------------------------------- endpoints
 
 
-async def create_endpoint(uow: HookWork, ctx: Context, url: str, events: list[EventKind], description: str | None,
-                          *, allow_insecure: bool, max_endpoints: int) -> Endpoint:
-    endpoint = Endpoint(id=uuid.uuid4(), tenant_id=ctx.tenant_id, url=check_url(url, allow_insecure=allow_insecure),
-                        events=sorted(set(events)), secret=new_secret(), description=description)
+async def create_endpoint(
+    uow: HookWork,
+    ctx: Context,
+    url: str,
+    events: list[EventKind],
+    description: str | None,
+    *,
+    allow_insecure: bool,
+    max_endpoints: int,
+) -> Endpoint:
+    endpoint = Endpoint(
+        id=uuid.uuid4(),
+        tenant_id=ctx.tenant_id,
+        url=check_url(url, allow_insecure=allow_insecure),
+        events=sorted(set(events)),
+        secret=new_secret(),
+        description=description,
+    )
     async with uow(ctx) as tx:
         if await tx.repo.count_endpoints(ctx.tenant_id) >= max_endpoints:
-            raise Rejected(ErrorCode.CONFLICT, f"A tenant has at most {max_endpoints} webhook endpoints; "
-                                               "delete one you no longer use.")
+            raise Rejected(
+                ErrorCode.CONFLICT,
+                f"A tenant has at most {max_endpoints} webhook endpoints; delete one you no longer use.",
+            )
         await tx.repo.add_endpoint(endpoint)
     log.info("webhook_endpoint_created", endpoint_id=str(endpoint.id), tenant_id=ctx.tenant_id)
     return endpoint
@@ -90,9 +106,17 @@ async def get_endpoint(uow: HookWork, tenant_id: str, endpoint_id: uuid.UUID) ->
         return await _endpoint(repo, tenant_id, endpoint_id)
 
 
-async def update_endpoint(uow: HookWork, ctx: Context, endpoint_id: uuid.UUID, *, allow_insecure: bool,
-                          url: str | None = None, events: list[EventKind] | None = None,
-                          description: str | None = None, enabled: bool | None = None) -> Endpoint:
+async def update_endpoint(
+    uow: HookWork,
+    ctx: Context,
+    endpoint_id: uuid.UUID,
+    *,
+    allow_insecure: bool,
+    url: str | None = None,
+    events: list[EventKind] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> Endpoint:
     async with uow(ctx) as tx:
         e = await _endpoint(tx.repo, ctx.tenant_id, endpoint_id, lock=True)
         if url is not None:
@@ -142,9 +166,17 @@ async def event_published(tx: HookTx, env: ev.Envelope) -> None:
     """Queue ``env`` (as Kafka subscribers see it) for every endpoint of its tenant that wants it."""
     for e in await tx.repo.endpoints(env.tenant_id):
         if e.wants(env.type):
-            await tx.repo.enqueue(Delivery(id=uuid.uuid4(), endpoint_id=e.id, tenant_id=env.tenant_id,
-                                           model_id=env.model_id, event_id=env.id, event_type=env.type,
-                                           body=env.to_bytes()))
+            await tx.repo.enqueue(
+                Delivery(
+                    id=uuid.uuid4(),
+                    endpoint_id=e.id,
+                    tenant_id=env.tenant_id,
+                    model_id=env.model_id,
+                    event_id=env.id,
+                    event_type=env.type,
+                    body=env.to_bytes(),
+                )
+            )
 
 
 async def deliver_due(uow: HookWork, sender: Sender, policy: RetryPolicy, clock: Clock, limit: int) -> int:
@@ -170,11 +202,27 @@ async def ping(uow: HookWork, ctx: Context, endpoint_id: uuid.UUID, sender: Send
     async with uow.reading() as repo:
         endpoint = await _endpoint(repo, ctx.tenant_id, endpoint_id)
     now = clock()
-    body = json.dumps({"id": str(uuid.uuid4()), "type": PING_TYPE, "version": 1, "occurred_at": now.isoformat(),
-                       "tenant_id": ctx.tenant_id, "model_id": None,
-                       "data": {"message": "A test delivery from voxtrain."}}).encode()
-    delivery = Delivery(id=uuid.uuid4(), endpoint_id=endpoint.id, tenant_id=ctx.tenant_id, model_id=None,
-                        event_id=uuid.uuid4(), event_type=PING_TYPE, body=body, first_at=now)
+    body = json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "type": PING_TYPE,
+            "version": 1,
+            "occurred_at": now.isoformat(),
+            "tenant_id": ctx.tenant_id,
+            "model_id": None,
+            "data": {"message": "A test delivery from voxtrain."},
+        }
+    ).encode()
+    delivery = Delivery(
+        id=uuid.uuid4(),
+        endpoint_id=endpoint.id,
+        tenant_id=ctx.tenant_id,
+        model_id=None,
+        event_id=uuid.uuid4(),
+        event_type=PING_TYPE,
+        body=body,
+        first_at=now,
+    )
     outcome = await sender.send(endpoint.url, signed_headers(endpoint, delivery, now), body)
     # A ping is tried once: it reports, it does not retry (the retry window is already over).
     delivery.record(outcome, clock(), RetryPolicy(1, 1, 0))
@@ -190,8 +238,9 @@ async def list_deliveries(uow: HookWork, tenant_id: str, endpoint_id: uuid.UUID,
         return await repo.deliveries(tenant_id, endpoint_id, limit)
 
 
-async def redeliver(uow: HookWork, ctx: Context, endpoint_id: uuid.UUID, delivery_id: uuid.UUID,
-                    clock: Clock) -> Delivery:
+async def redeliver(
+    uow: HookWork, ctx: Context, endpoint_id: uuid.UUID, delivery_id: uuid.UUID, clock: Clock
+) -> Delivery:
     async with uow(ctx) as tx:
         d = await tx.repo.delivery(ctx.tenant_id, delivery_id, lock=True)
         if d is None or d.endpoint_id != endpoint_id:

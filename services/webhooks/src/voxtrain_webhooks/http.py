@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxtrain_shared.auth import CurrentPrincipal
-from voxtrain_shared.errors import ApiError
 from voxtrain_shared.http import correlation_id
 from voxtrain_shared.settings import WebhooksSettings
 from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import ErrorCode
 
 from . import handlers as h
-from .domain import Delivery, Endpoint, EventKind, Rejected
+from .domain import Delivery, Endpoint, EventKind
 
-T = TypeVar("T")
-_STATUS = {ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409, ErrorCode.VALIDATION_FAILED: 422}
+STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409, ErrorCode.VALIDATION_FAILED: 422}
 
 
 class CreateEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(description="https:// URL that receives POSTs of signed events")
-    events: list[EventKind] = Field([EventKind.STATUS], min_length=1,
-                                    description="status (every TrainingStatusChanged) and/or progress")
+    events: list[EventKind] = Field(
+        [EventKind.STATUS], min_length=1, description="status (every TrainingStatusChanged) and/or progress"
+    )
     description: str | None = Field(None, max_length=500)
 
 
@@ -76,8 +74,15 @@ class DeliveryView(BaseModel):
 
 
 def endpoint_view(e: Endpoint) -> EndpointView:
-    return EndpointView(id=e.id, url=e.url, events=e.events, description=e.description, enabled=e.enabled,
-                        disabled_reason=e.disabled_reason, secret_hint=e.secret[-4:])
+    return EndpointView(
+        id=e.id,
+        url=e.url,
+        events=e.events,
+        description=e.description,
+        enabled=e.enabled,
+        disabled_reason=e.disabled_reason,
+        secret_hint=e.secret[-4:],
+    )
 
 
 def with_secret(e: Endpoint) -> EndpointWithSecret:
@@ -85,12 +90,20 @@ def with_secret(e: Endpoint) -> EndpointWithSecret:
 
 
 def delivery_view(d: Delivery) -> DeliveryView:
-    return DeliveryView(id=d.id, event_id=d.event_id, event_type=d.event_type, model_id=d.model_id,
-                        state=str(d.state), attempts=d.attempts,
-                        next_attempt_at=d.next_at if d.state == "pending" else None, last_status=d.last_status,
-                        last_error=d.last_error, last_latency_ms=d.last_latency_ms, finished_at=d.finished_at,
-                        log=[AttemptView(status_code=a.status_code, latency_ms=a.latency_ms, error=a.error)
-                             for a in d.log])
+    return DeliveryView(
+        id=d.id,
+        event_id=d.event_id,
+        event_type=d.event_type,
+        model_id=d.model_id,
+        state=str(d.state),
+        attempts=d.attempts,
+        next_attempt_at=d.next_at if d.state == "pending" else None,
+        last_status=d.last_status,
+        last_error=d.last_error,
+        last_latency_ms=d.last_latency_ms,
+        finished_at=d.finished_at,
+        log=[AttemptView(status_code=a.status_code, latency_ms=a.latency_ms, error=a.error) for a in d.log],
+    )
 
 
 def router(uow: h.HookWork, settings: WebhooksSettings, sender: h.Sender, clock: h.Clock) -> APIRouter:
@@ -103,9 +116,15 @@ def router(uow: h.HookWork, settings: WebhooksSettings, sender: h.Sender, clock:
     @r.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointWithSecret)
     async def create(body: CreateEndpoint, principal: CurrentPrincipal, request: Request) -> EndpointWithSecret:
         """Register an endpoint; the answer holds its signing secret, shown this once."""
-        e = await _refusals(h.create_endpoint(uow, ctx(principal, request), body.url, body.events, body.description,
-                                              allow_insecure=insecure,
-                                              max_endpoints=settings.max_endpoints_per_tenant))
+        e = await h.create_endpoint(
+            uow,
+            ctx(principal, request),
+            body.url,
+            body.events,
+            body.description,
+            allow_insecure=insecure,
+            max_endpoints=settings.max_endpoints_per_tenant,
+        )
         return with_secret(e)
 
     @r.get("", response_model=list[EndpointView])
@@ -114,51 +133,46 @@ def router(uow: h.HookWork, settings: WebhooksSettings, sender: h.Sender, clock:
 
     @r.get("/{endpoint_id}", response_model=EndpointView)
     async def get(endpoint_id: uuid.UUID, principal: CurrentPrincipal) -> EndpointView:
-        return endpoint_view(await _refusals(h.get_endpoint(uow, principal.tenant_id, endpoint_id)))
+        return endpoint_view(await h.get_endpoint(uow, principal.tenant_id, endpoint_id))
 
     @r.patch("/{endpoint_id}", response_model=EndpointView)
-    async def update(endpoint_id: uuid.UUID, body: UpdateEndpoint, principal: CurrentPrincipal,
-                     request: Request) -> EndpointView:
+    async def update(
+        endpoint_id: uuid.UUID, body: UpdateEndpoint, principal: CurrentPrincipal, request: Request
+    ) -> EndpointView:
         """Change the URL, events or description; `enabled: true` re-enables a disabled endpoint."""
-        e = await _refusals(h.update_endpoint(uow, ctx(principal, request), endpoint_id, allow_insecure=insecure,
-                                              **body.model_dump(exclude_unset=True)))
+        e = await h.update_endpoint(
+            uow, ctx(principal, request), endpoint_id, allow_insecure=insecure, **body.model_dump(exclude_unset=True)
+        )
         return endpoint_view(e)
 
     @r.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
     async def delete(endpoint_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> Response:
-        await _refusals(h.delete_endpoint(uow, ctx(principal, request), endpoint_id))
+        await h.delete_endpoint(uow, ctx(principal, request), endpoint_id)
         return Response(status_code=204)
 
     @r.post("/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
     async def rotate(endpoint_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> EndpointWithSecret:
         """A new signing secret (shown this once); the old one stops signing at once."""
-        return with_secret(await _refusals(h.rotate_secret(uow, ctx(principal, request), endpoint_id)))
+        return with_secret(await h.rotate_secret(uow, ctx(principal, request), endpoint_id))
 
     @r.post("/{endpoint_id}/ping", response_model=DeliveryView)
     async def ping(endpoint_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> DeliveryView:
         """Send a signed test event now; the answer says how the endpoint responded."""
-        return delivery_view(await _refusals(h.ping(uow, ctx(principal, request), endpoint_id, sender, clock)))
+        return delivery_view(await h.ping(uow, ctx(principal, request), endpoint_id, sender, clock))
 
     @r.get("/{endpoint_id}/deliveries", response_model=list[DeliveryView])
-    async def deliveries(endpoint_id: uuid.UUID, principal: CurrentPrincipal,
-                         limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[DeliveryView]:
+    async def deliveries(
+        endpoint_id: uuid.UUID, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    ) -> list[DeliveryView]:
         """The delivery log, newest first: state, attempts, status codes and latencies."""
-        found = await _refusals(h.list_deliveries(uow, principal.tenant_id, endpoint_id, limit))
+        found = await h.list_deliveries(uow, principal.tenant_id, endpoint_id, limit)
         return [delivery_view(d) for d in found]
 
     @r.post("/{endpoint_id}/deliveries/{delivery_id}/redeliver", response_model=DeliveryView)
-    async def redeliver(endpoint_id: uuid.UUID, delivery_id: uuid.UUID, principal: CurrentPrincipal,
-                        request: Request) -> DeliveryView:
+    async def redeliver(
+        endpoint_id: uuid.UUID, delivery_id: uuid.UUID, principal: CurrentPrincipal, request: Request
+    ) -> DeliveryView:
         """Queue a delivery again (in order behind the model's pending ones)."""
-        return delivery_view(await _refusals(h.redeliver(uow, ctx(principal, request), endpoint_id, delivery_id,
-                                                         clock)))
+        return delivery_view(await h.redeliver(uow, ctx(principal, request), endpoint_id, delivery_id, clock))
 
     return r
-
-
-async def _refusals(call: Awaitable[T]) -> T:
-    """Await a use case; a domain refusal becomes the API's error answer."""
-    try:
-        return await call
-    except Rejected as exc:
-        raise ApiError(_STATUS.get(exc.code, 422), exc.code, exc.message) from None

@@ -17,7 +17,9 @@ from .domain import Attempt, address_allowed
 
 
 class HttpSender:
-    def __init__(self, *, timeout: float, allow_insecure: bool, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, *, timeout: float, allow_insecure: bool, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)
         self._allow_insecure = allow_insecure
 

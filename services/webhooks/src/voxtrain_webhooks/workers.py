@@ -10,8 +10,9 @@ from . import handlers as h
 from .domain import RetryPolicy
 
 
-def dispatcher(uow: h.HookWork, sender: h.Sender, policy: RetryPolicy, clock: h.Clock, *, concurrency: int,
-               every: float) -> Loop:
+def dispatcher(
+    uow: h.HookWork, sender: h.Sender, policy: RetryPolicy, clock: h.Clock, *, concurrency: int, every: float
+) -> Loop:
     async def step() -> None:
         # ``concurrency`` claims at once; each takes the head of a different (endpoint, model) queue.
         while sum(await asyncio.gather(*(h.deliver_due(uow, sender, policy, clock, 1) for _ in range(concurrency)))):

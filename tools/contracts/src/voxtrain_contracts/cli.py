@@ -13,8 +13,10 @@ app = typer.Typer(add_completion=False, help=__doc__)
 
 
 @app.command()
-def main(out: Path = typer.Option(Path("docs"), help="folder of the generated contracts"),
-         check: bool = typer.Option(False, "--check", help="only report drift (exit 1), write nothing")) -> None:
+def main(
+    out: Path = typer.Option(Path("docs"), help="folder of the generated contracts"),
+    check: bool = typer.Option(False, "--check", help="only report drift (exit 1), write nothing"),
+) -> None:
     """Generate the contracts from the code (or, with --check, report where the files differ)."""
     try:
         if check:

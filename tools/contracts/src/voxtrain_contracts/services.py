@@ -30,16 +30,23 @@ class BuiltService:
 
 def _docs_settings(service: str, work_dir: str) -> Any:
     """The service's settings with placeholder values and nothing read from the environment."""
-    cls = {"models": st.ModelsSettings, "datasets": st.DatasetsSettings, "validator": st.ValidatorSettings,
-           "trainer": st.TrainerSettings, "webhooks": st.WebhooksSettings}[service]
+    cls: type[st.ServiceSettings] = {
+        "models": st.ModelsSettings,
+        "datasets": st.DatasetsSettings,
+        "validator": st.ValidatorSettings,
+        "trainer": st.TrainerSettings,
+        "webhooks": st.WebhooksSettings,
+    }[service]
 
-    class DocsOnly(cls):  # type: ignore[valid-type, misc]
+    class DocsOnly(cls):  # type: ignore[valid-type, misc]  # a subclass of a class chosen at run time
         @classmethod
         def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_others: Any) -> tuple[Any, ...]:
             return (init_settings,)
 
-    values: dict[str, Any] = {"postgres": {"dsn": "postgresql://docs@localhost/docs"},
-                              "auth": {"jwt_secret": "docs-only"}}
+    values: dict[str, Any] = {
+        "postgres": {"dsn": "postgresql://docs@localhost/docs"},
+        "auth": {"jwt_secret": "docs-only"},
+    }
     if "minio" in cls.model_fields:
         values["minio"] = {"access_key": "docs", "secret_key": "docs-only"}
     if "work_dir" in cls.model_fields:
@@ -56,7 +63,8 @@ def built_services() -> Iterator[list[BuiltService]]:
             try:
                 bootstrap = importlib.import_module(f"voxtrain_{name}.bootstrap")
             except ModuleNotFoundError as exc:
-                raise ContractsError(f"the contracts need every service installed ({exc}); "
-                               "in the repository: uv sync --all-packages") from None
+                raise ContractsError(
+                    f"the contracts need every service installed ({exc}); in the repository: uv sync --all-packages"
+                ) from None
             built.append(BuiltService(name, bootstrap.build(_docs_settings(name, work_dir))))
         yield built
