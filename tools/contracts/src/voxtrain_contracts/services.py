@@ -30,13 +30,14 @@ class BuiltService:
 
 def _docs_settings(service: str, work_dir: str) -> Any:
     """The service's settings with placeholder values and nothing read from the environment."""
-    cls: type[st.ServiceSettings] = {
+    classes: dict[str, type[st.ServiceSettings]] = {
         "models": st.ModelsSettings,
         "datasets": st.DatasetsSettings,
         "validator": st.ValidatorSettings,
         "trainer": st.TrainerSettings,
         "webhooks": st.WebhooksSettings,
-    }[service]
+    }
+    cls = classes[service]
 
     class DocsOnly(cls):  # type: ignore[valid-type, misc]  # a subclass of a class chosen at run time
         @classmethod
