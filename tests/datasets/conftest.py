@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.support import auth_headers, eventually, publish, running, settings_for
-from voxtrain_datasets.bootstrap import build
+from voxtrain_datasets.bootstrap import Datasets as Built
+from voxtrain_datasets.bootstrap import assemble
+from voxtrain_datasets.handlers.sweeping import sweep
 from voxtrain_datasets.storage import S3ObjectStore
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import DatasetsSettings
@@ -52,11 +55,9 @@ def spy_store(settings: DatasetsSettings) -> SpyStore:
 class Datasets:
     """A running datasets service, its HTTP client, and helpers to drive it as other services would."""
 
-    def __init__(self, service, client, stack) -> None:
-        self.service, self.client, self.stack = service, client, stack
-        self.deps = service.app.state.datasets
-        self.store: SpyStore = self.deps.store
-        self.topics = service.topics
+    def __init__(self, built: Built, store: SpyStore, client, stack) -> None:
+        self.service, self.deps, self.store, self.client, self.stack = built.service, built.deps, store, client, stack
+        self.topics = built.service.topics
 
     async def new_model(self, tenant: str = "acme", status: ModelStatus | None = None) -> uuid.UUID:
         """Announce a model as the models service would, and wait until this service knows it."""
@@ -98,13 +99,17 @@ class Datasets:
         return f"tenants/{tenant}/models/{mid}/"
 
     async def sweep(self, at_time: datetime | None = None) -> dict[str, int]:
-        from voxtrain_datasets.handlers import sweep
+        """One sweeper round as of ``at_time`` (the step the service's sweeper loop runs)."""
+        return asdict(await sweep(self.deps, at_time))
 
-        return await sweep(self.deps, at_time)
+    async def pending_objects(self) -> dict[str, bool]:
+        """Objects the service tracks (not owned by a dataset), and whether each is abandoned."""
+        async with self.deps.uow.reading() as repo:
+            return dict(await repo.pending_objects())
 
     async def handled(self, consumer: str, event_id: uuid.UUID) -> bool:
         """Whether this service's ``consumer`` has handled the message (its inbox has the id)."""
-        async with self.deps.uow.reading() as conn:
+        async with self.service.pool.acquire() as conn:  # the shared inbox table, read as a test
             return bool(await conn.fetchval("SELECT 1 FROM inbox WHERE consumer=$1 AND event_id=$2",
                                             consumer, event_id))
 
@@ -124,9 +129,10 @@ class Datasets:
 async def datasets(stack):
     settings = settings_for(DatasetsSettings, stack, VOXTRAIN_MAX_FILE_BYTES=str(LIMIT),
                             VOXTRAIN_PART_SIZE_BYTES=str(PART))
-    service = build(settings, store=spy_store(settings), sweep_every=3600)
-    async with running(service) as client:
-        yield Datasets(service, client, stack)
+    store = spy_store(settings)
+    built = assemble(settings, store=store, sweep_every=3600)
+    async with running(built.service) as client:
+        yield Datasets(built, store, client, stack)
 
 
 def at(seconds_from_now: float) -> datetime:

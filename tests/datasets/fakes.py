@@ -97,3 +97,6 @@ class FakeObjectStore:
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         return f"fake://{self.bucket}/{key}"
+
+    def close(self) -> None:
+        pass

@@ -16,7 +16,7 @@ import pytest
 
 from tests.datasets.conftest import Datasets, MiB, spy_store
 from tests.support import TopicReader, auth_headers, running, settings_for
-from voxtrain_datasets.bootstrap import build
+from voxtrain_datasets.bootstrap import assemble
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import DatasetsSettings
 
@@ -111,9 +111,10 @@ async def test_minio_dying_mid_upload_is_a_503_and_leaves_nothing(stack, private
     settings = settings_for(DatasetsSettings, stack, VOXTRAIN_MINIO__ENDPOINT=private_minio.endpoint,
                             VOXTRAIN_MINIO__ACCESS_KEY=USER, VOXTRAIN_MINIO__SECRET_KEY=PASSWORD,
                             VOXTRAIN_PART_SIZE_BYTES=str(5 * MiB))
-    service = build(settings, store=spy_store(settings), sweep_every=3600)
-    async with running(service) as client:
-        datasets = Datasets(service, client, stack)
+    store = spy_store(settings)
+    built = assemble(settings, store=store, sweep_every=3600)
+    async with running(built.service) as client:
+        datasets = Datasets(built, store, client, stack)
         mid = await datasets.new_model()
 
         def kill_midway(name: str, sent: int) -> None:
@@ -134,9 +135,8 @@ async def test_minio_dying_mid_upload_is_a_503_and_leaves_nothing(stack, private
         assert await datasets.listing(mid) == []
         keys = [k for k in datasets.store.written if str(mid) in k]
         assert len(keys) == 2
-        async with datasets.deps.uow.reading() as conn:
-            rows = await conn.fetch("SELECT object_key, abandoned_at FROM pending_objects")
-        assert {r["object_key"] for r in rows if r["abandoned_at"]} == set(keys)  # the sweeper's to-do list
+        pending = await datasets.pending_objects()
+        assert {k for k, abandoned in pending.items() if abandoned} == set(keys)  # the sweeper's to-do list
 
         ready = await client.get("/health/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["minio"].startswith("unavailable")
@@ -149,8 +149,7 @@ async def test_minio_dying_mid_upload_is_a_503_and_leaves_nothing(stack, private
         # ... which the sweeper removes.
         assert (await datasets.sweep())["objects"] == 2
         assert await datasets.store.leftovers(datasets.prefix(mid)) == []
-        async with datasets.deps.uow.reading() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM pending_objects") == 0
+        assert await datasets.pending_objects() == {}
         r = await datasets.upload(mid, [("again.txt", b"storage is back")])
         assert r.status_code == 201, r.text
         assert (await client.get("/health/ready")).status_code == 200

@@ -1,4 +1,4 @@
-"""Kafka entrypoints of the datasets service (thin: claim the message in the inbox, delegate).
+"""Kafka entrypoints of the datasets service (thin: parse, then apply once through ``handle_once``).
 
 The inbox claim and the effects commit in one transaction, so a redelivered message changes nothing.
 """
@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.kafka import Handler
+from voxtrain_shared.uow import handle_once
 
-from . import handlers as h
+from .handlers import projections as p
+from .handlers.deps import DatasetTx, DatasetWork
 
 #: Message types each consumer reads (others on the topic are skipped).
 MODEL_TYPES = {ev.ModelCreated.TYPE, ev.ModelDeleted.TYPE}
@@ -19,56 +21,53 @@ VALIDATION_TYPES = {ev.ValidationPassed.TYPE, ev.ValidationFailed.TYPE}
 PUBLISHED_TYPES = {ev.DatasetUploaded.TYPE}
 
 
-def once(uow: h.UnitOfWork, consumer: str, apply: Callable[[h.Tx, ev.Envelope], Awaitable[None]]) -> Handler:
-    """A handler that applies ``apply`` to each message exactly once (inbox in the same transaction)."""
+async def _models(tx: DatasetTx, env: ev.Envelope) -> None:
+    msg = env.payload()
+    if env.model_id is None:
+        return
+    if isinstance(msg, ev.ModelCreated):
+        await p.model_created(tx, env.model_id, env, msg)
+    elif isinstance(msg, ev.ModelDeleted):
+        await p.model_deleted(tx, env.model_id, env)
 
+
+async def _status(tx: DatasetTx, env: ev.Envelope) -> None:
+    msg = env.payload()
+    if env.model_id is not None and isinstance(msg, ev.TrainingStatusChanged):
+        await p.status_changed(tx, env.model_id, env, msg)
+
+
+async def _validation(tx: DatasetTx, env: ev.Envelope) -> None:
+    msg = env.payload()
+    if isinstance(msg, (ev.ValidationPassed, ev.ValidationFailed)):
+        await p.validated(tx, env, msg)
+
+
+async def _published(tx: DatasetTx, env: ev.Envelope) -> None:
+    msg = env.payload()
+    if isinstance(msg, ev.DatasetUploaded):
+        await p.dataset_published(tx, env, msg)
+
+
+def _once(uow: DatasetWork, consumer: str, apply: Callable[[DatasetTx, ev.Envelope], Awaitable[None]]) -> Handler:
     async def handle(env: ev.Envelope) -> None:
-        if env.model_id is None:
-            return
-        async with uow(h.Context(env.tenant_id, env.correlation_id, env)) as tx:
-            if await tx.claim(consumer, env.id):
-                await apply(tx, env)
+        if env.model_id is not None:  # every fact this service projects is about a model
+            await handle_once(uow, env, consumer, apply)
 
     return handle
 
 
-async def _models(tx: h.Tx, env: ev.Envelope) -> None:
-    msg = env.payload()
-    if isinstance(msg, ev.ModelCreated):
-        await h.model_created(tx, env, msg)
-    elif isinstance(msg, ev.ModelDeleted):
-        await h.model_deleted(tx, env)
+def models(uow: DatasetWork) -> Handler:
+    return _once(uow, "models", _models)
 
 
-async def _status(tx: h.Tx, env: ev.Envelope) -> None:
-    msg = env.payload()
-    if isinstance(msg, ev.TrainingStatusChanged):
-        await h.status_changed(tx, env, msg)
+def status(uow: DatasetWork) -> Handler:
+    return _once(uow, "status", _status)
 
 
-async def _validation(tx: h.Tx, env: ev.Envelope) -> None:
-    msg = env.payload()
-    if isinstance(msg, (ev.ValidationPassed, ev.ValidationFailed)):
-        await h.validated(tx, env, msg)
+def validation(uow: DatasetWork) -> Handler:
+    return _once(uow, "validation", _validation)
 
 
-async def _published(tx: h.Tx, env: ev.Envelope) -> None:
-    msg = env.payload()
-    if isinstance(msg, ev.DatasetUploaded):
-        await h.dataset_published(tx, env, msg)
-
-
-def models(uow: h.UnitOfWork) -> Handler:
-    return once(uow, "models", _models)
-
-
-def status(uow: h.UnitOfWork) -> Handler:
-    return once(uow, "status", _status)
-
-
-def validation(uow: h.UnitOfWork) -> Handler:
-    return once(uow, "validation", _validation)
-
-
-def published(uow: h.UnitOfWork) -> Handler:
-    return once(uow, "published", _published)
+def published(uow: DatasetWork) -> Handler:
+    return _once(uow, "published", _published)

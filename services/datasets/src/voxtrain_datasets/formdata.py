@@ -11,7 +11,7 @@ A part is a file when its Content-Disposition has a ``filename``; text fields ar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -154,7 +154,7 @@ class _Collector:
         self.ended = True
 
 
-async def read_form(content_type: str | None, body: AsyncIterator[bytes]) -> AsyncIterator[FormEvent]:
+async def read_form(content_type: str | None, body: AsyncIterator[bytes]) -> AsyncGenerator[FormEvent, None]:
     """The events of a multipart/form-data ``body``, as it arrives (raises :class:`FormError`)."""
     collector = _Collector()
     parser = MultipartParser(boundary_of(content_type), collector.callbacks(), max_header_size=MAX_HEADER_BYTES)

@@ -16,10 +16,11 @@ from starlette.requests import ClientDisconnect
 from voxtrain_shared.auth import CurrentPrincipal
 from voxtrain_shared.errors import ApiError
 from voxtrain_shared.http import correlation_id
+from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
 from . import domain as d
-from . import handlers as h
+from .handlers import Deps, deletes, reads, sessions, uploads
 from .formdata import FormError, read_form
 from .storage import StorageUnavailable
 
@@ -40,7 +41,8 @@ def install_errors(app: FastAPI) -> None:
     """Render refusals, malformed forms and storage outages as the shared error body."""
 
     async def rejected(_r: Request, exc: Exception) -> JSONResponse:
-        err = api_error(exc)  # type: ignore[arg-type]
+        assert isinstance(exc, d.Rejected)  # registered for Rejected only
+        err = api_error(exc)
         return JSONResponse(err.body(), status_code=err.status)
 
     async def bad_form(_r: Request, exc: Exception) -> JSONResponse:
@@ -205,7 +207,7 @@ def view(ds: d.Dataset) -> DatasetView:
     )
 
 
-def upload_view(st: h.SessionState) -> UploadView:
+def upload_view(st: sessions.SessionState) -> UploadView:
     s = st.session
     return UploadView(
         id=s.id, model_id=s.model_id, dataset_id=s.dataset_id, type=s.type.name, type_code=s.type.value,
@@ -228,11 +230,11 @@ _MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-
     }}}}}}
 
 
-def router(deps: h.Deps) -> APIRouter:
+def router(deps: Deps) -> APIRouter:
     r = APIRouter(prefix="/v1/models/{model_id}", tags=["datasets"])
 
-    def ctx(principal: Any, request: Request) -> h.Context:
-        return h.Context(principal.tenant_id, correlation_id(request))
+    def ctx(principal: Any, request: Request) -> Context:
+        return Context(principal.tenant_id, correlation_id(request))
 
     @r.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=Uploaded,
             openapi_extra=_MULTIPART_DOC)
@@ -248,7 +250,7 @@ def router(deps: h.Deps) -> APIRouter:
         body = RequestBody(request)
         form = read_form(request.headers.get("content-type"), body.chunks())
         try:
-            datasets = await h.upload_form(deps, ctx(principal, request), model_id, type_, form)
+            datasets = await uploads.upload_form(deps, ctx(principal, request), model_id, type_, form)
         except (d.Rejected, FormError):
             await body.drain()
             raise
@@ -257,47 +259,47 @@ def router(deps: h.Deps) -> APIRouter:
     @r.get("/datasets", response_model=DatasetList)
     async def list_(model_id: uuid.UUID, principal: CurrentPrincipal) -> DatasetList:
         """The model's datasets, oldest first, with validation status and details."""
-        st, items = await h.list_datasets(deps, principal.tenant_id, model_id)
+        st, items = await reads.list_datasets(deps, principal.tenant_id, model_id)
         return DatasetList(model=ModelRef(id=model_id, status=st.value, status_name=st.name,
                                           accepts_datasets=st in (ModelStatus.NOT_RUNNING, ModelStatus.FAILED)),
                            datasets=[view(x) for x in items])
 
     @r.get("/datasets/{dataset_id}", response_model=DatasetView)
     async def get(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal) -> DatasetView:
-        return view(await h.get_dataset(deps, principal.tenant_id, model_id, dataset_id))
+        return view(await reads.get_dataset(deps, principal.tenant_id, model_id, dataset_id))
 
     @r.get("/datasets/{dataset_id}/download", response_model=Download)
     async def download(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal) -> Download:
         """A short-lived presigned URL to GET the dataset's bytes straight from storage."""
-        ds, url, expires = await h.download_url(deps, principal.tenant_id, model_id, dataset_id)
+        ds, url, expires = await reads.download_url(deps, principal.tenant_id, model_id, dataset_id)
         return Download(url=url, expires_at=expires, file_name=ds.file_name)
 
     @r.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
     async def delete(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal,
                      request: Request) -> Response:
         """Delete a dataset and its object; refused while the model is 2 or 3 (and at 4)."""
-        await h.delete_dataset(deps, ctx(principal, request), model_id, dataset_id)
+        await deletes.delete_dataset(deps, ctx(principal, request), model_id, dataset_id)
         return Response(status_code=204)
 
     @r.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadView)
     async def start_upload(model_id: uuid.UUID, body: StartUpload, principal: CurrentPrincipal,
                            request: Request) -> UploadView:
         """Open a resumable upload: PUT each part to its presigned URL, then complete."""
-        st = await h.start_direct_upload(deps, ctx(principal, request), model_id, body.file_name, body.size,
+        st = await sessions.start_direct_upload(deps, ctx(principal, request), model_id, body.file_name, body.size,
                                          str(body.type))
         return upload_view(st)
 
     @r.get("/uploads/{upload_id}", response_model=UploadView)
     async def get_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal) -> UploadView:
         """Parts received so far, the missing ones, and fresh URLs for them (to resume)."""
-        return upload_view(await h.get_direct_upload(deps, principal.tenant_id, model_id, upload_id))
+        return upload_view(await sessions.get_direct_upload(deps, principal.tenant_id, model_id, upload_id))
 
     @r.post("/uploads/complete", response_model=Uploaded, status_code=status.HTTP_201_CREATED,
             responses={200: {"model": Uploaded, "description": "all of them were completed earlier"}})
     async def complete_uploads(model_id: uuid.UUID, body: CompleteMany, principal: CurrentPrincipal,
                                request: Request, response: Response) -> Uploaded:
         """Complete several upload sessions as one upload (one batch: training waits for all of them)."""
-        saved, created = await h.complete_direct_uploads(deps, ctx(principal, request), model_id,
+        saved, created = await sessions.complete_direct_uploads(deps, ctx(principal, request), model_id,
                                                          [(u.id, u.sha256) for u in body.uploads])
         if not created:
             response.status_code = status.HTTP_200_OK
@@ -309,16 +311,17 @@ def router(deps: h.Deps) -> APIRouter:
                               request: Request, response: Response,
                               body: Annotated[CompleteUpload | None, Body()] = None) -> Completed:
         """Check every part, assemble the object, hash it and create the dataset (idempotent)."""
-        ds, created = await h.complete_direct_upload(deps, ctx(principal, request), model_id, upload_id,
+        ds, created = await sessions.complete_direct_upload(deps, ctx(principal, request), model_id, upload_id,
                                                      body.sha256 if body else None)
         if not created:
             response.status_code = status.HTTP_200_OK
         return Completed(dataset=view(ds))
 
     @r.delete("/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
-    async def cancel_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal) -> Response:
+    async def cancel_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal,
+                            request: Request) -> Response:
         """Abort a resumable upload and discard its parts."""
-        await h.cancel_direct_upload(deps, principal.tenant_id, model_id, upload_id)
+        await sessions.cancel_direct_upload(deps, ctx(principal, request), model_id, upload_id)
         return Response(status_code=204)
 
     return r

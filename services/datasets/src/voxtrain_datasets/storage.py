@@ -76,6 +76,9 @@ class ObjectStore(Protocol):
     async def ping(self) -> None:
         """Return when the store answers and the bucket exists (raise otherwise)."""
 
+    def close(self) -> None:
+        """Release the store's connections (at shutdown)."""
+
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data`` at ``key`` in one request."""
 
