@@ -1,13 +1,18 @@
-"""An in-memory :class:`~voxtrain_datasets.storage.ObjectStore` (the contract tests hold it to the real one)."""
+"""In-memory stand-ins for the datasets service's ports: the object store (the contract tests hold it to the
+real one) and :class:`~voxtrain_datasets.repository.DatasetRepository` (for handler unit tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from voxtrain_datasets.domain import Dataset, DatasetStatus, UploadSession
 from voxtrain_datasets.storage import ReceivedPart, StorageUnavailable, UploadGone
+from voxtrain_shared.vocab import ModelStatus
 
 
 class FakeObjectStore:
@@ -100,3 +105,159 @@ class FakeObjectStore:
 
     def close(self) -> None:
         pass
+
+
+@dataclass
+class ModelRow:
+    tenant_id: str
+    status: ModelStatus
+    status_at: datetime
+    deleted: bool = False
+
+
+@dataclass
+class PendingRow:
+    created_at: datetime
+    abandoned: bool = False
+
+
+class FakeDatasetRepository:
+    """:class:`~voxtrain_datasets.repository.DatasetRepository` in memory, with the same rules (the
+    projection's tombstones, the newest verdict wins, claims of upload sessions)."""
+
+    def __init__(self) -> None:
+        self.models: dict[uuid.UUID, ModelRow] = {}
+        self.datasets: dict[uuid.UUID, Dataset] = {}
+        self.validated_at: dict[uuid.UUID, datetime] = {}
+        self.pending: dict[str, PendingRow] = {}
+        self.sessions: dict[uuid.UUID, UploadSession] = {}
+        self.session_updated: dict[uuid.UUID, datetime] = {}
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC)
+
+    # model status projection
+    async def model_status(self, tenant_id: str, model_id: uuid.UUID, *, lock: bool = False) -> ModelStatus | None:
+        m = self.models.get(model_id)
+        return None if m is None or m.deleted or m.tenant_id != tenant_id else m.status
+
+    async def model_known(self, model_id: uuid.UUID) -> bool:
+        return model_id in self.models
+
+    async def model_seen(self, tenant_id: str, model_id: uuid.UUID, status: ModelStatus, at: datetime) -> None:
+        self.models.setdefault(model_id, ModelRow(tenant_id, status, at))
+
+    async def model_status_changed(self, tenant_id: str, model_id: uuid.UUID, status: ModelStatus,
+                                   at: datetime) -> None:
+        m = self.models.get(model_id)
+        if m is None:
+            self.models[model_id] = ModelRow(tenant_id, status, at)
+        elif not m.deleted and m.tenant_id == tenant_id and m.status_at <= at:
+            m.status, m.status_at = status, at
+
+    async def model_deleted(self, tenant_id: str, model_id: uuid.UUID, at: datetime) -> list[str]:
+        m = self.models.get(model_id)
+        if m is None:
+            self.models[model_id] = ModelRow(tenant_id, ModelStatus.NOT_RUNNING, at, deleted=True)
+        elif m.tenant_id == tenant_id:
+            m.deleted = True
+
+        def mine(x: Dataset | UploadSession) -> bool:
+            return x.model_id == model_id and x.tenant_id == tenant_id
+
+        keys = [ds.object_key for ds in self.datasets.values() if mine(ds)]
+        self.datasets = {k: ds for k, ds in self.datasets.items() if not mine(ds)}
+        keys += [s.object_key for s in self.sessions.values() if mine(s) and s.state != "completed"]
+        self.sessions = {k: s for k, s in self.sessions.items() if not mine(s)}
+        return keys
+
+    # datasets
+    async def insert_dataset(self, d: Dataset) -> Dataset:
+        assert d.id not in self.datasets
+        now = self._now()
+        self.datasets[d.id] = replace(d, created_at=now, updated_at=now)
+        return self.datasets[d.id]
+
+    async def get_dataset(self, tenant_id: str, model_id: uuid.UUID, dataset_id: uuid.UUID, *,
+                          lock: bool = False) -> Dataset | None:
+        ds = self.datasets.get(dataset_id)
+        return ds if ds is not None and ds.tenant_id == tenant_id and ds.model_id == model_id else None
+
+    async def list_datasets(self, tenant_id: str, model_id: uuid.UUID) -> list[Dataset]:
+        return [ds for ds in self.datasets.values() if ds.tenant_id == tenant_id and ds.model_id == model_id]
+
+    async def delete_dataset(self, dataset_id: uuid.UUID) -> None:
+        self.datasets.pop(dataset_id, None)
+
+    async def mark_validating(self, tenant_id: str, dataset_id: uuid.UUID) -> bool:
+        ds = self.datasets.get(dataset_id)
+        if ds is None or ds.tenant_id != tenant_id or ds.status is not DatasetStatus.UPLOADED:
+            return False
+        self.datasets[dataset_id] = replace(ds, status=DatasetStatus.VALIDATING)
+        return True
+
+    async def record_validation(self, tenant_id: str, dataset_id: uuid.UUID, status: DatasetStatus,
+                                details: dict[str, Any], at: datetime) -> bool:
+        ds = self.datasets.get(dataset_id)
+        if ds is None or ds.tenant_id != tenant_id or self.validated_at.get(dataset_id, at) > at:
+            return False
+        self.datasets[dataset_id] = replace(ds, status=status, validation=details)
+        self.validated_at[dataset_id] = at
+        return True
+
+    # objects not (yet) owned by a dataset
+    async def stage_object(self, key: str) -> None:
+        self.pending.setdefault(key, PendingRow(self._now()))
+
+    async def unstage_objects(self, keys: list[str]) -> None:
+        for key in keys:
+            self.pending.pop(key, None)
+
+    async def abandon_objects(self, keys: list[str]) -> None:
+        for key in keys:
+            self.pending.setdefault(key, PendingRow(self._now())).abandoned = True
+
+    async def objects_to_remove(self, staged_before: datetime, limit: int = 100) -> list[str]:
+        return [k for k, p in self.pending.items() if p.abandoned or p.created_at < staged_before][:limit]
+
+    async def pending_objects(self) -> list[tuple[str, bool]]:
+        return [(k, p.abandoned) for k, p in self.pending.items()]
+
+    # upload sessions
+    async def insert_session(self, s: UploadSession) -> UploadSession:
+        self.sessions[s.id] = s
+        self.session_updated[s.id] = self._now()
+        return s
+
+    async def get_session(self, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID) -> UploadSession | None:
+        s = self.sessions.get(session_id)
+        return s if s is not None and s.tenant_id == tenant_id and s.model_id == model_id else None
+
+    async def claim_for_completion(self, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID,
+                                   stale_before: datetime) -> UploadSession | None:
+        s = await self.get_session(tenant_id, model_id, session_id)
+        if s is None or s.expires_at <= self._now():
+            return None
+        if s.state == "open" or (s.state == "completing" and self.session_updated[s.id] < stale_before):
+            await self.set_session_state(s.id, "completing")
+            return self.sessions[s.id]
+        return None
+
+    async def set_session_state(self, session_id: uuid.UUID, state: str) -> None:
+        if session_id in self.sessions:
+            self.sessions[session_id] = replace(self.sessions[session_id], state=state)
+            self.session_updated[session_id] = self._now()
+
+    async def delete_session(self, session_id: uuid.UUID) -> None:
+        self.sessions.pop(session_id, None)
+
+    async def expired_sessions(self, now: datetime, stale_before: datetime, limit: int = 100) -> list[UploadSession]:
+        return [s for s in self.sessions.values() if s.expires_at < now and (
+            s.state == "open" or (s.state == "completing" and self.session_updated[s.id] < stale_before))][:limit]
+
+    async def forget_completed_sessions(self, before: datetime) -> int:
+        old = [k for k, s in self.sessions.items() if s.state == "completed" and self.session_updated[k] < before]
+        for k in old:
+            del self.sessions[k]
+        return len(old)
