@@ -62,17 +62,20 @@ class Datasets:
     async def new_model(self, tenant: str = "acme", status: ModelStatus | None = None) -> uuid.UUID:
         """Announce a model as the models service would, and wait until this service knows it."""
         mid = uuid.uuid4()
-        await publish(self.stack.kafka_bootstrap, self.topics.models,
-                      ev.wrap(ev.ModelCreated(name=f"m-{mid.hex[:6]}", language="en-US"), tenant_id=tenant,
-                              model_id=mid))
+        await publish(
+            self.stack.kafka_bootstrap,
+            self.topics.models,
+            ev.wrap(ev.ModelCreated(name=f"m-{mid.hex[:6]}", language="en-US"), tenant_id=tenant, model_id=mid),
+        )
         await self.wait_status(mid, ModelStatus.NOT_RUNNING, tenant)
         if status is not None and status is not ModelStatus.NOT_RUNNING:
             await self.set_status(mid, status, tenant)
         return mid
 
     async def set_status(self, mid: uuid.UUID, new: ModelStatus, tenant: str = "acme") -> None:
-        msg = ev.TrainingStatusChanged(old_status=None, new_status=new, status_name=new.name, badge=new.badge,
-                                       reason="test")
+        msg = ev.TrainingStatusChanged(
+            old_status=None, new_status=new, status_name=new.name, badge=new.badge, reason="test"
+        )
         await publish(self.stack.kafka_bootstrap, self.topics.status, ev.wrap(msg, tenant_id=tenant, model_id=mid))
         await self.wait_status(mid, new, tenant)
 
@@ -83,12 +86,14 @@ class Datasets:
 
         await eventually(seen, timeout=30, interval=0.1)
 
-    async def upload(self, mid: uuid.UUID, files: list[tuple[str, bytes]], tenant: str = "acme",
-                     type_: str | None = None, **kw):
+    async def upload(
+        self, mid: uuid.UUID, files: list[tuple[str, bytes]], tenant: str = "acme", type_: str | None = None, **kw
+    ):
         data = {"type": type_} if type_ is not None else {}
         parts = [("files", (n, io.BytesIO(b), "application/octet-stream")) for n, b in files]  # streamed in chunks
-        return await self.client.post(f"/v1/models/{mid}/datasets", headers=auth_headers(tenant), data=data,
-                                      files=parts, **kw)
+        return await self.client.post(
+            f"/v1/models/{mid}/datasets", headers=auth_headers(tenant), data=data, files=parts, **kw
+        )
 
     async def listing(self, mid: uuid.UUID, tenant: str = "acme") -> list[dict]:
         r = await self.client.get(f"/v1/models/{mid}/datasets", headers=auth_headers(tenant))
@@ -110,8 +115,9 @@ class Datasets:
     async def handled(self, consumer: str, event_id: uuid.UUID) -> bool:
         """Whether this service's ``consumer`` has handled the message (its inbox has the id)."""
         async with self.service.pool.acquire() as conn:  # the shared inbox table, read as a test
-            return bool(await conn.fetchval("SELECT 1 FROM inbox WHERE consumer=$1 AND event_id=$2",
-                                            consumer, event_id))
+            return bool(
+                await conn.fetchval("SELECT 1 FROM inbox WHERE consumer=$1 AND event_id=$2", consumer, event_id)
+            )
 
     async def object_bytes(self, key: str) -> bytes:
         def read() -> bytes:
@@ -127,8 +133,9 @@ class Datasets:
 
 @pytest.fixture(scope="module")
 async def datasets(stack):
-    settings = settings_for(DatasetsSettings, stack, VOXTRAIN_MAX_FILE_BYTES=str(LIMIT),
-                            VOXTRAIN_PART_SIZE_BYTES=str(PART))
+    settings = settings_for(
+        DatasetsSettings, stack, VOXTRAIN_MAX_FILE_BYTES=str(LIMIT), VOXTRAIN_PART_SIZE_BYTES=str(PART)
+    )
     store = spy_store(settings)
     built = assemble(settings, store=store, sweep_every=3600)
     async with running(built.service) as client:

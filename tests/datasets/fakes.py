@@ -57,8 +57,10 @@ class FakeObjectStore:
     async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
         self._check()
         parts = self._upload(key, upload_id)
-        return [ReceivedPart(n, len(p) if isinstance(p, bytes) else p, hashlib.md5(str(n).encode()).hexdigest())
-                for n, p in sorted(parts.items())]
+        return [
+            ReceivedPart(n, len(p) if isinstance(p, bytes) else p, hashlib.md5(str(n).encode()).hexdigest())
+            for n, p in sorted(parts.items())
+        ]
 
     async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> None:
         self._check()
@@ -148,8 +150,9 @@ class FakeDatasetRepository:
     async def model_seen(self, tenant_id: str, model_id: uuid.UUID, status: ModelStatus, at: datetime) -> None:
         self.models.setdefault(model_id, ModelRow(tenant_id, status, at))
 
-    async def model_status_changed(self, tenant_id: str, model_id: uuid.UUID, status: ModelStatus,
-                                   at: datetime) -> None:
+    async def model_status_changed(
+        self, tenant_id: str, model_id: uuid.UUID, status: ModelStatus, at: datetime
+    ) -> None:
         m = self.models.get(model_id)
         if m is None:
             self.models[model_id] = ModelRow(tenant_id, status, at)
@@ -179,8 +182,9 @@ class FakeDatasetRepository:
         self.datasets[d.id] = replace(d, created_at=now, updated_at=now)
         return self.datasets[d.id]
 
-    async def get_dataset(self, tenant_id: str, model_id: uuid.UUID, dataset_id: uuid.UUID, *,
-                          lock: bool = False) -> Dataset | None:
+    async def get_dataset(
+        self, tenant_id: str, model_id: uuid.UUID, dataset_id: uuid.UUID, *, lock: bool = False
+    ) -> Dataset | None:
         ds = self.datasets.get(dataset_id)
         return ds if ds is not None and ds.tenant_id == tenant_id and ds.model_id == model_id else None
 
@@ -197,8 +201,9 @@ class FakeDatasetRepository:
         self.datasets[dataset_id] = replace(ds, status=DatasetStatus.VALIDATING)
         return True
 
-    async def record_validation(self, tenant_id: str, dataset_id: uuid.UUID, status: DatasetStatus,
-                                details: dict[str, Any], at: datetime) -> bool:
+    async def record_validation(
+        self, tenant_id: str, dataset_id: uuid.UUID, status: DatasetStatus, details: dict[str, Any], at: datetime
+    ) -> bool:
         ds = self.datasets.get(dataset_id)
         if ds is None or ds.tenant_id != tenant_id or self.validated_at.get(dataset_id, at) > at:
             return False
@@ -234,8 +239,9 @@ class FakeDatasetRepository:
         s = self.sessions.get(session_id)
         return s if s is not None and s.tenant_id == tenant_id and s.model_id == model_id else None
 
-    async def claim_for_completion(self, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID,
-                                   stale_before: datetime) -> UploadSession | None:
+    async def claim_for_completion(
+        self, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID, stale_before: datetime
+    ) -> UploadSession | None:
         s = await self.get_session(tenant_id, model_id, session_id)
         if s is None or s.expires_at <= self._now():
             return None
@@ -253,8 +259,12 @@ class FakeDatasetRepository:
         self.sessions.pop(session_id, None)
 
     async def expired_sessions(self, now: datetime, stale_before: datetime, limit: int = 100) -> list[UploadSession]:
-        return [s for s in self.sessions.values() if s.expires_at < now and (
-            s.state == "open" or (s.state == "completing" and self.session_updated[s.id] < stale_before))][:limit]
+        return [
+            s
+            for s in self.sessions.values()
+            if s.expires_at < now
+            and (s.state == "open" or (s.state == "completing" and self.session_updated[s.id] < stale_before))
+        ][:limit]
 
     async def forget_completed_sessions(self, before: datetime) -> int:
         old = [k for k, s in self.sessions.items() if s.state == "completed" and self.session_updated[k] < before]

@@ -36,7 +36,7 @@ async def test_a_client_uploads_parts_directly_and_resumes_after_a_missing_part(
     assert s["file_name"] == "long dictation.wav" and s["missing_parts"] == [1, 2, 3]
     urls = {u["part_number"]: u for u in s["part_urls"]}
     assert [urls[n]["size"] for n in (1, 2, 3)] == [PART, PART, MiB + 3]
-    chunks = {n: data[(n - 1) * PART: n * PART] for n in (1, 2, 3)}
+    chunks = {n: data[(n - 1) * PART : n * PART] for n in (1, 2, 3)}
 
     async with httpx.AsyncClient(timeout=30) as outside:
         await put_part(outside, urls[1]["url"], chunks[1])
@@ -123,9 +123,13 @@ async def test_a_wrong_checksum_discards_the_upload(datasets) -> None:
 async def test_part_urls_are_signed_for_the_public_endpoint(stack) -> None:
     host, port = stack.minio_endpoint.rsplit(":", 1)
     public = f"localhost:{port}" if host != "localhost" else f"127.0.0.1:{port}"
-    settings = MinioSettings(endpoint=stack.minio_endpoint, access_key=stack.minio_access_key,
-                             secret_key=stack.minio_secret_key, public_endpoint=public,
-                             bucket=f"pub-{uuid.uuid4().hex[:10]}")
+    settings = MinioSettings(
+        endpoint=stack.minio_endpoint,
+        access_key=stack.minio_access_key,
+        secret_key=stack.minio_secret_key,
+        public_endpoint=public,
+        bucket=f"pub-{uuid.uuid4().hex[:10]}",
+    )
     store = S3ObjectStore(make_client(settings), make_client(settings, public=True), settings.bucket)
     ensure_bucket(make_client(settings), settings.bucket)
     upload_id = await store.start_multipart("k", "text/plain")
@@ -150,7 +154,7 @@ async def test_several_sessions_complete_as_one_upload_batch(datasets, stack) ->
             s = sessions[name] = r.json()
             for u in s["part_urls"]:
                 n = u["part_number"]
-                await put_part(outside, u["url"], data[(n - 1) * PART: n * PART])
+                await put_part(outside, u["url"], data[(n - 1) * PART : n * PART])
     ids = [{"id": s["id"]} for s in sessions.values()]
     async with TopicReader(stack.kafka_bootstrap, datasets.topics.datasets) as reader:
         r = await datasets.client.post(f"{base}/complete", headers=ACME, json={"uploads": ids})

@@ -6,7 +6,9 @@ import pytest
 
 from voxtrain_datasets import domain as d
 from voxtrain_shared.storage import dataset_key
-from voxtrain_shared.vocab import DatasetType as T, ErrorCode, ModelStatus as S
+from voxtrain_shared.vocab import DatasetType as T
+from voxtrain_shared.vocab import ErrorCode
+from voxtrain_shared.vocab import ModelStatus as S
 
 MiB, GiB = 1024**2, 1024**3
 
@@ -17,11 +19,21 @@ def code_of(fn, *args) -> ErrorCode:
     return info.value.code
 
 
-@pytest.mark.parametrize(("name", "kind"), [
-    ("a.vtt", T.TRANSCRIPT), ("a.srt", T.TRANSCRIPT), ("a.txt", T.TRANSCRIPT), ("A.TXT", T.TRANSCRIPT),
-    ("a.wav", T.AUDIO), ("a.mp3", T.AUDIO), ("a.m4a", T.AUDIO), ("a.FLAC", T.AUDIO),
-    ("lines.jsonl", T.MANIFEST), ("archive.tar.wav", T.AUDIO),
-])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("a.vtt", T.TRANSCRIPT),
+        ("a.srt", T.TRANSCRIPT),
+        ("a.txt", T.TRANSCRIPT),
+        ("A.TXT", T.TRANSCRIPT),
+        ("a.wav", T.AUDIO),
+        ("a.mp3", T.AUDIO),
+        ("a.m4a", T.AUDIO),
+        ("a.FLAC", T.AUDIO),
+        ("lines.jsonl", T.MANIFEST),
+        ("archive.tar.wav", T.AUDIO),
+    ],
+)
 def test_auto_detects_every_extension(name: str, kind: T) -> None:
     assert d.detect_type(name) is kind
     assert d.type_for_file(None, name) is kind
@@ -33,13 +45,16 @@ def test_auto_refuses_what_it_cannot_place(name: str) -> None:
     assert code_of(d.type_for_file, None, name) is ErrorCode.VALIDATION_FAILED
 
 
-@pytest.mark.parametrize(("kind", "name", "code"), [
-    (T.TRANSCRIPT, "a.wav", ErrorCode.INVALID_TRANSCRIPT_FORMAT),
-    (T.TEST, "a.jsonl", ErrorCode.INVALID_TRANSCRIPT_FORMAT),
-    (T.AUDIO, "a.txt", ErrorCode.INVALID_AUDIO_FORMAT),
-    (T.AUDIO, "a.ogg", ErrorCode.INVALID_AUDIO_FORMAT),
-    (T.MANIFEST, "a.json", ErrorCode.VALIDATION_FAILED),
-])
+@pytest.mark.parametrize(
+    ("kind", "name", "code"),
+    [
+        (T.TRANSCRIPT, "a.wav", ErrorCode.INVALID_TRANSCRIPT_FORMAT),
+        (T.TEST, "a.jsonl", ErrorCode.INVALID_TRANSCRIPT_FORMAT),
+        (T.AUDIO, "a.txt", ErrorCode.INVALID_AUDIO_FORMAT),
+        (T.AUDIO, "a.ogg", ErrorCode.INVALID_AUDIO_FORMAT),
+        (T.MANIFEST, "a.json", ErrorCode.VALIDATION_FAILED),
+    ],
+)
 def test_extension_must_match_the_chosen_type(kind: T, name: str, code: ErrorCode) -> None:
     assert code_of(d.type_for_file, kind, name) is code
 
@@ -49,10 +64,20 @@ def test_a_chosen_type_wins_where_the_extension_fits() -> None:
     assert d.type_for_file(T.TRANSCRIPT, "x.SRT") is T.TRANSCRIPT
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, None), ("auto", None), ("AUTO", None), ("", None), ("TRANSCRIPT", T.TRANSCRIPT), ("test", T.TEST),
-    ("3", T.AUDIO), (4, T.MANIFEST), (" 1 ", T.TRANSCRIPT),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("auto", None),
+        ("AUTO", None),
+        ("", None),
+        ("TRANSCRIPT", T.TRANSCRIPT),
+        ("test", T.TEST),
+        ("3", T.AUDIO),
+        (4, T.MANIFEST),
+        (" 1 ", T.TRANSCRIPT),
+    ],
+)
 def test_requested_type_by_name_or_number(value, expected) -> None:
     assert d.parse_requested_type(value) is expected
 
@@ -79,18 +104,24 @@ def test_size_limit_speaks_the_specs_words() -> None:
     assert d.size_text(MiB) == "1MB" and d.size_text(1000) == "1000 bytes"
 
 
-@pytest.mark.parametrize(("raw", "shown"), [
-    ("../../etc/passwd.txt", "passwd.txt"),
-    ("..\\..\\Windows\\win.ini.txt", "win.ini.txt"),
-    ("C:\\Users\\me\\talk.wav", "talk.wav"),
-    ("a\x00b\x1f.txt", "ab.txt"),
-    ("\u202etxt.exe.wav", "txt.exe.wav"),  # a right-to-left override would disguise the extension
-    ("zero\u200bwidth.srt", "zerowidth.srt"),
-    ("  many   spaces\t.vtt  ", "many spaces .vtt"),
-    ("..", d.UNNAMED), ("", d.UNNAMED), ("dir/", d.UNNAMED), ("...", d.UNNAMED),
-    ("cafe\u0301.txt", "caf\u00e9.txt"),
-    ("Überprüfung – Diktat.txt", "Überprüfung – Diktat.txt"),
-])
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\Windows\\win.ini.txt", "win.ini.txt"),
+        ("C:\\Users\\me\\talk.wav", "talk.wav"),
+        ("a\x00b\x1f.txt", "ab.txt"),
+        ("\u202etxt.exe.wav", "txt.exe.wav"),  # a right-to-left override would disguise the extension
+        ("zero\u200bwidth.srt", "zerowidth.srt"),
+        ("  many   spaces\t.vtt  ", "many spaces .vtt"),
+        ("..", d.UNNAMED),
+        ("", d.UNNAMED),
+        ("dir/", d.UNNAMED),
+        ("...", d.UNNAMED),
+        ("cafe\u0301.txt", "caf\u00e9.txt"),
+        ("Überprüfung – Diktat.txt", "Überprüfung – Diktat.txt"),
+    ],
+)
 def test_display_names_are_safe(raw: str, shown: str) -> None:
     assert d.display_name(raw) == shown
 
@@ -152,10 +183,15 @@ def test_parts_are_checked_against_the_plan() -> None:
     assert "parts 2-4, 6-8 missing" in info.value.message
 
 
-@pytest.mark.parametrize(("status", "code"), [
-    (None, ErrorCode.NOT_FOUND), (S.READY_TO_RUN, ErrorCode.MODEL_LOCKED), (S.RUNNING, ErrorCode.MODEL_LOCKED),
-    (S.SUCCESS, ErrorCode.INVALID_STATUS),
-])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (None, ErrorCode.NOT_FOUND),
+        (S.READY_TO_RUN, ErrorCode.MODEL_LOCKED),
+        (S.RUNNING, ErrorCode.MODEL_LOCKED),
+        (S.SUCCESS, ErrorCode.INVALID_STATUS),
+    ],
+)
 def test_only_1_and_5_accept_dataset_changes(status, code) -> None:
     assert code_of(d.check_model_accepts_changes, uuid.uuid4(), status) is code
 

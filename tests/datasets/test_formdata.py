@@ -22,7 +22,7 @@ def raw_part(headers: str, body: bytes) -> bytes:
 
 async def chunks_of(body: bytes, size: int):
     for i in range(0, len(body), size):
-        yield body[i:i + size]
+        yield body[i : i + size]
 
 
 async def events(ctype: str, body: bytes, size: int) -> list:
@@ -38,19 +38,25 @@ async def events(ctype: str, body: bytes, size: int) -> list:
 @pytest.mark.parametrize("chunk", [1, 7, 64, 65536, 10**9])
 async def test_any_chunking_gives_the_same_events(chunk: int) -> None:
     big = os.urandom(200_000)
-    ctype, body = encoded({"type": "AUDIO"}, [("files", ("a.wav", big, "audio/wav")),
-                                              ("files", ("b.wav", b"", "audio/wav"))])
+    ctype, body = encoded(
+        {"type": "AUDIO"}, [("files", ("a.wav", big, "audio/wav")), ("files", ("b.wav", b"", "audio/wav"))]
+    )
     assert await events(ctype, body, chunk) == [
         Field("type", "AUDIO"),
-        FileStart("files", "a.wav", "audio/wav"), FileData(big), FileEnd(),
-        FileStart("files", "b.wav", "audio/wav"), FileEnd(),
+        FileStart("files", "a.wav", "audio/wav"),
+        FileData(big),
+        FileEnd(),
+        FileStart("files", "b.wav", "audio/wav"),
+        FileEnd(),
     ]
 
 
 async def test_file_names_arrive_as_sent() -> None:
-    body = (raw_part('Content-Disposition: form-data; name="f"; filename="Über \\"q\\" ../x.txt"', b"hi")
-            + raw_part('Content-Disposition: form-data; name="f"; filename="a\x01b.txt"', b"")
-            + f"--{BOUNDARY}--\r\n".encode())
+    body = (
+        raw_part('Content-Disposition: form-data; name="f"; filename="Über \\"q\\" ../x.txt"', b"hi")
+        + raw_part('Content-Disposition: form-data; name="f"; filename="a\x01b.txt"', b"")
+        + f"--{BOUNDARY}--\r\n".encode()
+    )
     got = await events(CTYPE, body, 5)
     starts = [e.file_name for e in got if isinstance(e, FileStart)]
     assert starts == ['Über "q" ../x.txt', "a\x01b.txt"]

@@ -11,9 +11,9 @@ import pytest
 
 from tests.datasets.fakes import FakeDatasetRepository, FakeObjectStore
 from tests.fakes import FakeUnitOfWork
+from voxtrain_datasets import consumers
 from voxtrain_datasets import domain as d
 from voxtrain_datasets.formdata import Field, FileData, FileEnd, FileStart, FormEvent
-from voxtrain_datasets import consumers
 from voxtrain_datasets.handlers import Deps, deletes, reads, sessions, sweeping, uploads
 from voxtrain_datasets.storage import StorageUnavailable
 from voxtrain_shared import events as ev
@@ -30,10 +30,14 @@ class World:
         self.repo = FakeDatasetRepository()
         self.uow = FakeUnitOfWork(self.repo)
         self.store = FakeObjectStore()
-        self.deps = Deps(uow=self.uow, store=self.store, limits=d.Limits(max_file_bytes=12 * MiB, max_files=3,
-                                                                          part_size=5 * MiB),
-                         session_ttl=timedelta(hours=1), presign_ttl=timedelta(minutes=5),
-                         unknown_model_grace=timedelta(0))
+        self.deps = Deps(
+            uow=self.uow,
+            store=self.store,
+            limits=d.Limits(max_file_bytes=12 * MiB, max_files=3, part_size=5 * MiB),
+            session_ttl=timedelta(hours=1),
+            presign_ttl=timedelta(minutes=5),
+            unknown_model_grace=timedelta(0),
+        )
         self.ctx = Context(TENANT, uuid.uuid4())
 
     async def model(self, status: ModelStatus = ModelStatus.NOT_RUNNING) -> uuid.UUID:
@@ -105,11 +109,17 @@ async def test_storage_down_mid_upload_leaves_the_objects_to_the_sweeper(w: Worl
     assert w.store.objects == {} and w.repo.pending == {}
 
 
-@pytest.mark.parametrize("status,code", [(ModelStatus.READY_TO_RUN, ErrorCode.MODEL_LOCKED),
-                                         (ModelStatus.RUNNING, ErrorCode.MODEL_LOCKED),
-                                         (ModelStatus.SUCCESS, ErrorCode.INVALID_STATUS)])
-async def test_a_locked_or_final_model_refuses_uploads_and_deletes(w: World, status: ModelStatus,
-                                                                    code: ErrorCode) -> None:
+@pytest.mark.parametrize(
+    "status,code",
+    [
+        (ModelStatus.READY_TO_RUN, ErrorCode.MODEL_LOCKED),
+        (ModelStatus.RUNNING, ErrorCode.MODEL_LOCKED),
+        (ModelStatus.SUCCESS, ErrorCode.INVALID_STATUS),
+    ],
+)
+async def test_a_locked_or_final_model_refuses_uploads_and_deletes(
+    w: World, status: ModelStatus, code: ErrorCode
+) -> None:
     mid = await w.model()
     [ds] = await uploads.upload_form(w.deps, w.ctx, mid, None, form(("a.txt", b"words")))
     await w.repo.model_status_changed(TENANT, mid, status, datetime.now(UTC))
@@ -144,8 +154,8 @@ async def test_a_resumable_upload_completes_once(w: World) -> None:
     st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", len(data), "auto")
     assert st.missing == [1, 2] and len(st.urls) == 2
     s = st.session
-    await w.store.upload_part(s.object_key, s.s3_upload_id, 1, data[:5 * MiB])
-    await w.store.upload_part(s.object_key, s.s3_upload_id, 2, data[5 * MiB:])
+    await w.store.upload_part(s.object_key, s.s3_upload_id, 1, data[: 5 * MiB])
+    await w.store.upload_part(s.object_key, s.s3_upload_id, 2, data[5 * MiB :])
     ds, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, s.id, hashlib.sha256(data).hexdigest())
     assert created and ds.size == len(data) and ds.source == "direct"
     again, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, s.id, None)
@@ -176,13 +186,32 @@ async def test_a_verdict_for_a_deleted_dataset_changes_nothing(w: World) -> None
     mid = await w.model()
     [ds] = await uploads.upload_form(w.deps, w.ctx, mid, None, form(("a.wav", b"RIFF")))
     await deletes.delete_dataset(w.deps, w.ctx, mid, ds.id)
-    await w.deliver(consumers.validation(w.uow), mid,
-                    ev.ValidationPassed(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name),
-                    ev.ValidationFailed(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name,
-                                        error=ev.ErrorInfo(code=ErrorCode.INVALID_AUDIO_FORMAT, message="late")))
-    await w.deliver(consumers.published(w.uow), mid, ev.DatasetUploaded(dataset=ev.DatasetObject(
-        dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name, bucket=ds.bucket, object_key=ds.object_key,
-        size=ds.size, sha256=ds.sha256)))
+    await w.deliver(
+        consumers.validation(w.uow),
+        mid,
+        ev.ValidationPassed(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name),
+        ev.ValidationFailed(
+            dataset_id=ds.id,
+            dataset_type=ds.type,
+            file_name=ds.file_name,
+            error=ev.ErrorInfo(code=ErrorCode.INVALID_AUDIO_FORMAT, message="late"),
+        ),
+    )
+    await w.deliver(
+        consumers.published(w.uow),
+        mid,
+        ev.DatasetUploaded(
+            dataset=ev.DatasetObject(
+                dataset_id=ds.id,
+                dataset_type=ds.type,
+                file_name=ds.file_name,
+                bucket=ds.bucket,
+                object_key=ds.object_key,
+                size=ds.size,
+                sha256=ds.sha256,
+            )
+        ),
+    )
     assert len(w.uow.claimed) == 3  # each handled once, its redelivery skipped
     assert w.repo.datasets == {}
 
@@ -190,11 +219,21 @@ async def test_a_verdict_for_a_deleted_dataset_changes_nothing(w: World) -> None
 async def test_the_newest_verdict_wins(w: World) -> None:
     mid = await w.model()
     [ds] = await uploads.upload_form(w.deps, w.ctx, mid, None, form(("a.wav", b"RIFF")))
-    passed = ev.wrap(ev.ValidationPassed(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name),
-                     tenant_id=TENANT, model_id=mid)
-    older = ev.wrap(ev.ValidationFailed(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name,
-                                        error=ev.ErrorInfo(code=ErrorCode.INVALID_AUDIO_FORMAT, message="old")),
-                    tenant_id=TENANT, model_id=mid)
+    passed = ev.wrap(
+        ev.ValidationPassed(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name),
+        tenant_id=TENANT,
+        model_id=mid,
+    )
+    older = ev.wrap(
+        ev.ValidationFailed(
+            dataset_id=ds.id,
+            dataset_type=ds.type,
+            file_name=ds.file_name,
+            error=ev.ErrorInfo(code=ErrorCode.INVALID_AUDIO_FORMAT, message="old"),
+        ),
+        tenant_id=TENANT,
+        model_id=mid,
+    )
     older = older.model_copy(update={"occurred_at": passed.occurred_at - timedelta(seconds=1)})
     await consumers.validation(w.uow)(passed)
     await consumers.validation(w.uow)(older)
@@ -209,9 +248,13 @@ async def test_late_facts_do_not_revive_a_deleted_model(w: World) -> None:
     await w.deliver(consumers.models(w.uow), mid, ev.ModelDeleted())
     assert w.repo.pending[ds.object_key].abandoned  # its object is the sweeper's now
     await w.deliver(consumers.models(w.uow), mid, ev.ModelCreated(name="again", language="en-US"))
-    await w.deliver(consumers.status(w.uow), mid,
-                    ev.TrainingStatusChanged(old_status=None, new_status=ModelStatus.FAILED, status_name="FAILED",
-                                             badge="red", reason="late"))
+    await w.deliver(
+        consumers.status(w.uow),
+        mid,
+        ev.TrainingStatusChanged(
+            old_status=None, new_status=ModelStatus.FAILED, status_name="FAILED", badge="red", reason="late"
+        ),
+    )
     with pytest.raises(d.Rejected) as err:
         await uploads.upload_form(w.deps, w.ctx, mid, None, form(("b.txt", b"x")))
     assert err.value.code is ErrorCode.NOT_FOUND

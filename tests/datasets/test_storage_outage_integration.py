@@ -56,12 +56,28 @@ class PrivateMinio:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "MINIO_ROOT_USER": USER, "MINIO_ROOT_PASSWORD": PASSWORD, "MINIO_UPDATE": "off",
-               "MINIO_BROWSER": "off"}
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": USER,
+            "MINIO_ROOT_PASSWORD": PASSWORD,
+            "MINIO_UPDATE": "off",
+            "MINIO_BROWSER": "off",
+        }
         self.proc = subprocess.Popen(
-            [self.binary, "server", str(self.data), "--address", self.endpoint,
-             "--console-address", f"127.0.0.1:{self.console}", "--quiet"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "server",
+                str(self.data),
+                "--address",
+                self.endpoint,
+                "--console-address",
+                f"127.0.0.1:{self.console}",
+                "--quiet",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -94,8 +110,10 @@ async def form(boundary: str, parts: list[tuple[str, int]], on_sent) -> AsyncIte
     """A multipart body generated as it is sent; ``on_sent(name, bytes_sent)`` runs after each chunk."""
     chunk = os.urandom(256 * 1024)
     for name, size in parts:
-        yield (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-               "Content-Type: application/octet-stream\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         sent = 0
         while sent < size:
             piece = chunk[: min(len(chunk), size - sent)]
@@ -108,9 +126,14 @@ async def form(boundary: str, parts: list[tuple[str, int]], on_sent) -> AsyncIte
 
 
 async def test_minio_dying_mid_upload_is_a_503_and_leaves_nothing(stack, private_minio: PrivateMinio) -> None:
-    settings = settings_for(DatasetsSettings, stack, VOXTRAIN_MINIO__ENDPOINT=private_minio.endpoint,
-                            VOXTRAIN_MINIO__ACCESS_KEY=USER, VOXTRAIN_MINIO__SECRET_KEY=PASSWORD,
-                            VOXTRAIN_PART_SIZE_BYTES=str(5 * MiB))
+    settings = settings_for(
+        DatasetsSettings,
+        stack,
+        VOXTRAIN_MINIO__ENDPOINT=private_minio.endpoint,
+        VOXTRAIN_MINIO__ACCESS_KEY=USER,
+        VOXTRAIN_MINIO__SECRET_KEY=PASSWORD,
+        VOXTRAIN_PART_SIZE_BYTES=str(5 * MiB),
+    )
     store = spy_store(settings)
     built = assemble(settings, store=store, sweep_every=3600)
     async with running(built.service) as client:
@@ -124,9 +147,10 @@ async def test_minio_dying_mid_upload_is_a_503_and_leaves_nothing(stack, private
         boundary = "outage-boundary"
         async with TopicReader(stack.kafka_bootstrap, datasets.topics.datasets) as reader:
             r = await client.post(
-                f"/v1/models/{mid}/datasets", headers={**auth_headers("acme"),
-                                                       "content-type": f"multipart/form-data; boundary={boundary}"},
-                content=form(boundary, [("first.txt", 2 * MiB), ("second.wav", 40 * MiB)], kill_midway))
+                f"/v1/models/{mid}/datasets",
+                headers={**auth_headers("acme"), "content-type": f"multipart/form-data; boundary={boundary}"},
+                content=form(boundary, [("first.txt", 2 * MiB), ("second.wav", 40 * MiB)], kill_midway),
+            )
             assert r.status_code == 503, r.text
             assert r.json()["error"]["code"] == "storage_unavailable"
             assert "nothing from this request was kept" in r.json()["error"]["message"]

@@ -21,8 +21,12 @@ def store(request):
     if request.param == "fake":
         return FakeObjectStore()
     stack = request.getfixturevalue("stack")
-    settings = MinioSettings(endpoint=stack.minio_endpoint, access_key=stack.minio_access_key,
-                             secret_key=stack.minio_secret_key, bucket=f"contract-{uuid.uuid4().hex[:10]}")
+    settings = MinioSettings(
+        endpoint=stack.minio_endpoint,
+        access_key=stack.minio_access_key,
+        secret_key=stack.minio_secret_key,
+        bucket=f"contract-{uuid.uuid4().hex[:10]}",
+    )
     ensure_bucket(make_client(settings), settings.bucket)
     return S3ObjectStore(make_client(settings), make_client(settings, public=True), settings.bucket)
 
@@ -75,7 +79,7 @@ async def test_the_writer_cuts_exact_parts_and_hashes_on_the_way(store, size: in
     data = os.urandom(size)
     w = StreamingWriter(store, key(), "audio/wav", part_size=5 * MiB, limit=64 * MiB)
     for i in range(0, size, 65_536):
-        await w.write(memoryview(data)[i:i + 65_536])
+        await w.write(memoryview(data)[i : i + 65_536])
     obj = await w.finish()
     assert (obj.size, obj.sha256) == (size, hashlib.sha256(data).hexdigest())
     assert await store.sha256_of(obj.key) == (size, obj.sha256)

@@ -17,21 +17,35 @@ ACME = auth_headers("acme")
 
 
 def passed(ds: dict) -> ev.ValidationPassed:
-    return ev.ValidationPassed(dataset_id=uuid.UUID(ds["id"]), dataset_type=DatasetType[ds["type"]],
-                               file_name=ds["file_name"], metadata={"duration_s": 1.0})
+    return ev.ValidationPassed(
+        dataset_id=uuid.UUID(ds["id"]),
+        dataset_type=DatasetType[ds["type"]],
+        file_name=ds["file_name"],
+        metadata={"duration_s": 1.0},
+    )
 
 
 def failed(ds: dict) -> ev.ValidationFailed:
-    return ev.ValidationFailed(dataset_id=uuid.UUID(ds["id"]), dataset_type=DatasetType[ds["type"]],
-                               file_name=ds["file_name"],
-                               error=ev.ErrorInfo(code=ErrorCode.INVALID_AUDIO_FORMAT, message="late"))
+    return ev.ValidationFailed(
+        dataset_id=uuid.UUID(ds["id"]),
+        dataset_type=DatasetType[ds["type"]],
+        file_name=ds["file_name"],
+        error=ev.ErrorInfo(code=ErrorCode.INVALID_AUDIO_FORMAT, message="late"),
+    )
 
 
 def uploaded_again(ds: dict, bucket: str) -> ev.DatasetUploaded:
-    return ev.DatasetUploaded(dataset=ev.DatasetObject(
-        dataset_id=uuid.UUID(ds["id"]), dataset_type=DatasetType[ds["type"]], file_name=ds["file_name"],
-        bucket=bucket, object_key=f"tenants/acme/models/{ds['model_id']}/datasets/{ds['id']}/data", size=ds["size"],
-        sha256=ds["sha256"]))
+    return ev.DatasetUploaded(
+        dataset=ev.DatasetObject(
+            dataset_id=uuid.UUID(ds["id"]),
+            dataset_type=DatasetType[ds["type"]],
+            file_name=ds["file_name"],
+            bucket=bucket,
+            object_key=f"tenants/acme/models/{ds['model_id']}/datasets/{ds['id']}/data",
+            size=ds["size"],
+            sha256=ds["sha256"],
+        )
+    )
 
 
 async def deliver(datasets, topic: str, consumer: str, mid: uuid.UUID, *messages: ev.Message) -> None:
@@ -72,16 +86,23 @@ async def test_late_events_for_a_deleted_model_recreate_nothing(datasets) -> Non
 
     # Everything that may still be in flight for it arrives afterwards.
     await deliver(datasets, t.models, "models", mid, ev.ModelCreated(name="again", language="en-US"))
-    await deliver(datasets, t.status, "status", mid,
-                  ev.TrainingStatusChanged(old_status=None, new_status=ModelStatus.NOT_RUNNING,
-                                           status_name="NOT_RUNNING", badge="zinc", reason="late"))
+    await deliver(
+        datasets,
+        t.status,
+        "status",
+        mid,
+        ev.TrainingStatusChanged(
+            old_status=None, new_status=ModelStatus.NOT_RUNNING, status_name="NOT_RUNNING", badge="zinc", reason="late"
+        ),
+    )
     await deliver(datasets, t.datasets, "published", mid, *(uploaded_again(ds, datasets.store.bucket) for ds in sent))
     await deliver(datasets, t.validation, "validation", mid, passed(sent[0]), failed(sent[1]))
 
     assert (await datasets.client.get(f"/v1/models/{mid}/datasets", headers=ACME)).status_code == 404
     assert (await datasets.upload(mid, [("c.txt", b"x")])).status_code == 404
-    started = await datasets.client.post(f"/v1/models/{mid}/uploads", headers=ACME,
-                                         json={"file_name": "d.wav", "size": 10})
+    started = await datasets.client.post(
+        f"/v1/models/{mid}/uploads", headers=ACME, json={"file_name": "d.wav", "size": 10}
+    )
     assert started.status_code == 404, started.text
     async with datasets.deps.uow.reading() as repo:
         assert await repo.model_status("acme", mid) is None
@@ -93,8 +114,14 @@ async def test_a_delete_that_overtakes_the_creation_still_wins(datasets) -> None
     t = datasets.topics
     await deliver(datasets, t.models, "models", mid, ev.ModelDeleted())
     await deliver(datasets, t.models, "models", mid, ev.ModelCreated(name="late", language="en-US"))
-    await deliver(datasets, t.status, "status", mid,
-                  ev.TrainingStatusChanged(old_status=1, new_status=ModelStatus.FAILED, status_name="FAILED",
-                                           badge="red", reason="late"))
+    await deliver(
+        datasets,
+        t.status,
+        "status",
+        mid,
+        ev.TrainingStatusChanged(
+            old_status=1, new_status=ModelStatus.FAILED, status_name="FAILED", badge="red", reason="late"
+        ),
+    )
     assert (await datasets.client.get(f"/v1/models/{mid}/datasets", headers=ACME)).status_code == 404
     assert (await datasets.upload(mid, [("c.txt", b"x")])).status_code == 404

@@ -32,18 +32,26 @@ class Datasets:
     sweeper: Loop
 
 
-def assemble(settings: DatasetsSettings, *, store: ObjectStore | None = None,
-             sweep_every: float = workers.SWEEP_EVERY_SECONDS) -> Datasets:
+def assemble(
+    settings: DatasetsSettings, *, store: ObjectStore | None = None, sweep_every: float = workers.SWEEP_EVERY_SECONDS
+) -> Datasets:
     """The datasets service, wired. ``store`` replaces the S3 store (tests pass a spy)."""
-    svc = Service(settings, migrations=MIGRATIONS, title="voxtrain datasets",
-                  description="Dataset uploads (streamed or resumable) into object storage, for custom models.")
-    objects = store or S3ObjectStore(make_client(settings.minio), make_client(settings.minio, public=True),
-                                     settings.minio.bucket)
+    svc = Service(
+        settings,
+        migrations=MIGRATIONS,
+        title="voxtrain datasets",
+        description="Dataset uploads (streamed or resumable) into object storage, for custom models.",
+    )
+    objects = store or S3ObjectStore(
+        make_client(settings.minio), make_client(settings.minio, public=True), settings.minio.bucket
+    )
     uow = UnitOfWork(lambda: svc.pool, svc.schema, svc.topics, DatasetRepository)
     deps = Deps(
-        uow=uow, store=objects,
-        limits=Limits(max_file_bytes=settings.max_file_bytes, max_files=settings.max_files,
-                      part_size=settings.part_size_bytes),
+        uow=uow,
+        store=objects,
+        limits=Limits(
+            max_file_bytes=settings.max_file_bytes, max_files=settings.max_files, part_size=settings.part_size_bytes
+        ),
         session_ttl=timedelta(seconds=settings.upload_session_ttl_seconds),
         presign_ttl=timedelta(seconds=settings.presign_ttl_seconds),
         unknown_model_grace=timedelta(seconds=settings.unknown_model_grace_seconds),
@@ -75,7 +83,8 @@ def assemble(settings: DatasetsSettings, *, store: ObjectStore | None = None,
     return Datasets(svc, deps, sweeper)
 
 
-def build(settings: DatasetsSettings, *, store: ObjectStore | None = None,
-          sweep_every: float = workers.SWEEP_EVERY_SECONDS) -> Service:
+def build(
+    settings: DatasetsSettings, *, store: ObjectStore | None = None, sweep_every: float = workers.SWEEP_EVERY_SECONDS
+) -> Service:
     """The datasets service (see :func:`assemble` for its parts)."""
     return assemble(settings, store=store, sweep_every=sweep_every).service

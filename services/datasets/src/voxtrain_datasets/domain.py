@@ -130,8 +130,9 @@ def parse_requested_type(value: str | int | None) -> DatasetType | None:
         return DatasetType.parse(value)
     except (KeyError, ValueError):
         names = ", ".join(f"{t.name} ({t.value})" for t in DatasetType)
-        raise Rejected(ErrorCode.VALIDATION_FAILED,
-                       f"Unknown dataset type {str(value)[:40]!r}: use auto, {names}.") from None
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED, f"Unknown dataset type {str(value)[:40]!r}: use auto, {names}."
+        ) from None
 
 
 def extension(file_name: str) -> str:
@@ -154,11 +155,11 @@ def _wrong_format(t: DatasetType, file_name: str) -> Rejected:
     accepted = ", ".join(t.extensions)
     details = {"file_name": file_name, "dataset_type": t.name, "accepted_extensions": list(t.extensions)}
     if t is DatasetType.AUDIO:
-        return Rejected(ErrorCode.INVALID_AUDIO_FORMAT,
-                        f"{file_name}: audio files must be {accepted}.", details)
+        return Rejected(ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: audio files must be {accepted}.", details)
     if t in (DatasetType.TRANSCRIPT, DatasetType.TEST):
-        return Rejected(ErrorCode.INVALID_TRANSCRIPT_FORMAT,
-                        f"{file_name}: {t.name} files must be {accepted}.", details)
+        return Rejected(
+            ErrorCode.INVALID_TRANSCRIPT_FORMAT, f"{file_name}: {t.name} files must be {accepted}.", details
+        )
     return Rejected(ErrorCode.VALIDATION_FAILED, f"{file_name}: MANIFEST files must be {accepted}.", details)
 
 
@@ -171,10 +172,12 @@ def type_for_file(requested: DatasetType | None, file_name: str) -> DatasetType:
     detected = detect_type(file_name)
     if detected is None:
         every = sorted({e for t in DatasetType for e in t.extensions})
-        raise Rejected(ErrorCode.VALIDATION_FAILED,
-                       f"{file_name}: cannot detect the dataset type from the extension; "
-                       f"use one of {', '.join(every)} or choose a type.",
-                       {"file_name": file_name, "accepted_extensions": every})
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED,
+            f"{file_name}: cannot detect the dataset type from the extension; "
+            f"use one of {', '.join(every)} or choose a type.",
+            {"file_name": file_name, "accepted_extensions": every},
+        )
     return detected
 
 
@@ -189,12 +192,15 @@ def content_type_for(file_name: str) -> str:
 def check_file_count(count: int, max_files: int) -> None:
     """1..max_files files per upload: none is ``validation_failed``, too many ``too_many_files``."""
     if count == 0:
-        raise Rejected(ErrorCode.VALIDATION_FAILED,
-                       f"Select 1-{max_files} files: the form has no file part.", {"files": 0})
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED, f"Select 1-{max_files} files: the form has no file part.", {"files": 0}
+        )
     if count > max_files:
-        raise Rejected(ErrorCode.TOO_MANY_FILES,
-                       f"Select 1-{max_files} files per upload (got more than {max_files}).",
-                       {"max_files": max_files})
+        raise Rejected(
+            ErrorCode.TOO_MANY_FILES,
+            f"Select 1-{max_files} files per upload (got more than {max_files}).",
+            {"max_files": max_files},
+        )
 
 
 def size_text(limit: int) -> str:
@@ -207,8 +213,11 @@ def size_text(limit: int) -> str:
 
 def file_too_large(file_name: str, limit: int) -> Rejected:
     """The spec's "File size exceeds 10GB limit", naming the file."""
-    return Rejected(ErrorCode.FILE_TOO_LARGE, f"File size exceeds {size_text(limit)} limit: {file_name}",
-                    {"file_name": file_name, "limit_bytes": limit})
+    return Rejected(
+        ErrorCode.FILE_TOO_LARGE,
+        f"File size exceeds {size_text(limit)} limit: {file_name}",
+        {"file_name": file_name, "limit_bytes": limit},
+    )
 
 
 def check_size(file_name: str, size: int, limit: int) -> None:
@@ -236,8 +245,9 @@ def display_name(raw: str) -> str:
     whitespace collapsed, and the result cut to 255 characters keeping the extension.
     """
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if _is_space(c) else c for c in name
-                   if _is_space(c) or unicodedata.category(c) not in _REMOVED_CATEGORIES)
+    name = "".join(
+        " " if _is_space(c) else c for c in name if _is_space(c) or unicodedata.category(c) not in _REMOVED_CATEGORIES
+    )
     name = _SPACES.sub(" ", name).strip()
     if set(name) <= {"."}:
         return UNNAMED
@@ -295,8 +305,11 @@ def plan_parts(size: int, part_size: int) -> PartPlan:
 def check_parts(plan: PartPlan, received: dict[int, int]) -> None:
     """Every planned part is there with its exact size, and nothing else (raises :class:`Rejected`)."""
     missing = [n for n in range(1, plan.count + 1) if n not in received]
-    wrong = [{"part_number": n, "size": s, "expected": plan.part_bytes(n)}
-             for n, s in sorted(received.items()) if 1 <= n <= plan.count and s != plan.part_bytes(n)]
+    wrong = [
+        {"part_number": n, "size": s, "expected": plan.part_bytes(n)}
+        for n, s in sorted(received.items())
+        if 1 <= n <= plan.count and s != plan.part_bytes(n)
+    ]
     extra = sorted(n for n in received if not 1 <= n <= plan.count)
     if not (missing or wrong or extra):
         return
@@ -304,13 +317,17 @@ def check_parts(plan: PartPlan, received: dict[int, int]) -> None:
     if missing:
         problems.append(f"part{'s' if len(missing) > 1 else ''} {_ranges(missing)} missing")
     if wrong:
-        problems.append("part " + ", ".join(f"{w['part_number']} has {w['size']} bytes, expected {w['expected']}"
-                                             for w in wrong[:5]))
+        problems.append(
+            "part "
+            + ", ".join(f"{w['part_number']} has {w['size']} bytes, expected {w['expected']}" for w in wrong[:5])
+        )
     if extra:
         problems.append(f"unexpected part{'s' if len(extra) > 1 else ''} {_ranges(extra)}")
-    raise Rejected(ErrorCode.VALIDATION_FAILED,
-                   f"Upload incomplete ({plan.count} parts planned): {'; '.join(problems)}.",
-                   {"missing_parts": missing, "wrong_size_parts": wrong, "unexpected_parts": extra})
+    raise Rejected(
+        ErrorCode.VALIDATION_FAILED,
+        f"Upload incomplete ({plan.count} parts planned): {'; '.join(problems)}.",
+        {"missing_parts": missing, "wrong_size_parts": wrong, "unexpected_parts": extra},
+    )
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -334,13 +351,19 @@ def check_model_accepts_changes(model_id: uuid.UUID, status: ModelStatus | None)
     if status is None:
         raise model_not_found(model_id)
     if status.locked:
-        raise Rejected(ErrorCode.MODEL_LOCKED,
-                       f"The model is {status.label} ({status.value}): datasets cannot be added or removed "
-                       "until training finishes.", {"status": status.value})
+        raise Rejected(
+            ErrorCode.MODEL_LOCKED,
+            f"The model is {status.label} ({status.value}): datasets cannot be added or removed "
+            "until training finishes.",
+            {"status": status.value},
+        )
     if status is ModelStatus.SUCCESS:
-        raise Rejected(ErrorCode.INVALID_STATUS,
-                       "The model is trained (Success, 4) and final: its datasets cannot change; "
-                       "create a new model to train again.", {"status": status.value})
+        raise Rejected(
+            ErrorCode.INVALID_STATUS,
+            "The model is trained (Success, 4) and final: its datasets cannot change; "
+            "create a new model to train again.",
+            {"status": status.value},
+        )
 
 
 def model_not_found(model_id: uuid.UUID) -> Rejected:

@@ -90,10 +90,14 @@ class _Collector:
 
     def callbacks(self) -> MultipartCallbacks:
         return {
-            "on_part_begin": self.part_begin, "on_header_field": self.header_field,
-            "on_header_value": self.header_value, "on_header_end": self.header_end,
-            "on_headers_finished": self.headers_finished, "on_part_data": self.part_data,
-            "on_part_end": self.part_end, "on_end": self.end,
+            "on_part_begin": self.part_begin,
+            "on_header_field": self.header_field,
+            "on_header_value": self.header_value,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
+            "on_end": self.end,
         }
 
     def part_begin(self) -> None:
@@ -131,8 +135,9 @@ class _Collector:
         self._is_file = b"filename" in params
         if self._is_file:
             ctype = self._headers.get("content-type")
-            self.events.append(FileStart(self._field_name, _text(params[b"filename"]),
-                                         ctype.decode("latin-1") if ctype else None))
+            self.events.append(
+                FileStart(self._field_name, _text(params[b"filename"]), ctype.decode("latin-1") if ctype else None)
+            )
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:

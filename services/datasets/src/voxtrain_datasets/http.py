@@ -20,16 +20,22 @@ from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
 from . import domain as d
-from .handlers import Deps, deletes, reads, sessions, uploads
 from .formdata import FormError, read_form
+from .handlers import Deps, deletes, reads, sessions, uploads
 from .storage import StorageUnavailable
 
 #: After refusing an upload early, read at most this much more of the body so the client gets the
 #: answer instead of a connection reset; beyond it the connection is closed.
 DRAIN_BYTES = 32 * 1024 * 1024
 DRAIN_SECONDS = 5.0
-_STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.FILE_TOO_LARGE: 413, ErrorCode.MODEL_LOCKED: 409,
-              ErrorCode.INVALID_STATUS: 409, ErrorCode.CONFLICT: 409, ErrorCode.STORAGE_UNAVAILABLE: 503}
+_STATUS_OF = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.FILE_TOO_LARGE: 413,
+    ErrorCode.MODEL_LOCKED: 409,
+    ErrorCode.INVALID_STATUS: 409,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
+}
 TYPE_HELP = "auto (default: detect by extension), TRANSCRIPT, TEST, AUDIO, MANIFEST, or 1-4"
 
 
@@ -49,9 +55,12 @@ def install_errors(app: FastAPI) -> None:
         return JSONResponse(ApiError(422, ErrorCode.VALIDATION_FAILED, str(exc)).body(), status_code=422)
 
     async def storage(_r: Request, exc: Exception) -> JSONResponse:
-        err = ApiError(503, ErrorCode.STORAGE_UNAVAILABLE,
-                       "Object storage is unavailable; nothing from this request was kept. Try again later.",
-                       {"reason": str(exc)[:300]})
+        err = ApiError(
+            503,
+            ErrorCode.STORAGE_UNAVAILABLE,
+            "Object storage is unavailable; nothing from this request was kept. Try again later.",
+            {"reason": str(exc)[:300]},
+        )
         return JSONResponse(err.body(), status_code=503, headers={"Retry-After": "30"})
 
     async def gone(_r: Request, _exc: Exception) -> Response:
@@ -149,8 +158,9 @@ class StartUpload(BaseModel):
 
 class CompleteUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
-                               description="optional: refused unless it matches what the server computes")
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{64}$", description="optional: refused unless it matches what the server computes"
+    )
 
 
 class CompleteItem(CompleteUpload):
@@ -200,9 +210,19 @@ class Completed(BaseModel):
 
 def view(ds: d.Dataset) -> DatasetView:
     return DatasetView(
-        id=ds.id, model_id=ds.model_id, type=ds.type.name, type_code=ds.type.value, file_name=ds.file_name,
-        original_name=ds.original_name, size=ds.size, sha256=ds.sha256, content_type=ds.content_type,
-        source=ds.source, status=ds.status.value, validation=ds.validation, created_at=ds.created_at,
+        id=ds.id,
+        model_id=ds.model_id,
+        type=ds.type.name,
+        type_code=ds.type.value,
+        file_name=ds.file_name,
+        original_name=ds.original_name,
+        size=ds.size,
+        sha256=ds.sha256,
+        content_type=ds.content_type,
+        source=ds.source,
+        status=ds.status.value,
+        validation=ds.validation,
+        created_at=ds.created_at,
         updated_at=ds.updated_at,
     )
 
@@ -210,24 +230,51 @@ def view(ds: d.Dataset) -> DatasetView:
 def upload_view(st: sessions.SessionState) -> UploadView:
     s = st.session
     return UploadView(
-        id=s.id, model_id=s.model_id, dataset_id=s.dataset_id, type=s.type.name, type_code=s.type.value,
-        file_name=s.file_name, size=s.size, part_size=s.part_size, part_count=s.part_count, state=s.state,
-        created_at=s.created_at, expires_at=s.expires_at,
+        id=s.id,
+        model_id=s.model_id,
+        dataset_id=s.dataset_id,
+        type=s.type.name,
+        type_code=s.type.value,
+        file_name=s.file_name,
+        size=s.size,
+        part_size=s.part_size,
+        part_count=s.part_count,
+        state=s.state,
+        created_at=s.created_at,
+        expires_at=s.expires_at,
         parts_received=[PartView(part_number=p.number, size=p.size, etag=p.etag) for p in st.received],
         missing_parts=st.missing,
-        part_urls=[PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at)
-                   for u in st.urls],
+        part_urls=[PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at) for u in st.urls],
         dataset=view(st.dataset) if st.dataset else None,
     )
 
 
-_MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["files"],
-    "properties": {
-        "type": {"type": "string", "default": "auto", "description": TYPE_HELP + "; must come before the files"},
-        "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
-                  "maxItems": 10},
-    }}}}}}
+_MULTIPART_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "default": "auto",
+                            "description": TYPE_HELP + "; must come before the files",
+                        },
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                            "maxItems": 10,
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def router(deps: Deps) -> APIRouter:
@@ -236,10 +283,13 @@ def router(deps: Deps) -> APIRouter:
     def ctx(principal: Any, request: Request) -> Context:
         return Context(principal.tenant_id, correlation_id(request))
 
-    @r.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=Uploaded,
-            openapi_extra=_MULTIPART_DOC)
-    async def upload(model_id: uuid.UUID, request: Request, principal: CurrentPrincipal,
-                     type_: Annotated[str | None, Query(alias="type", description=TYPE_HELP)] = None) -> Uploaded:
+    @r.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=Uploaded, openapi_extra=_MULTIPART_DOC)
+    async def upload(
+        model_id: uuid.UUID,
+        request: Request,
+        principal: CurrentPrincipal,
+        type_: Annotated[str | None, Query(alias="type", description=TYPE_HELP)] = None,
+    ) -> Uploaded:
         """Upload 1-10 files (multipart/form-data), each becoming one dataset.
 
         Files stream to storage as they arrive (never held in memory); each is checked when its part
@@ -260,9 +310,15 @@ def router(deps: Deps) -> APIRouter:
     async def list_(model_id: uuid.UUID, principal: CurrentPrincipal) -> DatasetList:
         """The model's datasets, oldest first, with validation status and details."""
         st, items = await reads.list_datasets(deps, principal.tenant_id, model_id)
-        return DatasetList(model=ModelRef(id=model_id, status=st.value, status_name=st.name,
-                                          accepts_datasets=st in (ModelStatus.NOT_RUNNING, ModelStatus.FAILED)),
-                           datasets=[view(x) for x in items])
+        return DatasetList(
+            model=ModelRef(
+                id=model_id,
+                status=st.value,
+                status_name=st.name,
+                accepts_datasets=st in (ModelStatus.NOT_RUNNING, ModelStatus.FAILED),
+            ),
+            datasets=[view(x) for x in items],
+        )
 
     @r.get("/datasets/{dataset_id}", response_model=DatasetView)
     async def get(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal) -> DatasetView:
@@ -275,18 +331,21 @@ def router(deps: Deps) -> APIRouter:
         return Download(url=url, expires_at=expires, file_name=ds.file_name)
 
     @r.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-    async def delete(model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal,
-                     request: Request) -> Response:
+    async def delete(
+        model_id: uuid.UUID, dataset_id: uuid.UUID, principal: CurrentPrincipal, request: Request
+    ) -> Response:
         """Delete a dataset and its object; refused while the model is 2 or 3 (and at 4)."""
         await deletes.delete_dataset(deps, ctx(principal, request), model_id, dataset_id)
         return Response(status_code=204)
 
     @r.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadView)
-    async def start_upload(model_id: uuid.UUID, body: StartUpload, principal: CurrentPrincipal,
-                           request: Request) -> UploadView:
+    async def start_upload(
+        model_id: uuid.UUID, body: StartUpload, principal: CurrentPrincipal, request: Request
+    ) -> UploadView:
         """Open a resumable upload: PUT each part to its presigned URL, then complete."""
-        st = await sessions.start_direct_upload(deps, ctx(principal, request), model_id, body.file_name, body.size,
-                                         str(body.type))
+        st = await sessions.start_direct_upload(
+            deps, ctx(principal, request), model_id, body.file_name, body.size, str(body.type)
+        )
         return upload_view(st)
 
     @r.get("/uploads/{upload_id}", response_model=UploadView)
@@ -294,35 +353,51 @@ def router(deps: Deps) -> APIRouter:
         """Parts received so far, the missing ones, and fresh URLs for them (to resume)."""
         return upload_view(await sessions.get_direct_upload(deps, principal.tenant_id, model_id, upload_id))
 
-    @r.post("/uploads/complete", response_model=Uploaded, status_code=status.HTTP_201_CREATED,
-            responses={200: {"model": Uploaded, "description": "all of them were completed earlier"}})
-    async def complete_uploads(model_id: uuid.UUID, body: CompleteMany, principal: CurrentPrincipal,
-                               request: Request, response: Response) -> Uploaded:
+    @r.post(
+        "/uploads/complete",
+        response_model=Uploaded,
+        status_code=status.HTTP_201_CREATED,
+        responses={200: {"model": Uploaded, "description": "all of them were completed earlier"}},
+    )
+    async def complete_uploads(
+        model_id: uuid.UUID, body: CompleteMany, principal: CurrentPrincipal, request: Request, response: Response
+    ) -> Uploaded:
         """Complete several upload sessions as one upload (one batch: training waits for all of them)."""
-        saved, created = await sessions.complete_direct_uploads(deps, ctx(principal, request), model_id,
-                                                         [(u.id, u.sha256) for u in body.uploads])
+        saved, created = await sessions.complete_direct_uploads(
+            deps, ctx(principal, request), model_id, [(u.id, u.sha256) for u in body.uploads]
+        )
         if not created:
             response.status_code = status.HTTP_200_OK
         return Uploaded(datasets=[view(x) for x in saved])
 
-    @r.post("/uploads/{upload_id}/complete", response_model=Completed, status_code=status.HTTP_201_CREATED,
-            responses={200: {"model": Completed, "description": "already completed earlier"}})
-    async def complete_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal,
-                              request: Request, response: Response,
-                              body: Annotated[CompleteUpload | None, Body()] = None) -> Completed:
+    @r.post(
+        "/uploads/{upload_id}/complete",
+        response_model=Completed,
+        status_code=status.HTTP_201_CREATED,
+        responses={200: {"model": Completed, "description": "already completed earlier"}},
+    )
+    async def complete_upload(
+        model_id: uuid.UUID,
+        upload_id: uuid.UUID,
+        principal: CurrentPrincipal,
+        request: Request,
+        response: Response,
+        body: Annotated[CompleteUpload | None, Body()] = None,
+    ) -> Completed:
         """Check every part, assemble the object, hash it and create the dataset (idempotent)."""
-        ds, created = await sessions.complete_direct_upload(deps, ctx(principal, request), model_id, upload_id,
-                                                     body.sha256 if body else None)
+        ds, created = await sessions.complete_direct_upload(
+            deps, ctx(principal, request), model_id, upload_id, body.sha256 if body else None
+        )
         if not created:
             response.status_code = status.HTTP_200_OK
         return Completed(dataset=view(ds))
 
     @r.delete("/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
-    async def cancel_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal,
-                            request: Request) -> Response:
+    async def cancel_upload(
+        model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal, request: Request
+    ) -> Response:
         """Abort a resumable upload and discard its parts."""
         await sessions.cancel_direct_upload(deps, ctx(principal, request), model_id, upload_id)
         return Response(status_code=204)
 
     return r
-

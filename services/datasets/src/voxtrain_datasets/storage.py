@@ -156,12 +156,12 @@ class S3ObjectStore:
             raise StorageUnavailable(f"bucket {self.bucket} does not exist")
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await self.run(lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data),
-                                                       content_type=content_type))
+        await self.run(
+            lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        )
 
     async def start_multipart(self, key: str, content_type: str) -> str:
-        return await self.run(self._client._create_multipart_upload, self.bucket, key,
-                              {"Content-Type": content_type})
+        return await self.run(self._client._create_multipart_upload, self.bucket, key, {"Content-Type": content_type})
 
     async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
         return await self.run(self._client._upload_part, self.bucket, key, data, None, upload_id, number)
@@ -171,8 +171,7 @@ class S3ObjectStore:
             out: list[ReceivedPart] = []
             marker: str | None = None
             while True:
-                page = self._client._list_parts(self.bucket, key, upload_id, max_parts=1000,
-                                                part_number_marker=marker)
+                page = self._client._list_parts(self.bucket, key, upload_id, max_parts=1000, part_number_marker=marker)
                 out.extend(ReceivedPart(p.part_number, p.size or 0, p.etag) for p in page.parts)
                 if not page.is_truncated or not page.next_part_number_marker:
                     return out
@@ -238,17 +237,20 @@ class S3ObjectStore:
 
     async def keys(self, prefix: str) -> list[str]:
         """Object keys under ``prefix`` (for checks and tests)."""
-        return await self.run(lambda: [o.object_name for o in
-                                       self._client.list_objects(self.bucket, prefix=prefix, recursive=True)])
+        return await self.run(
+            lambda: [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
+        )
 
     def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
-        return self._public.get_presigned_url("PUT", self.bucket, key, expires=ttl,
-                                              extra_query_params={"uploadId": upload_id, "partNumber": str(number)})
+        return self._public.get_presigned_url(
+            "PUT", self.bucket, key, expires=ttl, extra_query_params={"uploadId": upload_id, "partNumber": str(number)}
+        )
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         disposition = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}"
-        return self._public.presigned_get_object(self.bucket, key, expires=ttl,
-                                                 response_headers={"response-content-disposition": disposition})
+        return self._public.presigned_get_object(
+            self.bucket, key, expires=ttl, response_headers={"response-content-disposition": disposition}
+        )
 
 
 class StreamingWriter:
@@ -261,8 +263,9 @@ class StreamingWriter:
     :class:`ObjectTooLarge` at once; the caller then calls :meth:`abort`, which leaves nothing behind.
     """
 
-    def __init__(self, store: ObjectStore, key: str, content_type: str, *, part_size: int, limit: int,
-                 in_flight: int = 2) -> None:
+    def __init__(
+        self, store: ObjectStore, key: str, content_type: str, *, part_size: int, limit: int, in_flight: int = 2
+    ) -> None:
         self.key = key
         self.size = 0
         self.upload_id: str | None = None

@@ -27,8 +27,11 @@ async def _status(deps: Deps, tenant_id: str, model_id: uuid.UUID) -> ModelStatu
                 status = await repo.model_status(tenant_id, model_id)
         if known or loop.time() >= deadline:
             if status is None:
-                log.info("model_not_in_projection", model_id=str(model_id),
-                         waited=round(deps.unknown_model_grace.total_seconds() - (deadline - loop.time()), 2))
+                log.info(
+                    "model_not_in_projection",
+                    model_id=str(model_id),
+                    waited=round(deps.unknown_model_grace.total_seconds() - (deadline - loop.time()), 2),
+                )
             return status
         await asyncio.sleep(0.1)
 

@@ -23,8 +23,7 @@ async def model_created(tx: DatasetTx, model_id: uuid.UUID, env: ev.Envelope, ms
     await tx.repo.model_seen(env.tenant_id, model_id, msg.status, env.occurred_at)
 
 
-async def status_changed(tx: DatasetTx, model_id: uuid.UUID, env: ev.Envelope,
-                         msg: ev.TrainingStatusChanged) -> None:
+async def status_changed(tx: DatasetTx, model_id: uuid.UUID, env: ev.Envelope, msg: ev.TrainingStatusChanged) -> None:
     await tx.repo.model_status_changed(env.tenant_id, model_id, msg.new_status, env.occurred_at)
 
 
@@ -49,8 +48,11 @@ def verdict(env: ev.Envelope, msg: ev.ValidationPassed | ev.ValidationFailed) ->
         details = {"result": "passed", "metadata": msg.metadata, "warnings": msg.warnings}
     else:
         status = d.DatasetStatus.INVALID
-        details = {"result": "failed", "error": msg.error.model_dump(mode="json"),
-                   "details_truncated": msg.details_truncated}
+        details = {
+            "result": "failed",
+            "error": msg.error.model_dump(mode="json"),
+            "details_truncated": msg.details_truncated,
+        }
     details["validated_at"] = env.occurred_at.isoformat()
     return status, details
 

@@ -27,8 +27,9 @@ async def get_dataset(deps: Deps, tenant_id: str, model_id: uuid.UUID, dataset_i
     return ds
 
 
-async def download_url(deps: Deps, tenant_id: str, model_id: uuid.UUID,
-                       dataset_id: uuid.UUID) -> tuple[d.Dataset, str, datetime]:
+async def download_url(
+    deps: Deps, tenant_id: str, model_id: uuid.UUID, dataset_id: uuid.UUID
+) -> tuple[d.Dataset, str, datetime]:
     """A short-lived presigned GET URL for the dataset's bytes."""
     ds = await get_dataset(deps, tenant_id, model_id, dataset_id)
     ttl = min(DOWNLOAD_TTL, deps.presign_ttl)

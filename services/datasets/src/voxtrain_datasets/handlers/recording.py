@@ -21,15 +21,27 @@ log = get_logger(__name__)
 
 def _uploaded(ds: d.Dataset, batch: list[uuid.UUID]) -> ev.DatasetUploaded:
     return ev.DatasetUploaded(
-        dataset=ev.DatasetObject(dataset_id=ds.id, dataset_type=ds.type, file_name=ds.file_name, bucket=ds.bucket,
-                                 object_key=ds.object_key, size=ds.size, sha256=ds.sha256),
+        dataset=ev.DatasetObject(
+            dataset_id=ds.id,
+            dataset_type=ds.type,
+            file_name=ds.file_name,
+            bucket=ds.bucket,
+            object_key=ds.object_key,
+            size=ds.size,
+            sha256=ds.sha256,
+        ),
         content_type=ds.content_type,
         batch=batch,
     )
 
 
-async def record(deps: Deps, ctx: Context, model_id: uuid.UUID, datasets: list[d.Dataset],
-                 completed_sessions: Sequence[uuid.UUID] = ()) -> list[d.Dataset]:
+async def record(
+    deps: Deps,
+    ctx: Context,
+    model_id: uuid.UUID,
+    datasets: list[d.Dataset],
+    completed_sessions: Sequence[uuid.UUID] = (),
+) -> list[d.Dataset]:
     """Record stored files as datasets and publish DatasetUploaded for each, in one transaction."""
     async with deps.uow(ctx) as tx:
         await guard_in(tx.repo, ctx.tenant_id, model_id)  # the status may have changed while bytes flowed
@@ -41,8 +53,14 @@ async def record(deps: Deps, ctx: Context, model_id: uuid.UUID, datasets: list[d
         for ds in saved:
             await tx.emit(_uploaded(ds, batch), model_id)
     for ds in saved:
-        log.info("dataset_uploaded", dataset_id=str(ds.id), model_id=str(model_id), dataset_type=ds.type.name,
-                 size=ds.size, source=ds.source)
+        log.info(
+            "dataset_uploaded",
+            dataset_id=str(ds.id),
+            model_id=str(model_id),
+            dataset_type=ds.type.name,
+            size=ds.size,
+            source=ds.source,
+        )
     return saved
 
 

@@ -45,12 +45,15 @@ def part_urls(deps: Deps, s: d.UploadSession, numbers: list[int]) -> list[PartUr
     left = (s.expires_at - now()).total_seconds()
     ttl = timedelta(seconds=max(1, min(deps.presign_ttl.total_seconds(), left)))
     expires = now() + ttl
-    return [PartUrl(n, s.plan.part_bytes(n), deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl), expires)
-            for n in numbers]
+    return [
+        PartUrl(n, s.plan.part_bytes(n), deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl), expires)
+        for n in numbers
+    ]
 
 
-async def start_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, file_name: str, size: int,
-                              type_value: str | None) -> SessionState:
+async def start_direct_upload(
+    deps: Deps, ctx: Context, model_id: uuid.UUID, file_name: str, size: int, type_value: str | None
+) -> SessionState:
     """Open a multipart upload in storage; the client PUTs the parts to presigned URLs."""
     await guard(deps, ctx.tenant_id, model_id)
     name = d.display_name(file_name)
@@ -63,10 +66,22 @@ async def start_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, fil
     upload_id = await deps.store.start_multipart(key, content_type)
     created = now()
     session = d.UploadSession(
-        id=uuid.uuid4(), tenant_id=ctx.tenant_id, model_id=model_id, dataset_id=dataset_id, type=dataset_type,
-        file_name=name, original_name=d.escaped_name(file_name), content_type=content_type, object_key=key,
-        s3_upload_id=upload_id, size=size, part_size=plan.part_size, part_count=plan.count, state="open",
-        created_at=created, expires_at=created + deps.session_ttl,
+        id=uuid.uuid4(),
+        tenant_id=ctx.tenant_id,
+        model_id=model_id,
+        dataset_id=dataset_id,
+        type=dataset_type,
+        file_name=name,
+        original_name=d.escaped_name(file_name),
+        content_type=content_type,
+        object_key=key,
+        s3_upload_id=upload_id,
+        size=size,
+        part_size=plan.part_size,
+        part_count=plan.count,
+        state="open",
+        created_at=created,
+        expires_at=created + deps.session_ttl,
     )
     try:
         async with deps.uow(ctx) as tx:
@@ -74,8 +89,7 @@ async def start_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, fil
     except BaseException:
         await asyncio.shield(deps.store.abort(key, upload_id))
         raise
-    log.info("upload_session_opened", session_id=str(session.id), model_id=str(model_id), size=size,
-             parts=plan.count)
+    log.info("upload_session_opened", session_id=str(session.id), model_id=str(model_id), size=size, parts=plan.count)
     numbers = list(range(1, plan.count + 1))
     return SessionState(session, [], numbers, part_urls(deps, session, numbers))
 
@@ -107,8 +121,9 @@ async def get_direct_upload(deps: Deps, tenant_id: str, model_id: uuid.UUID, ses
     return SessionState(s, received, missing, part_urls(deps, s, missing) if s.state == "open" else [])
 
 
-async def _claim(deps: Deps, ctx: Context, model_id: uuid.UUID,
-                 session_id: uuid.UUID) -> tuple[d.UploadSession | None, d.Dataset | None]:
+async def _claim(
+    deps: Deps, ctx: Context, model_id: uuid.UUID, session_id: uuid.UUID
+) -> tuple[d.UploadSession | None, d.Dataset | None]:
     async with deps.uow(ctx) as tx:
         s = await tx.repo.claim_for_completion(ctx.tenant_id, model_id, session_id, now() - COMPLETION_STALL)
     if s is not None:
@@ -136,15 +151,17 @@ async def _assemble(deps: Deps, ctx: Context, s: d.UploadSession) -> None:
     await deps.store.complete(s.object_key, s.s3_upload_id, received)
 
 
-async def complete_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, session_id: uuid.UUID,
-                                 sha256: str | None) -> tuple[d.Dataset, bool]:
+async def complete_direct_upload(
+    deps: Deps, ctx: Context, model_id: uuid.UUID, session_id: uuid.UUID, sha256: str | None
+) -> tuple[d.Dataset, bool]:
     """Assemble the object, hash it, record the dataset; returns it and whether it was created now."""
     saved, created = await complete_direct_uploads(deps, ctx, model_id, [(session_id, sha256)])
     return saved[0], created
 
 
-async def complete_direct_uploads(deps: Deps, ctx: Context, model_id: uuid.UUID,
-                                  items: list[tuple[uuid.UUID, str | None]]) -> tuple[list[d.Dataset], bool]:
+async def complete_direct_uploads(
+    deps: Deps, ctx: Context, model_id: uuid.UUID, items: list[tuple[uuid.UUID, str | None]]
+) -> tuple[list[d.Dataset], bool]:
     """Complete several upload sessions as ONE upload: all their datasets are recorded in one transaction
     (one DatasetUploaded batch), so a model with auto-train waits for all of them. Returns the datasets
     and whether they were created now (False: an earlier call completed every one of them)."""
@@ -160,9 +177,11 @@ async def complete_direct_uploads(deps: Deps, ctx: Context, model_id: uuid.UUID,
             else:
                 claimed.append(s)
         if done_before and claimed:
-            raise d.Rejected(ErrorCode.VALIDATION_FAILED,
-                             "Some of these uploads were completed earlier, in another request: complete only "
-                             "the ones still open.", {"completed": [str(x.id) for x in done_before]})
+            raise d.Rejected(
+                ErrorCode.VALIDATION_FAILED,
+                "Some of these uploads were completed earlier, in another request: complete only the ones still open.",
+                {"completed": [str(x.id) for x in done_before]},
+            )
         if not claimed:
             return done_before, False
         await guard(deps, ctx.tenant_id, model_id)
@@ -183,21 +202,33 @@ async def complete_direct_uploads(deps: Deps, ctx: Context, model_id: uuid.UUID,
         raise
 
 
-async def _assembled(deps: Deps, ctx: Context, model_id: uuid.UUID, s: d.UploadSession,
-                     sha256: str | None) -> d.Dataset:
+async def _assembled(
+    deps: Deps, ctx: Context, model_id: uuid.UUID, s: d.UploadSession, sha256: str | None
+) -> d.Dataset:
     """Complete one session's object in storage and check its size and hash."""
     await _assemble(deps, ctx, s)
     size, digest = await deps.store.sha256_of(s.object_key)
     if size != s.size or (sha256 is not None and sha256.lower() != digest):
         await _drop_session(deps, ctx, s)
-        raise d.Rejected(ErrorCode.VALIDATION_FAILED,
-                         f"{s.file_name}: the stored bytes ({size} bytes, sha256 {digest}) are not what was "
-                         f"announced ({s.size} bytes, sha256 {sha256 or 'not given'}); the upload was discarded.",
-                         {"size": size, "sha256": digest})
+        raise d.Rejected(
+            ErrorCode.VALIDATION_FAILED,
+            f"{s.file_name}: the stored bytes ({size} bytes, sha256 {digest}) are not what was "
+            f"announced ({s.size} bytes, sha256 {sha256 or 'not given'}); the upload was discarded.",
+            {"size": size, "sha256": digest},
+        )
     return d.Dataset(
-        id=s.dataset_id, tenant_id=s.tenant_id, model_id=model_id, type=s.type, file_name=s.file_name,
-        original_name=s.original_name, size=size, sha256=digest, content_type=s.content_type,
-        bucket=deps.store.bucket, object_key=s.object_key, source="direct",
+        id=s.dataset_id,
+        tenant_id=s.tenant_id,
+        model_id=model_id,
+        type=s.type,
+        file_name=s.file_name,
+        original_name=s.original_name,
+        size=size,
+        sha256=digest,
+        content_type=s.content_type,
+        bucket=deps.store.bucket,
+        object_key=s.object_key,
+        source="direct",
     )
 
 
@@ -215,7 +246,11 @@ async def cancel_direct_upload(deps: Deps, ctx: Context, model_id: uuid.UUID, se
     """Abort the multipart upload and forget the session (storage clean-up may finish later)."""
     s = await _session(deps, ctx.tenant_id, model_id, session_id)
     if s.state != "open":
-        raise d.Rejected(ErrorCode.CONFLICT, f"Upload {session_id} is {s.state}; delete the dataset instead."
-                         if s.state == "completed" else f"Upload {session_id} is being completed.")
+        raise d.Rejected(
+            ErrorCode.CONFLICT,
+            f"Upload {session_id} is {s.state}; delete the dataset instead."
+            if s.state == "completed"
+            else f"Upload {session_id} is being completed.",
+        )
     await _drop_session(deps, ctx, s)
     log.info("upload_session_cancelled", session_id=str(s.id))

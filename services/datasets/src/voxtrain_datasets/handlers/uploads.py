@@ -53,8 +53,9 @@ class FormUpload:
 
     def _type_field(self, value: str) -> None:
         if self.started:
-            raise d.Rejected(ErrorCode.VALIDATION_FAILED,
-                             "Send the 'type' field before the files in the form (or pass ?type=).")
+            raise d.Rejected(
+                ErrorCode.VALIDATION_FAILED, "Send the 'type' field before the files in the form (or pass ?type=)."
+            )
         requested = d.parse_requested_type(value)
         if self.type_given and requested != self.requested:
             raise d.Rejected(ErrorCode.VALIDATION_FAILED, "The 'type' form field and ?type= disagree.")
@@ -73,13 +74,26 @@ class FormUpload:
         key = d.object_key(self.ctx.tenant_id, self.model_id, dataset_id)
         await stage(self.deps, self.ctx, key)  # before the first byte is stored
         self.current = d.Dataset(
-            id=dataset_id, tenant_id=self.ctx.tenant_id, model_id=self.model_id, type=dataset_type,
-            file_name=name, original_name=d.escaped_name(part.file_name), size=0, sha256="",
-            content_type=d.content_type_for(name), bucket=self.deps.store.bucket, object_key=key, source="form",
+            id=dataset_id,
+            tenant_id=self.ctx.tenant_id,
+            model_id=self.model_id,
+            type=dataset_type,
+            file_name=name,
+            original_name=d.escaped_name(part.file_name),
+            size=0,
+            sha256="",
+            content_type=d.content_type_for(name),
+            bucket=self.deps.store.bucket,
+            object_key=key,
+            source="form",
         )
         self.writer = self.deps.writer(
-            self.deps.store, key, self.current.content_type, limit=limits.max_file_bytes,
-            part_size=d.streaming_part_size(limits.part_size, limits.max_file_bytes))
+            self.deps.store,
+            key,
+            self.current.content_type,
+            limit=limits.max_file_bytes,
+            part_size=d.streaming_part_size(limits.part_size, limits.max_file_bytes),
+        )
 
     async def _write(self, data: bytes | memoryview) -> None:
         if isinstance(self.current, _NoFile):
@@ -110,8 +124,9 @@ class FormUpload:
         await forget_objects(self.deps, self.ctx, keys, storage_down=storage_down)
 
 
-async def upload_form(deps: Deps, ctx: Context, model_id: uuid.UUID, query_type: str | None,
-                      form: AsyncGenerator[FormEvent, None]) -> list[d.Dataset]:
+async def upload_form(
+    deps: Deps, ctx: Context, model_id: uuid.UUID, query_type: str | None, form: AsyncGenerator[FormEvent, None]
+) -> list[d.Dataset]:
     """Stream every file of a form to storage, then record them all at once (or nothing at all)."""
     await guard(deps, ctx.tenant_id, model_id)  # before a byte is read
     upload = FormUpload(deps, ctx, model_id, query_type)
