@@ -36,15 +36,22 @@ class FakeFeed:
 
 
 def settings(**extra: Any) -> ConsoleSettings:
-    return ConsoleSettings(auth=AuthSettings(jwt_secret=JWT_SECRET), models_url="http://models.test",
-                           datasets_url="http://datasets.test", trainer_url="http://trainer.test", **extra)
+    return ConsoleSettings(
+        auth=AuthSettings(jwt_secret=JWT_SECRET),
+        models_url="http://models.test",
+        datasets_url="http://datasets.test",
+        trainer_url="http://trainer.test",
+        **extra,
+    )
 
 
-def status_changed(tenant: str, old: int, new: int, model_id: uuid.UUID | None = None,
-                   error: ev.ErrorInfo | None = None) -> ev.Envelope:
+def status_changed(
+    tenant: str, old: int, new: int, model_id: uuid.UUID | None = None, error: ev.ErrorInfo | None = None
+) -> ev.Envelope:
     s = ModelStatus(new)
-    msg = ev.TrainingStatusChanged(old_status=ModelStatus(old), new_status=s, status_name=s.name, badge=s.badge,
-                                   reason="test", error=error)
+    msg = ev.TrainingStatusChanged(
+        old_status=ModelStatus(old), new_status=s, status_name=s.name, badge=s.badge, reason="test", error=error
+    )
     return ev.wrap(msg, tenant_id=tenant, model_id=model_id or uuid.uuid4())
 
 
@@ -63,7 +70,11 @@ def test_a_status_change_becomes_a_status_event_with_the_spec_badge() -> None:
     assert live is not None and live.name == "status" and live.tenant_id == "acme"
     assert live.data["model_id"] == str(mid)
     assert (live.data["old_status"], live.data["new_status"], live.data["label"], live.data["badge"]) == (
-        2, 5, "Failed", "red")
+        2,
+        5,
+        "Failed",
+        "red",
+    )
     assert live.data["error"]["code"] == "invalid_audio_format" and live.data["error"]["file_name"] == "a.m4a"
 
 
@@ -209,9 +220,8 @@ async def test_the_pages_are_served_with_a_strict_content_security_policy(consol
             assert r.status_code == 200, path
             assert "default-src 'self'" in r.headers["content-security-policy"]
             assert r.headers["x-content-type-options"] == "nosniff"
-        config = (await client.get("/api/config")).json()
-        assert config["max_files"] == 10 and config["max_file_bytes"] == 10 * 1024**3
-        assert config["extensions"]["AUDIO"] == [".wav", ".mp3", ".m4a", ".flac"]
+        # the console's own settings only: the product's rules come from the APIs (/api/vocabulary, ...)
+        assert (await client.get("/api/config")).json() == {"resumable_threshold_bytes": 64 * 1024**2}
 
 
 def test_a_console_refuses_to_start_without_a_jwt_secret(monkeypatch) -> None:

@@ -22,26 +22,43 @@ MID = str(uuid.uuid4())
 UID = str(uuid.uuid4())
 
 
-@pytest.mark.parametrize(("path", "target"), [
-    ("/api/models", Target("models", "/v1/models")),
-    (f"/api/models/{MID}", Target("models", f"/v1/models/{MID}")),
-    (f"/api/models/{MID}/train", Target("models", f"/v1/models/{MID}/train")),
-    (f"/api/datasets/{MID}", Target("datasets", f"/v1/models/{MID}/datasets")),
-    (f"/api/datasets/{MID}/{UID}/download", Target("datasets", f"/v1/models/{MID}/datasets/{UID}/download")),
-    (f"/api/uploads/{MID}", Target("datasets", f"/v1/models/{MID}/uploads")),
-    (f"/api/uploads/{MID}/{UID}/complete", Target("datasets", f"/v1/models/{MID}/uploads/{UID}/complete")),
-    (f"/api/transcriptions/{MID}", Target("trainer", f"/v1/models/{MID}/transcriptions")),
-    ("/api/transcriptions/base", Target("trainer", "/v1/models/base/transcriptions")),
-])
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/api/models", Target("models", "/v1/models")),
+        (f"/api/models/{MID}", Target("models", f"/v1/models/{MID}")),
+        (f"/api/models/{MID}/train", Target("models", f"/v1/models/{MID}/train")),
+        (f"/api/datasets/{MID}", Target("datasets", f"/v1/models/{MID}/datasets")),
+        (f"/api/datasets/{MID}/{UID}/download", Target("datasets", f"/v1/models/{MID}/datasets/{UID}/download")),
+        (f"/api/uploads/{MID}", Target("datasets", f"/v1/models/{MID}/uploads")),
+        (f"/api/uploads/{MID}/{UID}/complete", Target("datasets", f"/v1/models/{MID}/uploads/{UID}/complete")),
+        (f"/api/transcriptions/{MID}", Target("trainer", f"/v1/models/{MID}/transcriptions")),
+        ("/api/transcriptions/base", Target("trainer", "/v1/models/base/transcriptions")),
+        ("/api/vocabulary", Target("models", "/v1/vocabulary")),
+        ("/api/upload-limits", Target("datasets", "/v1/upload-limits")),
+    ],
+)
 def test_console_paths_map_onto_the_apis(path: str, target: Target) -> None:
     assert route(path) == target
 
 
-@pytest.mark.parametrize("path", [
-    "/api/models/../admin", f"/api/datasets/{MID}/../../secrets", "/api/models/a//b", "/api/models/%2e%2e",
-    "/api/datasets", "/api/transcriptions", f"/api/transcriptions/{MID}/x", "/api/validator/x", "/v1/models",
-    "/api/models/.hidden",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/models/../admin",
+        f"/api/datasets/{MID}/../../secrets",
+        "/api/models/a//b",
+        "/api/models/%2e%2e",
+        "/api/datasets",
+        "/api/transcriptions",
+        f"/api/transcriptions/{MID}/x",
+        "/api/validator/x",
+        "/v1/models",
+        "/api/models/.hidden",
+        "/api/vocabulary/x",
+        f"/api/upload-limits/{MID}",
+    ],
+)
 def test_no_path_escapes_its_prefix(path: str) -> None:
     assert route(path) is None
 
@@ -99,11 +116,23 @@ def console() -> Callable[[Callable[[httpx.Request], Any]], tuple[httpx.AsyncCli
 
 
 async def test_a_request_goes_to_its_api_with_the_token_and_query_but_no_cookie(console) -> None:
-    client, up = console(lambda r: httpx.Response(200, json={"items": []}, headers={
-        "X-Correlation-ID": "c0ffee00-0000-4000-8000-000000000000", "Set-Cookie": "upstream=1",
-        "Connection": "close", "Server": "uvicorn"}))
-    r = await client.get("/api/models", params={"status": 4, "limit": 200},
-                         headers={**ACME, "Cookie": "voxtrain_events=secret", "X-Forwarded-Host": "evil"})
+    client, up = console(
+        lambda r: httpx.Response(
+            200,
+            json={"items": []},
+            headers={
+                "X-Correlation-ID": "c0ffee00-0000-4000-8000-000000000000",
+                "Set-Cookie": "upstream=1",
+                "Connection": "close",
+                "Server": "uvicorn",
+            },
+        )
+    )
+    r = await client.get(
+        "/api/models",
+        params={"status": 4, "limit": 200},
+        headers={**ACME, "Cookie": "voxtrain_events=secret", "X-Forwarded-Host": "evil"},
+    )
     assert r.status_code == 200 and r.json() == {"items": []}
     [sent] = up.requests
     assert str(sent.url) == "http://models.test/v1/models?status=4&limit=200"
@@ -129,8 +158,10 @@ async def test_an_api_that_does_not_answer_is_a_502_in_words(console) -> None:
     client, _ = console(down)
     r = await client.get("/api/datasets/" + MID, headers=ACME)
     assert r.status_code == 502
-    assert r.json()["error"] == {"code": "upstream_unavailable",
-                                 "message": "The datasets API is unavailable; try again later."}
+    assert r.json()["error"] == {
+        "code": "upstream_unavailable",
+        "message": "The datasets API is unavailable; try again later.",
+    }
 
 
 async def test_unknown_api_paths_are_404_not_forwarded(console) -> None:
@@ -163,8 +194,11 @@ async def test_an_upload_streams_through_without_being_buffered(console) -> None
             yield b"x" * 65536
             await asyncio.wait_for(arrived.wait(), 5)  # fails if the console held the body back
 
-    r = await client.post(f"/api/datasets/{MID}?type=auto", content=browser(),
-                          headers={**ACME, "Content-Type": "multipart/form-data; boundary=b"})
+    r = await client.post(
+        f"/api/datasets/{MID}?type=auto",
+        content=browser(),
+        headers={**ACME, "Content-Type": "multipart/form-data; boundary=b"},
+    )
     assert r.status_code == 201 and r.json() == {"received": 5 * 65536}
     [sent] = upstreams.requests
     assert str(sent.url) == f"http://datasets.test/v1/models/{MID}/datasets?type=auto"
@@ -176,10 +210,17 @@ async def test_an_upload_streams_through_without_being_buffered(console) -> None
 
 def upload_view(urls: dict[int, str], received: dict[int, int] | None = None, state: str = "open") -> dict:
     expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    return {"id": UID, "state": state, "part_count": 3, "part_size": 5 * 2**20,
-            "parts_received": [{"part_number": n, "size": s, "etag": "e"} for n, s in (received or {}).items()],
-            "part_urls": [{"part_number": n, "size": 10 if n == 3 else 5 * 2**20, "url": u, "expires_at": expires}
-                          for n, u in urls.items()]}
+    return {
+        "id": UID,
+        "state": state,
+        "part_count": 3,
+        "part_size": 5 * 2**20,
+        "parts_received": [{"part_number": n, "size": s, "etag": "e"} for n, s in (received or {}).items()],
+        "part_urls": [
+            {"part_number": n, "size": 10 if n == 3 else 5 * 2**20, "url": u, "expires_at": expires}
+            for n, u in urls.items()
+        ],
+    }
 
 
 def storage_and_datasets(view: dict, storage_status: int = 200) -> Callable[[httpx.Request], httpx.Response]:
@@ -190,12 +231,15 @@ def storage_and_datasets(view: dict, storage_status: int = 200) -> Callable[[htt
                 return httpx.Response(404, json={"error": {"code": "not_found", "message": "No upload"}})
             return httpx.Response(200, json=view)
         assert request.url.host == "storage.test" and request.method == "PUT"
-        return httpx.Response(storage_status, headers={"ETag": '"abc123"'}, text="" if storage_status == 200 else "<Error/>")
+        return httpx.Response(
+            storage_status, headers={"ETag": '"abc123"'}, text="" if storage_status == 200 else "<Error/>"
+        )
+
     return handler
 
 
 async def test_a_part_goes_to_the_presigned_url_the_datasets_api_gives_for_it(console) -> None:
-    url = f"http://storage.test/b/key?partNumber=3&uploadId=s3&X-Amz-Signature=sig"
+    url = "http://storage.test/b/key?partNumber=3&uploadId=s3&X-Amz-Signature=sig"
     client, up = console(storage_and_datasets(upload_view({3: url})))
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
     assert r.status_code == 200 and r.json() == {"part_number": 3, "size": 10, "etag": "abc123"}
@@ -205,7 +249,11 @@ async def test_a_part_goes_to_the_presigned_url_the_datasets_api_gives_for_it(co
     assert "authorization" not in put.headers  # the signature in the URL is the storage's only credential
     # the URLs are kept until shortly before they expire: the next part needs no second look-up
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
-    assert r.status_code == 200 and [q.url.host for q in up.requests] == ["datasets.test", "storage.test", "storage.test"]
+    assert r.status_code == 200 and [q.url.host for q in up.requests] == [
+        "datasets.test",
+        "storage.test",
+        "storage.test",
+    ]
 
 
 async def test_a_part_of_the_wrong_size_or_number_is_refused_before_storage(console) -> None:
@@ -219,7 +267,9 @@ async def test_a_part_of_the_wrong_size_or_number_is_refused_before_storage(cons
 
 async def test_another_tenant_cannot_use_an_upload_nor_its_cached_urls(console) -> None:
     client, up = console(storage_and_datasets(upload_view({3: "http://storage.test/3"})))
-    assert (await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)).status_code == 200
+    assert (
+        await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
+    ).status_code == 200
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=auth_headers("globex"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     assert [q.url.host for q in up.requests] == ["datasets.test", "storage.test", "datasets.test"]

@@ -364,3 +364,9 @@ async def test_an_upload_right_after_the_model_was_created_waits_for_it(datasets
     )
     r = await datasets.upload(mid, [("a.txt", b"first words")])
     assert r.status_code == 201, r.text
+
+
+async def test_the_upload_limits_are_public(datasets) -> None:
+    r = await datasets.client.get("/v1/upload-limits")  # no token: clients check files before sending them
+    assert r.status_code == 200
+    assert r.json() == {"max_files": 10, "max_file_bytes": LIMIT}

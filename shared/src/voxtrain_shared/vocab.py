@@ -38,6 +38,11 @@ class ModelStatus(IntEnum):
         """The "Train the Language" button rule: shown only in 1 and 5."""
         return self in (ModelStatus.NOT_RUNNING, ModelStatus.FAILED)
 
+    @property
+    def accepts_datasets(self) -> bool:
+        """Datasets may be added or removed in 1 and 5 only (locked in 2 and 3; 4 is final)."""
+        return not self.locked and self is not ModelStatus.SUCCESS
+
 
 _BADGES = {
     ModelStatus.NOT_RUNNING: "zinc",
@@ -68,6 +73,11 @@ class DatasetType(IntEnum):
         """File extensions (lower case, with the dot) accepted for this type."""
         return _EXTENSIONS[self]
 
+    @property
+    def auto_detected(self) -> bool:
+        """Whether the type ``auto`` picks this type by extension (TEST shares TRANSCRIPT's: chosen explicitly)."""
+        return self is not DatasetType.TEST
+
     @classmethod
     def parse(cls, value: str | int) -> "DatasetType":
         """Accept a name (any case) or the spec's number; raise ValueError otherwise."""
@@ -82,6 +92,11 @@ _EXTENSIONS = {
     DatasetType.AUDIO: (".wav", ".mp3", ".m4a", ".flac"),
     DatasetType.MANIFEST: (".jsonl",),
 }
+
+
+#: Display names of the languages the product knows (which of them have a base model is the models
+#: service's setting).
+LANGUAGE_NAMES = {"en-US": "English (en-US)"}
 
 
 class ErrorCode(StrEnum):

@@ -13,7 +13,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from voxtrain_shared.auth import InvalidToken
-from voxtrain_shared.vocab import DatasetType
 
 from . import parts, proxy, session
 from .live import Hub, sse_stream
@@ -21,10 +20,16 @@ from .settings import ConsoleSettings
 
 STATIC = Path(__file__).parent / "static"
 #: The pages load nothing from anywhere but this origin.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 class Assets(StaticFiles):
@@ -37,14 +42,9 @@ class Assets(StaticFiles):
 
 
 def page_config(settings: ConsoleSettings) -> dict[str, Any]:
-    """What the pages need to check uploads the way the datasets API does."""
-    return {
-        "max_files": settings.max_files,
-        "max_file_bytes": settings.max_file_bytes,
-        "resumable_threshold_bytes": settings.resumable_threshold_bytes,
-        "extensions": {t.name: list(t.extensions) for t in DatasetType},
-        "languages": [{"code": "en-US", "name": "English (en-US)"}],
-    }
+    """The console's own settings the pages need. The product's rules come from the APIs themselves:
+    ``/api/vocabulary`` (statuses, languages, dataset types) and ``/api/upload-limits``."""
+    return {"resumable_threshold_bytes": settings.resumable_threshold_bytes}
 
 
 def router(settings: ConsoleSettings, hub: Hub, client: httpx.AsyncClient, part_urls: parts.PartUrls) -> APIRouter:
@@ -62,7 +62,7 @@ def router(settings: ConsoleSettings, hub: Hub, client: httpx.AsyncClient, part_
 
     @r.get("/api/config", tags=["console"])
     async def config() -> dict[str, Any]:
-        """Upload limits and languages for the pages."""
+        """The console's own settings for the pages (when to use resumable uploads)."""
         return page_config(settings)
 
     @r.post("/api/session", tags=["console"])
@@ -83,8 +83,9 @@ def router(settings: ConsoleSettings, hub: Hub, client: httpx.AsyncClient, part_
         except InvalidToken as exc:
             return proxy.error(401, "unauthorized", f"Sign in first ({exc}).")
         stream = sse_stream(hub, principal.tenant_id, settings.sse_heartbeat_seconds, expires)
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     @r.put("/api/uploads/{model_id}/{upload_id}/parts/{number}", tags=["console"])
     async def put_part(model_id: str, upload_id: str, number: int, request: Request) -> Response:

@@ -35,7 +35,7 @@ class LiveEvent:
 
 def to_live(env: ev.Envelope) -> LiveEvent | None:
     """The browser's view of a status change or a training progress report; None for anything else."""
-    base = {"model_id": str(env.model_id) if env.model_id else None, "occurred_at": env.occurred_at.isoformat()}
+    base: dict[str, Any] = {"model_id": str(env.model_id) if env.model_id else None, "occurred_at": env.occurred_at.isoformat()}
     if env.type == ev.TrainingStatusChanged.TYPE:
         p = env.payload()
         assert isinstance(p, ev.TrainingStatusChanged)

@@ -7,7 +7,7 @@ from .settings import ConsoleSettings
 
 
 def run() -> None:
-    settings = load(ConsoleSettings)  # type: ignore[type-var]  # a BaseSettings composed like the services'
+    settings = load(ConsoleSettings)
     import uvicorn
 
     uvicorn.run(build(settings).app, host=settings.http.host, port=settings.http.port,

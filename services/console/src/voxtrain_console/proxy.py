@@ -6,6 +6,8 @@
 | ``/api/datasets/{model_id}[/…]``              | datasets | ``/v1/models/{model_id}/datasets[/…]``      |
 | ``/api/uploads/{model_id}[/…]``               | datasets | ``/v1/models/{model_id}/uploads[/…]``       |
 | ``/api/transcriptions/{model_id}``            | trainer  | ``/v1/models/{model_id}/transcriptions``    |
+| ``/api/vocabulary``                           | models   | ``/v1/vocabulary``                          |
+| ``/api/upload-limits``                        | datasets | ``/v1/upload-limits``                       |
 
 Bodies stream both ways (an upload of gigabytes is never held in memory); the caller's
 ``Authorization`` header is forwarded as is, so each API applies its own tenant rules. Cookies are
@@ -31,8 +33,19 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,199}$")
 #: Request headers an API may need; everything else (cookies, hop-by-hop headers) stays here.
 REQUEST_HEADERS = ("authorization", "content-type", "content-length", "accept", "if-none-match")
 #: Response headers worth passing back to the browser.
-RESPONSE_HEADERS = ("content-type", "content-length", "content-encoding", "content-disposition", "location",
-                    "retry-after", "etag", "cache-control", CORRELATION_HEADER.lower())
+RESPONSE_HEADERS = (
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "content-disposition",
+    "location",
+    "retry-after",
+    "etag",
+    "cache-control",
+    CORRELATION_HEADER.lower(),
+)
+#: Read-only public paths: the product's vocabulary (models) and the upload limits (datasets).
+PUBLIC = {"vocabulary": "models", "upload-limits": "datasets"}
 API_NAMES = {"models": "models API", "datasets": "datasets API", "trainer": "transcription API"}
 
 
@@ -52,10 +65,12 @@ def route(path: str) -> Target | None:
     """
     if not path.startswith("/api/"):
         return None
-    parts = path[len("/api/"):].rstrip("/").split("/")
+    parts = path[len("/api/") :].rstrip("/").split("/")
     if not all(_SEGMENT.match(p) for p in parts):
         return None
     head, rest = parts[0], parts[1:]
+    if head in PUBLIC and not rest:
+        return Target(PUBLIC[head], f"/v1/{head}")
     if head == "models":
         return Target("models", "/".join(["/v1/models", *rest]))
     if head in ("datasets", "uploads") and rest:
@@ -94,7 +109,9 @@ async def relay(client: httpx.AsyncClient, request: Request, url: str, api: str)
     """Send ``request`` to ``url`` and stream the answer back."""
     query = request.url.query  # as sent: repeated keys and encoding kept
     upstream_request = client.build_request(
-        request.method, f"{url}?{query}" if query else url, headers=forwarded_headers(request),
+        request.method,
+        f"{url}?{query}" if query else url,
+        headers=forwarded_headers(request),
         content=body_of(request) if has_body(request) else None,
     )
     try:
@@ -105,5 +122,9 @@ async def relay(client: httpx.AsyncClient, request: Request, url: str, api: str)
         log.warning("upstream_unavailable", api=api, error=repr(exc))
         return error(502, "upstream_unavailable", f"The {API_NAMES[api]} is unavailable; try again later.")
     headers = {k: v for k, v in upstream.headers.items() if k.lower() in RESPONSE_HEADERS}
-    return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code, headers=headers,
-                             background=BackgroundTask(upstream.aclose))
+    return StreamingResponse(
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        headers=headers,
+        background=BackgroundTask(upstream.aclose),
+    )

@@ -13,7 +13,6 @@ from pydantic import AnyHttpUrl, Field
 from voxtrain_shared.settings import BaseServiceSettings, HttpSettings
 
 MiB = 1024**2
-GiB = 1024**3
 
 
 class ConsoleSettings(BaseServiceSettings):
@@ -23,18 +22,18 @@ class ConsoleSettings(BaseServiceSettings):
     http: HttpSettings = HttpSettings(port=8100)
     models_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8101"), description="base URL of the models API")
     datasets_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8102"), description="base URL of the datasets API")
-    trainer_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8104"),
-                                    description="base URL of the trainer (transcription) API")
-    # What the pages check before sending (they mirror the datasets service's own limits).
-    max_files: int = Field(10, ge=1)
-    max_file_bytes: int = Field(10 * GiB, gt=0)
+    trainer_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:8104"), description="base URL of the trainer (transcription) API"
+    )
     resumable_threshold_bytes: int = Field(
-        64 * MiB, gt=0, description="files at least this big use the resumable upload (parts through the console)")
+        64 * MiB, gt=0, description="files at least this big use the resumable upload (parts through the console)"
+    )
     upstream_timeout_seconds: float = Field(600.0, gt=0, description="waiting for an API's answer")
     sse_heartbeat_seconds: float = Field(15.0, gt=0, description="comment lines that keep idle proxies open")
     sse_queue_size: int = Field(256, ge=8, description="events buffered per browser before it is disconnected")
     secure_cookies: bool | None = Field(
-        None, description="mark the session cookie Secure; default: only when the request came over HTTPS")
+        None, description="mark the session cookie Secure; default: only when the request came over HTTPS"
+    )
 
     def upstream(self, name: str) -> str:
         """Base URL of ``models``, ``datasets`` or ``trainer`` without a trailing slash."""

@@ -145,8 +145,8 @@ def extension(file_name: str) -> str:
 def detect_type(file_name: str) -> DatasetType | None:
     """The type ``auto`` gives a file; transcripts are TRANSCRIPT (TEST must be chosen explicitly)."""
     ext = extension(file_name)
-    for t in (DatasetType.TRANSCRIPT, DatasetType.AUDIO, DatasetType.MANIFEST):
-        if ext in t.extensions:
+    for t in DatasetType:
+        if t.auto_detected and ext in t.extensions:
             return t
     return None
 

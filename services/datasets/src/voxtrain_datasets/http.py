@@ -17,7 +17,7 @@ from voxtrain_shared.auth import CurrentPrincipal
 from voxtrain_shared.errors import ApiError
 from voxtrain_shared.http import correlation_id
 from voxtrain_shared.uow import Context
-from voxtrain_shared.vocab import ErrorCode, ModelStatus
+from voxtrain_shared.vocab import ErrorCode
 
 from . import domain as d
 from .formdata import FormError, read_form
@@ -204,6 +204,11 @@ class UploadView(BaseModel):
     dataset: DatasetView | None = None
 
 
+class UploadLimits(BaseModel):
+    max_files: int = Field(description="files per upload")
+    max_file_bytes: int = Field(description="bytes per file")
+
+
 class Completed(BaseModel):
     dataset: DatasetView
 
@@ -315,7 +320,7 @@ def router(deps: Deps) -> APIRouter:
                 id=model_id,
                 status=st.value,
                 status_name=st.name,
-                accepts_datasets=st in (ModelStatus.NOT_RUNNING, ModelStatus.FAILED),
+                accepts_datasets=st.accepts_datasets,
             ),
             datasets=[view(x) for x in items],
         )
@@ -400,4 +405,13 @@ def router(deps: Deps) -> APIRouter:
         await sessions.cancel_direct_upload(deps, ctx(principal, request), model_id, upload_id)
         return Response(status_code=204)
 
-    return r
+    outer = APIRouter()
+    outer.include_router(r)
+    limits = UploadLimits(max_files=deps.limits.max_files, max_file_bytes=deps.limits.max_file_bytes)
+
+    @outer.get("/v1/upload-limits", response_model=UploadLimits, tags=["datasets"])
+    async def upload_limits() -> UploadLimits:
+        """The limits every upload is held to, for clients to check before sending (public: no token needed)."""
+        return limits
+
+    return outer

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from voxtrain_shared.auth import CurrentPrincipal
 from voxtrain_shared.errors import ApiError
 from voxtrain_shared.http import correlation_id
-from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
+from voxtrain_shared.vocab import LANGUAGE_NAMES, DatasetType, ErrorCode, ModelStatus
 
 from . import handlers as h
 from .domain import CustomModel, Rejected, Validation
@@ -62,6 +62,42 @@ class StatusView(BaseModel):
     name: str
     label: str
     badge: str
+
+
+class StatusRules(StatusView):
+    can_train: bool = Field(description="the “Train the Language” action is offered (1 and 5)")
+    locked: bool = Field(description="the model and its datasets cannot change (2 and 3)")
+    accepts_datasets: bool = Field(description="datasets may be added or removed (1 and 5)")
+
+
+class LanguageView(BaseModel):
+    code: str
+    name: str
+
+
+class DatasetTypeView(BaseModel):
+    code: int
+    name: str
+    extensions: list[str] = Field(description="accepted file extensions, lower case with the dot")
+    auto_detected: bool = Field(description="the type ``auto`` picks this type by extension")
+
+
+class Vocabulary(BaseModel):
+    """The product's rules for clients: statuses, languages and dataset types (upload limits: datasets API)."""
+
+    statuses: list[StatusRules]
+    languages: list[LanguageView] = Field(description="languages a model can be created in")
+    dataset_types: list[DatasetTypeView]
+
+
+def vocabulary(supported_languages: tuple[str, ...]) -> Vocabulary:
+    return Vocabulary(
+        statuses=[StatusRules(code=s.value, name=s.name, label=s.label, badge=s.badge, can_train=s.can_train,
+                              locked=s.locked, accepts_datasets=s.accepts_datasets) for s in ModelStatus],
+        languages=[LanguageView(code=c, name=LANGUAGE_NAMES.get(c, c)) for c in supported_languages],
+        dataset_types=[DatasetTypeView(code=t.value, name=t.name, extensions=list(t.extensions),
+                                       auto_detected=t.auto_detected) for t in DatasetType],
+    )
 
 
 class DatasetsSummary(BaseModel):
@@ -188,4 +224,13 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
             raise api_error(exc) from None
         return TrainAccepted(message="Training started successfully", model=m)
 
-    return r
+    outer = APIRouter()
+    outer.include_router(r)
+    words = vocabulary(supported_languages)
+
+    @outer.get("/v1/vocabulary", response_model=Vocabulary, tags=["vocabulary"])
+    async def vocabulary_() -> Vocabulary:
+        """The product's rules, for clients to show instead of copying them (public: no token needed)."""
+        return words
+
+    return outer

@@ -27,13 +27,11 @@ export const ERROR_WORDS = {
   network: "The console cannot be reached",
 };
 
-/** What to do about an error, per code (shown with a Failed model's errors). */
+/** What to do about an error, per code (shown with a Failed model's errors); the fixes that name rules
+ * (extensions, limits) are added by vocab.js from the loaded vocabulary. */
 export const ERROR_FIXES = {
-  invalid_audio_format: "Replace the file with real audio in the format its extension names (.wav, .mp3, .m4a or .flac), then click “Train the Language”.",
   invalid_transcript_format: "Fix the transcript (UTF-8 text; valid .vtt or .srt structure; not empty), upload it again, then train again.",
   validation_failed: "Check the dataset named here, upload a corrected one, then click “Train the Language”.",
-  file_too_large: "Split the file into parts of at most 10GB each.",
-  no_training_text: "Upload transcripts (TRANSCRIPT, .txt/.vtt/.srt) or a manifest with text, then train again.",
   stage_failed: "Check the datasets named here; if they look right, train again.",
   worker_lost: "The training was interrupted: click “Train the Language” to start it again.",
   training_timeout: "Training took too long: use fewer or smaller datasets, then train again.",

@@ -3,13 +3,12 @@
 
 import { ApiError, ERROR_FIXES, api, auth, hooks, words } from "./api.js";
 import { openNewDataset } from "./datasets.js";
-import { STATUSES, badge, formatBytes, formatDate, h, openDialog, progressBar, toast } from "./ui.js";
+import { STATUSES, acceptsDatasets, badge, canTrain, formatBytes, formatDate, h, isLocked, listText, openDialog, progressBar, toast } from "./ui.js";
+import { loadConfig } from "./vocab.js";
 
 const main = document.getElementById("main");
-const TRAINABLE = [1, 5]; // the spec: "Train the Language" only in Not Running (1) and Failed (5)
-const LOCKED = [2, 3]; // fields cannot change while Ready to Run (2) or Running (3)
 const TRAIN_MESSAGE = (name) => `Are you sure you want to start the training process for ${name}? This process may take a long time to complete and it will use your credits, and you will not be able to modify the custom model until it is finished.`;
-let config = null;
+let config = null; // the rules from the APIs (vocab.js)
 let page = null; // { onLive(event), teardown() }
 
 function describe(err) {
@@ -213,7 +212,7 @@ function pageModels() {
 
 async function transcribeForm(preselect = null) {
   const select = h("select", { id: "transcribe-model", name: "model" },
-    h("option", { value: "base" }, "English (en-US) — base"));
+    h("option", { value: "base" }, `${config.languages.map((l) => l.name).join(", ")} — base`));
   try {
     const trained = await api("GET", "/api/models?status=4&limit=200");
     for (const m of trained.items) {
@@ -221,7 +220,7 @@ async function transcribeForm(preselect = null) {
     }
   } catch { /* the base model still works */ }
   if (preselect) select.value = preselect;
-  const file = h("input", { type: "file", id: "transcribe-file", name: "file", accept: ".wav,.mp3,.m4a,.flac",
+  const file = h("input", { type: "file", id: "transcribe-file", name: "file", accept: config.extensions.AUDIO.join(","),
     "aria-describedby": "transcribe-help" });
   const output = h("output", { class: "transcript", id: "transcript", for: "transcribe-file", "aria-live": "polite" });
   const error = h("p", { class: "form-error", role: "alert" });
@@ -230,7 +229,7 @@ async function transcribeForm(preselect = null) {
     h("div", { class: "form-grid" },
       h("div", { class: "field" }, h("label", { for: "transcribe-model" }, "Language / model"), select),
       h("div", { class: "field" }, h("label", { for: "transcribe-file" }, "Audio file"), file,
-        h("p", { class: "hint", id: "transcribe-help" }, ".wav, .mp3, .m4a or .flac"))),
+        h("p", { class: "hint", id: "transcribe-help" }, listText(config.extensions.AUDIO)))),
     submit, error, output);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -406,17 +405,17 @@ function confirmDialog({ id, title, message, confirmLabel, danger = false, actio
 }
 
 function lockedReason(code) {
-  if (LOCKED.includes(code)) {
+  if (isLocked(code)) {
     return `This model is ${STATUSES[code].label}: its fields cannot be changed until training is finished.`;
   }
   return "";
 }
 
 function datasetsBlockedReason(code) {
-  if (LOCKED.includes(code)) {
+  if (isLocked(code)) {
     return `Datasets cannot be added while the model is ${STATUSES[code].label}; wait until training is finished.`;
   }
-  if (code === 4) return "This model is trained (Success) and final: create a new model to train with other datasets.";
+  if (!acceptsDatasets(code)) return "This model is trained (Success) and final: create a new model to train with other datasets.";
   return "";
 }
 
@@ -507,8 +506,8 @@ function pageModel(id) {
     document.getElementById("crumb-name").textContent = model.name;
     badgeSlot.replaceChildren(badge(code, "badge-large"));
     meta.textContent = `${model.language} · ${model.datasets.total} dataset${model.datasets.total === 1 ? "" : "s"} · created ${formatDate(model.created_at)}`;
-    trainBtn.hidden = !TRAINABLE.includes(code);
-    const locked = LOCKED.includes(code);
+    trainBtn.hidden = !canTrain(code);
+    const locked = isLocked(code);
     fieldset.disabled = locked;
     updateBtn.disabled = locked;
     lockedNote.hidden = !locked;
@@ -546,7 +545,7 @@ function pageModel(id) {
 
   function paintDatasets() {
     // datasets can be removed in 1 and 5 only (the datasets API says model_locked or invalid_status otherwise)
-    const onDelete = TRAINABLE.includes(model.status.code) ? deleteDataset : null;
+    const onDelete = acceptsDatasets(model.status.code) ? deleteDataset : null;
     datasetsBody.replaceChildren(...(datasets.length ? datasets.map((d) => datasetRow(d, onDelete))
       : [h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No datasets yet. Add some with “New Dataset”."))]));
   }
@@ -618,7 +617,7 @@ function pageModel(id) {
     } catch (err) {
       formError.textContent = describe(err);
     } finally {
-      updateBtn.disabled = LOCKED.includes(model.status.code);
+      updateBtn.disabled = isLocked(model.status.code);
     }
   });
 
@@ -686,7 +685,7 @@ function render() {
 }
 
 async function boot() {
-  config = await (await fetch("/api/config")).json();
+  config = await loadConfig((err) => { main.textContent = `Waiting for the voxtrain APIs (${err.message})…`; });
   document.getElementById("sign-out").addEventListener("click", () => signOut());
   window.addEventListener("hashchange", () => { render(); main.focus({ preventScroll: true }); });
   if (auth.token) {

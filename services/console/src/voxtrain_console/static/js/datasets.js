@@ -3,7 +3,7 @@
 
 import { ApiError, words } from "./api.js";
 import { formatBytes, h, openDialog, progressBar, toast } from "./ui.js";
-import { TYPES, checkCount, checkFile, sizeText, uploadEntries } from "./upload.js";
+import { checkCount, checkFile, sizeText, typeOptions, uploadEntries } from "./upload.js";
 
 function describe(err) {
   return err instanceof ApiError ? err.describe() : (err && err.message) || String(err);
@@ -14,7 +14,7 @@ export function openNewDataset(model, config, { onUploaded }) {
   let busy = false;
   let controller = null;
 
-  const typeSelect = h("select", { id: "nd-type", name: "type" }, TYPES.map((t) => h("option", { value: t.value }, t.label)));
+  const typeSelect = h("select", { id: "nd-type", name: "type" }, typeOptions(config).map((t) => h("option", { value: t.value }, t.label)));
   const input = h("input", { type: "file", id: "nd-files", name: "files", multiple: true, hidden: true,
     accept: [...new Set(Object.values(config.extensions).flat())].join(",") });
   const zone = h("div", { class: "dropzone", id: "nd-dropzone", role: "button", tabindex: "0",

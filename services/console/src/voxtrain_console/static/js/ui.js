@@ -19,14 +19,25 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** The spec's statuses: code → label and badge colour. */
-export const STATUSES = {
-  1: { label: "Not Running", badge: "zinc" },
-  2: { label: "Ready to Run", badge: "amber" },
-  3: { label: "Running", badge: "sky" },
-  4: { label: "Success", badge: "emerald" },
-  5: { label: "Failed", badge: "red" },
-};
+/** The spec's statuses by code: { name, label, badge, can_train, locked, accepts_datasets }, from the models
+ * API's vocabulary (filled by vocab.js when the pages start). */
+export const STATUSES = {};
+
+export function setStatuses(list) {
+  for (const s of list) STATUSES[s.code] = s;
+}
+
+/** "Train the Language" is offered (Not Running and Failed). */
+export const canTrain = (code) => Boolean(STATUSES[code]?.can_train);
+/** The model and its datasets cannot change (Ready to Run and Running). */
+export const isLocked = (code) => Boolean(STATUSES[code]?.locked);
+/** Datasets may be added or removed. */
+export const acceptsDatasets = (code) => Boolean(STATUSES[code]?.accepts_datasets);
+
+/** "a, b, c or d". */
+export function listText(items) {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} or ${items[items.length - 1]}`;
+}
 
 export function badge(code, extraClass = "") {
   const s = STATUSES[code] || { label: `Status ${code}`, badge: "zinc" };

@@ -4,13 +4,11 @@
 
 import { ApiError, api, send } from "./api.js";
 
-export const TYPES = [
-  { value: "auto", label: "Auto-detect (default)" },
-  { value: "TRANSCRIPT", label: "TRANSCRIPT (.vtt, .srt, .txt)" },
-  { value: "TEST", label: "TEST (.vtt, .srt, .txt)" },
-  { value: "AUDIO", label: "AUDIO (.wav, .mp3, .m4a, .flac)" },
-  { value: "MANIFEST", label: "MANIFEST (.jsonl)" },
-];
+/** The type select's options: auto, then every dataset type with its extensions (from the vocabulary). */
+export function typeOptions(config) {
+  return [{ value: "auto", label: "Auto-detect (default)" },
+    ...config.types.map((t) => ({ value: t.name, label: `${t.name} (${t.extensions.join(", ")})` }))];
+}
 const PART_CONCURRENCY = 3;
 const PART_ATTEMPTS = 4;
 
@@ -30,11 +28,11 @@ export function sizeText(limit) {
   return `${limit} bytes`;
 }
 
-/** The type "auto" gives a file (transcripts are TRANSCRIPT: TEST is chosen explicitly), or null. */
+/** The type "auto" gives a file (the vocabulary says which types it detects), or null. */
 export function detectType(name, config) {
   const ext = extensionOf(name);
-  for (const t of ["TRANSCRIPT", "AUDIO", "MANIFEST"]) {
-    if (config.extensions[t].includes(ext)) return t;
+  for (const t of config.types) {
+    if (t.auto_detected && t.extensions.includes(ext)) return t.name;
   }
   return null;
 }
