@@ -28,7 +28,10 @@ class Row:
 
 
 class FakeValidatorRepository:
-    def __init__(self) -> None:
+    """``outages``: how many of the next claims / finishes fail as if the database were away."""
+
+    def __init__(self, *, claim_outages: int = 0, finish_outages: int = 0) -> None:
+        self.claim_outages, self.finish_outages = claim_outages, finish_outages
         self.rows: dict[uuid.UUID, Row] = {}
         self.now = 1000.0
         self.renewals = 0
@@ -56,6 +59,9 @@ class FakeValidatorRepository:
         return Entry(row.dataset, row.status, row.result)
 
     async def claim(self, lease: Lease, lease_seconds: float) -> Job | None:
+        if self.claim_outages:
+            self.claim_outages -= 1
+            raise ConnectionRefusedError("the database is away")
         due = [r for r in self.rows.values()
                if (r.status is JobStatus.PENDING and r.due <= self.now)
                or (r.status is JobStatus.RUNNING and r.lease_until is not None and r.lease_until < self.now)]
@@ -88,6 +94,9 @@ class FakeValidatorRepository:
         return row is not None
 
     async def finish(self, dataset_id: uuid.UUID, lease: Lease, status: JobStatus, result: dict[str, Any]) -> bool:
+        if self.finish_outages:
+            self.finish_outages -= 1
+            raise ConnectionResetError("the database restarted")
         row = self._held(dataset_id, lease)
         if row is not None:
             row.status, row.result, row.lease, row.lease_until = status, result, None, None

@@ -4,8 +4,10 @@ loop over FakeUnitOfWork and the in-memory repository (tests/validator/fakes.py)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -271,21 +273,36 @@ class Blocking:
         return self.result
 
 
-async def test_the_loop_renews_a_long_job_and_finishes_it(uow, repo) -> None:
-    rules = JobRules(max_attempts=3, lease_seconds=0.2)
-    check = Blocking(PASSED)
-    loop = JobLoop(uow, check, rules, owner="w", concurrency=2, poll_seconds=0.05)
-    await h.record_upload(uow, uploaded())
+@contextlib.asynccontextmanager
+async def looping(loop: JobLoop) -> AsyncIterator[None]:
+    """The job loop runs for the block."""
     stop = asyncio.Event()
     runner = asyncio.ensure_future(loop.run(stop))
-    await asyncio.sleep(0.5)
-    check.release.set()
-    for _ in range(100):
-        if uow.messages():
-            break
-        await asyncio.sleep(0.02)
-    stop.set()
-    await runner
+    try:
+        yield
+    finally:
+        stop.set()
+        await runner
+
+
+async def until(done: Callable[[], object], tick: Callable[[], None] = lambda: None) -> None:
+    """Wait (3 s at most) for ``done()``, calling ``tick`` between looks."""
+    for _ in range(300):
+        if done():
+            return
+        tick()
+        await asyncio.sleep(0.01)
+
+
+async def test_the_loop_renews_a_long_job_and_finishes_it(uow, repo) -> None:
+    check = Blocking(PASSED)
+    loop = JobLoop(uow, check, JobRules(max_attempts=3, lease_seconds=0.2), owner="w", concurrency=2,
+                   poll_seconds=0.05)
+    await h.record_upload(uow, uploaded())
+    async with looping(loop):
+        await asyncio.sleep(0.5)
+        check.release.set()
+        await until(uow.messages)
     assert check.calls == 1 and repo.renewals >= 3
     assert [type(m) for m in uow.messages()] == [ev.ValidationPassed]
 
@@ -293,39 +310,37 @@ async def test_the_loop_renews_a_long_job_and_finishes_it(uow, repo) -> None:
 async def test_the_loop_discards_the_result_of_a_lost_lease_and_stops_reading(uow, repo) -> None:
     rules = JobRules(max_attempts=3, lease_seconds=0.2)
     check = Blocking(PASSED)
-    loop = JobLoop(uow, check, rules, owner="w", concurrency=1, poll_seconds=0.05)
     env = uploaded()
-    await h.record_upload(uow, env)
-    stop = asyncio.Event()
-    runner = asyncio.ensure_future(loop.run(stop))
     ds = env.payload().dataset.dataset_id
-    for _ in range(100):
-        if check.calls:
-            break
-        await asyncio.sleep(0.01)
-    repo.expire(ds)
-    assert isinstance(await h.claim_next(uow, rules, "other"), h.Claimed)  # another worker takes it over
-    assert await asyncio.to_thread(check.saw_cancel.wait, 2)
-    stop.set()
-    await runner
+    await h.record_upload(uow, env)
+    async with looping(JobLoop(uow, check, rules, owner="w", concurrency=1, poll_seconds=0.05)):
+        await until(lambda: check.calls)
+        repo.expire(ds)
+        assert isinstance(await h.claim_next(uow, rules, "other"), h.Claimed)  # another worker takes it over
+        assert await asyncio.to_thread(check.saw_cancel.wait, 2)
     assert uow.messages() == [] and repo.rows[ds].status is JobStatus.RUNNING
 
 
 async def test_a_crashing_check_is_retried_and_the_loop_lives_on(uow, repo) -> None:
-    rules = JobRules(max_attempts=2, lease_seconds=5, retry_base_seconds=0.01)
     check = Blocking(ZeroDivisionError("boom"))
     check.release.set()
-    loop = JobLoop(uow, check, rules, owner="w", concurrency=1, poll_seconds=0.01)
+    rules = JobRules(max_attempts=2, lease_seconds=5, retry_base_seconds=0.01)
     await h.record_upload(uow, uploaded())
-    stop = asyncio.Event()
-    runner = asyncio.ensure_future(loop.run(stop))
-    for _ in range(200):
-        if uow.messages():
-            break
-        repo.advance(1)
-        await asyncio.sleep(0.01)
-    stop.set()
-    await runner
+    async with looping(JobLoop(uow, check, rules, owner="w", concurrency=1, poll_seconds=0.01)):
+        await until(uow.messages, tick=lambda: repo.advance(1))
     assert check.calls == 2
     (verdict,) = uow.messages()
     assert "failed 2 times with an internal error (ZeroDivisionError: boom)" in verdict.error.message
+
+
+async def test_database_outages_neither_end_the_loop_nor_lose_a_finished_check() -> None:
+    repo = FakeValidatorRepository(claim_outages=2, finish_outages=2)
+    uow = FakeUnitOfWork(repo)
+    check = Blocking(PASSED)
+    check.release.set()
+    await h.record_upload(uow, uploaded())
+    async with looping(JobLoop(uow, check, JobRules(lease_seconds=30), owner="w", concurrency=1,
+                               poll_seconds=0.01)):
+        await until(uow.messages)
+    assert (repo.claim_outages, repo.finish_outages, check.calls) == (0, 0, 1)  # the write was retried, not the check
+    assert [type(m) for m in uow.messages()] == [ev.ValidationPassed]
