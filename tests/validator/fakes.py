@@ -62,9 +62,12 @@ class FakeValidatorRepository:
         if self.claim_outages:
             self.claim_outages -= 1
             raise ConnectionRefusedError("the database is away")
-        due = [r for r in self.rows.values()
-               if (r.status is JobStatus.PENDING and r.due <= self.now)
-               or (r.status is JobStatus.RUNNING and r.lease_until is not None and r.lease_until < self.now)]
+        due = [
+            r
+            for r in self.rows.values()
+            if (r.status is JobStatus.PENDING and r.due <= self.now)
+            or (r.status is JobStatus.RUNNING and r.lease_until is not None and r.lease_until < self.now)
+        ]
         if not due:
             return None
         row = min(due, key=lambda r: r.due)
@@ -75,10 +78,17 @@ class FakeValidatorRepository:
         return Job(row.dataset, row.attempts, row.request, self.now - row.created, lease, row.last_error)
 
     async def siblings(self, tenant_id: str, model_id: uuid.UUID) -> dict[uuid.UUID, Sibling]:
-        return {r.dataset.dataset_id: Sibling(r.dataset.dataset_id, r.dataset.type, r.dataset.file_name, r.status,
-                                              ((r.result or {}).get("metadata") or {}).get("duration_seconds"))
-                for r in self.rows.values()
-                if r.dataset.tenant_id == tenant_id and r.dataset.model_id == model_id}
+        return {
+            r.dataset.dataset_id: Sibling(
+                r.dataset.dataset_id,
+                r.dataset.type,
+                r.dataset.file_name,
+                r.status,
+                ((r.result or {}).get("metadata") or {}).get("duration_seconds"),
+            )
+            for r in self.rows.values()
+            if r.dataset.tenant_id == tenant_id and r.dataset.model_id == model_id
+        }
 
     def _held(self, dataset_id: uuid.UUID, lease: Lease) -> Row | None:
         row = self.rows.get(dataset_id)
@@ -102,8 +112,9 @@ class FakeValidatorRepository:
             row.status, row.result, row.lease, row.lease_until = status, result, None, None
         return row is not None
 
-    async def release(self, dataset_id: uuid.UUID, lease: Lease, delay: float, *, error: str | None,
-                      counted: bool) -> bool:
+    async def release(
+        self, dataset_id: uuid.UUID, lease: Lease, delay: float, *, error: str | None, counted: bool
+    ) -> bool:
         row = self._held(dataset_id, lease)
         if row is not None:
             row.status, row.lease, row.lease_until, row.due = JobStatus.PENDING, None, None, self.now + delay

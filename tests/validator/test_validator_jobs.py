@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+
+from tests.fakes import FakeUnitOfWork
+from tests.validator.fakes import FakeValidatorRepository
 from voxtrain_shared import events as ev
 from voxtrain_shared.vocab import DatasetType as T
 from voxtrain_validator import domain
@@ -19,40 +22,65 @@ from voxtrain_validator.domain import Answer, Cause, Dataset, Entry, GiveUp, Job
 from voxtrain_validator.storage import StorageUnavailable
 from voxtrain_validator.workers import JobLoop
 
-from tests.fakes import FakeUnitOfWork
-from tests.validator.fakes import FakeValidatorRepository
-
 RULES = JobRules(max_attempts=3, lease_seconds=60, retry_base_seconds=2, retry_max_seconds=5)
-PASSED = {"passed": True, "code": None, "message": None, "details": [], "details_dropped": 0,
-          "warnings": ["quiet"], "metadata": {"duration_seconds": 1.5}}
-FAILED = {"passed": False, "code": "invalid_audio_format", "message": "not a WAV file",
-          "details": [{"message": "not a WAV file", "byte_offset": 0}], "details_dropped": 2, "warnings": [],
-          "metadata": {}}
+PASSED = {
+    "passed": True,
+    "code": None,
+    "message": None,
+    "details": [],
+    "details_dropped": 0,
+    "warnings": ["quiet"],
+    "metadata": {"duration_seconds": 1.5},
+}
+FAILED = {
+    "passed": False,
+    "code": "invalid_audio_format",
+    "message": "not a WAV file",
+    "details": [{"message": "not a WAV file", "byte_offset": 0}],
+    "details_dropped": 2,
+    "warnings": [],
+    "metadata": {},
+}
 
 
 def obj(kind: T = T.AUDIO, name: str = "a.wav") -> ev.DatasetObject:
-    return ev.DatasetObject(dataset_id=uuid.uuid4(), dataset_type=kind, file_name=name, bucket="b",
-                            object_key=f"k/{uuid.uuid4()}", size=10, sha256="0" * 64)
+    return ev.DatasetObject(
+        dataset_id=uuid.uuid4(),
+        dataset_type=kind,
+        file_name=name,
+        bucket="b",
+        object_key=f"k/{uuid.uuid4()}",
+        size=10,
+        sha256="0" * 64,
+    )
 
 
-def uploaded(o: ev.DatasetObject | None = None, model: uuid.UUID | None = None, tenant: str = "acme",
-             batch: list[uuid.UUID] | None = None) -> ev.Envelope:
+def uploaded(
+    o: ev.DatasetObject | None = None,
+    model: uuid.UUID | None = None,
+    tenant: str = "acme",
+    batch: list[uuid.UUID] | None = None,
+) -> ev.Envelope:
     o = o or obj()
-    return ev.wrap(ev.DatasetUploaded(dataset=o, batch=batch or [o.dataset_id]), tenant_id=tenant,
-                   model_id=model or uuid.uuid4())
+    return ev.wrap(
+        ev.DatasetUploaded(dataset=o, batch=batch or [o.dataset_id]), tenant_id=tenant, model_id=model or uuid.uuid4()
+    )
 
 
 def requested(o: ev.DatasetObject, model: uuid.UUID, tenant: str = "acme") -> ev.Envelope:
-    return ev.wrap(ev.ValidationRequested(dataset=o, batch=[o.dataset_id], attempt=2), tenant_id=tenant,
-                   model_id=model)
+    return ev.wrap(ev.ValidationRequested(dataset=o, batch=[o.dataset_id], attempt=2), tenant_id=tenant, model_id=model)
 
 
-def job(attempts: int = 1, last_error: str | None = None, kind: T = T.AUDIO, waited: float = 0.0,
-        batch: list[uuid.UUID] | None = None) -> Job:
+def job(
+    attempts: int = 1,
+    last_error: str | None = None,
+    kind: T = T.AUDIO,
+    waited: float = 0.0,
+    batch: list[uuid.UUID] | None = None,
+) -> Job:
     env = uploaded(obj(kind), batch=batch)
     o = env.payload().dataset
-    return Job(Dataset.of(o, env.tenant_id, env.model_id), attempts, env, waited, Lease("w", uuid.uuid4()),
-               last_error)
+    return Job(Dataset.of(o, env.tenant_id, env.model_id), attempts, env, waited, Lease("w", uuid.uuid4()), last_error)
 
 
 @pytest.fixture
@@ -118,13 +146,20 @@ def test_verdicts_carry_the_result() -> None:
     assert bad.error.details == [{"message": "not a WAV file", "byte_offset": 0}]
 
 
-@pytest.mark.parametrize(("status", "result", "expected"), [
-    (None, None, Answer.REQUEUE), (JobStatus.DEAD, FAILED, Answer.REQUEUE),
-    (JobStatus.PASSED, PASSED, Answer.REPUBLISH), (JobStatus.FAILED, FAILED, Answer.REPUBLISH),
-    (JobStatus.PENDING, None, Answer.LEAVE), (JobStatus.RUNNING, None, Answer.LEAVE),
-])
-def test_a_validation_request_is_answered_by_the_jobs_state(status: JobStatus | None, result: Any,
-                                                           expected: Answer) -> None:
+@pytest.mark.parametrize(
+    ("status", "result", "expected"),
+    [
+        (None, None, Answer.REQUEUE),
+        (JobStatus.DEAD, FAILED, Answer.REQUEUE),
+        (JobStatus.PASSED, PASSED, Answer.REPUBLISH),
+        (JobStatus.FAILED, FAILED, Answer.REPUBLISH),
+        (JobStatus.PENDING, None, Answer.LEAVE),
+        (JobStatus.RUNNING, None, Answer.LEAVE),
+    ],
+)
+def test_a_validation_request_is_answered_by_the_jobs_state(
+    status: JobStatus | None, result: Any, expected: Answer
+) -> None:
     entry = None if status is None else Entry(job().dataset, status, result)
     assert domain.answer(entry) is expected
 
@@ -138,8 +173,7 @@ async def test_an_upload_is_queued_once_and_a_deletion_forgets_it(uow, repo) -> 
     assert not await h.record_upload(uow, env)  # redelivered
     ds = env.payload().dataset.dataset_id
     assert repo.rows[ds].status is JobStatus.PENDING
-    deleted = ev.wrap(ev.DatasetDeleted(dataset_id=ds, dataset_type=T.AUDIO), tenant_id="acme",
-                      model_id=env.model_id)
+    deleted = ev.wrap(ev.DatasetDeleted(dataset_id=ds, dataset_type=T.AUDIO), tenant_id="acme", model_id=env.model_id)
     assert await h.forget_dataset(uow, deleted)
     assert ds not in repo.rows
 
@@ -233,9 +267,13 @@ async def test_validation_requests_republish_leave_or_requeue(uow, repo) -> None
 
     answers = {o.dataset_id: await h.answer_request(uow, requested(o, model)) for o in (done, waiting, lost, dead)}
 
-    assert answers == {done.dataset_id: Answer.REPUBLISH, waiting.dataset_id: Answer.LEAVE,
-                       lost.dataset_id: Answer.REQUEUE, dead.dataset_id: Answer.REQUEUE}
-    again = uow.messages()[len(first):]
+    assert answers == {
+        done.dataset_id: Answer.REPUBLISH,
+        waiting.dataset_id: Answer.LEAVE,
+        lost.dataset_id: Answer.REQUEUE,
+        dead.dataset_id: Answer.REQUEUE,
+    }
+    again = uow.messages()[len(first) :]
     original = next(m for m in first if m.dataset_id == done.dataset_id)
     assert again == [original]  # the same verdict, published again
     assert repo.rows[lost.dataset_id].status is JobStatus.PENDING and repo.rows[lost.dataset_id].attempts == 0
@@ -296,8 +334,7 @@ async def until(done: Callable[[], object], tick: Callable[[], None] = lambda: N
 
 async def test_the_loop_renews_a_long_job_and_finishes_it(uow, repo) -> None:
     check = Blocking(PASSED)
-    loop = JobLoop(uow, check, JobRules(max_attempts=3, lease_seconds=0.2), owner="w", concurrency=2,
-                   poll_seconds=0.05)
+    loop = JobLoop(uow, check, JobRules(max_attempts=3, lease_seconds=0.2), owner="w", concurrency=2, poll_seconds=0.05)
     await h.record_upload(uow, uploaded())
     async with looping(loop):
         await asyncio.sleep(0.5)
@@ -339,8 +376,7 @@ async def test_database_outages_neither_end_the_loop_nor_lose_a_finished_check()
     check = Blocking(PASSED)
     check.release.set()
     await h.record_upload(uow, uploaded())
-    async with looping(JobLoop(uow, check, JobRules(lease_seconds=30), owner="w", concurrency=1,
-                               poll_seconds=0.01)):
+    async with looping(JobLoop(uow, check, JobRules(lease_seconds=30), owner="w", concurrency=1, poll_seconds=0.01)):
         await until(uow.messages)
     assert (repo.claim_outages, repo.finish_outages, check.calls) == (0, 0, 1)  # the write was retried, not the check
     assert [type(m) for m in uow.messages()] == [ev.ValidationPassed]

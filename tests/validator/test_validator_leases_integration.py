@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+
+from tests.support import unique
 from voxtrain_shared import events as ev
 from voxtrain_shared import ops
 from voxtrain_shared.db import create_pool
@@ -18,15 +20,26 @@ from voxtrain_validator import handlers as h
 from voxtrain_validator.domain import LEASE_LOST, Answer, Cause, JobRules, Retry
 from voxtrain_validator.repository import ValidatorRepository
 
-from tests.support import unique
-
 pytestmark = pytest.mark.integration
 RULES = JobRules(max_attempts=2, lease_seconds=30, retry_base_seconds=0.1)
-PASSED = {"passed": True, "code": None, "message": None, "details": [], "details_dropped": 0, "warnings": [],
-          "metadata": {}}
-FAILED = {"passed": False, "code": "invalid_transcript_format", "message": "not UTF-8",
-          "details": [{"message": "not UTF-8", "byte_offset": 3}], "details_dropped": 0, "warnings": [],
-          "metadata": {}}
+PASSED = {
+    "passed": True,
+    "code": None,
+    "message": None,
+    "details": [],
+    "details_dropped": 0,
+    "warnings": [],
+    "metadata": {},
+}
+FAILED = {
+    "passed": False,
+    "code": "invalid_transcript_format",
+    "message": "not UTF-8",
+    "details": [{"message": "not UTF-8", "byte_offset": 3}],
+    "details_dropped": 0,
+    "warnings": [],
+    "metadata": {},
+}
 
 
 @pytest.fixture
@@ -42,20 +55,31 @@ async def db(stack) -> AsyncIterator[tuple[asyncpg.Pool, UnitOfWork[ValidatorRep
 
 def upload() -> ev.Envelope:
     ds = uuid.uuid4()
-    obj = ev.DatasetObject(dataset_id=ds, dataset_type=T.TRANSCRIPT, file_name="notes.txt", bucket="b",
-                           object_key=f"k/{ds}", size=1, sha256="0" * 64)
+    obj = ev.DatasetObject(
+        dataset_id=ds,
+        dataset_type=T.TRANSCRIPT,
+        file_name="notes.txt",
+        bucket="b",
+        object_key=f"k/{ds}",
+        size=1,
+        sha256="0" * 64,
+    )
     return ev.wrap(ev.DatasetUploaded(dataset=obj, batch=[ds]), tenant_id="acme", model_id=uuid.uuid4())
 
 
 async def expire(pool: asyncpg.Pool, env: ev.Envelope) -> None:
     """The job's holder stopped renewing (it died): its lease is over."""
-    await pool.execute("UPDATE datasets SET lease_until = now() - interval '1 second' WHERE dataset_id=$1",
-                       env.payload().dataset.dataset_id)
+    await pool.execute(
+        "UPDATE datasets SET lease_until = now() - interval '1 second' WHERE dataset_id=$1",
+        env.payload().dataset.dataset_id,
+    )
 
 
 async def outbox(pool: asyncpg.Pool) -> list[Any]:
-    return [ev.REGISTRY.parse(bytes(r["payload"])).payload()
-            for r in await pool.fetch("SELECT payload FROM outbox ORDER BY seq")]
+    return [
+        ev.REGISTRY.parse(bytes(r["payload"])).payload()
+        for r in await pool.fetch("SELECT payload FROM outbox ORDER BY seq")
+    ]
 
 
 async def queued_and_claimed(uow: UnitOfWork[ValidatorRepository]) -> tuple[ev.Envelope, h.Claimed]:
@@ -85,8 +109,9 @@ async def test_a_stale_worker_changes_nothing_and_the_holder_finishes(db) -> Non
 
     assert await h.finish(uow, fresh.job, FAILED)
     (verdict,) = await outbox(pool)
-    assert isinstance(verdict, ev.ValidationFailed) and verdict.error.details == [{"message": "not UTF-8",
-                                                                                    "byte_offset": 3}]
+    assert isinstance(verdict, ev.ValidationFailed) and verdict.error.details == [
+        {"message": "not UTF-8", "byte_offset": 3}
+    ]
     assert await pool.fetchval("SELECT status FROM datasets") == "failed"
 
 
@@ -110,8 +135,9 @@ async def test_a_given_up_job_is_queued_again_when_models_asks(db) -> None:
     _pool, uow = db
     env, claimed = await queued_and_claimed(uow)
     await h.retry_or_give_up(uow, RULES, claimed.job, Cause.OBJECT_MISSING, "gone")
-    ask = ev.wrap(ev.ValidationRequested(dataset=env.payload().dataset, attempt=2), tenant_id="acme",
-                  model_id=env.model_id)
+    ask = ev.wrap(
+        ev.ValidationRequested(dataset=env.payload().dataset, attempt=2), tenant_id="acme", model_id=env.model_id
+    )
     assert await h.answer_request(uow, ask) is Answer.REQUEUE
     again = await h.claim_next(uow, RULES, "two")
     assert isinstance(again, h.Claimed) and again.job.attempts == 1 and again.job.request.id == ask.id

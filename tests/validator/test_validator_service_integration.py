@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from minio import Minio
+
+from tests.support import TopicReader, publish, running, settings_for
 from voxtrain_shared import events as ev
 from voxtrain_shared.service import Service
 from voxtrain_shared.settings import MinioSettings, ValidatorSettings
@@ -22,8 +24,6 @@ from voxtrain_shared.vocab import DatasetType as T
 from voxtrain_validator.bootstrap import build
 from voxtrain_validator.domain import Dataset, Sibling
 from voxtrain_validator.storage import object_validator
-
-from tests.support import TopicReader, publish, running, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -56,29 +56,49 @@ async def validator(stack) -> AsyncIterator[RunningValidator]:
         yield v
 
 
-def uploaded(svc: RunningValidator, model: uuid.UUID, kind: T, name: str, data: bytes | None, tenant: str = "acme",
-             batch: list[uuid.UUID] | None = None) -> ev.Envelope:
+def uploaded(
+    svc: RunningValidator,
+    model: uuid.UUID,
+    kind: T,
+    name: str,
+    data: bytes | None,
+    tenant: str = "acme",
+    batch: list[uuid.UUID] | None = None,
+) -> ev.Envelope:
     ds = uuid.uuid4()
     bucket = svc.settings.minio.bucket
     key = f"tenants/{tenant}/models/{model}/datasets/{ds}/data"
     if data is not None:  # None: the object is missing from storage
         svc.minio.put_object(bucket, key, io.BytesIO(data), len(data))
-    obj = ev.DatasetObject(dataset_id=ds, dataset_type=kind, file_name=name, bucket=bucket, object_key=key,
-                           size=len(data) if data is not None else 1, sha256=hashlib.sha256(data or b"").hexdigest())
+    obj = ev.DatasetObject(
+        dataset_id=ds,
+        dataset_type=kind,
+        file_name=name,
+        bucket=bucket,
+        object_key=key,
+        size=len(data) if data is not None else 1,
+        sha256=hashlib.sha256(data or b"").hexdigest(),
+    )
     return ev.wrap(ev.DatasetUploaded(dataset=obj, batch=batch or [ds]), tenant_id=tenant, model_id=model)
 
 
 def requested(env: ev.Envelope) -> ev.Envelope:
     """models asks again for the verdict on ``env``'s dataset."""
     p = env.payload()
-    return ev.wrap(ev.ValidationRequested(dataset=p.dataset, batch=p.batch, attempt=2), tenant_id=env.tenant_id,
-                   model_id=env.model_id)
+    return ev.wrap(
+        ev.ValidationRequested(dataset=p.dataset, batch=p.batch, attempt=2),
+        tenant_id=env.tenant_id,
+        model_id=env.model_id,
+    )
 
 
 def _with_batch(env: ev.Envelope, others: list[uuid.UUID]) -> ev.Envelope:
     p = env.payload()
-    return ev.wrap(ev.DatasetUploaded(dataset=p.dataset, batch=[p.dataset.dataset_id, *others]),
-                   tenant_id=env.tenant_id, model_id=env.model_id)
+    return ev.wrap(
+        ev.DatasetUploaded(dataset=p.dataset, batch=[p.dataset.dataset_id, *others]),
+        tenant_id=env.tenant_id,
+        model_id=env.model_id,
+    )
 
 
 async def only_verdict(v: RunningValidator, stack: Any, env: ev.Envelope) -> ev.Message:
@@ -104,15 +124,23 @@ async def test_every_kind_of_file_gets_its_verdict_with_code_and_place(validator
         (good_mp3, None),
         (uploaded(validator, model, T.AUDIO, "talk.wav", media.bytes("speech.mp3")), ("invalid_audio_format", "MP3")),
         (uploaded(validator, model, T.AUDIO, "photo.m4a", media.bytes("image.png")), ("invalid_audio_format", "PNG")),
-        (uploaded(validator, model, T.AUDIO, "cut.flac", media.bytes("speech.flac")[:3000]),
-         ("invalid_audio_format", "")),
+        (
+            uploaded(validator, model, T.AUDIO, "cut.flac", media.bytes("speech.flac")[:3000]),
+            ("invalid_audio_format", ""),
+        ),
         (uploaded(validator, model, T.AUDIO, "empty.wav", b""), ("invalid_audio_format", "")),
-        (uploaded(validator, model, T.TRANSCRIPT, "notes.txt", "caf\u00e9 au lait\n".encode("latin-1")),
-         ("invalid_transcript_format", "UTF-8")),
-        (uploaded(validator, model, T.TEST, "cues.vtt", b"WEBVTT\n\n00:00:02.000 --> 00:00:01.000\nbackwards\n"),
-         ("invalid_transcript_format", "")),
-        (uploaded(validator, model, T.TRANSCRIPT, "good.srt", b"1\n00:00:00,000 --> 00:00:01,500\nhello there\n"),
-         None),
+        (
+            uploaded(validator, model, T.TRANSCRIPT, "notes.txt", "caf\u00e9 au lait\n".encode("latin-1")),
+            ("invalid_transcript_format", "UTF-8"),
+        ),
+        (
+            uploaded(validator, model, T.TEST, "cues.vtt", b"WEBVTT\n\n00:00:02.000 --> 00:00:01.000\nbackwards\n"),
+            ("invalid_transcript_format", ""),
+        ),
+        (
+            uploaded(validator, model, T.TRANSCRIPT, "good.srt", b"1\n00:00:00,000 --> 00:00:01,500\nhello there\n"),
+            None,
+        ),
     ]
     envs = [e for e, _ in cases]
     async with TopicReader(stack.kafka_bootstrap, validator.topics.validation) as reader:
@@ -145,20 +173,43 @@ async def test_manifests_resolve_only_within_their_model_and_tenant(validator, s
     audio = uploaded(validator, model, T.AUDIO, "ward.wav", media.bytes("speech.wav"))
     theirs = uploaded(validator, foreign_model, T.AUDIO, "secret.wav", media.bytes("speech.wav"), tenant="other")
     a_id, their_id = audio.payload().dataset.dataset_id, theirs.payload().dataset.dataset_id
-    good = uploaded(validator, model, T.MANIFEST, "pairs.jsonl",
-                    (json.dumps({"audio": "ward.wav", "text": "hello", "offset": 0.1, "duration": 0.5}) + "\n"
-                     + json.dumps({"audio": str(a_id), "text": "again"}) + "\n").encode())
-    bad = uploaded(validator, model, T.MANIFEST, "bad.jsonl",
-                   (json.dumps({"audio": str(a_id), "text": "fine"}) + "\n"
-                    + json.dumps({"audio": str(their_id), "text": "not yours"}) + "\n"
-                    + json.dumps({"audio": "../../etc/passwd", "text": "no paths"}) + "\n"
-                    + "{not json\n").encode())
+    good = uploaded(
+        validator,
+        model,
+        T.MANIFEST,
+        "pairs.jsonl",
+        (
+            json.dumps({"audio": "ward.wav", "text": "hello", "offset": 0.1, "duration": 0.5})
+            + "\n"
+            + json.dumps({"audio": str(a_id), "text": "again"})
+            + "\n"
+        ).encode(),
+    )
+    bad = uploaded(
+        validator,
+        model,
+        T.MANIFEST,
+        "bad.jsonl",
+        (
+            json.dumps({"audio": str(a_id), "text": "fine"})
+            + "\n"
+            + json.dumps({"audio": str(their_id), "text": "not yours"})
+            + "\n"
+            + json.dumps({"audio": "../../etc/passwd", "text": "no paths"})
+            + "\n"
+            + "{not json\n"
+        ).encode(),
+    )
     # one upload: the manifests come before the audio they reference, and say so in their batch
     batch = [a_id]
     good, bad = _with_batch(good, batch), _with_batch(bad, batch)
-    too_long = uploaded(validator, model, T.MANIFEST, "late.jsonl",
-                        (json.dumps({"audio": "ward.wav", "text": "past the end", "offset": 500, "duration": 1})
-                         + "\n").encode())
+    too_long = uploaded(
+        validator,
+        model,
+        T.MANIFEST,
+        "late.jsonl",
+        (json.dumps({"audio": "ward.wav", "text": "past the end", "offset": 500, "duration": 1}) + "\n").encode(),
+    )
     too_long = _with_batch(too_long, batch)
     async with TopicReader(stack.kafka_bootstrap, validator.topics.validation) as reader:
         # audio and manifests arrive together: the manifests may be read while the audio is still pending
@@ -209,16 +260,23 @@ def unreachable(settings: MinioSettings) -> Minio:
     """A client of a store that is down (nothing listens there); urllib3 does not retry on its own."""
     import urllib3
 
-    return Minio("127.0.0.1:9", access_key="x", secret_key="y", secure=False,
-                 http_client=urllib3.PoolManager(retries=False, timeout=2))
+    return Minio(
+        "127.0.0.1:9",
+        access_key="x",
+        secret_key="y",
+        secure=False,
+        http_client=urllib3.PoolManager(retries=False, timeout=2),
+    )
 
 
 class Outage:
     """The real storage adapter, reading from a store that is down for the first ``failures`` checks."""
 
     def __init__(self, settings: ValidatorSettings, failures: int) -> None:
-        self._up, self._down = object_validator(make_client(settings.minio)), object_validator(
-            unreachable(settings.minio))
+        self._up, self._down = (
+            object_validator(make_client(settings.minio)),
+            object_validator(unreachable(settings.minio)),
+        )
         self.failures, self.calls, self._lock = failures, 0, threading.Lock()
 
     def __call__(self, dataset: Dataset, siblings: Any, cancelled: threading.Event) -> dict[str, Any]:
@@ -229,8 +287,7 @@ class Outage:
 
 
 @pytest.mark.parametrize("failures", [1, 99])
-async def test_storage_that_is_briefly_down_is_retried_and_one_that_stays_down_fails_naming_it(stack,
-                                                                                               failures) -> None:
+async def test_storage_that_is_briefly_down_is_retried_and_one_that_stays_down_fails_naming_it(stack, failures) -> None:
     settings = settings_for(ValidatorSettings, stack, VOXTRAIN_MAX_ATTEMPTS="2", VOXTRAIN_RETRY_BASE_SECONDS="0.2")
     outage = Outage(settings, failures)
     async for v in started(settings, validate=outage):
@@ -252,8 +309,9 @@ class Slow:
         self.calls: Counter[uuid.UUID] = Counter()
         self._lock = threading.Lock()
 
-    def __call__(self, dataset: Dataset, siblings: dict[uuid.UUID, Sibling],
-                 cancelled: threading.Event) -> dict[str, Any]:
+    def __call__(
+        self, dataset: Dataset, siblings: dict[uuid.UUID, Sibling], cancelled: threading.Event
+    ) -> dict[str, Any]:
         with self._lock:
             self.calls[dataset.dataset_id] += 1
         cancelled.wait(self._seconds)
@@ -263,8 +321,10 @@ class Slow:
 async def test_a_job_longer_than_its_lease_keeps_it_and_no_second_worker_takes_it(stack, media) -> None:
     settings = settings_for(ValidatorSettings, stack, VOXTRAIN_LEASE_SECONDS="1", VOXTRAIN_CONCURRENCY="1")
     slow = Slow(settings, 4.0)  # four leases long
-    runs = [started(settings, validate=slow, owner="one", poll_seconds=0.1),
-            started(settings, validate=slow, owner="two", poll_seconds=0.1)]
+    runs = [
+        started(settings, validate=slow, owner="one", poll_seconds=0.1),
+        started(settings, validate=slow, owner="two", poll_seconds=0.1),
+    ]
     first, _second = [await anext(r) for r in runs]  # two replicas on one database, both polling for jobs
     try:
         env = uploaded(first, uuid.uuid4(), T.AUDIO, "long.wav", media.bytes("speech.wav"))

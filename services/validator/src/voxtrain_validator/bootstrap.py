@@ -21,21 +21,39 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def rules_of(settings: ValidatorSettings) -> JobRules:
-    return JobRules(max_attempts=settings.max_attempts, lease_seconds=settings.lease_seconds,
-                    retry_base_seconds=settings.retry_base_seconds, retry_max_seconds=settings.retry_max_seconds)
+    return JobRules(
+        max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_max_seconds=settings.retry_max_seconds,
+    )
 
 
-def build(settings: ValidatorSettings, *, validate: Validator | None = None, owner: str | None = None,
-          poll_seconds: float = 1.0) -> Service:
+def build(
+    settings: ValidatorSettings,
+    *,
+    validate: Validator | None = None,
+    owner: str | None = None,
+    poll_seconds: float = 1.0,
+) -> Service:
     """The validator service. Tests may pass ``validate`` (the content check of one dataset, instead of reading
     object storage) and ``owner`` (the worker's name in its leases)."""
-    svc = Service(settings, migrations=MIGRATIONS, title="voxtrain validator",
-                  description="Checks what is really inside every dataset (health and metrics only).")
+    svc = Service(
+        settings,
+        migrations=MIGRATIONS,
+        title="voxtrain validator",
+        description="Checks what is really inside every dataset (health and metrics only).",
+    )
     minio = make_client(settings.minio)
     uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
-    jobs = JobLoop(uow, validate or object_validator(minio), rules_of(settings),
-                   owner=owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-                   concurrency=settings.concurrency, poll_seconds=poll_seconds)
+    jobs = JobLoop(
+        uow,
+        validate or object_validator(minio),
+        rules_of(settings),
+        owner=owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        concurrency=settings.concurrency,
+        poll_seconds=poll_seconds,
+    )
     svc.consumer(svc.topics.datasets, "datasets", consumers.datasets(uow, jobs.wake), types=consumers.DATASET_TYPES)
     svc.consumer(svc.topics.models, "requests", consumers.requests(uow, jobs.wake), types=consumers.REQUEST_TYPES)
     probe = reachable(minio)

@@ -66,8 +66,9 @@ class Dataset:
 
     @classmethod
     def of(cls, obj: ev.DatasetObject, tenant_id: str, model_id: uuid.UUID) -> Dataset:
-        return cls(obj.dataset_id, tenant_id, model_id, obj.dataset_type, obj.file_name, obj.bucket,
-                   obj.object_key, obj.size)
+        return cls(
+            obj.dataset_id, tenant_id, model_id, obj.dataset_type, obj.file_name, obj.bucket, obj.object_key, obj.size
+        )
 
 
 @dataclass(frozen=True)
@@ -151,24 +152,31 @@ class JobRules:
         if job.attempts <= self.max_attempts:
             return None
         cause = job.last_error or LEASE_LOST
-        return GiveUp(failure(f"{job.dataset.file_name} could not be validated in "
-                                           f"{self.max_attempts} attempts: {cause}. Upload it again, or start "
-                                           "training again once the cause is fixed."))
+        return GiveUp(
+            failure(
+                f"{job.dataset.file_name} could not be validated in "
+                f"{self.max_attempts} attempts: {cause}. Upload it again, or start "
+                "training again once the cause is fixed."
+            )
+        )
 
     def after_error(self, job: Job, cause: Cause, detail: str) -> Retry | GiveUp:
         """The claim ended without a verdict: retry later, or give up (cap reached, or nothing to retry)."""
         name = job.dataset.file_name
         if cause is Cause.OBJECT_MISSING:
-            return GiveUp(failure(f"{name} is no longer in storage (was it deleted?). "
-                                               "Upload it again."))
+            return GiveUp(failure(f"{name} is no longer in storage (was it deleted?). Upload it again."))
         if job.attempts < self.max_attempts:
             return Retry(self.retry_delay(job.attempts))
         if cause is Cause.STORAGE_UNAVAILABLE:
-            message = (f"{name} could not be read from storage in {job.attempts} attempts (object storage was "
-                       "unreachable). Start training again once storage is back, or upload it again.")
+            message = (
+                f"{name} could not be read from storage in {job.attempts} attempts (object storage was "
+                "unreachable). Start training again once storage is back, or upload it again."
+            )
         else:
-            message = (f"{name} could not be validated: the check failed {job.attempts} times with an internal "
-                       f"error ({detail}). Please report this; uploading the file again will not help.")
+            message = (
+                f"{name} could not be validated: the check failed {job.attempts} times with an internal "
+                f"error ({detail}). Please report this; uploading the file again will not help."
+            )
         return GiveUp(failure(message))
 
     def waits_for_batch(self, job: Job, known: set[uuid.UUID]) -> bool:
@@ -181,15 +189,25 @@ class JobRules:
     def waits_for_audio(self, job: Job, result: dict[str, Any]) -> bool:
         """A manifest that cuts segments out of audio still being validated is checked again once that audio's
         duration is known (for at most ``max_wait_seconds``; after that it passes as it is)."""
-        deferred = (result.get("passed") and job.dataset.type is DatasetType.MANIFEST
-                    and (result.get("metadata") or {}).get("deferred_segment_ends"))
+        deferred = (
+            result.get("passed")
+            and job.dataset.type is DatasetType.MANIFEST
+            and (result.get("metadata") or {}).get("deferred_segment_ends")
+        )
         return bool(deferred) and job.waited_seconds < self.max_wait_seconds
 
 
 def failure(message: str) -> dict[str, Any]:
     """A failed result (the JSON form of a rules ``Outcome``) with code ``validation_failed``."""
-    return {"passed": False, "code": ErrorCode.VALIDATION_FAILED.value, "message": message,
-            "details": [{"message": message}], "details_dropped": 0, "warnings": [], "metadata": {}}
+    return {
+        "passed": False,
+        "code": ErrorCode.VALIDATION_FAILED.value,
+        "message": message,
+        "details": [{"message": message}],
+        "details_dropped": 0,
+        "warnings": [],
+        "metadata": {},
+    }
 
 
 def status_of(result: dict[str, Any]) -> JobStatus:
@@ -199,15 +217,24 @@ def status_of(result: dict[str, Any]) -> JobStatus:
 def verdict(dataset: Dataset, result: dict[str, Any]) -> ev.ValidationPassed | ev.ValidationFailed:
     """The event for a result; built from the stored result, so a re-published verdict has the same content."""
     if result.get("passed"):
-        return ev.ValidationPassed(dataset_id=dataset.dataset_id, dataset_type=dataset.type,
-                                   file_name=dataset.file_name, metadata=result.get("metadata") or {},
-                                   warnings=list(result.get("warnings") or []))
+        return ev.ValidationPassed(
+            dataset_id=dataset.dataset_id,
+            dataset_type=dataset.type,
+            file_name=dataset.file_name,
+            metadata=result.get("metadata") or {},
+            warnings=list(result.get("warnings") or []),
+        )
     return ev.ValidationFailed(
-        dataset_id=dataset.dataset_id, dataset_type=dataset.type, file_name=dataset.file_name,
-        error=ev.ErrorInfo(code=ErrorCode(result.get("code") or ErrorCode.VALIDATION_FAILED),
-                           message=result.get("message") or "the file is not valid",
-                           dataset_id=dataset.dataset_id, file_name=dataset.file_name,
-                           details=list(result.get("details") or [])),
+        dataset_id=dataset.dataset_id,
+        dataset_type=dataset.type,
+        file_name=dataset.file_name,
+        error=ev.ErrorInfo(
+            code=ErrorCode(result.get("code") or ErrorCode.VALIDATION_FAILED),
+            message=result.get("message") or "the file is not valid",
+            dataset_id=dataset.dataset_id,
+            file_name=dataset.file_name,
+            details=list(result.get("details") or []),
+        ),
         details_truncated=int(result.get("details_dropped") or 0),
     )
 

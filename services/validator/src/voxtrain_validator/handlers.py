@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import asyncpg
+
 from voxtrain_shared import events as ev
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.topics import Topics
@@ -30,8 +31,7 @@ DELETES = "validator.datasets.deleted"
 REQUESTS = "validator.requests"
 
 
-def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str,
-                 topics: Topics) -> UnitOfWork[ValidatorRepository]:
+def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> UnitOfWork[ValidatorRepository]:
     return UnitOfWork(pool, schema, topics, ValidatorRepository)
 
 
@@ -86,8 +86,12 @@ async def answer_request(uow: ValidatorWork, env: ev.Envelope) -> Answer | None:
 
     if not await handle_once(uow, env, REQUESTS, apply):
         return None
-    log.info("validation_requested", dataset_id=str(dataset.dataset_id), answer=answered[0].value,
-             attempt=getattr(env.payload(), "attempt", None))
+    log.info(
+        "validation_requested",
+        dataset_id=str(dataset.dataset_id),
+        answer=answered[0].value,
+        attempt=getattr(env.payload(), "attempt", None),
+    )
     return answered[0]
 
 
@@ -136,22 +140,27 @@ async def finish(uow: ValidatorWork, job: Job, result: dict[str, Any], *, status
     worker that lost its lease or a dataset deleted meanwhile."""
     async with uow(_context(job)) as tx:
         if not await tx.repo.finish(job.dataset.dataset_id, job.lease, status or domain.status_of(result), result):
-            log.warning("validation_result_discarded", dataset_id=str(job.dataset.dataset_id),
-                        reason="the lease is no longer held by this worker")
+            log.warning(
+                "validation_result_discarded",
+                dataset_id=str(job.dataset.dataset_id),
+                reason="the lease is no longer held by this worker",
+            )
             return False
         await tx.emit(domain.verdict(job.dataset, result), job.dataset.model_id)
     return True
 
 
-async def retry_or_give_up(uow: ValidatorWork, rules: JobRules, job: Job, cause: Cause,
-                           detail: str) -> domain.Retry | GiveUp:
+async def retry_or_give_up(
+    uow: ValidatorWork, rules: JobRules, job: Job, cause: Cause, detail: str
+) -> domain.Retry | GiveUp:
     """The claim ended without a verdict: back to the queue with backoff, or given up (and its verdict
     emitted) when the attempts are spent or nothing can be retried."""
     step = rules.after_error(job, cause, detail)
     if isinstance(step, domain.Retry):
         async with uow(_context(job)) as tx:
-            await tx.repo.release(job.dataset.dataset_id, job.lease, step.delay, error=f"{cause.value}: {detail}",
-                                  counted=True)
+            await tx.repo.release(
+                job.dataset.dataset_id, job.lease, step.delay, error=f"{cause.value}: {detail}", counted=True
+            )
     else:
         await finish(uow, job, step.result, status=JobStatus.DEAD)
     return step
@@ -160,5 +169,4 @@ async def retry_or_give_up(uow: ValidatorWork, rules: JobRules, job: Job, cause:
 async def wait(uow: ValidatorWork, job: Job) -> None:
     """A manifest waits for its batch or audio: back to the queue shortly, the attempt given back."""
     async with uow(_context(job)) as tx:
-        await tx.repo.release(job.dataset.dataset_id, job.lease, domain.WAIT_POLL_SECONDS, error=None,
-                              counted=False)
+        await tx.repo.release(job.dataset.dataset_id, job.lease, domain.WAIT_POLL_SECONDS, error=None, counted=False)

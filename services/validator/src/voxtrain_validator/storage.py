@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any, BinaryIO, Protocol, cast
 
 from minio import Minio
+
 from voxtrain_shared.vocab import DatasetType
 
 from .adapters.s3_reader import RangeSource, S3RangeReader
@@ -27,9 +28,13 @@ from .rules.transcript import validate_transcript
 
 #: S3 error codes meaning the object is not there (retrying will not bring it back).
 MISSING = frozenset({"NoSuchKey", "NoSuchBucket"})
-_STATE = {JobStatus.PENDING: DatasetState.PENDING, JobStatus.RUNNING: DatasetState.PENDING,
-          JobStatus.PASSED: DatasetState.PASSED, JobStatus.FAILED: DatasetState.FAILED,
-          JobStatus.DEAD: DatasetState.FAILED}
+_STATE = {
+    JobStatus.PENDING: DatasetState.PENDING,
+    JobStatus.RUNNING: DatasetState.PENDING,
+    JobStatus.PASSED: DatasetState.PASSED,
+    JobStatus.FAILED: DatasetState.FAILED,
+    JobStatus.DEAD: DatasetState.FAILED,
+}
 
 
 class StorageUnavailable(Exception):
@@ -47,8 +52,9 @@ class Cancelled(Exception):
 class Validator(Protocol):
     """What the job loop needs: the result (``Outcome.to_dict()`` form) of checking one dataset."""
 
-    def __call__(self, dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling],
-                 cancelled: threading.Event) -> dict[str, Any]: ...
+    def __call__(
+        self, dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling], cancelled: threading.Event
+    ) -> dict[str, Any]: ...
 
 
 def extension(file_name: str) -> str:
@@ -62,8 +68,13 @@ def resolver(dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling]) -> Resolve
         by_name.setdefault(s.file_name, []).append(s)
 
     def ref(s: Sibling) -> DatasetRef:
-        return DatasetRef(dataset_id=str(s.dataset_id), type=s.type, file_name=s.file_name, status=_STATE[s.status],
-                          duration_seconds=s.duration_seconds)
+        return DatasetRef(
+            dataset_id=str(s.dataset_id),
+            type=s.type,
+            file_name=s.file_name,
+            status=_STATE[s.status],
+            duration_seconds=s.duration_seconds,
+        )
 
     def resolve(name: str) -> DatasetRef | None:
         try:
@@ -140,8 +151,7 @@ def object_validator(client: Minio) -> Validator:
     # reader's protocol spells out; it is the client the protocol was written for.
     source = cast(RangeSource, client)
 
-    def validate(dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling],
-                 cancelled: threading.Event) -> dict[str, Any]:
+    def validate(dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling], cancelled: threading.Event) -> dict[str, Any]:
         raw = _Cancellable(S3RangeReader(source, dataset.bucket, dataset.object_key, dataset.size), cancelled)
         try:
             with io.BufferedReader(raw, buffer_size=1024 * 1024) as stream:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.metrics import VALIDATION_SECONDS, VALIDATIONS
@@ -30,15 +31,30 @@ from .storage import Cancelled, ObjectMissing, StorageUnavailable, Validator
 log = get_logger(__name__)
 T = TypeVar("T")
 #: Errors of the database connection that pass (a restart, a reset, a timeout): the write is tried again.
-TRANSIENT = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-             asyncpg.CannotConnectNowError, asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
 
 
 class JobLoop:
     """Runs validation jobs until the service stops. ``owner`` names this worker in the leases it takes."""
 
-    def __init__(self, uow: h.ValidatorWork, validate: Validator, rules: JobRules, *, owner: str,
-                 concurrency: int, poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        uow: h.ValidatorWork,
+        validate: Validator,
+        rules: JobRules,
+        *,
+        owner: str,
+        concurrency: int,
+        poll_seconds: float = 1.0,
+    ) -> None:
         self._uow, self._validate, self._rules = uow, validate, rules
         self.owner, self._concurrency = owner, concurrency
         self._running: set[asyncio.Task[None]] = set()
@@ -63,8 +79,12 @@ class JobLoop:
             if got is None:
                 return
             if isinstance(got, h.Exhausted):
-                log.error("validation_given_up", dataset_id=str(got.job.dataset.dataset_id),
-                          attempts=got.job.attempts - 1, reason=got.result["message"])
+                log.error(
+                    "validation_given_up",
+                    dataset_id=str(got.job.dataset.dataset_id),
+                    attempts=got.job.attempts - 1,
+                    reason=got.result["message"],
+                )
                 VALIDATIONS.labels(got.job.dataset.type.name, "failed", ErrorCode.VALIDATION_FAILED.value).inc()
                 continue
             task = asyncio.ensure_future(self.work(got))
@@ -82,8 +102,13 @@ class JobLoop:
         job = claimed.job
         bind_message(job.request.id, job.request.correlation_id, event_type=job.request.type)
         try:
-            log.info("validation_started", dataset_id=str(job.dataset.dataset_id), type=job.dataset.type.name,
-                     size=job.dataset.size, attempt=job.attempts)
+            log.info(
+                "validation_started",
+                dataset_id=str(job.dataset.dataset_id),
+                type=job.dataset.type.name,
+                size=job.dataset.size,
+                attempt=job.attempts,
+            )
             if self._rules.waits_for_batch(job, set(claimed.siblings)):
                 await self._commit(job, lambda: h.wait(self._uow, job))
                 return
@@ -116,8 +141,7 @@ class JobLoop:
                 if not await h.renew(self._uow, self._rules, job):
                     return False
             except TRANSIENT as exc:  # try again at the next beat; the lease has three beats left
-                log.warning("validation_lease_renewal_failed", dataset_id=str(job.dataset.dataset_id),
-                            error=repr(exc))
+                log.warning("validation_lease_renewal_failed", dataset_id=str(job.dataset.dataset_id), error=repr(exc))
 
     async def _record(self, job: Job, check: asyncio.Future[dict[str, Any]], seconds: float) -> None:
         kind = job.dataset.type.name
@@ -134,8 +158,9 @@ class JobLoop:
         except Exception as exc:  # a bug in a rule must not stop the worker: retried, then given up
             log.exception("validation_crashed", dataset_id=str(job.dataset.dataset_id))
             detail = f"{type(exc).__name__}: {exc}"[:300]
-            step = await self._commit(job, lambda: h.retry_or_give_up(self._uow, self._rules, job, Cause.CRASHED,
-                                                                      detail))
+            step = await self._commit(
+                job, lambda: h.retry_or_give_up(self._uow, self._rules, job, Cause.CRASHED, detail)
+            )
             self._count_error(job, step, Cause.CRASHED, detail)
             return
         if self._rules.waits_for_audio(job, result):
@@ -145,21 +170,33 @@ class JobLoop:
         if not await self._commit(job, lambda: h.finish(self._uow, job, result)):
             return
         verdict = "passed" if result.get("passed") else "failed"
-        log.info("validation_finished", dataset_id=str(job.dataset.dataset_id), passed=result.get("passed"),
-                 code=result.get("code"))
+        log.info(
+            "validation_finished",
+            dataset_id=str(job.dataset.dataset_id),
+            passed=result.get("passed"),
+            code=result.get("code"),
+        )
         VALIDATIONS.labels(kind, verdict, result.get("code") or "").inc()
         VALIDATION_SECONDS.labels(kind, verdict).observe(seconds)
 
     def _count_error(self, job: Job, step: Retry | GiveUp, cause: Cause, detail: str) -> None:
         kind, dataset_id = job.dataset.type.name, str(job.dataset.dataset_id)
         if isinstance(step, Retry):
-            log.warning("validation_retry", dataset_id=dataset_id, attempt=job.attempts, retry_in=step.delay,
-                        cause=cause.value, error=detail)
-            VALIDATIONS.labels(kind, "retried", ErrorCode.STORAGE_UNAVAILABLE.value
-                               if cause is Cause.STORAGE_UNAVAILABLE else "").inc()
+            log.warning(
+                "validation_retry",
+                dataset_id=dataset_id,
+                attempt=job.attempts,
+                retry_in=step.delay,
+                cause=cause.value,
+                error=detail,
+            )
+            VALIDATIONS.labels(
+                kind, "retried", ErrorCode.STORAGE_UNAVAILABLE.value if cause is Cause.STORAGE_UNAVAILABLE else ""
+            ).inc()
         else:
-            log.error("validation_given_up", dataset_id=dataset_id, attempts=job.attempts, cause=cause.value,
-                      error=detail)
+            log.error(
+                "validation_given_up", dataset_id=dataset_id, attempts=job.attempts, cause=cause.value, error=detail
+            )
             VALIDATIONS.labels(kind, "failed", ErrorCode.VALIDATION_FAILED.value).inc()
 
     async def _commit(self, job: Job, write: Callable[[], Awaitable[T]]) -> T:
@@ -172,7 +209,8 @@ class JobLoop:
             except TRANSIENT as exc:
                 if time.monotonic() + delay > deadline:
                     raise
-                log.warning("validation_write_retry", dataset_id=str(job.dataset.dataset_id), error=repr(exc),
-                            retry_in=delay)
+                log.warning(
+                    "validation_write_retry", dataset_id=str(job.dataset.dataset_id), error=repr(exc), retry_in=delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
