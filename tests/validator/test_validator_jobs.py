@@ -16,31 +16,19 @@ from tests.fakes import FakeUnitOfWork
 from tests.validator.fakes import FakeValidatorRepository
 from voxtrain_shared import events as ev
 from voxtrain_shared.vocab import DatasetType as T
+from voxtrain_shared.vocab import ErrorCode
 from voxtrain_validator import domain
 from voxtrain_validator import handlers as h
 from voxtrain_validator.domain import Answer, Cause, Dataset, Entry, GiveUp, Job, JobRules, JobStatus, Lease, Retry
+from voxtrain_validator.rules.outcome import Finding, Outcome, passed
 from voxtrain_validator.storage import StorageUnavailable
 from voxtrain_validator.workers import JobLoop
 
 RULES = JobRules(max_attempts=3, lease_seconds=60, retry_base_seconds=2, retry_max_seconds=5)
-PASSED = {
-    "passed": True,
-    "code": None,
-    "message": None,
-    "details": [],
-    "details_dropped": 0,
-    "warnings": ["quiet"],
-    "metadata": {"duration_seconds": 1.5},
-}
-FAILED = {
-    "passed": False,
-    "code": "invalid_audio_format",
-    "message": "not a WAV file",
-    "details": [{"message": "not a WAV file", "byte_offset": 0}],
-    "details_dropped": 2,
-    "warnings": [],
-    "metadata": {},
-}
+PASSED = passed({"duration_seconds": 1.5}, ("quiet",)).to_dict()
+FAILED = Outcome(
+    False, ErrorCode.INVALID_AUDIO_FORMAT, "not a WAV file", (Finding("not a WAV file", byte_offset=0),), 2
+).to_dict()
 
 
 def obj(kind: T = T.AUDIO, name: str = "a.wav") -> ev.DatasetObject:

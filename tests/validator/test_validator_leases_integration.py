@@ -16,30 +16,18 @@ from voxtrain_shared.db import create_pool
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.uow import UnitOfWork
 from voxtrain_shared.vocab import DatasetType as T
+from voxtrain_shared.vocab import ErrorCode
 from voxtrain_validator import handlers as h
 from voxtrain_validator.domain import LEASE_LOST, Answer, Cause, JobRules, Retry
 from voxtrain_validator.repository import ValidatorRepository
+from voxtrain_validator.rules.outcome import Finding, Outcome, passed
 
 pytestmark = pytest.mark.integration
 RULES = JobRules(max_attempts=2, lease_seconds=30, retry_base_seconds=0.1)
-PASSED = {
-    "passed": True,
-    "code": None,
-    "message": None,
-    "details": [],
-    "details_dropped": 0,
-    "warnings": [],
-    "metadata": {},
-}
-FAILED = {
-    "passed": False,
-    "code": "invalid_transcript_format",
-    "message": "not UTF-8",
-    "details": [{"message": "not UTF-8", "byte_offset": 3}],
-    "details_dropped": 0,
-    "warnings": [],
-    "metadata": {},
-}
+PASSED = passed({}).to_dict()
+FAILED = Outcome(
+    False, ErrorCode.INVALID_TRANSCRIPT_FORMAT, "not UTF-8", (Finding("not UTF-8", byte_offset=3),)
+).to_dict()
 
 
 @pytest.fixture

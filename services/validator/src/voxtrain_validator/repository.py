@@ -21,6 +21,24 @@ from .domain import LEASE_LOST, Dataset, Entry, Job, JobStatus, Lease, Sibling
 _DATASET = "dataset_id, tenant_id, model_id, type, file_name, bucket, object_key, size"
 
 
+_INSERT = f"INSERT INTO datasets ({_DATASET}, envelope) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
+
+
+def _row(d: Dataset, request: ev.Envelope) -> tuple[Any, ...]:
+    """The values of :data:`_INSERT`."""
+    return (
+        d.dataset_id,
+        d.tenant_id,
+        d.model_id,
+        int(d.type),
+        d.file_name,
+        d.bucket,
+        d.object_key,
+        d.size,
+        request.to_bytes(),
+    )
+
+
 def _dataset(row: asyncpg.Record) -> Dataset:
     return Dataset(
         row["dataset_id"],
@@ -47,36 +65,19 @@ class ValidatorRepository:
     async def add(self, d: Dataset, request: ev.Envelope) -> None:
         """Queue ``d`` (nothing if it is known already)."""
         await self._conn.execute(
-            f"INSERT INTO datasets ({_DATASET}, envelope) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
-            "ON CONFLICT (dataset_id) DO NOTHING",
-            d.dataset_id,
-            d.tenant_id,
-            d.model_id,
-            int(d.type),
-            d.file_name,
-            d.bucket,
-            d.object_key,
-            d.size,
-            request.to_bytes(),
+            _INSERT + "ON CONFLICT (dataset_id) DO NOTHING",
+            *_row(d, request),
         )
 
     async def requeue(self, d: Dataset, request: ev.Envelope) -> None:
         """Queue ``d`` afresh (attempts from 0, no result), whether known or not; another tenant's row is kept."""
         await self._conn.execute(
-            f"INSERT INTO datasets ({_DATASET}, envelope) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
-            "ON CONFLICT (dataset_id) DO UPDATE SET status='pending', attempts=0, result=NULL, last_error=NULL, "
+            _INSERT
+            + "ON CONFLICT (dataset_id) DO UPDATE SET status='pending', attempts=0, result=NULL, last_error=NULL, "
             "lease_until=NULL, lease_owner=NULL, lease_token=NULL, next_attempt_at=now(), updated_at=now(), "
             "envelope=EXCLUDED.envelope, bucket=EXCLUDED.bucket, object_key=EXCLUDED.object_key, size=EXCLUDED.size "
             "WHERE datasets.tenant_id = EXCLUDED.tenant_id",
-            d.dataset_id,
-            d.tenant_id,
-            d.model_id,
-            int(d.type),
-            d.file_name,
-            d.bucket,
-            d.object_key,
-            d.size,
-            request.to_bytes(),
+            *_row(d, request),
         )
 
     async def delete(self, tenant_id: str, dataset_id: uuid.UUID) -> None:
