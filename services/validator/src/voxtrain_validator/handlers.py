@@ -61,7 +61,8 @@ async def record_upload(uow: ValidatorWork, env: ev.Envelope) -> bool:
 async def forget_dataset(uow: ValidatorWork, env: ev.Envelope) -> bool:
     """DatasetDeleted: the dataset can no longer be referenced, nor is its verdict published."""
     msg = env.payload()
-    assert isinstance(msg, ev.DatasetDeleted)
+    if not isinstance(msg, ev.DatasetDeleted):
+        raise ValueError(f"{env.type} {env.id} is not a DatasetDeleted")
 
     async def apply(tx: ValidatorTx, e: ev.Envelope) -> None:
         await tx.repo.delete(e.tenant_id, msg.dataset_id)

@@ -115,6 +115,7 @@ class JobLoop:
             started = time.perf_counter()
             cancelled = threading.Event()
             check = asyncio.ensure_future(asyncio.to_thread(self._validate, job.dataset, claimed.siblings, cancelled))
+            check.add_done_callback(_retrieved)  # a check abandoned (lease lost, stopping) leaves no stray warning
             try:
                 held = await self._hold(job, check)
             except asyncio.CancelledError:  # the service stops: stop reading, give the job back at once
@@ -125,7 +126,7 @@ class JobLoop:
             if not held:
                 cancelled.set()
                 log.warning("validation_lease_lost", dataset_id=str(job.dataset.dataset_id))
-                await asyncio.wait({check})
+                await asyncio.wait({check})  # the thread stops at its next read; its result is not wanted
                 return
             await self._record(job, check, time.perf_counter() - started)
         finally:
@@ -214,3 +215,8 @@ class JobLoop:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
