@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-
-from tests.support import TopicReader, auth_headers, eventually, running, settings_for, unique
 from voxtrain_models.bootstrap import build as build_models
 from voxtrain_contracts.services import built_services
 from voxtrain_shared import events as ev
@@ -21,8 +18,12 @@ from voxtrain_shared.settings import ModelsSettings, TrainerSettings
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.vocab import DatasetType, ErrorCode
 from voxtrain_trainer import runs
-from voxtrain_validator import jobs
+from voxtrain_validator import handlers as validator
+from voxtrain_validator.domain import JobRules
 from voxtrain_validator.rules.outcome import failed, passed
+from voxtrain_validator.workers import JobLoop
+
+from tests.support import TopicReader, auth_headers, eventually, running, settings_for, unique
 
 pytestmark = pytest.mark.integration
 ACME = auth_headers("acme")
@@ -78,11 +79,13 @@ async def test_validations_are_counted_and_timed_by_outcome(stack) -> None:
     pool = await create_pool(stack.postgres_dsn, schema)
     verdicts = {}
 
-    def validate(job: jobs.Job, _others: dict) -> object:
+    def validate(dataset, _siblings, _cancelled) -> dict:
         time.sleep(0.05)
-        return verdicts[job.dataset_id]
+        return verdicts[dataset.dataset_id].to_dict()
 
-    workers = jobs.Workers(lambda: pool, schema, Topics(unique("ns")), validate, lambda *a: asyncio.sleep(0))
+    uow = validator.unit_of_work(lambda: pool, schema, Topics(unique("ns")))
+    rules = JobRules()
+    jobs = JobLoop(uow, validate, rules, owner="test", concurrency=1)
     labels_ok = {"dataset_type": "TRANSCRIPT", "outcome": "passed", "code": ""}
     labels_bad = {"dataset_type": "AUDIO", "outcome": "failed", "code": "invalid_audio_format"}
     before = (sample("voxtrain_validations_total", **labels_ok), sample("voxtrain_validations_total", **labels_bad),
@@ -96,9 +99,10 @@ async def test_validations_are_counted_and_timed_by_outcome(stack) -> None:
             env = ev.wrap(ev.DatasetUploaded(dataset=ev.DatasetObject(
                 dataset_id=ds, dataset_type=kind, file_name="f", bucket="b", object_key=f"k/{ds}", size=1,
                 sha256="a" * 64)), tenant_id="acme", model_id=uuid.uuid4())
-            async with pool.acquire() as conn, conn.transaction():
-                assert await jobs.record(conn, schema, env)
-            assert await workers.run_one()
+            assert await validator.record_upload(uow, env)
+            claimed = await validator.claim_next(uow, rules, jobs.owner)
+            assert isinstance(claimed, validator.Claimed)
+            await jobs.work(claimed)
     finally:
         await pool.close()
     assert sample("voxtrain_validations_total", **labels_ok) == before[0] + 1

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-SPEECH = ("Custom speech models learn the words of your domain. "
-          "Upload audio and transcripts, then train the language model.")
+SPEECH = (
+    "Custom speech models learn the words of your domain. Upload audio and transcripts, then train the language model."
+)
 
 
 def _need(tool: str) -> str:
@@ -62,8 +63,16 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     _run(*encode, "-c:a", "aac", "-movflags", "+faststart", str(root / "speech_faststart.m4a"))
     _run(*encode, str(root / "speech.flac"))
     _run(*encode, "-c:a", "pcm_s24le", "-ar", "48000", "-ac", "2", str(root / "speech_24bit_stereo.wav"))
-    _run(ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(root / "speech_24bit_stereo.wav"),
-         str(root / "speech_24bit.flac"))
+    _run(
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(root / "speech_24bit_stereo.wav"),
+        str(root / "speech_24bit.flac"),
+    )
     _run(*encode, "-ar", "8000", str(root / "speech_8k.wav"))
     _run(*encode, "-c:a", "libvorbis", str(root / "speech.ogg"))
     lavfi = [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi"]

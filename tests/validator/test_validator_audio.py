@@ -42,13 +42,16 @@ def flip_middle(data: bytes, count: int = 64) -> tuple[bytes, int]:
 # ------------------------------------------------------------------ good files
 
 
-@pytest.mark.parametrize(("name", "codec", "bit_depth"), [
-    ("speech.wav", "pcm_s16le", 16),
-    ("speech.mp3", "mp3", None),
-    ("speech.m4a", "aac", None),
-    ("speech_faststart.m4a", "aac", None),
-    ("speech.flac", "flac", 16),
-])
+@pytest.mark.parametrize(
+    ("name", "codec", "bit_depth"),
+    [
+        ("speech.wav", "pcm_s16le", 16),
+        ("speech.mp3", "mp3", None),
+        ("speech.m4a", "aac", None),
+        ("speech_faststart.m4a", "aac", None),
+        ("speech.flac", "flac", 16),
+    ],
+)
 def test_good_speech_passes_with_what_it_found(media, name, codec, bit_depth):
     outcome = check(media[name])
 
@@ -97,16 +100,16 @@ def test_very_short_audio_passes_with_a_warning(media):
 
     assert outcome.passed
     assert outcome.metadata["duration_seconds"] == pytest.approx(0.3, abs=0.001)
-    assert outcome.warnings == ("The audio is only 0.30 s long; such a short clip carries very "
-                                "little speech.",)
+    assert outcome.warnings == ("The audio is only 0.30 s long; such a short clip carries very little speech.",)
 
 
 def test_silent_audio_passes_with_a_warning(media):
     outcome = check(media["silence.wav"])
 
     assert outcome.passed and outcome.metadata["silent"] is True
-    assert outcome.warnings == ("The audio is silent (no sample reaches -60 dBFS); check that the "
-                                "right file was uploaded.",)
+    assert outcome.warnings == (
+        "The audio is silent (no sample reaches -60 dBFS); check that the right file was uploaded.",
+    )
 
 
 # ------------------------------------------------------------------ empty and zero-length
@@ -136,8 +139,7 @@ def test_wav_with_zero_samples_fails(media):
 def test_unsupported_extension_fails():
     outcome = validate_audio(io.BytesIO(b"OggS"), ".ogg")
 
-    assert only_message(outcome) == ("'.ogg' is not an audio type that can be uploaded; use .wav, "
-                                     ".mp3, .m4a or .flac.")
+    assert only_message(outcome) == ("'.ogg' is not an audio type that can be uploaded; use .wav, .mp3, .m4a or .flac.")
 
 
 # ------------------------------------------------------------------ cut short
@@ -199,7 +201,8 @@ def test_truncated_m4a_with_index_at_the_end_cannot_be_opened(media):
     outcome = validate_audio(io.BytesIO(data[: len(data) * 6 // 10]), "m4a")
 
     assert only_message(outcome).startswith(
-        "This M4A file cannot be opened: its index (the 'moov' box) is missing or damaged")
+        "This M4A file cannot be opened: its index (the 'moov' box) is missing or damaged"
+    )
 
 
 def test_truncated_m4a_with_index_first_fails_with_packet_counts(media):
@@ -213,12 +216,18 @@ def test_truncated_m4a_with_index_first_fails_with_packet_counts(media):
     assert all(f.byte_offset is None or f.byte_offset < cut for f in outcome.details)
 
 
-@pytest.mark.parametrize(("name", "keep", "expected"), [
-    ("speech.mp3", 64, "This file looks like an MP3 file (it starts with an ID3 tag) but no audio "
-                       "could be read from it"),
-    ("speech.flac", 64, "This file looks like a FLAC file but no audio could be read from it"),
-    ("speech.m4a", 1024, "This M4A file cannot be opened: its index (the 'moov' box) is missing"),
-])
+@pytest.mark.parametrize(
+    ("name", "keep", "expected"),
+    [
+        (
+            "speech.mp3",
+            64,
+            "This file looks like an MP3 file (it starts with an ID3 tag) but no audio could be read from it",
+        ),
+        ("speech.flac", 64, "This file looks like a FLAC file but no audio could be read from it"),
+        ("speech.m4a", 1024, "This M4A file cannot be opened: its index (the 'moov' box) is missing"),
+    ],
+)
 def test_header_only_files_fail(media, name, keep, expected):
     outcome = validate_audio(io.BytesIO(media.bytes(name)[:keep]), Path(name).suffix)
 
@@ -266,8 +275,7 @@ def test_flipped_bytes_in_pcm_wav_cannot_be_detected(media):
     assert validate_audio(io.BytesIO(data), "wav").passed
 
 
-@pytest.mark.parametrize("name", ["speech.wav", "speech.mp3", "speech.m4a", "speech.flac",
-                                  "speech_faststart.m4a"])
+@pytest.mark.parametrize("name", ["speech.wav", "speech.mp3", "speech.m4a", "speech.flac", "speech_faststart.m4a"])
 def test_random_damage_never_crashes(media, name):
     data = media.bytes(name)
     rng = random.Random(name)
@@ -286,21 +294,39 @@ def test_random_damage_never_crashes(media, name):
 # ------------------------------------------------------------------ not what the name says
 
 
-@pytest.mark.parametrize(("name", "extension", "expected"), [
-    ("speech.mp3", "wav", "This file is an MP3 stream but is named .wav — rename it to .mp3 or "
-                          "re-encode it as WAV."),
-    ("speech.wav", "mp3", "This file is a WAV file but is named .mp3 — rename it to .wav or "
-                          "re-encode it as MP3."),
-    ("speech.flac", "m4a", "This file is a FLAC file but is named .m4a — rename it to .flac or "
-                           "re-encode it as M4A."),
-    ("speech.m4a", "flac", "This file is an MP4/M4A file but is named .flac — rename it to .m4a or "
-                           "re-encode it as FLAC."),
-    ("image.png", "m4a", "This file is a PNG image, not audio, but is named .m4a — upload the "
-                         "audio recording itself."),
-    ("speech.ogg", "flac", "This file is an Ogg file but is named .flac; that format is not "
-                           "accepted. Convert it to FLAC (for example: ffmpeg -i INPUT "
-                           "output.flac) and upload that."),
-])
+@pytest.mark.parametrize(
+    ("name", "extension", "expected"),
+    [
+        (
+            "speech.mp3",
+            "wav",
+            "This file is an MP3 stream but is named .wav — rename it to .mp3 or re-encode it as WAV.",
+        ),
+        ("speech.wav", "mp3", "This file is a WAV file but is named .mp3 — rename it to .wav or re-encode it as MP3."),
+        (
+            "speech.flac",
+            "m4a",
+            "This file is a FLAC file but is named .m4a — rename it to .flac or re-encode it as M4A.",
+        ),
+        (
+            "speech.m4a",
+            "flac",
+            "This file is an MP4/M4A file but is named .flac — rename it to .m4a or re-encode it as FLAC.",
+        ),
+        (
+            "image.png",
+            "m4a",
+            "This file is a PNG image, not audio, but is named .m4a — upload the audio recording itself.",
+        ),
+        (
+            "speech.ogg",
+            "flac",
+            "This file is an Ogg file but is named .flac; that format is not "
+            "accepted. Convert it to FLAC (for example: ffmpeg -i INPUT "
+            "output.flac) and upload that.",
+        ),
+    ],
+)
 def test_real_format_must_match_the_extension(media, name, extension, expected):
     outcome = check(media[name], extension)
 
@@ -310,8 +336,9 @@ def test_real_format_must_match_the_extension(media, name, extension, expected):
 def test_text_named_as_audio_fails():
     outcome = validate_audio(io.BytesIO(b"hello, this is not a recording\n" * 10), "wav")
 
-    assert only_message(outcome) == ("This file is a text file, not audio, but is named .wav — "
-                                     "upload the audio recording itself.")
+    assert only_message(outcome) == (
+        "This file is a text file, not audio, but is named .wav — upload the audio recording itself."
+    )
 
 
 def test_random_bytes_are_not_audio():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from voxtrain_shared.vocab import DatasetType
 
+from voxtrain_shared.vocab import DatasetType
 from voxtrain_validator.rules import validate_dataset
 
 
@@ -14,8 +14,9 @@ def test_each_type_goes_to_its_rule(media):
     with media["speech.wav"].open("rb") as stream:
         audio = validate_dataset(stream, DatasetType.AUDIO, "call.WAV")
     text = validate_dataset(io.BytesIO(b"hello there\n"), DatasetType.TEST, "exam.txt")
-    manifest = validate_dataset(io.BytesIO(b'{"audio": "x.wav", "text": "hi"}\n'), DatasetType.MANIFEST,
-                                "pairs.jsonl", resolve=lambda ref: None)
+    manifest = validate_dataset(
+        io.BytesIO(b'{"audio": "x.wav", "text": "hi"}\n'), DatasetType.MANIFEST, "pairs.jsonl", resolve=lambda ref: None
+    )
 
     assert audio.passed and audio.metadata["codec"] == "pcm_s16le"
     assert text.passed and text.metadata["format"] == "txt"

@@ -47,7 +47,7 @@ class FakeObjectStore:
         if self.failures:
             raise self.failures.pop(0)
         data = self.objects[f"{bucket_name}/{object_name}"]
-        chunk = data[offset: offset + length] if length else data[offset:]
+        chunk = data[offset : offset + length] if length else data[offset:]
         if self.truncate_next:
             self.truncate_next -= 1
             chunk = chunk[: len(chunk) // 2]
@@ -146,7 +146,7 @@ def test_permanent_errors_are_not_retried():
     store.failures = [s3_error("NoSuchKey")]
     r = reader(store, size=len(DATA), retries=5)
 
-    with pytest.raises(ObjectReadError, match="NoSuchKey|refused"):
+    with pytest.raises(ObjectReadError, match=r"NoSuchKey|refused"):
         r.read(20)
     assert len(store.gets) == 1
 

@@ -132,9 +132,13 @@ class ValidatorSettings(ServiceSettings):
     http: HttpSettings = HttpSettings(port=8103)
     minio: MinioSettings
     concurrency: int = Field(2, ge=1)
-    max_attempts: int = Field(4, ge=1, description="storage read attempts before dead-lettering")
+    max_attempts: int = Field(6, ge=1, description="claims of a job that may end without a verdict (storage "
+                              "unreachable, worker lost, check crashed) before its dataset fails with "
+                              "validation_failed")
     retry_base_seconds: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
-    lease_seconds: float = Field(900.0, gt=0, description="a worker that dies frees its job after this")
+    retry_max_seconds: float = Field(300.0, gt=0, description="longest retry delay")
+    lease_seconds: float = Field(120.0, gt=0, description="a job's lease, renewed every quarter of it while the "
+                                 "job runs; a worker that dies frees its job after this")
 
 
 class TrainerSettings(ServiceSettings):

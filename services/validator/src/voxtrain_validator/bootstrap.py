@@ -3,47 +3,67 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
 from pathlib import Path
 
-from voxtrain_shared import events as ev
 from voxtrain_shared.service import Service
 from voxtrain_shared.settings import ValidatorSettings
 from voxtrain_shared.storage import make_client
 
-from . import jobs
-from .checks import storage_validator
+from . import consumers, handlers
+from .domain import JobRules
+from .storage import Validator, object_validator, reachable
+from .workers import JobLoop
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: ValidatorSettings) -> Service:
-    svc = Service(settings, migrations=MIGRATIONS, title="voxtrain validator",
-                  description="Checks what is really inside every dataset (health and metrics only).")
+def rules_of(settings: ValidatorSettings) -> JobRules:
+    return JobRules(
+        max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_max_seconds=settings.retry_max_seconds,
+    )
+
+
+def build(
+    settings: ValidatorSettings,
+    *,
+    validate: Validator | None = None,
+    owner: str | None = None,
+    poll_seconds: float = 1.0,
+) -> Service:
+    """The validator service. Tests may pass ``validate`` (the content check of one dataset, instead of reading
+    object storage) and ``owner`` (the worker's name in its leases)."""
+    svc = Service(
+        settings,
+        migrations=MIGRATIONS,
+        title="voxtrain validator",
+        description="Checks what is really inside every dataset (health and metrics only).",
+    )
     minio = make_client(settings.minio)
-
-    async def publish_dead(topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
-        await svc.broker.publish(value, topic=topic, key=key, headers=headers)
-
-    workers = jobs.Workers(lambda: svc.pool, svc.schema, svc.topics, storage_validator(minio), publish_dead,
-                           max_attempts=settings.max_attempts, retry_base_seconds=settings.retry_base_seconds,
-                           lease_seconds=settings.lease_seconds)
-
-    async def on_dataset(env: ev.Envelope) -> None:
-        async with svc.pool.acquire() as conn, conn.transaction():
-            if env.type == "DatasetUploaded":
-                await jobs.record(conn, svc.schema, env)
-            else:
-                await jobs.forget(conn, svc.schema, env)
-        workers.wake()
+    uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
+    jobs = JobLoop(
+        uow,
+        validate or object_validator(minio),
+        rules_of(settings),
+        owner=owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        concurrency=settings.concurrency,
+        poll_seconds=poll_seconds,
+    )
+    svc.consumer(svc.topics.datasets, "datasets", consumers.datasets(uow, jobs.wake), types=consumers.DATASET_TYPES)
+    svc.consumer(svc.topics.models, "requests", consumers.requests(uow, jobs.wake), types=consumers.REQUEST_TYPES)
+    probe = reachable(minio)
 
     async def check_minio() -> None:
-        await asyncio.to_thread(minio.list_buckets)
+        await asyncio.to_thread(probe)
 
-    async def start(s: Service) -> None:
-        s.background(workers.run(settings.concurrency, s.stopping))
+    async def start_jobs(s: Service) -> None:
+        s.background(jobs.run(s.stopping))
 
     svc.checks["minio"] = check_minio
-    svc.on_start(start)
-    svc.consumer(svc.topics.datasets, "datasets", on_dataset, types={"DatasetUploaded", "DatasetDeleted"})
-    svc.workers = workers  # type: ignore[attr-defined]
+    svc.on_start(start_jobs)
     return svc
