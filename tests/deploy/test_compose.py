@@ -16,6 +16,7 @@ SETTINGS = {
     "datasets": settings.DatasetsSettings,
     "validator": settings.ValidatorSettings,
     "trainer": settings.TrainerSettings,
+    "webhooks": settings.WebhooksSettings,
 }
 SERVERS = ("kafka", "postgres", "minio")
 

@@ -44,7 +44,8 @@ K8S = REPO / "deploy" / "k8s"
 OVERLAYS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
 #: The services: each has a database schema, so a migration Job.
 SETTINGS = {"models": settings.ModelsSettings, "datasets": settings.DatasetsSettings,
-            "validator": settings.ValidatorSettings, "trainer": settings.TrainerSettings}
+            "validator": settings.ValidatorSettings, "trainer": settings.TrainerSettings,
+            "webhooks": settings.WebhooksSettings}
 #: Everything that runs as a Deployment: the services and the web console (no database, no migrations).
 DEPLOYED: dict[str, type[BaseSettings]] = {**SETTINGS, "console": ConsoleSettings}
 #: The oldest Kubernetes we support and a recent one; kubernetes-validate bundles both schemas.

@@ -35,7 +35,7 @@ from .topics import DEAD_LETTER_SUFFIX, DEFAULT_NAMESPACE, Topics, dead_letter
 from .vocab import ModelStatus
 
 #: The services, in the order they are listed everywhere; each owns the schema of the same name by default.
-SERVICES = ("models", "datasets", "validator", "trainer")
+SERVICES = ("models", "datasets", "validator", "trainer", "webhooks")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 #: Headers the consumers add when they dead-letter a message (``kafka._dead_letter``, validator ``jobs``);
 #: a replay drops them, so a message that fails again is dead-lettered with fresh ones.

@@ -56,6 +56,7 @@ class Ports:
     datasets: int = 8102
     validator: int = 8103
     trainer: int = 8104
+    webhooks: int = 8105
     console: int = 8100  #: the voxtrain web console (not MinIO's, which is minio_console)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""The four voxtrain services and the web console as local background processes (for ``make run``).
+"""The voxtrain services and the web console as local background processes (for ``make run``).
 
 Contract with each service: the console script ``voxtrain-<name>`` serves HTTP on
 ``VOXTRAIN_HTTP__HOST``:``VOXTRAIN_HTTP__PORT`` and answers ``GET /health/live`` with 200 once it runs.
@@ -19,7 +19,7 @@ from . import procs
 from .config import Ports, Secrets, StateDir
 from .procs import StackError
 
-SERVICES = ("models", "datasets", "validator", "trainer", "console")
+SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "console")
 #: The APIs behind the console's same-origin ``/api/...`` (its settings' ``<name>_url``).
 CONSOLE_UPSTREAMS = ("models", "datasets", "trainer")
 
@@ -51,6 +51,8 @@ def service_env(name: str, endpoints_env: Mapping[str, str], ports: Ports, secre
         "VOXTRAIN_HTTP__HOST": "127.0.0.1",
         "VOXTRAIN_HTTP__PORT": str(getattr(ports, name)),
     }
+    if name == "webhooks":
+        env["VOXTRAIN_ALLOW_INSECURE_URLS"] = "true"  # local receivers on http://127.0.0.1 (never in production)
     if name == "console":
         env.update({f"VOXTRAIN_{api.upper()}_URL": f"http://127.0.0.1:{getattr(ports, api)}" for api in CONSOLE_UPSTREAMS})
     return env
