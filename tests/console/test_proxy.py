@@ -15,6 +15,7 @@ import pytest
 from tests.console.test_live import FakeFeed, settings
 from tests.support import auth_headers
 from voxtrain_console.bootstrap import build
+from voxtrain_console import proxy
 from voxtrain_console.proxy import Target, route
 
 ACME = auth_headers("acme")
@@ -295,3 +296,23 @@ async def test_a_completed_upload_takes_no_more_parts(console) -> None:
     client, _ = console(storage_and_datasets(upload_view({}, state="completed")))
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/1", content=b"x", headers=ACME)
     assert r.status_code == 409
+
+
+@pytest.mark.parametrize(("path", "api", "upstream"), [
+    ("/v1/models", "models", "/v1/models"),
+    ("/v1/models/m1/train", "models", "/v1/models/m1/train"),
+    ("/v1/models/m1/datasets/d1", "datasets", "/v1/models/m1/datasets/d1"),
+    ("/v1/models/m1/uploads/complete", "datasets", "/v1/models/m1/uploads/complete"),
+    ("/v1/models/m1/transcriptions", "trainer", "/v1/models/m1/transcriptions"),
+    ("/v1/vocabulary", "models", "/v1/vocabulary"),
+    ("/v1/upload-limits", "datasets", "/v1/upload-limits"),
+    ("/v1/webhooks/w1/deliveries", "webhooks", "/v1/webhooks/w1/deliveries"),
+])
+def test_the_gateway_routes_public_paths_like_the_ingress(path: str, api: str, upstream: str) -> None:
+    target = proxy.gateway_route(path)
+    assert target is not None and (target.api, target.path) == (api, upstream)
+
+
+@pytest.mark.parametrize("path", ["/v1/models/../admin", "/v1/other", "/v2/models", "/v1/models/%2e%2e/x"])
+def test_the_gateway_routes_nothing_else(path: str) -> None:
+    assert proxy.gateway_route(path) is None

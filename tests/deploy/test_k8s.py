@@ -252,7 +252,7 @@ def test_the_console_reaches_each_api_through_its_service(overlay: str, rendered
     c = container(one(docs, "Deployment", "voxtrain-console"), "console")
     env = environment(docs, c, secrets)
     s = load_settings(ConsoleSettings, env)
-    assert set(console_proxy.API_NAMES) == {"models", "datasets", "trainer"}
+    assert set(console_proxy.API_NAMES) == {"models", "datasets", "trainer", "webhooks"}
     for api in console_proxy.API_NAMES:
         assert f"VOXTRAIN_{api.upper()}_URL" in env, f"{api}: the default (127.0.0.1) is no use in a pod"
         url = urlsplit(s.upstream(api))
@@ -521,7 +521,8 @@ def test_the_ingress_routes_the_console_page_assets_and_api_to_the_console(overl
         assert nginx_route(ingress, path) == console, path
     routes = http_routes(apps["console"])
     assert {"/", "/api/events", "/api/{path:path}", "/health/live", "/metrics"} <= routes
-    for route in sorted(routes):
+    # /v1/{path}: the console's gateway for a local `make run`; in a cluster the Ingress routes /v1 itself
+    for route in sorted(r for r in routes if not r.startswith("/v1/")):
         path = re.sub(r"\{[^}]+\}", "1", route)
         expected = None if route.startswith(("/health", "/metrics")) else console
         assert nginx_route(ingress, path) == expected, f"{route}: routed to {nginx_route(ingress, path)}"

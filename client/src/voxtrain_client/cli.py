@@ -187,11 +187,13 @@ def datasets_upload(
                 f"train once they are all in: vt train {model_id}"
             )
         with _bars(files, quiet=as_json) as advance:
-            datasets = call(lambda: Uploader(c, parallel=parallel, progress=advance).run(plan))
+            uploader = Uploader(c, parallel=parallel, progress=advance)
+            datasets = call(lambda: uploader.run(plan))
     if as_json:
         emit([d.model_dump(mode="json") for d in datasets])
     else:
-        out.print(f"uploaded {len(datasets)} datasets to {model_id}; validation runs now")
+        earlier = f" ({uploader.earlier} more were uploaded by the interrupted run)" if uploader.earlier else ""
+        out.print(f"uploaded {len(datasets)} datasets to {model_id}{earlier}; validation runs now")
 
 
 @contextmanager

@@ -139,9 +139,13 @@ class Uploader:
     def __init__(self, client: Client, *, parallel: int = 4, progress: Progress | None = None) -> None:
         self._client, self._parallel = client, parallel
         self._progress = progress or (lambda *_: None)
+        self.earlier = 0
 
     def run(self, plan: Plan) -> list[Dataset]:
+        """Upload what the plan has not finished yet; returns the datasets this run created
+        (:attr:`earlier` counts those an earlier, interrupted run already completed)."""
         datasets: list[Dataset] = []
+        self.earlier = sum(len(b.datasets) for b in plan.batches if b.done)
         for batch in plan.batches:
             if batch.done:
                 continue

@@ -21,7 +21,7 @@ from .procs import StackError
 
 SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "console")
 #: The APIs behind the console's same-origin ``/api/...`` (its settings' ``<name>_url``).
-CONSOLE_UPSTREAMS = ("models", "datasets", "trainer")
+CONSOLE_UPSTREAMS = ("models", "datasets", "trainer", "webhooks")
 
 
 def _marker(name: str) -> str:

@@ -101,6 +101,14 @@ def router(settings: ConsoleSettings, hub: Hub, client: httpx.AsyncClient, part_
             return proxy.error(404, "not_found", f"No API at {request.url.path}.")
         return await proxy.relay(client, request, urls[target.api] + target.path, target.api)
 
+    @r.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def gateway(path: str, request: Request) -> Response:
+        """The public API under the console's URL, routed like the Ingress (one URL for `vt` locally)."""
+        target = proxy.gateway_route(request.url.path)
+        if target is None:
+            return proxy.error(404, "not_found", f"No API at {request.url.path}.")
+        return await proxy.relay(client, request, urls[target.api] + target.path, target.api)
+
     return r
 
 

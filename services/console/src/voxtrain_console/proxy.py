@@ -46,7 +46,8 @@ RESPONSE_HEADERS = (
 )
 #: Read-only public paths: the product's vocabulary (models) and the upload limits (datasets).
 PUBLIC = {"vocabulary": "models", "upload-limits": "datasets"}
-API_NAMES = {"models": "models API", "datasets": "datasets API", "trainer": "transcription API"}
+API_NAMES = {"models": "models API", "datasets": "datasets API", "trainer": "transcription API",
+             "webhooks": "webhooks API"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,30 @@ def route(path: str) -> Target | None:
         return Target("datasets", "/".join(["/v1/models", model_id, head, *tail]))
     if head == "transcriptions" and len(rest) == 1:
         return Target("trainer", f"/v1/models/{rest[0]}/transcriptions")
+    return None
+
+
+def gateway_route(path: str) -> Target | None:
+    """The API for a public ``/v1/…`` path, routed as the Ingress routes it (deploy/k8s/base/ingress.yaml),
+    so that locally the console's URL serves the whole public API (e.g. for the ``vt`` command line)."""
+    if not path.startswith("/v1/"):
+        return None
+    parts = path[len("/v1/") :].rstrip("/").split("/")
+    if not all(_SEGMENT.match(p) for p in parts):
+        return None
+    head, rest = parts[0], parts[1:]
+    clean = "/v1/" + "/".join(parts)
+    if head in PUBLIC and not rest:
+        return Target(PUBLIC[head], clean)
+    if head == "webhooks":
+        return Target("webhooks", clean)
+    if head == "models":
+        sub = rest[1] if len(rest) > 1 else None
+        if sub in ("datasets", "uploads"):
+            return Target("datasets", clean)
+        if sub == "transcriptions" and len(rest) == 2:
+            return Target("trainer", clean)
+        return Target("models", clean)
     return None
 
 
