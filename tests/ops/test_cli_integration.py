@@ -21,7 +21,8 @@ from voxtrain_shared.kafka import PermanentError, ensure_topics, make_broker, su
 from voxtrain_shared.settings import KafkaSettings, ModelsSettings
 from voxtrain_shared.topics import Topics, dead_letter
 from voxtrain_shared.vocab import DatasetType
-from voxtrain_trainer import runs
+from voxtrain_trainer.domain import Run
+from voxtrain_trainer.repository import TrainerRepository
 
 pytestmark = pytest.mark.integration
 ACME = auth_headers("acme")
@@ -60,7 +61,7 @@ async def test_migrate_applies_a_services_migrations_once_and_exits(cli, stack) 
     schema = unique("mig")
     first = await cli("migrate", "trainer", "--schema", schema)
     assert first.exit_code == 0, first.output
-    assert f"schema {schema} is up to date; applied shared_0001_outbox_inbox.sql, 0001_runs.sql" in first.stdout
+    assert f"schema {schema} is up to date; applied shared_0001_outbox_inbox.sql, 0001_runs.sql, 0002_attempts.sql" in first.stdout
     again = await cli("migrate", "trainer", "--schema", schema)
     assert again.exit_code == 0 and "nothing to apply" in again.stdout
     conn = await asyncpg.connect(stack.postgres_dsn)
@@ -125,7 +126,7 @@ async def test_runs_lists_training_runs_by_status(cli, stack) -> None:
     try:
         for env in requests:
             async with conn.transaction():
-                assert await runs.record(conn, schema, env)
+                await TrainerRepository(conn).insert(Run.requested(env))
         running_id = requests[1].payload().run_id
         await conn.execute(f"UPDATE {schema}.runs SET status='running', owner='trainer-0', started_at=now(), "
                            f"progress='{{\"stage\": \"estimate_lm\", \"percent\": 40.0}}' WHERE run_id=$1", running_id)

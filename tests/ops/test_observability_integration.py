@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -17,7 +18,8 @@ from voxtrain_shared.http import CORRELATION_HEADER
 from voxtrain_shared.settings import ModelsSettings, TrainerSettings
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.vocab import DatasetType, ErrorCode
-from voxtrain_trainer import runs
+from voxtrain_trainer import handlers as trainer
+from voxtrain_trainer.domain import RetryPolicy
 from voxtrain_validator import handlers as validator
 from voxtrain_validator.domain import JobRules
 from voxtrain_validator.rules.outcome import failed, passed
@@ -116,7 +118,8 @@ async def test_trainings_are_counted_and_timed_by_outcome(stack) -> None:
     schema = settings.postgres.schema_name
     await ops.migrate_service(stack.postgres_dsn, "trainer", schema)
     pool = await create_pool(stack.postgres_dsn, schema)
-    supervisor = runs.Supervisor(lambda: pool, schema, settings.kafka.topics, settings)
+    uow = trainer.unit_of_work(lambda: pool, schema, settings.kafka.topics)
+    policy = RetryPolicy(max_attempts=1)  # a lost run fails at once (no retry) here
     lost = {"outcome": "failed", "code": "worker_lost"}
     ok = {"outcome": "succeeded", "code": ""}
     before = (sample("voxtrain_trainings_total", **lost), sample("voxtrain_trainings_total", **ok),
@@ -126,24 +129,21 @@ async def test_trainings_are_counted_and_timed_by_outcome(stack) -> None:
     requests = [ev.wrap(ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]), tenant_id="acme",
                         model_id=uuid.uuid4()) for _ in range(2)]
     try:
+        for env in requests:
+            await trainer.record_request(uow, env)
         async with pool.acquire() as conn:
-            for env in requests:
-                async with conn.transaction():
-                    await runs.record(conn, schema, env)
             # run 0: its replica died 120 s into the run; run 1: this replica runs it
             await conn.execute("UPDATE runs SET status='running', owner='gone', started_at=now() - interval '120 s', "
-                               "heartbeat_at=now() - interval '1 hour' WHERE run_id=$1", requests[0].payload().run_id)
-            await conn.execute("UPDATE runs SET status='running', owner=$2, started_at=now(), heartbeat_at=now() "
-                               "WHERE run_id=$1", requests[1].payload().run_id, supervisor.owner)
-        assert await supervisor.reap() == 1
-
-        class Finished:
-            exitcode = 0
-
-        active = runs.Active(requests[1].payload().run_id, requests[1], Finished(), None, None, time.monotonic() - 3)
-        await supervisor._finish(active, {"metrics": {"wer": 0.1}, "artifacts": {"lm": "s3://b/lm"}, "used": {}}, None)
+                               "heartbeat_at=now() - interval '1 hour', attempt=1 WHERE run_id=$1",
+                               requests[0].payload().run_id)
+        run = await trainer.claim_next(uow, "me", policy)
+        assert run is not None and run.run_id == requests[1].payload().run_id
+        assert len(await trainer.reap(uow, "me", [run.run_id], 60.0, policy)) == 1
+        await asyncio.sleep(0.05)
+        result = {"metrics": {"wer": 0.1}, "artifacts": {"lm": "s3://b/lm"}, "used": {}}
+        assert await trainer.finish(uow, "me", run, 1, result, policy) is trainer.Outcome.SUCCEEDED
         async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT status FROM runs WHERE run_id=$1", active.run_id) == "succeeded"
+            assert await conn.fetchval("SELECT status FROM runs WHERE run_id=$1", run.run_id) == "succeeded"
     finally:
         await pool.close()
     assert sample("voxtrain_trainings_total", **lost) == before[0] + 1

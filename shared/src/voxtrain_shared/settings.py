@@ -151,6 +151,13 @@ class TrainerSettings(ServiceSettings):
     lease_seconds: float = Field(60.0, gt=0)
     ngram_order: int = Field(3, ge=1, le=6)
     work_dir: str = "/tmp/voxtrain-trainer"
+    max_attempts: int = Field(3, ge=1, description="a run whose worker died or whose storage was briefly away is "
+                              "started this many times in all before it fails (worker_lost)")
+    retry_backoff_seconds: float = Field(5.0, ge=0, description="wait before the 2nd attempt; doubles per attempt")
+    retry_backoff_max_seconds: float = Field(300.0, ge=0)
+    model_cache_bytes: int = Field(2 * 2**30, gt=0, description="disk held by trained models fetched for serving (LRU)")
+    transcription_max_seconds: float = Field(1800.0, gt=0, description="longer audio is refused up front")
+    transcription_max_bytes: int = Field(512 * 2**20, gt=0, description="larger request bodies are refused unread")
 
 
 class WebhooksSettings(ServiceSettings):

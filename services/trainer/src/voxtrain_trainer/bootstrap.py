@@ -2,50 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
-from voxtrain_shared import events as ev
 from voxtrain_shared.service import Service
 from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
 
-from . import runs, serving
+from . import consumers, handlers, http
+from .audio_probe import duration_seconds
+from .model_cache import ModelCache
+from .processes import WorkerProcess, WorkerProcesses
+from .workers import Supervisor
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: TrainerSettings) -> Service:
+def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProcess], None] | None = None) -> Service:
+    """The trainer service; ``on_worker_started`` is told of each training worker process (tests)."""
     svc = Service(settings, migrations=MIGRATIONS, title="voxtrain trainer",
                   description="Trains domain language models, evaluates them against the base model, transcribes.")
     minio = make_client(settings.minio)
-    supervisor = runs.Supervisor(lambda: svc.pool, svc.schema, svc.topics, settings)
-    cache_dir = Path(settings.work_dir) / "serving"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    svc.app.include_router(serving.router(lambda: svc.pool, serving.DecoderCache(minio, cache_dir)))
-
-    async def on_request(env: ev.Envelope) -> None:
-        async with svc.pool.acquire() as conn, conn.transaction():
-            await runs.record(conn, svc.schema, env)
-        supervisor.wake()
-
-    async def on_model(env: ev.Envelope) -> None:
-        async with svc.pool.acquire() as conn, conn.transaction():
-            await runs.model_deleted(conn, svc.schema, env)
+    uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
+    supervisor = Supervisor(uow, WorkerProcesses(settings, on_started=on_worker_started), settings)
+    cache = ModelCache(minio, Path(settings.work_dir) / "serving", max_bytes=settings.model_cache_bytes)
+    svc.app.include_router(http.router(uow, cache, max_bytes=settings.transcription_max_bytes,
+                                       max_seconds=settings.transcription_max_seconds, duration_of=duration_seconds))
+    svc.consumer(svc.topics.training_commands, "requests", consumers.requests(uow, supervisor.wake),
+                 types={"TrainingRequested"})
+    svc.consumer(svc.topics.models, "models", consumers.models(uow), types={"ModelDeleted"})
 
     async def check_minio() -> None:
-        import asyncio
-
         await asyncio.to_thread(minio.bucket_exists, settings.minio.bucket)
 
     async def start(s: Service) -> None:
-        import asyncio
-
         await asyncio.to_thread(ensure_bucket, minio, settings.minio.bucket)
         s.background(supervisor.run(s.stopping))
 
+    async def stop(_: Service) -> None:  # before the service cancels its tasks: let the supervisor hand back
+        try:
+            await asyncio.wait_for(supervisor.finished.wait(), timeout=60)
+        except TimeoutError:
+            pass
+
     svc.checks["minio"] = check_minio
     svc.on_start(start)
-    svc.consumer(svc.topics.training_commands, "requests", on_request, types={"TrainingRequested"})
-    svc.consumer(svc.topics.models, "models", on_model, types={"ModelDeleted"})
-    svc.supervisor = supervisor  # type: ignore[attr-defined]  # tests reach in to reap on demand
+    svc.on_stop(stop)
     return svc

@@ -2,26 +2,77 @@
 
 Runs in a child process (spawned), so the service's event loop keeps consuming, heartbeating and
 answering health checks. Reports progress as ``(stage, percent)`` on a queue and returns a plain
-dict: ``{"metrics", "artifacts", "used"}`` on success or ``{"error": {"code", "message", "stage"}}``.
+dict: ``{"metrics", "artifacts", "used"}`` on success or ``{"error": {"code", "message", "stage",
+"transient"}}`` — ``transient`` when the object storage was briefly unavailable (the run is retried).
+
+A worker never outlives its supervisor: the kernel sends it SIGTERM when the parent dies
+(``PR_SET_PDEATHSIG``), and a watchdog thread ends it if its parent changes anyway. Its work directory
+(one per attempt) is removed on every way out it has a say in; the supervisor removes the directory of
+a worker that was killed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
+import os
 import shutil
+import signal
+import sys
+import threading
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import urllib3.exceptions
+from minio.error import S3Error, ServerError
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import MinioSettings
 from voxtrain_shared.storage import artifact_prefix, make_client
+from voxtrain_shared.vocab import ErrorCode
 
+from .domain import redact
 from .inputs import LocalDataset, build_inputs
 from .ml.errors import TrainingError
 from .ml.types import TrainingSettings
 
+PR_SET_PDEATHSIG = 1
+ORPHAN_GRACE_SECONDS = 2.0
+LOCK = ".lock"  # held by the live worker of a work directory (see processes.sweep_work_dirs)
+#: S3 error codes that say "try again later", not "this request is wrong"
+TRANSIENT_S3 = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"}
 
-def execute(request: bytes, minio: dict[str, Any], bucket: str, work_root: str, order: int, progress: Any) -> dict:
+
+def work_dir(work_root: str | Path, run_id: object, attempt: int) -> Path:
+    """The directory of one attempt of a run."""
+    return Path(work_root) / "runs" / f"{run_id}-a{attempt}"
+
+
+class StorageUnavailable(Exception):
+    """The object storage did not answer (or answered "try later"): worth another attempt."""
+
+
+def transient(exc: BaseException) -> bool:
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_S3
+    return isinstance(exc, ServerError | urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+def _storage(stage: str, call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as exc:
+        if transient(exc):
+            raise StorageUnavailable(f"the object storage was unavailable during the {stage} stage "
+                                     f"({type(exc).__name__})") from exc
+        raise
+
+
+def execute(request: bytes, attempt: int, minio: dict[str, Any], bucket: str, work_root: str, order: int,
+            progress: Any) -> dict[str, Any]:
     """Train the model a TrainingRequested asks for (see module contract)."""
     stage = "download"
 
@@ -30,44 +81,80 @@ def execute(request: bytes, minio: dict[str, Any], bucket: str, work_root: str, 
         stage = name
         progress.put((name, float(percent)))
 
+    env = ev.REGISTRY.parse(request)
+    req = env.payload()
+    assert isinstance(req, ev.TrainingRequested)
+    work = work_dir(work_root, req.run_id, attempt)
     try:
-        from .ml.pipeline import run_training
-
-        env = ev.REGISTRY.parse(request)
-        req: ev.TrainingRequested = env.payload()  # type: ignore[assignment]
-        client = make_client(MinioSettings.model_validate(minio))
-        work = Path(work_root) / str(req.run_id)
         shutil.rmtree(work, ignore_errors=True)
         (work / "data").mkdir(parents=True)
-        local: list[LocalDataset] = []
-        for i, d in enumerate(req.datasets):
-            report("download", 100.0 * i / max(1, len(req.datasets)))
-            suffix = Path(d.file_name).suffix.lower()
-            path = work / "data" / f"{d.dataset_id}{suffix}"  # never the user's file name as a path
-            client.fget_object(d.bucket, d.object_key, str(path))
-            local.append(LocalDataset(str(d.dataset_id), d.dataset_type, d.file_name, path))
-        report("gather", 0.0)
-        inputs, used = build_inputs(local)
-        result = run_training(inputs, work / "model", TrainingSettings(order=order), progress=report)
-        report("store", 0.0)
-        prefix = artifact_prefix(env.tenant_id, env.model_id, req.run_id)
-        artifacts: dict[str, str] = {}
-        for name, path in sorted(result.artifacts.items()):
-            key = prefix + Path(path).name
-            client.fput_object(bucket, key, str(path))
-            artifacts[name] = f"s3://{bucket}/{key}"
-        report("store", 100.0)
-        shutil.rmtree(work, ignore_errors=True)
-        return {"metrics": result.metrics, "artifacts": artifacts, "used": used}
+        with (work / LOCK).open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
+            return _train(env, req, attempt, minio, bucket, work, order, report)
+    except StorageUnavailable as exc:
+        return {"error": {"code": ErrorCode.STORAGE_UNAVAILABLE.value, "stage": stage, "message": str(exc),
+                          "transient": True}}
     except TrainingError as exc:
-        return {"error": {"code": exc.code, "message": exc.message, "stage": exc.stage or stage}}
+        return {"error": {"code": exc.code, "message": redact(exc.message), "stage": exc.stage or stage}}
     except Exception as exc:  # anything else: name the stage, keep the trace in the log
         traceback.print_exc()
-        return {"error": {"code": "stage_failed", "stage": stage,
-                          "message": f"The {stage} stage failed: {exc}. Check the datasets and train again."}}
+        return {"error": {"code": ErrorCode.STAGE_FAILED.value, "stage": stage,
+                          "message": f"The {stage} stage failed: {redact(str(exc))}. Check the datasets and "
+                                     "train again."}}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def child_main(request: bytes, minio: dict[str, Any], bucket: str, work_root: str, order: int,
-               progress: Any, results: Any) -> None:
+def _train(env: ev.Envelope, req: ev.TrainingRequested, attempt: int, minio: dict[str, Any], bucket: str,
+           work: Path, order: int, report: Callable[[str, float], None]) -> dict[str, Any]:
+    from .ml.pipeline import run_training
+
+    client = make_client(MinioSettings.model_validate(minio))
+    local: list[LocalDataset] = []
+    for i, d in enumerate(req.datasets):
+        report("download", 100.0 * i / max(1, len(req.datasets)))
+        path = work / "data" / f"{d.dataset_id}{Path(d.file_name).suffix.lower()}"  # never the user's name
+        _storage("download", lambda d=d, path=path: client.fget_object(d.bucket, d.object_key, str(path)))
+        local.append(LocalDataset(str(d.dataset_id), d.dataset_type, d.file_name, path))
+    report("gather", 0.0)
+    inputs, used = build_inputs(local)
+    result = run_training(inputs, work / "model", TrainingSettings(order=order), progress=report)
+    report("store", 0.0)
+    # one prefix per attempt: a late write of an earlier attempt never mixes with this one's files
+    prefix = f"{artifact_prefix(env.tenant_id, env.model_id, req.run_id)}attempt-{attempt}/"
+    artifacts: dict[str, str] = {}
+    for name, path in sorted(result.artifacts.items()):
+        key = prefix + Path(path).name
+        _storage("store", lambda key=key, path=path: client.fput_object(bucket, key, str(path)))
+        artifacts[name] = f"s3://{bucket}/{key}"
+    report("store", 100.0)
+    return {"metrics": result.metrics, "artifacts": artifacts, "used": used}
+
+
+def die_with_parent(parent: int, on_orphaned: Callable[[], None]) -> None:
+    """End this process when ``parent`` ends: SIGTERM from the kernel (Linux), a watchdog thread otherwise."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # unwinds: finally blocks clean up
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the watchdog alone ends us
+        pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        on_orphaned()
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        time.sleep(ORPHAN_GRACE_SECONDS)  # SIGTERM is unwinding the main thread; if it is stuck in C, end it here
+        on_orphaned()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def child_main(request: bytes, attempt: int, parent: int, minio: dict[str, Any], bucket: str, work_root: str,
+               order: int, progress: Any, results: Any) -> None:
     """Process entry point: run :func:`execute` and put its dict on ``results``."""
-    results.put(execute(request, minio, bucket, work_root, order, progress))
+    run_id = ev.REGISTRY.parse(request).data.get("run_id")
+    die_with_parent(parent, lambda: shutil.rmtree(work_dir(work_root, run_id, attempt), ignore_errors=True))
+    results.put(execute(request, attempt, minio, bucket, work_root, order, progress))

@@ -1,0 +1,280 @@
+"""Use cases of the trainer service. Each opens one unit of work, applies the run's domain, saves it and
+emits what the domain recorded — all in one transaction; consumers also claim the message in the inbox
+there. A worker's report is applied only if it comes from the attempt the run waits for (fencing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+
+from voxtrain_shared import events as ev
+from voxtrain_shared.errors import ApiError
+from voxtrain_shared.logs import get_logger
+from voxtrain_shared.metrics import TRAINING_SECONDS, TRAININGS
+from voxtrain_shared.topics import Topics
+from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work, handle_once
+from voxtrain_shared.vocab import DatasetType, ErrorCode
+
+from .domain import (
+    NO_HEARTBEAT,
+    NO_WORKER,
+    Answer,
+    Decision,
+    Lost,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    answer_request,
+    redact,
+)
+from .repository import TrainerRepository
+
+log = get_logger(__name__)
+
+TrainerTx = Transaction[TrainerRepository]
+TrainerWork = Work[TrainerRepository]
+REQUESTS = "trainer.requests"  # inbox consumer names (kept from before the reshape: the inbox rows stay valid)
+MODELS = "trainer.requests.models"
+SUPERVISOR = Context("trainer", uuid.UUID(int=0))  # context of bookkeeping that emits nothing
+
+
+def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> UnitOfWork[TrainerRepository]:
+    return UnitOfWork(pool, schema, topics, TrainerRepository)
+
+
+async def _save(tx: TrainerTx, run: Run) -> None:
+    await tx.repo.save(run)
+    await _emit(tx, run)
+
+
+async def _emit(tx: TrainerTx, run: Run) -> None:
+    for message in run.events:
+        await tx.emit(message, run.model_id)
+    run.events.clear()
+
+
+def _count(run: Run) -> None:
+    """Metrics of a finished run (call once its transaction committed)."""
+    if run.status is RunStatus.SUCCEEDED:
+        outcome, code = "succeeded", ""
+    elif run.status is RunStatus.FAILED:
+        outcome, code = "failed", str((run.error or {}).get("code") or "")
+        log.warning("training_failed", run_id=str(run.run_id), code=code, stage=(run.error or {}).get("stage"))
+    else:
+        return
+    TRAININGS.labels(outcome, code).inc()
+    if run.seconds is not None:
+        TRAINING_SECONDS.labels(outcome).observe(run.seconds)
+
+
+# ---------------------------------------------------------------- messages from other services
+
+
+async def record_request(uow: TrainerWork, env: ev.Envelope) -> Answer | None:
+    """Handle TrainingRequested once: queue an unknown run, leave a queued/running one alone, and answer
+    a finished one with its terminal event again (same content, new event). None for a redelivery."""
+    answer: Answer | None = None
+
+    async def apply(tx: TrainerTx, env: ev.Envelope) -> None:
+        nonlocal answer
+        run = Run.requested(env)
+        existing = await tx.repo.get(run.run_id)
+        answer = answer_request(existing)
+        if answer is Answer.QUEUE:
+            await tx.repo.insert(run)
+        elif answer is Answer.REPUBLISH and existing is not None:
+            await tx.emit(existing.terminal_event(), existing.model_id)
+
+    await handle_once(uow, env, REQUESTS, apply)
+    if answer is not None:
+        log.info("training_requested", run_id=str(Run.requested(env).run_id), answer=answer.value)
+    return answer
+
+
+async def model_deleted(uow: TrainerWork, env: ev.Envelope) -> None:
+    """Handle ModelDeleted once: its runs are no longer served; queued ones are dropped."""
+
+    async def apply(tx: TrainerTx, env: ev.Envelope) -> None:
+        if env.model_id is not None:
+            await tx.repo.model_deleted(env.tenant_id, env.model_id)
+
+    await handle_once(uow, env, MODELS, apply)
+
+
+# ---------------------------------------------------------------- the supervisor's use cases
+
+
+async def claim_next(uow: TrainerWork, owner: str, policy: RetryPolicy) -> Run | None:
+    """Start the oldest due queued run on ``owner`` (None when there is none)."""
+    async with uow.reading() as repo:
+        candidates = await repo.due(limit=5)
+    for candidate in candidates:
+        async with uow(Context.of(candidate.request)) as tx:
+            run = await tx.repo.get(candidate.run_id, lock=True, skip_locked=True)
+            if run is None or run.status is not RunStatus.QUEUED:
+                continue  # another replica took it meanwhile
+            run.start(owner, policy)
+            await _save(tx, run)
+        log.info("training_started", run_id=str(run.run_id), model_id=str(run.model_id), attempt=run.attempt)
+        return run
+    return None
+
+
+async def record_progress(uow: TrainerWork, owner: str, run: Run, attempt: int, stage: str, percent: float,
+                          policy: RetryPolicy) -> bool:
+    """A worker's progress (fenced); False if the run no longer waits for this worker."""
+    async with uow(Context.of(run.request)) as tx:
+        current = await tx.repo.get(run.run_id, lock=True)
+        if current is None or not current.progress(owner, attempt, stage, percent, policy):
+            return False
+        await tx.repo.set_progress(run.run_id, stage, round(percent, 1))
+        await _emit(tx, current)
+    return True
+
+
+class Outcome(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRY = "retry"
+    STALE = "stale"  # the run no longer waits for this worker: its report was discarded
+
+
+def _outcome(run: Run) -> Outcome:
+    return {RunStatus.SUCCEEDED: Outcome.SUCCEEDED, RunStatus.FAILED: Outcome.FAILED}.get(run.status, Outcome.RETRY)
+
+
+async def finish(uow: TrainerWork, owner: str, run: Run, attempt: int, result: dict[str, Any],
+                 policy: RetryPolicy) -> Outcome:
+    """Apply a worker's result (see ``worker.execute``) to its run, if the run still waits for it.
+
+    A transient error (storage briefly away) starts the run again, up to the policy's attempts."""
+    async with uow(Context.of(run.request)) as tx:
+        current = await tx.repo.get(run.run_id, lock=True)
+        if current is None or not current.holds(owner, attempt):
+            log.warning("stale_result_discarded", run_id=str(run.run_id), attempt=attempt)
+            return Outcome.STALE
+        error = result.get("error")
+        if error and error.get("transient"):
+            current.lose(Lost(ErrorCode.STORAGE_UNAVAILABLE, str(error.get("message")), error.get("stage")), policy)
+        elif error:
+            current.fail(owner, attempt, str(error.get("code") or ErrorCode.STAGE_FAILED.value),
+                         redact(str(error.get("message") or "training failed")), error.get("stage"))
+        else:
+            metrics = {**result["metrics"], "data_used": result.get("used", {})}
+            current.succeed(owner, attempt, metrics, result["artifacts"])
+        await _save(tx, current)
+    _count(current)
+    return _outcome(current)
+
+
+async def lose(uow: TrainerWork, owner: str, run: Run, attempt: int, lost: Lost, policy: RetryPolicy) -> Outcome:
+    """``owner``'s worker of ``attempt`` is gone: start the run again later, or fail it (fenced)."""
+    async with uow(Context.of(run.request)) as tx:
+        current = await tx.repo.get(run.run_id, lock=True)
+        if current is None or not current.holds(owner, attempt):
+            return Outcome.STALE
+        current.lose(lost, policy)
+        await _save(tx, current)
+    log.warning("training_worker_lost", run_id=str(run.run_id), attempt=attempt, outcome=current.status.value)
+    _count(current)
+    return _outcome(current)
+
+
+async def heartbeat(uow: TrainerWork, owner: str, attempts: dict[uuid.UUID, int]) -> set[uuid.UUID]:
+    """Renew ``owner``'s running runs (run id → attempt); returns the ones it still holds."""
+    if not attempts:
+        return set()
+    async with uow(SUPERVISOR) as tx:
+        return await tx.repo.heartbeat(owner, attempts)
+
+
+async def reap(uow: TrainerWork, owner: str, live: list[uuid.UUID], lease_seconds: float,
+               policy: RetryPolicy) -> list[Run]:
+    """Recover running runs without a worker: any replica's whose heartbeat is older than the lease, and
+    ``owner``'s own that it runs no worker for. Each is started again later, or fails once attempts are used."""
+    async with uow.reading() as repo:
+        candidates = await repo.lost(owner, live, lease_seconds)
+    reaped = []
+    for candidate in candidates:
+        async with uow(Context.of(candidate.request)) as tx:
+            found = await tx.repo.lost(owner, live, lease_seconds, run_id=candidate.run_id)
+            if not found:
+                continue
+            run = found[0]
+            decision = run.lose(NO_WORKER if run.owner == owner else NO_HEARTBEAT, policy)
+            await _save(tx, run)
+        log.warning("training_reaped", run_id=str(run.run_id), attempt=run.attempt,
+                    retry=decision is Decision.RETRY)
+        _count(run)
+        reaped.append(run)
+    return reaped
+
+
+# ---------------------------------------------------------------- transcription
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What transcribes: a trained run's artifacts, or the base model (run_id None)."""
+
+    name: str
+    run_id: uuid.UUID | None = None
+    artifacts: dict[str, str] | None = None
+
+
+BASE = ServedModel("base")
+
+
+async def model_for_transcription(uow: TrainerWork, tenant_id: str, model_ref: str) -> ServedModel:
+    """The model that transcribes for ``model_ref`` ("base" or a model id of the tenant with status 4)."""
+    if model_ref == BASE.name:
+        return BASE
+    try:
+        model_id = uuid.UUID(model_ref)
+    except ValueError:
+        raise ApiError(404, ErrorCode.NOT_FOUND, f"No model {model_ref}.") from None
+    async with uow.reading() as repo:
+        trained = await repo.trained(tenant_id, model_id)
+    if trained is None:
+        raise ApiError(409, ErrorCode.INVALID_STATUS,
+                       "This model has no successful training (status 4 Success needed): train it first, "
+                       "or use the base model.")
+    return ServedModel(str(model_id), *trained)
+
+
+def check_audio_name(file_name: str) -> str:
+    """The upload's extension if it is audio transcription takes (else 422)."""
+    ext = Path(file_name).suffix.lower()
+    if ext not in DatasetType.AUDIO.extensions:
+        raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT,
+                       f"{file_name}: use one of {', '.join(DatasetType.AUDIO.extensions)}")
+    return ext
+
+
+class Transcriber(Protocol):
+    def transcribe(self, run_id: uuid.UUID | None, artifacts: dict[str, str] | None, audio: Path) -> Any: ...
+
+
+async def transcribe(cache: Transcriber, model: ServedModel, audio: Path, file_name: str, max_seconds: float,
+                     duration_of: Callable[[Path], float]) -> Any:
+    """Transcribe a stored upload; audio longer than ``max_seconds`` is refused before decoding."""
+    try:
+        seconds = await asyncio.to_thread(duration_of, audio)
+    except (ValueError, OSError) as exc:
+        raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not read the audio ({exc}).") from None
+    if seconds > max_seconds:
+        raise ApiError(413, ErrorCode.FILE_TOO_LARGE,
+                       f"{file_name}: {seconds:.0f} s of audio is longer than the {max_seconds:g} s transcription "
+                       "limit. Cut it into shorter files, or ask an operator to raise the limit.")
+    try:
+        return await asyncio.to_thread(cache.transcribe, model.run_id, model.artifacts, audio)
+    except (ValueError, RuntimeError) as exc:
+        raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not decode the audio ({exc}).") from None

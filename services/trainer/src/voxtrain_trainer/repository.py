@@ -1,0 +1,109 @@
+"""PostgreSQL persistence of training runs: all SQL of the trainer service (search_path is set by the pool)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from voxtrain_shared import events as ev
+
+from .domain import Run, RunStatus
+
+_COLUMNS = ("run_id, request, status, attempt, owner, progress, error, metrics, artifacts, "
+            "extract(epoch FROM now() - started_at) AS seconds")
+
+
+def _j(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _l(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _run(row: asyncpg.Record) -> Run:
+    progress = _l(row["progress"]) or {}
+    return Run(run_id=row["run_id"], request=ev.REGISTRY.parse(bytes(row["request"])),
+               status=RunStatus(row["status"]), attempt=row["attempt"], owner=row["owner"],
+               stage=progress.get("stage"), error=_l(row["error"]), metrics=_l(row["metrics"]),
+               artifacts=_l(row["artifacts"]),
+               seconds=float(row["seconds"]) if row["seconds"] is not None else None)
+
+
+class TrainerRepository:
+    """All SQL of the trainer service, on one connection (inside the caller's transaction, if any)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def get(self, run_id: uuid.UUID, *, lock: bool = False, skip_locked: bool = False) -> Run | None:
+        """A run; ``lock`` holds its row for the transaction (``skip_locked``: None if another holds it)."""
+        sql = f"SELECT {_COLUMNS} FROM runs WHERE run_id=$1"
+        if lock:
+            sql += " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+        row = await self._conn.fetchrow(sql, run_id)
+        return None if row is None else _run(row)
+
+    async def insert(self, run: Run) -> None:
+        await self._conn.execute(
+            "INSERT INTO runs (run_id, tenant_id, model_id, request) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+            run.run_id, run.tenant_id, run.model_id, run.request.to_bytes())
+
+    async def save(self, run: Run) -> None:
+        """Write a run's state back (times follow the status)."""
+        await self._conn.execute(
+            "UPDATE runs SET status=$2, attempt=$3, owner=$4, error=$5, metrics=$6, artifacts=$7, "
+            "not_before = now() + make_interval(secs => COALESCE($8, 0)), "
+            "started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END, "
+            "heartbeat_at = CASE WHEN $2 = 'running' THEN now() ELSE heartbeat_at END, "
+            "finished_at = CASE WHEN $2 IN ('succeeded', 'failed') THEN now() END "
+            "WHERE run_id=$1",
+            run.run_id, run.status.value, run.attempt, run.owner, _j(run.error), _j(run.metrics), _j(run.artifacts),
+            run.retry_after)
+
+    async def set_progress(self, run_id: uuid.UUID, stage: str, percent: float) -> None:
+        await self._conn.execute("UPDATE runs SET progress=$2 WHERE run_id=$1", run_id,
+                                 json.dumps({"stage": stage, "percent": percent}))
+
+    async def due(self, limit: int) -> list[Run]:
+        """Queued runs whose backoff has passed, oldest first (not locked: candidates)."""
+        rows = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM runs WHERE status='queued' AND (not_before IS NULL OR not_before <= now()) "
+            "ORDER BY created_at LIMIT $1", limit)
+        return [_run(r) for r in rows]
+
+    async def heartbeat(self, owner: str, attempts: dict[uuid.UUID, int]) -> set[uuid.UUID]:
+        """Renew ``owner``'s runs (run id → attempt); returns those it still holds."""
+        rows = await self._conn.fetch(
+            "UPDATE runs SET heartbeat_at=now() FROM unnest($2::uuid[], $3::int[]) AS mine(run_id, attempt) "
+            "WHERE runs.run_id = mine.run_id AND runs.attempt = mine.attempt AND runs.owner=$1 "
+            "AND runs.status='running' RETURNING runs.run_id",
+            owner, list(attempts), list(attempts.values()))
+        return {r["run_id"] for r in rows}
+
+    async def lost(self, owner: str, live: list[uuid.UUID], lease_seconds: float, *,
+                   run_id: uuid.UUID | None = None) -> list[Run]:
+        """Running runs that lost their worker (all, or just ``run_id``), locked: no heartbeat within the
+        lease (any replica's), or ``owner``'s own that it runs no worker for."""
+        rows = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM runs WHERE status='running' AND ($4::uuid IS NULL OR run_id=$4) "
+            "AND (heartbeat_at < now() - make_interval(secs => $3) OR (owner=$1 AND NOT run_id = ANY($2::uuid[]))) "
+            "ORDER BY created_at FOR UPDATE SKIP LOCKED", owner, live, lease_seconds, run_id)
+        return [_run(r) for r in rows]
+
+    async def model_deleted(self, tenant_id: str, model_id: uuid.UUID) -> None:
+        """Its runs are no longer served; queued ones are dropped."""
+        await self._conn.execute("UPDATE runs SET model_deleted=true WHERE tenant_id=$1 AND model_id=$2",
+                                 tenant_id, model_id)
+        await self._conn.execute("DELETE FROM runs WHERE tenant_id=$1 AND model_id=$2 AND status='queued'",
+                                 tenant_id, model_id)
+
+    async def trained(self, tenant_id: str, model_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, str]] | None:
+        """The latest succeeded run of a tenant's model that still exists: (run id, artifacts)."""
+        row = await self._conn.fetchrow(
+            "SELECT run_id, artifacts FROM runs WHERE tenant_id=$1 AND model_id=$2 AND status='succeeded' "
+            "AND NOT model_deleted ORDER BY finished_at DESC LIMIT 1", tenant_id, model_id)
+        return None if row is None else (row["run_id"], json.loads(row["artifacts"]))

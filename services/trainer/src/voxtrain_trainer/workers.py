@@ -1,0 +1,158 @@
+"""The supervisor of training workers, driven by :class:`voxtrain_shared.loops.Loop`.
+
+Each step: watch this replica's workers (progress, result, death, time limit), start queued runs while
+there is room, and every ``heartbeat_seconds`` renew this replica's runs and reap lost ones. A worker's
+result stays in the active set until its commit succeeded (retried every step while the database is
+away); a run that another replica took over meanwhile has its worker stopped and its result discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from voxtrain_shared.logs import bind_message, get_logger, unbind_message
+from voxtrain_shared.loops import Loop
+from voxtrain_shared.settings import TrainerSettings
+from voxtrain_shared.vocab import ErrorCode
+
+from . import handlers as h
+from .domain import STOPPED, RetryPolicy, Run, timeout_message, worker_died
+from .processes import WorkerProcess
+
+log = get_logger(__name__)
+
+
+def policy_of(settings: TrainerSettings) -> RetryPolicy:
+    return RetryPolicy(settings.max_attempts, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+
+
+class Processes(Protocol):
+    """Where workers come from (``processes.WorkerProcesses``; tests pass a fake)."""
+
+    def spawn(self, request: bytes, run_id: uuid.UUID, attempt: int) -> WorkerProcess: ...
+
+    def stop(self, w: WorkerProcess, grace: float = 10.0) -> None: ...
+
+    def sweep_work_dirs(self) -> list[Path]: ...
+
+
+@dataclass
+class Active:
+    run: Run
+    worker: WorkerProcess
+    last_progress: tuple[str, float] = ("", -1.0)
+    result: dict[str, Any] | None = None  # the worker's result, kept until committed
+
+
+class Supervisor:
+    """Claims queued runs (up to ``parallel_trainings`` at once) and watches their worker processes."""
+
+    def __init__(self, uow: h.TrainerWork, processes: Processes, settings: TrainerSettings) -> None:
+        self._uow, self._processes, self._s = uow, processes, settings
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.policy = policy_of(settings)
+        self._active: dict[uuid.UUID, Active] = {}
+        self._last_beat = 0.0
+        self.loop = Loop("trainer-supervisor", self.step, every=0.5)
+        self.finished = asyncio.Event()
+        self.finished.set()  # nothing to wait for until run() starts
+
+    @property
+    def active_runs(self) -> set[uuid.UUID]:
+        """Runs this replica runs a worker for (or holds a result of, until committed)."""
+        return set(self._active)
+
+    def wake(self) -> None:
+        self.loop.wake()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Supervise until ``stop``; then stop this replica's workers and hand their runs back."""
+        self.finished.clear()
+        removed = await asyncio.to_thread(self._processes.sweep_work_dirs)
+        if removed:
+            log.info("work_dirs_swept", count=len(removed))
+        try:
+            await self.loop.run(stop)
+        finally:
+            await self.shutdown()
+            self.finished.set()
+
+    async def step(self) -> None:
+        for a in list(self._active.values()):
+            bind_message(a.run.request.id, a.run.request.correlation_id, run_id=str(a.run.run_id))
+            try:
+                await self._watch(a)
+            except Exception as exc:  # e.g. the database is away: the next step tries again
+                log.warning("training_watch_retry", error=repr(exc))
+            finally:
+                unbind_message()
+        while len(self._active) < self._s.parallel_trainings:
+            run = await h.claim_next(self._uow, self.owner, self.policy)
+            if run is None:
+                break
+            w = self._processes.spawn(run.request.to_bytes(), run.run_id, run.attempt)
+            self._active[run.run_id] = Active(run, w)
+        if time.monotonic() - self._last_beat >= self._s.heartbeat_seconds:
+            await self.beat()
+
+    async def beat(self) -> None:
+        """Renew this replica's runs, drop the ones it no longer holds, and reap lost runs."""
+        held = await h.heartbeat(self._uow, self.owner, {a.run.run_id: a.worker.attempt
+                                                         for a in self._active.values()})
+        for run_id in set(self._active) - held:
+            a = self._active.pop(run_id)
+            log.warning("training_taken_over", run_id=str(run_id), attempt=a.worker.attempt)
+            await asyncio.to_thread(self._processes.stop, a.worker)  # fenced off: its result would be discarded
+        await h.reap(self._uow, self.owner, list(self._active), self._s.lease_seconds, self.policy)
+        self._last_beat = time.monotonic()
+
+    async def _watch(self, a: Active) -> None:
+        w = a.worker
+        if a.result is None:
+            latest = w.latest_progress()
+            if latest and (latest[0] != a.last_progress[0] or latest[1] - a.last_progress[1] >= 1.0):
+                a.last_progress = latest
+                if not await h.record_progress(self._uow, self.owner, a.run, w.attempt, *latest, self.policy):
+                    return await self._drop(a, "the run no longer waits for this worker")
+            if time.monotonic() - w.started > self._s.time_limit_seconds:
+                await asyncio.to_thread(self._processes.stop, w)
+                a.result = {"error": {"code": ErrorCode.TRAINING_TIMEOUT.value, "stage": a.last_progress[0] or None,
+                                      "message": timeout_message(self._s.time_limit_seconds)}}
+            else:
+                a.result = w.result()
+                if a.result is None and not w.alive():
+                    a.result = await asyncio.to_thread(w.result, 0.5)  # it may still be in the pipe
+                    if a.result is None:
+                        await h.lose(self._uow, self.owner, a.run, w.attempt,
+                                     worker_died(w.exitcode, a.last_progress[0] or None), self.policy)
+                        return await self._drop(a, f"worker exited with {w.exitcode}")
+        if a.result is not None:
+            outcome = await h.finish(self._uow, self.owner, a.run, w.attempt, a.result, self.policy)
+            await self._drop(a, outcome.value)
+
+    async def _drop(self, a: Active, why: str) -> None:
+        self._active.pop(a.run.run_id, None)
+        log.info("training_worker_done", run_id=str(a.run.run_id), attempt=a.worker.attempt, why=why)
+        await asyncio.to_thread(self._processes.stop, a.worker)
+
+    async def shutdown(self) -> None:
+        """Stop the workers; commit what finished and hand the rest back for another attempt (best effort:
+        what cannot be written now is reaped once the lease expires)."""
+        for a in list(self._active.values()):
+            result = a.result or a.worker.result()
+            await asyncio.to_thread(self._processes.stop, a.worker)
+            try:
+                if result is not None:
+                    await h.finish(self._uow, self.owner, a.run, a.worker.attempt, result, self.policy)
+                else:
+                    await h.lose(self._uow, self.owner, a.run, a.worker.attempt, STOPPED, self.policy)
+            except Exception as exc:
+                log.warning("training_handback_failed", run_id=str(a.run.run_id), error=repr(exc))
+        self._active.clear()
