@@ -9,8 +9,10 @@ import uuid
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from voxtrain_models.bootstrap import build as build_models
+
+from tests.support import TopicReader, auth_headers, eventually, running, settings_for, unique
 from voxtrain_contracts.services import built_services
+from voxtrain_models.bootstrap import build as build_models
 from voxtrain_shared import events as ev
 from voxtrain_shared import ops
 from voxtrain_shared.db import create_pool
@@ -24,8 +26,6 @@ from voxtrain_validator import handlers as validator
 from voxtrain_validator.domain import JobRules
 from voxtrain_validator.rules.outcome import failed, passed
 from voxtrain_validator.workers import JobLoop
-
-from tests.support import TopicReader, auth_headers, eventually, running, settings_for, unique
 
 pytestmark = pytest.mark.integration
 ACME = auth_headers("acme")

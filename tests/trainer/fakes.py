@@ -59,8 +59,14 @@ class FakeTrainerRepository:
         self.rows[run_id].progress = (stage, percent)
 
     async def due(self, limit: int) -> list[Run]:
-        rows = sorted((r for r in self.rows.values() if r.run.status is RunStatus.QUEUED
-                       and (r.not_before is None or r.not_before <= self.clock)), key=lambda r: r.created)
+        rows = sorted(
+            (
+                r
+                for r in self.rows.values()
+                if r.run.status is RunStatus.QUEUED and (r.not_before is None or r.not_before <= self.clock)
+            ),
+            key=lambda r: r.created,
+        )
         return [self._copy(r) for r in rows[:limit]]
 
     async def heartbeat(self, owner: str, attempts: dict[uuid.UUID, int]) -> set[uuid.UUID]:
@@ -72,8 +78,9 @@ class FakeTrainerRepository:
                 held.add(run_id)
         return held
 
-    async def lost(self, owner: str, live: list[uuid.UUID], lease_seconds: float, *,
-                   run_id: uuid.UUID | None = None) -> list[Run]:
+    async def lost(
+        self, owner: str, live: list[uuid.UUID], lease_seconds: float, *, run_id: uuid.UUID | None = None
+    ) -> list[Run]:
         out = []
         for row in sorted(self.rows.values(), key=lambda r: r.created):
             r = row.run
@@ -92,6 +99,12 @@ class FakeTrainerRepository:
                     del self.rows[run_id]
 
     async def trained(self, tenant_id: str, model_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, str]] | None:
-        done = [r for r in self.rows.values() if r.run.tenant_id == tenant_id and r.run.model_id == model_id
-                and r.run.status is RunStatus.SUCCEEDED and not r.model_deleted]
+        done = [
+            r
+            for r in self.rows.values()
+            if r.run.tenant_id == tenant_id
+            and r.run.model_id == model_id
+            and r.run.status is RunStatus.SUCCEEDED
+            and not r.model_deleted
+        ]
         return (done[-1].run.run_id, dict(done[-1].run.artifacts or {})) if done else None

@@ -5,15 +5,27 @@ import uuid
 import pytest
 
 from voxtrain_shared import events as ev
-from voxtrain_trainer.domain import (NO_HEARTBEAT, Answer, Decision, RetryPolicy, Run, RunStatus, answer_request,
-                                     redact, worker_died)
+from voxtrain_trainer.domain import (
+    NO_HEARTBEAT,
+    Answer,
+    Decision,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    answer_request,
+    redact,
+    worker_died,
+)
 
 POLICY = RetryPolicy(max_attempts=3, backoff_seconds=5, backoff_max_seconds=12)
 
 
 def requested() -> Run:
-    env = ev.wrap(ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]), tenant_id="acme",
-                  model_id=uuid.uuid4())
+    env = ev.wrap(
+        ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]),
+        tenant_id="acme",
+        model_id=uuid.uuid4(),
+    )
     return Run.requested(env)
 
 
@@ -97,4 +109,5 @@ def test_a_repeated_request_is_answered_by_the_runs_state() -> None:
 
 def test_storage_urls_never_reach_a_message() -> None:
     assert redact("GET http://minio.internal:9000/voxtrain/x?sig=1 failed; s3://b/k too") == (
-        "GET <storage> failed; <storage> too")
+        "GET <storage> failed; <storage> too"
+    )

@@ -16,8 +16,11 @@ OK = {"metrics": {"wer": 0.2}, "artifacts": {"lm": "s3://b/lm"}, "used": {"trans
 
 
 def request(run_id: uuid.UUID | None = None, attempt: int = 1) -> ev.Envelope:
-    return ev.wrap(ev.TrainingRequested(run_id=run_id or uuid.uuid4(), language="en-US", datasets=[],
-                                        attempt=attempt), tenant_id="acme", model_id=uuid.uuid4())
+    return ev.wrap(
+        ev.TrainingRequested(run_id=run_id or uuid.uuid4(), language="en-US", datasets=[], attempt=attempt),
+        tenant_id="acme",
+        model_id=uuid.uuid4(),
+    )
 
 
 @pytest.fixture
@@ -35,8 +38,11 @@ async def test_a_request_is_queued_once_and_redelivery_changes_nothing(uow) -> N
 async def test_a_repeated_request_for_a_queued_or_running_run_does_nothing(uow) -> None:
     env = request()
     await h.record_request(uow, env)
-    again = ev.wrap(ev.TrainingRequested(run_id=env.payload().run_id, language="en-US", datasets=[], attempt=2),
-                    tenant_id="acme", model_id=env.model_id)
+    again = ev.wrap(
+        ev.TrainingRequested(run_id=env.payload().run_id, language="en-US", datasets=[], attempt=2),
+        tenant_id="acme",
+        model_id=env.model_id,
+    )
     assert await h.record_request(uow, again) is Answer.NOTHING
     run = await h.claim_next(uow, "a", POLICY)
     assert run is not None
@@ -50,8 +56,11 @@ async def test_a_repeated_request_for_a_finished_run_republishes_its_terminal_ev
     await h.record_request(uow, env)
     run = await h.claim_next(uow, "a", POLICY)
     assert await h.finish(uow, "a", run, 1, OK, POLICY) is h.Outcome.SUCCEEDED
-    again = ev.wrap(ev.TrainingRequested(run_id=run.run_id, language="en-US", datasets=[], attempt=2),
-                    tenant_id="acme", model_id=env.model_id)
+    again = ev.wrap(
+        ev.TrainingRequested(run_id=run.run_id, language="en-US", datasets=[], attempt=2),
+        tenant_id="acme",
+        model_id=env.model_id,
+    )
     assert await h.record_request(uow, again) is Answer.REPUBLISH
     first, second = uow.messages(ev.TrainingSucceeded)
     assert first == second and first.artifacts == {"lm": "s3://b/lm"}
@@ -75,8 +84,14 @@ async def test_a_stale_workers_result_is_discarded(uow) -> None:
 
 async def test_a_transient_storage_error_is_retried_then_fails_with_its_code(uow) -> None:
     await h.record_request(uow, request())
-    transient = {"error": {"code": "storage_unavailable", "stage": "download", "transient": True,
-                           "message": "the object storage was unavailable during the download stage (MaxRetryError)"}}
+    transient = {
+        "error": {
+            "code": "storage_unavailable",
+            "stage": "download",
+            "transient": True,
+            "message": "the object storage was unavailable during the download stage (MaxRetryError)",
+        }
+    }
     run = await h.claim_next(uow, "a", POLICY)
     assert await h.finish(uow, "a", run, 1, transient, POLICY) is h.Outcome.RETRY
     uow.repo.clock += 10

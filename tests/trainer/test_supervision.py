@@ -29,6 +29,9 @@ class FakeProcess:
     def is_alive(self) -> bool:
         return self.exitcode is None
 
+    def terminate(self) -> None:
+        self.exitcode = -15
+
 
 class FakeProcesses:
     def __init__(self) -> None:
@@ -36,8 +39,9 @@ class FakeProcesses:
         self.stopped: list[WorkerProcess] = []
 
     def spawn(self, request: bytes, run_id: uuid.UUID, attempt: int) -> WorkerProcess:
-        w = WorkerProcess(run_id, attempt, FakeProcess(), queue.Queue(), queue.Queue(), Path("/nonexistent"),
-                          time.monotonic())
+        w = WorkerProcess(
+            run_id, attempt, FakeProcess(), queue.Queue(), queue.Queue(), Path("/nonexistent"), time.monotonic()
+        )
         self.spawned.append(w)
         return w
 
@@ -65,18 +69,28 @@ class FlakyUnitOfWork(FakeUnitOfWork[FakeTrainerRepository]):
 
 @pytest.fixture
 def settings(monkeypatch) -> TrainerSettings:
-    env = {"VOXTRAIN_POSTGRES__DSN": "postgresql://u@localhost/db", "VOXTRAIN_MINIO__ENDPOINT": "localhost:9000",
-           "VOXTRAIN_MINIO__ACCESS_KEY": "a", "VOXTRAIN_MINIO__SECRET_KEY": "secretkey",
-           "VOXTRAIN_AUTH__JWT_SECRET": "x" * 40, "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "localhost:1",
-           "VOXTRAIN_MAX_ATTEMPTS": "2", "VOXTRAIN_RETRY_BACKOFF_SECONDS": "0", "VOXTRAIN_HEARTBEAT_SECONDS": "0.01"}
+    env = {
+        "VOXTRAIN_POSTGRES__DSN": "postgresql://u@localhost/db",
+        "VOXTRAIN_MINIO__ENDPOINT": "localhost:9000",
+        "VOXTRAIN_MINIO__ACCESS_KEY": "a",
+        "VOXTRAIN_MINIO__SECRET_KEY": "secretkey",
+        "VOXTRAIN_AUTH__JWT_SECRET": "x" * 40,
+        "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "localhost:1",
+        "VOXTRAIN_MAX_ATTEMPTS": "2",
+        "VOXTRAIN_RETRY_BACKOFF_SECONDS": "0",
+        "VOXTRAIN_HEARTBEAT_SECONDS": "0.01",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return TrainerSettings()
 
 
 async def queued(uow) -> uuid.UUID:
-    env = ev.wrap(ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]), tenant_id="acme",
-                  model_id=uuid.uuid4())
+    env = ev.wrap(
+        ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]),
+        tenant_id="acme",
+        model_id=uuid.uuid4(),
+    )
     await h.record_request(uow, env)
     return env.payload().run_id
 
@@ -127,3 +141,17 @@ async def test_a_run_taken_over_by_another_replica_has_its_worker_stopped(settin
     procs.spawned[0].results.put({"metrics": {}, "artifacts": {}, "used": {}})
     await sup.step()
     assert uow.messages(ev.TrainingSucceeded) == []
+
+
+async def test_stopping_hands_running_runs_back_and_commits_finished_ones(settings) -> None:
+    uow, procs = FakeUnitOfWork(FakeTrainerRepository()), FakeProcesses()
+    sup = Supervisor(uow, procs, settings.model_copy(update={"parallel_trainings": 2}))
+    running, done = await queued(uow), await queued(uow)
+    await sup.step()
+    by_run = {w.run_id: w for w in procs.spawned}
+    by_run[done].results.put({"metrics": {}, "artifacts": {"lm": "s3://b/lm"}, "used": {}})
+    await sup.shutdown()
+    assert uow.repo.rows[done].run.status is RunStatus.SUCCEEDED
+    assert uow.repo.rows[running].run.status is RunStatus.QUEUED  # another attempt, here or on another replica
+    assert "was stopped" in uow.messages(ev.TrainingProgress)[-1].message
+    assert sup.active_runs == set() and len(procs.stopped) == 2

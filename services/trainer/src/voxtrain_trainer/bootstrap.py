@@ -21,16 +21,28 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProcess], None] | None = None) -> Service:
     """The trainer service; ``on_worker_started`` is told of each training worker process (tests)."""
-    svc = Service(settings, migrations=MIGRATIONS, title="voxtrain trainer",
-                  description="Trains domain language models, evaluates them against the base model, transcribes.")
+    svc = Service(
+        settings,
+        migrations=MIGRATIONS,
+        title="voxtrain trainer",
+        description="Trains domain language models, evaluates them against the base model, transcribes.",
+    )
     minio = make_client(settings.minio)
     uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
     supervisor = Supervisor(uow, WorkerProcesses(settings, on_started=on_worker_started), settings)
     cache = ModelCache(minio, Path(settings.work_dir) / "serving", max_bytes=settings.model_cache_bytes)
-    svc.app.include_router(http.router(uow, cache, max_bytes=settings.transcription_max_bytes,
-                                       max_seconds=settings.transcription_max_seconds, duration_of=duration_seconds))
-    svc.consumer(svc.topics.training_commands, "requests", consumers.requests(uow, supervisor.wake),
-                 types={"TrainingRequested"})
+    svc.app.include_router(
+        http.router(
+            uow,
+            cache,
+            max_bytes=settings.transcription_max_bytes,
+            max_seconds=settings.transcription_max_seconds,
+            duration_of=duration_seconds,
+        )
+    )
+    svc.consumer(
+        svc.topics.training_commands, "requests", consumers.requests(uow, supervisor.wake), types={"TrainingRequested"}
+    )
     svc.consumer(svc.topics.models, "models", consumers.models(uow), types={"ModelDeleted"})
 
     async def check_minio() -> None:
@@ -40,13 +52,6 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
         await asyncio.to_thread(ensure_bucket, minio, settings.minio.bucket)
         s.background(supervisor.run(s.stopping))
 
-    async def stop(_: Service) -> None:  # before the service cancels its tasks: let the supervisor hand back
-        try:
-            await asyncio.wait_for(supervisor.finished.wait(), timeout=60)
-        except TimeoutError:
-            pass
-
     svc.checks["minio"] = check_minio
     svc.on_start(start)
-    svc.on_stop(stop)
     return svc

@@ -39,7 +39,7 @@ class RetryPolicy:
 
     def delay(self, attempts_used: int) -> float:
         """Seconds to wait before the attempt after ``attempts_used`` (doubling, capped)."""
-        return min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(0, attempts_used - 1))
+        return min(self.backoff_max_seconds, self.backoff_seconds * float(2 ** max(0, attempts_used - 1)))
 
 
 class Answer(Enum):
@@ -119,16 +119,25 @@ class Run:
         if self.attempt == 1:
             self.events.append(ev.TrainingStarted(run_id=self.run_id))
         else:
-            self.events.append(ev.TrainingProgress(run_id=self.run_id, stage="download", percent=0.0,
-                                                   message=self._attempt_note(policy) + ": started again"))
+            self.events.append(
+                ev.TrainingProgress(
+                    run_id=self.run_id,
+                    stage="download",
+                    percent=0.0,
+                    message=self._attempt_note(policy) + ": started again",
+                )
+            )
 
     def progress(self, owner: str, attempt: int, stage: str, percent: float, policy: RetryPolicy) -> bool:
         """Record a worker's progress; False (nothing changes) for a stale worker."""
         if not self.holds(owner, attempt):
             return False
         self.stage = stage
-        self.events.append(ev.TrainingProgress(run_id=self.run_id, stage=stage, percent=round(percent, 1),
-                                               message=self._attempt_note(policy)))
+        self.events.append(
+            ev.TrainingProgress(
+                run_id=self.run_id, stage=stage, percent=round(percent, 1), message=self._attempt_note(policy)
+            )
+        )
         return True
 
     def succeed(self, owner: str, attempt: int, metrics: dict[str, Any], artifacts: dict[str, str]) -> bool:
@@ -152,10 +161,15 @@ class Run:
         if self.attempt < policy.max_attempts:
             self.status, self.owner = RunStatus.QUEUED, None
             self.retry_after = policy.delay(self.attempt)
-            self.events.append(ev.TrainingProgress(
-                run_id=self.run_id, stage=lost.stage or self.stage or "download", percent=0.0,
-                message=f"{self._attempt_note(policy)} stopped ({redact(lost.message)}); "
-                        f"retrying in {self.retry_after:g} s"))
+            self.events.append(
+                ev.TrainingProgress(
+                    run_id=self.run_id,
+                    stage=lost.stage or self.stage or "download",
+                    percent=0.0,
+                    message=f"{self._attempt_note(policy)} stopped ({redact(lost.message)}); "
+                    f"retrying in {self.retry_after:g} s",
+                )
+            )
             return Decision.RETRY
         tried = f" (tried {self.attempt} times)" if self.attempt > 1 else ""
         message = redact(lost.message)
@@ -179,14 +193,20 @@ class Run:
 
 
 def error_info(error: dict[str, Any]) -> ev.ErrorInfo:
-    code = error.get("code")
-    return ev.ErrorInfo(code=ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.STAGE_FAILED,
-                        message=error.get("message") or "training failed", stage=error.get("stage"))
+    code = str(error.get("code"))
+    return ev.ErrorInfo(
+        code=ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.STAGE_FAILED,
+        message=error.get("message") or "training failed",
+        stage=error.get("stage"),
+    )
 
 
 def worker_died(exitcode: int | None, stage: str | None) -> Lost:
-    return Lost(ErrorCode.WORKER_LOST, f"the training worker stopped unexpectedly (exit code {exitcode}). "
-                "Train again; if it repeats, contact support", stage)
+    return Lost(
+        ErrorCode.WORKER_LOST,
+        f"the training worker stopped unexpectedly (exit code {exitcode}). Train again; if it repeats, contact support",
+        stage,
+    )
 
 
 NO_HEARTBEAT = Lost(ErrorCode.WORKER_LOST, "the trainer running this model stopped (no heartbeat). Train again")
@@ -195,5 +215,7 @@ STOPPED = Lost(ErrorCode.WORKER_LOST, "the trainer running this model was stoppe
 
 
 def timeout_message(limit_seconds: float) -> str:
-    return (f"Training took longer than the {limit_seconds:g} s limit and was stopped. Use fewer or smaller "
-            "datasets, or ask an operator to raise the limit.")
+    return (
+        f"Training took longer than the {limit_seconds:g} s limit and was stopped. Use fewer or smaller "
+        "datasets, or ask an operator to raise the limit."
+    )

@@ -128,8 +128,9 @@ async def claim_next(uow: TrainerWork, owner: str, policy: RetryPolicy) -> Run |
     return None
 
 
-async def record_progress(uow: TrainerWork, owner: str, run: Run, attempt: int, stage: str, percent: float,
-                          policy: RetryPolicy) -> bool:
+async def record_progress(
+    uow: TrainerWork, owner: str, run: Run, attempt: int, stage: str, percent: float, policy: RetryPolicy
+) -> bool:
     """A worker's progress (fenced); False if the run no longer waits for this worker."""
     async with uow(Context.of(run.request)) as tx:
         current = await tx.repo.get(run.run_id, lock=True)
@@ -151,8 +152,9 @@ def _outcome(run: Run) -> Outcome:
     return {RunStatus.SUCCEEDED: Outcome.SUCCEEDED, RunStatus.FAILED: Outcome.FAILED}.get(run.status, Outcome.RETRY)
 
 
-async def finish(uow: TrainerWork, owner: str, run: Run, attempt: int, result: dict[str, Any],
-                 policy: RetryPolicy) -> Outcome:
+async def finish(
+    uow: TrainerWork, owner: str, run: Run, attempt: int, result: dict[str, Any], policy: RetryPolicy
+) -> Outcome:
     """Apply a worker's result (see ``worker.execute``) to its run, if the run still waits for it.
 
     A transient error (storage briefly away) starts the run again, up to the policy's attempts."""
@@ -165,8 +167,13 @@ async def finish(uow: TrainerWork, owner: str, run: Run, attempt: int, result: d
         if error and error.get("transient"):
             current.lose(Lost(ErrorCode.STORAGE_UNAVAILABLE, str(error.get("message")), error.get("stage")), policy)
         elif error:
-            current.fail(owner, attempt, str(error.get("code") or ErrorCode.STAGE_FAILED.value),
-                         redact(str(error.get("message") or "training failed")), error.get("stage"))
+            current.fail(
+                owner,
+                attempt,
+                str(error.get("code") or ErrorCode.STAGE_FAILED.value),
+                redact(str(error.get("message") or "training failed")),
+                error.get("stage"),
+            )
         else:
             metrics = {**result["metrics"], "data_used": result.get("used", {})}
             current.succeed(owner, attempt, metrics, result["artifacts"])
@@ -196,8 +203,9 @@ async def heartbeat(uow: TrainerWork, owner: str, attempts: dict[uuid.UUID, int]
         return await tx.repo.heartbeat(owner, attempts)
 
 
-async def reap(uow: TrainerWork, owner: str, live: list[uuid.UUID], lease_seconds: float,
-               policy: RetryPolicy) -> list[Run]:
+async def reap(
+    uow: TrainerWork, owner: str, live: list[uuid.UUID], lease_seconds: float, policy: RetryPolicy
+) -> list[Run]:
     """Recover running runs without a worker: any replica's whose heartbeat is older than the lease, and
     ``owner``'s own that it runs no worker for. Each is started again later, or fails once attempts are used."""
     async with uow.reading() as repo:
@@ -211,8 +219,7 @@ async def reap(uow: TrainerWork, owner: str, live: list[uuid.UUID], lease_second
             run = found[0]
             decision = run.lose(NO_WORKER if run.owner == owner else NO_HEARTBEAT, policy)
             await _save(tx, run)
-        log.warning("training_reaped", run_id=str(run.run_id), attempt=run.attempt,
-                    retry=decision is Decision.RETRY)
+        log.warning("training_reaped", run_id=str(run.run_id), attempt=run.attempt, retry=decision is Decision.RETRY)
         _count(run)
         reaped.append(run)
     return reaped
@@ -244,9 +251,11 @@ async def model_for_transcription(uow: TrainerWork, tenant_id: str, model_ref: s
     async with uow.reading() as repo:
         trained = await repo.trained(tenant_id, model_id)
     if trained is None:
-        raise ApiError(409, ErrorCode.INVALID_STATUS,
-                       "This model has no successful training (status 4 Success needed): train it first, "
-                       "or use the base model.")
+        raise ApiError(
+            409,
+            ErrorCode.INVALID_STATUS,
+            "This model has no successful training (status 4 Success needed): train it first, or use the base model.",
+        )
     return ServedModel(str(model_id), *trained)
 
 
@@ -254,8 +263,9 @@ def check_audio_name(file_name: str) -> str:
     """The upload's extension if it is audio transcription takes (else 422)."""
     ext = Path(file_name).suffix.lower()
     if ext not in DatasetType.AUDIO.extensions:
-        raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT,
-                       f"{file_name}: use one of {', '.join(DatasetType.AUDIO.extensions)}")
+        raise ApiError(
+            422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: use one of {', '.join(DatasetType.AUDIO.extensions)}"
+        )
     return ext
 
 
@@ -263,18 +273,29 @@ class Transcriber(Protocol):
     def transcribe(self, run_id: uuid.UUID | None, artifacts: dict[str, str] | None, audio: Path) -> Any: ...
 
 
-async def transcribe(cache: Transcriber, model: ServedModel, audio: Path, file_name: str, max_seconds: float,
-                     duration_of: Callable[[Path], float]) -> Any:
+async def transcribe(
+    cache: Transcriber,
+    model: ServedModel,
+    audio: Path,
+    file_name: str,
+    max_seconds: float,
+    duration_of: Callable[[Path], float],
+) -> Any:
     """Transcribe a stored upload; audio longer than ``max_seconds`` is refused before decoding."""
     try:
         seconds = await asyncio.to_thread(duration_of, audio)
     except (ValueError, OSError) as exc:
         raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not read the audio ({exc}).") from None
     if seconds > max_seconds:
-        raise ApiError(413, ErrorCode.FILE_TOO_LARGE,
-                       f"{file_name}: {seconds:.0f} s of audio is longer than the {max_seconds:g} s transcription "
-                       "limit. Cut it into shorter files, or ask an operator to raise the limit.")
+        raise ApiError(
+            413,
+            ErrorCode.FILE_TOO_LARGE,
+            f"{file_name}: {seconds:.0f} s of audio is longer than the {max_seconds:g} s transcription "
+            "limit. Cut it into shorter files, or ask an operator to raise the limit.",
+        )
     try:
         return await asyncio.to_thread(cache.transcribe, model.run_id, model.artifacts, audio)
     except (ValueError, RuntimeError) as exc:
-        raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not decode the audio ({exc}).") from None
+        raise ApiError(
+            422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not decode the audio ({exc})."
+        ) from None

@@ -16,10 +16,22 @@ from voxtrain_shared.auth import CurrentPrincipal
 from . import handlers as h
 from . import uploads
 
-UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"],
-    "properties": {"file": {"type": "string", "format": "binary",
-                            "description": "audio: .wav .mp3 .m4a .flac"}}}}}}}
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "audio: .wav .mp3 .m4a .flac"}
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 class Word(BaseModel):
@@ -34,12 +46,22 @@ class TranscriptionView(BaseModel):
     words: list[Word]
 
 
-def router(uow: h.TrainerWork, cache: h.Transcriber, *, max_bytes: int, max_seconds: float,
-           duration_of: Callable[[Path], float]) -> APIRouter:
+def router(
+    uow: h.TrainerWork,
+    cache: h.Transcriber,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    duration_of: Callable[[Path], float],
+) -> APIRouter:
     r = APIRouter(prefix="/v1/models", tags=["transcriptions"])
 
-    @r.post("/{model_id}/transcriptions", response_model=TranscriptionView, openapi_extra=UPLOAD_BODY,
-            responses={413: {"description": "body or audio duration over the limit (file_too_large)"}})
+    @r.post(
+        "/{model_id}/transcriptions",
+        response_model=TranscriptionView,
+        openapi_extra=UPLOAD_BODY,
+        responses={413: {"description": "body or audio duration over the limit (file_too_large)"}},
+    )
     async def transcribe(model_id: str, principal: CurrentPrincipal, request: Request) -> TranscriptionView:
         """Transcribe an audio file (multipart field `file`) with a trained model (status 4, Success) or with
         `base`. Bodies over the size limit are refused unread, audio over the duration limit before decoding."""
@@ -55,9 +77,10 @@ def router(uow: h.TrainerWork, cache: h.Transcriber, *, max_bytes: int, max_seco
                 t = await h.transcribe(cache, model, path, name, max_seconds, duration_of)
         finally:
             await upload.close()
-        return TranscriptionView(model=model.name, text=t.text,
-                                 words=[Word(word=w.word, start=round(w.start, 3), end=round(w.end, 3))
-                                        for w in t.words])
+        return TranscriptionView(
+            model=model.name,
+            text=t.text,
+            words=[Word(word=w.word, start=round(w.start, 3), end=round(w.end, 3)) for w in t.words],
+        )
 
     return r
-

@@ -61,8 +61,9 @@ class ModelCache:
 
     def _evict(self, keep: Path) -> None:
         """Remove least recently used models until the cache fits (never ``keep``, the one just fetched)."""
-        entries = sorted(((d / COMPLETE).stat().st_mtime if (d / COMPLETE).exists() else 0.0, d)
-                         for d in self._models())
+        entries = sorted(
+            ((d / COMPLETE).stat().st_mtime if (d / COMPLETE).exists() else 0.0, d) for d in self._models()
+        )
         total = sum(_size(d) for _, d in entries)
         for _, d in entries:
             if total <= self._max_bytes:

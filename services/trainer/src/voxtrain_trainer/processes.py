@@ -50,6 +50,11 @@ class WorkerProcess:
         code: int | None = self.process.exitcode
         return code
 
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM: it unwinds and removes its work directory)."""
+        if self.alive():
+            self.process.terminate()
+
     def latest_progress(self) -> tuple[str, float] | None:
         """The newest ``(stage, percent)`` reported since the last call."""
         latest = None
@@ -73,8 +78,7 @@ class WorkerProcesses:
 
     ``on_started`` is told of each new worker (tests use it to find the process to kill)."""
 
-    def __init__(self, settings: TrainerSettings, *,
-                 on_started: Callable[[WorkerProcess], None] | None = None) -> None:
+    def __init__(self, settings: TrainerSettings, *, on_started: Callable[[WorkerProcess], None] | None = None) -> None:
         self._s = settings
         self._mp = multiprocessing.get_context("spawn")
         self._on_started = on_started
@@ -82,17 +86,24 @@ class WorkerProcesses:
 
     def spawn(self, request: bytes, run_id: uuid.UUID, attempt: int) -> WorkerProcess:
         s = self._s
-        minio = {"endpoint": s.minio.endpoint, "access_key": s.minio.access_key.get_secret_value(),
-                 "secret_key": s.minio.secret_key.get_secret_value(), "secure": s.minio.secure,
-                 "region": s.minio.region}
+        minio = {
+            "endpoint": s.minio.endpoint,
+            "access_key": s.minio.access_key.get_secret_value(),
+            "secret_key": s.minio.secret_key.get_secret_value(),
+            "secure": s.minio.secure,
+            "region": s.minio.region,
+        }
         progress, results = self._mp.Queue(), self._mp.Queue()
         # not a daemon: a daemonic process may not start children (the ML code may), and we end it ourselves
-        proc = self._mp.Process(target=worker.child_main, name=f"train-{run_id}-a{attempt}",
-                                args=(request, attempt, os.getpid(), minio, s.minio.bucket, s.work_dir,
-                                      s.ngram_order, progress, results))
+        proc = self._mp.Process(
+            target=worker.child_main,
+            name=f"train-{run_id}-a{attempt}",
+            args=(request, attempt, os.getpid(), minio, s.minio.bucket, s.work_dir, s.ngram_order, progress, results),
+        )
         proc.start()
-        w = WorkerProcess(run_id, attempt, proc, progress, results, worker.work_dir(s.work_dir, run_id, attempt),
-                          time.monotonic())
+        w = WorkerProcess(
+            run_id, attempt, proc, progress, results, worker.work_dir(s.work_dir, run_id, attempt), time.monotonic()
+        )
         log.info("worker_started", run_id=str(run_id), attempt=attempt, pid=proc.pid)
         if self._on_started is not None:
             self._on_started(w)

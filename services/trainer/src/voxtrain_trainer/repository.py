@@ -12,8 +12,10 @@ from voxtrain_shared import events as ev
 
 from .domain import Run, RunStatus
 
-_COLUMNS = ("run_id, request, status, attempt, owner, progress, error, metrics, artifacts, "
-            "extract(epoch FROM now() - started_at) AS seconds")
+_COLUMNS = (
+    "run_id, request, status, attempt, owner, progress, error, metrics, artifacts, "
+    "extract(epoch FROM now() - started_at) AS seconds"
+)
 
 
 def _j(value: Any) -> str | None:
@@ -26,11 +28,18 @@ def _l(value: str | None) -> Any:
 
 def _run(row: asyncpg.Record) -> Run:
     progress = _l(row["progress"]) or {}
-    return Run(run_id=row["run_id"], request=ev.REGISTRY.parse(bytes(row["request"])),
-               status=RunStatus(row["status"]), attempt=row["attempt"], owner=row["owner"],
-               stage=progress.get("stage"), error=_l(row["error"]), metrics=_l(row["metrics"]),
-               artifacts=_l(row["artifacts"]),
-               seconds=float(row["seconds"]) if row["seconds"] is not None else None)
+    return Run(
+        run_id=row["run_id"],
+        request=ev.REGISTRY.parse(bytes(row["request"])),
+        status=RunStatus(row["status"]),
+        attempt=row["attempt"],
+        owner=row["owner"],
+        stage=progress.get("stage"),
+        error=_l(row["error"]),
+        metrics=_l(row["metrics"]),
+        artifacts=_l(row["artifacts"]),
+        seconds=float(row["seconds"]) if row["seconds"] is not None else None,
+    )
 
 
 class TrainerRepository:
@@ -50,7 +59,11 @@ class TrainerRepository:
     async def insert(self, run: Run) -> None:
         await self._conn.execute(
             "INSERT INTO runs (run_id, tenant_id, model_id, request) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
-            run.run_id, run.tenant_id, run.model_id, run.request.to_bytes())
+            run.run_id,
+            run.tenant_id,
+            run.model_id,
+            run.request.to_bytes(),
+        )
 
     async def save(self, run: Run) -> None:
         """Write a run's state back (times follow the status)."""
@@ -61,18 +74,28 @@ class TrainerRepository:
             "heartbeat_at = CASE WHEN $2 = 'running' THEN now() ELSE heartbeat_at END, "
             "finished_at = CASE WHEN $2 IN ('succeeded', 'failed') THEN now() END "
             "WHERE run_id=$1",
-            run.run_id, run.status.value, run.attempt, run.owner, _j(run.error), _j(run.metrics), _j(run.artifacts),
-            run.retry_after)
+            run.run_id,
+            run.status.value,
+            run.attempt,
+            run.owner,
+            _j(run.error),
+            _j(run.metrics),
+            _j(run.artifacts),
+            run.retry_after,
+        )
 
     async def set_progress(self, run_id: uuid.UUID, stage: str, percent: float) -> None:
-        await self._conn.execute("UPDATE runs SET progress=$2 WHERE run_id=$1", run_id,
-                                 json.dumps({"stage": stage, "percent": percent}))
+        await self._conn.execute(
+            "UPDATE runs SET progress=$2 WHERE run_id=$1", run_id, json.dumps({"stage": stage, "percent": percent})
+        )
 
     async def due(self, limit: int) -> list[Run]:
         """Queued runs whose backoff has passed, oldest first (not locked: candidates)."""
         rows = await self._conn.fetch(
             f"SELECT {_COLUMNS} FROM runs WHERE status='queued' AND (not_before IS NULL OR not_before <= now()) "
-            "ORDER BY created_at LIMIT $1", limit)
+            "ORDER BY created_at LIMIT $1",
+            limit,
+        )
         return [_run(r) for r in rows]
 
     async def heartbeat(self, owner: str, attempts: dict[uuid.UUID, int]) -> set[uuid.UUID]:
@@ -81,29 +104,43 @@ class TrainerRepository:
             "UPDATE runs SET heartbeat_at=now() FROM unnest($2::uuid[], $3::int[]) AS mine(run_id, attempt) "
             "WHERE runs.run_id = mine.run_id AND runs.attempt = mine.attempt AND runs.owner=$1 "
             "AND runs.status='running' RETURNING runs.run_id",
-            owner, list(attempts), list(attempts.values()))
+            owner,
+            list(attempts),
+            list(attempts.values()),
+        )
         return {r["run_id"] for r in rows}
 
-    async def lost(self, owner: str, live: list[uuid.UUID], lease_seconds: float, *,
-                   run_id: uuid.UUID | None = None) -> list[Run]:
+    async def lost(
+        self, owner: str, live: list[uuid.UUID], lease_seconds: float, *, run_id: uuid.UUID | None = None
+    ) -> list[Run]:
         """Running runs that lost their worker (all, or just ``run_id``), locked: no heartbeat within the
         lease (any replica's), or ``owner``'s own that it runs no worker for."""
         rows = await self._conn.fetch(
             f"SELECT {_COLUMNS} FROM runs WHERE status='running' AND ($4::uuid IS NULL OR run_id=$4) "
             "AND (heartbeat_at < now() - make_interval(secs => $3) OR (owner=$1 AND NOT run_id = ANY($2::uuid[]))) "
-            "ORDER BY created_at FOR UPDATE SKIP LOCKED", owner, live, lease_seconds, run_id)
+            "ORDER BY created_at FOR UPDATE SKIP LOCKED",
+            owner,
+            live,
+            lease_seconds,
+            run_id,
+        )
         return [_run(r) for r in rows]
 
     async def model_deleted(self, tenant_id: str, model_id: uuid.UUID) -> None:
         """Its runs are no longer served; queued ones are dropped."""
-        await self._conn.execute("UPDATE runs SET model_deleted=true WHERE tenant_id=$1 AND model_id=$2",
-                                 tenant_id, model_id)
-        await self._conn.execute("DELETE FROM runs WHERE tenant_id=$1 AND model_id=$2 AND status='queued'",
-                                 tenant_id, model_id)
+        await self._conn.execute(
+            "UPDATE runs SET model_deleted=true WHERE tenant_id=$1 AND model_id=$2", tenant_id, model_id
+        )
+        await self._conn.execute(
+            "DELETE FROM runs WHERE tenant_id=$1 AND model_id=$2 AND status='queued'", tenant_id, model_id
+        )
 
     async def trained(self, tenant_id: str, model_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, str]] | None:
         """The latest succeeded run of a tenant's model that still exists: (run id, artifacts)."""
         row = await self._conn.fetchrow(
             "SELECT run_id, artifacts FROM runs WHERE tenant_id=$1 AND model_id=$2 AND status='succeeded' "
-            "AND NOT model_deleted ORDER BY finished_at DESC LIMIT 1", tenant_id, model_id)
+            "AND NOT model_deleted ORDER BY finished_at DESC LIMIT 1",
+            tenant_id,
+            model_id,
+        )
         return None if row is None else (row["run_id"], json.loads(row["artifacts"]))

@@ -15,9 +15,12 @@ CHUNK = 1024 * 1024
 
 
 def too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, ErrorCode.FILE_TOO_LARGE,
-                    f"Transcription takes request bodies up to {max_bytes // 2**20} MB. Send a shorter or more "
-                    "compressed recording.")
+    return ApiError(
+        413,
+        ErrorCode.FILE_TOO_LARGE,
+        f"Transcription takes request bodies up to {max_bytes // 2**20} MB. Send a shorter or more "
+        "compressed recording.",
+    )
 
 
 def refuse_declared_size(request: Request, max_bytes: int) -> None:
@@ -44,8 +47,9 @@ async def receive_file(request: Request, field: str, max_bytes: int) -> UploadFi
     upload = form.get(field)
     if not isinstance(upload, UploadFile):
         await form.close()
-        raise ApiError(422, ErrorCode.VALIDATION_FAILED,
-                       f"Send the audio as a multipart/form-data file field named '{field}'.")
+        raise ApiError(
+            422, ErrorCode.VALIDATION_FAILED, f"Send the audio as a multipart/form-data file field named '{field}'."
+        )
     return upload
 
 

@@ -13,8 +13,10 @@ a worker that was killed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
+import functools
 import os
 import shutil
 import signal
@@ -66,13 +68,15 @@ def _storage(stage: str, call: Callable[[], Any]) -> Any:
         return call()
     except Exception as exc:
         if transient(exc):
-            raise StorageUnavailable(f"the object storage was unavailable during the {stage} stage "
-                                     f"({type(exc).__name__})") from exc
+            raise StorageUnavailable(
+                f"the object storage was unavailable during the {stage} stage ({type(exc).__name__})"
+            ) from exc
         raise
 
 
-def execute(request: bytes, attempt: int, minio: dict[str, Any], bucket: str, work_root: str, order: int,
-            progress: Any) -> dict[str, Any]:
+def execute(
+    request: bytes, attempt: int, minio: dict[str, Any], bucket: str, work_root: str, order: int, progress: Any
+) -> dict[str, Any]:
     """Train the model a TrainingRequested asks for (see module contract)."""
     stage = "download"
 
@@ -92,21 +96,39 @@ def execute(request: bytes, attempt: int, minio: dict[str, Any], bucket: str, wo
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
             return _train(env, req, attempt, minio, bucket, work, order, report)
     except StorageUnavailable as exc:
-        return {"error": {"code": ErrorCode.STORAGE_UNAVAILABLE.value, "stage": stage, "message": str(exc),
-                          "transient": True}}
+        return {
+            "error": {
+                "code": ErrorCode.STORAGE_UNAVAILABLE.value,
+                "stage": stage,
+                "message": str(exc),
+                "transient": True,
+            }
+        }
     except TrainingError as exc:
         return {"error": {"code": exc.code, "message": redact(exc.message), "stage": exc.stage or stage}}
     except Exception as exc:  # anything else: name the stage, keep the trace in the log
         traceback.print_exc()
-        return {"error": {"code": ErrorCode.STAGE_FAILED.value, "stage": stage,
-                          "message": f"The {stage} stage failed: {redact(str(exc))}. Check the datasets and "
-                                     "train again."}}
+        return {
+            "error": {
+                "code": ErrorCode.STAGE_FAILED.value,
+                "stage": stage,
+                "message": f"The {stage} stage failed: {redact(str(exc))}. Check the datasets and train again.",
+            }
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _train(env: ev.Envelope, req: ev.TrainingRequested, attempt: int, minio: dict[str, Any], bucket: str,
-           work: Path, order: int, report: Callable[[str, float], None]) -> dict[str, Any]:
+def _train(
+    env: ev.Envelope,
+    req: ev.TrainingRequested,
+    attempt: int,
+    minio: dict[str, Any],
+    bucket: str,
+    work: Path,
+    order: int,
+    report: Callable[[str, float], None],
+) -> dict[str, Any]:
     from .ml.pipeline import run_training
 
     client = make_client(MinioSettings.model_validate(minio))
@@ -114,7 +136,7 @@ def _train(env: ev.Envelope, req: ev.TrainingRequested, attempt: int, minio: dic
     for i, d in enumerate(req.datasets):
         report("download", 100.0 * i / max(1, len(req.datasets)))
         path = work / "data" / f"{d.dataset_id}{Path(d.file_name).suffix.lower()}"  # never the user's name
-        _storage("download", lambda d=d, path=path: client.fget_object(d.bucket, d.object_key, str(path)))
+        _storage("download", functools.partial(client.fget_object, d.bucket, d.object_key, str(path)))
         local.append(LocalDataset(str(d.dataset_id), d.dataset_type, d.file_name, path))
     report("gather", 0.0)
     inputs, used = build_inputs(local)
@@ -125,7 +147,7 @@ def _train(env: ev.Envelope, req: ev.TrainingRequested, attempt: int, minio: dic
     artifacts: dict[str, str] = {}
     for name, path in sorted(result.artifacts.items()):
         key = prefix + Path(path).name
-        _storage("store", lambda key=key, path=path: client.fput_object(bucket, key, str(path)))
+        _storage("store", functools.partial(client.fput_object, bucket, key, str(path)))
         artifacts[name] = f"s3://{bucket}/{key}"
     report("store", 100.0)
     return {"metrics": result.metrics, "artifacts": artifacts, "used": used}
@@ -134,10 +156,8 @@ def _train(env: ev.Envelope, req: ev.TrainingRequested, attempt: int, minio: dic
 def die_with_parent(parent: int, on_orphaned: Callable[[], None]) -> None:
     """End this process when ``parent`` ends: SIGTERM from the kernel (Linux), a watchdog thread otherwise."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # unwinds: finally blocks clean up
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the watchdog alone ends us
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the watchdog alone ends us
-        pass
     if os.getppid() != parent:  # the parent died before the line above took effect
         on_orphaned()
         os._exit(1)
@@ -152,8 +172,17 @@ def die_with_parent(parent: int, on_orphaned: Callable[[], None]) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def child_main(request: bytes, attempt: int, parent: int, minio: dict[str, Any], bucket: str, work_root: str,
-               order: int, progress: Any, results: Any) -> None:
+def child_main(
+    request: bytes,
+    attempt: int,
+    parent: int,
+    minio: dict[str, Any],
+    bucket: str,
+    work_root: str,
+    order: int,
+    progress: Any,
+    results: Any,
+) -> None:
     """Process entry point: run :func:`execute` and put its dict on ``results``."""
     run_id = ev.REGISTRY.parse(request).data.get("run_id")
     die_with_parent(parent, lambda: shutil.rmtree(work_dir(work_root, run_id, attempt), ignore_errors=True))

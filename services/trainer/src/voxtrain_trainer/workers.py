@@ -61,8 +61,6 @@ class Supervisor:
         self._active: dict[uuid.UUID, Active] = {}
         self._last_beat = 0.0
         self.loop = Loop("trainer-supervisor", self.step, every=0.5)
-        self.finished = asyncio.Event()
-        self.finished.set()  # nothing to wait for until run() starts
 
     @property
     def active_runs(self) -> set[uuid.UUID]:
@@ -73,16 +71,16 @@ class Supervisor:
         self.loop.wake()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Supervise until ``stop``; then stop this replica's workers and hand their runs back."""
-        self.finished.clear()
+        """Supervise until ``stop`` (or cancellation); then stop this replica's workers and hand their runs
+        back. The hand-back runs shielded: the service cancels its tasks right after ``stop`` is set, and its
+        pool waits for the connections the hand-back holds."""
         removed = await asyncio.to_thread(self._processes.sweep_work_dirs)
         if removed:
             log.info("work_dirs_swept", count=len(removed))
         try:
             await self.loop.run(stop)
         finally:
-            await self.shutdown()
-            self.finished.set()
+            await asyncio.shield(asyncio.ensure_future(self.shutdown()))
 
     async def step(self) -> None:
         for a in list(self._active.values()):
@@ -104,8 +102,7 @@ class Supervisor:
 
     async def beat(self) -> None:
         """Renew this replica's runs, drop the ones it no longer holds, and reap lost runs."""
-        held = await h.heartbeat(self._uow, self.owner, {a.run.run_id: a.worker.attempt
-                                                         for a in self._active.values()})
+        held = await h.heartbeat(self._uow, self.owner, {a.run.run_id: a.worker.attempt for a in self._active.values()})
         for run_id in set(self._active) - held:
             a = self._active.pop(run_id)
             log.warning("training_taken_over", run_id=str(run_id), attempt=a.worker.attempt)
@@ -123,15 +120,26 @@ class Supervisor:
                     return await self._drop(a, "the run no longer waits for this worker")
             if time.monotonic() - w.started > self._s.time_limit_seconds:
                 await asyncio.to_thread(self._processes.stop, w)
-                a.result = {"error": {"code": ErrorCode.TRAINING_TIMEOUT.value, "stage": a.last_progress[0] or None,
-                                      "message": timeout_message(self._s.time_limit_seconds)}}
+                a.result = {
+                    "error": {
+                        "code": ErrorCode.TRAINING_TIMEOUT.value,
+                        "stage": a.last_progress[0] or None,
+                        "message": timeout_message(self._s.time_limit_seconds),
+                    }
+                }
             else:
                 a.result = w.result()
                 if a.result is None and not w.alive():
                     a.result = await asyncio.to_thread(w.result, 0.5)  # it may still be in the pipe
                     if a.result is None:
-                        await h.lose(self._uow, self.owner, a.run, w.attempt,
-                                     worker_died(w.exitcode, a.last_progress[0] or None), self.policy)
+                        await h.lose(
+                            self._uow,
+                            self.owner,
+                            a.run,
+                            w.attempt,
+                            worker_died(w.exitcode, a.last_progress[0] or None),
+                            self.policy,
+                        )
                         return await self._drop(a, f"worker exited with {w.exitcode}")
         if a.result is not None:
             outcome = await h.finish(self._uow, self.owner, a.run, w.attempt, a.result, self.policy)
@@ -145,14 +153,18 @@ class Supervisor:
     async def shutdown(self) -> None:
         """Stop the workers; commit what finished and hand the rest back for another attempt (best effort:
         what cannot be written now is reaped once the lease expires)."""
-        for a in list(self._active.values()):
-            result = a.result or a.worker.result()
-            await asyncio.to_thread(self._processes.stop, a.worker)
+        active = list(self._active.values())
+        self._active.clear()
+        for a in active:
+            a.result = a.result or a.worker.result()
+            a.worker.terminate()  # SIGTERM now; joined below, after the database work
+        for a in active:
             try:
-                if result is not None:
-                    await h.finish(self._uow, self.owner, a.run, a.worker.attempt, result, self.policy)
+                if a.result is not None:
+                    await h.finish(self._uow, self.owner, a.run, a.worker.attempt, a.result, self.policy)
                 else:
                     await h.lose(self._uow, self.owner, a.run, a.worker.attempt, STOPPED, self.policy)
             except Exception as exc:
                 log.warning("training_handback_failed", run_id=str(a.run.run_id), error=repr(exc))
-        self._active.clear()
+        for a in active:
+            await asyncio.to_thread(self._processes.stop, a.worker)
