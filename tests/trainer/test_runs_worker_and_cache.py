@@ -1,0 +1,80 @@
+"""The worker's way out (storage outages are transient, no URLs, no work directory left) and the serving
+cache's size bound."""
+
+import os
+import queue
+import time
+import uuid
+from pathlib import Path
+
+from minio.error import S3Error
+
+from voxtrain_shared import events as ev
+from voxtrain_shared.vocab import DatasetType
+from voxtrain_trainer import worker
+from voxtrain_trainer.model_cache import COMPLETE, ModelCache
+
+
+def _request() -> bytes:
+    ds = ev.DatasetObject(
+        dataset_id=uuid.uuid4(),
+        dataset_type=DatasetType.TRANSCRIPT,
+        file_name="notes.txt",
+        bucket="training-data",
+        object_key="k",
+        size=1,
+        sha256="a" * 64,
+    )
+    env = ev.wrap(
+        ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[ds]),
+        tenant_id="acme",
+        model_id=uuid.uuid4(),
+    )
+    return env.to_bytes()
+
+
+def test_unreachable_storage_is_a_transient_error_without_its_address_and_leaves_no_work_dir(tmp_path) -> None:
+    minio = {
+        "endpoint": "127.0.0.1:9",
+        "access_key": "a",
+        "secret_key": "secretkey",
+        "secure": False,
+        "region": "us-east-1",
+    }
+    result = worker.execute(_request(), 2, minio, "training-data", str(tmp_path), 3, queue.Queue())
+    error = result["error"]
+    assert error["transient"] is True and error["code"] == "storage_unavailable" and error["stage"] == "download"
+    assert "127.0.0.1" not in error["message"] and "http" not in error["message"]
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_which_storage_errors_are_worth_another_attempt() -> None:
+    def s3(code: str) -> S3Error:
+        return S3Error(None, code, "m", "r", "i", "h")  # type: ignore[arg-type]  # response is not read
+
+    assert worker.transient(s3("SlowDown")) and worker.transient(ConnectionRefusedError())
+    assert not worker.transient(s3("NoSuchKey")) and not worker.transient(ValueError("bad data"))
+
+
+class FakeMinio:
+    def __init__(self, size: int) -> None:
+        self.size, self.fetched = size, []
+
+    def fget_object(self, bucket: str, key: str, path: str) -> None:
+        self.fetched.append(key)
+        Path(path).write_bytes(b"x" * self.size)
+
+
+def test_the_model_cache_keeps_its_disk_under_the_bound_least_recently_used_first(tmp_path) -> None:
+    minio = FakeMinio(100)
+    cache = ModelCache(minio, tmp_path, max_bytes=250)  # type: ignore[arg-type]  # only fget_object is used
+    runs = [uuid.uuid4() for _ in range(3)]
+    for i, run in enumerate(runs[:2]):
+        cache.model_dir(run, {"lm": f"s3://b/{i}/lm.bin"})
+        os.utime(tmp_path / str(run) / COMPLETE, (time.time() - 100 + i, time.time() - 100 + i))
+    cache.model_dir(runs[0], {"lm": "s3://b/0/lm.bin"})  # used again: now the most recent
+    assert len(minio.fetched) == 2
+    cache.model_dir(runs[2], {"lm": "s3://b/2/lm.bin"})
+    assert cache.disk_bytes() <= 250
+    assert (tmp_path / str(runs[0])).exists() and not (tmp_path / str(runs[1])).exists()
+    assert (tmp_path / str(runs[2]) / "lm.bin").exists()
