@@ -160,3 +160,15 @@ async def test_audio_over_the_duration_cap_is_refused_before_decoding(tmp_path) 
         await h.transcribe(NeverCalled(), h.BASE, tmp_path / "a.wav", "long.wav", 60.0, lambda _: 61.0)
     assert refused.value.status == 413 and refused.value.code == "file_too_large"
     assert "60 s" in refused.value.message and "long.wav" in refused.value.message
+
+
+async def test_a_model_store_outage_answers_503_with_its_code(tmp_path) -> None:
+    class StoreAway:
+        def transcribe(self, *args: object) -> None:
+            raise ConnectionRefusedError("connect to http://minio.internal:9000 refused")
+
+    model = h.ServedModel("m", uuid.uuid4(), {"lm": "s3://b/lm"})
+    with pytest.raises(ApiError) as away:
+        await h.transcribe(StoreAway(), model, tmp_path / "a.wav", "a.wav", 60.0, lambda _: 1.0)
+    assert away.value.status == 503 and away.value.code == "storage_unavailable"
+    assert "minio" not in away.value.message

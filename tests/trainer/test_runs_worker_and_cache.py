@@ -13,6 +13,7 @@ from voxtrain_shared import events as ev
 from voxtrain_shared.vocab import DatasetType
 from voxtrain_trainer import worker
 from voxtrain_trainer.model_cache import COMPLETE, ModelCache
+from voxtrain_trainer.storage_errors import transient
 
 
 def _request() -> bytes:
@@ -52,8 +53,8 @@ def test_which_storage_errors_are_worth_another_attempt() -> None:
     def s3(code: str) -> S3Error:
         return S3Error(None, code, "m", "r", "i", "h")  # type: ignore[arg-type]  # response is not read
 
-    assert worker.transient(s3("SlowDown")) and worker.transient(ConnectionRefusedError())
-    assert not worker.transient(s3("NoSuchKey")) and not worker.transient(ValueError("bad data"))
+    assert transient(s3("SlowDown")) and transient(ConnectionRefusedError())
+    assert not transient(s3("NoSuchKey")) and not transient(ValueError("bad data"))
 
 
 class FakeMinio:

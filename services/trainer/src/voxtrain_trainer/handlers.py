@@ -36,6 +36,7 @@ from .domain import (
     redact,
 )
 from .repository import TrainerRepository
+from .storage_errors import transient
 
 log = get_logger(__name__)
 
@@ -299,3 +300,11 @@ async def transcribe(
         raise ApiError(
             422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not decode the audio ({exc})."
         ) from None
+    except Exception as exc:
+        if transient(exc):
+            raise ApiError(
+                503,
+                ErrorCode.STORAGE_UNAVAILABLE,
+                "The trained model cannot be fetched right now (storage unavailable). Try again in a minute.",
+            ) from None
+        raise

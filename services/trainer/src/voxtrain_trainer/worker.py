@@ -28,9 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import urllib3.exceptions
-from minio.error import S3Error, ServerError
-
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import MinioSettings
 from voxtrain_shared.storage import artifact_prefix, make_client
@@ -40,12 +37,11 @@ from .domain import redact
 from .inputs import LocalDataset, build_inputs
 from .ml.errors import TrainingError
 from .ml.types import TrainingSettings
+from .storage_errors import transient
 
 PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE_SECONDS = 2.0
 LOCK = ".lock"  # held by the live worker of a work directory (see processes.sweep_work_dirs)
-#: S3 error codes that say "try again later", not "this request is wrong"
-TRANSIENT_S3 = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"}
 
 
 def work_dir(work_root: str | Path, run_id: object, attempt: int) -> Path:
@@ -55,12 +51,6 @@ def work_dir(work_root: str | Path, run_id: object, attempt: int) -> Path:
 
 class StorageUnavailable(Exception):
     """The object storage did not answer (or answered "try later"): worth another attempt."""
-
-
-def transient(exc: BaseException) -> bool:
-    if isinstance(exc, S3Error):
-        return exc.code in TRANSIENT_S3
-    return isinstance(exc, ServerError | urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 
 def _storage(stage: str, call: Callable[[], Any]) -> Any:
