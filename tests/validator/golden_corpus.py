@@ -4,7 +4,10 @@ Every case is made from a seeded random generator, so the same bytes come out on
 and run. ``test_validator_golden`` compares what the validator says about each case with the
 outcomes recorded in ``golden/*.json``; those were recorded with the line-by-line implementation
 that came before the block-wise one (commit a72b330), so any change of a finding, its message or
-its position shows up as a failing case.
+its position shows up as a failing case. Transcripts were also recorded with reads of 4 KiB
+(``transcripts-4kib-reads.json`` holds the cases whose outcome differs from the one with 1 MiB
+reads: what is found before an encoding problem depends on the read size), so the block-wise
+fast paths are crossed by many block boundaries too.
 
 Run ``python tests/validator/golden_corpus.py --record`` only when a rule is changed on purpose;
 the diff of the JSON file is then the review of what changed.
@@ -26,6 +29,7 @@ from voxtrain_validator.rules import AmbiguousReference, DatasetRef, DatasetStat
 
 GOLDEN = Path(__file__).parent / "golden"
 MIB = 1 << 20
+SMALL_READS = 4096
 
 Case = tuple[str, str, bytes]  # (name, extension, content)
 
@@ -459,25 +463,31 @@ def manifest_cases() -> list[Case]:
     return cases
 
 
-def run_case(case: Case) -> dict[str, object]:
-    """What the validator says about one case, JSON-ready."""
+def run_case(case: Case, chunk_bytes: int = MIB) -> dict[str, object]:
+    """What the validator says about one case (reading ``chunk_bytes`` at a time), JSON-ready."""
     from voxtrain_validator.rules import validate_manifest, validate_transcript
 
     name, ext, data = case
     if ext == "jsonl":
         outcome = validate_manifest(io.BytesIO(data), manifest_resolver())
     else:
-        outcome = validate_transcript(io.BytesIO(data), ext)
+        outcome = validate_transcript(io.BytesIO(data), ext, chunk_bytes=chunk_bytes)
     return outcome.to_dict()
+
+
+def _write(name: str, results: dict[str, object]) -> None:
+    path = GOLDEN / name
+    path.write_text(json.dumps(results, indent=0, ensure_ascii=False, sort_keys=True) + "\n")
+    print(f"{path}: {len(results)} cases")
 
 
 def record() -> None:
     GOLDEN.mkdir(exist_ok=True)
-    for kind, cases in (("transcripts", transcript_cases()), ("manifests", manifest_cases())):
-        results = {name: run_case((name, ext, data)) for name, ext, data in cases}
-        path = GOLDEN / f"{kind}.json"
-        path.write_text(json.dumps(results, indent=0, ensure_ascii=False, sort_keys=True) + "\n")
-        print(f"{path}: {len(results)} cases")
+    transcripts = {case[0]: run_case(case) for case in transcript_cases()}
+    _write("transcripts.json", transcripts)
+    small_reads = {case[0]: run_case(case, SMALL_READS) for case in transcript_cases()}
+    _write("transcripts-4kib-reads.json", {k: v for k, v in small_reads.items() if v != transcripts[k]})
+    _write("manifests.json", {case[0]: run_case(case) for case in manifest_cases()})
 
 
 if __name__ == "__main__":

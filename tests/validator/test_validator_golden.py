@@ -11,19 +11,24 @@ import json
 
 import pytest
 
-from tests.validator.golden_corpus import GOLDEN, Case, manifest_cases, run_case, transcript_cases
+from tests.validator.golden_corpus import GOLDEN, SMALL_READS, Case, manifest_cases, run_case, transcript_cases
 
 TRANSCRIPTS = transcript_cases()
 MANIFESTS = manifest_cases()
 
 
-def _expected(kind: str) -> dict[str, object]:
-    return json.loads((GOLDEN / f"{kind}.json").read_text())
+def _expected(name: str) -> dict[str, object]:
+    return json.loads((GOLDEN / f"{name}.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def transcripts_expected() -> dict[str, object]:
     return _expected("transcripts")
+
+
+@pytest.fixture(scope="module")
+def small_reads_expected(transcripts_expected) -> dict[str, object]:
+    return {**transcripts_expected, **_expected("transcripts-4kib-reads")}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +44,11 @@ def test_the_corpus_is_the_one_recorded(transcripts_expected, manifests_expected
 @pytest.mark.parametrize("case", TRANSCRIPTS, ids=[name for name, _, _ in TRANSCRIPTS])
 def test_transcript_outcome_is_unchanged(case: Case, transcripts_expected):
     assert run_case(case) == transcripts_expected[case[0]]
+
+
+@pytest.mark.parametrize("case", TRANSCRIPTS, ids=[name for name, _, _ in TRANSCRIPTS])
+def test_transcript_outcome_is_unchanged_with_small_reads(case: Case, small_reads_expected):
+    assert run_case(case, SMALL_READS) == small_reads_expected[case[0]]
 
 
 @pytest.mark.parametrize("case", MANIFESTS, ids=[name for name, _, _ in MANIFESTS])

@@ -15,6 +15,8 @@ line numbers; encoding problems with the byte offset of the first bad byte.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from datetime import timedelta
 from typing import Any, BinaryIO
@@ -27,7 +29,7 @@ from voxtrain_shared.vocab import ErrorCode
 
 from .outcome import Outcome, Report, failed, plural
 from .source import stream_size
-from .text_stream import TextProblem, Utf8Lines
+from .text_stream import CHUNK_BYTES, TextProblem, Utf8Lines
 from .words import WordCounter
 
 CODE = ErrorCode.INVALID_TRANSCRIPT_FORMAT
@@ -42,13 +44,44 @@ _SRT_TIME = r"\d+:([0-5]\d):([0-5]\d)[,.]\d{1,3}"
 _SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(?:\s.*)?$")
 _ANY_TIMING = re.compile(r"\d+:\d{2}[,.]\d{1,3}\s*-->")
 
+# Fast paths: runs of plain cues, matched in whole blocks of LF-ended lines. A plain cue has
+# fixed-width times (so they compare as strings) and text that every rule accepts as it is, and
+# is followed by blank lines. Anything else (and any plain cue with a problem) is read line by
+# line by the code above, which stays the reference; these shapes only decide what may skip it.
+_RUN_CUES = 100  # at most this many cues per run, so a problem in one costs little to redo
+_FIXED_VTT_TIME = r"[0-9]{2}:[0-5][0-9]:[0-5][0-9]\.[0-9]{3}"
+# An optional id (not a NOTE/STYLE/REGION head, not a timing), the timing (settings are ignored),
+# then lines of text. ``[^\n]`` loops are the regular expression engine's fastest; the rest is
+# checked on the captured parts (arrows, tags, blank text) by the caller.
+_VTT_CUE_TEXT = (rf"(?:(?!NOTE|STYLE|REGION|{_FIXED_VTT_TIME} -->)[^\n]+\n)?({_FIXED_VTT_TIME}) --> "
+                 rf"({_FIXED_VTT_TIME})(?:[ \t][^\n]*)?\n((?:[^\n]+\n)+)\n+")
+# What webvtt-py strips from each line of cue text: from a "<" to the next ">" on the line.
+_CUE_TAG = re.compile(r"<[^>\n]*>")
+_FIXED_SRT_TIME = r"[0-9]{2}:[0-5][0-9]:[0-5][0-9],[0-9]{3}"
+# The number, the timing, then lines of text that cannot be read as a cue number or a timestamp
+# (they do not start with a digit or "-"), without blank lines.
+_SRT_CUE_TEXT = (rf"([0-9]{{1,9}})\n({_FIXED_SRT_TIME}) --> ({_FIXED_SRT_TIME})\n"
+                 r"((?:[^\S\n]*[^\s0-9-][^\n]*\n)+)\n+")
 
-def validate_transcript(stream: BinaryIO, extension: str) -> Outcome:
+
+def _run_of(cue: str) -> re.Pattern[str]:
+    """1 to _RUN_CUES cues in a row, without capturing groups: they make matching twice as slow."""
+    without_captures = cue.replace("(", "(?:").replace("(?:?", "(?")
+    return re.compile(rf"(?:{without_captures}){{1,{_RUN_CUES}}}")
+
+
+_VTT_CUE, _VTT_RUN = re.compile(_VTT_CUE_TEXT), _run_of(_VTT_CUE_TEXT)
+_SRT_CUE, _SRT_RUN = re.compile(_SRT_CUE_TEXT), _run_of(_SRT_CUE_TEXT)
+
+
+def validate_transcript(stream: BinaryIO, extension: str, *, chunk_bytes: int = CHUNK_BYTES) -> Outcome:
     """Read the text in ``stream`` incrementally and judge it as a TRANSCRIPT/TEST dataset.
 
     ``extension`` is ".vtt", ".srt" or ".txt" (any case, dot optional). Content problems become a
     failed Outcome with code ``invalid_transcript_format``; a failure of the stream itself raises
-    SourceReadError. Synchronous, thread-safe, memory bounded by one cue (or line) at a time.
+    SourceReadError. Synchronous, thread-safe, memory bounded by one read of ``chunk_bytes`` (and
+    one cue or line). What is found before an encoding problem depends on ``chunk_bytes``: each
+    read is decoded as a whole before its lines are checked.
     """
     ext = extension.lower().lstrip(".")
     checker_type = _CHECKERS.get(ext)
@@ -62,10 +95,14 @@ def validate_transcript(stream: BinaryIO, extension: str) -> Outcome:
     report = Report()
     words = WordCounter()
     checker = checker_type(report, words)
-    lines = Utf8Lines(stream)
+    lines = Utf8Lines(stream, chunk_bytes=chunk_bytes)
     try:
-        for number, line in lines:
-            checker.feed(number, line)
+        for first, block in lines.blocks():
+            try:
+                checker.feed_block(first, block)
+            except TextProblem:
+                lines.lines = checker.at  # reading stopped at the line that was being checked
+                raise
         checker.finish()
     except TextProblem as problem:
         report.error(problem.message, line=problem.line, byte_offset=problem.byte_offset)
@@ -86,14 +123,58 @@ def validate_transcript(stream: BinaryIO, extension: str) -> Outcome:
     return report.outcome(CODE, metadata)
 
 
-class _TxtChecker:
+class _Checker:
+    """Lines are fed in order, one by one (``feed``) or as whole blocks (``feed_block``).
+
+    ``feed_block`` must have exactly the effect of feeding the block's lines one by one; the
+    checkers override it with fast paths for the common shapes of text and fall back to ``feed``
+    for everything else. ``at`` is the number of the last line taken in.
+    """
+
+    at = 0
+
+    def feed(self, number: int, line: str) -> None:
+        raise NotImplementedError
+
+    def feed_block(self, first: int, block: str) -> None:
+        """Feed the lines of ``block`` (whole lines, each ended by "\n"), the first being ``first``."""
+        self._feed_lines(first, block, 0, len(block))
+
+    def _feed_lines(self, number: int, block: str, start: int, end: int) -> int:
+        """Feed the lines of ``block[start:end]`` (whole lines) one by one; returns the next line number."""
+        for line in block[start:end].split("\n")[:-1]:
+            self.at = number
+            self.feed(number, line)
+            number += 1
+        return number
+
+
+class _TxtChecker(_Checker):
     """Plain text: any line with text counts; lines that look like subtitles are suspicious."""
+
+    # Only the first lines are looked at for subtitle timing.
+    _TIMING_LINES = 100
 
     def __init__(self, report: Report, words: WordCounter) -> None:
         self._report = report
         self._words = words
         self.non_empty = 0
         self._warned_timing = False
+
+    def feed_block(self, first: int, block: str) -> None:
+        lines = block.split("\n")
+        lines.pop()  # the block ends with "\n"
+        head = 0
+        if first <= self._TIMING_LINES and not self._warned_timing:
+            head = min(len(lines), self._TIMING_LINES + 1 - first)
+            for number, line in enumerate(lines[:head], first):
+                self.feed(number, line)
+        rest = lines[head:] if head else lines
+        self.at = first + len(lines) - 1
+        if rest:
+            # Blank lines have no words, so the words of the block are those of its non-blank lines.
+            self.non_empty += len(rest) - sum(1 for _ in itertools.filterfalse(None, map(str.strip, rest)))
+            self._words.add_all(rest, "\n".join(rest) if head else block)
 
     def feed(self, number: int, line: str) -> None:
         if not line.strip():
@@ -116,7 +197,7 @@ class _TxtChecker:
         return {"non_empty_lines": self.non_empty}
 
 
-class _CueTimes:
+class _CueTimes(_Checker):
     """Order and length checks shared by VTT and SRT cues (times in milliseconds)."""
 
     def __init__(self, report: Report, words: WordCounter) -> None:
@@ -147,6 +228,51 @@ class _CueTimes:
         else:
             self._words.add(text)
 
+    # A run of plain cues (see _VTT_RUN), and where one may start given what was read before.
+    _run: re.Pattern[str]
+
+    def _run_may_start(self) -> bool:
+        raise NotImplementedError
+
+    def _take_run(self, block: str, start: int, end: int, first: int) -> None:
+        """Take in ``block[start:end]``, a match of ``_run`` whose first line is ``first``."""
+        raise NotImplementedError
+
+    def feed_block(self, first: int, block: str) -> None:
+        number, pos, size = first, 0, len(block)
+        while pos < size:
+            if self._run_may_start():
+                run = self._run.match(block, pos)
+                if run is not None:
+                    self._take_run(block, pos, run.end(), number)
+                    number += block.count("\n", pos, run.end())
+                    pos = run.end()
+                    continue
+            end = block.index("\n", pos) + 1
+            number = self._feed_lines(number, block, pos, end)
+            pos = end
+
+    def plain_cues(self, starts: list[str], ends: list[str], texts: list[str], last_line: int) -> bool:
+        """Take in a run of well-formed cues at once if none of them has a problem; else do nothing.
+
+        ``starts`` and ``ends`` are fixed-width ``hh:mm:ss.ttt`` (or ``,ttt``) timestamps, so
+        comparing them as strings compares the times; ``texts`` are the cues' texts, none of them
+        blank; ``last_line`` is the line of the last cue's timing. Returns whether the run
+        was taken: a run with any cue out of order, backwards or of zero length is left to
+        ``cue`` one cue at a time, which reports each problem where it is.
+        """
+        previous = self._previous
+        if previous is not None and _fixed_ms(starts[0]) < previous[1]:
+            return False
+        if not (all(map(operator.lt, starts, ends))
+                and all(map(operator.le, starts, itertools.islice(starts, 1, None)))):
+            return False
+        self.cues += len(starts)
+        self._previous = (last_line, _fixed_ms(starts[-1]))
+        self.last_end_ms = max(self.last_end_ms, _fixed_ms(max(ends)))
+        self._words.add_all(texts, "\n".join(texts))
+        return True
+
     def finish(self) -> None:
         if self.cues == 0:
             self._report.error("The file has no cues: nothing with a timing line and text was "
@@ -159,12 +285,34 @@ class _CueTimes:
 class _VttChecker(_CueTimes):
     """WebVTT, one block at a time (header, NOTE/STYLE/REGION blocks, cues)."""
 
+    _run = _VTT_RUN
+
     def __init__(self, report: Report, words: WordCounter) -> None:
         super().__init__(report, words)
         self._in_header = True
         self._block: list[str] = []
         self._block_line = 0
         self._block_chars = 0
+
+    def _run_may_start(self) -> bool:
+        return not self._in_header and not self._block  # between blocks
+
+    def _take_run(self, block: str, start: int, end: int, first: int) -> None:
+        """All the cues at once if that is exact, else line by line."""
+        cues = _VTT_CUE.findall(block, start, end)
+        starts, ends, texts = (list(column) for column in zip(*cues))
+        if block.find("<", start, end) >= 0:  # the caption text is without its tags
+            texts = [_CUE_TAG.sub("", text) if "<" in text else text for text in texts]
+        last_start = _cue_start(block, start, end)
+        timing_line = first + block.count("\n", start, last_start) + (
+            0 if block.startswith(starts[-1] + " -->", last_start) else 1)  # else the cue has an id
+        if (block.count("-->", start, end) != len(cues)  # an arrow in an id, settings or text
+                or end - start > MAX_CUE_CHARS  # a cue that may be too long (checked line by line)
+                or not all(map(str.strip, texts))  # a cue without text
+                or not self.plain_cues(starts, ends, texts, timing_line)):
+            self._feed_lines(first, block, start, end)
+            return
+        self.at = first + block.count("\n", start, end) - 1
 
     def feed(self, number: int, line: str) -> None:
         if number == 1:
@@ -256,12 +404,48 @@ class _VttChecker(_CueTimes):
 class _SrtChecker(_CueTimes):
     """SubRip: lines are gathered up to the next cue boundary, then parsed by ``srt``."""
 
+    _run = _SRT_RUN
+
     def __init__(self, report: Report, words: WordCounter) -> None:
         super().__init__(report, words)
         self._lines: list[tuple[int, str]] = []
         self._chars = 0
         self._previous_index: int | None = None
         self._warned_index = False
+
+    def _run_may_start(self) -> bool:
+        # The gathered cue (if any) ends here if a plain cue follows: its number, then its timing.
+        return not self._lines or not self._lines[-1][1].strip()
+
+    def _take_run(self, block: str, start: int, end: int, first: int) -> None:
+        """All the cues but the last at once if that is exact, else line by line.
+
+        The last cue stays gathered, as reading line by line would leave it: only what comes
+        after it tells whether its text goes on.
+        """
+        cues = _SRT_CUE.findall(block, start, end)
+        indexes, starts, ends, texts = (list(column) for column in zip(*cues))
+        if (block.count("-->", start, end) != len(cues)  # an arrow in a cue's text
+                or self._chars + end - start + 9 > MAX_CUE_CHARS):  # + 9: the next cue's number
+            self._feed_lines(first, block, start, end)
+            return
+        self._flush()  # the cue gathered before (the first cue's timing line would flush it)
+        last_start = _cue_start(block, start, end)
+        last_cue = first + block.count("\n", start, last_start)
+        if len(cues) > 1:
+            numbers = list(map(int, indexes[:-1]))
+            timing_line = first + block.count("\n", start, _cue_start(block, start, last_start)) + 1
+            if not (self._warned_index or (
+                    (self._previous_index is None or numbers[0] == self._previous_index + 1)
+                    and numbers == list(range(numbers[0], numbers[0] + len(numbers))))
+                    ) or not self.plain_cues(starts[:-1], ends[:-1], texts[:-1], timing_line):
+                self._feed_lines(first, block, start, end)
+                return
+            self._previous_index = numbers[-1]
+        lines = block[last_start:end].split("\n")[:-1]
+        self._lines = list(zip(range(last_cue, last_cue + len(lines)), lines))
+        self._chars = sum(map(len, lines))
+        self.at = first + block.count("\n", start, end) - 1
 
     def feed(self, number: int, line: str) -> None:
         if "-->" in line:
@@ -348,6 +532,20 @@ _CHECKERS: dict[str, type[_TxtChecker] | type[_VttChecker] | type[_SrtChecker]] 
 
 def _ms(value: timedelta) -> int:
     return round(value.total_seconds() * 1000)
+
+
+def _cue_start(block: str, start: int, end: int) -> int:
+    """Where the last cue of ``block[start:end]`` starts: cues have no blank line in them."""
+    while end - start > 1 and block[end - 2] == "\n":  # the blank lines after the cue
+        end -= 1
+    blank = block.rfind("\n\n", start, end - 1)
+    return start if blank < 0 else blank + 2
+
+
+def _fixed_ms(timestamp: str) -> int:
+    """Milliseconds of a fixed-width ``hh:mm:ss.ttt`` (or ``,ttt``) timestamp."""
+    return (int(timestamp[:2]) * 3_600_000 + int(timestamp[3:5]) * 60_000 + int(timestamp[6:8]) * 1000
+            + int(timestamp[9:12]))
 
 
 def _ts(ms: int) -> str:
