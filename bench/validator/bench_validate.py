@@ -2,11 +2,16 @@
 
     uv run python bench/validator/bench_validate.py            # 20-minute files, a 2 GB WAV
     uv run python bench/validator/bench_validate.py --quick    # 3-minute files, a 0.3 GB WAV
+    uv run python bench/validator/bench_validate.py --text-only --text-mb 200   # transcripts only
 
 1. Long speech (espeak-ng, looped with ffmpeg) in WAV, MP3, M4A and FLAC: the time of
    ``validate_audio`` and of ``ffmpeg -v error -i FILE -f null -`` on the same file in the same run,
    as MB/s, times real time, and their ratio.
-2. Big transcripts (TXT, VTT, SRT): ``validate_transcript`` throughput.
+2. Big transcripts (TXT, VTT, SRT) and a manifest (JSONL): ``validate_transcript`` and
+   ``validate_manifest`` in a child process each, as MB/s (wall clock and CPU), against a baseline
+   measured in the same run: the same bytes read and decoded through the same reader
+   (``Utf8Lines.blocks``, the floor any text rule stands on), and ``wc -l`` as the speed of the
+   disk (page cache). Peak RSS (VmHWM) of each child next to its RSS before validating.
 3. A multi-GB WAV validated in a child process, directly and through S3RangeReader (over a local
    ranged-read source), reporting the child's peak RSS (VmHWM) next to its RSS before validating
    (after imports), and ffmpeg's peak RSS on the same file.
@@ -46,6 +51,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, help="length of the long audio files (default 20)")
     parser.add_argument("--big-gb", type=float, help="size of the big WAV in GB (default 2.0; 0 skips)")
     parser.add_argument("--text-mb", type=float, help="size of each big transcript in MB (default 100; 0 skips)")
+    parser.add_argument("--text-only", action="store_true", help="only the transcripts and the manifest")
     parser.add_argument("--rate", type=int, default=44100, help="sample rate of the long audio")
     parser.add_argument("--channels", type=int, default=2, help="channels of the long audio")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best is kept)")
@@ -60,7 +66,7 @@ def main() -> None:
     minutes = args.minutes if args.minutes is not None else (3 if args.quick else 20)
     big_gb = args.big_gb if args.big_gb is not None else (0.3 if args.quick else 2.0)
     text_mb = args.text_mb if args.text_mb is not None else (20 if args.quick else 100)
-    for tool in ("espeak-ng", "ffmpeg"):
+    for tool in () if args.text_only else ("espeak-ng", "ffmpeg"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (apt-get install {tool})")
 
@@ -68,12 +74,14 @@ def main() -> None:
     results: dict[str, object] = {"minutes": minutes, "rate": args.rate, "channels": args.channels}
     try:
         print(f"# validator benchmark — files in {root}")
-        print(f"# PyAV {_pyav_version()} vs {_ffmpeg_version()}; {os.cpu_count()} CPUs\n")
-        clip = make_clip(root)
-        results["audio"] = bench_audio(root, clip, minutes, args.rate, args.channels, args.repeat)
+        print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+        if not args.text_only:
+            print(f"# PyAV {_pyav_version()} vs {_ffmpeg_version()}\n")
+            clip = make_clip(root)
+            results["audio"] = bench_audio(root, clip, minutes, args.rate, args.channels, args.repeat)
         if text_mb > 0:
             results["text"] = bench_text(root, text_mb, args.repeat)
-        if big_gb > 0:
+        if big_gb > 0 and not args.text_only:
             results["big_wav"] = bench_big_wav(root, clip, big_gb)
     finally:
         if args.keep:
@@ -155,31 +163,64 @@ def bench_audio(root: Path, clip: Path, minutes: float, rate: int, channels: int
 # ---------------------------------------------------------------------------- text
 
 
-def bench_text(root: Path, mb: float, repeat: int) -> list[dict]:
-    from voxtrain_validator.rules import validate_transcript
+TEXT_FORMATS = ("txt", "vtt", "srt", "jsonl")
 
+
+def bench_text(root: Path, mb: float, repeat: int) -> list[dict]:
     target = int(mb * 1e6)
     sentence = "the quarterly revenue grew by twelve percent driven by custom speech models"
-    print(f"## transcripts of ~{mb:g} MB: validate_transcript\n")
-    print(f"{'format':<6} {'MB':>8} {'seconds':>8} {'MB/s':>8} {'cues/lines':>11} {'words':>11}")
+    print(f"## transcripts and a manifest of ~{mb:g} MB: validation vs reading the same bytes "
+          "through the same reader (decoded, cut into lines), each in a child process\n")
+    header = (f"{'format':<6} {'MB':>7} {'wc -l MB/s':>10} {'read MB/s':>9} {'validate s':>10} {'MB/s':>7} "
+              f"{'CPU MB/s':>8} {'ratio':>6} {'RSS before MB':>13} {'peak RSS MB':>11} {'cues/lines':>11} {'words':>11}")
+    print(header)
+    print("-" * len(header))
     rows = []
-    for ext in ("txt", "vtt", "srt"):
+    for ext in TEXT_FORMATS:
         path = root / f"big.{ext}"
         write_transcript(path, ext, sentence, target)
         size = path.stat().st_size / 1e6
-        best, outcome = float("inf"), None
-        for _ in range(repeat):
-            start = time.perf_counter()
-            with path.open("rb") as stream:
-                outcome = validate_transcript(stream, ext)
-            best = min(best, time.perf_counter() - start)
-        assert outcome is not None and outcome.passed, outcome and outcome.message
-        count = outcome.metadata.get("cues", outcome.metadata["lines"])
-        print(f"{ext:<6} {size:8.1f} {best:8.2f} {size / best:8.1f} {count:>11,} {outcome.metadata['words']:>11,}")
-        rows.append({"format": ext, "mb": round(size, 1), "seconds": round(best, 3), "mb_s": round(size / best, 1)})
+        wc = min(_timed(["wc", "-l", str(path)]) for _ in range(repeat))
+        read = min((_child_run(path, ext, "text-read") for _ in range(repeat)), key=lambda r: r["seconds"])
+        done = min((_child_run(path, ext, "text-validate") for _ in range(repeat)), key=lambda r: r["seconds"])
+        assert done["passed"], done["message"]
+        ratio = done["seconds"] / read["seconds"]
+        count = done["metadata"].get("cues", done["metadata"].get("entries", done["metadata"]["lines"]))
+        words = done["metadata"].get("words", done["metadata"].get("inline_text_words", 0))
+        print(f"{ext:<6} {size:7.1f} {size / wc:10.0f} {size / read['seconds']:9.1f} {done['seconds']:10.2f} "
+              f"{size / done['seconds']:7.1f} {size / done['cpu_seconds']:8.1f} {ratio:6.2f} "
+              f"{done['rss_before_mb']:13.0f} {done['peak_rss_mb']:11.0f} {count:>11,} {words:>11,}")
+        rows.append({"format": ext, "mb": round(size, 1), "seconds": done["seconds"],
+                     "mb_s": round(size / done["seconds"], 1), "cpu_mb_s": round(size / done["cpu_seconds"], 1),
+                     "read_mb_s": round(size / read["seconds"], 1), "wc_mb_s": round(size / wc, 1),
+                     "ratio_to_read": round(ratio, 2), "rss_before_mb": done["rss_before_mb"],
+                     "peak_rss_mb": done["peak_rss_mb"], "read_peak_rss_mb": read["peak_rss_mb"]})
         path.unlink()
-    print()
+    print("\nratio: validation time / read time of the same bytes through the same reader (1.0 is the floor)\n")
     return rows
+
+
+def _timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _child_run(path: Path, ext: str, mode: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", str(path), ext, mode],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _manifest_resolver():
+    """The datasets a benchmark manifest refers to: ten long calls that passed validation."""
+    from voxtrain_shared.vocab import DatasetType
+
+    from voxtrain_validator.rules import DatasetRef, DatasetState
+
+    calls = {f"call-{n}.wav": DatasetRef(f"a-{n}", DatasetType.AUDIO, f"call-{n}.wav", DatasetState.PASSED, 36_000.0)
+             for n in range(10)}
+    return calls.get
 
 
 def write_transcript(path: Path, ext: str, sentence: str, target: int) -> None:
@@ -191,6 +232,9 @@ def write_transcript(path: Path, ext: str, sentence: str, target: int) -> None:
             start_ms, end_ms = i * 2000, i * 2000 + 1500
             if ext == "txt":
                 block = f"{sentence} number {i}\n"
+            elif ext == "jsonl":
+                block = json.dumps({"audio": f"call-{i % 10}.wav", "text": f"{sentence} number {i}",
+                                    "offset": i % 30_000, "duration": 2.5}) + "\n"
             elif ext == "vtt":
                 block = f"{_ts(start_ms, '.')} --> {_ts(end_ms, '.')}\n{sentence} number {i}\n\n"
             else:
@@ -289,6 +333,9 @@ class _Response(io.BytesIO):
 
 def child(path: str, ext: str, mode: str) -> None:
     """Validate one file and print a JSON line with time and peak RSS (runs in its own process)."""
+    if mode.startswith("text-"):
+        text_child(path, ext, mode)
+        return
     from voxtrain_validator.adapters.s3_reader import S3RangeReader
     from voxtrain_validator.rules import validate_audio
 
@@ -305,6 +352,34 @@ def child(path: str, ext: str, mode: str) -> None:
     print(json.dumps({"passed": outcome.passed, "message": outcome.message, "seconds": round(seconds, 2),
                       "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(peak, 1),
                       "duration_seconds": outcome.metadata.get("duration_seconds")}))
+
+
+def text_child(path: str, ext: str, mode: str) -> None:
+    """Read (``text-read``) or validate (``text-validate``) a text file; print time, CPU time, peak RSS."""
+    from voxtrain_validator.rules import validate_manifest, validate_transcript
+    from voxtrain_validator.rules.text_stream import Utf8Lines
+
+    resolve = _manifest_resolver()
+    rss_before = proc_status_mb("self", "VmRSS")
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result: dict[str, object] = {"passed": True, "message": None, "metadata": {}}
+    with open(path, "rb") as stream:
+        if mode == "text-read":
+            lines = Utf8Lines(stream)
+            # (line by line with a reader from before ``blocks``, to measure older versions too)
+            for _ in lines.blocks() if hasattr(lines, "blocks") else lines:
+                pass
+            result["metadata"] = {"lines": lines.lines}
+        elif ext == "jsonl":
+            outcome = validate_manifest(stream, resolve)
+            result = {"passed": outcome.passed, "message": outcome.message, "metadata": outcome.metadata}
+        else:
+            outcome = validate_transcript(stream, ext)
+            result = {"passed": outcome.passed, "message": outcome.message, "metadata": outcome.metadata}
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    print(json.dumps({**result, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
+                      "rss_before_mb": round(rss_before, 1),
+                      "peak_rss_mb": round(proc_status_mb("self", "VmHWM"), 1)}, default=str))
 
 
 def _pyav_version() -> str:

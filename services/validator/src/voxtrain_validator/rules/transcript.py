@@ -72,6 +72,8 @@ def _run_of(cue: str) -> re.Pattern[str]:
 
 _VTT_CUE, _VTT_RUN = re.compile(_VTT_CUE_TEXT), _run_of(_VTT_CUE_TEXT)
 _SRT_CUE, _SRT_RUN = re.compile(_SRT_CUE_TEXT), _run_of(_SRT_CUE_TEXT)
+# What ends the cue before it when reading line by line: a cue number, then a timing line.
+_SRT_CUE_HEAD = re.compile(rf"[0-9]{{1,9}}\n{_FIXED_SRT_TIME} --> ")
 
 
 def validate_transcript(stream: BinaryIO, extension: str, *, chunk_bytes: int = CHUNK_BYTES) -> Outcome:
@@ -244,9 +246,11 @@ class _CueTimes(_Checker):
             if self._run_may_start():
                 run = self._run.match(block, pos)
                 if run is not None:
-                    self._take_run(block, pos, run.end(), number)
-                    number += block.count("\n", pos, run.end())
-                    pos = run.end()
+                    end = run.end()
+                    self._take_run(block, pos, end, number)
+                    number += block.count("\n", pos, end)
+                    self.at = number - 1
+                    pos = end
                     continue
             end = block.index("\n", pos) + 1
             number = self._feed_lines(number, block, pos, end)
@@ -311,8 +315,6 @@ class _VttChecker(_CueTimes):
                 or not all(map(str.strip, texts))  # a cue without text
                 or not self.plain_cues(starts, ends, texts, timing_line)):
             self._feed_lines(first, block, start, end)
-            return
-        self.at = first + block.count("\n", start, end) - 1
 
     def feed(self, number: int, line: str) -> None:
         if number == 1:
@@ -418,10 +420,11 @@ class _SrtChecker(_CueTimes):
         return not self._lines or not self._lines[-1][1].strip()
 
     def _take_run(self, block: str, start: int, end: int, first: int) -> None:
-        """All the cues but the last at once if that is exact, else line by line.
+        """All the cues at once if that is exact, else line by line.
 
-        The last cue stays gathered, as reading line by line would leave it: only what comes
-        after it tells whether its text goes on.
+        The last cue is taken only if a cue's number and timing follow it; else it stays
+        gathered, as reading line by line would leave it: what comes next tells whether its text
+        goes on.
         """
         cues = _SRT_CUE.findall(block, start, end)
         indexes, starts, ends, texts = (list(column) for column in zip(*cues))
@@ -430,22 +433,23 @@ class _SrtChecker(_CueTimes):
             self._feed_lines(first, block, start, end)
             return
         self._flush()  # the cue gathered before (the first cue's timing line would flush it)
-        last_start = _cue_start(block, start, end)
-        last_cue = first + block.count("\n", start, last_start)
-        if len(cues) > 1:
-            numbers = list(map(int, indexes[:-1]))
-            timing_line = first + block.count("\n", start, _cue_start(block, start, last_start)) + 1
+        taken, rest = len(cues), end
+        if _SRT_CUE_HEAD.match(block, end) is None:
+            taken, rest = taken - 1, _cue_start(block, start, end)
+        if taken:
+            numbers = list(map(int, indexes[:taken]))
+            timing_line = first + block.count("\n", start, _cue_start(block, start, rest)) + 1
             if not (self._warned_index or (
                     (self._previous_index is None or numbers[0] == self._previous_index + 1)
-                    and numbers == list(range(numbers[0], numbers[0] + len(numbers))))
-                    ) or not self.plain_cues(starts[:-1], ends[:-1], texts[:-1], timing_line):
+                    and numbers == list(range(numbers[0], numbers[0] + taken)))
+                    ) or not self.plain_cues(starts[:taken], ends[:taken], texts[:taken], timing_line):
                 self._feed_lines(first, block, start, end)
                 return
             self._previous_index = numbers[-1]
-        lines = block[last_start:end].split("\n")[:-1]
-        self._lines = list(zip(range(last_cue, last_cue + len(lines)), lines))
+        lines = block[rest:end].split("\n")[:-1]
+        number = first + block.count("\n", start, rest)
+        self._lines = list(zip(range(number, number + len(lines)), lines))
         self._chars = sum(map(len, lines))
-        self.at = first + block.count("\n", start, end) - 1
 
     def feed(self, number: int, line: str) -> None:
         if "-->" in line:

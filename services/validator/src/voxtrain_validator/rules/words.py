@@ -61,13 +61,16 @@ class WordCounter:
         """
         words = words_of(joined)
         if not self.capped:
-            new = set(words)
-            new.difference_update(self._vocabulary)
-            if len(self._vocabulary) + len(new) >= self._max:
-                for text in texts:
-                    self.add(text)
-                return
-            self._vocabulary.update(new)
+            # A small set of the batch's words first: looking each word up in the big vocabulary
+            # is a cache miss, and a batch repeats most of its words.
+            batch = set(words)
+            if len(self._vocabulary) + len(batch) >= self._max:
+                batch.difference_update(self._vocabulary)
+                if len(self._vocabulary) + len(batch) >= self._max:
+                    for text in texts:
+                        self.add(text)
+                    return
+            self._vocabulary.update(batch)
         self.count += len(words)
 
     @property
