@@ -331,6 +331,20 @@ def _crafted_cases() -> Iterator[Case]:
     for ext, texts in fixed.items():
         for n, text in enumerate(texts):
             yield f"{ext}-crafted-{n}", ext, text.encode()
+    # Times of every width, and runs of cues that cross from two-digit to three-digit hours.
+    for ext, sep in (("vtt", "."), ("srt", ",")):
+        for hour_digits, first_hour in ((2, 99), (1, 9), (3, 999), (6, 999_999), (7, 9_999_999)):
+            cues = []
+            for n in range(250):
+                ms = first_hour * 3_600_000 + 3_600_000 - 200 * 1000 + n * 1000
+                cues.append((f"{n + 1}\n" if ext == "srt" else "")
+                            + f"{_ts(ms, sep, hour_digits=hour_digits)} --> {_ts(ms + 800, sep, hour_digits=hour_digits)}"
+                            + f"\nwords {n}\n")
+            text = ("WEBVTT\n\n" if ext == "vtt" else "") + "\n".join(cues)
+            yield f"{ext}-crafted-hours-{hour_digits}-{first_hour}", ext, text.encode()
+    no_hours = "\n".join(f"{_ts(n * 1000, hours=False)} --> {_ts(n * 1000 + 900, hours=False)}\nw{n}\n"
+                          for n in range(300))
+    yield "vtt-crafted-no-hours", "vtt", f"WEBVTT\n\n{no_hours}".encode()
     yield "vtt-crafted-bom", "vtt", codecs.BOM_UTF8 + b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n"
     yield "txt-crafted-bom-only", "txt", codecs.BOM_UTF8
     yield "txt-crafted-utf16", "txt", "hello world\n".encode("utf-16")

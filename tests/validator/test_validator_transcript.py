@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 
 from voxtrain_validator.rules import Outcome, SourceReadError, validate_transcript
 from voxtrain_validator.rules.text_stream import TextProblem, Utf8Lines
+from voxtrain_validator.rules.words import _WORD, WordCounter, words_of
 
 CODE = "invalid_transcript_format"
 
@@ -411,3 +413,38 @@ def test_reads_never_exceed_the_chunk_size():
 
     assert len(lines) == 20_000
     assert max(sizes) == 64 * 1024
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 64, 1 << 20])
+def test_blocks_hold_the_same_lines_as_line_by_line_reading(chunk):
+    text = "héllo\r\nwörld\r\rthird\n\n€ last\r\nx\ry\n\r" * 7 + "tail without newline\r"
+    lines = [line for _, line in Utf8Lines(io.BytesIO(text.encode()), chunk_bytes=chunk)]
+    reader = Utf8Lines(io.BytesIO(text.encode()), chunk_bytes=chunk)
+    blocks = list(reader.blocks())
+
+    assert all(block.endswith("\n") and "\r" not in block for _, block in blocks)
+    assert [line for _, block in blocks for line in block.split("\n")[:-1]] == lines
+    numbers = [first for first, _ in blocks]
+    sizes = [block.count("\n") for _, block in blocks]
+    assert numbers == [1 + sum(sizes[:i]) for i in range(len(blocks))]
+    assert reader.lines == len(lines) == sum(sizes)
+
+
+def test_words_are_those_of_the_word_pattern():
+    rng = random.Random(5)
+    pieces = [*"abcXYZ09_'’ \t\n.,-!?\x1c\x0b\xa0éÉßΣς½²٣東🎙«»", "don't", "O’Clock", "''", "rock'n'roll"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
+        assert sorted(words_of(text)) == sorted(_WORD.findall(text.casefold())), text
+
+
+@pytest.mark.parametrize("cap", [3, 5, 8, 1000])
+def test_counting_a_batch_is_counting_text_by_text(cap):
+    texts = ["the cat sat", "", "on the mat", "a new word", "and another one", "the end"]
+    one_by_one, batch = WordCounter(max_vocabulary=cap), WordCounter(max_vocabulary=cap)
+    for text in texts:
+        one_by_one.add(text)
+    batch.add_all(texts, "\n".join(texts))
+
+    assert (batch.count, batch.vocabulary_size, batch.capped) == (
+        one_by_one.count, one_by_one.vocabulary_size, one_by_one.capped)

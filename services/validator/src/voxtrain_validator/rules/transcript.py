@@ -45,11 +45,12 @@ _SRT_TIMING = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(?:\s.*)?$")
 _ANY_TIMING = re.compile(r"\d+:\d{2}[,.]\d{1,3}\s*-->")
 
 # Fast paths: runs of plain cues, matched in whole blocks of LF-ended lines. A plain cue has
-# fixed-width times (so they compare as strings) and text that every rule accepts as it is, and
-# is followed by blank lines. Anything else (and any plain cue with a problem) is read line by
+# times with ASCII digits and two-digit minutes, seconds and three-digit milliseconds (so times of
+# the same width compare as strings), text that every rule accepts as it is, and is followed by
+# blank lines. Anything else (and any plain cue with a problem) is read line by
 # line by the code above, which stays the reference; these shapes only decide what may skip it.
 _RUN_CUES = 100  # at most this many cues per run, so a problem in one costs little to redo
-_FIXED_VTT_TIME = r"[0-9]{2}:[0-5][0-9]:[0-5][0-9]\.[0-9]{3}"
+_FIXED_VTT_TIME = r"(?:[0-9]{2,10}:)?[0-5][0-9]:[0-5][0-9]\.[0-9]{3}"  # hours: as webvtt-py reads them
 # An optional id (not a NOTE/STYLE/REGION head, not a timing), the timing (settings are ignored),
 # then lines of text. ``[^\n]`` loops are the regular expression engine's fastest; the rest is
 # checked on the captured parts (arrows, tags, blank text) by the caller.
@@ -57,7 +58,8 @@ _VTT_CUE_TEXT = (rf"(?:(?!NOTE|STYLE|REGION|{_FIXED_VTT_TIME} -->)[^\n]+\n)?({_F
                  rf"({_FIXED_VTT_TIME})(?:[ \t][^\n]*)?\n((?:[^\n]+\n)+)\n+")
 # What webvtt-py strips from each line of cue text: from a "<" to the next ">" on the line.
 _CUE_TAG = re.compile(r"<[^>\n]*>")
-_FIXED_SRT_TIME = r"[0-9]{2}:[0-5][0-9]:[0-5][0-9],[0-9]{3}"
+# Hours of up to 6 digits: srt's float milliseconds stay exact (the library reads any number).
+_FIXED_SRT_TIME = r"[0-9]{1,6}:[0-5][0-9]:[0-5][0-9],[0-9]{3}"
 # The number, the timing, then lines of text that cannot be read as a cue number or a timestamp
 # (they do not start with a digit or "-"), without blank lines.
 _SRT_CUE_TEXT = (rf"([0-9]{{1,9}})\n({_FIXED_SRT_TIME}) --> ({_FIXED_SRT_TIME})\n"
@@ -73,6 +75,7 @@ def _run_of(cue: str) -> re.Pattern[str]:
 _VTT_CUE, _VTT_RUN = re.compile(_VTT_CUE_TEXT), _run_of(_VTT_CUE_TEXT)
 _SRT_CUE, _SRT_RUN = re.compile(_SRT_CUE_TEXT), _run_of(_SRT_CUE_TEXT)
 # What ends the cue before it when reading line by line: a cue number, then a timing line.
+# (Only its start matters: line by line, any line with "-->" after a number ends the cue.)
 _SRT_CUE_HEAD = re.compile(rf"[0-9]{{1,9}}\n{_FIXED_SRT_TIME} --> ")
 
 
@@ -259,12 +262,16 @@ class _CueTimes(_Checker):
     def plain_cues(self, starts: list[str], ends: list[str], texts: list[str], last_line: int) -> bool:
         """Take in a run of well-formed cues at once if none of them has a problem; else do nothing.
 
-        ``starts`` and ``ends`` are fixed-width ``hh:mm:ss.ttt`` (or ``,ttt``) timestamps, so
-        comparing them as strings compares the times; ``texts`` are the cues' texts, none of them
+        ``starts`` and ``ends`` are ``[h…h:]mm:ss.ttt`` (or ``,ttt``) timestamps; when all have
+        the same width, comparing them as strings compares the times (else the run is left); ``texts`` are the cues' texts, none of them
         blank; ``last_line`` is the line of the last cue's timing. Returns whether the run
         was taken: a run with any cue out of order, backwards or of zero length is left to
         ``cue`` one cue at a time, which reports each problem where it is.
         """
+        widths = set(map(len, starts))
+        widths.update(map(len, ends))
+        if len(widths) > 1:  # e.g. the run crosses 99:59:59.999
+            return False
         previous = self._previous
         if previous is not None and _fixed_ms(starts[0]) < previous[1]:
             return False
@@ -547,9 +554,9 @@ def _cue_start(block: str, start: int, end: int) -> int:
 
 
 def _fixed_ms(timestamp: str) -> int:
-    """Milliseconds of a fixed-width ``hh:mm:ss.ttt`` (or ``,ttt``) timestamp."""
-    return (int(timestamp[:2]) * 3_600_000 + int(timestamp[3:5]) * 60_000 + int(timestamp[6:8]) * 1000
-            + int(timestamp[9:12]))
+    """Milliseconds of a ``[h…h:]mm:ss.ttt`` (or ``,ttt``) timestamp of ASCII digits."""
+    return (int(timestamp[:-10] or 0) * 3_600_000 + int(timestamp[-9:-7]) * 60_000
+            + int(timestamp[-6:-4]) * 1000 + int(timestamp[-3:]))
 
 
 def _ts(ms: int) -> str:
