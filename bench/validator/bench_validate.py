@@ -172,7 +172,8 @@ def bench_text(root: Path, mb: float, repeat: int) -> list[dict]:
     print(f"## transcripts and a manifest of ~{mb:g} MB: validation vs reading the same bytes "
           "through the same reader (decoded, cut into lines), each in a child process\n")
     header = (f"{'format':<6} {'MB':>7} {'wc -l MB/s':>10} {'read MB/s':>9} {'validate s':>10} {'MB/s':>7} "
-              f"{'CPU MB/s':>8} {'ratio':>6} {'RSS before MB':>13} {'peak RSS MB':>11} {'cues/lines':>11} {'words':>11}")
+              f"{'CPU MB/s':>8} {'ratio':>6} {'RSS before MB':>13} {'peak RSS MB':>11} {'cues/lines':>11} "
+              f"{'words':>11}")
     print(header)
     print("-" * len(header))
     rows = []

@@ -338,7 +338,8 @@ def _crafted_cases() -> Iterator[Case]:
             for n in range(250):
                 ms = first_hour * 3_600_000 + 3_600_000 - 200 * 1000 + n * 1000
                 cues.append((f"{n + 1}\n" if ext == "srt" else "")
-                            + f"{_ts(ms, sep, hour_digits=hour_digits)} --> {_ts(ms + 800, sep, hour_digits=hour_digits)}"
+                            + f"{_ts(ms, sep, hour_digits=hour_digits)} --> "
+                            + f"{_ts(ms + 800, sep, hour_digits=hour_digits)}"
                             + f"\nwords {n}\n")
             text = ("WEBVTT\n\n" if ext == "vtt" else "") + "\n".join(cues)
             yield f"{ext}-crafted-hours-{hour_digits}-{first_hour}", ext, text.encode()

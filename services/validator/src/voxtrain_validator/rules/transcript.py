@@ -11,6 +11,12 @@ Everything is read incrementally (see text_stream), so files of any size are fin
 For VTT and SRT, timestamps must be valid (minutes and seconds below 60), each cue must end after
 it starts, start no earlier than the cue before it, and have text. Problems are reported with
 line numbers; encoding problems with the byte offset of the first bad byte.
+
+Speed: the checkers take whole blocks of lines. Runs of plain cues (the shape nearly every
+subtitle file has) are matched by one regular expression and checked all at once with C-speed
+list and string operations; the line-by-line checks (each checker's ``feed``) decide everything
+else, and a run with any problem in it is handed to them, so findings, messages and positions are the same as
+reading line by line (``tests/validator/test_validator_golden.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +53,8 @@ _ANY_TIMING = re.compile(r"\d+:\d{2}[,.]\d{1,3}\s*-->")
 # Fast paths: runs of plain cues, matched in whole blocks of LF-ended lines. A plain cue has
 # times with ASCII digits and two-digit minutes, seconds and three-digit milliseconds (so times of
 # the same width compare as strings), text that every rule accepts as it is, and is followed by
-# blank lines. Anything else (and any plain cue with a problem) is read line by
-# line by the code above, which stays the reference; these shapes only decide what may skip it.
+# blank lines. Anything else (and any plain cue with a problem) goes line by line through the
+# checkers' ``feed``, which stays the reference; these shapes only decide what may skip it.
 _RUN_CUES = 100  # at most this many cues per run, so a problem in one costs little to redo
 _FIXED_VTT_TIME = r"(?:[0-9]{2,10}:)?[0-5][0-9]:[0-5][0-9]\.[0-9]{3}"  # hours: as webvtt-py reads them
 # An optional id (not a NOTE/STYLE/REGION head, not a timing), the timing (settings are ignored),
@@ -186,7 +192,7 @@ class _TxtChecker(_Checker):
             return
         self.non_empty += 1
         self._words.add(line)
-        if not self._warned_timing and number <= 100 and (
+        if not self._warned_timing and number <= self._TIMING_LINES and (
             _ANY_TIMING.search(line) or (number == 1 and line.startswith("WEBVTT"))
         ):
             self._warned_timing = True
@@ -263,10 +269,11 @@ class _CueTimes(_Checker):
         """Take in a run of well-formed cues at once if none of them has a problem; else do nothing.
 
         ``starts`` and ``ends`` are ``[h…h:]mm:ss.ttt`` (or ``,ttt``) timestamps; when all have
-        the same width, comparing them as strings compares the times (else the run is left); ``texts`` are the cues' texts, none of them
-        blank; ``last_line`` is the line of the last cue's timing. Returns whether the run
-        was taken: a run with any cue out of order, backwards or of zero length is left to
-        ``cue`` one cue at a time, which reports each problem where it is.
+        the same width, comparing them as strings compares the times (else the run is left).
+        ``texts`` are the cues' texts, none of them blank; ``last_line`` is the line of the last
+        cue's timing. Returns whether the run was taken: a run with any cue out of order,
+        backwards or of zero length is left to ``cue`` one cue at a time, which reports each
+        problem where it is.
         """
         widths = set(map(len, starts))
         widths.update(map(len, ends))
@@ -311,7 +318,7 @@ class _VttChecker(_CueTimes):
     def _take_run(self, block: str, start: int, end: int, first: int) -> None:
         """All the cues at once if that is exact, else line by line."""
         cues = _VTT_CUE.findall(block, start, end)
-        starts, ends, texts = (list(column) for column in zip(*cues))
+        starts, ends, texts = (list(column) for column in zip(*cues, strict=True))
         if block.find("<", start, end) >= 0:  # the caption text is without its tags
             texts = [_CUE_TAG.sub("", text) if "<" in text else text for text in texts]
         last_start = _cue_start(block, start, end)
@@ -434,7 +441,7 @@ class _SrtChecker(_CueTimes):
         goes on.
         """
         cues = _SRT_CUE.findall(block, start, end)
-        indexes, starts, ends, texts = (list(column) for column in zip(*cues))
+        indexes, starts, ends, texts = (list(column) for column in zip(*cues, strict=True))
         if (block.count("-->", start, end) != len(cues)  # an arrow in a cue's text
                 or self._chars + end - start + 9 > MAX_CUE_CHARS):  # + 9: the next cue's number
             self._feed_lines(first, block, start, end)
@@ -455,7 +462,7 @@ class _SrtChecker(_CueTimes):
             self._previous_index = numbers[-1]
         lines = block[rest:end].split("\n")[:-1]
         number = first + block.count("\n", start, rest)
-        self._lines = list(zip(range(number, number + len(lines)), lines))
+        self._lines = list(zip(range(number, number + len(lines)), lines, strict=True))
         self._chars = sum(map(len, lines))
 
     def feed(self, number: int, line: str) -> None:
