@@ -7,7 +7,9 @@ file name of one when that name is unique in the model.
 
 References are looked up through the ``resolve`` callable the caller passes in, which only ever
 sees datasets of the manifest's own model and tenant. A reference that looks like a path is
-refused without being looked up. The file is read line by line, so its size does not matter.
+refused without being looked up. The file is read line by line, so its size does not matter;
+lines with inline text and no problem (nearly all lines of a big manifest) take a shorter path
+with the same effects, and their words are counted in batches.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ SPLITS = ("train", "test")
 END_TOLERANCE_SECONDS = 0.05
 _MAX_CACHED_REFS = 100_000
 _MAX_REMEMBERED_ENTRIES = 1_000_000
+# The fast path: the keys of a line with inline text, what json.loads runs on a str, and the
+# largest int read as seconds there (beyond it float() would overflow: the line goes the slow way).
+_INLINE_KEYS = frozenset(("audio", "text", "offset", "duration", "split"))
+_scan_json = json.decoder.JSONDecoder().scan_once
+_BIG = 2 ** 1000
 
 
 class DatasetState(StrEnum):
@@ -87,8 +94,8 @@ def validate_manifest(stream: BinaryIO, resolve: Resolver) -> Outcome:
     checker = _ManifestChecker(report, resolve)
     lines = Utf8Lines(stream)
     try:
-        for number, line in lines:
-            checker.line(number, line)
+        for first, block in lines.blocks():
+            checker.lines(first, block.split("\n")[:-1])
     except TextProblem as problem:
         report.error(problem.message, line=problem.line, byte_offset=problem.byte_offset)
     if checker.entries == 0 and not report.failed:
@@ -112,6 +119,82 @@ class _ManifestChecker:
         self._pending: set[str] = set()
         self._deferred_ends: dict[str, float] = {}
         self._segment_seconds = 0.0
+        self._audio_ok: dict[str, DatasetRef] = {}  # 'audio' refs already found usable (and cached)
+        self._texts: list[str] = []  # inline texts taken by the fast path, words not counted yet
+
+    def lines(self, first: int, lines: list[str]) -> None:
+        """Check ``lines`` in order, the first being line ``first``.
+
+        Exactly ``line`` for each; a line with inline text and no problem at all (most lines of
+        a big manifest) takes a shorter way, and the words of such lines are counted in batches.
+        """
+        plain = self._plain_line
+        for number, text in enumerate(lines, first):
+            if not plain(number, text):
+                self._count_words()
+                self.line(number, text)
+        self._count_words()
+
+    def _count_words(self) -> None:
+        if self._texts:
+            self._words.add_all(self._texts, "\n".join(self._texts))
+            self._texts = []
+
+    def _plain_line(self, number: int, text: str) -> bool:
+        """Take in a line like ``{"audio": REF, "text": "…"[, "offset"…]}`` that has no problem.
+
+        Returns False, having changed nothing, for any other line: ``line`` then decides.
+        """
+        if text[:1] != "{" or text[-1:] != "}":
+            return False
+        try:
+            entry, end = _scan_json(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            return False
+        if end != len(text) or type(entry) is not dict or not entry.keys() <= _INLINE_KEYS:
+            return False
+        ref, words = entry.get("audio"), entry.get("text")
+        if type(ref) is not str or type(words) is not str or not words.strip():
+            return False
+        audio = self._audio_ok.get(ref)
+        if audio is None:
+            return False
+        seconds: list[float | None] = []
+        for key, low in (("offset", -1.0), ("duration", 0.0)):
+            value = entry.get(key)
+            if value is None and key not in entry:
+                seconds.append(None)
+            elif (type(value) is float and math.isfinite(value) and value > low) or (
+                    type(value) is int and low < value < _BIG):
+                seconds.append(float(value))
+            else:
+                return False
+        offset, duration = seconds
+        if offset is not None and offset < 0:
+            return False
+        split = entry.get("split", "train")
+        if split not in SPLITS:
+            return False
+        deferred = None
+        if offset is not None or duration is not None:
+            start = offset or 0.0
+            end_s = start + (duration or 0.0)
+            length = audio.duration_seconds
+            if length is None:
+                deferred = end_s
+            elif start >= length or end_s > length + END_TOLERANCE_SECONDS:
+                return False
+        # No problem: the effects ``line`` would have.
+        self.entries += 1
+        if deferred is not None:
+            self._deferred_ends[audio.dataset_id] = max(self._deferred_ends.get(audio.dataset_id, 0.0), deferred)
+        self._splits[split] += 1
+        self._inline += 1
+        self._texts.append(words)
+        if duration is not None:
+            self._segment_seconds += duration
+        self._check_repeat(number, entry, audio, None)
+        return True
 
     def line(self, number: int, text: str) -> None:
         if not text.strip():
@@ -137,6 +220,8 @@ class _ManifestChecker:
                                     f"{', '.join(KEYS)}.", field=str(key))
 
         audio = self._ref(number, entry, "audio", (DatasetType.AUDIO,))
+        if audio is not None and entry["audio"] in self._cache:
+            self._audio_ok[entry["audio"]] = audio
         if "audio" not in entry:
             self._error(number, f"Line {number}: 'audio' is missing; every line names the audio "
                                 "dataset it is about.", field="audio")
