@@ -36,10 +36,11 @@ SPLITS = ("train", "test")
 END_TOLERANCE_SECONDS = 0.05
 _MAX_CACHED_REFS = 100_000
 _MAX_REMEMBERED_ENTRIES = 1_000_000
-# The fast path: the keys of a line with inline text, what json.loads runs on a str, and the
-# largest int read as seconds there (beyond it float() would overflow: the line goes the slow way).
+# The fast path: the keys of a line with inline text, the decoder json.loads uses (without the
+# wrapper that allows surrounding whitespace), and the largest int read as seconds there (beyond
+# it float() would overflow: the line goes the slow way).
 _INLINE_KEYS = frozenset(("audio", "text", "offset", "duration", "split"))
-_scan_json = json.decoder.JSONDecoder().scan_once
+_raw_decode = json.JSONDecoder().raw_decode
 _BIG = 2 ** 1000
 
 
@@ -148,8 +149,8 @@ class _ManifestChecker:
         if text[:1] != "{" or text[-1:] != "}":
             return False
         try:
-            entry, end = _scan_json(text, 0)
-        except (StopIteration, ValueError, RecursionError):
+            entry, end = _raw_decode(text)
+        except (ValueError, RecursionError):
             return False
         if end != len(text) or type(entry) is not dict or not entry.keys() <= _INLINE_KEYS:
             return False
@@ -159,18 +160,10 @@ class _ManifestChecker:
         audio = self._audio_ok.get(ref)
         if audio is None:
             return False
-        seconds: list[float | None] = []
-        for key, low in (("offset", -1.0), ("duration", 0.0)):
-            value = entry.get(key)
-            if value is None and key not in entry:
-                seconds.append(None)
-            elif (type(value) is float and math.isfinite(value) and value > low) or (
-                    type(value) is int and low < value < _BIG):
-                seconds.append(float(value))
-            else:
-                return False
-        offset, duration = seconds
-        if offset is not None and offset < 0:
+        try:
+            offset = _plain_seconds(entry, "offset", allow_zero=True)
+            duration = _plain_seconds(entry, "duration", allow_zero=False)
+        except _NotPlain:
             return False
         split = entry.get("split", "train")
         if split not in SPLITS:
@@ -380,6 +373,22 @@ class _ManifestChecker:
             "pending_dataset_ids": sorted(self._pending),
             "deferred_segment_ends": {k: round(v, 3) for k, v in sorted(self._deferred_ends.items())},
         }
+
+
+class _NotPlain(Exception):
+    """A value the fast path leaves to the line-by-line checks."""
+
+
+def _plain_seconds(entry: dict[str, Any], key: str, *, allow_zero: bool) -> float | None:
+    """``entry[key]`` as seconds (None if absent) if ``_seconds`` takes it without a problem."""
+    if key not in entry:
+        return None
+    value = entry[key]
+    kind = type(value)
+    if ((kind is float and math.isfinite(value)) or (kind is int and value < _BIG)) and (
+            value > 0 or (allow_zero and value == 0)):
+        return float(value)
+    raise _NotPlain(key)
 
 
 def _json_kind(value: Any) -> str:
