@@ -57,10 +57,11 @@ _ANY_TIMING = re.compile(r"\d+:\d{2}[,.]\d{1,3}\s*-->")
 # checkers' ``feed``, which stays the reference; these shapes only decide what may skip it.
 _RUN_CUES = 100  # at most this many cues per run, so a problem in one costs little to redo
 _FIXED_VTT_TIME = r"(?:[0-9]{2,10}:)?[0-5][0-9]:[0-5][0-9]\.[0-9]{3}"  # hours: as webvtt-py reads them
-# An optional id (not a NOTE/STYLE/REGION head, not a timing), the timing (settings are ignored),
+# An optional id (not a NOTE/STYLE/REGION head, and not digits then ":" as a timing starts, so a
+# timing line is told from an id in three characters), the timing (settings are ignored),
 # then lines of text. ``[^\n]`` loops are the regular expression engine's fastest; the rest is
 # checked on the captured parts (arrows, tags, blank text) by the caller.
-_VTT_CUE_TEXT = (rf"(?:(?!NOTE|STYLE|REGION|{_FIXED_VTT_TIME} -->)[^\n]+\n)?({_FIXED_VTT_TIME}) --> "
+_VTT_CUE_TEXT = (rf"(?:(?![0-9]+:|NOTE|STYLE|REGION)[^\n]+\n)?({_FIXED_VTT_TIME}) --> "
                  rf"({_FIXED_VTT_TIME})(?:[ \t][^\n]*)?\n((?:[^\n]+\n)+)\n+")
 # What webvtt-py strips from each line of cue text: from a "<" to the next ">" on the line.
 _CUE_TAG = re.compile(r"<[^>\n]*>")
