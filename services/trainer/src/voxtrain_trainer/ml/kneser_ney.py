@@ -22,6 +22,7 @@ BadDiscountException, kpu/kenlm#424) that order uses the fallback discounts (def
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -65,7 +66,14 @@ def estimate_discounts(
     """Chen & Goodman discounts from the (adjusted) counts of one order, or the fallback."""
     positive = adjusted_counts[adjusted_counts > 0].astype(np.int64)
     t = np.bincount(np.minimum(positive, 5), minlength=6)[1:5]
-    t1, t2, t3, t4 = (int(x) for x in t)
+    return discounts_from_count_of_counts(order, tuple(int(x) for x in t), fallback)
+
+
+def discounts_from_count_of_counts(
+    order: int, count_of_counts: Sequence[int], fallback: tuple[float, float, float] = DEFAULT_FALLBACK
+) -> Discounts:
+    """Chen & Goodman discounts from one order's count-of-counts ``(t1, t2, t3, t4)``, or the fallback."""
+    t1, t2, t3, t4 = count_of_counts
     coc = (t1, t2, t3, t4)
     zero = [f"t{k}" for k, v in enumerate(coc, start=1) if v == 0]
     if zero:

@@ -1,0 +1,251 @@
+"""Out-of-core Kneser-Ney (DuckDB): same model as the in-memory estimator, known values, pruning,
+vocabulary cap, progress, and estimation under an address-space limit the in-memory one cannot meet."""
+
+from __future__ import annotations
+
+import ast
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pocketsphinx
+import pytest
+
+from voxtrain_trainer.ml.arpa import read_arpa
+from voxtrain_trainer.ml.backoff_lm import BackoffLM
+from voxtrain_trainer.ml.encoding import encode_sentences
+from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
+from voxtrain_trainer.ml.lm_binary import convert_to_binary
+from voxtrain_trainer.ml.lm_external import auto_limits, estimate_arpa
+
+SMALL = ["a b", "a b", "b a"]
+
+
+def _zipf_corpus(n_sentences: int, vocab: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocab)]
+    weights = [1 / (r + 1) for r in range(vocab)]
+    return [" ".join(rng.choices(words, weights, k=rng.randint(1, 12))) for _ in range(n_sentences)]
+
+
+def _write(path: Path, sentences: list[str]) -> Path:
+    path.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+    return path
+
+
+def _entries(lm: BackoffLM) -> dict[str, tuple[float, float | None]]:
+    out: dict[str, tuple[float, float | None]] = {}
+    for n, level in enumerate(lm.levels, start=1):
+        for text, p, bow, has in zip(
+            lm.words_of_level(n), level.log10_prob, level.log10_bow, level.has_bow, strict=True
+        ):
+            out[text] = (float(p), float(bow) if has else None)
+    return out
+
+
+def _assert_same_model(ours: BackoffLM, reference: BackoffLM) -> None:
+    a, b = _entries(ours), _entries(reference)
+    assert a.keys() == b.keys()
+    for key, (p, bow) in b.items():
+        assert a[key][0] == pytest.approx(p, abs=1e-6), key
+        assert (a[key][1] is None) == (bow is None), key
+        if bow is not None:
+            assert a[key][1] == pytest.approx(bow, abs=1e-6), key
+
+
+def _assert_sums_to_one(lm: BackoffLM, limit: int = 20) -> None:
+    predictable = [w for w in range(lm.vocab_size) if w != lm.bos_id]
+    contexts = [[]] + [
+        [lm.word_index[w] for w in t.split()] for n in range(1, lm.order) for t in lm.words_of_level(n)[:limit]
+    ]
+    for context in contexts:
+        total = sum(10 ** lm.log10_prob(context, w) for w in predictable)
+        assert total == pytest.approx(1.0, abs=1e-4), (context, total)  # ARPA keeps 6 decimals
+
+
+@pytest.mark.parametrize(("order", "n_sentences", "vocab"), [(1, 300, 50), (2, 400, 200), (3, 600, 800), (4, 500, 300)])
+def test_same_model_as_the_in_memory_estimator(tmp_path: Path, order: int, n_sentences: int, vocab: int) -> None:
+    sentences = _zipf_corpus(n_sentences, vocab, seed=order)
+    result = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "lm.arpa", order, work_dir=tmp_path)
+    reference, discounts = estimate_kneser_ney(encode_sentences(sentences), order)
+    assert [(d.d1, d.d2, d.d3_plus, d.count_of_counts, d.fallback) for d in result.discounts] == [
+        (d.d1, d.d2, d.d3_plus, d.count_of_counts, d.fallback) for d in discounts
+    ]
+    assert result.ngram_counts == reference.ngram_counts()
+    assert result.words == sum(len(s.split()) for s in sentences) and result.sentences == n_sentences
+    _assert_same_model(read_arpa(result.arpa_path), reference)
+
+
+def test_token_lists_stream_in_like_a_file(tmp_path: Path) -> None:
+    sentences = _zipf_corpus(200, 60, seed=5)
+    from_file = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "a.arpa", 3)
+    streamed = estimate_arpa((s.split() for s in sentences), tmp_path / "b.arpa", 3, work_dir=tmp_path)
+    assert from_file.arpa_path.read_text() != ""
+    _assert_same_model(read_arpa(streamed.arpa_path), read_arpa(from_file.arpa_path))
+    assert {p.name for p in tmp_path.iterdir()} == {"c.txt", "a.arpa", "b.arpa"}  # scratch removed
+
+
+def test_hand_computed_values(tmp_path: Path) -> None:
+    # Every count-of-counts has a zero, so the fallback discounts 0.5/1.0/1.5 apply (see
+    # test_trainer_kneser_ney for the derivation): p(b) = 7/24, p(<unk>) = 1/8, p(b|a) = 19/48,
+    # p(b|<s> a) = 67/96, p(</s>|<s> a) = 19/96, p(a|<s>) = 23/48.
+    result = estimate_arpa(_write(tmp_path / "c.txt", SMALL), tmp_path / "lm.arpa", 3)
+    lm = read_arpa(result.arpa_path)
+    s, a, b, e, unk = (lm.word_index[w] for w in ("<s>", "a", "b", "</s>", "<unk>"))
+    assert all(d.fallback for d in result.discounts)
+    assert 10 ** lm.log10_prob([], b) == pytest.approx(7 / 24, rel=1e-5)
+    assert 10 ** lm.log10_prob([], unk) == pytest.approx(1 / 8, rel=1e-5)
+    assert 10 ** lm.log10_prob([a], b) == pytest.approx(19 / 48, rel=1e-5)
+    assert 10 ** lm.log10_prob([s, a], b) == pytest.approx(67 / 96, rel=1e-5)
+    assert 10 ** lm.log10_prob([s, a], e) == pytest.approx(19 / 96, rel=1e-5)
+    assert 10 ** lm.log10_prob([s], a) == pytest.approx(23 / 48, rel=1e-5)
+
+
+def test_tiny_corpus_falls_back_and_pocketsphinx_loads_it(tmp_path: Path) -> None:
+    # KenLM's lmplz throws BadDiscountException on this (kpu/kenlm#424) unless --discount_fallback.
+    result = estimate_arpa(_write(tmp_path / "c.txt", ["hello world"]), tmp_path / "lm.arpa", 5)
+    assert result.order == 4  # "<s> hello world </s>" is the longest n-gram
+    assert all(d.fallback and "count-of-counts" in (d.reason or "") for d in result.discounts)
+    _assert_sums_to_one(read_arpa(result.arpa_path))
+    model = pocketsphinx.NGramModel.readfile(str(result.arpa_path))
+    assert model.size() == 4 and convert_to_binary(result.arpa_path, tmp_path / "lm.bin").stat().st_size > 0
+
+
+def test_empty_corpus_and_bad_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no sentences"):
+        estimate_arpa(_write(tmp_path / "c.txt", ["", "  "]), tmp_path / "lm.arpa", 3)
+    with pytest.raises(ValueError, match="prune_thresholds"):
+        estimate_arpa(tmp_path / "c.txt", tmp_path / "lm.arpa", 3, prune_thresholds=(0, 1))
+
+
+def test_pruning_keeps_histories_and_renormalises(tmp_path: Path) -> None:
+    sentences = _zipf_corpus(1500, 400, seed=9)
+    corpus = _write(tmp_path / "c.txt", sentences)
+    full = estimate_arpa(corpus, tmp_path / "full.arpa", 3)
+    pruned = estimate_arpa(corpus, tmp_path / "pruned.arpa", 3, prune_thresholds=(0, 1, 1))
+    report = pruned.pruning
+    assert report.pruned and report.ngrams_before == tuple(full.ngram_counts)
+    assert report.ngrams_after == tuple(pruned.ngram_counts)
+    assert report.ngrams_after[0] == report.ngrams_before[0]
+    assert all(a < b for a, b in zip(report.ngrams_after[1:], report.ngrams_before[1:], strict=True))
+    # the discounts come from the unpruned counts, as with lmplz --prune
+    assert [d.d1 for d in pruned.discounts] == [d.d1 for d in full.discounts]
+    lm, kept = read_arpa(pruned.arpa_path), set(_entries(read_arpa(pruned.arpa_path)))
+    trigram_counts = Counter(
+        tuple(t[i : i + 3]) for s in sentences for t in [["<s>", *s.split(), "</s>"]] for i in range(len(t) - 2)
+    )
+    for gram in (g for g in kept if len(g.split()) == 3):
+        assert trigram_counts[tuple(gram.split())] > 1, gram
+    for gram in (g for g in kept if len(g.split()) >= 2):
+        words = gram.split()
+        assert " ".join(words[:-1]) in kept and " ".join(words[1:]) in kept, gram
+    _assert_sums_to_one(lm, limit=40)
+    assert pocketsphinx.NGramModel.readfile(str(pruned.arpa_path)).size() == 3
+
+
+def test_vocabulary_cap_keeps_the_most_frequent_words(tmp_path: Path) -> None:
+    sentences = _zipf_corpus(800, 300, seed=4)
+    counts = Counter(w for s in sentences for w in s.split())
+    result = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "lm.arpa", 3, max_vocabulary=50)
+    kept = set(sorted(counts, key=lambda w: (-counts[w], w))[:50])
+    assert set(result.vocabulary[3:]) == kept and result.vocabulary[:3] == ["<s>", "</s>", "<unk>"]
+    report = result.pruning
+    assert (report.vocabulary_before, report.vocabulary_after) == (len(counts) + 3, 53)
+    assert report.tokens_mapped_to_unk == sum(c for w, c in counts.items() if w not in kept)
+    # the same as the in-memory estimator on the text with the dropped words replaced by <unk>
+    capped = [" ".join(w if w in kept else "<unk>" for w in s.split()) for s in sentences]
+    reference, _ = estimate_kneser_ney(encode_sentences(capped), 3)
+    _assert_same_model(read_arpa(result.arpa_path), reference)
+
+
+def test_auto_limits_grow_with_the_corpus() -> None:
+    assert auto_limits(1_000_000, 3) == (None, (0, 0, 0))
+    vocab, thresholds = auto_limits(1_000_000_000, 3)
+    assert vocab is not None and thresholds[0] == 0 and thresholds[2] >= thresholds[1] >= 1
+
+
+def test_progress_is_monotone_and_reaches_one(tmp_path: Path) -> None:
+    seen: list[float] = []
+    estimate_arpa(
+        _write(tmp_path / "c.txt", _zipf_corpus(2000, 500, seed=2)),
+        tmp_path / "lm.arpa",
+        3,
+        progress=seen.append,
+        prune_thresholds=(0, 1, 1),
+    )
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) > 10
+    assert all(b > a for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_an_error_in_progress_stops_the_estimation(tmp_path: Path) -> None:
+    class Cancelled(Exception):
+        pass
+
+    def cancel(fraction: float) -> None:
+        if fraction > 0.3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        estimate_arpa(
+            _write(tmp_path / "c.txt", _zipf_corpus(500, 100, seed=1)),
+            tmp_path / "lm.arpa",
+            3,
+            progress=cancel,
+            work_dir=tmp_path,
+        )
+    assert not (tmp_path / "lm.arpa").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.txt"]
+
+
+_CHILD = textwrap.dedent(
+    """
+    import resource, sys
+    from pathlib import Path
+    from voxtrain_trainer.ml.encoding import encode_sentences
+    from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
+    from voxtrain_trainer.ml.lm_external import estimate_arpa
+    limit = int(sys.argv[3]) * 2**20  # the same limit over the same start-up for both estimators
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
+    if sys.argv[4] == "external":
+        result = estimate_arpa(corpus, out, 3, memory_mb=256, work_dir=out.parent, threads=2)
+        print(result.ngram_counts)
+    else:
+        with corpus.open() as lines:
+            estimate_kneser_ney(encode_sentences(lines), 3)
+    """
+)
+
+
+def test_estimates_under_an_address_space_limit_the_in_memory_estimator_exceeds(tmp_path: Path) -> None:
+    # 3M Zipfian words: the in-memory estimator needs ~500 MB for them; the limit leaves ~350 MB
+    # above what the interpreter, numpy and DuckDB take at start (glibc's per-thread arenas are
+    # capped so that reserved-but-unused address space does not count against the budget).
+    rng = np.random.default_rng(0)
+    vocab = np.array([f"w{i}" for i in range(200_000)])
+    weights = 1.0 / np.arange(1, vocab.size + 1) ** 1.05
+    ids = rng.choice(vocab.size, size=3_000_000, p=weights / weights.sum())
+    bounds = np.cumsum(rng.integers(1, 24, size=300_000))
+    with (tmp_path / "c.txt").open("w") as out:
+        for sentence in np.split(ids, bounds[bounds < ids.size]):
+            out.write(" ".join(vocab[sentence].tolist()) + "\n")
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+
+    def child(mode: str) -> subprocess.CompletedProcess[str]:
+        args = [sys.executable, "-c", _CHILD, str(tmp_path / "c.txt"), str(tmp_path / "lm.arpa"), "700", mode]
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+
+    in_memory = child("in_memory")
+    assert in_memory.returncode != 0 and "MemoryError" in in_memory.stderr, in_memory.stderr[-2000:]
+    external = child("external")
+    assert external.returncode == 0, external.stderr[-2000:]
+    counts = ast.literal_eval(external.stdout.strip().splitlines()[-1])
+    with (tmp_path / "lm.arpa").open() as arpa:
+        header = [next(arpa) for _ in range(4)]
+    assert header == ["\\data\\\n"] + [f"ngram {n}={c}\n" for n, c in enumerate(counts, start=1)]
+    assert counts[2] > 2_000_000 and (tmp_path / "lm.arpa").read_bytes().endswith(b"\n\\end\\\n")
