@@ -1,13 +1,16 @@
-"""Benchmark: language-model estimation throughput and peak memory (and KenLM's lmplz if present).
+"""Benchmark: out-of-core language-model estimation vs KenLM's lmplz, time and peak memory.
 
-    uv run python bench/trainer/bench_lm.py [--quick] [--order 3]
+    uv run python bench/trainer/bench_lm.py [--quick | --large] [--order 3] [--memory-mb 2048]
 
-Synthetic but Zipfian corpora (1M and 10M words; --quick: 1M only) are written to a temporary
-directory as one sentence per line. Each measurement runs in a fresh child process, so the peak
-RSS it reports (ru_maxrss) is that of the estimation alone: read text -> normalised sentences ->
-integer encoding -> modified Kneser-Ney -> ARPA file. When KenLM's ``lmplz`` is on PATH it runs
-on the same files in the same run and the ratio is printed; otherwise that is said. Results are
-also written to bench/results/trainer_lm.json.
+Synthetic Zipfian corpora (1M and 10M words; --quick: 1M only; --large adds 100M) are written to a
+temporary directory as normalised text, one sentence per line. Both estimators read the same file
+and write an ARPA file, each in a fresh child process so its peak RSS (ru_maxrss) is its own:
+voxtrain's :func:`estimate_arpa` (modified Kneser-Ney, no pruning, the memory budget given) and
+lmplz with the same budget as its ``-S``. lmplz is KenLM's prebuilt binary in
+``../shared/baselines/kenlm/lmplz`` beside the repository (or on PATH); when it is absent that is
+said and only our numbers are printed. It is a baseline only: the product never calls it.
+Results go to bench/results/trainer_lm.json (per size: ``words``, ``voxtrain.seconds.total``,
+``voxtrain.peak_rss_mb``, ``lmplz.seconds``, ``lmplz.peak_rss_mb`` and more).
 """
 
 from __future__ import annotations
@@ -27,106 +30,116 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "trainer_lm.json"
+LMPLZ = Path("shared") / "baselines" / "kenlm" / "lmplz"
+DEFAULT_MEMORY_MB = 2048
 
 
 def make_corpus(path: Path, words: int, vocab: int = 250_000, seed: int = 1) -> None:
-    """Write ~``words`` words of Zipf(1.05)-distributed text, sentence lengths 1..30."""
+    """Write ``words`` words of Zipf(1.05)-distributed text, sentence lengths 1..30 (mean ~12)."""
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     lengths = rng.integers(3, 11, size=vocab)
-    names = ["".join(rng.choice(letters, size=n)) for n in lengths]
+    names = np.array(["".join(rng.choice(letters, size=n)) for n in lengths], dtype=object)
     weights = 1.0 / np.arange(1, vocab + 1) ** 1.05
     cdf = np.cumsum(weights / weights.sum())
-    ids = np.minimum(np.searchsorted(cdf, rng.random(words)), vocab - 1)
-    sentence_lengths = np.clip(rng.poisson(12, size=words // 4), 1, 30)
-    bounds = np.cumsum(sentence_lengths)
-    bounds = bounds[bounds < words]
+    chunk = 10_000_000  # generated in pieces so 100M words need no 100M-word array
     with path.open("w", encoding="utf-8") as out:
-        for sentence in np.split(ids, bounds):
-            out.write(" ".join(names[i] for i in sentence) + "\n")
+        for start in range(0, words, chunk):
+            n = min(chunk, words - start)
+            ids = np.minimum(np.searchsorted(cdf, rng.random(n)), vocab - 1)
+            bounds = np.cumsum(np.clip(rng.poisson(12, size=n // 4 + 1), 1, 30))
+            out.writelines(" ".join(names[s].tolist()) + "\n" for s in np.split(ids, bounds[bounds < n]))
+
+
+def find_lmplz() -> Path | None:
+    """lmplz beside the repository (``../shared/...``; for a git worktree, beside its main checkout) or on PATH."""
+    candidates = [ROOT.parent / LMPLZ]
+    common = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--git-common-dir"], capture_output=True, text=True)
+    if common.returncode == 0:
+        candidates.append((ROOT / common.stdout.strip()).resolve().parent.parent / LMPLZ)
+    on_path = shutil.which("lmplz")
+    candidates += [Path(on_path)] if on_path else []
+    return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
 
 
 def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
 
-def worker(corpus: Path, order: int, out_dir: Path) -> dict:
+def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
     """Run our estimator on ``corpus`` in this (fresh) process; timings and peak RSS."""
-    from voxtrain_trainer.ml.arpa import write_arpa
-    from voxtrain_trainer.ml.encoding import encode_sentences
-    from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
-    from voxtrain_trainer.ml.sentences import normalized_sentences
-    from voxtrain_trainer.ml.transcripts import read_utterances
+    from voxtrain_trainer.ml.lm_external import estimate_arpa
 
+    marks: list[tuple[float, float]] = []
     t0 = time.perf_counter()
-    sentences = list(normalized_sentences(read_utterances(corpus, "txt")))
-    t1 = time.perf_counter()
-    encoded = encode_sentences(sentences)
-    del sentences
-    t2 = time.perf_counter()
-    lm, discounts = estimate_kneser_ney(encoded, order)
-    t3 = time.perf_counter()
-    counts = write_arpa(lm, out_dir / "ours.arpa")
-    t4 = time.perf_counter()
+    result = estimate_arpa(
+        corpus,
+        out_dir / "ours.arpa",
+        order,
+        memory_mb=memory_mb,
+        work_dir=out_dir,
+        progress=lambda f: marks.append((f, time.perf_counter() - t0)),
+    )
+    total = time.perf_counter() - t0
     return {
-        "words": encoded.n_words,
-        "vocabulary": len(encoded.vocab),
-        "ngrams": counts,
-        "fallback": any(d.fallback for d in discounts),
-        "seconds": {
-            "normalise": round(t1 - t0, 2),
-            "encode": round(t2 - t1, 2),
-            "estimate": round(t3 - t2, 2),
-            "write_arpa": round(t4 - t3, 2),
-            "total": round(t4 - t0, 2),
-        },
+        "words": result.words,
+        "vocabulary": result.vocab_size,
+        "ngrams": result.ngram_counts,
+        "fallback": any(d.fallback for d in result.discounts),
+        "memory_budget_mb": memory_mb,
+        "seconds": {"total": round(total, 2)},
+        "progress_updates": len(marks),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
 
 
-def run_ours(corpus: Path, order: int, out_dir: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", str(corpus), "--order", str(order), "--out", str(out_dir)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def lmplz_worker(exe: str, corpus: Path, order: int, out_dir: Path) -> dict:
-    """Run lmplz from this (fresh) process; its time and peak RSS, measured like ours."""
+def lmplz_worker(exe: str, corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
+    """Run lmplz from this (fresh) process with ``-S memory_mb``; its time and peak RSS."""
     t0 = time.perf_counter()
     with corpus.open("rb") as stdin, (out_dir / "kenlm.arpa").open("wb") as stdout:
-        cmd = [exe, "-o", str(order), "--discount_fallback", "-S", "50%", "-T", str(out_dir)]
+        cmd = [exe, "-o", str(order), "--discount_fallback", "-S", f"{memory_mb}M", "-T", str(out_dir)]
         subprocess.run(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL, check=True)
     return {
         "seconds": round(time.perf_counter() - t0, 2),
         "peak_rss_mb": round(_peak_rss_mb(resource.RUSAGE_CHILDREN), 1),
+        "memory_budget_mb": memory_mb,
     }
 
 
-def run_lmplz(exe: str, corpus: Path, order: int, out_dir: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", str(corpus), "--order", str(order), "--out", str(out_dir)]
-    done = subprocess.run([*cmd, "--lmplz", exe], capture_output=True, text=True, check=True)
+def _child(corpus: Path, args: argparse.Namespace, out_dir: Path, lmplz: Path | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--worker", str(corpus), "--order", str(args.order), "--out", str(out_dir)]
+    cmd += ["--memory-mb", str(args.memory_mb)] + (["--lmplz", str(lmplz)] if lmplz else [])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_lm: the {'lmplz' if lmplz else 'voxtrain'} run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1M words only")
+    parser.add_argument("--large", action="store_true", help="add 100M words")
     parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="budget of both estimators")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--lmplz", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         if args.lmplz:
-            print(json.dumps(lmplz_worker(args.lmplz, args.worker, args.order, args.out)))
+            print(json.dumps(lmplz_worker(args.lmplz, args.worker, args.order, args.out, args.memory_mb)))
         else:
-            print(json.dumps(worker(args.worker, args.order, args.out)))
+            print(json.dumps(worker(args.worker, args.order, args.out, args.memory_mb)))
         return
 
-    sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000]
-    lmplz = shutil.which("lmplz")
-    kenlm = lmplz or "unavailable (not on PATH, no Debian package)"
-    print(f"order {args.order}; CPUs {os.cpu_count()}; KenLM lmplz: {kenlm}")
+    sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000] + ([100_000_000] if args.large else [])
+    lmplz = find_lmplz()
+    cpus = len(os.sched_getaffinity(0))
+    print(f"order {args.order}; memory budget {args.memory_mb} MB for each estimator (lmplz -S); {cpus} CPUs")
+    if lmplz:
+        print(f"KenLM lmplz: {lmplz}")
+    else:
+        print(f"KenLM lmplz: ABSENT (looked for ../{LMPLZ} beside the repository and on PATH): no comparison")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_lm_") as tmp:
         tmp_dir = Path(tmp)
@@ -135,32 +148,37 @@ def main() -> None:
             t = time.perf_counter()
             make_corpus(corpus, size)
             megabytes = corpus.stat().st_size / 1e6
-            print(f"\n{size:,} words: corpus generated in {time.perf_counter() - t:.1f}s ({megabytes:.0f} MB)")
-            ours = run_ours(corpus, args.order, tmp_dir)
-            rate = ours["words"] / ours["seconds"]["total"]
-            s = ours["seconds"]
+            print(f"\n{size:,} words: corpus generated in {time.perf_counter() - t:.1f}s ({megabytes:,.0f} MB)")
+            ours = _child(corpus, args, tmp_dir)
+            seconds = ours["seconds"]["total"]
+            within = ours["peak_rss_mb"] <= args.memory_mb
+            ours["within_budget"] = within
             print(
-                f"  voxtrain: {s['total']:.1f}s total = normalise {s['normalise']}s + encode {s['encode']}s"
-                f" + estimate {s['estimate']}s + write ARPA {s['write_arpa']}s -> {rate:,.0f} words/s;"
-                f" estimation alone {ours['words'] / s['estimate']:,.0f} words/s"
+                f"  voxtrain: {seconds:.1f}s ({ours['words'] / seconds:,.0f} words/s), peak RSS"
+                f" {ours['peak_rss_mb']:,.0f} MB ({'within' if within else 'OVER'} the {args.memory_mb} MB budget);"
+                f" vocab {ours['vocabulary']:,}; n-grams {ours['ngrams']}"
             )
-            print(f"            peak RSS {ours['peak_rss_mb']:,.0f} MB; vocab {ours['vocabulary']:,}", end="")
-            print(f"; n-grams {ours['ngrams']}")
-            entry = {"words": size, "voxtrain": ours, "words_per_second": round(rate)}
+            entry: dict = {"words": size, "corpus_mb": round(megabytes, 1), "voxtrain": ours}
             if lmplz:
-                ken = run_lmplz(lmplz, corpus, args.order, tmp_dir)
+                ken = _child(corpus, args, tmp_dir, lmplz)
                 entry["lmplz"] = ken
+                entry["speed_vs_lmplz"] = round(ken["seconds"] / max(seconds, 0.01), 2)
+                entry["memory_vs_lmplz"] = round(ours["peak_rss_mb"] / max(ken["peak_rss_mb"], 0.1), 2)
                 print(
-                    f"  lmplz:    {ken['seconds']:.1f}s, peak RSS {ken['peak_rss_mb']:,.0f} MB;"
-                    f" time ratio voxtrain/lmplz {s['total'] / max(ken['seconds'], 0.01):.2f},"
-                    f" memory ratio {ours['peak_rss_mb'] / max(ken['peak_rss_mb'], 0.1):.2f}"
+                    f"  lmplz:    {ken['seconds']:.1f}s, peak RSS {ken['peak_rss_mb']:,.0f} MB ->"
+                    f" voxtrain at {entry['speed_vs_lmplz']:.2f}x lmplz's speed (goal >= 0.5),"
+                    f" {entry['memory_vs_lmplz']:.2f}x its peak memory"
                 )
             else:
-                print("  lmplz:    unavailable, no comparison in this run")
+                print("  lmplz:    absent, no comparison in this run")
             results.append(entry)
             corpus.unlink()
+            for leftover in ("ours.arpa", "kenlm.arpa"):
+                (tmp_dir / leftover).unlink(missing_ok=True)
+    note = f"{cpus} CPUs shared with whatever else runs on the machine"
+    summary = {"order": args.order, "memory_budget_mb": args.memory_mb, "lmplz": str(lmplz), "cpus": note}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"order": args.order, "lmplz": lmplz, "runs": results}, indent=2) + "\n")
+    RESULTS.write_text(json.dumps({**summary, "runs": results}, indent=2) + "\n")
     print(f"\nwritten {RESULTS.relative_to(ROOT)}")
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pocketsphinx
 import pytest
-
+from voxtrain_shared import settings
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.encoding import encode_sentences
 from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
 from voxtrain_trainer.ml.lm_external import auto_limits, estimate_arpa
+from voxtrain_trainer.ml.types import TrainingSettings
 
 SMALL = ["a b", "a b", "b a"]
 
@@ -48,14 +49,14 @@ def _entries(lm: BackoffLM) -> dict[str, tuple[float, float | None]]:
     return out
 
 
-def _assert_same_model(ours: BackoffLM, reference: BackoffLM) -> None:
+def _assert_same_model(ours: BackoffLM, reference: BackoffLM, tolerance: float = 1e-6) -> None:
     a, b = _entries(ours), _entries(reference)
     assert a.keys() == b.keys()
     for key, (p, bow) in b.items():
-        assert a[key][0] == pytest.approx(p, abs=1e-6), key
+        assert a[key][0] == pytest.approx(p, abs=tolerance), key
         assert (a[key][1] is None) == (bow is None), key
         if bow is not None:
-            assert a[key][1] == pytest.approx(bow, abs=1e-6), key
+            assert a[key][1] == pytest.approx(bow, abs=tolerance), key
 
 
 def _assert_sums_to_one(lm: BackoffLM, limit: int = 20) -> None:
@@ -71,7 +72,8 @@ def _assert_sums_to_one(lm: BackoffLM, limit: int = 20) -> None:
 @pytest.mark.parametrize(("order", "n_sentences", "vocab"), [(1, 300, 50), (2, 400, 200), (3, 600, 800), (4, 500, 300)])
 def test_same_model_as_the_in_memory_estimator(tmp_path: Path, order: int, n_sentences: int, vocab: int) -> None:
     sentences = _zipf_corpus(n_sentences, vocab, seed=order)
-    result = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "lm.arpa", order, work_dir=tmp_path)
+    corpus = _write(tmp_path / "c.txt", sentences)
+    result = estimate_arpa(corpus, tmp_path / "lm.arpa", order, work_dir=tmp_path, keep_model=True)
     reference, discounts = estimate_kneser_ney(encode_sentences(sentences), order)
     assert [(d.d1, d.d2, d.d3_plus, d.count_of_counts, d.fallback) for d in result.discounts] == [
         (d.d1, d.d2, d.d3_plus, d.count_of_counts, d.fallback) for d in discounts
@@ -79,6 +81,8 @@ def test_same_model_as_the_in_memory_estimator(tmp_path: Path, order: int, n_sen
     assert result.ngram_counts == reference.ngram_counts()
     assert result.words == sum(len(s.split()) for s in sentences) and result.sentences == n_sentences
     _assert_same_model(read_arpa(result.arpa_path), reference)
+    assert result.model is not None
+    _assert_same_model(result.model, reference, tolerance=1e-9)  # not rounded to the ARPA's 6 decimals
 
 
 def test_token_lists_stream_in_like_a_file(tmp_path: Path) -> None:
@@ -127,7 +131,7 @@ def test_pruning_keeps_histories_and_renormalises(tmp_path: Path) -> None:
     sentences = _zipf_corpus(1500, 400, seed=9)
     corpus = _write(tmp_path / "c.txt", sentences)
     full = estimate_arpa(corpus, tmp_path / "full.arpa", 3)
-    pruned = estimate_arpa(corpus, tmp_path / "pruned.arpa", 3, prune_thresholds=(0, 1, 1))
+    pruned = estimate_arpa(corpus, tmp_path / "pruned.arpa", 3, prune_thresholds=(0, 1, 1), keep_model=True)
     report = pruned.pruning
     assert report.pruned and report.ngrams_before == tuple(full.ngram_counts)
     assert report.ngrams_after == tuple(pruned.ngram_counts)
@@ -145,6 +149,8 @@ def test_pruning_keeps_histories_and_renormalises(tmp_path: Path) -> None:
         words = gram.split()
         assert " ".join(words[:-1]) in kept and " ".join(words[1:]) in kept, gram
     _assert_sums_to_one(lm, limit=40)
+    assert pruned.model is not None
+    _assert_same_model(pruned.model, lm)
     assert pocketsphinx.NGramModel.readfile(str(pruned.arpa_path)).size() == 3
 
 
@@ -163,10 +169,16 @@ def test_vocabulary_cap_keeps_the_most_frequent_words(tmp_path: Path) -> None:
     _assert_same_model(read_arpa(result.arpa_path), reference)
 
 
-def test_auto_limits_grow_with_the_corpus() -> None:
+def test_auto_limits_grow_with_the_corpus(tmp_path: Path) -> None:
     assert auto_limits(1_000_000, 3) == (None, (0, 0, 0))
     vocab, thresholds = auto_limits(1_000_000_000, 3)
     assert vocab is not None and thresholds[0] == 0 and thresholds[2] >= thresholds[1] >= 1
+    # a small corpus is left whole; an explicit setting wins over the automatic one
+    corpus = _write(tmp_path / "c.txt", _zipf_corpus(300, 80, seed=6))
+    automatic = estimate_arpa(corpus, tmp_path / "a.arpa", 3, automatic_limits=True)
+    assert not automatic.pruning.pruned and automatic.pruning.thresholds == (0, 0, 0)
+    explicit = estimate_arpa(corpus, tmp_path / "b.arpa", 3, automatic_limits=True, max_vocabulary=10)
+    assert explicit.pruning.vocabulary_after == 13 and explicit.pruning.max_vocabulary == 10
 
 
 def test_progress_is_monotone_and_reaches_one(tmp_path: Path) -> None:
@@ -249,3 +261,29 @@ def test_estimates_under_an_address_space_limit_the_in_memory_estimator_exceeds(
         header = [next(arpa) for _ in range(4)]
     assert header == ["\\data\\\n"] + [f"ngram {n}={c}\n" for n, c in enumerate(counts, start=1)]
     assert counts[2] > 2_000_000 and (tmp_path / "lm.arpa").read_bytes().endswith(b"\n\\end\\\n")
+
+
+_TRAINER_ENV = {
+    "VOXTRAIN_POSTGRES__DSN": "postgresql://u:p@h/db",
+    "VOXTRAIN_AUTH__JWT_SECRET": "s" * 40,
+    "VOXTRAIN_MINIO__ACCESS_KEY": "a",
+    "VOXTRAIN_MINIO__SECRET_KEY": "b",
+}
+
+
+def test_estimation_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in _TRAINER_ENV.items():
+        monkeypatch.setenv(key, value)
+    defaults = settings.load(settings.TrainerSettings)
+    assert (defaults.lm_memory_mb, defaults.lm_max_vocabulary, defaults.lm_prune_thresholds) == (2048, None, None)
+    monkeypatch.setenv("VOXTRAIN_LM_MEMORY_MB", "1024")
+    monkeypatch.setenv("VOXTRAIN_LM_MAX_VOCABULARY", "100000")
+    monkeypatch.setenv("VOXTRAIN_LM_PRUNE_THRESHOLDS", "[0, 1, 2]")
+    configured = settings.load(settings.TrainerSettings)
+    assert (configured.lm_memory_mb, configured.lm_max_vocabulary) == (1024, 100000)
+    assert configured.lm_prune_thresholds == (0, 1, 2)
+    monkeypatch.setenv("VOXTRAIN_LM_PRUNE_THRESHOLDS", "[0, 1]")
+    with pytest.raises(SystemExit, match="one count per order"):
+        settings.load(settings.TrainerSettings)
+    with pytest.raises(ValueError, match="lm_prune_thresholds"):
+        TrainingSettings(order=3, lm_prune_thresholds=(0, -1, 1))

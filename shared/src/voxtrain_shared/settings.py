@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .topics import DEFAULT_NAMESPACE, Topics
@@ -158,6 +158,17 @@ class TrainerSettings(ServiceSettings):
     model_cache_bytes: int = Field(2 * 2**30, gt=0, description="disk held by trained models fetched for serving (LRU)")
     transcription_max_seconds: float = Field(1800.0, gt=0, description="longer audio is refused up front")
     transcription_max_bytes: int = Field(512 * 2**20, gt=0, description="larger request bodies are refused unread")
+    # language-model estimation: memory budget (MB) of the out-of-core estimator; vocabulary cap
+    # and count-pruning thresholds (one per order, JSON list); unset: chosen by corpus size
+    lm_memory_mb: int = Field(2048, ge=256)
+    lm_max_vocabulary: int | None = Field(None, ge=1)
+    lm_prune_thresholds: tuple[NonNegativeInt, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_threshold_per_order(self) -> TrainerSettings:
+        if self.lm_prune_thresholds is not None and len(self.lm_prune_thresholds) != self.ngram_order:
+            raise ValueError(f"lm_prune_thresholds needs one count per order ({self.ngram_order})")
+        return self
 
 
 class WebhooksSettings(ServiceSettings):

@@ -50,6 +50,7 @@ from typing import Any
 
 import duckdb
 
+from voxtrain_trainer.ml.backoff_lm import BackoffLM, LevelTable
 from voxtrain_trainer.ml.encoding import BOS, EOS, UNK
 from voxtrain_trainer.ml.kneser_ney import DEFAULT_FALLBACK, Discounts, discounts_from_count_of_counts
 
@@ -102,7 +103,7 @@ class ExternalLMResult:
     pruning: PruningReport
     words: int
     sentences: int
-    stats: dict[str, Any] = field(default_factory=dict)
+    model: BackoffLM | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -239,6 +240,8 @@ def estimate_arpa(
     work_dir: Path | None = None,
     max_vocabulary: int | None = None,
     prune_thresholds: Sequence[int] | None = None,
+    automatic_limits: bool = False,
+    keep_model: bool = False,
     fallback: tuple[float, float, float] = DEFAULT_FALLBACK,
     threads: int | None = None,
     progress: FractionCallback | None = None,
@@ -246,7 +249,9 @@ def estimate_arpa(
     """Estimate an order-``order`` model of ``corpus`` into ``arpa_path`` (see module contract).
 
     ``max_vocabulary`` (words, specials not counted) and ``prune_thresholds`` (one count per
-    order; 0: keep all; unigrams are never pruned) default to none. Raises ``ValueError`` for
+    order; 0: keep all; unigrams are never pruned) default to none, or with ``automatic_limits``
+    to :func:`auto_limits` of the corpus's word count. ``keep_model`` also returns the model as a
+    :class:`BackoffLM` (in memory: for scoring, e.g. perplexity). Raises ``ValueError`` for
     an empty corpus or bad settings.
     """
     if not 1 <= order <= 6:
@@ -255,8 +260,8 @@ def estimate_arpa(
         raise ValueError(f"memory_mb must be at least {_MIN_ENGINE_MB}")
     if max_vocabulary is not None and max_vocabulary < 1:
         raise ValueError("max_vocabulary must be positive")
-    thresholds = tuple(prune_thresholds) if prune_thresholds is not None else (0,) * order
-    if len(thresholds) != order or any(t < 0 for t in thresholds):
+    thresholds = tuple(prune_thresholds) if prune_thresholds is not None else None
+    if thresholds is not None and (len(thresholds) != order or any(t < 0 for t in thresholds)):
         raise ValueError(f"prune_thresholds needs {order} non-negative counts, one per order")
     tracker = _Progress(progress)
     tracker.report(0.0)
@@ -270,7 +275,16 @@ def estimate_arpa(
         (scratch / "spill").mkdir()
         engine = _Engine(scratch / "spill", memory_mb, threads, tracker)
         try:
-            return _estimate(engine, text_path, arpa_path, order, max_vocabulary, thresholds, fallback, scratch)
+            return _estimate(
+                engine,
+                text_path,
+                arpa_path,
+                order,
+                (max_vocabulary, thresholds, automatic_limits),
+                fallback,
+                scratch,
+                keep_model,
+            )
         finally:
             engine.close()
     finally:
@@ -283,10 +297,10 @@ def _estimate(
     text_path: Path,
     arpa_path: Path,
     requested_order: int,
-    max_vocabulary: int | None,
-    thresholds: tuple[int, ...],
+    limits: tuple[int | None, tuple[int, ...] | None, bool],
     fallback: tuple[float, float, float],
     scratch: Path,
+    keep_model: bool,
 ) -> ExternalLMResult:
     run = engine.run
     share = _PHASES
@@ -309,6 +323,12 @@ def _estimate(
         share["read"] * 0.4,
     )
     types_before = engine.count("SELECT count(*) FROM wc")
+    max_vocabulary, chosen, automatic = limits
+    if automatic:
+        auto_vocabulary, auto_thresholds = auto_limits(int(words), requested_order)
+        max_vocabulary = auto_vocabulary if max_vocabulary is None else max_vocabulary
+        chosen = auto_thresholds if chosen is None else chosen
+    thresholds = chosen or (0,) * requested_order
     cap = f"WHERE rank <= {int(max_vocabulary)}" if max_vocabulary is not None else ""
     run(
         f"""CREATE TEMP TABLE vocab AS
@@ -472,7 +492,7 @@ def _estimate(
         out.write(b"\n\\end\\\n")
     report = PruningReport(
         max_vocabulary=max_vocabulary,
-        thresholds=thresholds,
+        thresholds=thresholds[:order],
         vocabulary_before=types_before + 3,
         vocabulary_after=vocab_size,
         tokens_mapped_to_unk=int(words) - int(kept_tokens),
@@ -488,4 +508,34 @@ def _estimate(
         pruning=report,
         words=int(words),
         sentences=int(sentences),
+        model=_backoff_model(engine, order, vocabulary) if keep_model else None,
     )
+
+
+def _backoff_model(engine: _Engine, order: int, vocabulary: list[str]) -> BackoffLM:
+    """The kept n-grams as a :class:`BackoffLM` (the layout of :mod:`ngram_counts`), built by the engine."""
+    size = len(vocabulary)
+    levels = []
+    for n in range(1, order + 1):
+        if n == 1:
+            index = "k.w1"
+        else:
+            prefix = _cols("w", 1, n - 1)
+            engine.run(
+                f"""CREATE TEMP TABLE i{n - 1} AS
+                SELECT {prefix}, {"w1" if n == 2 else f"row_number() OVER (ORDER BY {prefix}) - 1"} AS idx
+                FROM k{n - 1}"""
+            )
+            index = f"i.idx * {size} + k.w{n}"
+        prefix_join = f"JOIN i{n - 1} i ON {_on('k', 'i', ((j, j) for j in range(1, n)))}" if n > 1 else ""
+        bow_join = f"LEFT JOIN b{n + 1} b ON {_on('k', 'b', ((j, j) for j in range(1, n + 1)))}" if n < order else ""
+        bow = "b.bow" if n < order else "NULL::DOUBLE"
+        table = engine.con.execute(
+            f"""SELECT ({index})::BIGINT AS key,
+              CASE WHEN k.p > 0 THEN log10(k.p) ELSE {_LOG10_ZERO} END AS prob,
+              coalesce(log10({bow}), 0.0) AS bow, {bow} IS NOT NULL AS has_bow
+            FROM k{n} k {prefix_join} {bow_join} ORDER BY key"""
+        ).fetchnumpy()
+        levels.append(LevelTable(table["key"], table["prob"], table["bow"], table["has_bow"]))
+    metadata = {"smoothing": "interpolated modified Kneser-Ney"}
+    return BackoffLM(vocab=list(vocabulary), levels=levels, metadata=metadata)

@@ -59,6 +59,9 @@ class TrainingSettings:
     max_tuning_decodes: int = 180
     max_perplexity_words: int = 200_000
     g2p_voice: str = "en-us"
+    lm_memory_mb: int = 2048  # budget of the out-of-core LM estimator
+    lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
+    lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
 
     def __post_init__(self) -> None:
         if not 1 <= self.order <= 6:
@@ -67,6 +70,11 @@ class TrainingSettings:
             raise ValueError("heldout_fraction must be between 0 and 1")
         if not self.lw_grid or not self.wip_grid or self.max_tuning_decodes < 1:
             raise ValueError("the tuning grid and decode budget must not be empty")
+        if self.lm_memory_mb < 256 or (self.lm_max_vocabulary is not None and self.lm_max_vocabulary < 1):
+            raise ValueError("lm_memory_mb must be at least 256 and lm_max_vocabulary positive")
+        thresholds = self.lm_prune_thresholds
+        if thresholds is not None and (len(thresholds) != self.order or min(thresholds) < 0):
+            raise ValueError("lm_prune_thresholds needs one non-negative count per order")
 
     def to_dict(self) -> dict:
         """JSON-ready view."""
