@@ -87,7 +87,7 @@ def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
         "ngrams": result.ngram_counts,
         "fallback": any(d.fallback for d in result.discounts),
         "memory_budget_mb": memory_mb,
-        "seconds": {"total": round(total, 2)},
+        "seconds": {"total": round(total, 2), **result.seconds},
         "progress_updates": len(marks),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
@@ -158,6 +158,8 @@ def main() -> None:
                 f" {ours['peak_rss_mb']:,.0f} MB ({'within' if within else 'OVER'} the {args.memory_mb} MB budget);"
                 f" vocab {ours['vocabulary']:,}; n-grams {ours['ngrams']}"
             )
+            phases = ", ".join(f"{k} {v:.1f}s" for k, v in ours["seconds"].items() if k != "total")
+            print(f"            phases: {phases}")
             entry: dict = {"words": size, "corpus_mb": round(megabytes, 1), "voxtrain": ours}
             if lmplz:
                 ken = _child(corpus, args, tmp_dir, lmplz)

@@ -18,10 +18,10 @@ import pytest
 from voxtrain_shared import settings
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
-from voxtrain_trainer.ml.encoding import encode_sentences
+from voxtrain_trainer.ml.encoding import encode_sentences, restrict_vocabulary
 from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
-from voxtrain_trainer.ml.lm_external import auto_limits, estimate_arpa
+from voxtrain_trainer.ml.lm_external import auto_limits, encoded_sentences, estimate_arpa
 from voxtrain_trainer.ml.types import TrainingSettings
 
 SMALL = ["a b", "a b", "b a"]
@@ -92,6 +92,15 @@ def test_token_lists_stream_in_like_a_file(tmp_path: Path) -> None:
     assert from_file.arpa_path.read_text() != ""
     _assert_same_model(read_arpa(streamed.arpa_path), read_arpa(from_file.arpa_path))
     assert {p.name for p in tmp_path.iterdir()} == {"c.txt", "a.arpa", "b.arpa"}  # scratch removed
+
+
+def test_encoded_text_streams_back_as_its_sentences(tmp_path: Path) -> None:
+    sentences = ["keep drop keep", "drop", "keep"]
+    encoded = restrict_vocabulary(encode_sentences(sentences), {"keep"})
+    assert list(encoded_sentences(encoded)) == [["keep", "<unk>", "keep"], ["<unk>"], ["keep"]]
+    result = estimate_arpa(encoded_sentences(encoded), tmp_path / "lm.arpa", 2, work_dir=tmp_path)
+    reference, _ = estimate_kneser_ney(encoded, 2)
+    _assert_same_model(read_arpa(result.arpa_path), reference)
 
 
 def test_hand_computed_values(tmp_path: Path) -> None:

@@ -43,15 +43,17 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from voxtrain_trainer.ml.backoff_lm import BackoffLM, LevelTable
-from voxtrain_trainer.ml.encoding import BOS, EOS, UNK
+from voxtrain_trainer.ml.encoding import BOS, BOS_ID, EOS, EOS_ID, UNK, EncodedText
 from voxtrain_trainer.ml.kneser_ney import DEFAULT_FALLBACK, Discounts, discounts_from_count_of_counts
 
 FractionCallback = Callable[[float], None]
@@ -104,6 +106,7 @@ class ExternalLMResult:
     words: int
     sentences: int
     model: BackoffLM | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # engine time per phase
 
     @property
     def vocab_size(self) -> int:
@@ -162,6 +165,8 @@ class _Engine:
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self._progress = progress
+        self.phase = "read"
+        self.seconds: dict[str, float] = {}
 
     def run(self, sql: str, share: float = 0.0, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         """Execute ``sql`` in a worker thread while this one reports the engine's progress."""
@@ -174,6 +179,7 @@ class _Engine:
                 outcome["error"] = exc
 
         worker = threading.Thread(target=work, daemon=True)
+        began = time.perf_counter()
         worker.start()
         try:
             while worker.is_alive():
@@ -186,6 +192,7 @@ class _Engine:
             self.con.interrupt()
             worker.join()
             raise
+        self.seconds[self.phase] = round(self.seconds.get(self.phase, 0.0) + time.perf_counter() - began, 3)
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]  # an exception instance, checked by the key
         self._progress.advance(share)
@@ -229,6 +236,15 @@ def write_sentences(sentences: Iterable[Sequence[str]], path: Path) -> None:
             if tokens:
                 out.write(" ".join(tokens))
                 out.write("\n")
+
+
+def encoded_sentences(encoded: EncodedText) -> Iterator[list[str]]:
+    """The sentences of an integer-encoded text as token lists (markers left out), one at a time."""
+    words = np.array(encoded.vocab, dtype=object)
+    starts = np.flatnonzero(encoded.tokens == BOS_ID)
+    ends = np.flatnonzero(encoded.tokens == EOS_ID)
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        yield words[encoded.tokens[start + 1 : end]].tolist()
 
 
 def estimate_arpa(
@@ -339,6 +355,7 @@ def _estimate(
     vocab_size = int(types_after) + 3
     order = int(min(requested_order, engine.count("SELECT max(len(w)) FROM sent") + 2))
 
+    engine.phase = "count"
     # raw counts: every token with its order-1 predecessors; shorter histories start with <s>
     lags = ", ".join(f"lag(id, {order - i}) OVER s AS w{i}" for i in range(1, order))
     run(
@@ -356,6 +373,7 @@ def _estimate(
     )
     run("DROP TABLE sent; DROP TABLE wc")
 
+    engine.phase = "adjust"
     # 2. adjusted counts a1..aN (a1 dense over the vocabulary)
     if order == 1:
         run(
@@ -387,6 +405,7 @@ def _estimate(
         )
     run("DROP TABLE raw")
 
+    engine.phase = "estimate"
     # 3. discounts, then probabilities p1..pN and context statistics x2..xN
     discounts: list[Discounts] = []
     for n in range(1, order + 1):
@@ -425,6 +444,7 @@ def _estimate(
         run(f"DROP TABLE a{n}")
     run("DROP TABLE a1")
 
+    engine.phase = "prune"
     # 4. pruning (top-down), with renormalised backoff weights where a context lost entries
     before = tuple(engine.count(f"SELECT count(*) FROM p{n}") for n in range(1, order + 1))
     pruning = any(thresholds[1:order])
@@ -460,6 +480,7 @@ def _estimate(
         else:
             run(f"CREATE TEMP VIEW b{n} AS SELECT {ctx}, mass / total AS bow FROM x{n}")
 
+    engine.phase = "write"
     # 5. ARPA: one section file per order, written by the engine, then the header and sections
     vocab_sql = f"SELECT id, w FROM vocab UNION ALL SELECT * FROM (VALUES (0, '{BOS}'), (1, '{EOS}'), (2, '{UNK}'))"
     run(f"CREATE TEMP TABLE words AS {vocab_sql}")
@@ -509,6 +530,7 @@ def _estimate(
         words=int(words),
         sentences=int(sentences),
         model=_backoff_model(engine, order, vocabulary) if keep_model else None,
+        seconds=dict(engine.seconds),
     )
 
 
