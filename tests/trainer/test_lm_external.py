@@ -4,6 +4,7 @@ vocabulary cap, progress, and estimation under an address-space limit the in-mem
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import random
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pocketsphinx
 import pytest
+
 from voxtrain_shared import settings
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
@@ -200,7 +202,7 @@ def test_progress_is_monotone_and_reaches_one(tmp_path: Path) -> None:
         prune_thresholds=(0, 1, 1),
     )
     assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) > 10
-    assert all(b > a for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(seen))
 
 
 def test_an_error_in_progress_stops_the_estimation(tmp_path: Path) -> None:

@@ -146,10 +146,7 @@ def estimate_from_counts(
         with np.errstate(divide="ignore", invalid="ignore"):
             gamma = np.where(total > 0, mass / total, 0.0)
             own = np.where(a > 0, (a - per_entry) / total[prefix], 0.0)
-        if n == 1:
-            lower = np.full(vocab_size, 1.0 / (vocab_size - 1))
-        else:
-            lower = probs[-1][level.suffix]
+        lower = np.full(vocab_size, 1.0 / (vocab_size - 1)) if n == 1 else probs[-1][level.suffix]
         p = own + gamma[prefix] * lower
         if n == 1:
             p[BOS_ID] = 0.0
