@@ -19,7 +19,6 @@ from pathlib import Path
 from time import perf_counter
 
 from voxtrain_trainer.ml import model_files
-from voxtrain_trainer.ml.arpa import write_arpa
 from voxtrain_trainer.ml.audio import load_pcm
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.base_model import base_model_files
@@ -28,9 +27,10 @@ from voxtrain_trainer.ml.encoding import SPECIALS, EncodedText, encode_sentences
 from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
 from voxtrain_trainer.ml.g2p import espeak_pronunciations
-from voxtrain_trainer.ml.kneser_ney import Discounts, estimate_kneser_ney
+from voxtrain_trainer.ml.kneser_ney import Discounts
 from voxtrain_trainer.ml.lexicon import build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
+from voxtrain_trainer.ml.lm_external import encoded_sentences, estimate_arpa
 from voxtrain_trainer.ml.model_card import render_model_card
 from voxtrain_trainer.ml.prepare import PreparedData, prepare_data
 from voxtrain_trainer.ml.tuning import DEFAULT_LW, DEFAULT_WIP, tune_weights
@@ -80,11 +80,32 @@ class _Stages:
 
 
 def _write_lm(
-    encoded: EncodedText, settings: TrainingSettings, directory: Path
+    encoded: EncodedText,
+    settings: TrainingSettings,
+    directory: Path,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[BackoffLM, list[Discounts], list[int], Path]:
-    """Estimate; write ``lm.arpa`` and ``lm.bin`` into ``directory``; model, discounts, counts, bin path."""
-    lm, discounts = estimate_kneser_ney(encoded, settings.order, settings.fallback_discounts)
-    counts = write_arpa(lm, directory / model_files.LM_FILE)
+    """Estimate (out of core, in ``settings.lm_memory_mb``); write ``lm.arpa`` and ``lm.bin`` into ``directory``.
+
+    Returns the model, discounts, n-gram counts and bin path; ``lm.metadata["pruning"]`` says what
+    the vocabulary cap and count pruning removed.
+    """
+    estimated = estimate_arpa(
+        encoded_sentences(encoded),
+        directory / model_files.LM_FILE,
+        settings.order,
+        memory_mb=settings.lm_memory_mb,
+        work_dir=directory,
+        max_vocabulary=settings.lm_max_vocabulary,
+        prune_thresholds=settings.lm_prune_thresholds,
+        automatic_limits=True,
+        keep_model=True,
+        fallback=settings.fallback_discounts,
+        progress=progress,
+    )
+    assert estimated.model is not None  # keep_model=True
+    lm, discounts, counts = estimated.model, estimated.discounts, estimated.ngram_counts
+    lm.metadata["pruning"] = estimated.pruning.to_dict()
     bin_path = convert_to_binary(directory / model_files.LM_FILE, directory / model_files.LM_BIN_FILE)
     return lm, discounts, counts, bin_path
 
@@ -150,8 +171,8 @@ def run_training(
             f"espeak-ng); e.g. {', '.join(lexicon.unmapped[:5])}. The model is English: check the text language.",
         )
 
-    with stages.run("estimate_lm"):
-        lm, discounts, ngram_counts, bin_path = _write_lm(encoded, settings, model_dir)
+    with stages.run("estimate_lm") as step:
+        lm, discounts, ngram_counts, bin_path = _write_lm(encoded, settings, model_dir, step)
         lm_path = model_dir / model_files.LM_FILE
         dict_path = model_dir / model_files.DICT_FILE
         write_dictionary(lexicon.entries, dict_path)
@@ -208,6 +229,7 @@ def run_training(
                 "vocabulary_size": lm.vocab_size,
                 "discounts": [d.to_dict() for d in discounts],
                 "discount_fallback": any(d.fallback for d in discounts),
+                "pruning": lm.metadata["pruning"],
             },
             "lexicon": {
                 "words": len(lexicon.entries),
