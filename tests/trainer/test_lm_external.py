@@ -246,21 +246,21 @@ _CHILD = textwrap.dedent(
 
 
 def test_estimates_under_an_address_space_limit_the_in_memory_estimator_exceeds(tmp_path: Path) -> None:
-    # 3M Zipfian words: the in-memory estimator needs ~500 MB for them; the limit leaves ~350 MB
+    # 4M Zipfian words: the in-memory estimator needs ~650 MB for them; the limit leaves ~450 MB
     # above what the interpreter, numpy and DuckDB take at start (glibc's per-thread arenas are
     # capped so that reserved-but-unused address space does not count against the budget).
     rng = np.random.default_rng(0)
     vocab = np.array([f"w{i}" for i in range(200_000)])
     weights = 1.0 / np.arange(1, vocab.size + 1) ** 1.05
-    ids = rng.choice(vocab.size, size=3_000_000, p=weights / weights.sum())
-    bounds = np.cumsum(rng.integers(1, 24, size=300_000))
+    ids = rng.choice(vocab.size, size=4_000_000, p=weights / weights.sum())
+    bounds = np.cumsum(rng.integers(1, 24, size=400_000))
     with (tmp_path / "c.txt").open("w") as out:
         for sentence in np.split(ids, bounds[bounds < ids.size]):
             out.write(" ".join(vocab[sentence].tolist()) + "\n")
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
 
     def child(mode: str) -> subprocess.CompletedProcess[str]:
-        args = [sys.executable, "-c", _CHILD, str(tmp_path / "c.txt"), str(tmp_path / "lm.arpa"), "700", mode]
+        args = [sys.executable, "-c", _CHILD, str(tmp_path / "c.txt"), str(tmp_path / "lm.arpa"), "800", mode]
         return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
 
     in_memory = child("in_memory")
