@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from voxtrain_trainer.ml.lm_external import DEFAULT_MEMORY_MB
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "trainer_lm.json"
 LMPLZ = Path("shared") / "baselines" / "kenlm" / "lmplz"
-DEFAULT_MEMORY_MB = 2048
 
 
 def make_corpus(path: Path, words: int, vocab: int = 250_000, seed: int = 1) -> None:

@@ -6,7 +6,8 @@ first: the corpus is never held in memory) and writes the same model as
 :func:`voxtrain_trainer.ml.kneser_ney.estimate_kneser_ney` would (same probabilities and backoff
 weights to 1e-6, same discounts and small-corpus fallback) in the ARPA format of
 :mod:`voxtrain_trainer.ml.arpa`, optionally after a vocabulary cap and count pruning. The process
-stays within ``memory_mb`` (counting, sorting and joins spill to ``work_dir``), and ``progress``
+stays within ``memory_mb`` (counting, sorting and joins spill to ``work_dir``; the peak RSS at
+each corpus size is measured by the benchmark), and ``progress``
 gets a fraction in ``[0, 1]`` that never goes down and ends at 1. An exception raised by
 ``progress`` stops the estimation and propagates unchanged.
 
@@ -16,7 +17,9 @@ tokenising, mapping words to ids and counting trigrams took 2.6 s in DuckDB agai
 numpy (4.2 s of it in the Python tokeniser, which DuckDB's parallel CSV reader and hash join
 replace), and DuckDB's sorts, aggregates and joins already spill to disk under a memory limit,
 which the continuation counts and interpolation joins need as much as the counting does. For
-the record, KenLM's lmplz took 11.9 s for the whole estimation of that corpus.
+the record, KenLM's lmplz took 11.9 s for the whole estimation of that corpus, and ours 15.9 s
+(bench/trainer/bench_lm.py measures both side by side). Tried and dropped: the words as a DuckDB
+ENUM (printing the ARPA without joins to the vocabulary) cost ~15% more CPU in total.
 
 How (order ``N``; see :mod:`kneser_ney` for the formulas):
 
