@@ -37,6 +37,12 @@ How (order ``N``; see :mod:`kneser_ney` for the formulas):
    ``bow(h) = (1 - sum_kept p(w|h)) / (1 - sum_kept p(w|h'))``, so distributions still sum to one;
 5. the ARPA sections are written by the engine and concatenated under the header.
 
+Known limit (open): spill disk. At 10M words the engine spills ~0.5 GB; at 100M words with a
+2 GB budget the spill passed 45 GB and was still growing when the run was stopped (see the
+issue-16 report), so a billion-word corpus needs the spill cut first: not materialising the
+sentence table, n-grams from list slices instead of a window over every token, one packed
+BIGINT key per n-gram, and ``max_temp_directory_size`` so a full disk fails clearly.
+
 Vocabulary cap: the ``max_vocabulary`` most frequent words (ties by spelling) are kept, every
 other word becomes ``<unk>`` before counting. :func:`auto_limits` gives defaults by corpus size.
 """
