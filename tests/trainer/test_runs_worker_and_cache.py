@@ -11,6 +11,7 @@ from minio.error import S3Error
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.vocab import DatasetType
+from voxtrain_trainer.ml.types import TrainingSettings
 from voxtrain_trainer import worker
 from voxtrain_trainer.model_cache import COMPLETE, ModelCache
 from voxtrain_trainer.storage_errors import transient
@@ -42,7 +43,7 @@ def test_unreachable_storage_is_a_transient_error_without_its_address_and_leaves
         "secure": False,
         "region": "us-east-1",
     }
-    result = worker.execute(_request(), 2, minio, "training-data", str(tmp_path), 3, queue.Queue())
+    result = worker.execute(_request(), 2, minio, "training-data", str(tmp_path), TrainingSettings(order=3), queue.Queue())
     error = result["error"]
     assert error["transient"] is True and error["code"] == "storage_unavailable" and error["stage"] == "download"
     assert "127.0.0.1" not in error["message"] and "http" not in error["message"]
@@ -79,3 +80,14 @@ def test_the_model_cache_keeps_its_disk_under_the_bound_least_recently_used_firs
     assert cache.disk_bytes() <= 250
     assert (tmp_path / str(runs[0])).exists() and not (tmp_path / str(runs[1])).exists()
     assert (tmp_path / str(runs[2]) / "lm.bin").exists()
+
+
+def test_the_service_settings_reach_the_training_run() -> None:
+    from voxtrain_shared.settings import TrainerSettings
+    from voxtrain_trainer.processes import training_settings
+
+    s = TrainerSettings(postgres={"dsn": "postgresql://x@y/z"}, auth={"jwt_secret": "t"},
+                        minio={"access_key": "a", "secret_key": "b"}, ngram_order=2, lm_memory_mb=512,
+                        lm_max_vocabulary=1000, lm_prune_thresholds=(0, 1))
+    t = training_settings(s)
+    assert (t.order, t.lm_memory_mb, t.lm_max_vocabulary, t.lm_prune_thresholds) == (2, 512, 1000, (0, 1))

@@ -161,7 +161,7 @@ class Kafka(Server):
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return [
-            "java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             "-cp", f"{self.installed.kafka_lib}/*", "kafka.Kafka", str(self.properties),
         ], _clean_env()
 

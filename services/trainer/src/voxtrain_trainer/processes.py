@@ -21,6 +21,7 @@ from voxtrain_shared.logs import get_logger
 from voxtrain_shared.settings import TrainerSettings
 
 from . import worker
+from .ml.types import TrainingSettings
 
 log = get_logger(__name__)
 
@@ -98,7 +99,7 @@ class WorkerProcesses:
         proc = self._mp.Process(
             target=worker.child_main,
             name=f"train-{run_id}-a{attempt}",
-            args=(request, attempt, os.getpid(), minio, s.minio.bucket, s.work_dir, s.ngram_order, progress, results),
+            args=(request, attempt, os.getpid(), minio, s.minio.bucket, s.work_dir, training_settings(s), progress, results),
         )
         proc.start()
         w = WorkerProcess(
@@ -141,3 +142,13 @@ class WorkerProcesses:
             except (BlockingIOError, FileNotFoundError):
                 continue  # a live worker holds it, or it is gone already
         return removed
+
+
+def training_settings(s: TrainerSettings) -> TrainingSettings:
+    """The knobs of a run, from the service's settings (handed to the worker process)."""
+    return TrainingSettings(
+        order=s.ngram_order,
+        lm_memory_mb=s.lm_memory_mb,
+        lm_max_vocabulary=s.lm_max_vocabulary,
+        lm_prune_thresholds=tuple(s.lm_prune_thresholds) if s.lm_prune_thresholds is not None else None,
+    )

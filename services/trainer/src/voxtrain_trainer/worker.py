@@ -65,7 +65,8 @@ def _storage(stage: str, call: Callable[[], Any]) -> Any:
 
 
 def execute(
-    request: bytes, attempt: int, minio: dict[str, Any], bucket: str, work_root: str, order: int, progress: Any
+    request: bytes, attempt: int, minio: dict[str, Any], bucket: str, work_root: str, training: TrainingSettings,
+    progress: Any,
 ) -> dict[str, Any]:
     """Train the model a TrainingRequested asks for (see module contract)."""
     stage = "download"
@@ -84,7 +85,7 @@ def execute(
         (work / "data").mkdir(parents=True)
         with (work / LOCK).open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
-            return _train(env, req, attempt, minio, bucket, work, order, report)
+            return _train(env, req, attempt, minio, bucket, work, training, report)
     except StorageUnavailable as exc:
         return {
             "error": {
@@ -116,7 +117,7 @@ def _train(
     minio: dict[str, Any],
     bucket: str,
     work: Path,
-    order: int,
+    training: TrainingSettings,
     report: Callable[[str, float], None],
 ) -> dict[str, Any]:
     from .ml.pipeline import run_training
@@ -130,7 +131,7 @@ def _train(
         local.append(LocalDataset(str(d.dataset_id), d.dataset_type, d.file_name, path))
     report("gather", 0.0)
     inputs, used = build_inputs(local)
-    result = run_training(inputs, work / "model", TrainingSettings(order=order), progress=report)
+    result = run_training(inputs, work / "model", training, progress=report)
     report("store", 0.0)
     # one prefix per attempt: a late write of an earlier attempt never mixes with this one's files
     prefix = f"{artifact_prefix(env.tenant_id, env.model_id, req.run_id)}attempt-{attempt}/"
@@ -169,11 +170,11 @@ def child_main(
     minio: dict[str, Any],
     bucket: str,
     work_root: str,
-    order: int,
+    training: TrainingSettings,
     progress: Any,
     results: Any,
 ) -> None:
     """Process entry point: run :func:`execute` and put its dict on ``results``."""
     run_id = ev.REGISTRY.parse(request).data.get("run_id")
     die_with_parent(parent, lambda: shutil.rmtree(work_dir(work_root, run_id, attempt), ignore_errors=True))
-    results.put(execute(request, attempt, minio, bucket, work_root, order, progress))
+    results.put(execute(request, attempt, minio, bucket, work_root, training, progress))
