@@ -10,7 +10,7 @@ import pytest
 from tests.support import TopicReader, unique
 from voxtrain_shared import events as ev
 from voxtrain_shared import inbox, outbox
-from voxtrain_shared.db import create_pool, migrate
+from voxtrain_shared.db import connector, create_pool, migrate
 from voxtrain_shared.kafka import BrokerPublisher, ensure_topics, make_broker
 from voxtrain_shared.settings import KafkaSettings
 from voxtrain_shared.topics import Topics
@@ -31,9 +31,10 @@ async def test_migrations_apply_once_even_when_run_twice_and_concurrently(stack,
     try:
         results = await asyncio.gather(*(migrate(c, schema, migrations) for c in conns))
         applied = sorted(name for r in results for name in r)
-        assert applied == ["0001_things.sql", "0002_effects.sql", "shared_0001_outbox_inbox.sql"]
+        assert applied == ["0001_things.sql", "0002_effects.sql", "shared_0001_outbox_inbox.sql",
+                           "shared_0002_outbox_parking.sql"]
         assert await migrate(conns[0], schema, migrations) == []
-        assert await conns[0].fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 3
+        assert await conns[0].fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 4
     finally:
         for c in conns:
             await c.close()
@@ -75,11 +76,15 @@ async def test_outbox_survives_crashes_and_the_inbox_keeps_effects_single(stack,
             assert (await outbox.backlog(c, schema)).unsent == 1
 
         # First relay publishes but crashes before marking: the row stays unsent.
-        crashing = outbox.OutboxRelay(pool, schema, CrashAfterPublish(BrokerPublisher(broker)))
+        connect = connector(stack.postgres_dsn, schema, role="test")
+        crashing = outbox.OutboxRelay(connect, schema, CrashAfterPublish(BrokerPublisher(broker)))
         with pytest.raises(ConnectionResetError):
             await crashing.run_once()
+        await crashing.close()
         # The restarted relay publishes it again and marks it.
-        assert await outbox.OutboxRelay(pool, schema, BrokerPublisher(broker)).drain() == 1
+        relay = outbox.OutboxRelay(connect, schema, BrokerPublisher(broker))
+        assert await relay.drain() == 1
+        await relay.close()
         async with pool.acquire() as c:
             assert (await outbox.backlog(c, schema)).unsent == 0
 
@@ -108,7 +113,8 @@ async def test_relay_is_woken_by_notify(stack, migrations: Path) -> None:
     broker = make_broker(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap), client_id="test")
     await broker.start()
     stop = asyncio.Event()
-    relay = outbox.OutboxRelay(pool, schema, BrokerPublisher(broker), poll_interval=60)  # only NOTIFY can wake it
+    relay = outbox.OutboxRelay(connector(stack.postgres_dsn, schema, role="test"), schema, BrokerPublisher(broker),
+                               poll_interval=60)  # only NOTIFY can wake it
     task = asyncio.create_task(relay.run(stop))
     try:
         async with pool.acquire() as c:

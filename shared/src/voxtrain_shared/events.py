@@ -140,6 +140,8 @@ class ErrorInfo(BaseModel):
     file_name: str | None = None
     stage: str | None = None
     details: list[dict[str, Any]] = Field(default_factory=list)
+    #: entries of ``details`` left out to keep the event small (voxtrain_shared.wire.fit); the API has them all
+    details_truncated: int = 0
 
 
 class DatasetObject(BaseModel):

@@ -1,4 +1,11 @@
-"""The HTTP edge every service shares: error rendering, correlation ids, health and metrics."""
+"""The HTTP edge every service shares: error rendering, correlation ids, health and metrics.
+
+No request ends in a bare 500: an error that escapes a route is classified (:mod:`voxtrain_shared.faults`);
+a dependency that is away answers ``503`` with code ``dependency_unavailable``, the dependency's name and a
+``Retry-After``; anything else ``500`` with code ``internal_error`` and the correlation id to quote.
+``/health/ready`` runs the service's checks and adds what :class:`~voxtrain_shared.health.Health` knows
+(a consumer waiting for PostgreSQL, a relay that cannot publish), naming every missing dependency.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +22,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import ApiError, Rejected
+from .faults import classify, dependency_message
+from .health import Health
+from .logs import get_logger
 from .metrics import HTTP_REQUESTS
 from .vocab import ErrorCode
+
+log = get_logger(__name__)
+RETRY_AFTER_SECONDS = 5
 
 Check = Callable[[], Awaitable[None]]
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -29,7 +42,22 @@ def correlation_id(request: Request) -> uuid.UUID:
     return request.state.correlation_id
 
 
-def install(app: FastAPI, checks: dict[str, Check]) -> None:
+def error_response(exc: Exception, cid: uuid.UUID) -> JSONResponse:
+    """The answer to an exception that escaped a route: 503 for a dependency that is away, else 500."""
+    fault = classify(exc)
+    if fault.transient:
+        log.warning("request_dependency_unavailable", dependency=fault.dependency or "unknown", error=fault.reason)
+        body = ApiError(503, ErrorCode.DEPENDENCY_UNAVAILABLE, dependency_message(fault.dependency),
+                        {"dependency": fault.dependency or "unknown"}).body()
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    log.error("request_failed", error=repr(exc), exc_info=exc)
+    body = ApiError(500, ErrorCode.INTERNAL_ERROR,
+                    f"The request failed because of an internal error; quote correlation id {cid} "
+                    "when you report it.").body()
+    return JSONResponse(body, status_code=500)
+
+
+def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None) -> None:
     """Add error handlers, the correlation-id middleware, ``/health/*`` and ``/metrics``."""
 
     @app.exception_handler(ApiError)
@@ -59,6 +87,8 @@ def install(app: FastAPI, checks: dict[str, Check]) -> None:
         structlog.contextvars.bind_contextvars(correlation_id=str(cid))
         try:
             response = await call_next(request)
+        except Exception as exc:  # escaped every route handler: never a bare 500
+            response = error_response(exc, cid)
         finally:
             structlog.contextvars.unbind_contextvars("correlation_id")
         route = request.scope.get("route")
@@ -81,9 +111,11 @@ def install(app: FastAPI, checks: dict[str, Check]) -> None:
                 results[name] = "ok"
             except Exception as exc:  # report, don't raise: this is a probe
                 results[name] = f"unavailable: {exc!r}"[:300]
-        ok = all(v == "ok" for v in results.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": results},
-                            status_code=200 if ok else 503)
+        blocked = health.problems() if health is not None else {}
+        missing = sorted({n for n, v in results.items() if v != "ok"} | set(health.missing() if health else ()))
+        ok = not missing and not blocked
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": results, "blocked": blocked,
+                             "missing": missing}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:

@@ -1,30 +1,50 @@
-"""Kafka: the FastStream broker factory and an at-least-once consumer with bounded retries + DLT.
+"""Kafka: the FastStream broker factory and an at-least-once consumer that never blocks on poison and
+never loses a message to a passing outage.
 
 * Producer: idempotent, ``acks=all``.
-* Consumers: one group per (service, purpose), offsets committed only after the handler finished
-  (``AckPolicy.NACK_ON_ERROR``). The handler is retried ``max_retries`` times with backoff; a
-  message that still fails, or cannot be parsed at all, is published to ``<topic>.dlt`` with the
-  error in its headers and then acknowledged, so one bad message never blocks its partition. Only
-  when even the dead-letter publish fails does the message stay uncommitted (redelivered later).
+* Consumers: one group per (service, purpose); offsets are committed only when a record is finished with
+  (``AckPolicy.MANUAL``). FastStream hands us the raw record: a custom parser that decodes no header and a
+  decoder that returns the bytes as they are, so nothing can raise before our code does.
+* Poison — a record that cannot be decoded or parsed (not UTF-8 headers, oversized, too deeply nested or
+  invalid JSON, unknown type, wrong schema; see :mod:`voxtrain_shared.wire`) — goes to ``<topic>.dlt`` at
+  once with its reason in ``x-dead-letter-reason``; the consumer moves on.
+* Handler errors are classified by :func:`voxtrain_shared.faults.classify`:
+  - permanent (:class:`PermanentError`, validation, data errors): dead-lettered at once;
+  - transient (PostgreSQL/Kafka/MinIO away, timeouts, serialization failures, deadlocks): retried with capped
+    exponential backoff for as long as it lasts — first in place for a few seconds, then the record is
+    rewound (``seek`` to its offset, nothing committed) and the consumer's partitions are *paused* until the
+    next attempt, so it takes no new work while it keeps polling (no rebalance for a slow handler). Meanwhile
+    :class:`~voxtrain_shared.health.Health` says which dependency it waits for (``/health/ready`` → 503);
+  - unknown (a bug): retried ``max_retries`` times, then dead-lettered.
+  A dead-letter publish that fails is itself a transient Kafka fault: the record is rewound, not lost.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
-from contextvars import ContextVar
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+from faststream.message import StreamMessage
 
-from .events import REGISTRY, Envelope, UnknownMessage
+from . import wire
+from .events import Envelope
+from .faults import Fault, Kind, PermanentError, backoff, classify
+from .health import Health
 from .logs import bind_message, get_logger, unbind_message
 from .metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_SECONDS
 from .settings import KafkaSettings
 from .topics import dead_letter
+
+__all__ = ["BrokerPublisher", "Handler", "PermanentError", "current_headers", "ensure_topics", "make_broker",
+           "subscribe"]
 
 log = get_logger(__name__)
 Handler = Callable[[Envelope], Awaitable[None]]
@@ -34,10 +54,6 @@ _HEADERS: ContextVar[dict[str, str]] = ContextVar("voxtrain_message_headers", de
 def current_headers() -> dict[str, str]:
     """Headers of the message being handled (e.g. the ``authorization`` of a command)."""
     return _HEADERS.get()
-
-
-class PermanentError(Exception):
-    """A message that can never succeed: skip the retries, dead-letter it at once."""
 
 
 def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> KafkaBroker:
@@ -61,6 +77,174 @@ class BrokerPublisher:
         await self._broker.publish(value, topic=topic, key=key, headers=headers)
 
 
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How a consumer retries: ``max_retries`` for unknown errors; backoff from ``base`` doubling up to ``cap``
+    for transient ones, in place for at most ``inline_seconds`` before the record is rewound and paused."""
+
+    max_retries: int = 3
+    base: float = 0.2
+    cap: float = 30.0
+    inline_seconds: float = 5.0
+
+
+async def _raw_parser(record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[Any]]) -> Any:
+    """FastStream's parser minus its strict header decoding; the untouched record stays ``raw_message``."""
+    msg: StreamMessage[Any] = await original(dataclasses.replace(record, headers=()))
+    msg.raw_message = record
+    return msg
+
+
+async def _raw_decoder(msg: StreamMessage[Any]) -> Any:
+    """The body as bytes: decoding is ours (:func:`voxtrain_shared.wire.decode`)."""
+    return msg.body
+
+
+class _Consumer:
+    """The handler FastStream calls for each record of one subscription."""
+
+    def __init__(self, broker: KafkaBroker, topic: str, group_id: str, handler: Handler, types: set[str] | None,
+                 policy: RetryPolicy, health: Health | None, max_message_bytes: int) -> None:
+        self._broker, self._topic, self._group, self._handler = broker, topic, group_id, handler
+        self._types, self._policy, self._health, self._max_bytes = types, policy, health, max_message_bytes
+        self.component = f"consumer {group_id}"
+        self._failures = 0  # consecutive transient failures: drives the backoff across redeliveries
+
+    async def __call__(self, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        assert isinstance(record, ConsumerRecord)
+        delay = await self._process(record, can_pause=hasattr(msg.consumer, "pause"))
+        if delay is None:
+            try:
+                await msg.ack()
+            except Exception as exc:  # a rebalance: the record comes again and the inbox makes it a no-op
+                log.warning("commit_failed", topic=self._topic, error=repr(exc))
+        else:
+            self._rewind(msg.consumer, record, delay)
+
+    async def _process(self, record: ConsumerRecord[Any, Any], *, can_pause: bool) -> float | None:
+        """None when the record is finished with (handled, skipped, dead-lettered); else the delay before
+        it is tried again."""
+        try:
+            headers = wire.decode_headers(record.headers)
+            env = wire.decode(record.value, max_bytes=self._max_bytes)
+        except wire.Poison as exc:
+            log.warning("message_poison", topic=self._topic, reason=exc.reason,
+                        partition=record.partition, offset=record.offset)
+            return await self._dead_letter(record, exc.reason, attempts=0, kind="poison")
+        if self._types is not None and env.type not in self._types:
+            EVENTS_CONSUMED.labels(topic=self._topic, outcome="skipped").inc()
+            return None
+        bind_message(env.id, env.correlation_id, event_type=env.type)
+        _HEADERS.set(headers)
+        started = time.perf_counter()
+        try:
+            return await self._handle(record, env, started, can_pause)
+        finally:
+            HANDLER_SECONDS.labels(topic=self._topic).observe(time.perf_counter() - started)
+            unbind_message()
+
+    async def _handle(self, record: ConsumerRecord[Any, Any], env: Envelope, started: float,
+                      can_pause: bool) -> float | None:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self._handler(env)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                fault = classify(exc)
+                if fault.transient:
+                    delay = self._transient(fault)
+                    if can_pause and time.perf_counter() - started + delay > self._policy.inline_seconds:
+                        return delay  # rewind and pause: the outage is not a blip
+                    await asyncio.sleep(delay)
+                    continue
+                if fault.kind is Kind.UNKNOWN and attempts <= self._policy.max_retries:
+                    log.warning("message_retry", topic=self._topic, attempts=attempts, error=repr(exc))
+                    await asyncio.sleep(backoff(attempts, base=self._policy.base, cap=10.0))
+                    continue
+                log.error("message_failed", topic=self._topic, attempts=attempts, kind=fault.kind.value,
+                          error=repr(exc))
+                return await self._dead_letter(record, repr(exc), attempts, kind=fault.kind.value)
+            self._recovered()
+            EVENTS_CONSUMED.labels(topic=self._topic, outcome="ok").inc()
+            return None
+
+    def _transient(self, fault: Fault) -> float:
+        self._failures += 1
+        delay = backoff(self._failures, base=self._policy.base, cap=self._policy.cap)
+        if self._health is not None:
+            self._health.blocked(self.component, fault.dependency, fault.reason)
+        log.warning("message_waits_for_dependency", topic=self._topic, dependency=fault.dependency or "unknown",
+                    error=fault.reason, retry_in=round(delay, 2), failures=self._failures)
+        return delay
+
+    def _recovered(self) -> None:
+        if self._failures:
+            log.info("dependency_back", topic=self._topic, after_failures=self._failures)
+        self._failures = 0
+        if self._health is not None:
+            self._health.clear(self.component)
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, attempts: int,
+                           kind: str) -> float | None:
+        headers = {str(k): (v or b"").decode("utf-8", "backslashreplace") for k, v in record.headers or ()}
+        headers.update({
+            "x-dead-letter-reason": reason[:2000],
+            "x-dead-letter-kind": kind,
+            "x-original-topic": record.topic,
+            "x-original-partition": str(record.partition),
+            "x-original-offset": str(record.offset),
+            "x-consumer-group": self._group,
+            "x-attempts": str(attempts),
+        })
+        value: bytes = record.value or b""
+        try:
+            try:
+                await self._broker.publish(value, topic=dead_letter(self._topic), key=record.key, headers=headers)
+            except Exception as exc:
+                if not classify(exc).permanent:
+                    raise
+                # too large even for the DLT: keep the evidence that it existed, without its bytes
+                headers["x-dead-letter-value-dropped"] = f"{len(value)} bytes: {exc!r}"[:500]
+                await self._broker.publish(b"", topic=dead_letter(self._topic), key=record.key, headers=headers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Kafka is away: the record stays uncommitted and is tried again
+            return self._transient(classify(exc))
+        self._recovered()
+        EVENTS_DEAD_LETTERED.labels(topic=self._topic).inc()
+        EVENTS_CONSUMED.labels(topic=self._topic, outcome="dead_lettered").inc()
+        log.warning("message_dead_lettered", topic=self._topic, dead_letter_topic=dead_letter(self._topic),
+                    attempts=attempts, kind=kind, reason=reason[:300])
+        return None
+
+    def _rewind(self, consumer: Any, record: ConsumerRecord[Any, Any], delay: float) -> None:
+        """Seek back to ``record`` (nothing is committed past it) and pause every partition of the consumer
+        for ``delay`` seconds; it keeps polling (heartbeats, no rebalance) but takes no new work."""
+        tp = TopicPartition(record.topic, record.partition)
+        consumer.seek(tp, record.offset)
+        if not hasattr(consumer, "pause"):  # FastStream's test consumer (it never redelivers)
+            return
+        try:
+            paused = set(consumer.assignment())
+            consumer.pause(*paused)
+        except Exception as exc:  # mid-rebalance: the record comes back from its committed offset anyway
+            log.warning("pause_failed", topic=self._topic, error=repr(exc))
+            return
+        asyncio.get_running_loop().call_later(delay, self._resume, consumer, paused)
+
+    def _resume(self, consumer: Any, paused: set[TopicPartition]) -> None:
+        try:
+            still = paused & set(consumer.assignment())
+            if still:
+                consumer.resume(*still)
+        except Exception as exc:  # stopped or rebalanced consumer: a new assignment starts unpaused
+            log.debug("resume_failed", topic=self._topic, error=repr(exc))
+
+
 def subscribe(
     broker: KafkaBroker,
     topic: str,
@@ -70,72 +254,31 @@ def subscribe(
     max_retries: int = 3,
     types: set[str] | None = None,
     retry_wait: float = 0.2,
+    retry_cap: float = 30.0,
+    inline_retry_seconds: float = 5.0,
+    health: Health | None = None,
+    max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
 ) -> Any:
     """Register an at-least-once consumer of ``topic`` calling ``handler`` with parsed envelopes.
 
-    ``types`` limits which message types reach the handler (others are acknowledged and skipped).
+    ``types`` limits which message types reach the handler (others are acknowledged and skipped). See the
+    module docstring for what happens to poison, permanent, transient and unknown failures.
     """
+    consumer = _Consumer(broker, topic, group_id, handler, types,
+                         RetryPolicy(max_retries, retry_wait, retry_cap, inline_retry_seconds), health,
+                         max_message_bytes)
 
     async def consume(msg: KafkaMessage) -> None:
-        raw: bytes = msg.body
-        headers = dict(msg.headers or {})
-        try:
-            env = REGISTRY.parse(raw)
-        except UnknownMessage as exc:
-            await _dead_letter(broker, topic, msg, raw, headers, group_id, exc, attempts=0)
-            return
-        if types is not None and env.type not in types:
-            EVENTS_CONSUMED.labels(topic=topic, outcome="skipped").inc()
-            return
-        bind_message(env.id, env.correlation_id, event_type=env.type)
-        _HEADERS.set({str(k).lower(): (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
-                      for k, v in headers.items()})
-        started = time.perf_counter()
-        attempts = 0
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(max_retries + 1),
-                wait=wait_exponential(multiplier=retry_wait, max=10),
-                retry=retry_if_not_exception_type(PermanentError),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    await handler(env)
-            EVENTS_CONSUMED.labels(topic=topic, outcome="ok").inc()
-        except Exception as exc:  # every failure is dead-lettered, never a crash loop
-            log.error("message_failed", topic=topic, attempts=attempts, error=repr(exc))
-            await _dead_letter(broker, topic, msg, raw, headers, group_id, exc, attempts)
-        finally:
-            HANDLER_SECONDS.labels(topic=topic).observe(time.perf_counter() - started)
-            unbind_message()
+        await consumer(msg)
 
     return broker.subscriber(
         topic,
         group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
+        parser=_raw_parser,
+        decoder=_raw_decoder,
     )(consume)
-
-
-async def _dead_letter(
-    broker: KafkaBroker, topic: str, msg: Any, raw: bytes, headers: dict[str, Any], group_id: str,
-    exc: BaseException, attempts: int,
-) -> None:
-    dlt_headers = {str(k): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
-    dlt_headers.update({
-        "x-dead-letter-reason": repr(exc)[:2000],
-        "x-original-topic": topic,
-        "x-original-partition": str(getattr(msg.raw_message, "partition", "")),
-        "x-original-offset": str(getattr(msg.raw_message, "offset", "")),
-        "x-consumer-group": group_id,
-        "x-attempts": str(attempts),
-    })
-    key = getattr(msg.raw_message, "key", None)
-    await broker.publish(raw, topic=dead_letter(topic), key=key, headers=dlt_headers)
-    EVENTS_DEAD_LETTERED.labels(topic=topic).inc()
-    EVENTS_CONSUMED.labels(topic=topic, outcome="dead_lettered").inc()
-    log.warning("message_dead_lettered", topic=topic, dead_letter_topic=dead_letter(topic), attempts=attempts)
 
 
 async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, with_dead_letters: bool = True) -> None:

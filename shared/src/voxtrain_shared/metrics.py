@@ -10,6 +10,9 @@ EVENTS_DEAD_LETTERED = Counter("voxtrain_events_dead_lettered_total", "Messages 
 HANDLER_SECONDS = Histogram("voxtrain_handler_seconds", "Message handler latency", ["topic"])
 OUTBOX_BACKLOG = Gauge("voxtrain_outbox_backlog", "Events waiting in the outbox", ["schema"])
 OUTBOX_OLDEST_AGE = Gauge("voxtrain_outbox_oldest_age_seconds", "Age of the oldest unsent event", ["schema"])
+OUTBOX_PARKED = Gauge("voxtrain_outbox_parked", "Outbox events parked because they cannot be published", ["schema"])
+BLOCKED = Gauge("voxtrain_blocked", "1 while a component waits for a dependency to come back",
+                ["component", "dependency"])
 HTTP_REQUESTS = Counter("voxtrain_http_requests_total", "HTTP requests", ["method", "route", "status"])
 
 # ---------------------------------------------------------------- per-service work (docs/operations.md)

@@ -1,6 +1,10 @@
 """One service process: PostgreSQL pool + migrations, the FastStream broker, the outbox relay and
 the FastAPI app, started and stopped together. Each service's ``bootstrap`` builds one of these,
 adds its routes and subscribers, and nothing else wires dependencies.
+
+Start-up waits (with backoff, up to ``startup_timeout`` seconds) for PostgreSQL and Kafka instead of
+crashing when one of them is still starting; afterwards every long-lived part heals on its own (pool,
+consumers, relay) and reports to :attr:`Service.health` while it waits.
 """
 
 from __future__ import annotations
@@ -9,14 +13,16 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from . import http, logs
-from .db import create_pool, migrate
+from .db import connector, create_pool, migrate
+from .faults import backoff, classify
+from .health import Health
 from .kafka import BrokerPublisher, Handler, ensure_topics, make_broker, subscribe
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
@@ -24,19 +30,23 @@ from .topics import Topics
 
 log = logs.get_logger(__name__)
 Hook = Callable[["Service"], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Service:
     """Runtime of one service; ``pool`` exists between start and stop."""
 
     def __init__(self, settings: ServiceSettings, *, migrations: Path | None, title: str, version: str = "1.0.0",
-                 description: str = "", relay: bool = True) -> None:
+                 description: str = "", relay: bool = True, startup_timeout: float = 120.0) -> None:
         self.settings = settings
         self.schema = settings.postgres.schema_name
         self.topics: Topics = settings.kafka.topics
         self.broker: KafkaBroker = make_broker(settings.kafka, client_id=f"voxtrain-{settings.service_name}")
         self._migrations = migrations
         self._relay_enabled = relay
+        self._startup_timeout = startup_timeout
+        #: what the consumers and the relay report while they wait for a dependency (readiness, metrics)
+        self.health = Health()
         self._pool: asyncpg.Pool | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -46,7 +56,7 @@ class Service:
         self.app = FastAPI(title=title, version=version, description=description, lifespan=self._lifespan)
         self.app.state.auth_settings = settings.auth
         self.app.state.service = self
-        http.install(self.app, self.checks)
+        http.install(self.app, self.checks, self.health)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -62,7 +72,7 @@ class Service:
         """Subscribe ``handler`` to ``topic`` in the group ``<namespace>.<service>.<purpose>``."""
         group = f"{self.topics.namespace}.{self.settings.service_name}.{purpose}"
         subscribe(self.broker, topic, group_id=group, handler=handler, types=types,
-                  max_retries=self.settings.kafka.max_retries)
+                  max_retries=self.settings.kafka.max_retries, health=self.health)
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` after the pool and broker are up."""
@@ -79,19 +89,45 @@ class Service:
         s = self.settings
         logs.configure(s.service_name, s.log_level)
         self._stop.clear()
-        self._pool = await create_pool(s.postgres.dsn.get_secret_value(), self.schema,
-                                       s.postgres.pool_min, s.postgres.pool_max)
-        async with self._pool.acquire() as conn:
-            await migrate(conn, self.schema, self._migrations)
-        await ensure_topics(s.kafka.bootstrap_servers, self.topics.all())
-        await self.broker.start()
+        pg = s.postgres
+        dsn = pg.dsn.get_secret_value()
+        self._pool = await self._until_up("postgres", lambda: create_pool(
+            dsn, self.schema, pg.pool_min, pg.pool_max, command_timeout=pg.command_timeout,
+            acquire_timeout=pg.acquire_timeout, connect_timeout=pg.connect_timeout))
+        await self._until_up("migrations", self._migrate)
+        await self._until_up("kafka", lambda: ensure_topics(s.kafka.bootstrap_servers, self.topics.all()))
+        await self._until_up("kafka", self.broker.start)
         await self._await_assignments(timeout=30.0)
         if self._relay_enabled:
-            relay = OutboxRelay(self._pool, self.schema, BrokerPublisher(self.broker))
+            relay = OutboxRelay(
+                connector(dsn, self.schema, role="relay", command_timeout=pg.command_timeout,
+                          connect_timeout=pg.connect_timeout),
+                self.schema, BrokerPublisher(self.broker), health=self.health)
             self.background(relay.run(self._stop))
         for hook in self._on_start:
             await hook(self)
         log.info("service_started", service=s.service_name, schema=self.schema, port=s.http.port)
+
+    async def _migrate(self) -> None:
+        async with self.pool.acquire() as conn:
+            await migrate(conn, self.schema, self._migrations)
+
+    async def _until_up(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """``step()``, retried with backoff while it fails transiently (a dependency still starting)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._startup_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await step()
+            except Exception as exc:
+                fault = classify(exc)
+                if not fault.transient or loop.time() > deadline:
+                    raise
+                log.warning("waiting_for_dependency", step=what, dependency=fault.dependency or what,
+                            error=fault.reason, attempt=attempt)
+                await asyncio.sleep(backoff(attempt, base=0.5, cap=5.0))
 
     async def _await_assignments(self, timeout: float) -> None:
         """Wait (bounded) until each consumer holds partitions, so events published right after start

@@ -41,6 +41,9 @@ class PostgresSettings(BaseModel):
     schema_name: str = Field("", alias="schema", description="defaults to the service name")
     pool_min: int = 1
     pool_max: int = 10
+    command_timeout: float = Field(30.0, gt=0, description="seconds one statement may run")
+    acquire_timeout: float = Field(10.0, gt=0, description="seconds to wait for a pooled connection")
+    connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
 
     model_config = {"populate_by_name": True}
 

@@ -114,6 +114,8 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
+    INTERNAL_ERROR = "internal_error"
     NO_TRAINING_TEXT = "no_training_text"
     STAGE_FAILED = "stage_failed"
     WORKER_LOST = "worker_lost"
