@@ -72,7 +72,8 @@ class Service:
         """Subscribe ``handler`` to ``topic`` in the group ``<namespace>.<service>.<purpose>``."""
         group = f"{self.topics.namespace}.{self.settings.service_name}.{purpose}"
         subscribe(self.broker, topic, group_id=group, handler=handler, types=types,
-                  max_retries=self.settings.kafka.max_retries, health=self.health)
+                  max_retries=self.settings.kafka.max_retries, retry_cap=self.settings.kafka.retry_max_seconds,
+                  health=self.health)
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` after the pool and broker are up."""

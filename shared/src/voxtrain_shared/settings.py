@@ -29,7 +29,8 @@ class Environment(StrEnum):
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_namespace: str = DEFAULT_NAMESPACE
-    max_retries: int = Field(3, ge=0, le=20, description="handler attempts before dead-lettering")
+    max_retries: int = Field(3, ge=0, le=20, description="retries of an unknown handler error before dead-lettering")
+    retry_max_seconds: float = Field(30.0, gt=0, description="longest wait between retries while a dependency is away")
 
     @property
     def topics(self) -> Topics:

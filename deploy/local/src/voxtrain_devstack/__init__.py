@@ -14,7 +14,8 @@ The command line is ``voxtrain-stack install|up|down|status|env|run-services``.
 from .config import Ports, StateDir, cache_dir, default_state_dir
 from .install import Installed, install
 from .procs import StackError
-from .stack import Endpoints, ProcessStatus, dev_env, ensure_up, run_services, status, stop
+from .servers import Server
+from .stack import Endpoints, ProcessStatus, dev_env, ensure_up, run_services, server, status, stop
 from .versions import KAFKA_VERSION, MINIO_VERSION, POSTGRES_MAJOR
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Installed",
     "Ports",
     "ProcessStatus",
+    "Server",
     "StackError",
     "StateDir",
     "cache_dir",
@@ -33,6 +35,7 @@ __all__ = [
     "ensure_up",
     "install",
     "run_services",
+    "server",
     "status",
     "stop",
 ]

@@ -113,6 +113,17 @@ class Server(abc.ABC):
             procs.terminate(pid, self.stop_signal, timeout)
         self.state.pid_file(self.name).unlink(missing_ok=True)
 
+    def up(self, timeout: float = 120.0) -> None:
+        """Start the server (or reuse it) and wait until it answers."""
+        self.wait_ready(self.start(), timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would, and wait until it is gone."""
+        pid = self.running_pid()
+        if pid is not None:
+            procs.terminate(pid, signal.SIGKILL, timeout=30.0)
+        self.state.pid_file(self.name).unlink(missing_ok=True)
+
 
 class Kafka(Server):
     """Apache Kafka in KRaft mode, a single combined broker + controller node."""
@@ -320,8 +331,10 @@ class Postgres(Server):
             "-p", str(self.ports.postgres), "-k", str(self.root / "run"),
             "-c", "listen_addresses=127.0.0.1",
             "-c", "max_connections=200",
-            # A throw-away development/test server: durability is traded for speed.
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            # Durable, as in production (fsync, synchronous_commit and full_page_writes keep their defaults):
+            # the outbox and the inbox promise that a committed change and its Kafka effects go together,
+            # which a crash must not break. Pinned here so a changed postgresql.conf cannot weaken it.
+            "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "full_page_writes=on",
         ], _clean_env(HOME=str(self.root))
 
     def ready(self) -> bool:

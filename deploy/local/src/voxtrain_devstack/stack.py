@@ -9,7 +9,7 @@ from . import services
 from .config import Ports, Secrets, StateDir
 from .install import install, say
 from .procs import StackError
-from .servers import DATABASE, PG_SUPERUSER, all_servers
+from .servers import DATABASE, PG_SUPERUSER, Server, all_servers
 
 #: Ports that belong to the servers; the services' ports may change between runs without a restart.
 _SERVER_PORTS = ("kafka", "kafka_controller", "postgres", "minio", "minio_console")
@@ -92,6 +92,20 @@ def ensure_up(
             server.wait_ready(pid, timeout)
         state.save_ports(wanted)
     return endpoints_for(wanted, secrets)
+
+
+def server(name: str, state_dir: str | os.PathLike[str], ports: Ports) -> tuple[Server, Endpoints]:
+    """One server (``postgres``, ``minio`` or ``kafka``) of the stack in ``state_dir``, to start, stop or kill on
+    its own — e.g. an outage test's private server, on ports of its own — and the stack's endpoints."""
+    state = StateDir(state_dir)
+    with state.lock():
+        secrets = state.secrets()
+        _check_port_change(state, ports, secrets)
+        state.save_ports(ports)
+        by_name = {s.name: s for s in all_servers(state, ports, secrets, install())}
+    if name not in by_name:
+        raise StackError(f"no server {name!r}; there are {', '.join(by_name)}")
+    return by_name[name], endpoints_for(ports, secrets)
 
 
 def stop(state_dir: str | os.PathLike[str] | None = None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from voxtrain_shared.events import REGISTRY, UnknownMessage
+from voxtrain_shared import wire
 from voxtrain_shared.kafka import ensure_topics
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.settings import KafkaSettings
@@ -92,13 +92,17 @@ class KafkaFeed:
                 continue
             for records in batch.values():
                 for record in records:
-                    self.handle(record.value)
+                    try:
+                        self.handle(record.value)
+                    except Exception as exc:  # one message must never end the feed
+                        log.error("feed_message_failed", error=repr(exc)[:300])
 
     def handle(self, raw: bytes) -> int:
-        """Relay one message to the hub; returns how many browsers got it."""
+        """Relay one message to the hub; returns how many browsers got it. Poison (see
+        :func:`voxtrain_shared.wire.decode`) is skipped: a tail reader has nothing to dead-letter."""
         try:
-            event = to_live(REGISTRY.parse(raw))
-        except UnknownMessage as exc:  # another producer's message: not ours to judge
-            log.warning("feed_message_skipped", error=str(exc)[:300])
+            event = to_live(wire.decode(raw))
+        except wire.Poison as exc:  # another producer's message: not ours to judge
+            log.warning("feed_message_skipped", error=exc.reason[:300])
             return 0
         return self._hub.publish(event) if event is not None else 0
