@@ -61,7 +61,7 @@ async def test_migrate_applies_a_services_migrations_once_and_exits(cli, stack) 
     schema = unique("mig")
     first = await cli("migrate", "trainer", "--schema", schema)
     assert first.exit_code == 0, first.output
-    applied = "shared_0001_outbox_inbox.sql, 0001_runs.sql, 0002_attempts.sql"
+    applied = "shared_0001_outbox_inbox.sql, shared_0002_outbox_parking.sql, 0001_runs.sql, 0002_attempts.sql"
     assert f"schema {schema} is up to date; applied {applied}" in first.stdout
     again = await cli("migrate", "trainer", "--schema", schema)
     assert again.exit_code == 0 and "nothing to apply" in again.stdout
@@ -209,12 +209,18 @@ async def test_outbox_reports_backlog_and_age_per_schema(cli, stack) -> None:
         assert rows[0]["schema"] == schema and rows[0]["present"] is True and rows[0]["unsent"] == 2
         assert rows[0]["oldest_age_seconds"] >= 0.2 and rows[0]["last_sent_at"] is None
         assert rows[1] == {"schema": absent, "present": False, "unsent": None, "oldest_age_seconds": None,
-                           "last_sent_at": None}
-        await conn.execute(f"UPDATE {schema}.outbox SET sent_at = now()")
+                           "last_sent_at": None, "parked": None, "last_park_reason": None}
+        assert rows[0]["parked"] == 0
+        await conn.execute(f"UPDATE {schema}.outbox SET parked_at = now(), park_reason = 'too big' "
+                           f"WHERE seq = (SELECT min(seq) FROM {schema}.outbox)")
+        rows = await cli.json("outbox", "--schemas", schema)
+        assert rows[0]["unsent"] == 1 and rows[0]["parked"] == 1 and rows[0]["last_park_reason"] == "too big"
+        await conn.execute(f"UPDATE {schema}.outbox SET sent_at = now() WHERE parked_at IS NULL")
         rows = await cli.json("outbox", "--schemas", schema)
         assert rows[0]["unsent"] == 0 and rows[0]["oldest_age_seconds"] == 0 and rows[0]["last_sent_at"]
         table = (await cli("outbox", "--schemas", schema)).stdout.splitlines()
-        assert table[0].split() == ["SCHEMA", "PRESENT", "UNSENT", "OLDEST_AGE_SECONDS", "LAST_SENT_AT"]
+        assert table[0].split() == ["SCHEMA", "PRESENT", "UNSENT", "OLDEST_AGE_SECONDS", "LAST_SENT_AT", "PARKED",
+                                    "LAST_PARK_REASON"]
     finally:
         await conn.close()
 

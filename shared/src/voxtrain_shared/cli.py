@@ -190,9 +190,10 @@ def history(model_id: UUID = typer.Argument(..., help="the model's id"),
 @app.command()
 def outbox(schemas: str = typer.Option(",".join(ops.SERVICES), help=SCHEMAS_HELP),
            as_json: bool = JSON_OPTION) -> None:
-    """Events waiting in each service's outbox, and the oldest one's age."""
+    """Events waiting in each service's outbox, the oldest one's age, and events parked as unpublishable."""
     rows = _run(ops.outbox_status(_db().dsn.get_secret_value(), _schemas(schemas)))
-    _print(rows, ("schema", "present", "unsent", "oldest_age_seconds", "last_sent_at"), as_json, "no schemas")
+    _print(rows, ("schema", "present", "unsent", "oldest_age_seconds", "last_sent_at", "parked", "last_park_reason"),
+           as_json, "no schemas")
 
 
 @dlt_app.command("list")

@@ -148,21 +148,37 @@ async def list_runs(dsn: str, schema: str = "trainer", *, status: str | None = N
 
 
 async def outbox_status(dsn: str, schemas: Iterable[str] = SERVICES) -> list[dict[str, Any]]:
-    """Per schema: events waiting to be relayed, the oldest one's age, and when the relay last sent."""
+    """Per schema: events waiting to be relayed, the oldest one's age, when the relay last sent, and the events
+    parked because they cannot be published (with the latest reason)."""
     out = []
     async with _read_only(dsn) as conn:
         for schema in schemas:
             if not await _has_table(conn, schema, "outbox"):
                 out.append({"schema": schema, "present": False, "unsent": None, "oldest_age_seconds": None,
-                            "last_sent_at": None})
+                            "last_sent_at": None, "parked": None, "last_park_reason": None})
                 continue
+            parking = await _has_column(conn, schema, "outbox", "parked_at")
+            waiting = "sent_at IS NULL AND parked_at IS NULL" if parking else "sent_at IS NULL"
             row = await conn.fetchrow(
-                f'SELECT count(*) FILTER (WHERE sent_at IS NULL) AS unsent, '
-                f'coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE sent_at IS NULL)), 0) AS age, '
+                f'SELECT count(*) FILTER (WHERE {waiting}) AS unsent, '
+                f'coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE {waiting})), 0) AS age, '
                 f'max(sent_at) AS last_sent FROM "{schema}".outbox')
+            parked, reason = 0, None
+            if parking:
+                p = await conn.fetchrow(
+                    f'SELECT count(*) AS n, (array_agg(park_reason ORDER BY parked_at DESC))[1] AS reason '
+                    f'FROM "{schema}".outbox WHERE parked_at IS NOT NULL AND sent_at IS NULL')
+                parked, reason = int(p["n"]), p["reason"]
             out.append({"schema": schema, "present": True, "unsent": int(row["unsent"]),
-                        "oldest_age_seconds": round(float(row["age"]), 3), "last_sent_at": row["last_sent"]})
+                        "oldest_age_seconds": round(float(row["age"]), 3), "last_sent_at": row["last_sent"],
+                        "parked": parked, "last_park_reason": reason})
     return out
+
+
+async def _has_column(conn: asyncpg.Connection, schema: str, table: str, column: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema=$1 AND table_name=$2 AND column_name=$3",
+        schema, table, column))
 
 
 # ---------------------------------------------------------------- a model's history
