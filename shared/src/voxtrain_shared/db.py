@@ -47,7 +47,7 @@ def _server_settings(schema: str, role: str) -> dict[str, str]:
     return {"search_path": f"{schema},public", "application_name": f"voxtrain-{schema}{role}", **_KEEPALIVE}
 
 
-class Pool(asyncpg.Pool):
+class Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints: its Pool is Any
     """An asyncpg pool whose ``acquire()`` waits at most ``acquire_timeout`` seconds unless told otherwise."""
 
     def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:

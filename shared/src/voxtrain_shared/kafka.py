@@ -29,6 +29,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import errors as kafka_errors
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -86,6 +87,7 @@ class RetryPolicy:
     base: float = 0.2
     cap: float = 30.0
     inline_seconds: float = 5.0
+    publish_timeout: float = 30.0
 
 
 async def _raw_parser(record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[Any]]) -> Any:
@@ -203,13 +205,13 @@ class _Consumer:
         value: bytes = record.value or b""
         try:
             try:
-                await self._broker.publish(value, topic=dead_letter(self._topic), key=record.key, headers=headers)
+                await self._publish_dead_letter(value, record.key, headers)
             except Exception as exc:
                 if not classify(exc).permanent:
                     raise
                 # too large even for the DLT: keep the evidence that it existed, without its bytes
                 headers["x-dead-letter-value-dropped"] = f"{len(value)} bytes: {exc!r}"[:500]
-                await self._broker.publish(b"", topic=dead_letter(self._topic), key=record.key, headers=headers)
+                await self._publish_dead_letter(b"", record.key, headers)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Kafka is away: the record stays uncommitted and is tried again
@@ -220,6 +222,14 @@ class _Consumer:
         log.warning("message_dead_lettered", topic=self._topic, dead_letter_topic=dead_letter(self._topic),
                     attempts=attempts, kind=kind, reason=reason[:300])
         return None
+
+    async def _publish_dead_letter(self, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
+        try:  # bounded: a producer waiting for a broker that is gone must not hold the consumer forever
+            await asyncio.wait_for(self._broker.publish(value, topic=dead_letter(self._topic), key=key,
+                                                        headers=headers), timeout=self._policy.publish_timeout)
+        except TimeoutError as exc:
+            raise kafka_errors.KafkaTimeoutError(f"the dead-letter topic did not acknowledge in "
+                                                 f"{self._policy.publish_timeout} s") from exc
 
     def _rewind(self, consumer: Any, record: ConsumerRecord[Any, Any], delay: float) -> None:
         """Seek back to ``record`` (nothing is committed past it) and pause every partition of the consumer

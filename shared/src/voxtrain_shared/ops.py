@@ -342,7 +342,8 @@ def _describe(record: Any, original: str) -> dict[str, Any]:
         "timestamp": datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp else None,
         "key": _text(record.key), "type": event_type, "event_id": event_id,
         "target": headers.get("x-original-topic") or original, "group": headers.get("x-consumer-group"),
-        "attempts": headers.get("x-attempts"), "reason": headers.get("x-dead-letter-reason"),
+        "attempts": headers.get("x-attempts"), "kind": headers.get("x-dead-letter-kind"),
+        "reason": headers.get("x-dead-letter-reason"),
     }
 
 

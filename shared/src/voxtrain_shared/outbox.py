@@ -109,6 +109,10 @@ class _Stop(Exception):
         self.cause = cause
 
 
+class PublishFailed(Exception):
+    """Kafka did not take an event (the cause says why); the batch stops there, in order."""
+
+
 class OutboxRelay:
     """Publishes a schema's outbox to Kafka; every service process runs one (see the module docstring).
 
@@ -118,7 +122,7 @@ class OutboxRelay:
     def __init__(self, connect: Connector, schema: str, publisher: Publisher, batch_size: int = 200,
                  poll_interval: float = 2.0, *, health: Health | None = None,
                  max_event_bytes: int = wire.MAX_MESSAGE_BYTES, max_attempts: int = 5,
-                 retry_cap: float = 10.0) -> None:
+                 retry_cap: float = 10.0, publish_timeout: float = 30.0) -> None:
         self._connect = connect
         self._schema = check_identifier(schema)
         self._publisher = publisher
@@ -128,6 +132,7 @@ class OutboxRelay:
         self._max_bytes = max_event_bytes
         self._max_attempts = max_attempts
         self._retry_cap = retry_cap
+        self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._key = relay_lock_key(schema)
@@ -173,11 +178,11 @@ class OutboxRelay:
             await self._park(conn, r, f"event of {len(payload)} bytes exceeds the publish limit of "
                                       f"{self._max_bytes} bytes")
             return False
-        try:
-            await self._publisher.publish(
+        try:  # bounded: a producer waiting for a broker that is gone must not hold the batch (and its lock)
+            await asyncio.wait_for(self._publisher.publish(
                 r["topic"], payload, bytes(r["msg_key"]) if r["msg_key"] else None,
                 {"event_type": r["event_type"], "event_id": str(r["event_id"])},
-            )
+            ), timeout=self._publish_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -192,7 +197,9 @@ class OutboxRelay:
                 if attempts >= self._max_attempts:
                     await self._park(conn, r, f"failed {attempts} times: {fault.reason}")
                     return False
-            raise _Stop(exc) from exc
+            failed = PublishFailed(f"publishing {r['event_type']} {r['event_id']} failed: {fault.reason}")
+            failed.__cause__ = exc
+            raise _Stop(failed) from exc
         EVENTS_PRODUCED.labels(topic=r["topic"]).inc()
         return True
 
@@ -238,7 +245,7 @@ class OutboxRelay:
 
     async def _failed(self, exc: Exception, failures: int) -> None:
         fault = classify(exc)
-        dependency = fault.dependency or "unknown"
+        dependency = fault.dependency or (KAFKA if isinstance(exc, PublishFailed) else "unknown")
         log.warning("outbox_relay_retry", schema=self._schema, dependency=dependency, error=fault.reason,
                     failures=failures)
         if self._health is not None:

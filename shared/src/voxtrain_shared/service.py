@@ -24,6 +24,7 @@ from .db import connector, create_pool, migrate
 from .faults import backoff, classify
 from .health import Health
 from .kafka import BrokerPublisher, Handler, ensure_topics, make_broker, subscribe
+from .loops import Loop
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
 from .topics import Topics
@@ -52,6 +53,7 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
+        self._loops: list[Loop] = []
         self.checks: dict[str, http.Check] = {"postgres": self._check_db, "kafka": self._check_kafka}
         self.app = FastAPI(title=title, version=version, description=description, lifespan=self._lifespan)
         self.app.state.auth_settings = settings.auth
@@ -82,6 +84,12 @@ class Service:
     def on_stop(self, hook: Hook) -> None:
         self._on_stop.append(hook)
 
+    def loop(self, name: str, step: Callable[[], Awaitable[object]], *, every: float) -> Loop:
+        """A :class:`Loop` started with the service (after the on-start hooks) whose outages show in readiness."""
+        lp = Loop(name, step, every=every, health=self.health)
+        self._loops.append(lp)
+        return lp
+
     def background(self, coro: Awaitable[Any]) -> None:
         """Run a task for the life of the service (cancelled at stop)."""
         self._tasks.append(asyncio.ensure_future(coro))
@@ -107,6 +115,8 @@ class Service:
             self.background(relay.run(self._stop))
         for hook in self._on_start:
             await hook(self)
+        for lp in self._loops:
+            self.background(lp.run(self._stop))
         log.info("service_started", service=s.service_name, schema=self.schema, port=s.http.port)
 
     async def _migrate(self) -> None:
