@@ -68,7 +68,7 @@ async def test_migrate_applies_a_services_migrations_once_and_exits(cli, stack) 
     conn = await asyncpg.connect(stack.postgres_dsn)
     try:
         assert await conn.fetchval(f"SELECT count(*) FROM {schema}.runs") == 0
-        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 3
+        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 4
     finally:
         await conn.close()
     from_env = unique("mig")  # the Jobs give the schema as the services read it: VOXTRAIN_POSTGRES__SCHEMA

@@ -21,8 +21,7 @@ TOPIC = "unit.topic"
 
 
 def _env(name: str) -> bytes:
-    return ev.wrap(ev.ModelUpdated(name=name, auto_train=True, changed=[]), tenant_id="a",
-                   model_id=uuid4()).to_bytes()
+    return ev.wrap(ev.ModelUpdated(name=name, auto_train=True, changed=[]), tenant_id="a", model_id=uuid4()).to_bytes()
 
 
 class Recorder:
@@ -48,30 +47,44 @@ class Recorder:
         self.handled.append(name)
 
 
-def _broker_with(rec_fail: dict[str, list[BaseException]] | None = None, **kwargs: object
-                 ) -> tuple[KafkaBroker, Recorder, Health]:
+def _broker_with(
+    rec_fail: dict[str, list[BaseException]] | None = None, **kwargs: object
+) -> tuple[KafkaBroker, Recorder, Health]:
     broker = KafkaBroker()
     rec = Recorder(broker, fail=rec_fail)
     health = Health()
-    subscribe(broker, TOPIC, group_id="g", handler=rec.handle, retry_wait=0.001, retry_cap=0.01, health=health,
-              **kwargs)
+    subscribe(
+        broker, TOPIC, group_id="g", handler=rec.handle, retry_wait=0.001, retry_cap=0.01, health=health, **kwargs
+    )
     return broker, rec, health
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"[" * 100_000, "nested"),
-    (b"{not json", "not JSON"),
-    (b"\xff\xfe\x00", "not JSON"),
-    (b'"a string"', "not an object"),
-    (b'{"type": "Nope", "version": 1}', "not a voxtrain envelope"),
-    (ev.wrap(ev.ModelDeleted(), tenant_id="a", model_id=uuid4()).model_copy(update={"type": "Unknown"}).to_bytes(),
-     "unknown message type"),
-    (ev.wrap(ev.ModelUpdated(name="x", auto_train=True, changed=[]), tenant_id="a", model_id=uuid4())
-     .model_copy(update={"data": {"name": 3}}).to_bytes(), "invalid ModelUpdated"),
-    (b"{" + b" " * 2_000_000 + b"}", "exceeds the limit"),
-])
-async def test_poison_is_dead_lettered_at_once_with_its_reason_and_the_next_message_is_handled(raw: bytes,
-                                                                                              reason: str) -> None:
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"[" * 100_000, "nested"),
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe\x00", "not JSON"),
+        (b'"a string"', "not an object"),
+        (b'{"type": "Nope", "version": 1}', "not a voxtrain envelope"),
+        (
+            ev.wrap(ev.ModelDeleted(), tenant_id="a", model_id=uuid4())
+            .model_copy(update={"type": "Unknown"})
+            .to_bytes(),
+            "unknown message type",
+        ),
+        (
+            ev.wrap(ev.ModelUpdated(name="x", auto_train=True, changed=[]), tenant_id="a", model_id=uuid4())
+            .model_copy(update={"data": {"name": 3}})
+            .to_bytes(),
+            "invalid ModelUpdated",
+        ),
+        (b"{" + b" " * 2_000_000 + b"}", "exceeds the limit"),
+    ],
+)
+async def test_poison_is_dead_lettered_at_once_with_its_reason_and_the_next_message_is_handled(
+    raw: bytes, reason: str
+) -> None:
     broker, rec, _ = _broker_with()
     async with TestKafkaBroker(broker) as br:
         await br.publish(raw, topic=TOPIC)
@@ -101,11 +114,13 @@ async def test_unknown_errors_are_retried_a_bounded_number_of_times_then_dead_le
 
 
 async def test_transient_errors_are_retried_until_the_dependency_is_back_and_never_dead_lettered() -> None:
-    outage = [ConnectionRefusedError("connect to 127.0.0.1:15432 refused"),
-              asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
-              asyncpg.exceptions.SerializationError("could not serialize access"),
-              asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
-              TimeoutError()] * 4
+    outage = [
+        ConnectionRefusedError("connect to 127.0.0.1:15432 refused"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.SerializationError("could not serialize access"),
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+        TimeoutError(),
+    ] * 4
     broker, rec, health = _broker_with({"flaky": outage}, max_retries=0)
     seen: list[dict[str, str]] = []
 

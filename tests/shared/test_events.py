@@ -2,6 +2,7 @@ import json
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
@@ -41,7 +42,7 @@ def test_malformed_messages_are_rejected(raw: bytes) -> None:
 
 def test_payloads_are_frozen_and_versioned() -> None:
     msg = ev.TrainingFailed(run_id=uuid4(), error=ev.ErrorInfo(code=ErrorCode.WORKER_LOST, message="lost"))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         msg.run_id = uuid4()  # type: ignore[misc]
     assert all(c.VERSION >= 1 and c.TOPIC for c in ev.REGISTRY.classes())
     names = {c.TYPE for c in ev.REGISTRY.classes()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import asyncpg
@@ -25,31 +24,34 @@ def _s3(code: str) -> S3Error:
     return S3Error(None, code, "m", "r", "req", "host")  # type: ignore[arg-type]  # no HTTP response in a unit test
 
 
-@pytest.mark.parametrize("exc, kind, dependency", [
-    (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.AdminShutdownError("terminating connection"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.ConnectionDoesNotExistError("closed in the middle"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.SerializationError("could not serialize"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.DeadlockDetectedError("deadlock"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.QueryCanceledError("statement timeout"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.TooManyConnectionsError("too many"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.InterfaceError("connection is closed"), Kind.TRANSIENT, POSTGRES),
-    (asyncpg.exceptions.UniqueViolationError("duplicate key"), Kind.PERMANENT, ""),
-    (asyncpg.exceptions.InvalidTextRepresentationError("bad uuid"), Kind.PERMANENT, ""),
-    (asyncpg.exceptions.UndefinedTableError("no table"), Kind.UNKNOWN, ""),
-    (kafka_errors.KafkaConnectionError("no broker"), Kind.TRANSIENT, KAFKA),
-    (kafka_errors.NotLeaderForPartitionError(), Kind.TRANSIENT, KAFKA),
-    (kafka_errors.KafkaTimeoutError(), Kind.TRANSIENT, KAFKA),
-    (kafka_errors.MessageSizeTooLargeError(), Kind.PERMANENT, ""),
-    (_s3("SlowDown"), Kind.TRANSIENT, MINIO),
-    (_s3("NoSuchKey"), Kind.UNKNOWN, ""),
-    (MaxRetryError(None, "/b/k", NewConnectionError(None, "refused")), Kind.TRANSIENT, MINIO),  # type: ignore[arg-type]
-    (PermanentError("wrong"), Kind.PERMANENT, ""),
-    (RuntimeError("bug"), Kind.UNKNOWN, ""),
-    (KeyError("bug"), Kind.UNKNOWN, ""),
-    (asyncio.TimeoutError(), Kind.TRANSIENT, ""),
-    (ConnectionResetError("reset by peer"), Kind.TRANSIENT, ""),
-])
+@pytest.mark.parametrize(
+    "exc, kind, dependency",
+    [
+        (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("closed in the middle"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.SerializationError("could not serialize"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.DeadlockDetectedError("deadlock"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.QueryCanceledError("statement timeout"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.TooManyConnectionsError("too many"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.InterfaceError("connection is closed"), Kind.TRANSIENT, POSTGRES),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), Kind.PERMANENT, ""),
+        (asyncpg.exceptions.InvalidTextRepresentationError("bad uuid"), Kind.PERMANENT, ""),
+        (asyncpg.exceptions.UndefinedTableError("no table"), Kind.UNKNOWN, ""),
+        (kafka_errors.KafkaConnectionError("no broker"), Kind.TRANSIENT, KAFKA),
+        (kafka_errors.NotLeaderForPartitionError(), Kind.TRANSIENT, KAFKA),
+        (kafka_errors.KafkaTimeoutError(), Kind.TRANSIENT, KAFKA),
+        (kafka_errors.MessageSizeTooLargeError(), Kind.PERMANENT, ""),
+        (_s3("SlowDown"), Kind.TRANSIENT, MINIO),
+        (_s3("NoSuchKey"), Kind.UNKNOWN, ""),
+        (MaxRetryError(None, "/b/k", NewConnectionError(None, "refused")), Kind.TRANSIENT, MINIO),  # type: ignore[arg-type]
+        (PermanentError("wrong"), Kind.PERMANENT, ""),
+        (RuntimeError("bug"), Kind.UNKNOWN, ""),
+        (KeyError("bug"), Kind.UNKNOWN, ""),
+        (TimeoutError(), Kind.TRANSIENT, ""),
+        (ConnectionResetError("reset by peer"), Kind.TRANSIENT, ""),
+    ],
+)
 def test_classify(exc: BaseException, kind: Kind, dependency: str) -> None:
     fault = classify(exc)
     assert (fault.kind, fault.dependency) == (kind, dependency)
@@ -98,18 +100,35 @@ def test_decode_gives_an_envelope_or_poison_and_nothing_else() -> None:
     with pytest.raises(wire.Poison, match="header 'x' is not UTF-8"):
         wire.decode_headers([("x", b"\xc3\x28")])
     assert wire.decode_headers([("Authorization", b"Bearer t"), ("empty", None)]) == {
-        "authorization": "Bearer t", "empty": ""}
+        "authorization": "Bearer t",
+        "empty": "",
+    }
 
 
 def _failed_status(datasets: int, findings: int) -> ev.Envelope:
-    details = [{"dataset_id": str(uuid.uuid4()), "file_name": f"f{i}.txt", "code": "invalid_transcript_format",
-                "message": "line 3 is not valid UTF-8",
-                "details": [{"line": n, "message": "not a cue: " + "x" * 40} for n in range(findings)]}
-               for i in range(datasets)]
+    details = [
+        {
+            "dataset_id": str(uuid.uuid4()),
+            "file_name": f"f{i}.txt",
+            "code": "invalid_transcript_format",
+            "message": "line 3 is not valid UTF-8",
+            "details": [{"line": n, "message": "not a cue: " + "x" * 40} for n in range(findings)],
+        }
+        for i in range(datasets)
+    ]
     error = ev.ErrorInfo(code=ErrorCode.VALIDATION_FAILED, message="datasets failed validation", details=details)
-    return ev.wrap(ev.TrainingStatusChanged(old_status=ModelStatus.READY_TO_RUN, new_status=ModelStatus.FAILED,
-                                            status_name="FAILED", badge="red", reason="failed", error=error),
-                   tenant_id="a", model_id=uuid.uuid4())
+    return ev.wrap(
+        ev.TrainingStatusChanged(
+            old_status=ModelStatus.READY_TO_RUN,
+            new_status=ModelStatus.FAILED,
+            status_name="FAILED",
+            badge="red",
+            reason="failed",
+            error=error,
+        ),
+        tenant_id="a",
+        model_id=uuid.uuid4(),
+    )
 
 
 def test_fit_leaves_small_events_alone() -> None:

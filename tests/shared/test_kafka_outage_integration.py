@@ -38,14 +38,26 @@ async def test_relay_and_consumer_go_on_after_a_kafka_crash(stack: Any, private_
     async with pool.acquire() as c:
         await migrate(c, schema, None)
     await broker.start()
-    relay = outbox.OutboxRelay(connector(stack.postgres_dsn, schema, role="relay"), schema, BrokerPublisher(broker),
-                               poll_interval=0.5, health=health, retry_cap=1.0)
+    relay = outbox.OutboxRelay(
+        connector(stack.postgres_dsn, schema, role="relay"),
+        schema,
+        BrokerPublisher(broker),
+        poll_interval=0.5,
+        health=health,
+        retry_cap=1.0,
+    )
     task = asyncio.create_task(relay.run(stop))
 
     async def add(name: str) -> None:
         async with pool.acquire() as c, c.transaction():
-            await outbox.add(c, schema, topics, ev.wrap(ev.ModelUpdated(name=name, auto_train=True, changed=[]),
-                                                        tenant_id="acme", model_id=uuid.uuid4()))
+            await outbox.add(
+                c,
+                schema,
+                topics,
+                ev.wrap(
+                    ev.ModelUpdated(name=name, auto_train=True, changed=[]), tenant_id="acme", model_id=uuid.uuid4()
+                ),
+            )
 
     async def has(name: str) -> bool:
         return name in handled
@@ -58,8 +70,11 @@ async def test_relay_and_consumer_go_on_after_a_kafka_crash(stack: Any, private_
         await add("during")
 
         async def relay_blocked() -> bool:
-            return ("kafka" in health.missing() and f"outbox relay {schema}" in health.problems()
-                    and OUTBOX_BACKLOG.labels(schema=schema)._value.get() == 1)
+            return (
+                "kafka" in health.missing()
+                and f"outbox relay {schema}" in health.problems()
+                and OUTBOX_BACKLOG.labels(schema=schema)._value.get() == 1
+            )
 
         await eventually(relay_blocked, timeout=120, interval=0.5)
         private_kafka.server.up(timeout=240)

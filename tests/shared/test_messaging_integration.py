@@ -61,11 +61,10 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_consumer_keep
     subscribe(broker, topic, group_id=unique("g"), handler=handler, max_retries=2, retry_wait=0.01)
     await broker.start()
     try:
-        msgs = [b"\x00garbage",
-                ev.wrap(ev.ModelUpdated(name="always-fails", auto_train=True, changed=[]), tenant_id="a", model_id=uuid4()).to_bytes(),
-                ev.wrap(ev.ModelUpdated(name="permanent", auto_train=True, changed=[]), tenant_id="a", model_id=uuid4()).to_bytes(),
-                ev.wrap(ev.ModelUpdated(name="flaky", auto_train=True, changed=[]), tenant_id="a", model_id=uuid4()).to_bytes(),
-                ev.wrap(ev.ModelUpdated(name="fine", auto_train=True, changed=[]), tenant_id="a", model_id=uuid4()).to_bytes()]
+        msgs = [b"\x00garbage"] + [
+            ev.wrap(ev.ModelUpdated(name=name, auto_train=True, changed=[]), tenant_id="a", model_id=uuid4()).to_bytes()
+            for name in ("always-fails", "permanent", "flaky", "fine")
+        ]
         for m in msgs:
             await broker.publish(m, topic=topic)
         async with TopicReader(stack.kafka_bootstrap, dead_letter(topic)) as dlt:

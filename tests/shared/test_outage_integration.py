@@ -71,15 +71,25 @@ def _updated(name: str) -> ev.Envelope:
 
 
 async def test_a_postgres_crash_is_waited_out_and_everything_goes_on_without_a_restart(
-        stack: Any, private_postgres: Any, tmp_path: Path) -> None:
+    stack: Any, private_postgres: Any, tmp_path: Path
+) -> None:
     (tmp_path / "0001_effects.sql").write_text("CREATE TABLE effects (event_id uuid PRIMARY KEY, name text);")
-    settings = settings_for(ServiceSettings, stack, VOXTRAIN_POSTGRES__DSN=private_postgres.endpoints.postgres_dsn,
-                            VOXTRAIN_SERVICE_NAME="outage", VOXTRAIN_KAFKA__RETRY_MAX_SECONDS="2",
-                            VOXTRAIN_POSTGRES__ACQUIRE_TIMEOUT="3", VOXTRAIN_POSTGRES__CONNECT_TIMEOUT="3")
+    settings = settings_for(
+        ServiceSettings,
+        stack,
+        VOXTRAIN_POSTGRES__DSN=private_postgres.endpoints.postgres_dsn,
+        VOXTRAIN_SERVICE_NAME="outage",
+        VOXTRAIN_KAFKA__RETRY_MAX_SECONDS="2",
+        VOXTRAIN_POSTGRES__ACQUIRE_TIMEOUT="3",
+        VOXTRAIN_POSTGRES__CONNECT_TIMEOUT="3",
+    )
     svc = build(settings, tmp_path)
     topic = svc.topics.models
-    async with running(svc) as client, TopicReader(stack.kafka_bootstrap, topic) as events, \
-            TopicReader(stack.kafka_bootstrap, dead_letter(topic)) as dead:
+    async with (
+        running(svc) as client,
+        TopicReader(stack.kafka_bootstrap, topic) as events,
+        TopicReader(stack.kafka_bootstrap, dead_letter(topic)) as dead,
+    ):
         await publish(stack.kafka_bootstrap, topic, _updated("before"))
         await eventually(lambda: _names(client, "before"), timeout=60)
         assert (await client.get("/health/ready")).status_code == 200
@@ -109,8 +119,12 @@ async def test_a_postgres_crash_is_waited_out_and_everything_goes_on_without_a_r
 
         await eventually(lambda: _names(client, "during"), timeout=90, interval=0.5)
         assert (await client.post("/emit/after-restart")).status_code == 200
-        await events.until(lambda recs: {"committed-before-crash", "after-restart"}
-                           <= {ev.REGISTRY.parse(r.value).data["name"] for r in recs}, timeout=60)
+        await events.until(
+            lambda recs: (
+                {"committed-before-crash", "after-restart"} <= {ev.REGISTRY.parse(r.value).data["name"] for r in recs}
+            ),
+            timeout=60,
+        )
 
         async def ready_again() -> bool:
             return (await client.get("/health/ready")).status_code == 200
@@ -120,7 +134,11 @@ async def test_a_postgres_crash_is_waited_out_and_everything_goes_on_without_a_r
         assert dead.records == []  # nothing from a transient fault was dead-lettered
     # each message's effect exactly once (the relayed events come back to this same consumer too)
     assert await _effects(private_postgres.endpoints.postgres_dsn, svc.schema) == {
-        "before": 1, "during": 1, "committed-before-crash": 1, "after-restart": 1}
+        "before": 1,
+        "during": 1,
+        "committed-before-crash": 1,
+        "after-restart": 1,
+    }
 
 
 async def _names(client: Any, name: str) -> bool:
@@ -151,8 +169,14 @@ async def test_the_relay_heals_its_listener_after_a_postgres_restart(stack: Any,
     broker = make_broker(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap), client_id="test")
     await broker.start()
     health, stop = Health(), asyncio.Event()
-    relay = outbox.OutboxRelay(connector(dsn, schema, role="relay", connect_timeout=2), schema,
-                               BrokerPublisher(broker), poll_interval=30, health=health, retry_cap=1.0)
+    relay = outbox.OutboxRelay(
+        connector(dsn, schema, role="relay", connect_timeout=2),
+        schema,
+        BrokerPublisher(broker),
+        poll_interval=30,
+        health=health,
+        retry_cap=1.0,
+    )
     pool = await create_pool(dsn, schema, acquire_timeout=3, connect_timeout=2)
     async with pool.acquire() as c:
         await migrate(c, schema, None)

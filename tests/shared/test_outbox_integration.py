@@ -89,7 +89,7 @@ async def test_outbox_survives_crashes_and_the_inbox_keeps_effects_single(stack,
             assert (await outbox.backlog(c, schema)).unsent == 0
 
         async with TopicReader(stack.kafka_bootstrap, topics.models) as reader:
-            records = await reader.read(2)
+            await reader.read(2)
             await reader.settle(1.0)
         assert len(reader.records) == 2  # delivered twice: at least once
         # A consumer with the inbox applies the effect once.

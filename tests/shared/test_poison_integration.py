@@ -28,7 +28,7 @@ def _poison() -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
     good = _updated("x")
     return [
         ("deep", b"[" * 100_000 + b"\n", []),
-        ("invalid json", b"{\"id\": ", []),
+        ("invalid json", b'{"id": ', []),
         ("not utf-8 body", b"\xff\xfe\xfa", []),
         ("not utf-8 header", good.to_bytes(), [("authorization", b"\xff\xfe")]),
         ("unknown type", good.model_copy(update={"type": "Bogus"}).to_bytes(), []),
@@ -68,8 +68,15 @@ async def test_each_kind_of_poison_is_dead_lettered_within_seconds_and_the_next_
     assert elapsed < 30, f"poison took {elapsed:.1f} s to clear"
     reasons = [dict((k, v.decode("utf-8", "replace")) for k, v in r.headers)["x-dead-letter-reason"] for r in dead]
     assert [r.value for r in dead] == [value for _, value, _ in poison]
-    expected = ["nested 100000 levels", "not JSON", "not JSON", "header 'authorization' is not UTF-8",
-                "unknown message type", "invalid ModelUpdated", "exceeds the limit"]
+    expected = [
+        "nested 100000 levels",
+        "not JSON",
+        "not JSON",
+        "header 'authorization' is not UTF-8",
+        "unknown message type",
+        "invalid ModelUpdated",
+        "exceeds the limit",
+    ]
     for reason, want in zip(reasons, expected, strict=True):
         assert want in reason
 

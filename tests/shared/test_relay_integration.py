@@ -26,8 +26,11 @@ pytestmark = pytest.mark.integration
 
 
 def _updated(name: str, model_id: uuid.UUID | None = None, reason: str = "") -> ev.Envelope:
-    return ev.wrap(ev.ModelUpdated(name=name, description=reason or None, auto_train=True, changed=[]),
-                   tenant_id="acme", model_id=model_id or uuid.uuid4())
+    return ev.wrap(
+        ev.ModelUpdated(name=name, description=reason or None, auto_train=True, changed=[]),
+        tenant_id="acme",
+        model_id=model_id or uuid.uuid4(),
+    )
 
 
 class Setup:
@@ -48,8 +51,12 @@ class Setup:
         await self.pool.close()
 
     def relay(self, publisher: Any = None, **kwargs: Any) -> outbox.OutboxRelay:
-        return outbox.OutboxRelay(connector(self.stack.postgres_dsn, self.schema, role="test"), self.schema,
-                                  publisher or BrokerPublisher(self.broker), **kwargs)
+        return outbox.OutboxRelay(
+            connector(self.stack.postgres_dsn, self.schema, role="test"),
+            self.schema,
+            publisher or BrokerPublisher(self.broker),
+            **kwargs,
+        )
 
     async def add(self, *envs: ev.Envelope) -> None:
         async with self.pool.acquire() as c, c.transaction():
@@ -72,7 +79,9 @@ async def test_an_event_kafka_refuses_is_parked_and_the_rows_behind_it_flow(stac
         await relay.close()
         async with s.pool.acquire() as c:
             b = await outbox.backlog(c, s.schema)
-            parked = await c.fetchrow(f"SELECT event_id, park_reason FROM {s.schema}.outbox WHERE parked_at IS NOT NULL")
+            parked = await c.fetchrow(
+                f"SELECT event_id, park_reason FROM {s.schema}.outbox WHERE parked_at IS NOT NULL"
+            )
         assert [ev.REGISTRY.parse(r.value).data["name"] for r in reader.records] == ["a", "b"]
         assert (b.unsent, b.parked) == (0, 1)
         assert parked["event_id"] == huge.id and "Kafka refused it" in parked["park_reason"]
@@ -109,8 +118,7 @@ async def test_two_relays_of_one_schema_keep_each_models_events_in_order(stack: 
     async with Setup(stack) as s:
         models = [uuid.uuid4() for _ in range(4)]
         stop = asyncio.Event()
-        relays = [s.relay(SlowPublisher(BrokerPublisher(s.broker)), batch_size=3, poll_interval=0.05)
-                  for _ in range(2)]
+        relays = [s.relay(SlowPublisher(BrokerPublisher(s.broker)), batch_size=3, poll_interval=0.05) for _ in range(2)]
         tasks = [asyncio.create_task(r.run(stop)) for r in relays]
         per_model = 40
 
@@ -150,6 +158,7 @@ async def test_a_relay_that_cannot_publish_is_blocked_on_kafka_and_counts_its_ba
         health, stop = Health(), asyncio.Event()
         task = asyncio.create_task(s.relay(DownPublisher(), poll_interval=0.2, health=health, retry_cap=0.5).run(stop))
         try:
+
             async def blocked() -> bool:
                 return health.missing() == ["kafka"] and OUTBOX_BACKLOG.labels(schema=s.schema)._value.get() == 3
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 from collections.abc import Coroutine, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 

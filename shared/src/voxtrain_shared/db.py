@@ -58,9 +58,16 @@ class Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints: 
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
 
 
-async def create_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 10, *,
-                      command_timeout: float = 30.0, acquire_timeout: float = 10.0,
-                      connect_timeout: float = 10.0) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str,
+    schema: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    *,
+    command_timeout: float = 30.0,
+    acquire_timeout: float = 10.0,
+    connect_timeout: float = 10.0,
+) -> asyncpg.Pool:
     """A pool whose connections have ``search_path`` set to the service schema, with bounded waits."""
     check_identifier(schema)
     pool = Pool(
@@ -81,22 +88,30 @@ async def create_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 
     return pool
 
 
-def connector(dsn: str, schema: str, *, role: str, command_timeout: float = 30.0,
-              connect_timeout: float = 10.0) -> Connector:
+def connector(
+    dsn: str, schema: str, *, role: str, command_timeout: float = 30.0, connect_timeout: float = 10.0
+) -> Connector:
     """Opens dedicated (non-pooled) connections, e.g. for a LISTEN that must outlive pool recycling."""
     check_identifier(schema)
 
     async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(dsn, timeout=connect_timeout, command_timeout=command_timeout,
-                                     server_settings=_server_settings(schema, f"-{role}"))
+        return await asyncpg.connect(
+            dsn,
+            timeout=connect_timeout,
+            command_timeout=command_timeout,
+            server_settings=_server_settings(schema, f"-{role}"),
+        )
 
     return connect
 
 
 def _files(folder: Path | None) -> list[tuple[str, str]]:
     shared = resources.files("voxtrain_shared") / "migrations"
-    out = [(f"shared_{p.name}", p.read_text()) for p in sorted(shared.iterdir(), key=lambda p: p.name)
-           if _NAME.match(p.name)]
+    out = [
+        (f"shared_{p.name}", p.read_text())
+        for p in sorted(shared.iterdir(), key=lambda p: p.name)
+        if _NAME.match(p.name)
+    ]
     if folder is not None:
         for p in sorted(folder.iterdir()):
             if _NAME.match(p.name):

@@ -68,13 +68,30 @@ _PG_TRANSIENT_CLASSES = ("08", "53", "57", "58")
 _PG_TRANSIENT_CODES = {"40001", "40P01", "55P03"}
 # Data exceptions (22) and integrity violations (23) come from what was asked, not from the server's state.
 _PG_PERMANENT_CLASSES = ("22", "23")
-_MINIO_TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
-                          "XMinioServerNotInitialized", "OperationTimedOut", "XMinioReadQuorum",
-                          "XMinioWriteQuorum"}
-_KAFKA_PERMANENT = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError,
-                    kafka_errors.InvalidTopicError, kafka_errors.TopicAuthorizationFailedError)
-_MODULES = {"asyncpg": POSTGRES, "aiokafka": KAFKA, "kafka": KAFKA, "faststream": KAFKA, "minio": MINIO,
-            "urllib3": MINIO}
+_MINIO_TRANSIENT_CODES = {
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+    "XMinioServerNotInitialized",
+    "OperationTimedOut",
+    "XMinioReadQuorum",
+    "XMinioWriteQuorum",
+}
+_KAFKA_PERMANENT = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.TopicAuthorizationFailedError,
+)
+_MODULES = {
+    "asyncpg": POSTGRES,
+    "aiokafka": KAFKA,
+    "kafka": KAFKA,
+    "faststream": KAFKA,
+    "minio": MINIO,
+    "urllib3": MINIO,
+}
 
 
 def classify(exc: BaseException) -> Fault:

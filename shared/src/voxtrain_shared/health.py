@@ -48,8 +48,9 @@ class Health:
         """``{component: "waiting for <dependency> since <n> s: <reason>"}`` for everything blocked now."""
         now = time.time()
         return {
-            b.component: (f"waiting for {DEPENDENCY_NAMES.get(b.dependency, b.dependency)} "
-                          f"for {now - b.since:.0f} s: {b.reason}")
+            b.component: (
+                f"waiting for {DEPENDENCY_NAMES.get(b.dependency, b.dependency)} for {now - b.since:.0f} s: {b.reason}"
+            )
             for b in self._blocked.values()
         }
 

@@ -33,13 +33,18 @@ RETRY_AFTER_SECONDS = 5
 
 Check = Callable[[], Awaitable[None]]
 CORRELATION_HEADER = "X-Correlation-ID"
-_STATUS_CODES = {401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND,
-                 409: ErrorCode.CONFLICT}
+_STATUS_CODES = {
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    409: ErrorCode.CONFLICT,
+}
 
 
 def correlation_id(request: Request) -> uuid.UUID:
     """The request's correlation id (from the header, else a new one)."""
-    return request.state.correlation_id
+    cid: uuid.UUID = request.state.correlation_id
+    return cid
 
 
 def error_response(exc: Exception, cid: uuid.UUID) -> JSONResponse:
@@ -47,13 +52,19 @@ def error_response(exc: Exception, cid: uuid.UUID) -> JSONResponse:
     fault = classify(exc)
     if fault.transient:
         log.warning("request_dependency_unavailable", dependency=fault.dependency or "unknown", error=fault.reason)
-        body = ApiError(503, ErrorCode.DEPENDENCY_UNAVAILABLE, dependency_message(fault.dependency),
-                        {"dependency": fault.dependency or "unknown"}).body()
+        body = ApiError(
+            503,
+            ErrorCode.DEPENDENCY_UNAVAILABLE,
+            dependency_message(fault.dependency),
+            {"dependency": fault.dependency or "unknown"},
+        ).body()
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     log.error("request_failed", error=repr(exc), exc_info=exc)
-    body = ApiError(500, ErrorCode.INTERNAL_ERROR,
-                    f"The request failed because of an internal error; quote correlation id {cid} "
-                    "when you report it.").body()
+    body = ApiError(
+        500,
+        ErrorCode.INTERNAL_ERROR,
+        f"The request failed because of an internal error; quote correlation id {cid} when you report it.",
+    ).body()
     return JSONResponse(body, status_code=500)
 
 
@@ -68,8 +79,9 @@ def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         msg = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-        return JSONResponse(ApiError(422, ErrorCode.VALIDATION_FAILED, f"Invalid request: {msg}", details).body(),
-                            status_code=422)
+        return JSONResponse(
+            ApiError(422, ErrorCode.VALIDATION_FAILED, f"Invalid request: {msg}", details).body(), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -114,8 +126,10 @@ def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None
         blocked = health.problems() if health is not None else {}
         missing = sorted({n for n, v in results.items() if v != "ok"} | set(health.missing() if health else ()))
         ok = not missing and not blocked
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": results, "blocked": blocked,
-                             "missing": missing}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": results, "blocked": blocked, "missing": missing},
+            status_code=200 if ok else 503,
+        )
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:

@@ -22,6 +22,7 @@ never loses a message to a passing outage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -44,17 +45,24 @@ from .metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_SECONDS
 from .settings import KafkaSettings
 from .topics import dead_letter
 
-__all__ = ["BrokerPublisher", "Handler", "PermanentError", "current_headers", "ensure_topics", "make_broker",
-           "subscribe"]
+__all__ = [
+    "BrokerPublisher",
+    "Handler",
+    "PermanentError",
+    "current_headers",
+    "ensure_topics",
+    "make_broker",
+    "subscribe",
+]
 
 log = get_logger(__name__)
 Handler = Callable[[Envelope], Awaitable[None]]
-_HEADERS: ContextVar[dict[str, str]] = ContextVar("voxtrain_message_headers", default={})
+_HEADERS: ContextVar[dict[str, str]] = ContextVar("voxtrain_message_headers")
 
 
 def current_headers() -> dict[str, str]:
     """Headers of the message being handled (e.g. the ``authorization`` of a command)."""
-    return _HEADERS.get()
+    return _HEADERS.get({})
 
 
 def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> KafkaBroker:
@@ -105,8 +113,17 @@ async def _raw_decoder(msg: StreamMessage[Any]) -> Any:
 class _Consumer:
     """The handler FastStream calls for each record of one subscription."""
 
-    def __init__(self, broker: KafkaBroker, topic: str, group_id: str, handler: Handler, types: set[str] | None,
-                 policy: RetryPolicy, health: Health | None, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        topic: str,
+        group_id: str,
+        handler: Handler,
+        types: set[str] | None,
+        policy: RetryPolicy,
+        health: Health | None,
+        max_message_bytes: int,
+    ) -> None:
         self._broker, self._topic, self._group, self._handler = broker, topic, group_id, handler
         self._types, self._policy, self._health, self._max_bytes = types, policy, health, max_message_bytes
         self.component = f"consumer {group_id}"
@@ -131,8 +148,9 @@ class _Consumer:
             headers = wire.decode_headers(record.headers)
             env = wire.decode(record.value, max_bytes=self._max_bytes)
         except wire.Poison as exc:
-            log.warning("message_poison", topic=self._topic, reason=exc.reason,
-                        partition=record.partition, offset=record.offset)
+            log.warning(
+                "message_poison", topic=self._topic, reason=exc.reason, partition=record.partition, offset=record.offset
+            )
             return await self._dead_letter(record, exc.reason, attempts=0, kind="poison")
         if self._types is not None and env.type not in self._types:
             EVENTS_CONSUMED.labels(topic=self._topic, outcome="skipped").inc()
@@ -146,8 +164,9 @@ class _Consumer:
             HANDLER_SECONDS.labels(topic=self._topic).observe(time.perf_counter() - started)
             unbind_message()
 
-    async def _handle(self, record: ConsumerRecord[Any, Any], env: Envelope, started: float,
-                      can_pause: bool) -> float | None:
+    async def _handle(
+        self, record: ConsumerRecord[Any, Any], env: Envelope, started: float, can_pause: bool
+    ) -> float | None:
         attempts = 0
         while True:
             attempts += 1
@@ -167,8 +186,9 @@ class _Consumer:
                     log.warning("message_retry", topic=self._topic, attempts=attempts, error=repr(exc))
                     await asyncio.sleep(backoff(attempts, base=self._policy.base, cap=10.0))
                     continue
-                log.error("message_failed", topic=self._topic, attempts=attempts, kind=fault.kind.value,
-                          error=repr(exc))
+                log.error(
+                    "message_failed", topic=self._topic, attempts=attempts, kind=fault.kind.value, error=repr(exc)
+                )
                 return await self._dead_letter(record, repr(exc), attempts, kind=fault.kind.value)
             self._recovered()
             EVENTS_CONSUMED.labels(topic=self._topic, outcome="ok").inc()
@@ -179,8 +199,14 @@ class _Consumer:
         delay = backoff(self._failures, base=self._policy.base, cap=self._policy.cap)
         if self._health is not None:
             self._health.blocked(self.component, fault.dependency, fault.reason)
-        log.warning("message_waits_for_dependency", topic=self._topic, dependency=fault.dependency or "unknown",
-                    error=fault.reason, retry_in=round(delay, 2), failures=self._failures)
+        log.warning(
+            "message_waits_for_dependency",
+            topic=self._topic,
+            dependency=fault.dependency or "unknown",
+            error=fault.reason,
+            retry_in=round(delay, 2),
+            failures=self._failures,
+        )
         return delay
 
     def _recovered(self) -> None:
@@ -190,18 +216,21 @@ class _Consumer:
         if self._health is not None:
             self._health.clear(self.component)
 
-    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, attempts: int,
-                           kind: str) -> float | None:
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], reason: str, attempts: int, kind: str
+    ) -> float | None:
         headers = {str(k): (v or b"").decode("utf-8", "backslashreplace") for k, v in record.headers or ()}
-        headers.update({
-            "x-dead-letter-reason": reason[:2000],
-            "x-dead-letter-kind": kind,
-            "x-original-topic": record.topic,
-            "x-original-partition": str(record.partition),
-            "x-original-offset": str(record.offset),
-            "x-consumer-group": self._group,
-            "x-attempts": str(attempts),
-        })
+        headers.update(
+            {
+                "x-dead-letter-reason": reason[:2000],
+                "x-dead-letter-kind": kind,
+                "x-original-topic": record.topic,
+                "x-original-partition": str(record.partition),
+                "x-original-offset": str(record.offset),
+                "x-consumer-group": self._group,
+                "x-attempts": str(attempts),
+            }
+        )
         value: bytes = record.value or b""
         try:
             try:
@@ -219,17 +248,26 @@ class _Consumer:
         self._recovered()
         EVENTS_DEAD_LETTERED.labels(topic=self._topic).inc()
         EVENTS_CONSUMED.labels(topic=self._topic, outcome="dead_lettered").inc()
-        log.warning("message_dead_lettered", topic=self._topic, dead_letter_topic=dead_letter(self._topic),
-                    attempts=attempts, kind=kind, reason=reason[:300])
+        log.warning(
+            "message_dead_lettered",
+            topic=self._topic,
+            dead_letter_topic=dead_letter(self._topic),
+            attempts=attempts,
+            kind=kind,
+            reason=reason[:300],
+        )
         return None
 
     async def _publish_dead_letter(self, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
         try:  # bounded: a producer waiting for a broker that is gone must not hold the consumer forever
-            await asyncio.wait_for(self._broker.publish(value, topic=dead_letter(self._topic), key=key,
-                                                        headers=headers), timeout=self._policy.publish_timeout)
+            await asyncio.wait_for(
+                self._broker.publish(value, topic=dead_letter(self._topic), key=key, headers=headers),
+                timeout=self._policy.publish_timeout,
+            )
         except TimeoutError as exc:
-            raise kafka_errors.KafkaTimeoutError(f"the dead-letter topic did not acknowledge in "
-                                                 f"{self._policy.publish_timeout} s") from exc
+            raise kafka_errors.KafkaTimeoutError(
+                f"the dead-letter topic did not acknowledge in {self._policy.publish_timeout} s"
+            ) from exc
 
     def _rewind(self, consumer: Any, record: ConsumerRecord[Any, Any], delay: float) -> None:
         """Seek back to ``record`` (nothing is committed past it) and pause every partition of the consumer
@@ -274,9 +312,16 @@ def subscribe(
     ``types`` limits which message types reach the handler (others are acknowledged and skipped). See the
     module docstring for what happens to poison, permanent, transient and unknown failures.
     """
-    consumer = _Consumer(broker, topic, group_id, handler, types,
-                         RetryPolicy(max_retries, retry_wait, retry_cap, inline_retry_seconds), health,
-                         max_message_bytes)
+    consumer = _Consumer(
+        broker,
+        topic,
+        group_id,
+        handler,
+        types,
+        RetryPolicy(max_retries, retry_wait, retry_cap, inline_retry_seconds),
+        health,
+        max_message_bytes,
+    )
 
     async def consume(msg: KafkaMessage) -> None:
         await consumer(msg)
@@ -303,11 +348,9 @@ async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, 
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
                 await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another replica won the race
     finally:
         await admin.close()

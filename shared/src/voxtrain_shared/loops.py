@@ -22,8 +22,9 @@ log = get_logger(__name__)
 class Loop:
     """Runs ``step`` until ``stop`` is set; :meth:`wake` makes the next step start at once."""
 
-    def __init__(self, name: str, step: Callable[[], Awaitable[object]], *, every: float,
-                 health: Health | None = None) -> None:
+    def __init__(
+        self, name: str, step: Callable[[], Awaitable[object]], *, every: float, health: Health | None = None
+    ) -> None:
         self.name, self._step, self._every, self._health = name, step, every, health
         self._wake = asyncio.Event()
 

@@ -15,14 +15,11 @@ plain, JSON-ready data.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import aclosing, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable
+from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -31,7 +28,7 @@ import asyncpg
 
 from . import events as ev
 from .db import check_identifier, migrate
-from .topics import DEAD_LETTER_SUFFIX, DEFAULT_NAMESPACE, Topics, dead_letter
+from .topics import DEAD_LETTER_SUFFIX, dead_letter
 from .vocab import ModelStatus
 
 #: The services, in the order they are listed everywhere; each owns the schema of the same name by default.
@@ -94,7 +91,7 @@ def _schema(name: str) -> str:
 
 
 async def _has_table(conn: asyncpg.Connection, schema: str, table: str) -> bool:
-    return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{_schema(schema)}".{table}')
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{_schema(schema)}".{table}'))
 
 
 async def list_models(dsn: str, schema: str = "models", *, status: int | None = None, tenant: str | None = None,
@@ -271,7 +268,6 @@ async def _partitions(bootstrap: str, topics: Iterable[str]) -> list[Any]:
     """The partitions of those ``topics`` that exist (asking never creates a topic)."""
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
-
     from aiokafka.errors import KafkaConnectionError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS)

@@ -78,7 +78,11 @@ async def add(conn: asyncpg.Connection, schema: str, topics: Topics, env: Envelo
         log.info("event_truncated", event_type=env.type, event_id=str(env.id), size=wire.size(fitted))
     await conn.execute(
         f'INSERT INTO "{schema}".outbox(event_id, topic, msg_key, payload, event_type) VALUES ($1,$2,$3,$4,$5)',
-        env.id, topic, env.key(), fitted.to_bytes(), env.type,
+        env.id,
+        topic,
+        env.key(),
+        fitted.to_bytes(),
+        env.type,
     )
     await conn.execute("SELECT pg_notify($1, '')", channel(schema))
 
@@ -119,10 +123,20 @@ class OutboxRelay:
     ``connect`` opens the relay's dedicated connection (:func:`voxtrain_shared.db.connector`).
     """
 
-    def __init__(self, connect: Connector, schema: str, publisher: Publisher, batch_size: int = 200,
-                 poll_interval: float = 2.0, *, health: Health | None = None,
-                 max_event_bytes: int = wire.MAX_MESSAGE_BYTES, max_attempts: int = 5,
-                 retry_cap: float = 10.0, publish_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        connect: Connector,
+        schema: str,
+        publisher: Publisher,
+        batch_size: int = 200,
+        poll_interval: float = 2.0,
+        *,
+        health: Health | None = None,
+        max_event_bytes: int = wire.MAX_MESSAGE_BYTES,
+        max_attempts: int = 5,
+        retry_cap: float = 10.0,
+        publish_timeout: float = 30.0,
+    ) -> None:
         self._connect = connect
         self._schema = check_identifier(schema)
         self._publisher = publisher
@@ -175,14 +189,20 @@ class OutboxRelay:
         """Publish one row: True when published, False when parked; :class:`_Stop` ends the batch."""
         payload = bytes(r["payload"])
         if len(payload) > self._max_bytes:
-            await self._park(conn, r, f"event of {len(payload)} bytes exceeds the publish limit of "
-                                      f"{self._max_bytes} bytes")
+            await self._park(
+                conn, r, f"event of {len(payload)} bytes exceeds the publish limit of {self._max_bytes} bytes"
+            )
             return False
         try:  # bounded: a producer waiting for a broker that is gone must not hold the batch (and its lock)
-            await asyncio.wait_for(self._publisher.publish(
-                r["topic"], payload, bytes(r["msg_key"]) if r["msg_key"] else None,
-                {"event_type": r["event_type"], "event_id": str(r["event_id"])},
-            ), timeout=self._publish_timeout)
+            await asyncio.wait_for(
+                self._publisher.publish(
+                    r["topic"],
+                    payload,
+                    bytes(r["msg_key"]) if r["msg_key"] else None,
+                    {"event_type": r["event_type"], "event_id": str(r["event_id"])},
+                ),
+                timeout=self._publish_timeout,
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -193,7 +213,8 @@ class OutboxRelay:
             if fault.kind is Kind.UNKNOWN:
                 attempts = await conn.fetchval(
                     f'UPDATE "{self._schema}".outbox SET attempts = attempts + 1 WHERE seq = $1 RETURNING attempts',
-                    r["seq"])
+                    r["seq"],
+                )
                 if attempts >= self._max_attempts:
                     await self._park(conn, r, f"failed {attempts} times: {fault.reason}")
                     return False
@@ -205,9 +226,16 @@ class OutboxRelay:
 
     async def _park(self, conn: asyncpg.Connection, r: asyncpg.Record, reason: str) -> None:
         await conn.execute(
-            f'UPDATE "{self._schema}".outbox SET parked_at = now(), park_reason = $2 WHERE seq = $1', r["seq"], reason)
-        log.error("outbox_event_parked", schema=self._schema, seq=r["seq"], event_type=r["event_type"],
-                  event_id=str(r["event_id"]), reason=reason)
+            f'UPDATE "{self._schema}".outbox SET parked_at = now(), park_reason = $2 WHERE seq = $1', r["seq"], reason
+        )
+        log.error(
+            "outbox_event_parked",
+            schema=self._schema,
+            seq=r["seq"],
+            event_type=r["event_type"],
+            event_id=str(r["event_id"]),
+            reason=reason,
+        )
 
     async def drain(self) -> int:
         """Relay until nothing is left (or another relay holds the lock); returns the total done."""
@@ -246,14 +274,15 @@ class OutboxRelay:
     async def _failed(self, exc: Exception, failures: int) -> None:
         fault = classify(exc)
         dependency = fault.dependency or (KAFKA if isinstance(exc, PublishFailed) else "unknown")
-        log.warning("outbox_relay_retry", schema=self._schema, dependency=dependency, error=fault.reason,
-                    failures=failures)
+        log.warning(
+            "outbox_relay_retry", schema=self._schema, dependency=dependency, error=fault.reason, failures=failures
+        )
         if self._health is not None:
             self._health.blocked(self.component, dependency, fault.reason)
         if dependency == KAFKA and self._conn is not None and not self._conn.is_closed():
             try:  # the database answers: keep the backlog gauge true while Kafka is away
                 await self._gauge()
-            except Exception as gauge_exc:  # noqa: BLE001 - the relay's own retry handles the connection
+            except Exception as gauge_exc:  # the relay's own retry handles the connection
                 log.debug("outbox_gauge_failed", error=repr(gauge_exc))
                 await self.close()
         else:
@@ -286,7 +315,7 @@ class OutboxRelay:
             return
         try:
             await asyncio.wait_for(conn.close(), timeout=2)
-        except Exception:  # noqa: BLE001 - a broken connection cannot close politely
+        except Exception:  # a broken connection cannot close politely
             conn.terminate()
 
     def _on_notify(self, *_args: object) -> None:

@@ -37,8 +37,17 @@ T = TypeVar("T")
 class Service:
     """Runtime of one service; ``pool`` exists between start and stop."""
 
-    def __init__(self, settings: ServiceSettings, *, migrations: Path | None, title: str, version: str = "1.0.0",
-                 description: str = "", relay: bool = True, startup_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: Path | None,
+        title: str,
+        version: str = "1.0.0",
+        description: str = "",
+        relay: bool = True,
+        startup_timeout: float = 120.0,
+    ) -> None:
         self.settings = settings
         self.schema = settings.postgres.schema_name
         self.topics: Topics = settings.kafka.topics
@@ -73,9 +82,16 @@ class Service:
     def consumer(self, topic: str, purpose: str, handler: Handler, types: set[str] | None = None) -> None:
         """Subscribe ``handler`` to ``topic`` in the group ``<namespace>.<service>.<purpose>``."""
         group = f"{self.topics.namespace}.{self.settings.service_name}.{purpose}"
-        subscribe(self.broker, topic, group_id=group, handler=handler, types=types,
-                  max_retries=self.settings.kafka.max_retries, retry_cap=self.settings.kafka.retry_max_seconds,
-                  health=self.health)
+        subscribe(
+            self.broker,
+            topic,
+            group_id=group,
+            handler=handler,
+            types=types,
+            max_retries=self.settings.kafka.max_retries,
+            retry_cap=self.settings.kafka.retry_max_seconds,
+            health=self.health,
+        )
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` after the pool and broker are up."""
@@ -100,18 +116,35 @@ class Service:
         self._stop.clear()
         pg = s.postgres
         dsn = pg.dsn.get_secret_value()
-        self._pool = await self._until_up("postgres", lambda: create_pool(
-            dsn, self.schema, pg.pool_min, pg.pool_max, command_timeout=pg.command_timeout,
-            acquire_timeout=pg.acquire_timeout, connect_timeout=pg.connect_timeout))
+        self._pool = await self._until_up(
+            "postgres",
+            lambda: create_pool(
+                dsn,
+                self.schema,
+                pg.pool_min,
+                pg.pool_max,
+                command_timeout=pg.command_timeout,
+                acquire_timeout=pg.acquire_timeout,
+                connect_timeout=pg.connect_timeout,
+            ),
+        )
         await self._until_up("migrations", self._migrate)
         await self._until_up("kafka", lambda: ensure_topics(s.kafka.bootstrap_servers, self.topics.all()))
         await self._until_up("kafka", self.broker.start)
         await self._await_assignments(timeout=30.0)
         if self._relay_enabled:
             relay = OutboxRelay(
-                connector(dsn, self.schema, role="relay", command_timeout=pg.command_timeout,
-                          connect_timeout=pg.connect_timeout),
-                self.schema, BrokerPublisher(self.broker), health=self.health)
+                connector(
+                    dsn,
+                    self.schema,
+                    role="relay",
+                    command_timeout=pg.command_timeout,
+                    connect_timeout=pg.connect_timeout,
+                ),
+                self.schema,
+                BrokerPublisher(self.broker),
+                health=self.health,
+            )
             self.background(relay.run(self._stop))
         for hook in self._on_start:
             await hook(self)
@@ -136,8 +169,13 @@ class Service:
                 fault = classify(exc)
                 if not fault.transient or loop.time() > deadline:
                     raise
-                log.warning("waiting_for_dependency", step=what, dependency=fault.dependency or what,
-                            error=fault.reason, attempt=attempt)
+                log.warning(
+                    "waiting_for_dependency",
+                    step=what,
+                    dependency=fault.dependency or what,
+                    error=fault.reason,
+                    attempt=attempt,
+                )
                 await asyncio.sleep(backoff(attempt, base=0.5, cap=5.0))
 
     async def _await_assignments(self, timeout: float) -> None:
@@ -187,5 +225,6 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run ``app`` with uvicorn on the configured host and port."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_level=settings.log_level.lower(),
-                access_log=False)
+    uvicorn.run(
+        app, host=settings.http.host, port=settings.http.port, log_level=settings.log_level.lower(), access_log=False
+    )

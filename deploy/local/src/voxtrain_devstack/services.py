@@ -54,7 +54,9 @@ def service_env(name: str, endpoints_env: Mapping[str, str], ports: Ports, secre
     if name == "webhooks":
         env["VOXTRAIN_ALLOW_INSECURE_URLS"] = "true"  # local receivers on http://127.0.0.1 (never in production)
     if name == "console":
-        env.update({f"VOXTRAIN_{api.upper()}_URL": f"http://127.0.0.1:{getattr(ports, api)}" for api in CONSOLE_UPSTREAMS})
+        env.update(
+            {f"VOXTRAIN_{api.upper()}_URL": f"http://127.0.0.1:{getattr(ports, api)}" for api in CONSOLE_UPSTREAMS}
+        )
     return env
 
 

@@ -58,8 +58,12 @@ class KafkaFeed:
         # letting the broker auto-create them with other settings.
         await ensure_topics(self._settings.bootstrap_servers, self._settings.topics.all())
         self._consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self._settings.bootstrap_servers, group_id=self.group_id,
-            client_id="voxtrain-console", auto_offset_reset="latest", enable_auto_commit=False,
+            *self.topics,
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=self.group_id,
+            client_id="voxtrain-console",
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="console-kafka-feed")

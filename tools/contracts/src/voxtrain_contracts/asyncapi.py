@@ -72,9 +72,12 @@ def asyncapi(services: list[BuiltService]) -> dict[str, Any]:
             "x-original-offset": {"type": "string"},
             "x-consumer-group": {"type": "string", "description": "the group that could not handle it"},
             "x-attempts": {"type": "string", "description": "how many times the handler ran"},
-            "x-dead-letter-kind": {"type": "string", "enum": ["poison", "permanent", "unknown"],
-                                   "description": "poison: could not be decoded or parsed; permanent: the handler "
-                                                  "refused it; unknown: an unexpected error, after the retries"},
+            "x-dead-letter-kind": {
+                "type": "string",
+                "enum": ["poison", "permanent", "unknown"],
+                "description": "poison: could not be decoded or parsed; permanent: the handler "
+                "refused it; unknown: an unexpected error, after the retries",
+            },
             REPLAYED_FROM: {"type": "string", "description": "set when `voxtrain dlt replay` sent it back before"},
         },
     }
