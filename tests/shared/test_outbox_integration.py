@@ -78,8 +78,9 @@ async def test_outbox_survives_crashes_and_the_inbox_keeps_effects_single(stack,
         # First relay publishes but crashes before marking: the row stays unsent.
         connect = connector(stack.postgres_dsn, schema, role="test")
         crashing = outbox.OutboxRelay(connect, schema, CrashAfterPublish(BrokerPublisher(broker)))
-        with pytest.raises(ConnectionResetError):
+        with pytest.raises(outbox.PublishFailed) as failed:
             await crashing.run_once()
+        assert isinstance(failed.value.__cause__, ConnectionResetError)
         await crashing.close()
         # The restarted relay publishes it again and marks it.
         relay = outbox.OutboxRelay(connect, schema, BrokerPublisher(broker))
