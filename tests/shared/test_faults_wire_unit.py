@@ -169,7 +169,9 @@ async def test_http_answers_503_with_a_code_while_a_dependency_is_away_and_500_w
     async def bug() -> None:
         raise RuntimeError("boom")
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    # raise_app_exceptions=False: what an HTTP client sees (in-process, Starlette re-raises after answering)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         r = await client.get("/down")
         assert r.status_code == 503 and r.headers["Retry-After"] == "5"
         assert r.json()["error"]["code"] == "dependency_unavailable"

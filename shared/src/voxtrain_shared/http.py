@@ -2,7 +2,9 @@
 
 No request ends in a bare 500: an error that escapes a route is classified (:mod:`voxtrain_shared.faults`);
 a dependency that is away answers ``503`` with code ``dependency_unavailable``, the dependency's name and a
-``Retry-After``; anything else ``500`` with code ``internal_error`` and the correlation id to quote.
+``Retry-After`` (the correlation middleware answers it); anything else ``500`` with code ``internal_error``
+and the correlation id to quote (an ``Exception`` handler, which Starlette calls and then re-raises the error
+so the server logs it).
 ``/health/ready`` runs the service's checks and adds what :class:`~voxtrain_shared.health.Health` knows
 (a consumer waiting for PostgreSQL, a relay that cannot publish), naming every missing dependency.
 """
@@ -47,25 +49,29 @@ def correlation_id(request: Request) -> uuid.UUID:
     return cid
 
 
-def error_response(exc: Exception, cid: uuid.UUID) -> JSONResponse:
-    """The answer to an exception that escaped a route: 503 for a dependency that is away, else 500."""
+def unavailable_response(exc: Exception) -> JSONResponse | None:
+    """503 ``dependency_unavailable`` when ``exc`` says a dependency is away; None for any other error."""
     fault = classify(exc)
-    if fault.transient:
-        log.warning("request_dependency_unavailable", dependency=fault.dependency or "unknown", error=fault.reason)
-        body = ApiError(
-            503,
-            ErrorCode.DEPENDENCY_UNAVAILABLE,
-            dependency_message(fault.dependency),
-            {"dependency": fault.dependency or "unknown"},
-        ).body()
-        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-    log.error("request_failed", error=repr(exc), exc_info=exc)
+    if not fault.transient:
+        return None
+    log.warning("request_dependency_unavailable", dependency=fault.dependency or "unknown", error=fault.reason)
+    body = ApiError(
+        503,
+        ErrorCode.DEPENDENCY_UNAVAILABLE,
+        dependency_message(fault.dependency),
+        {"dependency": fault.dependency or "unknown"},
+    ).body()
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def internal_error_response(cid: object) -> JSONResponse:
+    """500 ``internal_error`` naming the correlation id to quote."""
     body = ApiError(
         500,
         ErrorCode.INTERNAL_ERROR,
         f"The request failed because of an internal error; quote correlation id {cid} when you report it.",
     ).body()
-    return JSONResponse(body, status_code=500)
+    return JSONResponse(body, status_code=500, headers={CORRELATION_HEADER: str(cid)})
 
 
 def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None) -> None:
@@ -88,6 +94,10 @@ def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None
         code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_FAILED)
         return JSONResponse(ApiError(exc.status_code, code, str(exc.detail)).body(), status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, _exc: Exception) -> JSONResponse:
+        return internal_error_response(getattr(request.state, "correlation_id", "unknown"))
+
     @app.middleware("http")
     async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
         raw = request.headers.get(CORRELATION_HEADER)
@@ -99,8 +109,11 @@ def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None
         structlog.contextvars.bind_contextvars(correlation_id=str(cid))
         try:
             response = await call_next(request)
-        except Exception as exc:  # escaped every route handler: never a bare 500
-            response = error_response(exc, cid)
+        except Exception as exc:  # a dependency that is away: 503; anything else goes on to `_internal`
+            unavailable = unavailable_response(exc)
+            if unavailable is None:
+                raise
+            response = unavailable
         finally:
             structlog.contextvars.unbind_contextvars("correlation_id")
         route = request.scope.get("route")
