@@ -180,6 +180,9 @@ async def test_the_relay_heals_its_listener_after_a_postgres_restart(stack: Any,
     pool = await create_pool(dsn, schema, acquire_timeout=3, connect_timeout=2)
     async with pool.acquire() as c:
         await migrate(c, schema, None)
+        # the devstack's PostgreSQL (make run, the tests) is durable: a crash keeps every commit
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            assert await c.fetchval(f"SHOW {setting}") == "on"
     task = asyncio.create_task(relay.run(stop))
 
     async def add(name: str) -> None:
