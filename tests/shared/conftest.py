@@ -50,3 +50,9 @@ def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Priva
 def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private]:
     """A Kafka of this test alone."""
     yield from _private("kafka", tmp_path_factory.mktemp("kafka-stack"))
+
+
+@pytest.fixture
+def private_minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private]:
+    """A MinIO of this test alone."""
+    yield from _private("minio", tmp_path_factory.mktemp("minio-stack"))
