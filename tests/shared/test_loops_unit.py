@@ -43,3 +43,16 @@ async def test_a_successful_step_clears_what_a_failed_one_reported() -> None:
 
     await asyncio.wait_for(Loop("gauge", step, every=0.01, health=health).run(stop), 10)
     assert health.problems() == {}
+
+
+def test_a_blocked_report_lapses_when_it_is_not_renewed() -> None:
+    now = [1000.0]
+    health = Health(clock=lambda: now[0])
+    health.blocked("consumer g", "postgres", "refused", ttl=60)
+    now[0] += 59
+    assert health.missing() == ["postgres"]
+    health.blocked("consumer g", "postgres", "refused", ttl=60)  # renewed by the next failed attempt
+    now[0] += 59
+    assert "for 118 s" in health.problems()["consumer g"]
+    now[0] += 2  # e.g. its partition moved to another replica: nothing renews it any more
+    assert health.problems() == {} and health.missing() == []

@@ -39,7 +39,7 @@ from faststream.message import StreamMessage
 from . import wire
 from .events import Envelope
 from .faults import Fault, Kind, PermanentError, backoff, classify
-from .health import Health
+from .health import DEFAULT_TTL, Health
 from .logs import bind_message, get_logger, unbind_message
 from .metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_SECONDS
 from .settings import KafkaSettings
@@ -198,7 +198,7 @@ class _Consumer:
         self._failures += 1
         delay = backoff(self._failures, base=self._policy.base, cap=self._policy.cap)
         if self._health is not None:
-            self._health.blocked(self.component, fault.dependency, fault.reason)
+            self._health.blocked(self.component, fault.dependency, fault.reason, ttl=max(DEFAULT_TTL, 3 * delay))
         log.warning(
             "message_waits_for_dependency",
             topic=self._topic,

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from .faults import backoff, classify
-from .health import Health
+from .health import DEFAULT_TTL, Health
 from .logs import get_logger
 
 log = get_logger(__name__)
@@ -52,7 +52,7 @@ class Loop:
                     transient += 1
                     wait = backoff(transient, base=min(self._every, 1.0), cap=max(self._every, 30.0))
                     if self._health is not None:
-                        self._health.blocked(component, fault.dependency, fault.reason)
+                        self._health.blocked(component, fault.dependency, fault.reason, ttl=max(DEFAULT_TTL, 3 * wait))
             await wait_any(self._wake, stop, timeout=wait)
 
 

@@ -43,7 +43,7 @@ from . import wire
 from .db import Connector, check_identifier
 from .events import Envelope
 from .faults import KAFKA, Kind, backoff, classify
-from .health import Health
+from .health import DEFAULT_TTL, Health
 from .logs import get_logger
 from .loops import wait_any
 from .metrics import EVENTS_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PARKED
@@ -278,7 +278,8 @@ class OutboxRelay:
             "outbox_relay_retry", schema=self._schema, dependency=dependency, error=fault.reason, failures=failures
         )
         if self._health is not None:
-            self._health.blocked(self.component, dependency, fault.reason)
+            ttl = max(DEFAULT_TTL, 3 * (self._retry_cap + self._publish_timeout))
+            self._health.blocked(self.component, dependency, fault.reason, ttl=ttl)
         if dependency == KAFKA and self._conn is not None and not self._conn.is_closed():
             try:  # the database answers: keep the backlog gauge true while Kafka is away
                 await self._gauge()
