@@ -15,8 +15,9 @@ pytestmark = pytest.mark.integration
 
 
 def _env(n: int, model_id=None) -> ev.Envelope:
-    return ev.wrap(ev.ModelUpdated(name=f"m{n}", auto_train=True, changed=["name"]), tenant_id="acme",
-                   model_id=model_id or uuid4())
+    return ev.wrap(
+        ev.ModelUpdated(name=f"m{n}", auto_train=True, changed=["name"]), tenant_id="acme", model_id=model_id or uuid4()
+    )
 
 
 async def test_idempotent_producer_and_group_consumer_see_every_event_in_order(stack) -> None:
@@ -82,3 +83,39 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_consumer_keep
     assert "RuntimeError('boom')" in reasons[msgs[1]]["x-dead-letter-reason"]
     assert reasons[msgs[1]]["x-attempts"] == "3"
     assert reasons[msgs[0]]["x-original-topic"] == topic
+
+
+async def test_consumer_lag_counts_the_records_a_group_has_not_handled_yet(stack) -> None:
+    from voxtrain_shared.kafka import measure_lag
+    from voxtrain_shared.metrics import CONSUMER_LAG
+
+    topic, group = unique("t.lag"), unique("g")
+    await ensure_topics(stack.kafka_bootstrap, [topic], partitions=1)
+    broker = make_broker(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap), client_id="test")
+    release, handled = asyncio.Event(), []
+
+    async def handler(env: ev.Envelope) -> None:
+        await release.wait()
+        handled.append(env.id)
+
+    subscribe(broker, topic, group_id=group, handler=handler)
+    await broker.start()
+    try:
+        for i in range(5):
+            await broker.publish(_env(i).to_bytes(), topic=topic, key=b"one-partition")
+        lag = CONSUMER_LAG.labels(topic=topic, group=group)
+        for _ in range(300):  # the first record is being handled; the other four wait
+            await measure_lag(broker)
+            if lag._value.get() == 4:
+                break
+            await asyncio.sleep(0.1)
+        assert lag._value.get() == 4
+        release.set()
+        for _ in range(300):
+            if len(handled) == 5:
+                break
+            await asyncio.sleep(0.1)
+        await measure_lag(broker)
+        assert lag._value.get() == 0
+    finally:
+        await broker.stop()

@@ -41,7 +41,7 @@ from .events import Envelope
 from .faults import Fault, Kind, PermanentError, backoff, classify
 from .health import DEFAULT_TTL, Health
 from .logs import bind_message, get_logger, unbind_message
-from .metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_SECONDS
+from .metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_SECONDS
 from .settings import KafkaSettings
 from .topics import dead_letter
 
@@ -334,6 +334,27 @@ def subscribe(
         parser=_raw_parser,
         decoder=_raw_decoder,
     )(consume)
+
+
+async def measure_lag(broker: KafkaBroker) -> None:
+    """Set ``voxtrain_consumer_lag{topic, group}``: per subscriber, the records between each assigned
+    partition's position and its end offset (asked of Kafka: a blocked handler stops the fetches that would
+    otherwise tell), summed over the partitions."""
+    for sub in broker.subscribers:
+        consumer: Any = getattr(sub, "consumer", None)
+        group = getattr(sub, "group_id", None)
+        if consumer is None or not group:
+            continue
+        assigned = list(consumer.assignment())
+        if not assigned:
+            continue
+        ends = await asyncio.wait_for(consumer.end_offsets(assigned), timeout=15)
+        lag: dict[str, int] = {}
+        for tp in assigned:
+            position = await consumer.position(tp)
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, position) - position)
+        for topic, n in lag.items():
+            CONSUMER_LAG.labels(topic=topic, group=group).set(n)
 
 
 async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, with_dead_letters: bool = True) -> None:

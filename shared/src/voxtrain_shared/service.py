@@ -23,7 +23,7 @@ from . import http, logs
 from .db import connector, create_pool, migrate
 from .faults import backoff, classify
 from .health import Health
-from .kafka import BrokerPublisher, Handler, ensure_topics, make_broker, subscribe
+from .kafka import BrokerPublisher, Handler, ensure_topics, make_broker, measure_lag, subscribe
 from .loops import Loop
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
@@ -32,6 +32,8 @@ from .topics import Topics
 log = logs.get_logger(__name__)
 Hook = Callable[["Service"], Awaitable[None]]
 T = TypeVar("T")
+#: How often ``voxtrain_consumer_lag`` is refreshed.
+LAG_SECONDS = 15.0
 
 
 class Service:
@@ -63,6 +65,7 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._loops: list[Loop] = []
+        self.loop("consumer-lag", lambda: measure_lag(self.broker), every=LAG_SECONDS)
         self.checks: dict[str, http.Check] = {"postgres": self._check_db, "kafka": self._check_kafka}
         self.app = FastAPI(title=title, version=version, description=description, lifespan=self._lifespan)
         self.app.state.auth_settings = settings.auth
