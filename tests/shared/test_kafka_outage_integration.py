@@ -45,6 +45,7 @@ async def test_relay_and_consumer_go_on_after_a_kafka_crash(stack: Any, private_
         poll_interval=0.5,
         health=health,
         retry_cap=1.0,
+        publish_timeout=5,
     )
     task = asyncio.create_task(relay.run(stop))
 
