@@ -66,7 +66,7 @@ def assemble(
     svc.consumer(t.validation, "validation", consumers.validation(uow), types=consumers.VALIDATION_TYPES)
     svc.consumer(t.datasets, "published", consumers.published(uow), types=consumers.PUBLISHED_TYPES)
 
-    sweeper = workers.sweeper(deps, every=sweep_every)
+    sweeper = workers.sweeper(deps, every=sweep_every, health=svc.health)
 
     async def start(service: Service) -> None:
         try:

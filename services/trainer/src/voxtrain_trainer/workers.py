@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
+from voxtrain_shared.health import Health
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.vocab import ErrorCode
@@ -54,13 +55,15 @@ class Active:
 class Supervisor:
     """Claims queued runs (up to ``parallel_trainings`` at once) and watches their worker processes."""
 
-    def __init__(self, uow: h.TrainerWork, processes: Processes, settings: TrainerSettings) -> None:
+    def __init__(
+        self, uow: h.TrainerWork, processes: Processes, settings: TrainerSettings, health: Health | None = None
+    ) -> None:
         self._uow, self._processes, self._s = uow, processes, settings
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.policy = policy_of(settings)
         self._active: dict[uuid.UUID, Active] = {}
         self._last_beat = 0.0
-        self.loop = Loop("trainer-supervisor", self.step, every=0.5)
+        self.loop = Loop("trainer-supervisor", self.step, every=0.5, health=health)
 
     @property
     def active_runs(self) -> set[uuid.UUID]:

@@ -53,6 +53,7 @@ def build(
         owner=owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         concurrency=settings.concurrency,
         poll_seconds=poll_seconds,
+        health=svc.health,
     )
     svc.consumer(svc.topics.datasets, "datasets", consumers.datasets(uow, jobs.wake), types=consumers.DATASET_TYPES)
     svc.consumer(svc.topics.models, "requests", consumers.requests(uow, jobs.wake), types=consumers.REQUEST_TYPES)

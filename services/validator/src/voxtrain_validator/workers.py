@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
+from voxtrain_shared.health import Health
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.metrics import VALIDATION_SECONDS, VALIDATIONS
 from voxtrain_shared.vocab import ErrorCode
@@ -54,11 +55,12 @@ class JobLoop:
         owner: str,
         concurrency: int,
         poll_seconds: float = 1.0,
+        health: Health | None = None,
     ) -> None:
         self._uow, self._validate, self._rules = uow, validate, rules
         self.owner, self._concurrency = owner, concurrency
         self._running: set[asyncio.Task[None]] = set()
-        self.loop = Loop("validator.jobs", self.fill, every=poll_seconds)
+        self.loop = Loop("validator.jobs", self.fill, every=poll_seconds, health=health)
 
     def wake(self) -> None:
         """A job may be due now (a dataset was queued)."""

@@ -33,7 +33,7 @@ def build(
     send = sender or http_sender
     policy = RetryPolicy(settings.first_retry_seconds, settings.max_retry_seconds, settings.retry_for_seconds)
     dispatcher = workers.dispatcher(
-        uow, send, policy, clock, concurrency=settings.concurrency, every=DISPATCH_POLL_SECONDS
+        uow, send, policy, clock, concurrency=settings.concurrency, every=DISPATCH_POLL_SECONDS, health=svc.health
     )
     svc.app.include_router(http.router(uow, settings, send, clock))
     answer_refusals(svc.app, http.STATUS_OF)
