@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages voxtrain needs on this machine, only those that are missing:
 # espeak-ng, sox, ffmpeg (speech audio for tests and the validator/trainer), the PostgreSQL server,
-# Java and Maven (Kafka's jars), and chromium (the console's browser tests drive /usr/bin/chromium;
+# Java and Maven (Kafka's jars), CMU's acoustic-model tools for adapting the en-US model to customer
+# audio (sphinxtrain: bw, mllr_solve, map_adapt, mk_s2sendump; sphinxbase-utils: sphinx_fe; pocketsphinx:
+# pocketsphinx_mdef_convert; pocketsphinx-en-us: the model they were built for), and chromium (the console's browser tests drive /usr/bin/chromium;
 # Playwright never downloads a browser). Non-interactive; needs root (or passwordless sudo) only when
 # something is missing. Go (for MinIO) is checked by `voxtrain-stack install`, not installed here:
 # Debian's golang-go is too old.
@@ -19,6 +21,10 @@ for cmd in espeak-ng sox ffmpeg java mvn; do
 done
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/lib/sphinxtrain/bw ] || missing+=(sphinxtrain)
+command -v sphinx_fe >/dev/null 2>&1 || missing+=(sphinxbase-utils)
+command -v pocketsphinx_mdef_convert >/dev/null 2>&1 || missing+=(pocketsphinx)
+[ -d /usr/share/pocketsphinx/model/en-us ] || missing+=(pocketsphinx-en-us)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

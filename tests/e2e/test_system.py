@@ -2,39 +2,16 @@
 on real Kafka, PostgreSQL and MinIO. A status subscriber follows a model from 1 to 4 (and another to 5)."""
 
 import json
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.support import TopicReader, auth_headers, running, settings_for, unique
+from tests.support import TopicReader, auth_headers
 from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT, speak, speak_all
-from voxtrain_datasets.bootstrap import build as build_datasets
-from voxtrain_models.bootstrap import build as build_models
 from voxtrain_shared import events as ev
-from voxtrain_shared.settings import DatasetsSettings, ModelsSettings, TrainerSettings, ValidatorSettings
-from voxtrain_trainer.bootstrap import build as build_trainer
-from voxtrain_validator.bootstrap import build as build_validator
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ACME = auth_headers("acme")
-
-
-@pytest.fixture
-async def system(stack, tmp_path):
-    shared = {"VOXTRAIN_KAFKA__TOPIC_NAMESPACE": unique("e2e"), "VOXTRAIN_MINIO__BUCKET": unique("e2e").replace("_", "-")}
-    async with AsyncExitStack() as stack_:
-        clients = {}
-        for name, cls, build, extra in (
-            ("models", ModelsSettings, build_models, {}),
-            ("datasets", DatasetsSettings, build_datasets, {}),
-            ("validator", ValidatorSettings, build_validator, {}),
-            ("trainer", TrainerSettings, build_trainer, {"VOXTRAIN_WORK_DIR": str(tmp_path / "trainer")}),
-        ):
-            svc = build(settings_for(cls, stack, **shared, **extra))
-            clients[name] = await stack_.enter_async_context(running(svc))
-            clients["topics"] = svc.topics
-        yield clients
 
 
 def changes(reader: TopicReader) -> list[ev.TrainingStatusChanged]:

@@ -72,6 +72,39 @@ TUNING_SENTENCES = [
     "Heart rate improved after metoprolol.",
 ]
 
+# Spoken adaptation pairs (acoustic-model adaptation): none is in TRAINING_TEXT or TEST_SENTENCES.
+ADAPTATION_SENTENCES = [
+    "Increase the lisinopril dose for persistent hypertension.",
+    "The patient was started on warfarin for atrial fibrillation.",
+    "Heart rate improved after metoprolol.",
+    "Repeat the blood cultures in the morning.",
+    "The chest x-ray showed a small pleural effusion.",
+    "Continue amoxicillin for seven more days.",
+    "The patient reports mild shortness of breath.",
+    "Check the international normalized ratio tomorrow.",
+    "Metformin was held before the contrast study.",
+    "The electrocardiogram showed a normal sinus rhythm.",
+    "Oxygen saturation improved on nasal cannula.",
+    "Start heparin and monitor the platelet count.",
+    "The patient denies fever or chills.",
+    "Atorvastatin was increased to eighty milligrams.",
+    "Blood pressure was controlled on the current regimen.",
+    "The echocardiogram showed a reduced ejection fraction.",
+    "The patient was transferred to the cardiology unit.",
+    "Hold metoprolol for a heart rate below fifty.",
+    "Follow up with the primary care physician in two weeks.",
+    "The pneumonia is improving on antibiotics.",
+    "Check a lipid panel at the next visit.",
+    "The patient has chronic kidney disease.",
+    "Start aspirin eighty one milligrams daily.",
+    "The pulmonary embolism was treated with heparin.",
+    "Monitor blood glucose before each meal.",
+    "The patient was discharged home in stable condition.",
+    "Continue warfarin with a goal ratio of two to three.",
+    "The chest pain resolved after nitroglycerin.",
+]
+
+
 VOICES = ("en-us+m3", "en-us+f2", "en-us+m1", "en-us+f3")
 SPEEDS = (150, 165, 140)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from voxtrain_shared.vocab import DatasetType
 
 from .ml.errors import TrainingError
+from .ml.pairing import NamedFile, pair_recordings
 from .ml.transcripts import read_utterances
 from .ml.types import AudioPair, TextFile, TrainingInputs
 
@@ -62,10 +63,22 @@ def build_inputs(datasets: Sequence[LocalDataset]) -> tuple[TrainingInputs, dict
                 raise TrainingError("validation_failed", f"{where}: not JSON ({exc.msg})", "gather") from None
             pair, split = _pair(entry, by_ref, where)
             (test_pairs if split == "test" else train_pairs).append(pair)
+    # AUDIO + same-named .vtt/.srt: paired and cut by cue times (manifest lines win), see ml.pairing
+    paired = pair_recordings(
+        [NamedFile(d.file_name, d.path) for d in datasets if d.type is DatasetType.AUDIO],
+        [NamedFile(d.file_name, d.path, "test" if d.type is DatasetType.TEST else "train")
+         for d in datasets if d.type in (DatasetType.TRANSCRIPT, DatasetType.TEST)],
+        already_paired={p.audio for p in train_pairs + test_pairs},
+    )
+    train_pairs += paired.train_pairs
+    test_pairs += paired.test_pairs
+    transcripts = [t for t in transcripts if t.path not in paired.used_transcripts]
+    test_texts = [t for t in test_texts if t.path not in paired.used_transcripts]
     used = {"transcript_files": len(transcripts), "test_files": len(test_texts),
             "train_pairs": len(train_pairs), "test_pairs": len(test_pairs)}
     return TrainingInputs(transcripts=transcripts, test_texts=test_texts, train_pairs=train_pairs,
-                          test_pairs=test_pairs), used
+                          test_pairs=test_pairs, pairing=paired.report(),
+                          unused_audio=paired.unused_audio), used
 
 
 def _pair(entry: Mapping[str, object], by_ref: Mapping[str, LocalDataset], where: str) -> tuple[AudioPair, str]:

@@ -46,6 +46,11 @@ def write_arpa(lm: BackoffLM, path: Path) -> list[int]:
     return counts
 
 
+def parse_arpa(path: Path) -> dict[int, list[tuple[tuple[str, ...], float, float | None]]]:
+    """Every entry of an ARPA file per order: ``(words, log10 p, log10 bow or None)``."""
+    return _parse(path)[1]
+
+
 def _parse(path: Path) -> tuple[dict[int, int], dict[int, list[tuple[tuple[str, ...], float, float | None]]]]:
     declared: dict[int, int] = {}
     sections: dict[int, list[tuple[tuple[str, ...], float, float | None]]] = {}

@@ -8,6 +8,7 @@ stream raises ``ValueError`` naming the file.
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import av
@@ -58,3 +59,21 @@ def load_pcm(path: Path, offset: float | None = None, duration: float | None = N
 def pcm_duration(pcm: bytes) -> float:
     """Seconds of audio in 16 kHz mono s16 ``pcm``."""
     return len(pcm) / 2 / SAMPLE_RATE
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    """Write 16 kHz mono s16 ``pcm`` as a WAV file."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(pcm)
+    return path
+
+
+def read_wav(path: Path) -> bytes:
+    """The PCM of a WAV file written by :func:`write_wav`."""
+    with wave.open(str(path), "rb") as handle:
+        if (handle.getnchannels(), handle.getsampwidth(), handle.getframerate()) != (1, 2, SAMPLE_RATE):
+            raise ValueError(f"{Path(path).name}: not 16 kHz mono 16-bit audio")
+        return handle.readframes(handle.getnframes())

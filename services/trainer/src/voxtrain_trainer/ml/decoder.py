@@ -1,7 +1,9 @@
 """PocketSphinx decoding of 16 kHz PCM into normalised text with word timings.
 
 Contract: :class:`SpeechDecoder` loads one model (acoustic model + LM + dictionary + weights)
-once and decodes any number of utterances with :meth:`SpeechDecoder.decode`. The transcript
+once, with an adapted acoustic model's files (:class:`AcousticFiles`: MAP-adapted means,
+variances, mixture weights, transition matrices and/or an MLLR transform) replacing those of
+``hmm`` when given, and and decodes any number of utterances with :meth:`SpeechDecoder.decode`. The transcript
 holds only real words (no ``<s>``, ``</s>``, ``<sil>``, ``[NOISE]``-style fillers), without
 alternate-pronunciation markers (``the(2)`` -> ``the``), with start/end in seconds.
 """
@@ -17,6 +19,25 @@ from voxtrain_trainer.ml.base_model import base_model_files
 
 
 @dataclass(frozen=True)
+class AcousticFiles:
+    """Files of an adapted acoustic model that replace the base model's (``None``: keep the base one)."""
+
+    mean: Path | None = None
+    var: Path | None = None
+    sendump: Path | None = None
+    tmat: Path | None = None
+    mllr: Path | None = None
+
+    def decoder_options(self) -> dict[str, str]:
+        """PocketSphinx options loading these files."""
+        return {k: str(v) for k, v in vars(self).items() if v is not None}
+
+    def items(self) -> list[tuple[str, Path]]:
+        """``(option, path)`` of every file given."""
+        return [(k, v) for k, v in vars(self).items() if v is not None]
+
+
+@dataclass(frozen=True)
 class DecoderConfig:
     """What a decoder loads: LM, dictionary, acoustic model and weights (``None`` = default)."""
 
@@ -25,6 +46,7 @@ class DecoderConfig:
     hmm: Path
     lw: float | None = None
     wip: float | None = None
+    acoustic: AcousticFiles | None = None
 
     @classmethod
     def base(cls) -> DecoderConfig:
@@ -34,7 +56,11 @@ class DecoderConfig:
 
     def with_weights(self, lw: float, wip: float) -> DecoderConfig:
         """The same model with other decoder weights."""
-        return DecoderConfig(self.lm, self.dictionary, self.hmm, lw, wip)
+        return DecoderConfig(self.lm, self.dictionary, self.hmm, lw, wip, self.acoustic)
+
+    def with_acoustic(self, acoustic: AcousticFiles | None) -> DecoderConfig:
+        """The same model with another (adapted) acoustic model."""
+        return DecoderConfig(self.lm, self.dictionary, self.hmm, self.lw, self.wip, acoustic)
 
 
 @dataclass(frozen=True)
@@ -78,6 +104,8 @@ class SpeechDecoder:
             kwargs["lw"] = float(config.lw)
         if config.wip is not None:
             kwargs["wip"] = float(config.wip)
+        if config.acoustic is not None:
+            kwargs.update(config.acoustic.decoder_options())
         try:
             self._decoder = pocketsphinx.Decoder(**kwargs)
         except (RuntimeError, ValueError) as exc:

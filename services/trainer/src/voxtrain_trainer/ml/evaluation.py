@@ -1,9 +1,10 @@
 """Side-by-side evaluation of the base and the custom model.
 
-Contract: :func:`compare_wer` decodes every test utterance with both decoders and returns
-their corpus WERs plus up to ``max_examples`` per-utterance examples; :func:`compare_perplexity`
-scores the same test sentences (capped at ``max_words`` words, whole sentences, in order) with
-the custom ARPA model and with the base binary LM (see :mod:`perplexity` for conventions).
+Contract: :func:`compare_wer` decodes every test utterance with each model (base, text-only,
+text + audio) and returns their corpus WERs with S/D/I, the gain of each step and up to
+``max_examples`` per-utterance examples; :func:`compare_perplexity` scores the same test
+sentences (capped at ``max_words`` words, whole sentences, in order) with the custom ARPA model
+and with the base binary LM (see :mod:`perplexity` for conventions).
 """
 
 from __future__ import annotations
@@ -31,33 +32,46 @@ def _relative(base: float | None, custom: float | None) -> float | None:
 
 def compare_wer(
     utterances: Sequence[tuple[str, bytes, str]],
-    base: DecoderConfig,
-    custom: DecoderConfig,
+    models: Sequence[tuple[str, DecoderConfig]],
     max_examples: int = 25,
     progress: Callable[[float], None] = lambda fraction: None,
 ) -> dict:
-    """Decode ``(label, pcm, reference)`` utterances with both models; WERs and examples."""
+    """Decode ``(label, pcm, reference)`` utterances with every named model; WERs and examples.
+
+    The first model is the reference point ("base"), the last the one shipped ("custom"): the result
+    has an entry per model name, ``custom`` (a copy of the last), ``relative_improvement`` of the
+    shipped model over the first, ``steps`` (each model's relative gain over the one before it)
+    and per-utterance examples with every model's hypothesis.
+    """
     hyps: dict[str, list[str]] = {}
-    weights: dict[str, dict] = {}
-    for n, (name, config) in enumerate((("base", base), ("custom", custom))):
+    results: dict[str, dict] = {}
+    labels = [(label, ref) for label, _, ref in utterances]
+    refs = [ref for _, ref in labels]
+    for n, (name, config) in enumerate(models):
         decoder = SpeechDecoder(config)
-        weights[name] = {"lw": decoder.lw, "wip": decoder.wip}
         out = []
         for i, (_, pcm, _) in enumerate(utterances):
             out.append(decoder.decode(pcm).text)
-            progress((n + (i + 1) / len(utterances)) / 2)
+            progress((n + (i + 1) / len(utterances)) / len(models))
         hyps[name] = out
-    refs = [ref for _, _, ref in utterances]
-    base_wer = word_error_rate(refs, hyps["base"])
-    custom_wer = word_error_rate(refs, hyps["custom"])
+        results[name] = {**word_error_rate(refs, out).to_dict(), "lw": decoder.lw, "wip": decoder.wip}
+    names = [name for name, _ in models]
+    first, last = names[0], names[-1]
+    steps = [
+        {"from": a, "to": b, "relative_improvement": _relative(results[a]["wer"], results[b]["wer"])}
+        for a, b in zip(names, names[1:], strict=False)
+    ]
     examples = [
-        {"utterance": label, "reference": ref, "base": b, "custom": c}
-        for (label, _, ref), b, c in list(zip(utterances, hyps["base"], hyps["custom"], strict=True))[:max_examples]
+        {"utterance": label, "reference": ref, **{name: hyps[name][i] for name in names}, "custom": hyps[last][i]}
+        for i, (label, ref) in enumerate(labels[:max_examples])
     ]
     return {
-        "base": {**base_wer.to_dict(), **weights["base"]},
-        "custom": {**custom_wer.to_dict(), **weights["custom"]},
-        "relative_improvement": _relative(base_wer.wer, custom_wer.wer),
+        **results,
+        "models": names,
+        "custom": results[last],
+        "shipped": last,
+        "relative_improvement": _relative(results[first]["wer"], results[last]["wer"]),
+        "steps": steps,
         "examples": examples,
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 CMU_PHONES = frozenset(
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH".split()
@@ -180,13 +180,17 @@ def _ipa_for(words: Sequence[str], voice: str) -> dict[str, str]:
     return {**_ipa_for(words[:middle], voice), **_ipa_for(words[middle:], voice)}
 
 
-def espeak_pronunciations(words: Iterable[str], voice: str = "en-us") -> dict[str, list[tuple[str, ...]]]:
-    """CMU pronunciations from espeak-ng for ``words`` (see module contract)."""
+def espeak_pronunciations(
+    words: Iterable[str],
+    voice: str = "en-us",
+    mapper: Callable[[str], list[tuple[str, ...]] | None] = ipa_to_cmu,
+) -> dict[str, list[tuple[str, ...]]]:
+    """CMU pronunciations from espeak-ng for ``words`` (see module contract); ``mapper`` turns IPA into CMU."""
     unique = sorted(set(words))
     result: dict[str, list[tuple[str, ...]]] = {}
     for start in range(0, len(unique), BATCH_SIZE):
         for word, ipa in _ipa_for(unique[start : start + BATCH_SIZE], voice).items():
-            prons = ipa_to_cmu(ipa)
+            prons = mapper(ipa)
             if prons:
                 result[word] = prons
     return result

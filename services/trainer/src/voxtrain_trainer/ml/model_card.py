@@ -15,26 +15,62 @@ def _num(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+MODEL_NAMES = {
+    "base": "base (shipped en-US model)",
+    "text_only": "text only (custom LM + lexicon)",
+    "text_audio": "text + audio (adapted acoustic model)",
+}
+
+
 def _wer_section(wer: dict | None) -> list[str]:
     if not wer:
         return ["No test audio was available, so word error rate was not measured.", ""]
+    names = wer.get("models", ["base", "custom"])
     lines = [
         "| model | WER | substitutions | deletions | insertions | reference words | lw | wip |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("base", "custom"):
+    for name in names:
         r = wer[name]
         lines.append(
-            f"| {name} | {_pct(r['wer'])} | {r['substitutions']} | {r['deletions']} | {r['insertions']} "
-            f"| {r['reference_words']} | {_num(r['lw'])} | {_num(r['wip'])} |"
+            f"| {MODEL_NAMES.get(name, name)} | {_pct(r['wer'])} | {r['substitutions']} | {r['deletions']} "
+            f"| {r['insertions']} | {r['reference_words']} | {_num(r['lw'])} | {_num(r['wip'])} |"
         )
-    lines += ["", f"Relative WER reduction: {_pct(wer['relative_improvement'])}.", ""]
+    lines.append("")
+    for step in wer.get("steps", []):
+        lines.append(f"- {step['from']} -> {step['to']}: relative WER reduction {_pct(step['relative_improvement'])}.")
+    lines += [f"- Shipped model vs base: relative WER reduction {_pct(wer['relative_improvement'])}.", ""]
     if wer.get("examples"):
-        lines += ["Examples:", "", "| utterance | reference | base | custom |", "|---|---|---|---|"]
+        lines += ["Examples:", "", "| utterance | reference | " + " | ".join(names) + " |"]
+        lines.append("|---|---|" + "---|" * len(names))
         for e in wer["examples"][:10]:
-            lines.append(f"| {e['utterance']} | {e['reference']} | {e['base']} | {e['custom']} |")
+            lines.append(f"| {e['utterance']} | {e['reference']} | " + " | ".join(e.get(n, "") for n in names) + " |")
         lines.append("")
     return lines
+
+
+def _general_section(mix: dict | None) -> list[str]:
+    if not mix:
+        return []
+    how = "tuned on held-out text" if mix["weight_tuned"] else "default weight"
+    return [
+        f"- General English: the {mix['general_words']} commonest words of the base LM are mixed in with domain "
+        f"weight {mix['domain_weight']} ({how})."
+    ]
+
+
+def _acoustic_section(acoustic: dict | None) -> list[str]:
+    if not acoustic:
+        return []
+    if acoustic["method"] == "none":
+        return [f"- Acoustic model: the base en-US model, not adapted ({acoustic['reason']}).", ""]
+    dev = ", ".join(f"{k} {_pct(v)}" for k, v in acoustic["dev_wer"].items())
+    return [
+        f"- Acoustic model: base en-US adapted with **{acoustic['method']}** on {acoustic['utterances']} "
+        f"utterances ({acoustic['seconds']:.0f} s of audio); WER on {acoustic['dev_utterances']} held-out train "
+        f"pairs: {dev}. {acoustic['reason']}.",
+        "",
+    ]
 
 
 def _ppl_section(ppl: dict | None) -> list[str]:
@@ -59,7 +95,7 @@ def render_model_card(metrics: dict) -> str:
         "# Custom speech model",
         "",
         "A domain n-gram language model and pronunciation lexicon for the PocketSphinx en-US "
-        "acoustic model, trained offline on the customer's text.",
+        "acoustic model, trained offline on the customer's text (and adapted to their audio when that helped).",
         "",
         "## Data",
         "",
@@ -93,10 +129,21 @@ def render_model_card(metrics: dict) -> str:
         f"{lex['from_g2p']} new words from espeak-ng G2P; {lex['unmapped_count']} words could not be "
         "given a pronunciation and were mapped to <unk>"
         + (f" (e.g. {', '.join(lex['unmapped'][:10])})." if lex["unmapped"] else "."),
+        *(
+            [
+                f"- G2P phone error rate on {lex['g2p']['heldout_words']} held-out CMUdict words: "
+                f"{_pct(lex['g2p']['phone_error_rate'])} (espeak-ng table {_pct(lex['g2p']['phone_error_rate_table'])}"
+                f", re-mapped from the base dictionary {_pct(lex['g2p']['phone_error_rate_learned'])})."
+            ]
+            if lex.get("g2p")
+            else []
+        ),
+        *_general_section(lm.get("general_english")),
         f"- Decoder weights: lw {dec['lw']}, wip {dec['wip']} "
         + ("(tuned on the train audio)." if dec["tuned"] else "(PocketSphinx defaults: no train audio to tune on)."),
         "",
-        "## Results: base vs custom",
+        *_acoustic_section(metrics.get("acoustic")),
+        "## Results: base vs text only vs text + audio",
         "",
         "### Word error rate (test audio)",
         "",

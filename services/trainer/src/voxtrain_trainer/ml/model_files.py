@@ -16,7 +16,7 @@ from pathlib import Path
 
 from voxtrain_trainer.ml.audio import SAMPLE_RATE
 from voxtrain_trainer.ml.base_model import base_model_files
-from voxtrain_trainer.ml.decoder import DecoderConfig
+from voxtrain_trainer.ml.decoder import AcousticFiles, DecoderConfig
 
 LM_FILE = "lm.arpa"
 LM_BIN_FILE = "lm.bin"
@@ -27,10 +27,17 @@ CARD_FILE = "model_card.md"
 FORMAT_VERSION = 1
 
 
-def write_decoder_json(model_dir: Path, lw: float, wip: float, order: int) -> Path:
-    """Write ``decoder.json`` for the LM and lexicon in ``model_dir``."""
+def write_decoder_json(
+    model_dir: Path,
+    lw: float,
+    wip: float,
+    order: int,
+    acoustic: AcousticFiles | None = None,
+    adaptation: str | None = None,
+) -> Path:
+    """Write ``decoder.json`` for the LM, lexicon and adapted acoustic files in ``model_dir``."""
     path = model_dir / DECODER_FILE
-    payload = {
+    payload: dict[str, object] = {
         "format": FORMAT_VERSION,
         "lm": LM_BIN_FILE,
         "lm_arpa": LM_FILE,
@@ -41,6 +48,10 @@ def write_decoder_json(model_dir: Path, lw: float, wip: float, order: int) -> Pa
         "order": order,
         "sample_rate": SAMPLE_RATE,
     }
+    if acoustic is not None:
+        payload["acoustic_model"] = f"pocketsphinx:en-us+{adaptation}"
+        payload["acoustic_adaptation"] = adaptation
+        payload["acoustic_files"] = {option: file.name for option, file in acoustic.items()}
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -59,10 +70,18 @@ def decoder_config(model_dir: Path | None) -> DecoderConfig:
     lm = Path(model_dir) / spec["lm"]
     if not lm.exists() and spec.get("lm_arpa"):
         lm = Path(model_dir) / spec["lm_arpa"]
+    acoustic = None
+    if spec.get("acoustic_files"):
+        files = {option: Path(model_dir) / name for option, name in spec["acoustic_files"].items()}
+        missing = [f.name for f in files.values() if not f.exists()]
+        if missing:
+            raise ValueError(f"{model_dir}: adapted acoustic model files missing: {', '.join(missing)}")
+        acoustic = AcousticFiles(**files)
     return DecoderConfig(
         lm=lm,
         dictionary=Path(model_dir) / spec["dictionary"],
         hmm=base_model_files().hmm,
         lw=float(spec["lw"]),
         wip=float(spec["wip"]),
+        acoustic=acoustic,
     )

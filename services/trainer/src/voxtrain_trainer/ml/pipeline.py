@@ -1,8 +1,12 @@
-"""The training run: text -> lexicon -> Kneser-Ney LM -> tuned weights -> base vs custom metrics.
+"""The training run: text -> lexicon -> Kneser-Ney LM -> tuned weights -> acoustic adaptation
+-> base vs text-only vs text + audio metrics.
 
 Contract of :func:`run_training`: synchronous and CPU-only; writes ``lm.arpa``, ``lm.bin``,
 ``lexicon.dict``, ``decoder.json``, ``metrics.json`` and ``model_card.md`` into
-``work_dir / "model"`` and returns their paths with the metrics. ``progress(stage, percent)`` is
+``work_dir / "model"`` (plus the adapted acoustic model's ``am_*`` files when adaptation beat the
+base acoustic model on held-out train pairs) and returns their paths with the metrics. Audio is
+decoded one pair at a time into WAV files under ``work_dir``; every scratch directory is removed
+whatever the outcome. ``progress(stage, percent)`` is
 called at the start and end of every stage (and within long ones) with a percent that never
 goes down. Failures raise :class:`TrainingError`: ``no_training_text`` when no usable word is
 left after normalisation and lexicon building, ``stage_failed`` (with ``stage``) otherwise. An
@@ -13,37 +17,51 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 
 from voxtrain_trainer.ml import model_files
-from voxtrain_trainer.ml.audio import load_pcm
+from voxtrain_trainer.ml.acoustic.adapt import AdaptationReport, adapt_acoustic_model
+from voxtrain_trainer.ml.acoustic.sphinxtrain import missing_tools
+from voxtrain_trainer.ml.acoustic.utterances import PcmSequence, StoredUtterance, store_pairs
+from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.base_model import base_model_files
-from voxtrain_trainer.ml.decoder import DecoderConfig
-from voxtrain_trainer.ml.encoding import SPECIALS, EncodedText, encode_sentences, restrict_vocabulary
+from voxtrain_trainer.ml.decoder import AcousticFiles, DecoderConfig
+from voxtrain_trainer.ml.encoding import EOS, SPECIALS, EncodedText, encode_sentences, restrict_vocabulary
 from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
-from voxtrain_trainer.ml.g2p import espeak_pronunciations
+from voxtrain_trainer.ml.g2p_learn import learned_g2p, learned_pronunciations
+from voxtrain_trainer.ml.interpolate import (
+    general_unigrams,
+    interpolate_with_general,
+    read_model,
+    tune_weight,
+    write_model,
+)
 from voxtrain_trainer.ml.kneser_ney import Discounts
-from voxtrain_trainer.ml.lexicon import build_lexicon, load_base_dictionary, write_dictionary
+from voxtrain_trainer.ml.lexicon import Lexicon, build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
 from voxtrain_trainer.ml.lm_external import encoded_sentences, estimate_arpa
 from voxtrain_trainer.ml.model_card import render_model_card
+from voxtrain_trainer.ml.perplexity import BaseLMScorer
 from voxtrain_trainer.ml.prepare import PreparedData, prepare_data
 from voxtrain_trainer.ml.tuning import DEFAULT_LW, DEFAULT_WIP, tune_weights
-from voxtrain_trainer.ml.types import AudioPair, ProgressCallback, TrainingInputs, TrainingResult, TrainingSettings
+from voxtrain_trainer.ml.types import ProgressCallback, TrainingInputs, TrainingResult, TrainingSettings
 
 STAGES = {
-    "prepare_text": ("reading and normalising the text", 0, 10),
-    "lexicon": ("building the pronunciation lexicon", 10, 20),
-    "estimate_lm": ("estimating the language model", 20, 40),
-    "tune": ("tuning the decoder weights", 40, 65),
-    "evaluate": ("evaluating base and custom model", 65, 95),
-    "report": ("writing metrics and model card", 95, 100),
+    "prepare_text": ("reading and normalising the text", 0, 8),
+    "lexicon": ("building the pronunciation lexicon", 8, 15),
+    "estimate_lm": ("estimating the language model", 15, 30),
+    "tune": ("tuning the decoder weights", 30, 45),
+    "adapt": ("adapting the acoustic model to the audio", 45, 75),
+    "evaluate": ("evaluating base, text-only and text + audio models", 75, 97),
+    "report": ("writing metrics and model card", 97, 100),
 }
+SCRATCH_DIRS = ("audio", "tuning-lm", "mixed-lm", "acoustic")
 
 
 class _Stages:
@@ -128,12 +146,102 @@ def _tuning_config(
     return DecoderConfig(bin_path, final.dictionary, final.hmm), "LM without the train pairs' transcripts"
 
 
-def _load_audio(pairs: list[AudioPair], progress: Callable[[float], None]) -> list[tuple[str, bytes, str]]:
-    out = []
-    for i, pair in enumerate(pairs):
-        out.append((pair.label, load_pcm(pair.audio, pair.offset, pair.duration), pair.text))
-        progress((i + 1) / len(pairs))
-    return out
+@dataclass
+class _Mixing:
+    """The general-English variant of the LMs (files under ``directory``) and how it was made."""
+
+    final: DecoderConfig
+    tuning: DecoderConfig
+    general: list[str]
+    report: dict
+
+
+def _mix_general(
+    final: DecoderConfig,
+    tuning: DecoderConfig,
+    held_out: list[str],
+    base_dict: Mapping[str, list[tuple[str, ...]]],
+    settings: TrainingSettings,
+    directory: Path,
+) -> _Mixing:
+    """The domain LM (and the tuning LM) interpolated with the base model's commonest words.
+
+    The weight is tuned on the train pairs' transcripts under the LM that does not contain them;
+    without such held-out text the default weight is used. Written under ``directory``.
+    """
+    known = BaseLMScorer(base_model_files().lm).unigram_log10([*base_dict, EOS])
+    general = general_unigrams(known, settings.general_words)
+    choice = None
+    if held_out and tuning.lm != final.lm:
+        choice = tune_weight(read_model(tuning.lm.with_suffix(".arpa")), general, held_out)
+    lam = choice.lam if choice else settings.default_domain_weight
+    mixed: dict[Path, Path] = {}
+    for n, source in enumerate(dict.fromkeys([final.lm, tuning.lm])):
+        target = directory / str(n) / model_files.LM_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_model(interpolate_with_general(read_model(source.with_suffix(".arpa")), general, lam), target)
+        mixed[source] = convert_to_binary(target, target.with_suffix(".bin"))
+    report = {
+        "general_words": len(general) - 1,
+        "domain_weight": lam,
+        "weight_tuned": choice is not None,
+        "heldout_perplexity": {str(k): round(v, 2) for k, v in choice.perplexity.items()} if choice else None,
+        "heldout_tokens": choice.tokens if choice else 0,
+        "source": "base en-us LM unigrams (most probable words)",
+    }
+    return _Mixing(
+        DecoderConfig(mixed[final.lm], final.dictionary, final.hmm),
+        DecoderConfig(mixed[tuning.lm], tuning.dictionary, tuning.hmm),
+        [w for w in general if w != EOS],
+        report,
+    )
+
+
+def _audio_notes(inputs: TrainingInputs) -> list[str]:
+    if not inputs.unused_audio:
+        return []
+    return [
+        f"{len(inputs.unused_audio)} AUDIO file(s) were not used because no transcript goes with them "
+        f"({', '.join(list(inputs.unused_audio)[:5])}): add a manifest line or a .vtt/.srt TRANSCRIPT with the same "
+        "base name; the model was trained from the text only"
+    ]
+
+
+def _adaptation_split(
+    utterances: list[StoredUtterance], settings: TrainingSettings
+) -> tuple[list[StoredUtterance], list[StoredUtterance]]:
+    """Train pairs that adapt the acoustic model, and those held out to check the adaptation."""
+    every = settings.adaptation_dev_every
+    dev = [u for i, u in enumerate(utterances) if i % every == every - 1]
+    return [u for u in utterances if u not in dev], dev
+
+
+def _adapt(
+    utterances: list[StoredUtterance],
+    lexicon: Lexicon,
+    decoder: DecoderConfig,
+    settings: TrainingSettings,
+    work_dir: Path,
+    model_dir: Path,
+    step: Callable[[float], None],
+) -> tuple[AcousticFiles | None, dict]:
+    """Adapt when there is enough audio to adapt and to check the adaptation; files and report."""
+    if not settings.adapt_acoustic_model:
+        return None, AdaptationReport(reason="acoustic adaptation is switched off").to_dict()
+    if len(utterances) < settings.min_adaptation_pairs:
+        reason = (
+            f"{len(utterances)} train pairs: at least {settings.min_adaptation_pairs} are needed to adapt the "
+            "acoustic model and check it on held-out pairs, so the base acoustic model is used"
+        )
+        return None, AdaptationReport(reason=reason).to_dict()
+    missing = missing_tools()
+    if missing:
+        return None, AdaptationReport(reason="not installed: " + ", ".join(missing)).to_dict()
+    train, dev = _adaptation_split(utterances, settings)
+    files, report = adapt_acoustic_model(
+        train, dev, lexicon.entries, decoder, work_dir, model_dir, settings.map_min_seconds, step
+    )
+    return files, report.to_dict()
 
 
 def run_training(
@@ -146,7 +254,16 @@ def run_training(
     settings = settings or TrainingSettings()
     model_dir = Path(work_dir) / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(progress)
+    try:
+        return _run(inputs, Path(work_dir), model_dir, settings, _Stages(progress))
+    finally:
+        for name in SCRATCH_DIRS:
+            shutil.rmtree(Path(work_dir) / name, ignore_errors=True)
+
+
+def _run(
+    inputs: TrainingInputs, work_dir: Path, model_dir: Path, settings: TrainingSettings, stages: _Stages
+) -> TrainingResult:
 
     with stages.run("prepare_text"):
         data = prepare_data(inputs, settings.heldout_fraction)
@@ -160,8 +277,11 @@ def run_training(
 
     with stages.run("lexicon"):
         base_dict = load_base_dictionary(base_model_files().dictionary)
+        g2p = learned_g2p(base_model_files().dictionary, settings.g2p_voice)
         lexicon = build_lexicon(
-            encoded.vocab[len(SPECIALS) :], base_dict, lambda words: espeak_pronunciations(words, settings.g2p_voice)
+            encoded.vocab[len(SPECIALS) :],
+            base_dict,
+            lambda words: learned_pronunciations(words, settings.g2p_voice, g2p.overrides),
         )
         encoded = restrict_vocabulary(encoded, set(lexicon.entries))
     if not lexicon.entries:
@@ -175,33 +295,68 @@ def run_training(
         lm, discounts, ngram_counts, bin_path = _write_lm(encoded, settings, model_dir, step)
         lm_path = model_dir / model_files.LM_FILE
         dict_path = model_dir / model_files.DICT_FILE
+        custom = DecoderConfig(lm=bin_path, dictionary=dict_path, hmm=base_model_files().hmm)
+        tuning_config, tuning_lm = custom, None
+        if data.train_pairs:
+            tuning_config, tuning_lm = _tuning_config(
+                data, set(lexicon.entries), custom, settings, work_dir / "tuning-lm"
+            )
+        mixing = None
+        if settings.general_words > 0:
+            held_out = data.pair_sentences if tuning_config is not custom else []
+            mixing = _mix_general(custom, tuning_config, held_out, base_dict, settings, work_dir / "mixed-lm")
+            # Always shipped when on: tuning on the train audio (domain sentences) would favour the
+            # domain-only LM, yet held-out speech uses ordinary words too (see bench/trainer/bench_acoustic.py).
+            shutil.copyfile(mixing.final.lm.with_suffix(".arpa"), lm_path)
+            shutil.copyfile(mixing.final.lm, bin_path)
+            if mixing.tuning.lm != mixing.final.lm:
+                shutil.copyfile(mixing.tuning.lm, tuning_config.lm)
+            shutil.rmtree(work_dir / "mixed-lm", ignore_errors=True)
+            lexicon.entries.update({w: list(base_dict[w]) for w in mixing.general if w not in lexicon.entries})
+            lm = read_arpa(lm_path)
+            ngram_counts = lm.ngram_counts()
         write_dictionary(lexicon.entries, dict_path)
-    custom = DecoderConfig(lm=bin_path, dictionary=dict_path, hmm=base_model_files().hmm)
 
-    tuning = tuning_lm = None
+    tuning = None
+    train_audio: list[StoredUtterance] = []
+    audio_skipped: list[str] = []
     with stages.run("tune") as step:
         if data.train_pairs:
-            utterances = _load_audio(data.train_pairs, lambda f: step(0.1 * f))
-            scratch = Path(work_dir) / "tuning-lm"
-            config, tuning_lm = _tuning_config(data, set(lexicon.entries), custom, settings, scratch)
-            step(0.2)
+            train_audio, audio_skipped = store_pairs(
+                data.train_pairs, work_dir / "audio" / "train", lambda f: step(0.2 * f)
+            )
+        if train_audio:
+            step(0.25)
             tuning = tune_weights(
-                config,
-                [(pcm, text) for _, pcm, text in utterances],
+                tuning_config,
+                PcmSequence(train_audio),
                 settings.lw_grid,
                 settings.wip_grid,
                 settings.max_tuning_decodes,
-                lambda f: step(0.2 + 0.8 * f),
+                lambda f: step(0.25 + 0.75 * f),
             )
-            shutil.rmtree(scratch, ignore_errors=True)
     lw, wip = (tuning.lw, tuning.wip) if tuning else (DEFAULT_LW, DEFAULT_WIP)
     custom = custom.with_weights(lw, wip)
+
+    with stages.run("adapt") as step:
+        acoustic, adaptation = _adapt(
+            train_audio, lexicon, tuning_config.with_weights(lw, wip), settings, work_dir / "acoustic", model_dir, step
+        )
+        shutil.rmtree(work_dir / "acoustic", ignore_errors=True)
+        shutil.rmtree(work_dir / "tuning-lm", ignore_errors=True)
 
     with stages.run("evaluate") as step:
         wer = None
         if data.test_pairs:
-            test_audio = _load_audio(data.test_pairs, lambda f: step(0.1 * f))
-            wer = compare_wer(test_audio, DecoderConfig.base(), custom, progress=lambda f: step(0.1 + 0.8 * f))
+            test_audio, skipped = store_pairs(
+                data.test_pairs, work_dir / "audio" / "test", lambda f: step(0.1 * f), strict=True
+            )
+            audio_skipped += skipped
+            models = [("base", DecoderConfig.base()), ("text_only", custom)]
+            if acoustic is not None:
+                models.append(("text_audio", custom.with_acoustic(acoustic)))
+            if test_audio:
+                wer = compare_wer(PcmSequence(test_audio), models, progress=lambda f: step(0.1 + 0.8 * f))
         ppl = (
             compare_perplexity(lm, data.test_sentences, settings.max_perplexity_words) if data.test_sentences else None
         )
@@ -219,12 +374,17 @@ def run_training(
                 "training_sentences": encoded.n_sentences,
                 "training_words": encoded.n_words,
                 "test_sentences": len(data.test_sentences),
-                "notes": data.notes,
+                "train_audio_seconds": round(sum(u.seconds for u in train_audio), 1),
+                "audio_skipped": audio_skipped[:50],
+                "pairing": dict(inputs.pairing or {}),
+                "unused_audio": list(inputs.unused_audio),
+                "notes": data.notes + _audio_notes(inputs),
             },
             "lm": {
                 "order": lm.order,
                 "requested_order": settings.order,
-                "smoothing": "interpolated modified Kneser-Ney",
+                "smoothing": "interpolated modified Kneser-Ney" + (", mixed with general English" if mixing else ""),
+                "general_english": mixing.report if mixing else None,
                 "ngram_counts": ngram_counts,
                 "vocabulary_size": lm.vocab_size,
                 "discounts": [d.to_dict() for d in discounts],
@@ -238,6 +398,7 @@ def run_training(
                 "g2p_examples": {w: " ".join(lexicon.entries[w][0]) for w in lexicon.from_g2p[:20]},
                 "unmapped": lexicon.unmapped[:100],
                 "unmapped_count": len(lexicon.unmapped),
+                "g2p": g2p.report,
             },
             "decoder": {
                 "lw": lw,
@@ -245,11 +406,12 @@ def run_training(
                 "tuned": tuning is not None,
                 "tuning": {**tuning.to_dict(), "lm": tuning_lm} if tuning else None,
             },
+            "acoustic": adaptation,
             "evaluation": {"wer": wer, "perplexity": ppl},
             "settings": settings.to_dict(),
             "durations": stages.durations,
         }
-        decoder_path = model_files.write_decoder_json(model_dir, lw, wip, lm.order)
+        decoder_path = model_files.write_decoder_json(model_dir, lw, wip, lm.order, acoustic, adaptation["method"])
         metrics["durations"] = dict(stages.durations)
         metrics_path = model_dir / model_files.METRICS_FILE
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -263,5 +425,6 @@ def run_training(
         "decoder": decoder_path,
         "metrics": metrics_path,
         "model_card": card_path,
+        **{f"acoustic_{option}": path for option, path in (acoustic.items() if acoustic else [])},
     }
     return TrainingResult(model_dir=model_dir, artifacts=artifacts, metrics=metrics)

@@ -34,21 +34,22 @@ class TuningResult:
 
 
 def _evenly(items: Sequence, k: int) -> list:
+    """``k`` items spread evenly over ``items`` (read one by one: ``items`` may be lazy)."""
     if k >= len(items):
-        return list(items)
+        return [items[i] for i in range(len(items))]
     step = len(items) / k
     return [items[int(i * step)] for i in range(k)]
 
 
 def tune_weights(
     config: DecoderConfig,
-    utterances: Sequence[tuple[bytes, str]],
+    utterances: Sequence[tuple[str, bytes, str]],
     lw_grid: Sequence[float],
     wip_grid: Sequence[float],
     max_decodes: int,
     progress: Callable[[float], None] = lambda fraction: None,
 ) -> TuningResult:
-    """Grid-search ``lw`` x ``wip`` on ``(pcm, reference)`` utterances (see module contract)."""
+    """Grid-search ``lw`` x ``wip`` on ``(label, pcm, reference)`` utterances (see module contract)."""
     points = sorted({(float(lw), float(wip)) for lw in [*lw_grid, DEFAULT_LW] for wip in [*wip_grid, DEFAULT_WIP]})
     per_point = max(max_decodes // len(points), 1)
     if per_point * len(points) > max_decodes:
@@ -59,9 +60,9 @@ def tune_weights(
     decodes = 0
     for i, (lw, wip) in enumerate(points):
         decoder = SpeechDecoder(config.with_weights(lw, wip))
-        hyps = [decoder.decode(pcm).text for pcm, _ in chosen]
+        hyps = [decoder.decode(pcm).text for _, pcm, _ in chosen]
         decodes += len(chosen)
-        result = word_error_rate([ref for _, ref in chosen], hyps)
+        result = word_error_rate([ref for _, _, ref in chosen], hyps)
         grid.append({"lw": lw, "wip": wip, "wer": result.wer})
         progress((i + 1) / len(points))
     best = min(grid, key=lambda g: (round(g["wer"], 9), abs(g["lw"] - DEFAULT_LW), abs(g["wip"] - DEFAULT_WIP)))

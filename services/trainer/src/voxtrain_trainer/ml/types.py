@@ -6,7 +6,7 @@ references before calling :func:`voxtrain_trainer.ml.pipeline.run_training`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,8 @@ class TrainingInputs:
     test_texts: Sequence[TextFile] = ()
     train_pairs: Sequence[AudioPair] = ()
     test_pairs: Sequence[AudioPair] = ()
+    pairing: Mapping[str, object] | None = None  # report of AUDIO+VTT/SRT pairing (see ml.pairing)
+    unused_audio: Sequence[str] = ()  # AUDIO files with no transcript: named in the metrics, not trained on
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ class TrainingSettings:
     lm_memory_mb: int = 2048  # budget of the out-of-core LM estimator
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
     lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
+    general_words: int = 5000  # commonest base-LM words mixed into the domain LM (0: domain text only)
+    default_domain_weight: float = 0.8  # domain LM weight when there is no held-out text to tune it on
+    adapt_acoustic_model: bool = True
+    min_adaptation_pairs: int = 6  # fewer train pairs: no held-out pairs to check an adaptation on
+    adaptation_dev_every: int = 4  # every n-th train pair checks the adaptation instead of training it
+    map_min_seconds: float = 30.0  # less adaptation audio: MLLR only
 
     def __post_init__(self) -> None:
         if not 1 <= self.order <= 6:

@@ -322,7 +322,37 @@ function evaluationView(metrics) {
       h("tbody", {}, examples.map((x) => h("tr", {},
         h("td", { "data-label": "Reference" }, x.reference), h("td", { "data-label": "Base" }, x.base),
         h("td", { "data-label": "Custom" }, x.custom))))))) : null;
-  return [cards, h("div", { class: "table-wrap" }, table), notes, exampleTable].flat().filter(Boolean);
+  return [cards, h("div", { class: "table-wrap" }, table), stepsView(metrics), notes, exampleTable].flat().filter(Boolean);
+}
+
+// What each training step bought: base → text only (LM + lexicon) → text + audio (adapted acoustic model).
+const STEP_NAMES = { base: "Base model", text_only: "Text only", text_audio: "Text + audio" };
+function stepsView(metrics) {
+  const wer = ((metrics && metrics.evaluation) || {}).wer || {};
+  const names = Array.isArray(wer.models) ? wer.models.filter((n) => wer[n]) : [];
+  if (names.length < 2) return null;
+  const int = (v) => (typeof v === "number" ? String(v) : "—");
+  const gain = (name) => {
+    const step = (wer.steps || []).find((s) => s.to === name);
+    return step ? fmtPercent(step.relative_improvement) : "—";
+  };
+  const line = (label, fmt, pick) => h("tr", {}, h("th", { scope: "row" }, label),
+    names.map((n) => h("td", { class: "num" }, fmt(pick(n)))));
+  const table = h("table", { id: "wer-steps-table" },
+    h("caption", {}, "Word error rate after each step"),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Metric"),
+      names.map((n) => h("th", { scope: "col", class: "num" }, STEP_NAMES[n] || n)))),
+    h("tbody", {},
+      line("WER", fmtPercent, (n) => wer[n].wer),
+      line("Substitutions", int, (n) => wer[n].substitutions),
+      line("Deletions", int, (n) => wer[n].deletions),
+      line("Insertions", int, (n) => wer[n].insertions),
+      line("Gain over the previous step", (v) => v, (n) => (n === names[0] ? "—" : gain(n)))));
+  const acoustic = (metrics && metrics.acoustic) || {};
+  const note = acoustic.method && acoustic.method !== "none"
+    ? `Acoustic model adapted with ${acoustic.method} on ${acoustic.utterances} utterances (${Math.round(acoustic.seconds)} s of audio).`
+    : acoustic.reason ? `Acoustic model not adapted: ${acoustic.reason}.` : null;
+  return [h("div", { class: "table-wrap" }, table), note ? h("p", { class: "hint", id: "acoustic-note" }, note) : null];
 }
 
 function failureItems(error) {
