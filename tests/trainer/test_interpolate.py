@@ -77,3 +77,20 @@ def test_weight_follows_the_held_out_text(domain) -> None:
     general_like = tune_weight(domain, general, ["the nurse walked", "a nurse walked the patient"])
     assert domain_like.lam > general_like.lam
     assert domain_like.perplexity[domain_like.lam] == min(domain_like.perplexity.values())
+
+
+def test_a_run_ships_the_mixed_lm_and_the_general_words(tmp_path: Path) -> None:
+    from voxtrain_trainer.ml import TextFile, TrainingInputs, TrainingSettings, run_training
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n".join(DOMAIN) + "\n", encoding="utf-8")
+    result = run_training(TrainingInputs([TextFile(notes)]), tmp_path, TrainingSettings(general_words=300))
+    lm = result.metrics["lm"]
+    assert lm["smoothing"].endswith("mixed with general English") and lm["pruning"] is not None
+    mix = lm["general_english"]
+    assert mix["general_words"] == 300 and mix["weight_tuned"] is False and mix["domain_weight"] == 0.8
+    mixed = read_arpa(result.artifacts["lm"])
+    assert {"heparin", "the", "people"} <= set(mixed.word_index) and mixed.ngram_counts() == lm["ngram_counts"]
+    dictionary = result.artifacts["lexicon"].read_text(encoding="utf-8")
+    assert "\npeople " in dictionary and "\nheparin " in dictionary
+    assert "General English" in result.artifacts["model_card"].read_text(encoding="utf-8")

@@ -313,7 +313,9 @@ def _run(
                 shutil.copyfile(mixing.tuning.lm, tuning_config.lm)
             shutil.rmtree(work_dir / "mixed-lm", ignore_errors=True)
             lexicon.entries.update({w: list(base_dict[w]) for w in mixing.general if w not in lexicon.entries})
+            metadata = dict(lm.metadata)  # what the estimator reported (pruning) still describes the domain LM
             lm = read_arpa(lm_path)
+            lm.metadata.update(metadata)
             ngram_counts = lm.ngram_counts()
         write_dictionary(lexicon.entries, dict_path)
 
