@@ -26,6 +26,9 @@ def service_env(stack: Any, **extra: str) -> dict[str, str]:
         "VOXTRAIN_MINIO__ACCESS_KEY": stack.minio_access_key,
         "VOXTRAIN_MINIO__SECRET_KEY": stack.minio_secret_key,
         "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET,
+        # Every test has its own topics; one partition each keeps a whole run under the broker's open-file limit
+        # (the chaos suite runs its services with the default partitions and two replicas).
+        "VOXTRAIN_KAFKA__TOPIC_PARTITIONS": "1",
     }
     env.update(extra)
     return env

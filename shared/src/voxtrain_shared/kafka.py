@@ -43,7 +43,7 @@ from .health import DEFAULT_TTL, Health
 from .logs import bind_message, get_logger, unbind_message
 from .metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_SECONDS
 from .settings import KafkaSettings
-from .topics import dead_letter
+from .topics import DEAD_LETTER_SUFFIX, dead_letter
 
 __all__ = [
     "BrokerPublisher",
@@ -358,7 +358,10 @@ async def measure_lag(broker: KafkaBroker) -> None:
 
 
 async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, with_dead_letters: bool = True) -> None:
-    """Create topics (and their DLTs) that do not exist yet; existing ones are left alone."""
+    """Create topics (and their DLTs) that do not exist yet; existing ones are left alone.
+
+    A dead-letter topic has one partition: it is read rarely and in full, and each partition costs the broker
+    open files."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -370,8 +373,9 @@ async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, 
         missing = [n for n in names if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
-                )
+                await admin.create_topics([
+                    NewTopic(n, num_partitions=1 if n.endswith(DEAD_LETTER_SUFFIX) else partitions, replication_factor=1)
+                    for n in missing
+                ])
     finally:
         await admin.close()

@@ -31,6 +31,9 @@ class KafkaSettings(BaseModel):
     topic_namespace: str = DEFAULT_NAMESPACE
     max_retries: int = Field(3, ge=0, le=20, description="retries of an unknown handler error before dead-lettering")
     retry_max_seconds: float = Field(30.0, gt=0, description="longest wait between retries while a dependency is away")
+    topic_partitions: int = Field(
+        3, ge=1, le=1000, description="partitions of the topics a service creates (more: more replicas share the work)"
+    )
 
     @property
     def topics(self) -> Topics:
