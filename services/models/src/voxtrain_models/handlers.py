@@ -18,8 +18,9 @@ from voxtrain_shared.topics import Topics
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
+from .domain import (CustomModel, Dataset, Redrive, Rejected, StatusChanged, Supervision, TrainingRequestedEvent,
+                     ValidationRequestedEvent)
 from .repository import ModelRepository, NameTaken
-from .domain import CustomModel, Dataset, Rejected, StatusChanged, TrainingRequestedEvent
 
 log = get_logger(__name__)
 
@@ -32,8 +33,14 @@ def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) 
     return UnitOfWork(pool, schema, topics, ModelRepository)
 
 
-async def save(tx: ModelTx, model: CustomModel) -> None:
-    """Write the model back and emit what its domain recorded, in the same transaction."""
+DomainEvent = StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent
+
+
+async def save(tx: ModelTx, model: CustomModel, now: datetime | None = None) -> None:
+    """Write the model back and emit what its domain recorded, in the same transaction.
+
+    A sign of life in the change restarts the model's supervision deadline at ``now`` (default: the clock)."""
+    model.settle(now or datetime.now(UTC))
     await tx.repo.save(model)
     for event in model.events:
         await tx.emit(_message(event, model), model.id)
@@ -49,13 +56,15 @@ def _error_info(error: dict[str, Any] | None) -> ev.ErrorInfo | None:
     return ev.ErrorInfo.model_validate({k: v for k, v in error.items() if k in ev.ErrorInfo.model_fields})
 
 
-def _message(event: StatusChanged | TrainingRequestedEvent, model: CustomModel) -> ev.Message:
+def _message(event: DomainEvent, model: CustomModel) -> ev.Message:
     if isinstance(event, StatusChanged):
         return ev.TrainingStatusChanged(
             old_status=event.old, new_status=event.new, status_name=event.new.name, badge=event.new.badge,
             reason=event.reason, error=_error_info(event.error), run_id=event.run_id,
         )
-    return ev.TrainingRequested(run_id=event.run_id, language=model.language,
+    if isinstance(event, ValidationRequestedEvent):
+        return ev.ValidationRequested(dataset=ev.DatasetObject.model_validate(event.location), attempt=event.attempt)
+    return ev.TrainingRequested(run_id=event.run_id, language=model.language, attempt=event.attempt,
                                 datasets=[ev.DatasetObject.model_validate(d) for d in event.datasets])
 
 
@@ -180,6 +189,54 @@ def change_for(env: ev.Envelope) -> Callable[[CustomModel], None] | None:
         case ev.TrainingFailed():
             return lambda m: m.training_failed(msg.run_id, msg.error.model_dump(mode="json"), at)
     return None
+
+
+# ---------------------------------------------------------------- supervision (workers.py drives it)
+
+
+async def supervise(uow: ModelWork, policy: Supervision, now: datetime, limit: int = 100) -> list[Redrive]:
+    """Re-request or fail every model at 2/3 whose deadline passed; one transaction per model.
+
+    The candidates are read without locks; each is then re-decided under its row lock, so two replicas
+    (or a fact arriving meanwhile) never act twice on one deadline."""
+    async with uow.reading() as repo:
+        due = await repo.overdue(policy.cutoffs(now), limit)
+    done = []
+    for tenant_id, model_id in due:
+        async with uow(Context(tenant_id, uuid.uuid4())) as tx:
+            model = await tx.repo.get(tenant_id, model_id, lock=True)
+            if model is None:
+                continue
+            redrive = model.supervise(now, policy)
+            if redrive is None:
+                continue
+            await save(tx, model, now)
+        log.warning("model_overdue", model_id=str(model_id), tenant_id=tenant_id, phase=redrive.phase.value,
+                    attempt=redrive.attempt, failed=redrive.failed)
+        done.append(redrive)
+    return done
+
+
+async def overdue(uow: ModelWork, policy: Supervision, now: datetime, limit: int = 100) -> list[CustomModel]:
+    """Models (every tenant) at 2/3 whose deadline passed, longest waiting first."""
+    async with uow.reading() as repo:
+        due = await repo.overdue(policy.cutoffs(now), limit)
+        return [m for tenant_id, model_id in due if (m := await repo.get(tenant_id, model_id)) is not None]
+
+
+async def redrive(uow: ModelWork, policy: Supervision, model_id: uuid.UUID, now: datetime) -> CustomModel:
+    """An operator re-drives a model at 2/3 now: its validation or training is requested again."""
+    async with uow.reading() as repo:
+        tenant_id = await repo.find_tenant(model_id)
+    if tenant_id is None:
+        raise Rejected(ErrorCode.NOT_FOUND, f"No model {model_id} exists.")
+    async with uow(Context(tenant_id, uuid.uuid4())) as tx:
+        model = await _load(tx, model_id)
+        redone = model.supervise(now, policy, force=True)
+        await save(tx, model, now)
+    log.warning("model_redriven", model_id=str(model_id), tenant_id=tenant_id,
+                phase=redone.phase.value if redone else None)
+    return model
 
 
 # ---------------------------------------------------------------- reads

@@ -10,13 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from voxtrain_shared.auth import CurrentPrincipal
+from voxtrain_shared.auth import CurrentOperator, CurrentPrincipal
 from voxtrain_shared.errors import ApiError
 from voxtrain_shared.http import correlation_id
 from voxtrain_shared.vocab import LANGUAGE_NAMES, DatasetType, ErrorCode, ModelStatus
 
 from . import handlers as h
-from .domain import CustomModel, Rejected, Validation
+from .domain import CustomModel, Rejected, Supervision, Validation
+from .workers import utc_now
 
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409, ErrorCode.MODEL_LOCKED: 409,
@@ -234,3 +235,47 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
         return words
 
     return outer
+
+
+class OverdueView(BaseModel):
+    """A model at 2 or 3 and where its supervision stands."""
+
+    id: uuid.UUID
+    tenant_id: str
+    name: str
+    status: StatusView
+    phase: str | None = Field(description="validating, starting or running (what the model waits for)")
+    run_id: uuid.UUID | None
+    watched_since: datetime | None = Field(description="start of the current deadline window")
+    due_at: datetime | None
+    redrives: int = Field(description="requests sent again in this window without an answer")
+    max_redrives: int
+
+
+def overdue_view(m: CustomModel, rules: Supervision) -> OverdueView:
+    return OverdueView(
+        id=m.id, tenant_id=m.tenant_id, name=m.name,
+        status=StatusView(code=m.status.value, name=m.status.name, label=m.status.label, badge=m.status.badge),
+        phase=m.phase.value if m.phase else None, run_id=m.run_id, watched_since=m.watched_since,
+        due_at=m.due_at(rules), redrives=m.redrives, max_redrives=rules.max_redrives,
+    )
+
+
+def ops_router(uow: h.ModelWork, rules: Supervision) -> APIRouter:
+    """Cross-tenant operations (operator token only): overdue models, re-drive one."""
+    r = APIRouter(prefix="/v1/ops/models", tags=["operations"])
+
+    @r.get("/overdue", response_model=list[OverdueView])
+    async def overdue(_: CurrentOperator, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[OverdueView]:
+        """Models of every tenant at 2/3 whose deadline passed, longest waiting first."""
+        return [overdue_view(m, rules) for m in await h.overdue(uow, rules, utc_now(), limit)]
+
+    @r.post("/{model_id}/redrive", response_model=OverdueView)
+    async def redrive(model_id: uuid.UUID, _: CurrentOperator) -> OverdueView:
+        """Request the model's validation (at 2) or training (2 with training requested, 3) again now."""
+        try:
+            return overdue_view(await h.redrive(uow, rules, model_id, utc_now()), rules)
+        except Rejected as exc:
+            raise api_error(exc) from None
+
+    return r

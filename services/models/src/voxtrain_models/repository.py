@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from voxtrain_shared.vocab import DatasetType, ModelStatus
 
-from .domain import CustomModel, Dataset, Validation
+from .domain import CustomModel, Dataset, Phase, Validation
 
 _COLUMNS = ("id, tenant_id, name, language, description, auto_train, status, run_id, training_requested, "
-            "last_error, metrics, progress, finished_at, created_at, updated_at")
+            "last_error, metrics, progress, finished_at, created_at, updated_at, watched_since, redrives, "
+            "request_attempt")
 
 
 def _j(value: Any) -> str | None:
@@ -64,6 +66,8 @@ class ModelRepository:
                 id=d["dataset_id"], type=DatasetType(d["type"]), file_name=d["file_name"],
                 location=_l(d["location"]), validation=Validation(d["validation"]), error=_l(d["error"]),
             )
+        m.deleted_datasets = {r["dataset_id"] for r in await self._conn.fetch(
+            "SELECT dataset_id FROM model_dataset_tombstones WHERE model_id=$1", model_id)}
         return m
 
     async def save(self, m: CustomModel) -> None:
@@ -71,9 +75,12 @@ class ModelRepository:
         try:
             await self._conn.execute(
                 "UPDATE models SET name=$3, description=$4, auto_train=$5, status=$6, run_id=$7, training_requested=$8, "
-                "last_error=$9, metrics=$10, progress=$11, finished_at=$12, updated_at=now() WHERE id=$1 AND tenant_id=$2",
+                "last_error=$9, metrics=$10, progress=$11, finished_at=$12, updated_at=now(), "
+                "watched_since=coalesce($13, watched_since), redrives=$14, request_attempt=$15 "
+                "WHERE id=$1 AND tenant_id=$2",
                 m.id, m.tenant_id, m.name, m.description, m.auto_train, int(m.status), m.run_id, m.training_requested,
-                _j(m.last_error), _j(m.metrics), _j(m.progress), m.finished_at,
+                _j(m.last_error), _j(m.metrics), _j(m.progress), m.finished_at, m.watched_since, m.redrives,
+                m.request_attempt,
             )
         except asyncpg.UniqueViolationError as exc:
             raise NameTaken(m.name) from exc
@@ -83,6 +90,10 @@ class ModelRepository:
             "VALUES ($1,$2,$3,$4,$5,$6,$7)",
             [(m.id, d.id, int(d.type), d.file_name, _j(d.location), d.validation.value, _j(d.error))
              for d in m.datasets.values()],
+        )
+        await self._conn.executemany(
+            "INSERT INTO model_dataset_tombstones (model_id, dataset_id) VALUES ($1,$2) ON CONFLICT DO NOTHING",
+            [(m.id, d) for d in m.deleted_datasets],
         )
 
     async def delete(self, m: CustomModel) -> None:
@@ -104,6 +115,17 @@ class ModelRepository:
         models = [m for r in rows if (m := await self.get(tenant_id, r["id"])) is not None]
         return models, int(total)
 
+    async def overdue(self, cutoffs: dict[Phase, datetime], limit: int) -> list[tuple[str, uuid.UUID]]:
+        """(tenant, id) of models at 2/3 whose deadline window of their phase began before its cutoff, oldest first."""
+        rows = await self._conn.fetch(
+            "SELECT tenant_id, id FROM models WHERE "
+            "(status=2 AND NOT training_requested AND watched_since <= $1) OR "
+            "(status=2 AND training_requested AND watched_since <= $2) OR "
+            "(status=3 AND watched_since <= $3) ORDER BY watched_since LIMIT $4",
+            cutoffs[Phase.VALIDATING], cutoffs[Phase.STARTING], cutoffs[Phase.RUNNING], limit,
+        )
+        return [(r["tenant_id"], r["id"]) for r in rows]
+
     async def timestamps(self, model_id: uuid.UUID) -> asyncpg.Record:
         return await self._conn.fetchrow("SELECT created_at, updated_at FROM models WHERE id=$1", model_id)
 
@@ -121,4 +143,5 @@ def _model(row: asyncpg.Record) -> CustomModel:
         description=row["description"], auto_train=row["auto_train"], status=ModelStatus(row["status"]),
         run_id=row["run_id"], training_requested=row["training_requested"], last_error=_l(row["last_error"]),
         metrics=_l(row["metrics"]), progress=_l(row["progress"]), finished_at=row["finished_at"],
+        watched_since=row["watched_since"], redrives=row["redrives"], request_attempt=row["request_attempt"],
     )
