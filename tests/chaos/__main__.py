@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep-servers", action="store_true", help="leave Kafka, PostgreSQL and MinIO running")
     a = p.parse_args(argv)
+    # the observers' Kafka client complains loudly while the broker is killed; that is the point of the run
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     opts = Options(rounds=a.rounds, models_per_round=a.models, round_timeout=a.round_timeout,
                    replica_rounds=len(COMPONENTS) if a.replica_rounds is None else a.replica_rounds,
                    state_dir=a.state_dir, port_offset=a.port_offset, poison=not a.no_poison, seed=a.seed,

@@ -41,6 +41,7 @@ class ModelRun:
     answers: list[UploadAnswer] = field(default_factory=list)
     final: dict[str, Any] | None = None  #: the model as GET /v1/models/{id} showed it last
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  #: requests that never got the answer they needed
 
     @property
     def status(self) -> int | None:
@@ -91,16 +92,22 @@ class Api:
         raise last
 
     async def until(self, service: str, method: str, path: str, deadline: float, ok: tuple[int, ...] = (200,),
-                    **kw: Any) -> httpx.Response | None:
-        """Repeat a request until it answers one of ``ok`` (a read, or a write that is safe to repeat)."""
+                    notes: list[str] | None = None, **kw: Any) -> httpx.Response | None:
+        """Repeat a request until it answers one of ``ok`` (a read, or a write that is safe to repeat).
+
+        When it never does, the last answer goes to ``notes``."""
+        last = "no answer"
         while time.monotonic() < deadline:
             try:
                 r = await self.call(service, method, path, **kw)
                 if r.status_code in ok:
                     return r
-            except httpx.TransportError:
-                pass
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.TransportError as exc:
+                last = repr(exc)
             await asyncio.sleep(1.0)
+        if notes is not None:
+            notes.append(f"{method} {path.split('?')[0]} never answered {ok}; last: {last}")
         return None
 
 
@@ -119,7 +126,7 @@ async def drive(api: Api, name: str, files: list[Any], deadline: float) -> Model
     """Create a model, upload its datasets (again after a refusal), then wait until it ends at 4 or 5."""
     run = ModelRun(name)
     started = time.monotonic()
-    r = await api.until("models", "POST", "/v1/models", deadline, ok=(201, 409),
+    r = await api.until("models", "POST", "/v1/models", deadline, ok=(201, 409), notes=run.notes,
                         json={"name": name, "language": "en-US"})
     if r is not None and r.status_code == 409:  # created, but the answer was lost: find it by name
         page = await api.until("models", "GET", "/v1/models?limit=200", deadline)
@@ -140,7 +147,7 @@ async def drive(api: Api, name: str, files: list[Any], deadline: float) -> Model
             run.uploaded = True
             break
         status, code, clear = _answer(response)
-        listed = await api.until("datasets", "GET", path, deadline)
+        listed = await api.until("datasets", "GET", path, deadline, notes=run.notes)
         stored = len(listed.json()["datasets"]) if listed is not None else None
         run.answers.append(UploadAnswer(status, code, clear, stored))
         if stored:  # it was kept after all (the answer was lost): the upload succeeded
@@ -148,7 +155,7 @@ async def drive(api: Api, name: str, files: list[Any], deadline: float) -> Model
             break
         await asyncio.sleep(1.0)
     while time.monotonic() < deadline:
-        got = await api.until("models", "GET", f"/v1/models/{run.id}", deadline)
+        got = await api.until("models", "GET", f"/v1/models/{run.id}", deadline, notes=run.notes)
         if got is None:
             break
         run.final = got.json()

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from voxtrain_devstack import Ports, StateDir, install, procs, services
 from voxtrain_devstack.servers import Server, all_servers
-from voxtrain_devstack.stack import Endpoints, endpoints_for, ensure_up
+from voxtrain_devstack.stack import Endpoints, ensure_up
 
 SERVICES = ("models", "datasets", "validator", "trainer")
 SERVERS = ("kafka", "postgres", "minio")
@@ -130,10 +130,9 @@ class ChaosStack:
             os.killpg(pid, signal.SIGKILL)  # like a container dying: the server and all its children
             return f"{component} (pid {pid})"
         if component == "trainer-worker":
-            for r in self._replicas["trainer"]:
-                for child in _training_children(self.pid(r.name)):
-                    os.kill(child, signal.SIGKILL)
-                    return f"training worker of {r.name} (pid {child})"
+            for name, child in self.training_workers():
+                os.kill(child, signal.SIGKILL)
+                return f"training worker of {name} (pid {child})"
             return None
         r = random.choice(self._replicas[component])
         pid = self.pid(r.name)
@@ -141,6 +140,10 @@ class ChaosStack:
             return None
         os.kill(pid, signal.SIGKILL)  # only the service: what it started is left to its own devices
         return f"{r.name} (pid {pid})"
+
+    def training_workers(self) -> list[tuple[str, int]]:
+        """(trainer replica, pid) of every training process running now."""
+        return [(r.name, child) for r in self._replicas["trainer"] for child in _training_children(self.pid(r.name))]
 
     async def restart(self, component: str, timeout: float = 180.0) -> None:
         """Start whatever of ``component`` does not run (idempotent)."""

@@ -24,6 +24,7 @@ from .observe import Collector, Row, Verdict, dead_letter_pattern, group_by_labe
 from .processes import COMPONENTS, ChaosStack
 
 POISON = b"[" * 100_000
+MIN_ROUND_SECONDS = 90.0
 
 
 def say(message: str) -> None:
@@ -41,6 +42,9 @@ class Options:
     poison: bool = True
     seed: int | None = None
     keep_servers: bool = False  #: leave the stack's Kafka, PostgreSQL and MinIO running at the end
+    #: seconds for all rounds together (None: no limit): each round then gets its share of what is left,
+    #: at least ``MIN_ROUND_SECONDS``, so a broken stack cannot make a run last rounds x round_timeout
+    budget: float | None = None
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Report:
             for label, v in bad:
                 lines.append(f"  [{label}] {v.run.name} {v.run.id}: {v.ended}; transitions {v.transitions}"
                              + (f"; {'; '.join(v.bad_uploads)}" if v.bad_uploads else "")
+                             + (f"; {'; '.join(v.run.notes)}" if v.run.notes else "")
                              + (f"; error: {(v.run.final or {}).get('last_error', {}).get('message')}"
                                 if v.run.status == 5 else ""))
         return "\n".join(lines)
@@ -101,13 +106,16 @@ class Report:
 
 async def _fault(stack: ChaosStack, log: RoundLog, within: float, stop: asyncio.Event) -> None:
     """Kill ``log.component`` at a random moment of the flow, restart it after 2-10 s."""
+    t0 = time.monotonic()
+    if log.component == "trainer-worker":  # wait for a training, then kill it at a random moment of it
+        while not stop.is_set() and not stack.training_workers():
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(random.uniform(0.0, 3.0))
+        log.killed = stack.kill("trainer-worker")
+        log.kill_after = time.monotonic() - t0
+        return
     log.kill_after = random.uniform(0.5, within)
     await asyncio.sleep(log.kill_after)
-    if log.component == "trainer-worker":  # wait for a training to kill
-        while not stop.is_set() and (killed := stack.kill("trainer-worker")) is None:
-            await asyncio.sleep(0.3)
-        log.killed = killed if not stop.is_set() else None
-        return
     log.killed = stack.kill(log.component)
     log.down_for = random.uniform(2.0, 10.0)
     await asyncio.sleep(log.down_for)
@@ -115,11 +123,11 @@ async def _fault(stack: ChaosStack, log: RoundLog, within: float, stop: asyncio.
 
 
 async def _round(stack: ChaosStack, label: str, component: str, opts: Options, files: list[Any],
-                 flow_seconds: float) -> RoundLog:
+                 flow_seconds: float, timeout: float) -> RoundLog:
     log = RoundLog(label, component, int(time.time() * 1000))
     api = Api({s: stack.urls(s) for s in ("models", "datasets")}, stack.jwt_secret, "chaos")
     stop = asyncio.Event()
-    deadline = time.monotonic() + opts.round_timeout
+    deadline = time.monotonic() + timeout
     fault = asyncio.create_task(_fault(stack, log, flow_seconds, stop))
     try:
         log.runs = list(await asyncio.gather(*(
@@ -195,8 +203,13 @@ async def run(opts: Options) -> Report:
     poison: PoisonResult | None = None
     replicas = 0
     flow_seconds = 20.0
+    started = time.monotonic()
     try:
         for i, (mode, component, n) in enumerate(plan, 1):
+            timeout = opts.round_timeout
+            if opts.budget is not None:
+                share = (opts.budget - (time.monotonic() - started)) / (len(plan) - i + 1)
+                timeout = min(timeout, max(MIN_ROUND_SECONDS, share))
             if n != replicas:
                 say(f"starting {n} replica(s) of every service")
                 await stack.start_services(n)
@@ -205,7 +218,7 @@ async def run(opts: Options) -> Report:
                     await status.start()
                     await dlt.start()
             log = await _round(stack, f"round {i}/{len(plan)} ({mode}, {component})", component, opts, files,
-                               flow_seconds)
+                               flow_seconds, timeout)
             log.label = component if n == 1 else f"{component} (2 replicas)"
             logs.append(log)
             done = [r.seconds for r in log.runs if r.status == 4]
