@@ -98,8 +98,10 @@ class Verdict:
 
     @property
     def ended(self) -> str:
+        if self.run.id is None:
+            return "never created"
         if self.stuck:
-            return f"stuck at {self.run.status}" if self.run.status else "never created"
+            return f"stuck at {self.run.status}" if self.run.status else "status unknown (the API never answered)"
         return "4" if self.run.status == 4 else f"5 {self.run.error_code or '(no code)'}"
 
 
