@@ -14,10 +14,18 @@ from .runner import Options, run
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
-    p.add_argument("--rounds", type=int, default=len(COMPONENTS),
-                   help=f"rounds with one replica per service; components take turns ({', '.join(COMPONENTS)})")
-    p.add_argument("--replica-rounds", type=int, default=None,
-                   help="rounds with two replicas of every service, after the others (default: one per component)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=len(COMPONENTS),
+        help=f"rounds with one replica per service; components take turns ({', '.join(COMPONENTS)})",
+    )
+    p.add_argument(
+        "--replica-rounds",
+        type=int,
+        default=None,
+        help="rounds with two replicas of every service, after the others (default: one per component)",
+    )
     p.add_argument("--models", type=int, default=2, help="models driven per round")
     p.add_argument("--round-timeout", type=float, default=300.0, help="seconds a round's models have to end at 4/5")
     p.add_argument("--state-dir", type=Path, default=None, help="default: <repo>/.voxtrain/chaos")
@@ -28,10 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     # the observers' Kafka client complains loudly while the broker is killed; that is the point of the run
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    opts = Options(rounds=a.rounds, models_per_round=a.models, round_timeout=a.round_timeout,
-                   replica_rounds=len(COMPONENTS) if a.replica_rounds is None else a.replica_rounds,
-                   state_dir=a.state_dir, port_offset=a.port_offset, poison=not a.no_poison, seed=a.seed,
-                   keep_servers=a.keep_servers)
+    opts = Options(
+        rounds=a.rounds,
+        models_per_round=a.models,
+        round_timeout=a.round_timeout,
+        replica_rounds=len(COMPONENTS) if a.replica_rounds is None else a.replica_rounds,
+        state_dir=a.state_dir,
+        port_offset=a.port_offset,
+        poison=not a.no_poison,
+        seed=a.seed,
+        keep_servers=a.keep_servers,
+    )
     report = asyncio.run(run(opts))
     print(report.render(), flush=True)
     if report.failed:

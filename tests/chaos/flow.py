@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -16,10 +17,12 @@ import httpx
 from voxtrain_shared.auth import issue_token
 from voxtrain_shared.settings import AuthSettings
 
-TEXT = ("the patient presents with acute chest pain radiating to the left arm. "
-        "an electrocardiogram shows st elevation in the anterior leads. "
-        "start aspirin and heparin and call the cardiology team. "
-        "blood pressure is one hundred forty over ninety. ") * 3
+TEXT = (
+    "the patient presents with acute chest pain radiating to the left arm. "
+    "an electrocardiogram shows st elevation in the anterior leads. "
+    "start aspirin and heparin and call the cardiology team. "
+    "blood pressure is one hundred forty over ninety. "
+) * 3
 SPOKEN = "the patient presents with acute chest pain"
 #: HTTP statuses a client can act on when they come with a code and a message (never a bare 500).
 CLEAR_STATUSES = {400, 401, 403, 404, 409, 413, 415, 422, 429, 503}
@@ -62,9 +65,11 @@ def make_files(work: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
     if not wav.exists():
         speak(SPOKEN, wav, "en-us")
     manifest = json.dumps({"audio": wav.name, "text": SPOKEN, "split": "test"}) + "\n"
-    return [("files", ("notes.txt", TEXT.encode(), "text/plain")),
-            ("files", (wav.name, wav.read_bytes(), "audio/wav")),
-            ("files", ("pairs.jsonl", manifest.encode(), "application/jsonl"))]
+    return [
+        ("files", ("notes.txt", TEXT.encode(), "text/plain")),
+        ("files", (wav.name, wav.read_bytes(), "audio/wav")),
+        ("files", ("pairs.jsonl", manifest.encode(), "application/jsonl")),
+    ]
 
 
 class Api:
@@ -91,8 +96,16 @@ class Api:
         assert last is not None
         raise last
 
-    async def until(self, service: str, method: str, path: str, deadline: float, ok: tuple[int, ...] = (200,),
-                    notes: list[str] | None = None, **kw: Any) -> httpx.Response | None:
+    async def until(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        deadline: float,
+        ok: tuple[int, ...] = (200,),
+        notes: list[str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response | None:
         """Repeat a request until it answers one of ``ok`` (a read, or a write that is safe to repeat).
 
         When it never does, the last answer goes to ``notes``."""
@@ -126,8 +139,15 @@ async def drive(api: Api, name: str, files: list[Any], deadline: float) -> Model
     """Create a model, upload its datasets (again after a refusal), then wait until it ends at 4 or 5."""
     run = ModelRun(name)
     started = time.monotonic()
-    r = await api.until("models", "POST", "/v1/models", deadline, ok=(201, 409), notes=run.notes,
-                        json={"name": name, "language": "en-US"})
+    r = await api.until(
+        "models",
+        "POST",
+        "/v1/models",
+        deadline,
+        ok=(201, 409),
+        notes=run.notes,
+        json={"name": name, "language": "en-US"},
+    )
     if r is not None and r.status_code == 409:  # created, but the answer was lost: find it by name
         page = await api.until("models", "GET", "/v1/models?limit=200", deadline)
         found = [m for m in (page.json()["items"] if page else []) if m["name"] == name]
@@ -139,10 +159,8 @@ async def drive(api: Api, name: str, files: list[Any], deadline: float) -> Model
     path = f"/v1/models/{run.id}/datasets"
     while not run.uploaded and time.monotonic() < deadline:
         response: httpx.Response | None = None
-        try:
+        with contextlib.suppress(httpx.TransportError):  # no answer: judged by what was stored, below
             response = await api.call("datasets", "POST", path, files=files)
-        except httpx.TransportError:
-            pass
         if response is not None and response.status_code == 201:
             run.uploaded = True
             break

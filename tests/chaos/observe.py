@@ -4,6 +4,7 @@ and the verdict per model and per component."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -35,9 +36,15 @@ class Collector:
 
     def __init__(self, bootstrap: str, *, topics: tuple[str, ...] = (), pattern: str | None = None) -> None:
         self._consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, group_id=f"chaos-observer-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest", enable_auto_commit=False, metadata_max_age_ms=3000,
-            request_timeout_ms=15000, retry_backoff_ms=500)
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=f"chaos-observer-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            metadata_max_age_ms=3000,
+            request_timeout_ms=15000,
+            retry_backoff_ms=500,
+        )
         self._pattern = pattern
         self.records: dict[tuple[str, int, int], Seen] = {}
         self._task: asyncio.Task[None] | None = None
@@ -59,17 +66,24 @@ class Collector:
                 continue
             for recs in batch.values():
                 for r in recs:
-                    self.records.setdefault((r.topic, r.partition, r.offset), Seen(
-                        r.topic, r.partition, r.offset, r.timestamp, r.key, r.value,
-                        tuple((k, v) for k, v in (r.headers or ()))))
+                    self.records.setdefault(
+                        (r.topic, r.partition, r.offset),
+                        Seen(
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            r.timestamp,
+                            r.key,
+                            r.value,
+                            tuple((k, v) for k, v in (r.headers or ())),
+                        ),
+                    )
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self._consumer.stop()
 
     def ordered(self) -> list[Seen]:
@@ -178,23 +192,60 @@ class Row:
         return bool(self.stuck or self.duplicated or self.gaps or self.lost or self.dead_lettered or self.bad_uploads)
 
 
-COLUMNS = ("fault", "rounds", "models", "ended 4", "ended 5 (by code)", "stuck", "duplicated", "gaps", "lost",
-           "dead-lettered", "bad uploads", "upload refusals", "redelivered")
+COLUMNS = (
+    "fault",
+    "rounds",
+    "models",
+    "ended 4",
+    "ended 5 (by code)",
+    "stuck",
+    "duplicated",
+    "gaps",
+    "lost",
+    "dead-lettered",
+    "bad uploads",
+    "upload refusals",
+    "redelivered",
+)
 
 
 def table(rows: list[Row]) -> str:
     """A Markdown table, one row per fault and a total."""
     total = Row("total")
     for r in rows:
-        for name in ("rounds", "models", "ended_4", "stuck", "duplicated", "gaps", "lost", "dead_lettered",
-                     "bad_uploads", "upload_refusals", "redelivered"):
+        for name in (
+            "rounds",
+            "models",
+            "ended_4",
+            "stuck",
+            "duplicated",
+            "gaps",
+            "lost",
+            "dead_lettered",
+            "bad_uploads",
+            "upload_refusals",
+            "redelivered",
+        ):
             setattr(total, name, getattr(total, name) + getattr(r, name))
         total.ended_5.update(r.ended_5)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in [*rows, total]:
         five = ", ".join(f"{n} {code}" for code, n in sorted(r.ended_5.items())) or "0"
-        cells: list[Any] = [r.label, r.rounds, r.models, r.ended_4, five, r.stuck, r.duplicated, r.gaps, r.lost,
-                            r.dead_lettered, r.bad_uploads, r.upload_refusals, r.redelivered]
+        cells: list[Any] = [
+            r.label,
+            r.rounds,
+            r.models,
+            r.ended_4,
+            five,
+            r.stuck,
+            r.duplicated,
+            r.gaps,
+            r.lost,
+            r.dead_lettered,
+            r.bad_uploads,
+            r.upload_refusals,
+            r.redelivered,
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

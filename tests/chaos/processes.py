@@ -66,20 +66,22 @@ class ChaosStack:
     def service_env(self, name: str, port: int) -> dict[str, str]:
         assert self.endpoints is not None
         env = {**os.environ, **services.service_env(name, self.endpoints.as_env(), self.ports, self.state.secrets())}
-        env.update({
-            "VOXTRAIN_HTTP__PORT": str(port),
-            "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": self.namespace,
-            "VOXTRAIN_POSTGRES__SCHEMA": f"{name}_{self.run_id}",
-            "VOXTRAIN_MINIO__BUCKET": f"chaos-{self.run_id}",
-            # short deadlines, so that a lost answer is noticed within a round
-            "VOXTRAIN_SUPERVISION__EVERY_SECONDS": "2",
-            "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "20",
-            "VOXTRAIN_SUPERVISION__START_SECONDS": "30",
-            "VOXTRAIN_SUPERVISION__HEARTBEAT_SECONDS": "30",
-            "VOXTRAIN_SUPERVISION__MAX_REDRIVES": "3",
-            "VOXTRAIN_WORK_DIR": str(self.state.path / "work" / f"{name}-{port}"),
-            "VOXTRAIN_LOG_LEVEL": "INFO",
-        })
+        env.update(
+            {
+                "VOXTRAIN_HTTP__PORT": str(port),
+                "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": self.namespace,
+                "VOXTRAIN_POSTGRES__SCHEMA": f"{name}_{self.run_id}",
+                "VOXTRAIN_MINIO__BUCKET": f"chaos-{self.run_id}",
+                # short deadlines, so that a lost answer is noticed within a round
+                "VOXTRAIN_SUPERVISION__EVERY_SECONDS": "2",
+                "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "20",
+                "VOXTRAIN_SUPERVISION__START_SECONDS": "30",
+                "VOXTRAIN_SUPERVISION__HEARTBEAT_SECONDS": "30",
+                "VOXTRAIN_SUPERVISION__MAX_REDRIVES": "3",
+                "VOXTRAIN_WORK_DIR": str(self.state.path / "work" / f"{name}-{port}"),
+                "VOXTRAIN_LOG_LEVEL": "INFO",
+            }
+        )
         return env
 
     async def start_services(self, replicas: int, timeout: float = 120.0) -> None:
@@ -87,9 +89,15 @@ class ChaosStack:
         await self.stop_services()
         self.replicas = replicas
         self._replicas = {
-            name: [Replica(name, i, getattr(self.ports, name) + i * REPLICA_PORT_STEP,
-                           self.service_env(name, getattr(self.ports, name) + i * REPLICA_PORT_STEP))
-                   for i in range(replicas)]
+            name: [
+                Replica(
+                    name,
+                    i,
+                    getattr(self.ports, name) + i * REPLICA_PORT_STEP,
+                    self.service_env(name, getattr(self.ports, name) + i * REPLICA_PORT_STEP),
+                )
+                for i in range(replicas)
+            ]
             for name in SERVICES
         }
         await asyncio.gather(*(self.start_replica(r, timeout) for rs in self._replicas.values() for r in rs))
@@ -98,8 +106,14 @@ class ChaosStack:
         if procs.port_open(r.port):
             raise procs.StackError(f"{r.name}: port {r.port} is taken; choose another --port-offset")
         pid = procs.spawn(self.state, r.name, [services.script(r.service)], env=r.env, cwd=self.state.path)
-        await asyncio.to_thread(procs.wait_until, lambda: services.live(r.port), what=f"{r.name} (pid {pid})",
-                                timeout=timeout, pid=pid, log=self.state.log(r.name))
+        await asyncio.to_thread(
+            procs.wait_until,
+            lambda: services.live(r.port),
+            what=f"{r.name} (pid {pid})",
+            timeout=timeout,
+            pid=pid,
+            log=self.state.log(r.name),
+        )
 
     def pid(self, name: str) -> int | None:
         return procs.running_pid(self.state, name, f"voxtrain-{name.split('-')[0]}")
@@ -149,8 +163,9 @@ class ChaosStack:
         """Start whatever of ``component`` does not run (idempotent)."""
         if component in SERVERS:
             server = self._servers[component]
-            await asyncio.to_thread(procs.wait_until, lambda: server.running_pid() is None,
-                                    what=f"{component} to exit", timeout=30)
+            await asyncio.to_thread(
+                procs.wait_until, lambda: server.running_pid() is None, what=f"{component} to exit", timeout=30
+            )
             pid = await _retry(lambda: server.start(), attempts=10)
             await asyncio.to_thread(server.wait_ready, pid, timeout)
             return
@@ -158,8 +173,12 @@ class ChaosStack:
             return
         for r in self._replicas[component]:
             if self.pid(r.name) is None:
-                await asyncio.to_thread(procs.wait_until, lambda r=r: not procs.port_open(r.port),
-                                        what=f"{r.name}'s port to be free", timeout=30)
+                await asyncio.to_thread(
+                    procs.wait_until,
+                    lambda r=r: not procs.port_open(r.port),
+                    what=f"{r.name}'s port to be free",
+                    timeout=30,
+                )
                 await self.start_replica(r, timeout)
 
     async def heal(self) -> list[str]:

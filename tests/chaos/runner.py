@@ -70,10 +70,15 @@ class PoisonResult:
         return self.dead_lettered_after is not None and self.cpu_percent < 20.0 and self.later_command_ok
 
     def describe(self) -> str:
-        dl = (f"dead-lettered after {self.dead_lettered_after:.1f} s" if self.dead_lettered_after is not None
-              else "NOT dead-lettered within 30 s")
-        return (f"poison message on models.commands: {dl}; models CPU over the next 10 s {self.cpu_percent:.0f}%; "
-                f"a later command on the same partition {'was' if self.later_command_ok else 'was NOT'} carried out")
+        dl = (
+            f"dead-lettered after {self.dead_lettered_after:.1f} s"
+            if self.dead_lettered_after is not None
+            else "NOT dead-lettered within 30 s"
+        )
+        return (
+            f"poison message on models.commands: {dl}; models CPU over the next 10 s {self.cpu_percent:.0f}%; "
+            f"a later command on the same partition {'was' if self.later_command_ok else 'was NOT'} carried out"
+        )
 
 
 @dataclass
@@ -91,16 +96,24 @@ class Report:
         lines = [table(self.rows)]
         if self.poison is not None:
             lines.append("\n" + self.poison.describe())
-        bad = [(label, v) for label, v in self.verdicts
-               if v.stuck or v.duplicated or v.gaps or v.lost or v.bad_uploads or (v.run.status == 5)]
+        bad = [
+            (label, v)
+            for label, v in self.verdicts
+            if v.stuck or v.duplicated or v.gaps or v.lost or v.bad_uploads or (v.run.status == 5)
+        ]
         if bad:
             lines.append("\nModels that did not simply end at 4:")
             for label, v in bad:
-                lines.append(f"  [{label}] {v.run.name} {v.run.id}: {v.ended}; transitions {v.transitions}"
-                             + (f"; {'; '.join(v.bad_uploads)}" if v.bad_uploads else "")
-                             + (f"; {'; '.join(v.run.notes)}" if v.run.notes else "")
-                             + (f"; error: {(v.run.final or {}).get('last_error', {}).get('message')}"
-                                if v.run.status == 5 else ""))
+                lines.append(
+                    f"  [{label}] {v.run.name} {v.run.id}: {v.ended}; transitions {v.transitions}"
+                    + (f"; {'; '.join(v.bad_uploads)}" if v.bad_uploads else "")
+                    + (f"; {'; '.join(v.run.notes)}" if v.run.notes else "")
+                    + (
+                        f"; error: {(v.run.final or {}).get('last_error', {}).get('message')}"
+                        if v.run.status == 5
+                        else ""
+                    )
+                )
         return "\n".join(lines)
 
 
@@ -122,16 +135,23 @@ async def _fault(stack: ChaosStack, log: RoundLog, within: float, stop: asyncio.
     await stack.restart(log.component)
 
 
-async def _round(stack: ChaosStack, label: str, component: str, opts: Options, files: list[Any],
-                 flow_seconds: float, timeout: float) -> RoundLog:
+async def _round(
+    stack: ChaosStack, label: str, component: str, opts: Options, files: list[Any], flow_seconds: float, timeout: float
+) -> RoundLog:
     log = RoundLog(label, component, int(time.time() * 1000))
     api = Api({s: stack.urls(s) for s in ("models", "datasets")}, stack.jwt_secret, "chaos")
     stop = asyncio.Event()
     deadline = time.monotonic() + timeout
     fault = asyncio.create_task(_fault(stack, log, flow_seconds, stop))
     try:
-        log.runs = list(await asyncio.gather(*(
-            drive(api, f"{component}-{uuid.uuid4().hex[:8]}", files, deadline) for _ in range(opts.models_per_round))))
+        log.runs = list(
+            await asyncio.gather(
+                *(
+                    drive(api, f"{component}-{uuid.uuid4().hex[:8]}", files, deadline)
+                    for _ in range(opts.models_per_round)
+                )
+            )
+        )
     finally:
         stop.set()
         try:
@@ -144,8 +164,10 @@ async def _round(stack: ChaosStack, label: str, component: str, opts: Options, f
             say(f"{label}: found down and restarted: {', '.join(down)}")
     log.ended_ms = int(time.time() * 1000)
     ends = ", ".join(f"{r.status}{' ' + r.error_code if r.error_code else ''}" for r in log.runs)
-    say(f"{label}: killed {log.killed or 'nothing'} after {log.kill_after:.1f} s for {log.down_for:.1f} s; "
-        f"models ended {ends}")
+    say(
+        f"{label}: killed {log.killed or 'nothing'} after {log.kill_after:.1f} s for {log.down_for:.1f} s; "
+        f"models ended {ends}"
+    )
     return log
 
 
@@ -168,11 +190,15 @@ async def _poison(stack: ChaosStack, topics: Topics, dlt: Collector) -> PoisonRe
         await asyncio.sleep(10)
         cpu = (stack.cpu_seconds(replica) - cpu0) / (time.monotonic() - w0) * 100
         model_id = uuid.uuid4()
-        command = ev.wrap(ev.CreateModel(name=f"after-poison-{model_id.hex[:6]}", language="en-US"),
-                          tenant_id="chaos", model_id=model_id)
+        command = ev.wrap(
+            ev.CreateModel(name=f"after-poison-{model_id.hex[:6]}", language="en-US"),
+            tenant_id="chaos",
+            model_id=model_id,
+        )
         token = issue_token(AuthSettings(jwt_secret=stack.jwt_secret), "chaos")
-        await producer.send_and_wait(topics.model_commands, command.to_bytes(), key=b"x",
-                                     headers=[("authorization", f"Bearer {token}".encode())])
+        await producer.send_and_wait(
+            topics.model_commands, command.to_bytes(), key=b"x", headers=[("authorization", f"Bearer {token}".encode())]
+        )
     finally:
         await producer.stop()
     api = Api({"models": stack.urls("models")}, stack.jwt_secret, "chaos")
@@ -189,8 +215,10 @@ async def run(opts: Options) -> Report:
     state = StateDir(opts.state_dir or Path(__file__).resolve().parents[2] / ".voxtrain" / "chaos")
     ports = Ports.from_env({"VOXTRAIN_STACK_PORT_OFFSET": str(opts.port_offset)})
     stack = ChaosStack(state, ports)
-    say(f"servers in {state.path} (Kafka 127.0.0.1:{ports.kafka}, PostgreSQL :{ports.postgres}, "
-        f"MinIO :{ports.minio}); run {stack.run_id}")
+    say(
+        f"servers in {state.path} (Kafka 127.0.0.1:{ports.kafka}, PostgreSQL :{ports.postgres}, "
+        f"MinIO :{ports.minio}); run {stack.run_id}"
+    )
     await asyncio.to_thread(stack.start_servers)
     assert stack.endpoints is not None
     files = await asyncio.to_thread(make_files, state.path / "files")
@@ -217,8 +245,9 @@ async def run(opts: Options) -> Report:
                 if not status._task:
                     await status.start()
                     await dlt.start()
-            log = await _round(stack, f"round {i}/{len(plan)} ({mode}, {component})", component, opts, files,
-                               flow_seconds, timeout)
+            log = await _round(
+                stack, f"round {i}/{len(plan)} ({mode}, {component})", component, opts, files, flow_seconds, timeout
+            )
             log.label = component if n == 1 else f"{component} (2 replicas)"
             logs.append(log)
             done = [r.seconds for r in log.runs if r.status == 4]
@@ -239,8 +268,9 @@ async def run(opts: Options) -> Report:
     return _report(logs, status, dlt, poison, topics)
 
 
-def _report(logs: list[RoundLog], status: Collector, dlt: Collector, poison: PoisonResult | None,
-            topics: Topics) -> Report:
+def _report(
+    logs: list[RoundLog], status: Collector, dlt: Collector, poison: PoisonResult | None, topics: Topics
+) -> Report:
     records = status.ordered()
     verdicts = [(log.label, judge(r, records)) for log in logs for r in log.runs]
     rows: dict[str, Row] = {}

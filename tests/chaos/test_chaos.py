@@ -17,8 +17,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(1200)
 async def test_every_model_ends_at_4_or_5_whatever_is_killed() -> None:
-    report = await run(Options(rounds=len(COMPONENTS), models_per_round=1, replica_rounds=1, round_timeout=240,
-                               budget=420, state_dir=REPO / ".voxtrain" / "chaos-test", port_offset=4000, poison=True))
+    report = await run(
+        Options(
+            rounds=len(COMPONENTS),
+            models_per_round=1,
+            replica_rounds=1,
+            round_timeout=240,
+            budget=420,
+            state_dir=REPO / ".voxtrain" / "chaos-test",
+            port_offset=4000,
+            poison=True,
+        )
+    )
     print(report.render())
     assert {log.component for log in report.rounds} == set(COMPONENTS)
     assert all(log.killed for log in report.rounds), [(log.component, log.killed) for log in report.rounds]

@@ -33,6 +33,9 @@ class InMemoryModels:
         return m.tenant_id if m else None
 
     async def overdue(self, cutoffs: dict[Phase, datetime], limit: int) -> list[tuple[str, uuid.UUID]]:
-        due = [m for m in self.models.values()
-               if m.phase is not None and m.watched_since is not None and m.watched_since <= cutoffs[m.phase]]
+        due = [
+            m
+            for m in self.models.values()
+            if m.phase is not None and m.watched_since is not None and m.watched_since <= cutoffs[m.phase]
+        ]
         return [(m.tenant_id, m.id) for m in sorted(due, key=lambda m: m.watched_since or datetime.min)][:limit]

@@ -8,20 +8,37 @@ import pytest
 from tests.fakes import FakeUnitOfWork
 from tests.models.fakes import InMemoryModels
 from voxtrain_models import handlers as h
-from voxtrain_models.domain import (CustomModel, Dataset, Phase, Rejected, StatusChanged, Supervision,
-                                    TrainingRequestedEvent, ValidationRequestedEvent)
+from voxtrain_models.domain import (
+    CustomModel,
+    Dataset,
+    Phase,
+    Rejected,
+    StatusChanged,
+    Supervision,
+    TrainingRequestedEvent,
+    ValidationRequestedEvent,
+)
 from voxtrain_shared import events as ev
-from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus as S
+from voxtrain_shared.vocab import DatasetType, ErrorCode
+from voxtrain_shared.vocab import ModelStatus as S
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-RULES = Supervision(validation=timedelta(minutes=10), start=timedelta(minutes=30), heartbeat=timedelta(minutes=5),
-                    max_redrives=2)
+RULES = Supervision(
+    validation=timedelta(minutes=10), start=timedelta(minutes=30), heartbeat=timedelta(minutes=5), max_redrives=2
+)
 
 
 def dataset(name: str = "a.txt", uploaded: bool = True) -> Dataset:
     ds_id = uuid.uuid4()
-    loc = {"dataset_id": str(ds_id), "dataset_type": 1, "file_name": name, "bucket": "b", "object_key": f"k/{ds_id}",
-           "size": 3, "sha256": "0" * 64}
+    loc = {
+        "dataset_id": str(ds_id),
+        "dataset_type": 1,
+        "file_name": name,
+        "bucket": "b",
+        "object_key": f"k/{ds_id}",
+        "size": 3,
+        "sha256": "0" * 64,
+    }
     return Dataset(ds_id, DatasetType.TRANSCRIPT, name, location=loc if uploaded else None)
 
 
@@ -153,8 +170,7 @@ def test_a_deleted_dataset_stays_deleted() -> None:
     a, b = dataset("a.txt"), dataset("b.txt")
     m = queued(a, b)
     m.dataset_deleted(b.id)
-    m.dataset_validated(b.id, b.type, b.file_name, passed=False, error={"code": "validation_failed",
-                                                                         "message": "late"})
+    m.dataset_validated(b.id, b.type, b.file_name, passed=False, error={"code": "validation_failed", "message": "late"})
     m.dataset_uploaded(b)
     assert set(m.datasets) == {a.id} and m.status is S.READY_TO_RUN
     m.dataset_validated(a.id, a.type, a.file_name, passed=True)

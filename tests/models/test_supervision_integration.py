@@ -13,9 +13,13 @@ from voxtrain_shared.settings import AuthSettings, ModelsSettings
 
 pytestmark = pytest.mark.integration
 OPERATOR = {"Authorization": "Bearer " + issue_token(AuthSettings(jwt_secret=JWT_SECRET), "ops", operator=True)}
-SHORT = {"VOXTRAIN_SUPERVISION__EVERY_SECONDS": "0.3", "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "1.5",
-         "VOXTRAIN_SUPERVISION__START_SECONDS": "1.5", "VOXTRAIN_SUPERVISION__HEARTBEAT_SECONDS": "1.5",
-         "VOXTRAIN_SUPERVISION__MAX_REDRIVES": "1"}
+SHORT = {
+    "VOXTRAIN_SUPERVISION__EVERY_SECONDS": "0.3",
+    "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "1.5",
+    "VOXTRAIN_SUPERVISION__START_SECONDS": "1.5",
+    "VOXTRAIN_SUPERVISION__HEARTBEAT_SECONDS": "1.5",
+    "VOXTRAIN_SUPERVISION__MAX_REDRIVES": "1",
+}
 
 
 @pytest.fixture
@@ -31,8 +35,13 @@ def _parsed(reader: TopicReader, topic: str) -> list[ev.Envelope]:
 
 
 def _transitions(reader: TopicReader, topic: str, mid: uuid.UUID) -> list[tuple[int | None, int]]:
-    return [(p.old_status, p.new_status) for e in _parsed(reader, topic) if e.model_id == mid
-            for p in [e.payload()] if isinstance(p, ev.TrainingStatusChanged)]
+    return [
+        (p.old_status, p.new_status)
+        for e in _parsed(reader, topic)
+        if e.model_id == mid
+        for p in [e.payload()]
+        if isinstance(p, ev.TrainingStatusChanged)
+    ]
 
 
 async def test_a_model_without_verdicts_is_asked_for_again_then_fails_with_validation_timeout(svc, stack) -> None:
@@ -60,8 +69,11 @@ async def test_a_silent_training_is_requested_again_with_the_same_run_then_fails
         await publish(stack.kafka_bootstrap, t.validation, passed(up))
         await reader.until(lambda _: _parsed(reader, t.training_commands))
         run_id = _parsed(reader, t.training_commands)[0].payload().run_id
-        await publish(stack.kafka_bootstrap, t.training_events,
-                      ev.wrap(ev.TrainingStarted(run_id=run_id), tenant_id="acme", model_id=mid))
+        await publish(
+            stack.kafka_bootstrap,
+            t.training_events,
+            ev.wrap(ev.TrainingStarted(run_id=run_id), tenant_id="acme", model_id=mid),
+        )
         await reader.until(lambda _: (3, 5) in _transitions(reader, t.status, mid), timeout=30)
         await reader.settle(2)
     requests = [e.payload() for e in _parsed(reader, t.training_commands)]
@@ -91,8 +103,7 @@ async def test_an_operator_lists_overdue_models_and_redrives_one(stack) -> None:
             assert (await client.get("/v1/ops/models/overdue", headers=ACME)).status_code == 403
             r = await client.post(f"/v1/ops/models/{mid}/redrive", headers=OPERATOR)
             assert r.status_code == 200 and r.json()["redrives"] == 1
-            await reader.until(lambda recs: any(ev.REGISTRY.parse(x.value).type == "ValidationRequested"
-                                                for x in recs))
+            await reader.until(lambda recs: any(ev.REGISTRY.parse(x.value).type == "ValidationRequested" for x in recs))
         r = await client.post(f"/v1/ops/models/{uuid.uuid4()}/redrive", headers=OPERATOR)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
@@ -102,11 +113,19 @@ async def test_a_late_verdict_does_not_bring_back_a_deleted_dataset(svc, stack) 
     mid = uuid.UUID((await create(svc, auto_train=False))["id"])
     keep, gone = uploaded(mid), uploaded(mid)
     d = gone.payload().dataset
-    deleted = ev.wrap(ev.DatasetDeleted(dataset_id=d.dataset_id, dataset_type=d.dataset_type),
-                      tenant_id="acme", model_id=mid)
-    late = ev.wrap(ev.ValidationFailed(dataset_id=d.dataset_id, dataset_type=d.dataset_type, file_name=d.file_name,
-                                       error=ev.ErrorInfo(code="invalid_transcript_format", message="late")),
-                   tenant_id="acme", model_id=mid)
+    deleted = ev.wrap(
+        ev.DatasetDeleted(dataset_id=d.dataset_id, dataset_type=d.dataset_type), tenant_id="acme", model_id=mid
+    )
+    late = ev.wrap(
+        ev.ValidationFailed(
+            dataset_id=d.dataset_id,
+            dataset_type=d.dataset_type,
+            file_name=d.file_name,
+            error=ev.ErrorInfo(code="invalid_transcript_format", message="late"),
+        ),
+        tenant_id="acme",
+        model_id=mid,
+    )
     await publish(stack.kafka_bootstrap, t.datasets, keep, gone, deleted)
 
     async def one_dataset():

@@ -15,11 +15,19 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SUPPORTED_LANGUAGES = ("en-US",)
 
 
-def build(settings: ModelsSettings, *, gauge_every: float = gauges.REFRESH_SECONDS,
-          clock: Callable[[], datetime] = workers.utc_now) -> Service:
+def build(
+    settings: ModelsSettings,
+    *,
+    gauge_every: float = gauges.REFRESH_SECONDS,
+    clock: Callable[[], datetime] = workers.utc_now,
+) -> Service:
     """The models service; ``clock`` is the supervisor's notion of now (tests move it forward)."""
-    svc = Service(settings, migrations=MIGRATIONS, title="voxtrain models",
-                  description="Custom models and their training status (1 Not Running … 5 Failed).")
+    svc = Service(
+        settings,
+        migrations=MIGRATIONS,
+        title="voxtrain models",
+        description="Custom models and their training status (1 Not Running … 5 Failed).",
+    )
     uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
     t = svc.topics
     rules = workers.policy(settings.supervision)
@@ -28,8 +36,7 @@ def build(settings: ModelsSettings, *, gauge_every: float = gauges.REFRESH_SECON
     svc.consumer(t.datasets, "datasets", consumers.facts(uow, "datasets"))
     svc.consumer(t.validation, "validation", consumers.facts(uow, "validation"))
     svc.consumer(t.training_events, "training", consumers.facts(uow, "training"))
-    svc.consumer(t.model_commands, "commands",
-                 consumers.commands(uow, settings.auth, "commands", SUPPORTED_LANGUAGES))
+    svc.consumer(t.model_commands, "commands", consumers.commands(uow, settings.auth, "commands", SUPPORTED_LANGUAGES))
 
     supervisor = workers.supervisor(uow, rules, settings.supervision.every_seconds, clock=clock)
 

@@ -60,8 +60,9 @@ def next_status(current: ModelStatus, trigger: Trigger) -> ModelStatus:
     try:
         return TRANSITIONS[(current, trigger)]
     except KeyError:
-        raise Rejected(ErrorCode.INVALID_STATUS,
-                       f"cannot {trigger.value.replace('_', ' ')} while the model is {current.label}") from None
+        raise Rejected(
+            ErrorCode.INVALID_STATUS, f"cannot {trigger.value.replace('_', ' ')} while the model is {current.label}"
+        ) from None
 
 
 class Validation(StrEnum):
@@ -172,8 +173,9 @@ class CustomModel:
 
     # ---------------------------------------------------------------- requests from people
 
-    def update(self, *, name: str | None = None, description: str | None = None,
-               auto_train: bool | None = None) -> list[str]:
+    def update(
+        self, *, name: str | None = None, description: str | None = None, auto_train: bool | None = None
+    ) -> list[str]:
         """Change editable fields; refused while queued or running. Returns the changed field names."""
         self._refuse_if_locked()
         changed = []
@@ -190,11 +192,15 @@ class CustomModel:
     def train(self) -> None:
         """The Train button: only in 1 and 5, and only with at least one dataset."""
         if not self.status.can_train:
-            raise Rejected(ErrorCode.INVALID_STATUS,
-                           f"Training can only be started when the model is Not Running or Failed; it is {self.status.label}.")
+            raise Rejected(
+                ErrorCode.INVALID_STATUS,
+                f"Training can only be started when the model is Not Running or Failed; it is {self.status.label}.",
+            )
         if not self.datasets:
-            raise Rejected(ErrorCode.VALIDATION_FAILED,
-                           "The model has no datasets: upload at least one dataset, then start training.")
+            raise Rejected(
+                ErrorCode.VALIDATION_FAILED,
+                "The model has no datasets: upload at least one dataset, then start training.",
+            )
         self._move(Trigger.TRAIN, "training started by request", run_id=None)
         self.last_error = None
         self._evaluate_gate()
@@ -228,8 +234,14 @@ class CustomModel:
         self.deleted_datasets.add(dataset_id)
         self._evaluate_gate()
 
-    def dataset_validated(self, dataset_id: uuid.UUID, dataset_type: DatasetType, file_name: str,
-                          passed: bool, error: dict[str, Any] | None = None) -> None:
+    def dataset_validated(
+        self,
+        dataset_id: uuid.UUID,
+        dataset_type: DatasetType,
+        file_name: str,
+        passed: bool,
+        error: dict[str, Any] | None = None,
+    ) -> None:
         """Record a validation result; a queued model trains once all passed, fails if any failed.
 
         A verdict on a deleted dataset changes nothing."""
@@ -263,8 +275,7 @@ class CustomModel:
     def training_failed(self, run_id: uuid.UUID, error: dict[str, Any], finished_at: datetime) -> None:
         if self._stale(run_id) or self.status not in (S.READY_TO_RUN, S.RUNNING):
             return
-        self._move(Trigger.TRAINING_FAILED, f"training failed: {error.get('message', '')}", run_id=run_id,
-                   error=error)
+        self._move(Trigger.TRAINING_FAILED, f"training failed: {error.get('message', '')}", run_id=run_id, error=error)
         self.finished_at = finished_at
 
     # ---------------------------------------------------------------- supervision
@@ -298,8 +309,10 @@ class CustomModel:
         phase = self.phase
         if phase is None:
             if force:
-                raise Rejected(ErrorCode.INVALID_STATUS, "Only a model that is Ready to Run or Running can be "
-                                                         f"re-driven; it is {self.status.label}.")
+                raise Rejected(
+                    ErrorCode.INVALID_STATUS,
+                    f"Only a model that is Ready to Run or Running can be re-driven; it is {self.status.label}.",
+                )
             return None
         due = self.due_at(policy)
         if not force and due is not None and now < due:
@@ -323,6 +336,7 @@ class CustomModel:
         return [d for d in self.datasets.values() if d.validation is Validation.PENDING]
 
     def _give_up(self, phase: Phase, now: datetime, policy: Supervision) -> None:
+        err: dict[str, Any]
         waited = _minutes(policy.deadline(phase) * (self.redrives + 1))
         if phase is Phase.VALIDATING:
             pending = self._unvalidated()
@@ -330,24 +344,34 @@ class CustomModel:
             waiting = [d.file_name for d in pending if d.location]
             parts = []
             if waiting:
-                parts.append(f"no validation verdict arrived for {', '.join(waiting)} after {self.redrives} "
-                             f"request(s) over {waited}")
+                parts.append(
+                    f"no validation verdict arrived for {', '.join(waiting)} after {self.redrives} "
+                    f"request(s) over {waited}"
+                )
             if missing:
                 parts.append(f"the upload of {', '.join(missing)} never completed")
             if not pending:
                 parts.append("the model has no dataset left to validate")
-            message = ("; ".join(parts).capitalize() + ". Upload missing datasets again if needed, then press "
-                       "Train; if it repeats, ask an operator to check the validator (`voxtrain models --overdue`).")
-            err = {"code": ErrorCode.VALIDATION_TIMEOUT.value, "message": message, "stage": "validation",
-                   "details": [{"dataset_id": str(d.id), "file_name": d.file_name} for d in pending]}
+            message = (
+                "; ".join(parts).capitalize() + ". Upload missing datasets again if needed, then press "
+                "Train; if it repeats, ask an operator to check the validator (`voxtrain models --overdue`)."
+            )
+            err = {
+                "code": ErrorCode.VALIDATION_TIMEOUT.value,
+                "message": message,
+                "stage": "validation",
+                "details": [{"dataset_id": str(d.id), "file_name": d.file_name} for d in pending],
+            }
             self._move(Trigger.VALIDATION_FAILED, "validation timed out", run_id=None, error=err)
         else:
-            what = ("did not start the training" if phase is Phase.STARTING
-                    else "gave no sign of progress")
+            what = "did not start the training" if phase is Phase.STARTING else "gave no sign of progress"
             progress = self.progress or {}
-            err = {"code": ErrorCode.WORKER_LOST.value, "stage": progress.get("stage"),
-                   "message": f"The trainer {what} for {waited} although it was asked {self.redrives + 1} "
-                              "time(s). Train again; if it repeats, ask an operator to check the trainer."}
+            err = {
+                "code": ErrorCode.WORKER_LOST.value,
+                "stage": progress.get("stage"),
+                "message": f"The trainer {what} for {waited} although it was asked {self.redrives + 1} "
+                "time(s). Train again; if it repeats, ask an operator to check the trainer.",
+            }
             self._move(Trigger.TRAINING_FAILED, "training worker lost", run_id=self.run_id, error=err)
         self.finished_at = now
 
@@ -366,12 +390,12 @@ class CustomModel:
             err = dict(first.error or {"code": ErrorCode.VALIDATION_FAILED.value, "message": "validation failed"})
             err.setdefault("dataset_id", str(first.id))
             err.setdefault("file_name", first.file_name)
-            err["details"] = [
-                {"dataset_id": str(d.id), "file_name": d.file_name, **(d.error or {})} for d in failed
-            ]
+            err["details"] = [{"dataset_id": str(d.id), "file_name": d.file_name, **(d.error or {})} for d in failed]
             names = ", ".join(d.file_name for d in failed)
-            err["message"] = (f"{err.get('message', 'validation failed')} — dataset {names} failed validation: "
-                              "delete or replace it, then train again.")
+            err["message"] = (
+                f"{err.get('message', 'validation failed')} — dataset {names} failed validation: "
+                "delete or replace it, then train again."
+            )
             self._move(Trigger.VALIDATION_FAILED, "a dataset failed validation", run_id=None, error=err)
             return
         if not self.datasets:
@@ -384,8 +408,9 @@ class CustomModel:
             self._active = True  # a new phase (starting): a new deadline window
             self.events.append(TrainingRequestedEvent(self.run_id, self._locations()))
 
-    def _move(self, trigger: Trigger, reason: str, *, run_id: uuid.UUID | None,
-              error: dict[str, Any] | None = None) -> None:
+    def _move(
+        self, trigger: Trigger, reason: str, *, run_id: uuid.UUID | None, error: dict[str, Any] | None = None
+    ) -> None:
         old = self.status
         self.status = next_status(old, trigger)
         if self.status is S.READY_TO_RUN:

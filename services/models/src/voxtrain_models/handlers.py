@@ -18,8 +18,16 @@ from voxtrain_shared.topics import Topics
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
-from .domain import (CustomModel, Dataset, Redrive, Rejected, StatusChanged, Supervision, TrainingRequestedEvent,
-                     ValidationRequestedEvent)
+from .domain import (
+    CustomModel,
+    Dataset,
+    Redrive,
+    Rejected,
+    StatusChanged,
+    Supervision,
+    TrainingRequestedEvent,
+    ValidationRequestedEvent,
+)
 from .repository import ModelRepository, NameTaken
 
 log = get_logger(__name__)
@@ -45,8 +53,9 @@ async def save(tx: ModelTx, model: CustomModel, now: datetime | None = None) -> 
     for event in model.events:
         await tx.emit(_message(event, model), model.id)
         if isinstance(event, StatusChanged):
-            log.info("status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value,
-                     reason=event.reason)
+            log.info(
+                "status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value, reason=event.reason
+            )
     model.events.clear()
 
 
@@ -59,13 +68,22 @@ def _error_info(error: dict[str, Any] | None) -> ev.ErrorInfo | None:
 def _message(event: DomainEvent, model: CustomModel) -> ev.Message:
     if isinstance(event, StatusChanged):
         return ev.TrainingStatusChanged(
-            old_status=event.old, new_status=event.new, status_name=event.new.name, badge=event.new.badge,
-            reason=event.reason, error=_error_info(event.error), run_id=event.run_id,
+            old_status=event.old,
+            new_status=event.new,
+            status_name=event.new.name,
+            badge=event.new.badge,
+            reason=event.reason,
+            error=_error_info(event.error),
+            run_id=event.run_id,
         )
     if isinstance(event, ValidationRequestedEvent):
         return ev.ValidationRequested(dataset=ev.DatasetObject.model_validate(event.location), attempt=event.attempt)
-    return ev.TrainingRequested(run_id=event.run_id, language=model.language, attempt=event.attempt,
-                                datasets=[ev.DatasetObject.model_validate(d) for d in event.datasets])
+    return ev.TrainingRequested(
+        run_id=event.run_id,
+        language=model.language,
+        attempt=event.attempt,
+        datasets=[ev.DatasetObject.model_validate(d) for d in event.datasets],
+    )
 
 
 def not_found(model_id: uuid.UUID) -> Rejected:
@@ -87,19 +105,30 @@ async def create_model(uow: ModelWork, ctx: Context, **fields: Any) -> CustomMod
         return await create_in(tx, **fields)
 
 
-async def create_in(tx: ModelTx, *, model_id: uuid.UUID, name: str, language: str, description: str | None,
-                    auto_train: bool) -> CustomModel:
+async def create_in(
+    tx: ModelTx, *, model_id: uuid.UUID, name: str, language: str, description: str | None, auto_train: bool
+) -> CustomModel:
     """Create a model inside an open transaction (name unique per tenant)."""
-    model = CustomModel(id=model_id, tenant_id=tx.ctx.tenant_id, name=name, language=language,
-                        description=description, auto_train=auto_train)
+    model = CustomModel(
+        id=model_id,
+        tenant_id=tx.ctx.tenant_id,
+        name=name,
+        language=language,
+        description=description,
+        auto_train=auto_train,
+    )
     try:
         await tx.repo.insert(model)
     except NameTaken:
         raise Rejected(ErrorCode.CONFLICT, f"A model named {name!r} already exists; choose another name.") from None
     except asyncpg.UniqueViolationError:
         raise Rejected(ErrorCode.CONFLICT, f"A model with id {model_id} already exists.") from None
-    await tx.emit(ev.ModelCreated(name=name, language=language, description=description, auto_train=auto_train,
-                                  status=model.status), model.id)
+    await tx.emit(
+        ev.ModelCreated(
+            name=name, language=language, description=description, auto_train=auto_train, status=model.status
+        ),
+        model.id,
+    )
     log.info("model_created", model_id=str(model.id), tenant_id=tx.ctx.tenant_id)
     return model
 
@@ -112,9 +141,15 @@ async def update_model(uow: ModelWork, ctx: Context, model_id: uuid.UUID, **fiel
             try:
                 await save(tx, model)
             except NameTaken:
-                raise Rejected(ErrorCode.CONFLICT, f"A model named {model.name!r} already exists; choose another name.") from None
-            await tx.emit(ev.ModelUpdated(name=model.name, description=model.description,
-                                          auto_train=model.auto_train, changed=changed), model.id)
+                raise Rejected(
+                    ErrorCode.CONFLICT, f"A model named {model.name!r} already exists; choose another name."
+                ) from None
+            await tx.emit(
+                ev.ModelUpdated(
+                    name=model.name, description=model.description, auto_train=model.auto_train, changed=changed
+                ),
+                model.id,
+            )
     return model
 
 
@@ -142,8 +177,7 @@ async def train_in(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
 # ---------------------------------------------------------------- facts from other services
 
 
-async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str,
-                      change: Callable[[CustomModel], None]) -> bool:
+async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str, change: Callable[[CustomModel], None]) -> bool:
     """Apply ``change`` to the envelope's model exactly once; False if redelivered or the model is gone."""
     if env.model_id is None:
         return False
@@ -211,8 +245,14 @@ async def supervise(uow: ModelWork, policy: Supervision, now: datetime, limit: i
             if redrive is None:
                 continue
             await save(tx, model, now)
-        log.warning("model_overdue", model_id=str(model_id), tenant_id=tenant_id, phase=redrive.phase.value,
-                    attempt=redrive.attempt, failed=redrive.failed)
+        log.warning(
+            "model_overdue",
+            model_id=str(model_id),
+            tenant_id=tenant_id,
+            phase=redrive.phase.value,
+            attempt=redrive.attempt,
+            failed=redrive.failed,
+        )
         done.append(redrive)
     return done
 
@@ -234,8 +274,9 @@ async def redrive(uow: ModelWork, policy: Supervision, model_id: uuid.UUID, now:
         model = await _load(tx, model_id)
         redone = model.supervise(now, policy, force=True)
         await save(tx, model, now)
-    log.warning("model_redriven", model_id=str(model_id), tenant_id=tenant_id,
-                phase=redone.phase.value if redone else None)
+    log.warning(
+        "model_redriven", model_id=str(model_id), tenant_id=tenant_id, phase=redone.phase.value if redone else None
+    )
     return model
 
 
@@ -250,8 +291,9 @@ async def get_model(uow: ModelWork, tenant_id: str, model_id: uuid.UUID) -> tupl
         return model, await repo.timestamps(model_id)
 
 
-async def list_models(uow: ModelWork, tenant_id: str, status: ModelStatus | None, limit: int,
-                      offset: int) -> tuple[list[tuple[CustomModel, Any]], int]:
+async def list_models(
+    uow: ModelWork, tenant_id: str, status: ModelStatus | None, limit: int, offset: int
+) -> tuple[list[tuple[CustomModel, Any]], int]:
     async with uow.reading() as repo:
         models, total = await repo.list_page(tenant_id, status, limit, offset)
         return [(m, await repo.timestamps(m.id)) for m in models], total

@@ -13,16 +13,19 @@ from .domain import Supervision
 
 
 def policy(s: SupervisionSettings) -> Supervision:
-    return Supervision(validation=timedelta(seconds=s.validation_seconds), start=timedelta(seconds=s.start_seconds),
-                       heartbeat=timedelta(seconds=s.heartbeat_seconds), max_redrives=s.max_redrives)
+    return Supervision(
+        validation=timedelta(seconds=s.validation_seconds),
+        start=timedelta(seconds=s.start_seconds),
+        heartbeat=timedelta(seconds=s.heartbeat_seconds),
+        max_redrives=s.max_redrives,
+    )
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def supervisor(uow: h.ModelWork, rules: Supervision, every: float, *,
-               clock: Callable[[], datetime] = utc_now) -> Loop:
+def supervisor(uow: h.ModelWork, rules: Supervision, every: float, *, clock: Callable[[], datetime] = utc_now) -> Loop:
     """Every ``every`` seconds: re-request or fail the models at 2/3 whose deadline passed."""
 
     async def step() -> None:
