@@ -21,6 +21,8 @@ SERVERS = ("kafka", "postgres", "minio")
 #: What a round can kill. ``trainer-worker`` is the training child process of a trainer, not the service.
 COMPONENTS = ("models", "datasets", "validator", "trainer", "trainer-worker", "kafka", "postgres", "minio")
 REPLICA_PORT_STEP = 100
+#: The longest a model waits with nobody answering before supervision fails it: deadline x (1 + redrives).
+GIVE_UP_SECONDS = 20 * 3
 T = TypeVar("T")
 
 

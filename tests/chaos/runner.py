@@ -21,10 +21,11 @@ from voxtrain_shared.topics import Topics, dead_letter
 
 from .flow import Api, ModelRun, drive, make_files
 from .observe import Collector, Row, Verdict, dead_letter_pattern, group_by_label, judge, table
-from .processes import COMPONENTS, ChaosStack
+from .processes import COMPONENTS, GIVE_UP_SECONDS, ChaosStack
 
 POISON = b"[" * 100_000
-MIN_ROUND_SECONDS = 90.0
+#: a round lasts at least this long: a model nobody answers has been failed by supervision by then
+MIN_ROUND_SECONDS = GIVE_UP_SECONDS + 60.0
 
 
 def say(message: str) -> None:
@@ -209,6 +210,28 @@ async def _poison(stack: ChaosStack, topics: Topics, dlt: Collector) -> PoisonRe
     return PoisonResult(after, cpu, found is not None)
 
 
+async def _settle(stack: ChaosStack, logs: list[RoundLog]) -> None:
+    """Give models that had not ended when their round did the time supervision needs to end them, then read
+    each one's final status: a model is stuck only if it has not ended by then."""
+    waiting = [r for log in logs for r in log.runs if r.id is not None and r.status not in (4, 5)]
+    if not waiting:
+        return
+    say(f"{len(waiting)} model(s) had not ended with their round; waiting up to {GIVE_UP_SECONDS + 60} s")
+    api = Api({"models": stack.urls("models")}, stack.jwt_secret, "chaos")
+    deadline = time.monotonic() + GIVE_UP_SECONDS + 60
+    try:
+        while waiting and time.monotonic() < deadline:
+            for r in list(waiting):
+                got = await api.until("models", "GET", f"/v1/models/{r.id}", time.monotonic() + 10)
+                if got is not None:
+                    r.final = got.json()
+                if r.status in (4, 5):
+                    waiting.remove(r)
+            await asyncio.sleep(2)
+    finally:
+        await api.close()
+
+
 async def run(opts: Options) -> Report:
     if opts.seed is not None:
         random.seed(opts.seed)
@@ -258,6 +281,7 @@ async def run(opts: Options) -> Report:
                 await stack.start_services(1)
             poison = await _poison(stack, topics, dlt)
             say(poison.describe())
+        await _settle(stack, logs)
         await asyncio.sleep(5)  # the last events reach the topic
     finally:
         await status.stop()
