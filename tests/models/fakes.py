@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from voxtrain_models.domain import CustomModel, Phase
+from voxtrain_shared.vocab import ModelStatus
 
 
 class InMemoryModels:
@@ -32,10 +33,21 @@ class InMemoryModels:
         m = self.models.get(model_id)
         return m.tenant_id if m else None
 
-    async def overdue(self, cutoffs: dict[Phase, datetime], limit: int) -> list[tuple[str, uuid.UUID]]:
-        due = [
-            m
-            for m in self.models.values()
-            if m.phase is not None and m.watched_since is not None and m.watched_since <= cutoffs[m.phase]
-        ]
+    async def overdue(
+        self, cutoffs: dict[Phase, datetime], limit: int, *, asked_again: bool = False
+    ) -> list[tuple[str, uuid.UUID]]:
+        due = [m for m in self.models.values() if _overdue(m, cutoffs, asked_again)]
         return [(m.tenant_id, m.id) for m in sorted(due, key=lambda m: m.watched_since or datetime.min)][:limit]
+
+    async def count_overdue(self, cutoffs: dict[Phase, datetime]) -> dict[ModelStatus, int]:
+        counts = {ModelStatus.READY_TO_RUN: 0, ModelStatus.RUNNING: 0}
+        for m in self.models.values():
+            if _overdue(m, cutoffs, True):
+                counts[m.status] += 1
+        return counts
+
+
+def _overdue(m: CustomModel, cutoffs: dict[Phase, datetime], asked_again: bool) -> bool:
+    if m.phase is None or m.watched_since is None:
+        return False
+    return m.watched_since <= cutoffs[m.phase] or (asked_again and m.redrives > 0)

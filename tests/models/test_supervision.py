@@ -209,3 +209,37 @@ async def test_an_operator_redrive_of_an_unknown_model_is_refused() -> None:
     with pytest.raises(Rejected) as exc:
         await h.redrive(FakeUnitOfWork(InMemoryModels()), RULES, uuid.uuid4(), T0)
     assert exc.value.code is ErrorCode.NOT_FOUND
+
+
+async def test_a_model_asked_again_stays_overdue_until_it_answers() -> None:
+    repo = InMemoryModels()
+    waiting, quiet = queued(dataset()), queued(dataset())
+    repo.add(waiting, quiet)
+    uow = FakeUnitOfWork(repo)
+    now = T0 + RULES.validation - timedelta(seconds=1)
+    assert await h.count_overdue(uow, RULES, now) == {S.READY_TO_RUN: 0, S.RUNNING: 0}
+    now = T0 + RULES.validation
+    assert {m.id for m in await h.overdue(uow, RULES, now)} == {waiting.id, quiet.id}
+    await h.supervise(uow, RULES, now)  # both asked again: a new window, but no answer yet
+    assert await h.count_overdue(uow, RULES, now) == {S.READY_TO_RUN: 2, S.RUNNING: 0}
+    answered = await repo.get("acme", waiting.id)
+    assert answered is not None
+    (d,) = answered.datasets.values()
+    answered.dataset_validated(d.id, d.type, d.file_name, passed=True)
+    answered.settle(now)
+    await repo.save(answered)
+    assert [m.id for m in await h.overdue(uow, RULES, now)] == [quiet.id]
+
+
+def test_leaving_2_or_3_reports_the_time_spent_there() -> None:
+    d = dataset()
+    m = queued(d)  # at 2 since T0
+    m.status_since = T0
+    m.dataset_validated(d.id, d.type, d.file_name, passed=True)
+    assert m.settle(T0 + timedelta(seconds=5)) == []  # still at 2
+    assert m.run_id is not None
+    m.training_started(m.run_id)
+    assert m.settle(T0 + timedelta(seconds=30)) == [(S.READY_TO_RUN, 30.0)]
+    m.events.clear()
+    m.training_succeeded(m.run_id, {}, T0)
+    assert m.settle(T0 + timedelta(seconds=100)) == [(S.RUNNING, 70.0)]

@@ -322,6 +322,8 @@ async def test_overdue_lists_and_redrives_through_the_models_service(cli, stack)
             assert table.stdout.splitlines()[0].split() == [c.upper() for c in ops.OVERDUE_COLUMNS]
             (done,) = await cli.json("redrive", waiting["id"], env=env)
             assert done["redrives"] == 1 and done["id"] == waiting["id"]
+            (still,) = await listed()  # asked again, no answer yet: still overdue
+            assert still["redrives"] == 1
             idle = await create_model(svc, "idle")
             refused = await cli("redrive", idle["id"], env=env)
             assert refused.exit_code == 2 and "invalid_status" in refused.stderr

@@ -162,6 +162,8 @@ class CustomModel:
     datasets: dict[uuid.UUID, Dataset] = field(default_factory=dict)
     #: Tombstones: datasets deleted from this model; late facts about them change nothing.
     deleted_datasets: set[uuid.UUID] = field(default_factory=set)
+    #: Since when the model has its status (None: not yet saved).
+    status_since: datetime | None = None
     #: Start of the current deadline window at 2/3 (None: not yet saved).
     watched_since: datetime | None = None
     #: Requests sent again in this window without a sign of life.
@@ -170,6 +172,7 @@ class CustomModel:
     request_attempt: int = 1
     events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent] = field(default_factory=list)
     _active: bool = field(default=False, repr=False, compare=False)
+    _moved: bool = field(default=False, repr=False, compare=False)
 
     # ---------------------------------------------------------------- requests from people
 
@@ -296,10 +299,18 @@ class CustomModel:
             return None
         return self.watched_since + policy.deadline(phase)
 
-    def settle(self, now: datetime) -> None:
-        """After a change: a sign of life starts a new deadline window with no redrives counted."""
+    def settle(self, now: datetime) -> list[tuple[ModelStatus, float]]:
+        """After a change: a sign of life starts a new deadline window with no redrives counted; a new status
+        starts its clock. Returns (status, seconds) for each of 2/3 the model left (for the time-in-status metric)."""
+        left = []
+        if self._moved:
+            if self.status_since is not None:
+                seconds = max(0.0, (now - self.status_since).total_seconds())
+                left = [(e.old, seconds) for e in self.events if isinstance(e, StatusChanged) and e.old.locked][:1]
+            self.status_since, self._moved = now, False
         if self._active:
             self.watched_since, self.redrives, self._active = now, 0, False
+        return left
 
     def supervise(self, now: datetime, policy: Supervision, *, force: bool = False) -> Redrive | None:
         """Act on a passed deadline: ask again (validation or training), or give up after
@@ -418,7 +429,7 @@ class CustomModel:
             self.progress = None
         if error is not None:
             self.last_error = error
-        self._active = True
+        self._active = self._moved = True
         self.events.append(StatusChanged(old, self.status, reason, error, run_id or self.run_id))
 
     def _stale(self, run_id: uuid.UUID) -> bool:

@@ -14,6 +14,7 @@ import asyncpg
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.logs import get_logger
+from voxtrain_shared.metrics import MODEL_STATUS_SECONDS
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
@@ -48,8 +49,10 @@ async def save(tx: ModelTx, model: CustomModel, now: datetime | None = None) -> 
     """Write the model back and emit what its domain recorded, in the same transaction.
 
     A sign of life in the change restarts the model's supervision deadline at ``now`` (default: the clock)."""
-    model.settle(now or datetime.now(UTC))
+    left = model.settle(now or datetime.now(UTC))
     await tx.repo.save(model)
+    for status, seconds in left:
+        MODEL_STATUS_SECONDS.labels(status.name).observe(seconds)
     for event in model.events:
         await tx.emit(_message(event, model), model.id)
         if isinstance(event, StatusChanged):
@@ -258,10 +261,17 @@ async def supervise(uow: ModelWork, policy: Supervision, now: datetime, limit: i
 
 
 async def overdue(uow: ModelWork, policy: Supervision, now: datetime, limit: int = 100) -> list[CustomModel]:
-    """Models (every tenant) at 2/3 whose deadline passed, longest waiting first."""
+    """Models (every tenant) at 2/3 whose deadline passed, or that were asked again and have not answered
+    since, longest waiting first."""
     async with uow.reading() as repo:
-        due = await repo.overdue(policy.cutoffs(now), limit)
+        due = await repo.overdue(policy.cutoffs(now), limit, asked_again=True)
         return [m for tenant_id, model_id in due if (m := await repo.get(tenant_id, model_id)) is not None]
+
+
+async def count_overdue(uow: ModelWork, policy: Supervision, now: datetime) -> dict[ModelStatus, int]:
+    """How many models at 2 and at 3 :func:`overdue` would list."""
+    async with uow.reading() as repo:
+        return await repo.count_overdue(policy.cutoffs(now))
 
 
 async def redrive(uow: ModelWork, policy: Supervision, model_id: uuid.UUID, now: datetime) -> CustomModel:

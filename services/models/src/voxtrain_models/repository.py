@@ -15,7 +15,7 @@ from .domain import CustomModel, Dataset, Phase, Validation
 
 _COLUMNS = (
     "id, tenant_id, name, language, description, auto_train, status, run_id, training_requested, "
-    "last_error, metrics, progress, finished_at, created_at, updated_at, watched_since, redrives, "
+    "last_error, metrics, progress, finished_at, created_at, updated_at, status_since, watched_since, redrives, "
     "request_attempt"
 )
 
@@ -26,6 +26,16 @@ def _j(value: Any) -> str | None:
 
 def _l(value: str | None) -> Any:
     return None if value is None else json.loads(value)
+
+
+def _overdue(asked_again: bool) -> str:
+    """Models past their phase's deadline ($1 validating, $2 starting, $3 running cutoffs)."""
+    where = (
+        "(status=2 AND NOT training_requested AND watched_since <= $1) OR "
+        "(status=2 AND training_requested AND watched_since <= $2) OR "
+        "(status=3 AND watched_since <= $3)"
+    )
+    return f"({where} OR (status IN (2, 3) AND redrives > 0))" if asked_again else f"({where})"
 
 
 class NameTaken(Exception):
@@ -93,7 +103,8 @@ class ModelRepository:
             await self._conn.execute(
                 "UPDATE models SET name=$3, description=$4, auto_train=$5, status=$6, run_id=$7, "
                 "training_requested=$8, last_error=$9, metrics=$10, progress=$11, finished_at=$12, updated_at=now(), "
-                "watched_since=coalesce($13, watched_since), redrives=$14, request_attempt=$15 "
+                "watched_since=coalesce($13, watched_since), redrives=$14, request_attempt=$15, "
+                "status_since=coalesce($16, status_since) "
                 "WHERE id=$1 AND tenant_id=$2",
                 m.id,
                 m.tenant_id,
@@ -110,6 +121,7 @@ class ModelRepository:
                 m.watched_since,
                 m.redrives,
                 m.request_attempt,
+                m.status_since,
             )
         except asyncpg.UniqueViolationError as exc:
             raise NameTaken(m.name) from exc
@@ -151,19 +163,31 @@ class ModelRepository:
         models = [m for r in rows if (m := await self.get(tenant_id, r["id"])) is not None]
         return models, int(total)
 
-    async def overdue(self, cutoffs: dict[Phase, datetime], limit: int) -> list[tuple[str, uuid.UUID]]:
-        """(tenant, id) of models at 2/3 whose deadline window of their phase began before its cutoff, oldest first."""
+    async def overdue(
+        self, cutoffs: dict[Phase, datetime], limit: int, *, asked_again: bool = False
+    ) -> list[tuple[str, uuid.UUID]]:
+        """(tenant, id) of models at 2/3 whose deadline window of their phase began before its cutoff, oldest
+        first; with ``asked_again`` also those asked again that have not answered since (``redrives`` > 0)."""
         rows = await self._conn.fetch(
-            "SELECT tenant_id, id FROM models WHERE "
-            "(status=2 AND NOT training_requested AND watched_since <= $1) OR "
-            "(status=2 AND training_requested AND watched_since <= $2) OR "
-            "(status=3 AND watched_since <= $3) ORDER BY watched_since LIMIT $4",
+            f"SELECT tenant_id, id FROM models WHERE {_overdue(asked_again)} ORDER BY watched_since LIMIT $4",
             cutoffs[Phase.VALIDATING],
             cutoffs[Phase.STARTING],
             cutoffs[Phase.RUNNING],
             limit,
         )
         return [(r["tenant_id"], r["id"]) for r in rows]
+
+    async def count_overdue(self, cutoffs: dict[Phase, datetime]) -> dict[ModelStatus, int]:
+        """How many models at 2 and at 3 are overdue or asked again without an answer (see :meth:`overdue`)."""
+        rows = await self._conn.fetch(
+            f"SELECT status, count(*) AS n FROM models WHERE {_overdue(True)} GROUP BY status",
+            cutoffs[Phase.VALIDATING],
+            cutoffs[Phase.STARTING],
+            cutoffs[Phase.RUNNING],
+        )
+        counts = {ModelStatus.READY_TO_RUN: 0, ModelStatus.RUNNING: 0}
+        counts.update({ModelStatus(r["status"]): int(r["n"]) for r in rows})
+        return counts
 
     async def timestamps(self, model_id: uuid.UUID) -> asyncpg.Record:
         return await self._conn.fetchrow("SELECT created_at, updated_at FROM models WHERE id=$1", model_id)
@@ -191,6 +215,7 @@ def _model(row: asyncpg.Record) -> CustomModel:
         metrics=_l(row["metrics"]),
         progress=_l(row["progress"]),
         finished_at=row["finished_at"],
+        status_since=row["status_since"],
         watched_since=row["watched_since"],
         redrives=row["redrives"],
         request_attempt=row["request_attempt"],

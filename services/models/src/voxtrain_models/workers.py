@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from voxtrain_shared.loops import Loop
+from voxtrain_shared.metrics import MODELS_OVERDUE
 from voxtrain_shared.settings import SupervisionSettings
 
 from . import handlers as h
@@ -26,9 +27,13 @@ def utc_now() -> datetime:
 
 
 def supervisor(uow: h.ModelWork, rules: Supervision, every: float, *, clock: Callable[[], datetime] = utc_now) -> Loop:
-    """Every ``every`` seconds: re-request or fail the models at 2/3 whose deadline passed."""
+    """Every ``every`` seconds: re-request or fail the models at 2/3 whose deadline passed, then set
+    ``voxtrain_models_overdue{status}`` (models asked again that have not answered yet)."""
 
     async def step() -> None:
-        await h.supervise(uow, rules, clock())
+        now = clock()
+        await h.supervise(uow, rules, now)
+        for status, n in (await h.count_overdue(uow, rules, now)).items():
+            MODELS_OVERDUE.labels(status.name).set(n)
 
     return Loop("supervisor", step, every=every)
