@@ -22,7 +22,8 @@ SERVERS = ("kafka", "postgres", "minio")
 COMPONENTS = ("models", "datasets", "validator", "trainer", "trainer-worker", "kafka", "postgres", "minio")
 REPLICA_PORT_STEP = 100
 #: The longest a model waits with nobody answering before supervision fails it: deadline x (1 + redrives).
-GIVE_UP_SECONDS = 20 * 3
+DEADLINE_SECONDS, MAX_REDRIVES = 20, 2
+GIVE_UP_SECONDS = DEADLINE_SECONDS * (MAX_REDRIVES + 1)
 T = TypeVar("T")
 
 
@@ -76,10 +77,10 @@ class ChaosStack:
                 "VOXTRAIN_MINIO__BUCKET": f"chaos-{self.run_id}",
                 # short deadlines, so that a lost answer is noticed within a round
                 "VOXTRAIN_SUPERVISION__EVERY_SECONDS": "2",
-                "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "20",
-                "VOXTRAIN_SUPERVISION__START_SECONDS": "30",
-                "VOXTRAIN_SUPERVISION__HEARTBEAT_SECONDS": "30",
-                "VOXTRAIN_SUPERVISION__MAX_REDRIVES": "3",
+                "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": str(DEADLINE_SECONDS * 3 // 4),
+                "VOXTRAIN_SUPERVISION__START_SECONDS": str(DEADLINE_SECONDS),
+                "VOXTRAIN_SUPERVISION__HEARTBEAT_SECONDS": str(DEADLINE_SECONDS),
+                "VOXTRAIN_SUPERVISION__MAX_REDRIVES": str(MAX_REDRIVES),
                 "VOXTRAIN_WORK_DIR": str(self.state.path / "work" / f"{name}-{port}"),
                 "VOXTRAIN_LOG_LEVEL": "INFO",
             }
