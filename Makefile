@@ -4,6 +4,7 @@
 #   make stop   stop the services and the servers (data is kept in .voxtrain/stack)
 #   make unit   the tests that need no server (no install of the servers, under a minute)
 #   make lint   ruff (lint + format check) and mypy
+#   make chaos  fault injection on a stack of its own (.voxtrain/chaos): ROUNDS=50 for the long run
 # The servers run as local processes (voxtrain-stack, deploy/local); installs are cached in
 # ${XDG_CACHE_HOME:-~/.cache}/voxtrain, so only the first run is slow.
 
@@ -16,11 +17,13 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --no-sync
 PYTEST_ARGS ?=
+ROUNDS ?= 8
+CHAOS_ARGS ?=
 
-.PHONY: help setup sync test unit lint format run stop bench docs
+.PHONY: help setup sync test unit lint format run stop bench docs chaos
 
 help:
-	@sed -n '2,6p' Makefile | sed 's/^# *//'
+	@sed -n '2,7p' Makefile | sed 's/^# *//'
 
 setup:
 	./deploy/local/install-system-packages.sh
@@ -54,6 +57,12 @@ run: setup
 
 stop:
 	$(RUN) voxtrain-stack down
+
+# Kill -9 one component (models, datasets, validator, trainer, its training worker, Kafka, PostgreSQL, MinIO) per
+# round while models go upload -> validate -> train, then judge from the outside (tests/chaos). Its own state dir
+# and ports (offset 3000), so it runs beside `make run`. Exits non-zero on any stuck, duplicated or lost model.
+chaos: setup
+	$(RUN) python -m tests.chaos --rounds $(ROUNDS) $(CHAOS_ARGS)
 
 bench:
 	@if [ ! -x bench/run ]; then echo "make bench: there is no bench/run yet" >&2; exit 0; fi; \

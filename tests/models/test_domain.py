@@ -6,9 +6,18 @@ from itertools import product
 
 import pytest
 
-from voxtrain_models.domain import (TRANSITIONS, CustomModel, Dataset, Rejected, StatusChanged,
-                                    TrainingRequestedEvent, Trigger, next_status)
-from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus as S
+from voxtrain_models.domain import (
+    TRANSITIONS,
+    CustomModel,
+    Dataset,
+    Rejected,
+    StatusChanged,
+    TrainingRequestedEvent,
+    Trigger,
+    next_status,
+)
+from voxtrain_shared.vocab import DatasetType, ErrorCode
+from voxtrain_shared.vocab import ModelStatus as S
 
 ALLOWED = {
     (S.NOT_RUNNING, Trigger.DATASETS_UPLOADED): S.READY_TO_RUN,
@@ -37,14 +46,22 @@ def test_every_pair_is_allowed_or_refused(status: S, trigger: Trigger) -> None:
 
 
 def model(status: S = S.NOT_RUNNING, auto_train: bool = True) -> CustomModel:
-    return CustomModel(id=uuid.uuid4(), tenant_id="acme", name="m", language="en-US", status=status,
-                       auto_train=auto_train)
+    return CustomModel(
+        id=uuid.uuid4(), tenant_id="acme", name="m", language="en-US", status=status, auto_train=auto_train
+    )
 
 
 def dataset(kind: DatasetType = DatasetType.TRANSCRIPT) -> Dataset:
     ds_id = uuid.uuid4()
-    loc = {"dataset_id": str(ds_id), "dataset_type": int(kind), "file_name": "a.txt", "bucket": "b",
-           "object_key": f"k/{ds_id}", "size": 3, "sha256": "0" * 64}
+    loc = {
+        "dataset_id": str(ds_id),
+        "dataset_type": int(kind),
+        "file_name": "a.txt",
+        "bucket": "b",
+        "object_key": f"k/{ds_id}",
+        "size": 3,
+        "sha256": "0" * 64,
+    }
     return Dataset(ds_id, kind, "a.txt", location=loc)
 
 
@@ -94,8 +111,13 @@ def test_a_failed_dataset_fails_a_queued_model_with_its_reason() -> None:
     m.dataset_uploaded(good)
     m.dataset_uploaded(bad)
     m.dataset_validated(good.id, good.type, good.file_name, passed=True)
-    m.dataset_validated(bad.id, bad.type, "talk.wav", passed=False,
-                        error={"code": "invalid_audio_format", "message": "this is an MP3 named .wav"})
+    m.dataset_validated(
+        bad.id,
+        bad.type,
+        "talk.wav",
+        passed=False,
+        error={"code": "invalid_audio_format", "message": "this is an MP3 named .wav"},
+    )
     assert m.status is S.FAILED
     assert m.last_error["code"] == "invalid_audio_format" and m.last_error["dataset_id"] == str(bad.id)
     assert "this is an MP3 named .wav" in m.last_error["message"]

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests.support import (TopicReader, auth_headers, eventually, publish, running, settings_for)
+from tests.support import TopicReader, auth_headers, eventually, publish, running, settings_for
 from voxtrain_models.bootstrap import build
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import ModelsSettings
@@ -24,16 +24,26 @@ async def svc(stack):
 
 def uploaded(model_id: uuid.UUID, tenant: str = "acme", kind: DatasetType = DatasetType.TRANSCRIPT) -> ev.Envelope:
     ds = uuid.uuid4()
-    obj = ev.DatasetObject(dataset_id=ds, dataset_type=kind, file_name=f"{ds}.txt", bucket="b",
-                           object_key=f"tenants/{tenant}/models/{model_id}/datasets/{ds}/data", size=10,
-                           sha256="a" * 64)
+    obj = ev.DatasetObject(
+        dataset_id=ds,
+        dataset_type=kind,
+        file_name=f"{ds}.txt",
+        bucket="b",
+        object_key=f"tenants/{tenant}/models/{model_id}/datasets/{ds}/data",
+        size=10,
+        sha256="a" * 64,
+    )
     return ev.wrap(ev.DatasetUploaded(dataset=obj), tenant_id=tenant, model_id=model_id)
 
 
 def passed(up: ev.Envelope) -> ev.Envelope:
     d = up.payload().dataset
-    return ev.wrap(ev.ValidationPassed(dataset_id=d.dataset_id, dataset_type=d.dataset_type, file_name=d.file_name),
-                   tenant_id=up.tenant_id, model_id=up.model_id, causation=up)
+    return ev.wrap(
+        ev.ValidationPassed(dataset_id=d.dataset_id, dataset_type=d.dataset_type, file_name=d.file_name),
+        tenant_id=up.tenant_id,
+        model_id=up.model_id,
+        causation=up,
+    )
 
 
 async def status_of(svc, model_id) -> int:
@@ -79,15 +89,25 @@ async def test_a_status_subscriber_follows_a_model_from_1_to_4(svc, stack) -> No
         requested = [ev.REGISTRY.parse(r.value) for r in records if r.topic == t.training_commands][0]
         run_id = requested.payload().run_id
         assert requested.payload().datasets[0].dataset_id == up.payload().dataset.dataset_id
-        await publish(stack.kafka_bootstrap, t.training_events,
-                      ev.wrap(ev.TrainingStarted(run_id=run_id), tenant_id="acme", model_id=mid),
-                      ev.wrap(ev.TrainingProgress(run_id=run_id, stage="lm", percent=50), tenant_id="acme", model_id=mid),
-                      ev.wrap(ev.TrainingSucceeded(run_id=run_id, metrics={"custom": {"wer": 0.2}},
-                                                   artifacts={"lm": "k"}), tenant_id="acme", model_id=mid))
+        await publish(
+            stack.kafka_bootstrap,
+            t.training_events,
+            ev.wrap(ev.TrainingStarted(run_id=run_id), tenant_id="acme", model_id=mid),
+            ev.wrap(ev.TrainingProgress(run_id=run_id, stage="lm", percent=50), tenant_id="acme", model_id=mid),
+            ev.wrap(
+                ev.TrainingSucceeded(run_id=run_id, metrics={"custom": {"wer": 0.2}}, artifacts={"lm": "k"}),
+                tenant_id="acme",
+                model_id=mid,
+            ),
+        )
         await eventually(lambda: _is(svc, mid, 4))
         await reader.read(4)
     changes = [ev.REGISTRY.parse(r.value).payload() for r in reader.records if r.topic == t.status]
-    assert [(c.old_status, c.new_status, c.badge) for c in changes] == [(1, 2, "amber"), (2, 3, "sky"), (3, 4, "emerald")]
+    assert [(c.old_status, c.new_status, c.badge) for c in changes] == [
+        (1, 2, "amber"),
+        (2, 3, "sky"),
+        (3, 4, "emerald"),
+    ]
     assert changes[1].run_id == run_id
     body = (await svc.client.get(f"/v1/models/{mid}", headers=ACME)).json()
     assert body["run"]["metrics"]["custom"] == {"wer": 0.2} and body["run"]["finished_at"]
@@ -106,10 +126,16 @@ async def test_validation_failure_moves_to_5_with_the_reason_and_redelivery_chan
     mid = uuid.UUID(m["id"])
     up = uploaded(mid, kind=DatasetType.AUDIO)
     d = up.payload().dataset
-    failed = ev.wrap(ev.ValidationFailed(dataset_id=d.dataset_id, dataset_type=d.dataset_type, file_name="talk.wav",
-                                         error=ev.ErrorInfo(code="invalid_audio_format",
-                                                            message="found an MP3 stream in a .wav file")),
-                     tenant_id="acme", model_id=mid)
+    failed = ev.wrap(
+        ev.ValidationFailed(
+            dataset_id=d.dataset_id,
+            dataset_type=d.dataset_type,
+            file_name="talk.wav",
+            error=ev.ErrorInfo(code="invalid_audio_format", message="found an MP3 stream in a .wav file"),
+        ),
+        tenant_id="acme",
+        model_id=mid,
+    )
     async with TopicReader(stack.kafka_bootstrap, t.status) as reader:
         await publish(stack.kafka_bootstrap, t.datasets, up)
         await publish(stack.kafka_bootstrap, t.validation, failed)
@@ -156,12 +182,17 @@ async def _has_datasets(svc, mid):
 async def test_tenants_never_see_each_other(svc) -> None:
     m = await create(svc, name="shared-name")
     mid = m["id"]
-    assert (await svc.client.post("/v1/models", json={"name": "shared-name", "language": "en-US"},
-                                  headers=OTHER)).status_code == 201  # names are unique per tenant only
+    assert (
+        await svc.client.post("/v1/models", json={"name": "shared-name", "language": "en-US"}, headers=OTHER)
+    ).status_code == 201  # names are unique per tenant only
     r = await svc.client.post("/v1/models", json={"name": "shared-name", "language": "en-US"}, headers=ACME)
     assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
-    for method, path, body in [("GET", f"/v1/models/{mid}", None), ("PATCH", f"/v1/models/{mid}", {"name": "z"}),
-                               ("DELETE", f"/v1/models/{mid}", None), ("POST", f"/v1/models/{mid}/train", None)]:
+    for method, path, body in [
+        ("GET", f"/v1/models/{mid}", None),
+        ("PATCH", f"/v1/models/{mid}", {"name": "z"}),
+        ("DELETE", f"/v1/models/{mid}", None),
+        ("POST", f"/v1/models/{mid}/train", None),
+    ]:
         r = await svc.client.request(method, path, json=body, headers=OTHER)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (method, path)
         r = await svc.client.request(method, path, json=body)

@@ -284,3 +284,53 @@ async def test_dlt_of_an_empty_or_missing_topic(cli) -> None:
     assert await cli.json("dlt", "replay", topic) == []
     down = await cli("dlt", "list", topic, env={"VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"})
     assert down.exit_code == 2 and "does not answer" in down.stderr
+
+
+# ---------------------------------------------------------------- supervision: overdue models and re-drive
+
+
+async def test_overdue_lists_and_redrives_through_the_models_service(cli, stack) -> None:
+    import socket
+
+    import uvicorn
+
+    from tests.support import JWT_SECRET
+
+    quick = {"VOXTRAIN_SUPERVISION__EVERY_SECONDS": "3600", "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "0.5"}
+    svc = build_models(settings_for(ModelsSettings, stack, **quick))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    async with running(svc) as client:
+        svc.client = client
+        serving = asyncio.create_task(server.serve())
+        try:
+            await eventually(lambda: asyncio.sleep(0.1, server.started))
+            waiting = await create_model(svc, "waiting")
+            await publish(stack.kafka_bootstrap, svc.topics.datasets, uploaded(uuid.UUID(waiting["id"])))
+            await eventually(lambda: _is(svc, waiting["id"], 2))
+            env = {"VOXTRAIN_MODELS_URL": f"http://127.0.0.1:{port}", "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET}
+
+            async def listed():
+                rows = await cli.json("models", "--overdue", env=env)
+                return [r for r in rows if r["id"] == waiting["id"]]
+
+            (row,) = await eventually(listed)
+            assert row["tenant_id"] == "acme" and row["phase"] == "validating" and row["status"] == 2
+            table = await cli("models", "--overdue", env=env)
+            assert table.stdout.splitlines()[0].split() == [c.upper() for c in ops.OVERDUE_COLUMNS]
+            (done,) = await cli.json("redrive", waiting["id"], env=env)
+            assert done["redrives"] == 1 and done["id"] == waiting["id"]
+            (still,) = await listed()  # asked again, no answer yet: still overdue
+            assert still["redrives"] == 1
+            idle = await create_model(svc, "idle")
+            refused = await cli("redrive", idle["id"], env=env)
+            assert refused.exit_code == 2 and "invalid_status" in refused.stderr
+            unreachable = await cli("models", "--overdue", env={**env, "VOXTRAIN_MODELS_URL": "http://127.0.0.1:9"})
+            assert unreachable.exit_code == 2 and "cannot reach the models service" in unreachable.stderr
+            no_secret = await cli("redrive", idle["id"], env={"VOXTRAIN_MODELS_URL": env["VOXTRAIN_MODELS_URL"]})
+            assert no_secret.exit_code == 2 and "VOXTRAIN_AUTH__JWT_SECRET" in no_secret.stderr
+        finally:
+            server.should_exit = True
+            await serving

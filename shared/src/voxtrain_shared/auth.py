@@ -20,14 +20,17 @@ TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 @dataclass(frozen=True)
 class Principal:
     tenant_id: str
+    #: An operator's token (``voxtrain`` CLI) may use the cross-tenant ``/v1/ops`` routes.
+    operator: bool = False
 
 
 class InvalidToken(Exception):
     """The token is missing, malformed, expired, or signed with another key."""
 
 
-def issue_token(settings: AuthSettings, tenant_id: str, ttl_seconds: int | None = None) -> str:
-    """A signed token for ``tenant_id``."""
+def issue_token(settings: AuthSettings, tenant_id: str, ttl_seconds: int | None = None, *,
+                operator: bool = False) -> str:
+    """A signed token for ``tenant_id`` (``operator``: also for the cross-tenant operations routes)."""
     if not TENANT_RE.match(tenant_id):
         raise ValueError("a tenant id is 1-63 lower-case letters, digits, '-' or '_'")
     now = int(time.time())
@@ -39,6 +42,8 @@ def issue_token(settings: AuthSettings, tenant_id: str, ttl_seconds: int | None 
         "iat": now,
         "exp": now + (ttl_seconds or settings.token_ttl_seconds),
     }
+    if operator:
+        claims["operator"] = True
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
@@ -58,7 +63,7 @@ def verify_token(settings: AuthSettings, token: str) -> Principal:
     tenant = claims.get("tenant")
     if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
         raise InvalidToken("token names no valid tenant")
-    return Principal(tenant)
+    return Principal(tenant, operator=claims.get("operator") is True)
 
 
 def bearer(header: str | None) -> str:
@@ -79,3 +84,14 @@ def current_principal(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def current_operator(principal: CurrentPrincipal) -> Principal:
+    """FastAPI dependency: the caller, who must hold an operator's token."""
+    if not principal.operator:
+        raise ApiError(403, ErrorCode.FORBIDDEN,
+                       "This operations route needs an operator's token (the `voxtrain` CLI signs one).")
+    return principal
+
+
+CurrentOperator = Annotated[Principal, Depends(current_operator)]

@@ -30,6 +30,8 @@ app.add_typer(dlt_app, name="dlt")
 T = TypeVar("T")
 
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
+MODELS_URL_OPTION = typer.Option("http://127.0.0.1:8101", "--models-url", envvar="VOXTRAIN_MODELS_URL",
+                                 help="base URL of the models service (for --overdue and redrive)")
 SCHEMAS_HELP = "comma-separated schemas of the services' outboxes"
 
 
@@ -142,16 +144,49 @@ def migrate(service: str = typer.Argument(..., help=f"one of {', '.join(ops.SERV
                + (f"; applied {', '.join(applied)}" if applied else " (nothing to apply)"))
 
 
+def _operator_token() -> str:
+    try:
+        settings = _CliSettings()
+    except ValidationError:
+        raise _fail("Set VOXTRAIN_AUTH__JWT_SECRET to the services' JWT secret "
+                    "(`voxtrain-stack env` shows the local one).") from None
+    return issue_token(settings.auth, "operator", 300, operator=True)
+
+
+def _ops_call(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except ops.OpsError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def models(status: int = typer.Option(None, min=1, max=5, help="1 Not Running … 5 Failed; default: all"),
            tenant: str = typer.Option(None, help="only this tenant's models"),
            schema: str = typer.Option("models", help="the models service's schema"),
            limit: int = typer.Option(100, min=1),
+           overdue: bool = typer.Option(False, "--overdue", help="only models at 2/3 whose supervision deadline "
+                                                                 "passed (asks the models service)"),
+           models_url: str = MODELS_URL_OPTION,
            as_json: bool = JSON_OPTION) -> None:
-    """Models by status, every tenant (read-only SQL on the models service's schema)."""
+    """Models by status, every tenant (read-only SQL on the models service's schema); with --overdue, the models
+    waiting at 2/3 past their deadline, from the models service (needs VOXTRAIN_AUTH__JWT_SECRET)."""
+    if overdue:
+        rows = _ops_call(ops.overdue_models, models_url, _operator_token(), limit)
+        _print(rows, ops.OVERDUE_COLUMNS, as_json, "no overdue models")
+        return
     rows = _run(ops.list_models(_db().dsn.get_secret_value(), schema, status=status, tenant=tenant, limit=limit))
     _print(rows, ("id", "tenant", "name", "status", "status_name", "run_id", "error", "updated_at"), as_json,
            "no models")
+
+
+@app.command()
+def redrive(model_id: UUID = typer.Argument(..., help="the model's id"),
+            models_url: str = MODELS_URL_OPTION,
+            as_json: bool = JSON_OPTION) -> None:
+    """Ask again now for MODEL_ID's validation (at 2) or training (at 3), through the models service."""
+    row = _ops_call(ops.redrive_model, models_url, _operator_token(), model_id)
+    _print([row], ops.OVERDUE_COLUMNS, as_json, "")
 
 
 @app.command()

@@ -41,6 +41,15 @@ TRAINING_SECONDS = Histogram(
 #: models: how many models are in each status, refreshed from the database every few seconds.
 #: Every replica reports the same numbers: aggregate with max(), not sum().
 MODELS_BY_STATUS = Gauge("voxtrain_models", "Models per status (all tenants)", ["status"])
+MODEL_STATUS_SECONDS = Histogram(
+    "voxtrain_model_status_seconds",
+    "Time a model spent in Ready to Run or Running, observed when it leaves",
+    ["status"],
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600),
+)
+MODELS_OVERDUE = Gauge(
+    "voxtrain_models_overdue", "Models at 2/3 past their supervision deadline (all tenants)", ["status"]
+)
 #: datasets: bytes received and time per upload (``mode``: stream or multipart).
 UPLOAD_BYTES = Counter("voxtrain_upload_bytes_total", "Dataset bytes uploaded", ["mode"])
 UPLOAD_SECONDS = Histogram(

@@ -116,9 +116,24 @@ class ServiceSettings(BaseServiceSettings):
         return self
 
 
+class SupervisionSettings(BaseModel):
+    """Deadlines of models at 2 and 3 (see voxtrain_models.domain.Supervision)."""
+
+    every_seconds: float = Field(15.0, gt=0, description="how often overdue models are looked for")
+    validation_seconds: float = Field(
+        900.0, gt=0, description="at 2: time without a verdict (or upload) before validation is requested again")
+    start_seconds: float = Field(
+        3600.0, gt=0, description="at 2 with training requested: time without TrainingStarted before asking again")
+    heartbeat_seconds: float = Field(
+        900.0, gt=0, description="at 3: time without progress from the trainer before asking again")
+    max_redrives: int = Field(3, ge=0, description="requests sent again before the model fails "
+                                                   "(validation_timeout at 2, worker_lost at 3)")
+
+
 class ModelsSettings(ServiceSettings):
     service_name: str = "models"
     http: HttpSettings = HttpSettings(port=8101)
+    supervision: SupervisionSettings = SupervisionSettings()
 
 
 class DatasetsSettings(ServiceSettings):

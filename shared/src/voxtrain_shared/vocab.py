@@ -120,3 +120,4 @@ class ErrorCode(StrEnum):
     STAGE_FAILED = "stage_failed"
     WORKER_LOST = "worker_lost"
     TRAINING_TIMEOUT = "training_timeout"
+    VALIDATION_TIMEOUT = "validation_timeout"

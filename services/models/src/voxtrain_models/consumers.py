@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from voxtrain_shared import events as ev
 from voxtrain_shared.auth import InvalidToken, bearer, verify_token
 from voxtrain_shared.kafka import current_headers
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.settings import AuthSettings
+from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import ErrorCode
 
 from . import handlers as h
@@ -15,7 +18,7 @@ from .domain import Rejected
 log = get_logger(__name__)
 
 
-def facts(uow: h.ModelWork, consumer: str):
+def facts(uow: h.ModelWork, consumer: str) -> Callable[[ev.Envelope], Awaitable[None]]:
     """Handler for dataset, validation and training events: apply them to the model, once."""
 
     async def handle(env: ev.Envelope) -> None:
@@ -26,7 +29,9 @@ def facts(uow: h.ModelWork, consumer: str):
     return handle
 
 
-def commands(uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_languages: tuple[str, ...]):
+def commands(
+    uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_languages: tuple[str, ...]
+) -> Callable[[ev.Envelope], Awaitable[None]]:
     """Handler for CreateModel / StartTraining from other services.
 
     A command carries ``authorization: Bearer <token>`` in its headers; the token's tenant must be
@@ -34,7 +39,7 @@ def commands(uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_lang
     """
 
     async def handle(env: ev.Envelope) -> None:
-        ctx = h.Context.of(env)
+        ctx = Context.of(env)
         try:
             async with uow(ctx) as tx:  # the inbox claim commits together with the effects
                 if not await tx.claim(consumer, env.id):
@@ -44,8 +49,12 @@ def commands(uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_lang
             log.info("command_rejected", command=env.type, code=exc.code.value)
             async with uow(ctx) as tx:
                 if await tx.claim(consumer, env.id):
-                    await tx.emit(ev.CommandRejected(command_id=env.id, command_type=env.type, code=exc.code,
-                                                     message=exc.message), env.model_id)
+                    await tx.emit(
+                        ev.CommandRejected(
+                            command_id=env.id, command_type=env.type, code=exc.code, message=exc.message
+                        ),
+                        env.model_id,
+                    )
 
     async def _execute(tx: h.ModelTx, env: ev.Envelope) -> None:
         try:
@@ -60,8 +69,14 @@ def commands(uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_lang
         if isinstance(msg, ev.CreateModel):
             if msg.language not in supported_languages:
                 raise Rejected(ErrorCode.VALIDATION_FAILED, f"Language {msg.language} has no base model.")
-            await h.create_in(tx, model_id=env.model_id, name=msg.name, language=msg.language,
-                              description=msg.description, auto_train=msg.auto_train)
+            await h.create_in(
+                tx,
+                model_id=env.model_id,
+                name=msg.name,
+                language=msg.language,
+                description=msg.description,
+                auto_train=msg.auto_train,
+            )
         elif isinstance(msg, ev.StartTraining):
             await h.train_in(tx, env.model_id)
 

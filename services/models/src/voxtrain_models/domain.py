@@ -1,15 +1,20 @@
 """The custom model and its training-status state machine (DESIGN.md, "Status state machine").
 
 Pure and synchronous: methods check the rules, change the model, and record what happened in
-``model.events`` (:class:`StatusChanged`, :class:`TrainingRequestedEvent`); the service layer
-turns those into messages. Nothing here does I/O.
+``model.events`` (:class:`StatusChanged`, :class:`TrainingRequestedEvent`, :class:`ValidationRequestedEvent`);
+the service layer turns those into messages. Nothing here does I/O.
+
+Supervision: a model at 2 or 3 waits for other services (validator, trainer). Every sign of life
+(a transition, an upload, a verdict, a start, progress) restarts its deadline (:meth:`CustomModel.settle`);
+:meth:`CustomModel.supervise` decides what to do once a deadline passed — ask again, or after
+``max_redrives`` requests without an answer, fail with a code a person can act on.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -55,8 +60,9 @@ def next_status(current: ModelStatus, trigger: Trigger) -> ModelStatus:
     try:
         return TRANSITIONS[(current, trigger)]
     except KeyError:
-        raise Rejected(ErrorCode.INVALID_STATUS,
-                       f"cannot {trigger.value.replace('_', ' ')} while the model is {current.label}") from None
+        raise Rejected(
+            ErrorCode.INVALID_STATUS, f"cannot {trigger.value.replace('_', ' ')} while the model is {current.label}"
+        ) from None
 
 
 class Validation(StrEnum):
@@ -90,6 +96,49 @@ class StatusChanged:
 class TrainingRequestedEvent:
     run_id: uuid.UUID
     datasets: tuple[dict[str, Any], ...]
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ValidationRequestedEvent:
+    """Ask the validator again for the verdict on one dataset (``location``: its DatasetObject fields)."""
+
+    location: dict[str, Any]
+    attempt: int
+
+
+class Phase(StrEnum):
+    """What a model at 2 or 3 waits for."""
+
+    VALIDATING = "validating"  # at 2: verdicts (or uploads) still missing
+    STARTING = "starting"  # at 2: training requested, the trainer has not started it
+    RUNNING = "running"  # at 3: progress from the trainer
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """Deadlines of a model at 2 and 3 and how often to ask again before giving up."""
+
+    validation: timedelta
+    start: timedelta
+    heartbeat: timedelta
+    max_redrives: int
+
+    def deadline(self, phase: Phase) -> timedelta:
+        return {Phase.VALIDATING: self.validation, Phase.STARTING: self.start, Phase.RUNNING: self.heartbeat}[phase]
+
+    def cutoffs(self, now: datetime) -> dict[Phase, datetime]:
+        """A model of a phase is overdue when its deadline window started before this moment."""
+        return {phase: now - self.deadline(phase) for phase in Phase}
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """What :meth:`CustomModel.supervise` did: asked again (``failed`` False) or gave up."""
+
+    phase: Phase
+    attempt: int
+    failed: bool
 
 
 LOCKED_MESSAGE = "cannot modify the custom model until training is finished"
@@ -111,12 +160,25 @@ class CustomModel:
     progress: dict[str, Any] | None = None
     finished_at: datetime | None = None
     datasets: dict[uuid.UUID, Dataset] = field(default_factory=dict)
-    events: list[StatusChanged | TrainingRequestedEvent] = field(default_factory=list)
+    #: Tombstones: datasets deleted from this model; late facts about them change nothing.
+    deleted_datasets: set[uuid.UUID] = field(default_factory=set)
+    #: Since when the model has its status (None: not yet saved).
+    status_since: datetime | None = None
+    #: Start of the current deadline window at 2/3 (None: not yet saved).
+    watched_since: datetime | None = None
+    #: Requests sent again in this window without a sign of life.
+    redrives: int = 0
+    #: Attempt number of the latest TrainingRequested for ``run_id``.
+    request_attempt: int = 1
+    events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent] = field(default_factory=list)
+    _active: bool = field(default=False, repr=False, compare=False)
+    _moved: bool = field(default=False, repr=False, compare=False)
 
     # ---------------------------------------------------------------- requests from people
 
-    def update(self, *, name: str | None = None, description: str | None = None,
-               auto_train: bool | None = None) -> list[str]:
+    def update(
+        self, *, name: str | None = None, description: str | None = None, auto_train: bool | None = None
+    ) -> list[str]:
         """Change editable fields; refused while queued or running. Returns the changed field names."""
         self._refuse_if_locked()
         changed = []
@@ -133,11 +195,15 @@ class CustomModel:
     def train(self) -> None:
         """The Train button: only in 1 and 5, and only with at least one dataset."""
         if not self.status.can_train:
-            raise Rejected(ErrorCode.INVALID_STATUS,
-                           f"Training can only be started when the model is Not Running or Failed; it is {self.status.label}.")
+            raise Rejected(
+                ErrorCode.INVALID_STATUS,
+                f"Training can only be started when the model is Not Running or Failed; it is {self.status.label}.",
+            )
         if not self.datasets:
-            raise Rejected(ErrorCode.VALIDATION_FAILED,
-                           "The model has no datasets: upload at least one dataset, then start training.")
+            raise Rejected(
+                ErrorCode.VALIDATION_FAILED,
+                "The model has no datasets: upload at least one dataset, then start training.",
+            )
         self._move(Trigger.TRAIN, "training started by request", run_id=None)
         self.last_error = None
         self._evaluate_gate()
@@ -150,25 +216,41 @@ class CustomModel:
         ``batch`` names the datasets uploaded together with it: those not seen yet are recorded as
         expected (no location), so training waits for them instead of starting with part of an upload.
         """
+        if ds.id in self.deleted_datasets:
+            return
         known = self.datasets.get(ds.id)
         if known is not None:  # validation may have been seen first (another topic)
             known.location, known.type, known.file_name = ds.location, ds.type, ds.file_name
         else:
             self.datasets[ds.id] = ds
         for sibling in batch:
-            if sibling not in self.datasets:  # its own event follows on the same partition
+            if sibling not in self.datasets and sibling not in self.deleted_datasets:  # its own event follows
                 self.datasets[sibling] = Dataset(sibling, ds.type, "(upload in progress)")
+        self._active = True
         if self.status is S.NOT_RUNNING and self.auto_train:
             self._move(Trigger.DATASETS_UPLOADED, "datasets uploaded; training queued", run_id=None)
         self._evaluate_gate()
 
     def dataset_deleted(self, dataset_id: uuid.UUID) -> None:
+        """Forget a dataset for good: a tombstone keeps late verdicts or uploads from bringing it back."""
         self.datasets.pop(dataset_id, None)
+        self.deleted_datasets.add(dataset_id)
         self._evaluate_gate()
 
-    def dataset_validated(self, dataset_id: uuid.UUID, dataset_type: DatasetType, file_name: str,
-                          passed: bool, error: dict[str, Any] | None = None) -> None:
-        """Record a validation result; a queued model trains once all passed, fails if any failed."""
+    def dataset_validated(
+        self,
+        dataset_id: uuid.UUID,
+        dataset_type: DatasetType,
+        file_name: str,
+        passed: bool,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a validation result; a queued model trains once all passed, fails if any failed.
+
+        A verdict on a deleted dataset changes nothing."""
+        if dataset_id in self.deleted_datasets:
+            return
+        self._active = True
         ds = self.datasets.setdefault(dataset_id, Dataset(dataset_id, dataset_type, file_name))
         ds.validation = Validation.PASSED if passed else Validation.FAILED
         ds.error = None if passed else error
@@ -184,6 +266,7 @@ class CustomModel:
         if self._stale(run_id) or self.status is not S.RUNNING:
             return
         self.progress = {"stage": stage, "percent": percent, "message": message}
+        self._active = True
 
     def training_succeeded(self, run_id: uuid.UUID, metrics: dict[str, Any], finished_at: datetime) -> None:
         if self._stale(run_id) or self.status is not S.RUNNING:
@@ -195,9 +278,116 @@ class CustomModel:
     def training_failed(self, run_id: uuid.UUID, error: dict[str, Any], finished_at: datetime) -> None:
         if self._stale(run_id) or self.status not in (S.READY_TO_RUN, S.RUNNING):
             return
-        self._move(Trigger.TRAINING_FAILED, f"training failed: {error.get('message', '')}", run_id=run_id,
-                   error=error)
+        self._move(Trigger.TRAINING_FAILED, f"training failed: {error.get('message', '')}", run_id=run_id, error=error)
         self.finished_at = finished_at
+
+    # ---------------------------------------------------------------- supervision
+
+    @property
+    def phase(self) -> Phase | None:
+        """What the model waits for (None: it waits for nobody)."""
+        if self.status is S.RUNNING:
+            return Phase.RUNNING
+        if self.status is S.READY_TO_RUN:
+            return Phase.STARTING if self.training_requested else Phase.VALIDATING
+        return None
+
+    def due_at(self, policy: Supervision) -> datetime | None:
+        """When the current deadline passes (None: not supervised, or the window has not started)."""
+        phase = self.phase
+        if phase is None or self.watched_since is None:
+            return None
+        return self.watched_since + policy.deadline(phase)
+
+    def settle(self, now: datetime) -> list[tuple[ModelStatus, float]]:
+        """After a change: a sign of life starts a new deadline window with no redrives counted; a new status
+        starts its clock. Returns (status, seconds) for each of 2/3 the model left (for the time-in-status metric)."""
+        left = []
+        if self._moved:
+            if self.status_since is not None:
+                seconds = max(0.0, (now - self.status_since).total_seconds())
+                left = [(e.old, seconds) for e in self.events if isinstance(e, StatusChanged) and e.old.locked][:1]
+            self.status_since, self._moved = now, False
+        if self._active:
+            self.watched_since, self.redrives, self._active = now, 0, False
+        return left
+
+    def supervise(self, now: datetime, policy: Supervision, *, force: bool = False) -> Redrive | None:
+        """Act on a passed deadline: ask again (validation or training), or give up after
+        ``policy.max_redrives`` requests. ``force`` (an operator's re-drive) asks again now and never gives up.
+
+        Returns None when there is nothing to do (not at 2/3, or not due yet)."""
+        phase = self.phase
+        if phase is None:
+            if force:
+                raise Rejected(
+                    ErrorCode.INVALID_STATUS,
+                    f"Only a model that is Ready to Run or Running can be re-driven; it is {self.status.label}.",
+                )
+            return None
+        due = self.due_at(policy)
+        if not force and due is not None and now < due:
+            return None
+        if not force and self.redrives >= policy.max_redrives:
+            self._give_up(phase, now, policy)
+            return Redrive(phase, self.redrives, failed=True)
+        self.redrives += 1
+        self.watched_since = now
+        if phase is Phase.VALIDATING:
+            for d in self._unvalidated():
+                if d.location:
+                    self.events.append(ValidationRequestedEvent(d.location, self.redrives))
+        else:
+            assert self.run_id is not None  # training_requested and RUNNING always carry the run
+            self.request_attempt += 1
+            self.events.append(TrainingRequestedEvent(self.run_id, self._locations(), self.request_attempt))
+        return Redrive(phase, self.redrives, failed=False)
+
+    def _unvalidated(self) -> list[Dataset]:
+        return [d for d in self.datasets.values() if d.validation is Validation.PENDING]
+
+    def _give_up(self, phase: Phase, now: datetime, policy: Supervision) -> None:
+        err: dict[str, Any]
+        waited = _minutes(policy.deadline(phase) * (self.redrives + 1))
+        if phase is Phase.VALIDATING:
+            pending = self._unvalidated()
+            missing = [d.file_name for d in pending if not d.location]
+            waiting = [d.file_name for d in pending if d.location]
+            parts = []
+            if waiting:
+                parts.append(
+                    f"no validation verdict arrived for {', '.join(waiting)} after {self.redrives} "
+                    f"request(s) over {waited}"
+                )
+            if missing:
+                parts.append(f"the upload of {', '.join(missing)} never completed")
+            if not pending:
+                parts.append("the model has no dataset left to validate")
+            message = (
+                "; ".join(parts).capitalize() + ". Upload missing datasets again if needed, then press "
+                "Train; if it repeats, ask an operator to check the validator (`voxtrain models --overdue`)."
+            )
+            err = {
+                "code": ErrorCode.VALIDATION_TIMEOUT.value,
+                "message": message,
+                "stage": "validation",
+                "details": [{"dataset_id": str(d.id), "file_name": d.file_name} for d in pending],
+            }
+            self._move(Trigger.VALIDATION_FAILED, "validation timed out", run_id=None, error=err)
+        else:
+            what = "did not start the training" if phase is Phase.STARTING else "gave no sign of progress"
+            progress = self.progress or {}
+            err = {
+                "code": ErrorCode.WORKER_LOST.value,
+                "stage": progress.get("stage"),
+                "message": f"The trainer {what} for {waited} although it was asked {self.redrives + 1} "
+                "time(s). Train again; if it repeats, ask an operator to check the trainer.",
+            }
+            self._move(Trigger.TRAINING_FAILED, "training worker lost", run_id=self.run_id, error=err)
+        self.finished_at = now
+
+    def _locations(self) -> tuple[dict[str, Any], ...]:
+        return tuple(d.location for d in self.datasets.values() if d.location)
 
     # ---------------------------------------------------------------- internals
 
@@ -211,12 +401,12 @@ class CustomModel:
             err = dict(first.error or {"code": ErrorCode.VALIDATION_FAILED.value, "message": "validation failed"})
             err.setdefault("dataset_id", str(first.id))
             err.setdefault("file_name", first.file_name)
-            err["details"] = [
-                {"dataset_id": str(d.id), "file_name": d.file_name, **(d.error or {})} for d in failed
-            ]
+            err["details"] = [{"dataset_id": str(d.id), "file_name": d.file_name, **(d.error or {})} for d in failed]
             names = ", ".join(d.file_name for d in failed)
-            err["message"] = (f"{err.get('message', 'validation failed')} — dataset {names} failed validation: "
-                              "delete or replace it, then train again.")
+            err["message"] = (
+                f"{err.get('message', 'validation failed')} — dataset {names} failed validation: "
+                "delete or replace it, then train again."
+            )
             self._move(Trigger.VALIDATION_FAILED, "a dataset failed validation", run_id=None, error=err)
             return
         if not self.datasets:
@@ -225,11 +415,13 @@ class CustomModel:
         if ready:
             self.run_id = uuid.uuid4()
             self.training_requested = True
-            self.events.append(TrainingRequestedEvent(
-                self.run_id, tuple(d.location for d in self.datasets.values() if d.location)))
+            self.request_attempt = 1
+            self._active = True  # a new phase (starting): a new deadline window
+            self.events.append(TrainingRequestedEvent(self.run_id, self._locations()))
 
-    def _move(self, trigger: Trigger, reason: str, *, run_id: uuid.UUID | None,
-              error: dict[str, Any] | None = None) -> None:
+    def _move(
+        self, trigger: Trigger, reason: str, *, run_id: uuid.UUID | None, error: dict[str, Any] | None = None
+    ) -> None:
         old = self.status
         self.status = next_status(old, trigger)
         if self.status is S.READY_TO_RUN:
@@ -237,6 +429,7 @@ class CustomModel:
             self.progress = None
         if error is not None:
             self.last_error = error
+        self._active = self._moved = True
         self.events.append(StatusChanged(old, self.status, reason, error, run_id or self.run_id))
 
     def _stale(self, run_id: uuid.UUID) -> bool:
@@ -245,3 +438,8 @@ class CustomModel:
     def _refuse_if_locked(self) -> None:
         if self.status.locked:
             raise Rejected(ErrorCode.MODEL_LOCKED, f"The model is {self.status.label}: {LOCKED_MESSAGE}.")
+
+
+def _minutes(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import asyncpg
@@ -24,15 +25,14 @@ async def refresh(pool: asyncpg.Pool) -> None:
         MODELS_BY_STATUS.labels(status.name).set(n)
 
 
-async def refresh_forever(pool: Callable[[], asyncpg.Pool], stop: asyncio.Event,
-                          every: float = REFRESH_SECONDS) -> None:
+async def refresh_forever(
+    pool: Callable[[], asyncpg.Pool], stop: asyncio.Event, every: float = REFRESH_SECONDS
+) -> None:
     """Refresh every ``every`` seconds until ``stop``; a database outage only skips a round."""
     while not stop.is_set():
         try:
             await refresh(pool())
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("models_gauge_refresh_failed", error=repr(exc))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
-        except TimeoutError:
-            pass

@@ -14,12 +14,22 @@ import asyncpg
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.logs import get_logger
+from voxtrain_shared.metrics import MODEL_STATUS_SECONDS
 from voxtrain_shared.topics import Topics
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
+from .domain import (
+    CustomModel,
+    Dataset,
+    Redrive,
+    Rejected,
+    StatusChanged,
+    Supervision,
+    TrainingRequestedEvent,
+    ValidationRequestedEvent,
+)
 from .repository import ModelRepository, NameTaken
-from .domain import CustomModel, Dataset, Rejected, StatusChanged, TrainingRequestedEvent
 
 log = get_logger(__name__)
 
@@ -32,14 +42,23 @@ def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) 
     return UnitOfWork(pool, schema, topics, ModelRepository)
 
 
-async def save(tx: ModelTx, model: CustomModel) -> None:
-    """Write the model back and emit what its domain recorded, in the same transaction."""
+DomainEvent = StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent
+
+
+async def save(tx: ModelTx, model: CustomModel, now: datetime | None = None) -> None:
+    """Write the model back and emit what its domain recorded, in the same transaction.
+
+    A sign of life in the change restarts the model's supervision deadline at ``now`` (default: the clock)."""
+    left = model.settle(now or datetime.now(UTC))
     await tx.repo.save(model)
+    for status, seconds in left:
+        MODEL_STATUS_SECONDS.labels(status.name).observe(seconds)
     for event in model.events:
         await tx.emit(_message(event, model), model.id)
         if isinstance(event, StatusChanged):
-            log.info("status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value,
-                     reason=event.reason)
+            log.info(
+                "status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value, reason=event.reason
+            )
     model.events.clear()
 
 
@@ -49,14 +68,25 @@ def _error_info(error: dict[str, Any] | None) -> ev.ErrorInfo | None:
     return ev.ErrorInfo.model_validate({k: v for k, v in error.items() if k in ev.ErrorInfo.model_fields})
 
 
-def _message(event: StatusChanged | TrainingRequestedEvent, model: CustomModel) -> ev.Message:
+def _message(event: DomainEvent, model: CustomModel) -> ev.Message:
     if isinstance(event, StatusChanged):
         return ev.TrainingStatusChanged(
-            old_status=event.old, new_status=event.new, status_name=event.new.name, badge=event.new.badge,
-            reason=event.reason, error=_error_info(event.error), run_id=event.run_id,
+            old_status=event.old,
+            new_status=event.new,
+            status_name=event.new.name,
+            badge=event.new.badge,
+            reason=event.reason,
+            error=_error_info(event.error),
+            run_id=event.run_id,
         )
-    return ev.TrainingRequested(run_id=event.run_id, language=model.language,
-                                datasets=[ev.DatasetObject.model_validate(d) for d in event.datasets])
+    if isinstance(event, ValidationRequestedEvent):
+        return ev.ValidationRequested(dataset=ev.DatasetObject.model_validate(event.location), attempt=event.attempt)
+    return ev.TrainingRequested(
+        run_id=event.run_id,
+        language=model.language,
+        attempt=event.attempt,
+        datasets=[ev.DatasetObject.model_validate(d) for d in event.datasets],
+    )
 
 
 def not_found(model_id: uuid.UUID) -> Rejected:
@@ -78,19 +108,30 @@ async def create_model(uow: ModelWork, ctx: Context, **fields: Any) -> CustomMod
         return await create_in(tx, **fields)
 
 
-async def create_in(tx: ModelTx, *, model_id: uuid.UUID, name: str, language: str, description: str | None,
-                    auto_train: bool) -> CustomModel:
+async def create_in(
+    tx: ModelTx, *, model_id: uuid.UUID, name: str, language: str, description: str | None, auto_train: bool
+) -> CustomModel:
     """Create a model inside an open transaction (name unique per tenant)."""
-    model = CustomModel(id=model_id, tenant_id=tx.ctx.tenant_id, name=name, language=language,
-                        description=description, auto_train=auto_train)
+    model = CustomModel(
+        id=model_id,
+        tenant_id=tx.ctx.tenant_id,
+        name=name,
+        language=language,
+        description=description,
+        auto_train=auto_train,
+    )
     try:
         await tx.repo.insert(model)
     except NameTaken:
         raise Rejected(ErrorCode.CONFLICT, f"A model named {name!r} already exists; choose another name.") from None
     except asyncpg.UniqueViolationError:
         raise Rejected(ErrorCode.CONFLICT, f"A model with id {model_id} already exists.") from None
-    await tx.emit(ev.ModelCreated(name=name, language=language, description=description, auto_train=auto_train,
-                                  status=model.status), model.id)
+    await tx.emit(
+        ev.ModelCreated(
+            name=name, language=language, description=description, auto_train=auto_train, status=model.status
+        ),
+        model.id,
+    )
     log.info("model_created", model_id=str(model.id), tenant_id=tx.ctx.tenant_id)
     return model
 
@@ -103,9 +144,15 @@ async def update_model(uow: ModelWork, ctx: Context, model_id: uuid.UUID, **fiel
             try:
                 await save(tx, model)
             except NameTaken:
-                raise Rejected(ErrorCode.CONFLICT, f"A model named {model.name!r} already exists; choose another name.") from None
-            await tx.emit(ev.ModelUpdated(name=model.name, description=model.description,
-                                          auto_train=model.auto_train, changed=changed), model.id)
+                raise Rejected(
+                    ErrorCode.CONFLICT, f"A model named {model.name!r} already exists; choose another name."
+                ) from None
+            await tx.emit(
+                ev.ModelUpdated(
+                    name=model.name, description=model.description, auto_train=model.auto_train, changed=changed
+                ),
+                model.id,
+            )
     return model
 
 
@@ -133,8 +180,7 @@ async def train_in(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
 # ---------------------------------------------------------------- facts from other services
 
 
-async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str,
-                      change: Callable[[CustomModel], None]) -> bool:
+async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str, change: Callable[[CustomModel], None]) -> bool:
     """Apply ``change`` to the envelope's model exactly once; False if redelivered or the model is gone."""
     if env.model_id is None:
         return False
@@ -182,6 +228,68 @@ def change_for(env: ev.Envelope) -> Callable[[CustomModel], None] | None:
     return None
 
 
+# ---------------------------------------------------------------- supervision (workers.py drives it)
+
+
+async def supervise(uow: ModelWork, policy: Supervision, now: datetime, limit: int = 100) -> list[Redrive]:
+    """Re-request or fail every model at 2/3 whose deadline passed; one transaction per model.
+
+    The candidates are read without locks; each is then re-decided under its row lock, so two replicas
+    (or a fact arriving meanwhile) never act twice on one deadline."""
+    async with uow.reading() as repo:
+        due = await repo.overdue(policy.cutoffs(now), limit)
+    done = []
+    for tenant_id, model_id in due:
+        async with uow(Context(tenant_id, uuid.uuid4())) as tx:
+            model = await tx.repo.get(tenant_id, model_id, lock=True)
+            if model is None:
+                continue
+            redrive = model.supervise(now, policy)
+            if redrive is None:
+                continue
+            await save(tx, model, now)
+        log.warning(
+            "model_overdue",
+            model_id=str(model_id),
+            tenant_id=tenant_id,
+            phase=redrive.phase.value,
+            attempt=redrive.attempt,
+            failed=redrive.failed,
+        )
+        done.append(redrive)
+    return done
+
+
+async def overdue(uow: ModelWork, policy: Supervision, now: datetime, limit: int = 100) -> list[CustomModel]:
+    """Models (every tenant) at 2/3 whose deadline passed, or that were asked again and have not answered
+    since, longest waiting first."""
+    async with uow.reading() as repo:
+        due = await repo.overdue(policy.cutoffs(now), limit, asked_again=True)
+        return [m for tenant_id, model_id in due if (m := await repo.get(tenant_id, model_id)) is not None]
+
+
+async def count_overdue(uow: ModelWork, policy: Supervision, now: datetime) -> dict[ModelStatus, int]:
+    """How many models at 2 and at 3 :func:`overdue` would list."""
+    async with uow.reading() as repo:
+        return await repo.count_overdue(policy.cutoffs(now))
+
+
+async def redrive(uow: ModelWork, policy: Supervision, model_id: uuid.UUID, now: datetime) -> CustomModel:
+    """An operator re-drives a model at 2/3 now: its validation or training is requested again."""
+    async with uow.reading() as repo:
+        tenant_id = await repo.find_tenant(model_id)
+    if tenant_id is None:
+        raise Rejected(ErrorCode.NOT_FOUND, f"No model {model_id} exists.")
+    async with uow(Context(tenant_id, uuid.uuid4())) as tx:
+        model = await _load(tx, model_id)
+        redone = model.supervise(now, policy, force=True)
+        await save(tx, model, now)
+    log.warning(
+        "model_redriven", model_id=str(model_id), tenant_id=tenant_id, phase=redone.phase.value if redone else None
+    )
+    return model
+
+
 # ---------------------------------------------------------------- reads
 
 
@@ -193,8 +301,9 @@ async def get_model(uow: ModelWork, tenant_id: str, model_id: uuid.UUID) -> tupl
         return model, await repo.timestamps(model_id)
 
 
-async def list_models(uow: ModelWork, tenant_id: str, status: ModelStatus | None, limit: int,
-                      offset: int) -> tuple[list[tuple[CustomModel, Any]], int]:
+async def list_models(
+    uow: ModelWork, tenant_id: str, status: ModelStatus | None, limit: int, offset: int
+) -> tuple[list[tuple[CustomModel, Any]], int]:
     async with uow.reading() as repo:
         models, total = await repo.list_page(tenant_id, status, limit, offset)
         return [(m, await repo.timestamps(m.id)) for m in models], total

@@ -10,17 +10,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from voxtrain_shared.auth import CurrentPrincipal
+from voxtrain_shared.auth import CurrentOperator, CurrentPrincipal
 from voxtrain_shared.errors import ApiError
 from voxtrain_shared.http import correlation_id
+from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import LANGUAGE_NAMES, DatasetType, ErrorCode, ModelStatus
 
 from . import handlers as h
-from .domain import CustomModel, Rejected, Validation
+from .domain import CustomModel, Rejected, Supervision, Validation
+from .workers import utc_now
 
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409, ErrorCode.MODEL_LOCKED: 409,
-              ErrorCode.INVALID_STATUS: 409, ErrorCode.VALIDATION_FAILED: 409}
+_STATUS_OF = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.MODEL_LOCKED: 409,
+    ErrorCode.INVALID_STATUS: 409,
+    ErrorCode.VALIDATION_FAILED: 409,
+}
 
 
 def api_error(exc: Rejected) -> ApiError:
@@ -92,11 +99,23 @@ class Vocabulary(BaseModel):
 
 def vocabulary(supported_languages: tuple[str, ...]) -> Vocabulary:
     return Vocabulary(
-        statuses=[StatusRules(code=s.value, name=s.name, label=s.label, badge=s.badge, can_train=s.can_train,
-                              locked=s.locked, accepts_datasets=s.accepts_datasets) for s in ModelStatus],
+        statuses=[
+            StatusRules(
+                code=s.value,
+                name=s.name,
+                label=s.label,
+                badge=s.badge,
+                can_train=s.can_train,
+                locked=s.locked,
+                accepts_datasets=s.accepts_datasets,
+            )
+            for s in ModelStatus
+        ],
         languages=[LanguageView(code=c, name=LANGUAGE_NAMES.get(c, c)) for c in supported_languages],
-        dataset_types=[DatasetTypeView(code=t.value, name=t.name, extensions=list(t.extensions),
-                                       auto_detected=t.auto_detected) for t in DatasetType],
+        dataset_types=[
+            DatasetTypeView(code=t.value, name=t.name, extensions=list(t.extensions), auto_detected=t.auto_detected)
+            for t in DatasetType
+        ],
     )
 
 
@@ -147,42 +166,62 @@ def view(m: CustomModel, ts: Any) -> ModelView:
         by_type[d.type.name] += 1
         validation[d.validation.value] += 1
     return ModelView(
-        id=m.id, name=m.name, language=m.language, description=m.description, auto_train=m.auto_train,
+        id=m.id,
+        name=m.name,
+        language=m.language,
+        description=m.description,
+        auto_train=m.auto_train,
         status=StatusView(code=m.status.value, name=m.status.name, label=m.status.label, badge=m.status.badge),
         can_train=m.status.can_train,
         datasets=DatasetsSummary(total=len(m.datasets), by_type=by_type, validation=validation),
         last_error=m.last_error,
-        run=RunView(id=m.run_id, progress=m.progress,
-                    metrics=m.metrics if m.status is ModelStatus.SUCCESS else None,
-                    finished_at=m.finished_at),
-        created_at=ts["created_at"], updated_at=ts["updated_at"],
+        run=RunView(
+            id=m.run_id,
+            progress=m.progress,
+            metrics=m.metrics if m.status is ModelStatus.SUCCESS else None,
+            finished_at=m.finished_at,
+        ),
+        created_at=ts["created_at"],
+        updated_at=ts["updated_at"],
     )
 
 
 def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
     r = APIRouter(prefix="/v1/models", tags=["models"])
 
-    def ctx(principal: Any, request: Request) -> h.Context:
-        return h.Context(principal.tenant_id, correlation_id(request))
+    def ctx(principal: Any, request: Request) -> Context:
+        return Context(principal.tenant_id, correlation_id(request))
 
     @r.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
     async def create(body: CreateModelBody, principal: CurrentPrincipal, request: Request) -> ModelView:
         """Create a custom model (status 1, Not Running)."""
         if body.language not in supported_languages:
-            raise ApiError(422, ErrorCode.VALIDATION_FAILED,
-                           f"Language {body.language} has no base model; supported: {', '.join(supported_languages)}.")
+            raise ApiError(
+                422,
+                ErrorCode.VALIDATION_FAILED,
+                f"Language {body.language} has no base model; supported: {', '.join(supported_languages)}.",
+            )
         try:
-            m = await h.create_model(uow, ctx(principal, request), model_id=uuid.uuid4(), name=body.name,
-                                     language=body.language, description=body.description, auto_train=body.auto_train)
+            m = await h.create_model(
+                uow,
+                ctx(principal, request),
+                model_id=uuid.uuid4(),
+                name=body.name,
+                language=body.language,
+                description=body.description,
+                auto_train=body.auto_train,
+            )
         except Rejected as exc:
             raise api_error(exc) from None
         return view(*(await h.get_model(uow, principal.tenant_id, m.id)))
 
     @r.get("", response_model=ModelPage)
-    async def list_(principal: CurrentPrincipal,
-                    status_: Annotated[int | None, Query(alias="status", ge=1, le=5)] = None,
-                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> ModelPage:
+    async def list_(
+        principal: CurrentPrincipal,
+        status_: Annotated[int | None, Query(alias="status", ge=1, le=5)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> ModelPage:
         """The tenant's models, oldest first, optionally only those with one status."""
         st = ModelStatus(status_) if status_ else None
         items, total = await h.list_models(uow, principal.tenant_id, st, limit, offset)
@@ -196,8 +235,9 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
             raise api_error(exc) from None
 
     @r.patch("/{model_id}", response_model=ModelView)
-    async def update(model_id: uuid.UUID, body: UpdateModelBody, principal: CurrentPrincipal,
-                     request: Request) -> ModelView:
+    async def update(
+        model_id: uuid.UUID, body: UpdateModelBody, principal: CurrentPrincipal, request: Request
+    ) -> ModelView:
         """Change name, description or auto_train; refused (model_locked) while 2 or 3."""
         try:
             await h.update_model(uow, ctx(principal, request), model_id, **body.model_dump(exclude_unset=True))
@@ -234,3 +274,53 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
         return words
 
     return outer
+
+
+class OverdueView(BaseModel):
+    """A model at 2 or 3 and where its supervision stands."""
+
+    id: uuid.UUID
+    tenant_id: str
+    name: str
+    status: StatusView
+    phase: str | None = Field(description="validating, starting or running (what the model waits for)")
+    run_id: uuid.UUID | None
+    watched_since: datetime | None = Field(description="start of the current deadline window")
+    due_at: datetime | None
+    redrives: int = Field(description="requests sent again in this window without an answer")
+    max_redrives: int
+
+
+def overdue_view(m: CustomModel, rules: Supervision) -> OverdueView:
+    return OverdueView(
+        id=m.id,
+        tenant_id=m.tenant_id,
+        name=m.name,
+        status=StatusView(code=m.status.value, name=m.status.name, label=m.status.label, badge=m.status.badge),
+        phase=m.phase.value if m.phase else None,
+        run_id=m.run_id,
+        watched_since=m.watched_since,
+        due_at=m.due_at(rules),
+        redrives=m.redrives,
+        max_redrives=rules.max_redrives,
+    )
+
+
+def ops_router(uow: h.ModelWork, rules: Supervision) -> APIRouter:
+    """Cross-tenant operations (operator token only): overdue models, re-drive one."""
+    r = APIRouter(prefix="/v1/ops/models", tags=["operations"])
+
+    @r.get("/overdue", response_model=list[OverdueView])
+    async def overdue(_: CurrentOperator, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[OverdueView]:
+        """Models of every tenant at 2/3 whose deadline passed, longest waiting first."""
+        return [overdue_view(m, rules) for m in await h.overdue(uow, rules, utc_now(), limit)]
+
+    @r.post("/{model_id}/redrive", response_model=OverdueView)
+    async def redrive(model_id: uuid.UUID, _: CurrentOperator) -> OverdueView:
+        """Request the model's validation (at 2) or training (2 with training requested, 3) again now."""
+        try:
+            return overdue_view(await h.redrive(uow, rules, model_id, utc_now()), rules)
+        except Rejected as exc:
+            raise api_error(exc) from None
+
+    return r
