@@ -38,7 +38,7 @@ def from_env() -> Endpoints | None:
     missing = [ENV_VARS[f] for f, v in values.items() if not v]
     if missing:
         raise RuntimeError(f"set all of the VOXTRAIN_TEST_* server variables or none; missing: {', '.join(missing)}")
-    return Endpoints(**values)  # type: ignore[arg-type]
+    return Endpoints(**values)
 
 
 def docker_answers() -> bool:
@@ -86,7 +86,10 @@ def containers() -> Iterator[Endpoints]:
     # MinIO ships no images any more: build ours (deploy/Dockerfile, target minio) at the pinned version.
     minio_image = f"voxtrain/minio:{versions.MINIO_VERSION}"
     docker.from_env().images.build(
-        path=str(REPO), dockerfile="deploy/Dockerfile", target="minio", tag=minio_image,
+        path=str(REPO),
+        dockerfile="deploy/Dockerfile",
+        target="minio",
+        tag=minio_image,
         buildargs={"MINIO_VERSION": versions.MINIO_VERSION},
     )
     kafka = (

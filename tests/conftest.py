@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+
 from voxtrain_devstack import Endpoints
 
 try:  # tests/ is a plain folder on sys.path (pytest's default "prepend" import mode) ...

@@ -39,12 +39,15 @@ class TopicReader:
 
     def __init__(self, bootstrap: str, *topics: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, group_id=unique("reader"),
-            auto_offset_reset="earliest", enable_auto_commit=False,
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=unique("reader"),
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
         )
         self.records: list[Any] = []
 
-    async def __aenter__(self) -> "TopicReader":
+    async def __aenter__(self) -> TopicReader:
         await self._consumer.start()
         return self
 
@@ -84,7 +87,6 @@ class TopicReader:
         return self.records
 
 
-
 def auth_headers(tenant: str) -> dict[str, str]:
     """Bearer token headers for ``tenant``, signed with the test services' secret."""
     from voxtrain_shared.auth import issue_token
@@ -103,8 +105,9 @@ class running:
         import httpx
 
         await self.service.start()
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.service.app),
-                                         base_url="http://testserver", timeout=60)
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.service.app), base_url="http://testserver", timeout=60
+        )
         return self._client
 
     async def __aexit__(self, *exc: object) -> None:
@@ -117,8 +120,11 @@ def settings_for(cls: Any, stack: Any, **extra: str) -> Any:
     import os
     from unittest import mock
 
-    isolated = {"VOXTRAIN_POSTGRES__SCHEMA": unique("s"), "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": unique("ns"),
-                "VOXTRAIN_MINIO__BUCKET": unique("b").replace("_", "-")}
+    isolated = {
+        "VOXTRAIN_POSTGRES__SCHEMA": unique("s"),
+        "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": unique("ns"),
+        "VOXTRAIN_MINIO__BUCKET": unique("b").replace("_", "-"),
+    }
     env = service_env(stack, **{**isolated, **extra})
     with mock.patch.dict(os.environ, env):
         return cls()
@@ -132,8 +138,9 @@ async def publish(bootstrap: str, topic: str, *envelopes: Any, headers: dict[str
     await producer.start()
     try:
         for env in envelopes:
-            await producer.send_and_wait(topic, env.to_bytes(), key=env.key(),
-                                         headers=[(k, v.encode()) for k, v in (headers or {}).items()])
+            await producer.send_and_wait(
+                topic, env.to_bytes(), key=env.key(), headers=[(k, v.encode()) for k, v in (headers or {}).items()]
+            )
     finally:
         await producer.stop()
 

@@ -32,9 +32,8 @@ import httpx
 from voxtrain_devstack import Endpoints
 from voxtrain_shared import events as ev
 from voxtrain_shared.auth import issue_token
-from voxtrain_shared.settings import AuthSettings
+from voxtrain_shared.settings import AuthSettings, MinioSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
-from voxtrain_shared.settings import MinioSettings
 from voxtrain_shared.topics import Topics
 
 MB = 1000**2
@@ -43,8 +42,13 @@ BLOCK = os.urandom(4 * MiB)  # the generated file repeats this block (MinIO neit
 CHUNK = 1 * MiB
 PART = 16 * MiB
 JWT_SECRET = secrets.token_urlsafe(32)
-ENV_VARS = ("VOXTRAIN_TEST_KAFKA_BOOTSTRAP", "VOXTRAIN_TEST_POSTGRES_DSN", "VOXTRAIN_TEST_MINIO_ENDPOINT",
-            "VOXTRAIN_TEST_MINIO_ACCESS_KEY", "VOXTRAIN_TEST_MINIO_SECRET_KEY")
+ENV_VARS = (
+    "VOXTRAIN_TEST_KAFKA_BOOTSTRAP",
+    "VOXTRAIN_TEST_POSTGRES_DSN",
+    "VOXTRAIN_TEST_MINIO_ENDPOINT",
+    "VOXTRAIN_TEST_MINIO_ACCESS_KEY",
+    "VOXTRAIN_TEST_MINIO_SECRET_KEY",
+)
 
 
 def endpoints() -> Endpoints:
@@ -61,7 +65,7 @@ def generated(size: int) -> Iterator[memoryview]:
     while sent < size:
         offset = sent % len(BLOCK)
         n = min(CHUNK, size - sent, len(BLOCK) - offset)
-        yield view[offset:offset + n]
+        yield view[offset : offset + n]
         sent += n
 
 
@@ -116,14 +120,23 @@ def cpu_seconds(pid: int) -> float:
 
 def start_service(stack: Endpoints, port: int, namespace: str, bucket: str) -> subprocess.Popen:
     env = {
-        **os.environ, **stack.as_env(),
-        "VOXTRAIN_ENVIRONMENT": "test", "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET,
-        "VOXTRAIN_POSTGRES__SCHEMA": f"bench_{uuid.uuid4().hex[:8]}", "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
-        "VOXTRAIN_MINIO__BUCKET": bucket, "VOXTRAIN_HTTP__PORT": str(port), "VOXTRAIN_LOG_LEVEL": "WARNING",
+        **os.environ,
+        **stack.as_env(),
+        "VOXTRAIN_ENVIRONMENT": "test",
+        "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET,
+        "VOXTRAIN_POSTGRES__SCHEMA": f"bench_{uuid.uuid4().hex[:8]}",
+        "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
+        "VOXTRAIN_MINIO__BUCKET": bucket,
+        "VOXTRAIN_HTTP__PORT": str(port),
+        "VOXTRAIN_LOG_LEVEL": "WARNING",
         "VOXTRAIN_PART_SIZE_BYTES": str(PART),
     }
-    return subprocess.Popen([sys.executable, "-c", "from voxtrain_datasets.main import run; run()"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from voxtrain_datasets.main import run; run()"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen) -> None:
@@ -159,20 +172,29 @@ async def announce_model(stack: Endpoints, topics: Topics, client: httpx.AsyncCl
 
 async def via_service(client: httpx.AsyncClient, mid: uuid.UUID, headers: dict, size: int) -> tuple[float, dict]:
     boundary = secrets.token_hex(16)
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="bench.wav"\r\n'
-            "Content-Type: audio/wav\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="bench.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
 
     async def body() -> AsyncIterator[bytes]:
         yield head
         for chunk in generated(size):
-            yield chunk  # type: ignore[misc]
+            yield chunk
         yield tail
 
     started = time.perf_counter()
-    r = await client.post(f"/v1/models/{mid}/datasets?type=AUDIO", content=body(), timeout=None,
-                          headers={**headers, "content-type": f"multipart/form-data; boundary={boundary}",
-                                   "content-length": str(len(head) + size + len(tail))})
+    r = await client.post(
+        f"/v1/models/{mid}/datasets?type=AUDIO",
+        content=body(),
+        timeout=None,
+        headers={
+            **headers,
+            "content-type": f"multipart/form-data; boundary={boundary}",
+            "content-length": str(len(head) + size + len(tail)),
+        },
+    )
     elapsed = time.perf_counter() - started
     if r.status_code != 201:
         raise SystemExit(f"upload failed: {r.status_code} {r.text[:500]}")
@@ -182,8 +204,14 @@ async def via_service(client: httpx.AsyncClient, mid: uuid.UUID, headers: dict, 
 def direct(settings: MinioSettings, bucket: str, size: int) -> float:
     client, key = make_client(settings), f"bench/{uuid.uuid4()}"
     started = time.perf_counter()
-    client.put_object(bucket, key, GeneratedFile(size), size, part_size=PART,  # type: ignore[arg-type]
-                      content_type="audio/wav")
+    client.put_object(
+        bucket,
+        key,
+        GeneratedFile(size),
+        size,
+        part_size=PART,
+        content_type="audio/wav",
+    )
     elapsed = time.perf_counter() - started
     client.remove_object(bucket, key)  # keep the disk free for the next size
     return elapsed
@@ -202,8 +230,9 @@ async def main() -> None:
 
     stack = endpoints()
     namespace, bucket = f"bench{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:10]}"
-    minio = MinioSettings(endpoint=stack.minio_endpoint, access_key=stack.minio_access_key,
-                          secret_key=stack.minio_secret_key)
+    minio = MinioSettings(
+        endpoint=stack.minio_endpoint, access_key=stack.minio_access_key, secret_key=stack.minio_secret_key
+    )
     ensure_bucket(make_client(minio), bucket)
     port = free_port()
     proc = start_service(stack, port, namespace, bucket)
@@ -222,16 +251,28 @@ async def main() -> None:
                 deleted = await client.delete(f"/v1/models/{mid}/datasets/{dataset['id']}", headers=headers)
                 assert deleted.status_code == 204, deleted.text
                 t_direct = await asyncio.to_thread(direct, minio, bucket, size)
-                rows.append((size, size / t_service / MB, size / t_direct / MB, status_kb(proc.pid, "VmHWM"),
-                             cpu / (size / 10**9)))
-                print(f"{human(size):>8}: service {rows[-1][1]:7.1f} MB/s   minio-py put_object {rows[-1][2]:7.1f} MB/s"
-                      f"   ratio {rows[-1][1] / rows[-1][2]:.2f}   service peak RSS {rows[-1][3] / 1024:.0f} MiB"
-                      f"   service CPU {rows[-1][4]:.1f} s/GB", flush=True)
+                rows.append(
+                    (
+                        size,
+                        size / t_service / MB,
+                        size / t_direct / MB,
+                        status_kb(proc.pid, "VmHWM"),
+                        cpu / (size / 10**9),
+                    )
+                )
+                print(
+                    f"{human(size):>8}: service {rows[-1][1]:7.1f} MB/s   minio-py put_object {rows[-1][2]:7.1f} MB/s"
+                    f"   ratio {rows[-1][1] / rows[-1][2]:.2f}   service peak RSS {rows[-1][3] / 1024:.0f} MiB"
+                    f"   service CPU {rows[-1][4]:.1f} s/GB",
+                    flush=True,
+                )
     finally:
         proc.terminate()
         proc.wait(30)
-    print(f"\nservice RSS when idle {rss_idle / 1024:.0f} MiB; peak RSS (VmHWM) after all uploads "
-          f"{rows[-1][3] / 1024:.0f} MiB; part size {PART // MiB} MiB; {os.cpu_count()} CPUs")
+    print(
+        f"\nservice RSS when idle {rss_idle / 1024:.0f} MiB; peak RSS (VmHWM) after all uploads "
+        f"{rows[-1][3] / 1024:.0f} MiB; part size {PART // MiB} MiB; {os.cpu_count()} CPUs"
+    )
     print("| size | service MB/s | put_object MB/s | ratio | service peak RSS | service CPU s/GB |")
     print("|---|---|---|---|---|---|")
     for size, s, dct, hwm, cpu in rows:

@@ -20,11 +20,10 @@ import tempfile
 from pathlib import Path
 from time import perf_counter
 
-from voxtrain_trainer.ml import AudioPair, TextFile, TrainingInputs, TrainingSettings, run_training
-from voxtrain_trainer.ml.pairing import NamedFile, pair_recordings
-
 from bench.trainer.acoustic_domains import DOMAINS
 from tests.trainer.recordings import long_recordings, spoken
+from voxtrain_trainer.ml import AudioPair, TextFile, TrainingInputs, TrainingSettings, run_training
+from voxtrain_trainer.ml.pairing import NamedFile, pair_recordings
 
 
 def row(name: str, r: dict) -> str:

@@ -108,8 +108,20 @@ def make_clip(root: Path) -> Path:
 
 def make_long(root: Path, clip: Path, seconds: float, rate: int, channels: int, ext: str) -> Path:
     out = root / f"long.{ext}"
-    ffmpeg("-stream_loop", "-1", "-i", str(clip), "-t", f"{seconds:.3f}", "-ar", str(rate),
-           "-ac", str(channels), *FORMATS[ext], str(out))
+    ffmpeg(
+        "-stream_loop",
+        "-1",
+        "-i",
+        str(clip),
+        "-t",
+        f"{seconds:.3f}",
+        "-ar",
+        str(rate),
+        "-ac",
+        str(channels),
+        *FORMATS[ext],
+        str(out),
+    )
     return out
 
 
@@ -121,8 +133,10 @@ def bench_audio(root: Path, clip: Path, minutes: float, rate: int, channels: int
 
     seconds = minutes * 60
     print(f"## {minutes:g}-minute speech, {rate} Hz, {channels} ch: validate_audio vs ffmpeg -f null\n")
-    header = (f"{'format':<6} {'MB':>8} {'validate s':>10} {'MB/s':>8} {'x RT':>7} "
-              f"{'ffmpeg s':>9} {'MB/s':>8} {'x RT':>7} {'ratio':>6}  verdict")
+    header = (
+        f"{'format':<6} {'MB':>8} {'validate s':>10} {'MB/s':>8} {'x RT':>7} "
+        f"{'ffmpeg s':>9} {'MB/s':>8} {'x RT':>7} {'ratio':>6}  verdict"
+    )
     print(header)
     print("-" * len(header))
     rows = []
@@ -140,21 +154,33 @@ def bench_audio(root: Path, clip: Path, minutes: float, rate: int, channels: int
 
         def run_ffmpeg(path: Path = path) -> float:
             start = time.perf_counter()
-            done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                capture_output=True,
+                text=True,
+            )
             elapsed = time.perf_counter() - start
             assert done.returncode == 0 and not done.stderr.strip(), done.stderr
             return elapsed
 
         ours = min(run_validate() for _ in range(repeat))
         theirs = min(run_ffmpeg() for _ in range(repeat))
-        row = {"format": ext, "mb": round(mb, 1), "validate_s": round(ours, 3), "ffmpeg_s": round(theirs, 3),
-               "validate_mb_s": round(mb / ours, 1), "ffmpeg_mb_s": round(mb / theirs, 1),
-               "validate_x_rt": round(seconds / ours, 1), "ffmpeg_x_rt": round(seconds / theirs, 1),
-               "ratio": round(ours / theirs, 2)}
+        row = {
+            "format": ext,
+            "mb": round(mb, 1),
+            "validate_s": round(ours, 3),
+            "ffmpeg_s": round(theirs, 3),
+            "validate_mb_s": round(mb / ours, 1),
+            "ffmpeg_mb_s": round(mb / theirs, 1),
+            "validate_x_rt": round(seconds / ours, 1),
+            "ffmpeg_x_rt": round(seconds / theirs, 1),
+            "ratio": round(ours / theirs, 2),
+        }
         rows.append(row)
-        print(f"{ext:<6} {mb:8.1f} {ours:10.2f} {mb / ours:8.1f} {seconds / ours:7.0f} "
-              f"{theirs:9.2f} {mb / theirs:8.1f} {seconds / theirs:7.0f} {ours / theirs:6.2f}  passed")
+        print(
+            f"{ext:<6} {mb:8.1f} {ours:10.2f} {mb / ours:8.1f} {seconds / ours:7.0f} "
+            f"{theirs:9.2f} {mb / theirs:8.1f} {seconds / theirs:7.0f} {ours / theirs:6.2f}  passed"
+        )
         path.unlink()
     print()
     return rows
@@ -169,11 +195,15 @@ TEXT_FORMATS = ("txt", "vtt", "srt", "jsonl")
 def bench_text(root: Path, mb: float, repeat: int) -> list[dict]:
     target = int(mb * 1e6)
     sentence = "the quarterly revenue grew by twelve percent driven by custom speech models"
-    print(f"## transcripts and a manifest of ~{mb:g} MB: validation vs reading the same bytes "
-          "through the same reader (decoded, cut into lines), each in a child process\n")
-    header = (f"{'format':<6} {'MB':>7} {'wc -l MB/s':>10} {'read MB/s':>9} {'validate s':>10} {'MB/s':>7} "
-              f"{'CPU MB/s':>8} {'ratio':>6} {'RSS before MB':>13} {'peak RSS MB':>11} {'cues/lines':>11} "
-              f"{'words':>11}")
+    print(
+        f"## transcripts and a manifest of ~{mb:g} MB: validation vs reading the same bytes "
+        "through the same reader (decoded, cut into lines), each in a child process\n"
+    )
+    header = (
+        f"{'format':<6} {'MB':>7} {'wc -l MB/s':>10} {'read MB/s':>9} {'validate s':>10} {'MB/s':>7} "
+        f"{'CPU MB/s':>8} {'ratio':>6} {'RSS before MB':>13} {'peak RSS MB':>11} {'cues/lines':>11} "
+        f"{'words':>11}"
+    )
     print(header)
     print("-" * len(header))
     rows = []
@@ -188,14 +218,26 @@ def bench_text(root: Path, mb: float, repeat: int) -> list[dict]:
         ratio = done["seconds"] / read["seconds"]
         count = done["metadata"].get("cues", done["metadata"].get("entries", done["metadata"]["lines"]))
         words = done["metadata"].get("words", done["metadata"].get("inline_text_words", 0))
-        print(f"{ext:<6} {size:7.1f} {size / wc:10.0f} {size / read['seconds']:9.1f} {done['seconds']:10.2f} "
-              f"{size / done['seconds']:7.1f} {size / done['cpu_seconds']:8.1f} {ratio:6.2f} "
-              f"{done['rss_before_mb']:13.0f} {done['peak_rss_mb']:11.0f} {count:>11,} {words:>11,}")
-        rows.append({"format": ext, "mb": round(size, 1), "seconds": done["seconds"],
-                     "mb_s": round(size / done["seconds"], 1), "cpu_mb_s": round(size / done["cpu_seconds"], 1),
-                     "read_mb_s": round(size / read["seconds"], 1), "wc_mb_s": round(size / wc, 1),
-                     "ratio_to_read": round(ratio, 2), "rss_before_mb": done["rss_before_mb"],
-                     "peak_rss_mb": done["peak_rss_mb"], "read_peak_rss_mb": read["peak_rss_mb"]})
+        print(
+            f"{ext:<6} {size:7.1f} {size / wc:10.0f} {size / read['seconds']:9.1f} {done['seconds']:10.2f} "
+            f"{size / done['seconds']:7.1f} {size / done['cpu_seconds']:8.1f} {ratio:6.2f} "
+            f"{done['rss_before_mb']:13.0f} {done['peak_rss_mb']:11.0f} {count:>11,} {words:>11,}"
+        )
+        rows.append(
+            {
+                "format": ext,
+                "mb": round(size, 1),
+                "seconds": done["seconds"],
+                "mb_s": round(size / done["seconds"], 1),
+                "cpu_mb_s": round(size / done["cpu_seconds"], 1),
+                "read_mb_s": round(size / read["seconds"], 1),
+                "wc_mb_s": round(size / wc, 1),
+                "ratio_to_read": round(ratio, 2),
+                "rss_before_mb": done["rss_before_mb"],
+                "peak_rss_mb": done["peak_rss_mb"],
+                "read_peak_rss_mb": read["peak_rss_mb"],
+            }
+        )
         path.unlink()
     print("\nratio: validation time / read time of the same bytes through the same reader (1.0 is the floor)\n")
     return rows
@@ -208,19 +250,21 @@ def _timed(command: list[str]) -> float:
 
 
 def _child_run(path: Path, ext: str, mode: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", str(path), ext, mode],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(path), ext, mode], capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _manifest_resolver():
     """The datasets a benchmark manifest refers to: ten long calls that passed validation."""
     from voxtrain_shared.vocab import DatasetType
-
     from voxtrain_validator.rules import DatasetRef, DatasetState
 
-    calls = {f"call-{n}.wav": DatasetRef(f"a-{n}", DatasetType.AUDIO, f"call-{n}.wav", DatasetState.PASSED, 36_000.0)
-             for n in range(10)}
+    calls = {
+        f"call-{n}.wav": DatasetRef(f"a-{n}", DatasetType.AUDIO, f"call-{n}.wav", DatasetState.PASSED, 36_000.0)
+        for n in range(10)
+    }
     return calls.get
 
 
@@ -234,8 +278,17 @@ def write_transcript(path: Path, ext: str, sentence: str, target: int) -> None:
             if ext == "txt":
                 block = f"{sentence} number {i}\n"
             elif ext == "jsonl":
-                block = json.dumps({"audio": f"call-{i % 10}.wav", "text": f"{sentence} number {i}",
-                                    "offset": i % 30_000, "duration": 2.5}) + "\n"
+                block = (
+                    json.dumps(
+                        {
+                            "audio": f"call-{i % 10}.wav",
+                            "text": f"{sentence} number {i}",
+                            "offset": i % 30_000,
+                            "duration": 2.5,
+                        }
+                    )
+                    + "\n"
+                )
             elif ext == "vtt":
                 block = f"{_ts(start_ms, '.')} --> {_ts(end_ms, '.')}\n{sentence} number {i}\n\n"
             else:
@@ -260,24 +313,41 @@ def bench_big_wav(root: Path, clip: Path, gb: float) -> dict:
     path = root / "big.wav"
     print(f"## a {gb:g} GB WAV ({seconds / 3600:.1f} h, {rate} Hz, {channels} ch): peak RSS in a child process\n")
     start = time.perf_counter()
-    ffmpeg("-stream_loop", "-1", "-i", str(clip), "-t", f"{seconds:.3f}", "-ar", str(rate),
-           "-ac", str(channels), "-c:a", "pcm_s16le", str(path))
+    ffmpeg(
+        "-stream_loop",
+        "-1",
+        "-i",
+        str(clip),
+        "-t",
+        f"{seconds:.3f}",
+        "-ar",
+        str(rate),
+        "-ac",
+        str(channels),
+        "-c:a",
+        "pcm_s16le",
+        str(path),
+    )
     size_gb = path.stat().st_size / 1e9
     print(f"made {size_gb:.2f} GB in {time.perf_counter() - start:.0f} s\n")
     print(f"{'run':<28} {'seconds':>8} {'MB/s':>8} {'x RT':>7} {'RSS before MB':>14} {'peak RSS MB':>12}")
     result: dict[str, object] = {"gb": round(size_gb, 2)}
     for mode in ("file", "s3-reader"):
-        proc = subprocess.run([sys.executable, __file__, "--child", str(path), "wav", mode],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(path), "wav", mode], capture_output=True, text=True, check=True
+        )
         child_result = json.loads(proc.stdout.strip().splitlines()[-1])
         assert child_result["passed"], child_result
         secs = child_result["seconds"]
-        print(f"{'validate_audio (' + mode + ')':<28} {secs:8.1f} {size_gb * 1e3 / secs:8.1f} "
-              f"{seconds / secs:7.0f} {child_result['rss_before_mb']:14.0f} {child_result['peak_rss_mb']:12.0f}")
+        print(
+            f"{'validate_audio (' + mode + ')':<28} {secs:8.1f} {size_gb * 1e3 / secs:8.1f} "
+            f"{seconds / secs:7.0f} {child_result['rss_before_mb']:14.0f} {child_result['peak_rss_mb']:12.0f}"
+        )
         result[mode] = child_result
     secs, peak_mb = ffmpeg_peak_rss(path)
-    print(f"{'ffmpeg -f null':<28} {secs:8.1f} {size_gb * 1e3 / secs:8.1f} {seconds / secs:7.0f} "
-          f"{'':>14} {peak_mb:12.0f}")
+    print(
+        f"{'ffmpeg -f null':<28} {secs:8.1f} {size_gb * 1e3 / secs:8.1f} {seconds / secs:7.0f} {'':>14} {peak_mb:12.0f}"
+    )
     result["ffmpeg"] = {"seconds": round(secs, 2), "peak_rss_mb": round(peak_mb, 1)}
     path.unlink()
     return result
@@ -350,9 +420,18 @@ def child(path: str, ext: str, mode: str) -> None:
         outcome = validate_audio(stream, ext)
     seconds = time.perf_counter() - start
     peak = proc_status_mb("self", "VmHWM")
-    print(json.dumps({"passed": outcome.passed, "message": outcome.message, "seconds": round(seconds, 2),
-                      "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(peak, 1),
-                      "duration_seconds": outcome.metadata.get("duration_seconds")}))
+    print(
+        json.dumps(
+            {
+                "passed": outcome.passed,
+                "message": outcome.message,
+                "seconds": round(seconds, 2),
+                "rss_before_mb": round(rss_before, 1),
+                "peak_rss_mb": round(peak, 1),
+                "duration_seconds": outcome.metadata.get("duration_seconds"),
+            }
+        )
+    )
 
 
 def text_child(path: str, ext: str, mode: str) -> None:
@@ -378,9 +457,18 @@ def text_child(path: str, ext: str, mode: str) -> None:
             outcome = validate_transcript(stream, ext)
             result = {"passed": outcome.passed, "message": outcome.message, "metadata": outcome.metadata}
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    print(json.dumps({**result, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
-                      "rss_before_mb": round(rss_before, 1),
-                      "peak_rss_mb": round(proc_status_mb("self", "VmHWM"), 1)}, default=str))
+    print(
+        json.dumps(
+            {
+                **result,
+                "seconds": round(seconds, 3),
+                "cpu_seconds": round(cpu_seconds, 3),
+                "rss_before_mb": round(rss_before, 1),
+                "peak_rss_mb": round(proc_status_mb("self", "VmHWM"), 1),
+            },
+            default=str,
+        )
+    )
 
 
 def _pyav_version() -> str:

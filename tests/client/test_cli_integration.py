@@ -4,6 +4,7 @@ cluster): 12 files as two uploads, one transfer killed part-way and resumed, tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -140,8 +141,6 @@ async def kill_part_way(
                         proc.send_signal(signal.SIGKILL)
                         await proc.wait()
                         return got, s["part_count"]
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), 0.02)
-            except TimeoutError:
-                pass
     return None

@@ -12,8 +12,16 @@ from tests.console.system import System, running_system
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Debian's chromium, never a downloaded browser; no network but the test servers on 127.0.0.1.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 MiB = 1024**2
 
@@ -48,7 +56,7 @@ def artifacts() -> Path:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item, call):
     """Remember each phase's outcome on the item, so the page fixture can save a screenshot of a failure."""
     report = yield
     setattr(item, f"rep_{report.when}", report)

@@ -14,7 +14,8 @@ from typing import Any
 import uvicorn
 
 from tests.support import JWT_SECRET, settings_for, unique
-from voxtrain_console.bootstrap import Console, build as build_console
+from voxtrain_console.bootstrap import Console
+from voxtrain_console.bootstrap import build as build_console
 from voxtrain_console.settings import ConsoleSettings
 from voxtrain_datasets.bootstrap import build as build_datasets
 from voxtrain_models.bootstrap import build as build_models
@@ -76,8 +77,10 @@ class System:
 async def running_system(stack: Any, work_dir: Path, **console: Any) -> AsyncIterator[System]:
     """models, datasets, validator, trainer and the console on real ports; ``console``: settings overrides."""
     namespace = unique("console")
-    shared = {"VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
-              "VOXTRAIN_MINIO__BUCKET": unique("console").replace("_", "-")}
+    shared = {
+        "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
+        "VOXTRAIN_MINIO__BUCKET": unique("console").replace("_", "-"),
+    }
     async with AsyncExitStack() as stack_:
         urls: dict[str, str] = {}
         for name, cls, build, extra in (
@@ -91,8 +94,11 @@ async def running_system(stack: Any, work_dir: Path, **console: Any) -> AsyncIte
         settings = ConsoleSettings(
             auth=AuthSettings(jwt_secret=JWT_SECRET),
             kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_namespace=namespace),
-            models_url=urls["models"], datasets_url=urls["datasets"], trainer_url=urls["trainer"],
-            environment="test", **console,
+            models_url=urls["models"],
+            datasets_url=urls["datasets"],
+            trainer_url=urls["trainer"],
+            environment="test",
+            **console,
         )
         app = build_console(settings)
         urls["console"] = await stack_.enter_async_context(serving(app.app, "console"))

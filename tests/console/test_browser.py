@@ -28,13 +28,25 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420)
 TENANT = "acme"
 TOKEN = auth_headers(TENANT)["Authorization"].removeprefix("Bearer ")
 # Tailwind's palette: the badge dots (500) and backgrounds (100) of the spec's colours.
-DOT = {"zinc": "rgb(113, 113, 122)", "amber": "rgb(245, 158, 11)", "sky": "rgb(14, 165, 233)",
-       "emerald": "rgb(16, 185, 129)", "red": "rgb(239, 68, 68)"}
-BACKGROUND = {"zinc": "rgb(244, 244, 245)", "amber": "rgb(254, 243, 199)", "sky": "rgb(224, 242, 254)",
-              "emerald": "rgb(209, 250, 229)", "red": "rgb(254, 226, 226)"}
-TRAIN_MESSAGE = ("Are you sure you want to start the training process for {name}? This process may take a long "
-                 "time to complete and it will use your credits, and you will not be able to modify the custom "
-                 "model until it is finished.")
+DOT = {
+    "zinc": "rgb(113, 113, 122)",
+    "amber": "rgb(245, 158, 11)",
+    "sky": "rgb(14, 165, 233)",
+    "emerald": "rgb(16, 185, 129)",
+    "red": "rgb(239, 68, 68)",
+}
+BACKGROUND = {
+    "zinc": "rgb(244, 244, 245)",
+    "amber": "rgb(254, 243, 199)",
+    "sky": "rgb(224, 242, 254)",
+    "emerald": "rgb(209, 250, 229)",
+    "red": "rgb(254, 226, 226)",
+}
+TRAIN_MESSAGE = (
+    "Are you sure you want to start the training process for {name}? This process may take a long "
+    "time to complete and it will use your credits, and you will not be able to modify the custom "
+    "model until it is finished."
+)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000
 
 # Records every status the header badge shows, with whether "Train the Language" is shown then.
@@ -74,8 +86,12 @@ async def page(system, browser, artifacts) -> AsyncIterator[Any]:
     p.errors = []
     p.on("pageerror", lambda e: p.errors.append(str(e)))
     # refused requests are part of some tests (the browser logs each one); script errors never are
-    p.on("console", lambda m: p.errors.append(m.text)
-         if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    p.on(
+        "console",
+        lambda m: (
+            p.errors.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None
+        ),
+    )
     p.set_default_timeout(15_000)
     yield p
     await context.close()
@@ -96,7 +112,7 @@ async def _evidence(request, page, artifacts) -> AsyncIterator[None]:
 def media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
     return {
-        "test_audio": speak_all(TEST_SENTENCES[:5], d / "ward", "ward"),  # type: ignore[dict-item]
+        "test_audio": speak_all(TEST_SENTENCES[:5], d / "ward", "ward"),
         "new": speak("Continue warfarin and check the international normalized ratio.", d / "new.wav", "en-us+f2"),
     }
 
@@ -122,8 +138,13 @@ async def status_of(page: Any) -> int:
 async def badge_colours(page: Any, selector: str) -> tuple[str, str, str]:
     """The badge's name and colours; a live update may swap the element while it is read, so read again."""
     for _ in range(50):
-        got = tuple(await page.eval_on_selector(selector, """(b) => b.isConnected ? [b.dataset.badge,
-            getComputedStyle(b).backgroundColor, getComputedStyle(b.querySelector('.dot')).backgroundColor] : []"""))
+        got = tuple(
+            await page.eval_on_selector(
+                selector,
+                """(b) => b.isConnected ? [b.dataset.badge,
+            getComputedStyle(b).backgroundColor, getComputedStyle(b.querySelector('.dot')).backgroundColor] : []""",
+            )
+        )
         if len(got) == 3 and all(got):
             return got
         await page.wait_for_timeout(100)
@@ -182,16 +203,26 @@ async def test_a_model_trains_live_from_upload_to_success(system, page, artifact
     await page.wait_for_selector("#new-dataset-dialog[open]")
     assert await page.eval_on_selector("#nd-type", "s => s.value") == "auto"
     assert await page.eval_on_selector_all("#nd-type option", "os => os.map(o => o.textContent)") == [
-        "Auto-detect (default)", "TRANSCRIPT (.vtt, .srt, .txt)", "TEST (.vtt, .srt, .txt)",
-        "AUDIO (.wav, .mp3, .m4a, .flac)", "MANIFEST (.jsonl)"]
+        "Auto-detect (default)",
+        "TRANSCRIPT (.vtt, .srt, .txt)",
+        "TEST (.vtt, .srt, .txt)",
+        "AUDIO (.wav, .mp3, .m4a, .flac)",
+        "MANIFEST (.jsonl)",
+    ]
     audio = media["test_audio"]
-    manifest = "\n".join(json.dumps({"audio": p.name, "text": s, "split": "test"})
-                         for p, s in zip(audio, TEST_SENTENCES)) + "\n"
+    manifest = (
+        "\n".join(
+            json.dumps({"audio": p.name, "text": s, "split": "test"})
+            for p, s in zip(audio, TEST_SENTENCES, strict=False)
+        )
+        + "\n"
+    )
     files = [("notes.txt", TRAINING_TEXT.encode(), "text/plain")]
     files += [(p.name, p.read_bytes(), "audio/wav") for p in audio]
     files += [("pairs.jsonl", manifest.encode(), "application/jsonl")]
-    await page.evaluate(DROP, ["#nd-dropzone", [{"name": n, "b64": base64.b64encode(b).decode(), "type": t}
-                                                for n, b, t in files]])
+    await page.evaluate(
+        DROP, ["#nd-dropzone", [{"name": n, "b64": base64.b64encode(b).decode(), "type": t} for n, b, t in files]]
+    )
     await page.wait_for_selector("#nd-list li >> nth=6")
     types = await page.eval_on_selector_all("#nd-list .file-type", "xs => xs.map(x => x.textContent)")
     assert types == ["TRANSCRIPT"] + ["AUDIO"] * 5 + ["MANIFEST"]
@@ -202,11 +233,14 @@ async def test_a_model_trains_live_from_upload_to_success(system, page, artifact
     await page.wait_for_selector("#toasts .toast:has-text('7 datasets uploaded')")
 
     # validation shows up in the datasets section without a reload; the model waits at 1
-    await page.wait_for_function("""() => {
+    await page.wait_for_function(
+        """() => {
         const rows = [...document.querySelectorAll('#datasets-body tr')];
         return rows.length === 7 && rows.every(r => r.dataset.status === 'valid')
             && document.getElementById('model-meta').textContent.includes('7 datasets');
-    }""", timeout=60_000)
+    }""",
+        timeout=60_000,
+    )
     assert await status_of(page) == 1 and await page.is_visible("#train-model")
     await shot(page, artifacts, "05-datasets-valid")
 
@@ -227,7 +261,8 @@ async def test_a_model_trains_live_from_upload_to_success(system, page, artifact
     assert await page.is_visible("#progress")
     assert await badge_colours(page, "#model-status .badge") == ("sky", BACKGROUND["sky"], DOT["sky"])
     await page.wait_for_function(
-        "() => Number(document.querySelector('#progress .bar').dataset.percent || 0) > 0", timeout=60_000)
+        "() => Number(document.querySelector('#progress .bar').dataset.percent || 0) > 0", timeout=60_000
+    )
     await shot(page, artifacts, "07-details-running")
     await page.wait_for_selector("#model-status [data-status='4']", timeout=240_000)
     statuses = await page.evaluate("window.__statuses")
@@ -334,11 +369,15 @@ async def test_a_bad_file_fails_the_model_and_train_asks_first(system, page, art
     await page.wait_for_selector("#datasets-body td.empty")
     mid = page.url.rsplit("/", 1)[-1]
     async with httpx.AsyncClient(base_url=system.urls["models"]) as c:
-        await eventually(lambda: c.get(f"/v1/models/{mid}", headers=auth_headers(TENANT)),
-                         check=lambda r: r.json()["datasets"]["total"] == 0)
+        await eventually(
+            lambda: c.get(f"/v1/models/{mid}", headers=auth_headers(TENANT)),
+            check=lambda r: r.json()["datasets"]["total"] == 0,
+        )
     await page.click("#train-model")
     await page.click("#train-dialog-confirm")
-    await page.wait_for_selector("#train-dialog [role=alert]:has-text('Datasets failed validation (validation_failed)')")
+    await page.wait_for_selector(
+        "#train-dialog [role=alert]:has-text('Datasets failed validation (validation_failed)')"
+    )
     assert "no datasets" in await page.inner_text("#train-dialog [role=alert]")
     await shot(page, artifacts, "14-train-refused-in-words", full_page=False)
     await page.keyboard.press("Escape")
@@ -393,8 +432,9 @@ async def test_a_big_file_uses_the_resumable_upload(system, page, artifacts, tmp
 async def test_the_list_follows_along_and_fits_a_phone(system, page, artifacts) -> None:
     await open_models(page)
     rows = await page.eval_on_selector_all(
-        "#models-body tr", "rs => rs.map(r => [r.querySelector('.model-name').textContent, "
-                           "r.querySelector('.badge').dataset.status])")
+        "#models-body tr",
+        "rs => rs.map(r => [r.querySelector('.model-name').textContent, r.querySelector('.badge').dataset.status])",
+    )
     assert rows == [["cardiology", "4"], ["radiology", "5"], ["dictation-archive", "1"]]
     await shot(page, artifacts, "17-custom-models")
     await page.click("nav[aria-label=Main] >> text=Transcribe")  # the language dropdown: base + trained models

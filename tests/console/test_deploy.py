@@ -24,8 +24,12 @@ def console_service() -> dict:
 
 def test_compose_runs_the_console_from_the_one_dockerfile_after_the_apis() -> None:
     svc = console_service()
-    assert svc["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile", "target": "service",
-                            "args": {"SERVICE": "console"}}
+    assert svc["build"] == {
+        "context": ".",
+        "dockerfile": "deploy/Dockerfile",
+        "target": "service",
+        "args": {"SERVICE": "console"},
+    }
     assert {"kafka", "models", "datasets", "trainer"} <= set(svc["depends_on"])
     assert all(c == {"condition": "service_healthy"} for c in svc["depends_on"].values())
     port = svc["environment"]["VOXTRAIN_HTTP__PORT"]
@@ -35,9 +39,14 @@ def test_compose_runs_the_console_from_the_one_dockerfile_after_the_apis() -> No
 
 def test_compose_sets_only_real_console_settings_and_no_secret_value() -> None:
     env = console_service()["environment"]
-    assert set(env) <= env_var_names(ConsoleSettings)  # type: ignore[arg-type]
-    assert {"VOXTRAIN_AUTH__JWT_SECRET", "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS", "VOXTRAIN_MODELS_URL",
-            "VOXTRAIN_DATASETS_URL", "VOXTRAIN_TRAINER_URL"} <= set(env)
+    assert set(env) <= env_var_names(ConsoleSettings)
+    assert {
+        "VOXTRAIN_AUTH__JWT_SECRET",
+        "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS",
+        "VOXTRAIN_MODELS_URL",
+        "VOXTRAIN_DATASETS_URL",
+        "VOXTRAIN_TRAINER_URL",
+    } <= set(env)
     assert re.fullmatch(r"\$\{VOXTRAIN_JWT_SECRET:\?[^}]*\}", env["VOXTRAIN_AUTH__JWT_SECRET"])
 
 
@@ -49,11 +58,18 @@ def test_the_image_build_knows_the_console_package() -> None:
 def test_make_run_starts_the_console_pointed_at_the_local_apis() -> None:
     assert "console" in SERVICES
     ports = Ports()
-    env = service_env("console", {"VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:19092"}, ports,
-                      Secrets("p", "a", "s", "jwt-secret-" + "x" * 32))
+    env = service_env(
+        "console",
+        {"VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:19092"},
+        ports,
+        Secrets("p", "a", "s", "jwt-secret-" + "x" * 32),
+    )
     with mock.patch.dict(os.environ, env, clear=True):
-        s = ConsoleSettings()  # type: ignore[call-arg]
+        s = ConsoleSettings()
     assert s.http.port == 8100 == ports.console
     assert (s.upstream("models"), s.upstream("datasets"), s.upstream("trainer")) == (
-        "http://127.0.0.1:8101", "http://127.0.0.1:8102", "http://127.0.0.1:8104")
+        "http://127.0.0.1:8101",
+        "http://127.0.0.1:8102",
+        "http://127.0.0.1:8104",
+    )
     assert s.kafka.bootstrap_servers == "127.0.0.1:19092"

@@ -22,9 +22,10 @@ pytestmark = pytest.mark.integration
 
 async def test_kafka_events_reach_only_their_tenants_browsers(stack) -> None:
     topics = Topics(unique("feed"))
-    settings = ConsoleSettings(auth=AuthSettings(jwt_secret=JWT_SECRET),
-                               kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap,
-                                                   topic_namespace=topics.namespace))
+    settings = ConsoleSettings(
+        auth=AuthSettings(jwt_secret=JWT_SECRET),
+        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_namespace=topics.namespace),
+    )
     console = build(settings)
     async with serving(console.app, "console") as url:
         await console.feed.wait_ready(60)
@@ -35,11 +36,11 @@ async def test_kafka_events_reach_only_their_tenants_browsers(stack) -> None:
             while console.hub.subscribers("acme") < 1:
                 await asyncio.sleep(0.02)
             mine = uuid.uuid4()
-            await publish(stack.kafka_bootstrap, topics.status, status_changed("globex", 1, 2),
-                          status_changed("acme", 2, 3, mine))
+            await publish(
+                stack.kafka_bootstrap, topics.status, status_changed("globex", 1, 2), status_changed("acme", 2, 3, mine)
+            )
             await publish(stack.kafka_bootstrap, topics.training_events, progress("globex", 10), progress("acme", 55))
             events = await asyncio.wait_for(acme, 30)
     assert [name for name, _ in events] == ["ready", "status", "progress"]
     assert events[1][1]["model_id"] == str(mine) and events[1][1]["badge"] == "sky"
     assert events[2][1]["percent"] == 55
-

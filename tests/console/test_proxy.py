@@ -14,8 +14,8 @@ import pytest
 
 from tests.console.test_live import FakeFeed, settings
 from tests.support import auth_headers
-from voxtrain_console.bootstrap import build
 from voxtrain_console import proxy
+from voxtrain_console.bootstrap import build
 from voxtrain_console.proxy import Target, route
 
 ACME = auth_headers("acme")
@@ -75,7 +75,7 @@ class Upstreams:
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         body = b""
-        async for chunk in request.stream:  # type: ignore[union-attr]
+        async for chunk in request.stream:
             body += chunk
         self.bodies.append(body)
         result = self._handler(request)
@@ -180,7 +180,7 @@ async def test_an_upload_streams_through_without_being_buffered(console) -> None
         async def __call__(self, request: httpx.Request) -> httpx.Response:
             self.requests.append(request)
             n = 0
-            async for chunk in request.stream:  # type: ignore[union-attr]
+            async for chunk in request.stream:
                 n += len(chunk)
                 arrived.set()
             return httpx.Response(201, json={"received": n})
@@ -298,16 +298,19 @@ async def test_a_completed_upload_takes_no_more_parts(console) -> None:
     assert r.status_code == 409
 
 
-@pytest.mark.parametrize(("path", "api", "upstream"), [
-    ("/v1/models", "models", "/v1/models"),
-    ("/v1/models/m1/train", "models", "/v1/models/m1/train"),
-    ("/v1/models/m1/datasets/d1", "datasets", "/v1/models/m1/datasets/d1"),
-    ("/v1/models/m1/uploads/complete", "datasets", "/v1/models/m1/uploads/complete"),
-    ("/v1/models/m1/transcriptions", "trainer", "/v1/models/m1/transcriptions"),
-    ("/v1/vocabulary", "models", "/v1/vocabulary"),
-    ("/v1/upload-limits", "datasets", "/v1/upload-limits"),
-    ("/v1/webhooks/w1/deliveries", "webhooks", "/v1/webhooks/w1/deliveries"),
-])
+@pytest.mark.parametrize(
+    ("path", "api", "upstream"),
+    [
+        ("/v1/models", "models", "/v1/models"),
+        ("/v1/models/m1/train", "models", "/v1/models/m1/train"),
+        ("/v1/models/m1/datasets/d1", "datasets", "/v1/models/m1/datasets/d1"),
+        ("/v1/models/m1/uploads/complete", "datasets", "/v1/models/m1/uploads/complete"),
+        ("/v1/models/m1/transcriptions", "trainer", "/v1/models/m1/transcriptions"),
+        ("/v1/vocabulary", "models", "/v1/vocabulary"),
+        ("/v1/upload-limits", "datasets", "/v1/upload-limits"),
+        ("/v1/webhooks/w1/deliveries", "webhooks", "/v1/webhooks/w1/deliveries"),
+    ],
+)
 def test_the_gateway_routes_public_paths_like_the_ingress(path: str, api: str, upstream: str) -> None:
     target = proxy.gateway_route(path)
     assert target is not None and (target.api, target.path) == (api, upstream)

@@ -58,7 +58,8 @@ def real_kustomize() -> tuple[list[str] | None, str]:
     if path := shutil.which("kustomize"):
         return [path, "build"], path
     if (kubectl := shutil.which("kubectl")) and subprocess.run(
-            [kubectl, "kustomize", "--help"], capture_output=True, timeout=60).returncode == 0:
+        [kubectl, "kustomize", "--help"], capture_output=True, timeout=60
+    ).returncode == 0:
         return [kubectl, "kustomize"], f"{kubectl} kustomize"
     go = shutil.which("go", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/go/bin"]))
     if go is None:
@@ -69,9 +70,13 @@ def real_kustomize() -> tuple[list[str] | None, str]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cached.is_file():
             with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
-                done = subprocess.run([go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
-                                      env={**os.environ, "GOBIN": tmp, "CGO_ENABLED": "0"},
-                                      capture_output=True, text=True, timeout=540)
+                done = subprocess.run(
+                    [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
+                    env={**os.environ, "GOBIN": tmp, "CGO_ENABLED": "0"},
+                    capture_output=True,
+                    text=True,
+                    timeout=540,
+                )
                 if done.returncode != 0:
                     return None, f"`go install {KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}` failed: {done.stderr[-2000:]}"
                 os.replace(Path(tmp) / "kustomize", cached)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from voxtrain_devstack import versions
 from voxtrain_shared import settings
 
@@ -82,8 +83,11 @@ def test_service_env_vars_are_real_settings_fields(compose: dict, name: str) -> 
     known = settings.env_var_names(SETTINGS[name])
     assert voxtrain_vars <= known, f"{name} sets variables its settings do not read: {voxtrain_vars - known}"
     required = {
-        "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS", "VOXTRAIN_POSTGRES__DSN", "VOXTRAIN_AUTH__JWT_SECRET",
-        "VOXTRAIN_HTTP__HOST", "VOXTRAIN_HTTP__PORT",
+        "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS",
+        "VOXTRAIN_POSTGRES__DSN",
+        "VOXTRAIN_AUTH__JWT_SECRET",
+        "VOXTRAIN_HTTP__HOST",
+        "VOXTRAIN_HTTP__PORT",
     }
     if "VOXTRAIN_MINIO__ENDPOINT" in known:
         required |= {"VOXTRAIN_MINIO__ENDPOINT", "VOXTRAIN_MINIO__ACCESS_KEY", "VOXTRAIN_MINIO__SECRET_KEY"}

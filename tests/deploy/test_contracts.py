@@ -22,10 +22,11 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 from typer.testing import CliRunner
-from voxtrain_shared import events as ev
+
 from voxtrain_contracts.cli import app as cli
 from voxtrain_contracts.files import contract_documents, docs_drift
 from voxtrain_contracts.services import SERVICES
+from voxtrain_shared import events as ev
 from voxtrain_shared.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,12 +71,13 @@ def asyncapi_spec_schema() -> dict[str, Any] | None:
             return None
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            done = subprocess.run([npm, "pack", f"{name}@{version}", "--silent"], cwd=tmp, capture_output=True,
-                                  text=True, timeout=300)
+            done = subprocess.run(
+                [npm, "pack", f"{name}@{version}", "--silent"], cwd=tmp, capture_output=True, text=True, timeout=300
+            )
             if done.returncode != 0:
                 pytest.fail(f"npm pack {name}@{version} failed: {done.stderr[-1000:]}")
             with tarfile.open(Path(tmp) / done.stdout.strip().splitlines()[-1]) as tar:
-                data = tar.extractfile(ASYNCAPI_SCHEMA_FILE).read()  # type: ignore[union-attr]
+                data = tar.extractfile(ASYNCAPI_SCHEMA_FILE).read()
             (Path(tmp) / "schema.json").write_bytes(data)
             os.replace(Path(tmp) / "schema.json", target)
     return json.loads(target.read_text())
@@ -85,8 +87,10 @@ def test_the_asyncapi_document_is_valid_asyncapi_3(asyncapi: dict) -> None:
     schema = asyncapi_spec_schema()
     if schema is None:
         pytest.skip("npm is not here to fetch the AsyncAPI specification's JSON Schema")
-    errors = [f"{'/'.join(map(str, e.path))}: {e.message[:300]}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(asyncapi)]
+    errors = [
+        f"{'/'.join(map(str, e.path))}: {e.message[:300]}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(asyncapi)
+    ]
     assert not errors, "\n".join(errors)
 
 
@@ -150,7 +154,7 @@ def sample(annotation: Any) -> Any:
         return typing.get_args(annotation)[0]
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
-            return list(annotation)[0]
+            return next(iter(annotation))
         if issubclass(annotation, BaseModel):
             return annotation(**{n: sample(f.annotation) for n, f in annotation.model_fields.items()})
         if issubclass(annotation, bool):
@@ -174,8 +178,9 @@ def _validator(asyncapi: dict, message: str) -> jsonschema.Draft202012Validator:
 
 
 @pytest.mark.parametrize("cls", sorted(ev.REGISTRY.classes(), key=lambda c: c.TYPE), ids=lambda c: c.TYPE)
-def test_a_real_envelope_of_each_type_validates_against_its_documented_schema(cls: type[ev.Message],
-                                                                              asyncapi: dict) -> None:
+def test_a_real_envelope_of_each_type_validates_against_its_documented_schema(
+    cls: type[ev.Message], asyncapi: dict
+) -> None:
     payload = cls(**{n: sample(f.annotation) for n, f in cls.model_fields.items()})
     env = ev.wrap(payload, tenant_id="acme", model_id=uuid.uuid4(), correlation_id=uuid.uuid4())
     wire = json.loads(env.to_bytes())

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from minio import Minio
+
 from voxtrain_devstack import Endpoints, Ports, StackError, StateDir, ensure_up, procs, status, stop
 from voxtrain_devstack.servers import Minio as MinioServer
 from voxtrain_devstack.servers import kafka_has_broker
@@ -135,6 +136,6 @@ def test_a_port_taken_by_someone_else_is_refused_with_a_way_out(tmp_path: Path) 
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        server = MinioServer(StateDir(tmp_path), Ports(minio=port, minio_console=free_ports(1)[0]), None, None)  # type: ignore[arg-type]
+        server = MinioServer(StateDir(tmp_path), Ports(minio=port, minio_console=free_ports(1)[0]), None, None)
         with pytest.raises(StackError, match=rf"port {port} .* taken(.|\n)*VOXTRAIN_STACK_PORT_OFFSET"):
             server.start()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import re
 import tomllib
@@ -27,25 +26,29 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
+
+from tests.deploy.k8s_support import pod_spec, render
 from voxtrain_console import bootstrap as console_bootstrap
 from voxtrain_console import http as console_http
 from voxtrain_console import proxy as console_proxy
 from voxtrain_console.settings import ConsoleSettings
+from voxtrain_contracts.services import built_services
 from voxtrain_devstack import services as devstack_services
 from voxtrain_devstack import versions
-from voxtrain_contracts.services import built_services
 from voxtrain_shared import ops, settings
 from voxtrain_shared.cli import app as cli
-
-from tests.deploy.k8s_support import pod_spec, render
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
 #: The services: each has a database schema, so a migration Job.
-SETTINGS = {"models": settings.ModelsSettings, "datasets": settings.DatasetsSettings,
-            "validator": settings.ValidatorSettings, "trainer": settings.TrainerSettings,
-            "webhooks": settings.WebhooksSettings}
+SETTINGS = {
+    "models": settings.ModelsSettings,
+    "datasets": settings.DatasetsSettings,
+    "validator": settings.ValidatorSettings,
+    "trainer": settings.TrainerSettings,
+    "webhooks": settings.WebhooksSettings,
+}
 #: Everything that runs as a Deployment: the services and the web console (no database, no migrations).
 DEPLOYED: dict[str, type[BaseSettings]] = {**SETTINGS, "console": ConsoleSettings}
 #: The oldest Kubernetes we support and a recent one; kubernetes-validate bundles both schemas.
@@ -131,8 +134,9 @@ def required_env(cls: type[BaseSettings]) -> set[str]:
     for name, f in cls.model_fields.items():
         ann = f.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel) and f.is_required():
-            names |= {f"VOXTRAIN_{name}__{(s.alias or k)}".upper()
-                      for k, s in ann.model_fields.items() if s.is_required()}
+            names |= {
+                f"VOXTRAIN_{name}__{(s.alias or k)}".upper() for k, s in ann.model_fields.items() if s.is_required()
+            }
         elif f.is_required():
             names.add(f"VOXTRAIN_{name}".upper())
     return names
@@ -228,7 +232,7 @@ def test_env_vars_are_exactly_settings_the_service_reads(overlay: str, service: 
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
     env = environment(docs, c, secrets)
     cls = DEPLOYED[service]
-    known = settings.env_var_names(cls)  # type: ignore[arg-type]  # the console's class is composed alike
+    known = settings.env_var_names(cls)  # the console's class is composed alike
     assert set(env) <= known, f"not read by {cls.__name__}: {set(env) - known}"
     assert required_env(cls) <= set(env), f"missing: {required_env(cls) - set(env)}"
 
@@ -247,8 +251,11 @@ def test_the_dev_environment_is_accepted_by_each_services_settings(service: str,
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_the_console_reaches_each_api_through_its_service(overlay: str, rendered: dict) -> None:
     docs = rendered[overlay]
-    secrets = secret_values(docs, "voxtrain-secrets") if overlay == "dev" else {
-        **example_secrets(), "VOXTRAIN_AUTH__JWT_SECRET": "r" * 48}
+    secrets = (
+        secret_values(docs, "voxtrain-secrets")
+        if overlay == "dev"
+        else {**example_secrets(), "VOXTRAIN_AUTH__JWT_SECRET": "r" * 48}
+    )
     c = container(one(docs, "Deployment", "voxtrain-console"), "console")
     env = environment(docs, c, secrets)
     s = load_settings(ConsoleSettings, env)
@@ -261,8 +268,10 @@ def test_the_console_reaches_each_api_through_its_service(overlay: str, rendered
         assert (url.scheme, url.hostname, url.path) == ("http", f"voxtrain-{api}", ""), "in-cluster, never the Ingress"
         assert url.port == http_port(api) and url.port in {p["port"] for p in svc["spec"]["ports"]}
         assert svc["spec"]["selector"].items() <= pods.items()
-    assert s.kafka.bootstrap_servers == generated(docs, "ConfigMap", "voxtrain-config")["data"][
-        "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS"]
+    assert (
+        s.kafka.bootstrap_servers
+        == generated(docs, "ConfigMap", "voxtrain-config")["data"]["VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS"]
+    )
     assert not [e for e in env if e.startswith(("VOXTRAIN_POSTGRES__", "VOXTRAIN_MINIO__"))], "no database, no storage"
 
 
@@ -293,14 +302,17 @@ def test_probes_and_metrics_are_routes_the_app_serves(overlay: str, service: str
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 @pytest.mark.parametrize("service", DEPLOYED)
-def test_each_service_has_a_migration_job_running_voxtrain_migrate(overlay: str, service: str,
-                                                                     rendered: dict) -> None:
+def test_each_service_has_a_migration_job_running_voxtrain_migrate(overlay: str, service: str, rendered: dict) -> None:
     docs = rendered[overlay]
     if service == "console":  # no database: nothing to migrate, so no Job (and no DSN)
         assert "postgres" not in ConsoleSettings.model_fields and service not in ops.SERVICES
         image = container(one(docs, "Deployment", "voxtrain-console"), service)["image"]
-        assert not [d for d in docs if d["kind"] == "Job" and (
-            d["metadata"]["name"] == f"voxtrain-migrate-{service}" or container(d)["image"] == image)]
+        assert not [
+            d
+            for d in docs
+            if d["kind"] == "Job"
+            and (d["metadata"]["name"] == f"voxtrain-migrate-{service}" or container(d)["image"] == image)
+        ]
         return
     job = one(docs, "Job", f"voxtrain-migrate-{service}")
     c = container(job)
@@ -317,8 +329,12 @@ def test_each_service_has_a_migration_job_running_voxtrain_migrate(overlay: str,
 def test_the_migrate_command_exists_as_the_jobs_call_it() -> None:
     result = CliRunner().invoke(cli, ["migrate", "--help"])
     assert result.exit_code == 0 and "SERVICE" in result.output
-    assert CliRunner().invoke(cli, ["migrate", "nope"], env={"VOXTRAIN_POSTGRES__DSN": "postgresql://x@127.0.0.1:1/x"}
-                              ).exit_code == 2
+    assert (
+        CliRunner()
+        .invoke(cli, ["migrate", "nope"], env={"VOXTRAIN_POSTGRES__DSN": "postgresql://x@127.0.0.1:1/x"})
+        .exit_code
+        == 2
+    )
 
 
 # ---------------------------------------------------------------- security, resources, availability
@@ -361,8 +377,7 @@ def test_service_pods_run_as_the_dockerfiles_user(rendered: dict) -> None:
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 @pytest.mark.parametrize("service", DEPLOYED)
-def test_service_and_disruption_budget_select_the_server_pods_only(overlay: str, service: str,
-                                                                     rendered: dict) -> None:
+def test_service_and_disruption_budget_select_the_server_pods_only(overlay: str, service: str, rendered: dict) -> None:
     docs = rendered[overlay]
     name = f"voxtrain-{service}"
     pods = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
@@ -374,8 +389,9 @@ def test_service_and_disruption_budget_select_the_server_pods_only(overlay: str,
         where = f"{other['kind']}/{other['metadata']['name']}"
         labels = other["spec"]["template"]["metadata"]["labels"]
         assert not svc["spec"]["selector"].items() <= labels.items(), f"{name}'s Service selects {where}'s pods"
-    assert svc["spec"]["ports"] == [{"name": "http", "port": http_port(service), "targetPort": "http",
-                                     "protocol": "TCP"}]
+    assert svc["spec"]["ports"] == [
+        {"name": "http", "port": http_port(service), "targetPort": "http", "protocol": "TCP"}
+    ]
     pdb = one(docs, "PodDisruptionBudget", name)
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pods.items()
     assert pdb["spec"].get("maxUnavailable") == 1, "a budget that allows no eviction blocks node drains"
@@ -456,10 +472,25 @@ def nginx_route(ingress: dict[str, Any], uri: str) -> Backend | None:
 
 
 def _ingress(paths: list[tuple[str, str, str]], regex: bool) -> dict[str, Any]:
-    return {"metadata": {"annotations": {NGINX + "use-regex": "true"} if regex else {}},
-            "spec": {"rules": [{"http": {"paths": [
-                {"path": path, "pathType": kind, "backend": {"service": {"name": svc, "port": {"name": "http"}}}}
-                for path, kind, svc in paths]}}]}}
+    return {
+        "metadata": {"annotations": {NGINX + "use-regex": "true"} if regex else {}},
+        "spec": {
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": path,
+                                "pathType": kind,
+                                "backend": {"service": {"name": svc, "port": {"name": "http"}}},
+                            }
+                            for path, kind, svc in paths
+                        ]
+                    }
+                }
+            ]
+        },
+    }
 
 
 def test_the_ingress_model_follows_ingress_nginx() -> None:
@@ -483,8 +514,9 @@ def test_the_ingress_model_follows_ingress_nginx() -> None:
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-def test_the_ingress_routes_every_api_path_to_the_service_that_serves_it(overlay: str, rendered: dict,
-                                                                         apps: dict) -> None:
+def test_the_ingress_routes_every_api_path_to_the_service_that_serves_it(
+    overlay: str, rendered: dict, apps: dict
+) -> None:
     docs = rendered[overlay]
     ingress = one(docs, "Ingress", "voxtrain")
     checked = 0
@@ -504,8 +536,9 @@ def test_the_ingress_routes_every_api_path_to_the_service_that_serves_it(overlay
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-def test_the_ingress_routes_the_console_page_assets_and_api_to_the_console(overlay: str, rendered: dict,
-                                                                           apps: dict) -> None:
+def test_the_ingress_routes_the_console_page_assets_and_api_to_the_console(
+    overlay: str, rendered: dict, apps: dict
+) -> None:
     docs = rendered[overlay]
     ingress = one(docs, "Ingress", "voxtrain")
     console: Backend = ("voxtrain-console", "http")
@@ -514,8 +547,11 @@ def test_the_ingress_routes_the_console_page_assets_and_api_to_the_console(overl
         assert nginx_route(ingress, path) == console, path
     assert nginx_route(ingress, "/health/live") is None
     # every file it serves, and every route of its own but /health and /metrics
-    assets = [f"/static/{f.relative_to(console_http.STATIC).as_posix()}"
-              for f in console_http.STATIC.rglob("*") if f.is_file()]
+    assets = [
+        f"/static/{f.relative_to(console_http.STATIC).as_posix()}"
+        for f in console_http.STATIC.rglob("*")
+        if f.is_file()
+    ]
     assert "/static/app.css" in assets and "/static/js/app.js" in assets
     for path in assets:
         assert nginx_route(ingress, path) == console, path
@@ -532,11 +568,11 @@ def test_the_ingress_routes_the_console_page_assets_and_api_to_the_console(overl
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-def test_health_and_metrics_of_the_services_and_the_console_stay_inside_the_cluster(overlay: str, rendered: dict,
-                                                                                    apps: dict) -> None:
+def test_health_and_metrics_of_the_services_and_the_console_stay_inside_the_cluster(
+    overlay: str, rendered: dict, apps: dict
+) -> None:
     ingress = one(rendered[overlay], "Ingress", "voxtrain")
-    internal = {path for app in apps.values() for path in http_routes(app)
-                if path.startswith(("/health", "/metrics"))}
+    internal = {path for app in apps.values() for path in http_routes(app) if path.startswith(("/health", "/metrics"))}
     assert {"/health/live", "/health/ready", "/metrics"} <= internal
     for path in sorted(internal):
         for variant in (path, path + "/", path.upper()):
@@ -623,10 +659,15 @@ def test_prod_has_no_servers_and_commits_no_secret(rendered: dict) -> None:
     assert config["VOXTRAIN_ENVIRONMENT"] == "production"
     assert config["VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS"] != "kafka:9092", "prod points at an external Kafka"
     assert generated(docs, "ConfigMap", "voxtrain-storage-config")["data"]["VOXTRAIN_MINIO__SECURE"] == "true"
-    refs = {e["valueFrom"]["secretKeyRef"]["name"] for _, c in all_containers(docs) for e in c.get("env", [])
-            if "secretKeyRef" in e.get("valueFrom", {})}
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for _, c in all_containers(docs)
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     assert refs == {"voxtrain-secrets"}
     assert all("REPLACE-ME" in v for v in example_secrets().values())
-    replicas = {n: one(docs, "Deployment", f"voxtrain-{n}")["spec"].get("replicas")
-                for n in ("models", "datasets", "console")}
+    replicas = {
+        n: one(docs, "Deployment", f"voxtrain-{n}")["spec"].get("replicas") for n in ("models", "datasets", "console")
+    }
     assert replicas == {"models": 2, "datasets": 2, "console": 2}

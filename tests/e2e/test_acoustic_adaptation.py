@@ -80,8 +80,10 @@ async def test_text_and_audio_beats_text_alone_on_held_out_speech(system, tmp_pa
     refs = [text for _, text in held_out]
     text_wer = word_error_rate(refs, hyps[text_model]).wer
     audio_wer = word_error_rate(refs, hyps[audio_model]).wer
-    print(f"\nheld-out WER via the API: text only {text_wer:.3f}, text + audio {audio_wer:.3f}; "
-          f"adaptation {json.dumps(audio_run['acoustic']['dev_wer'])}; "
-          f"LM {json.dumps(audio_run['lm']['general_english'])}; in-run {json.dumps(wer['steps'])}")
+    print(
+        f"\nheld-out WER via the API: text only {text_wer:.3f}, text + audio {audio_wer:.3f}; "
+        f"adaptation {json.dumps(audio_run['acoustic']['dev_wer'])}; "
+        f"LM {json.dumps(audio_run['lm']['general_english'])}; in-run {json.dumps(wer['steps'])}"
+    )
     assert audio_wer < text_wer, (text_wer, audio_wer, hyps)
     assert wer["text_audio"]["wer"] <= wer["text_only"]["wer"], wer

@@ -15,7 +15,7 @@ ACME = auth_headers("acme")
 
 
 def changes(reader: TopicReader) -> list[ev.TrainingStatusChanged]:
-    return [ev.REGISTRY.parse(r.value).payload() for r in reader.records]  # type: ignore[misc]
+    return [ev.REGISTRY.parse(r.value).payload() for r in reader.records]
 
 
 async def test_a_model_trained_on_domain_text_beats_the_base_model(system, stack, tmp_path: Path) -> None:
@@ -26,8 +26,13 @@ async def test_a_model_trained_on_domain_text_beats_the_base_model(system, stack
         mid = r.json()["id"]
 
         audio = speak_all(TEST_SENTENCES[:5], tmp_path / "test-audio", "ward")
-        manifest = "\n".join(json.dumps({"audio": p.name, "text": s, "split": "test"})
-                             for p, s in zip(audio, TEST_SENTENCES)) + "\n"
+        manifest = (
+            "\n".join(
+                json.dumps({"audio": p.name, "text": s, "split": "test"})
+                for p, s in zip(audio, TEST_SENTENCES, strict=False)
+            )
+            + "\n"
+        )
         files = [("files", ("notes.txt", TRAINING_TEXT.encode(), "text/plain"))]
         files += [("files", (p.name, p.read_bytes(), "audio/wav")) for p in audio]
         files += [("files", ("pairs.jsonl", manifest.encode(), "application/jsonl"))]
@@ -35,8 +40,9 @@ async def test_a_model_trained_on_domain_text_beats_the_base_model(system, stack
         assert r.status_code == 201, r.text
         assert len(r.json()["datasets"]) == 7
 
-        await status.until(lambda recs: any(ev.REGISTRY.parse(x.value).payload().new_status in (4, 5) for x in recs),
-                           timeout=600)
+        await status.until(
+            lambda recs: any(ev.REGISTRY.parse(x.value).payload().new_status in (4, 5) for x in recs), timeout=600
+        )
     assert [(c.old_status, c.new_status) for c in changes(status)] == [(1, 2), (2, 3), (3, 4)], changes(status)
     assert [c.badge for c in changes(status)] == ["amber", "sky", "emerald"]
 
@@ -49,8 +55,9 @@ async def test_a_model_trained_on_domain_text_beats_the_base_model(system, stack
     assert {d["status"] for d in listing["datasets"]} == {"valid"}
 
     new = speak("Continue warfarin and check the international normalized ratio.", tmp_path / "new.wav", "en-us+f2")
-    r = await trainer.post(f"/v1/models/{mid}/transcriptions", headers=ACME,
-                           files={"file": ("new.wav", new.read_bytes(), "audio/wav")})
+    r = await trainer.post(
+        f"/v1/models/{mid}/transcriptions", headers=ACME, files={"file": ("new.wav", new.read_bytes(), "audio/wav")}
+    )
     assert r.status_code == 200, r.text
     assert "warfarin" in r.json()["text"]
 
@@ -61,12 +68,15 @@ async def test_a_bad_file_fails_the_model_with_its_reason(system, stack, tmp_pat
         r = await models.post("/v1/models", json={"name": "radiology", "language": "en-US"}, headers=ACME)
         mid = r.json()["id"]
         png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000
-        files = [("files", ("report.txt", b"chest x-ray shows no pneumonia\n", "text/plain")),
-                 ("files", ("dictation.m4a", png, "audio/mp4"))]
+        files = [
+            ("files", ("report.txt", b"chest x-ray shows no pneumonia\n", "text/plain")),
+            ("files", ("dictation.m4a", png, "audio/mp4")),
+        ]
         r = await datasets.post(f"/v1/models/{mid}/datasets", files=files, headers=ACME)
         assert r.status_code == 201, r.text
-        await status.until(lambda recs: any(ev.REGISTRY.parse(x.value).payload().new_status == 5 for x in recs),
-                           timeout=120)
+        await status.until(
+            lambda recs: any(ev.REGISTRY.parse(x.value).payload().new_status == 5 for x in recs), timeout=120
+        )
     failed = changes(status)[-1]
     assert [(c.old_status, c.new_status) for c in changes(status)] == [(1, 2), (2, 5)]
     assert failed.error.code == "invalid_audio_format" and failed.error.file_name == "dictation.m4a"

@@ -86,7 +86,7 @@ async def test_a_status_subscriber_follows_a_model_from_1_to_4(svc, stack) -> No
         assert r["datasets"]["validation"] == {"pending": 1, "passed": 0, "failed": 0}
         await publish(stack.kafka_bootstrap, t.validation, passed(up))
         records = await reader.read(2)
-        requested = [ev.REGISTRY.parse(r.value) for r in records if r.topic == t.training_commands][0]
+        requested = next(ev.REGISTRY.parse(r.value) for r in records if r.topic == t.training_commands)
         run_id = requested.payload().run_id
         assert requested.payload().datasets[0].dataset_id == up.payload().dataset.dataset_id
         await publish(

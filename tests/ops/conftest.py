@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
+
 from voxtrain_shared.cli import app
 
 
@@ -30,5 +31,6 @@ class Cli:
 
 @pytest.fixture
 def cli(stack) -> Cli:
-    return Cli({"VOXTRAIN_POSTGRES__DSN": stack.postgres_dsn,
-                "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap})
+    return Cli(
+        {"VOXTRAIN_POSTGRES__DSN": stack.postgres_dsn, "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap}
+    )

@@ -44,9 +44,15 @@ async def create_model(svc, name: str, **headers: str) -> dict:
 
 def uploaded(model_id: uuid.UUID, tenant: str = "acme") -> ev.Envelope:
     ds = uuid.uuid4()
-    obj = ev.DatasetObject(dataset_id=ds, dataset_type=DatasetType.TRANSCRIPT, file_name="notes.txt", bucket="b",
-                           object_key=f"tenants/{tenant}/models/{model_id}/datasets/{ds}/data", size=10,
-                           sha256="a" * 64)
+    obj = ev.DatasetObject(
+        dataset_id=ds,
+        dataset_type=DatasetType.TRANSCRIPT,
+        file_name="notes.txt",
+        bucket="b",
+        object_key=f"tenants/{tenant}/models/{model_id}/datasets/{ds}/data",
+        size=10,
+        sha256="a" * 64,
+    )
     return ev.wrap(ev.DatasetUploaded(dataset=obj), tenant_id=tenant, model_id=model_id)
 
 
@@ -85,8 +91,9 @@ async def test_the_installed_voxtrain_command_migrates(stack) -> None:
     schema = unique("mig")
     exe = Path(sys.executable).with_name("voxtrain")
     env = {**os.environ, "VOXTRAIN_POSTGRES__DSN": stack.postgres_dsn, "VOXTRAIN_POSTGRES__SCHEMA": schema}
-    done = await asyncio.to_thread(subprocess.run, [str(exe), "migrate", "validator"], env=env, capture_output=True,
-                                   text=True, timeout=120)
+    done = await asyncio.to_thread(
+        subprocess.run, [str(exe), "migrate", "validator"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert f"validator: schema {schema} is up to date; applied" in done.stdout
 
@@ -102,7 +109,8 @@ async def test_models_lists_every_tenants_models_by_status(cli, models_svc, stac
     schema = models_svc.schema
     rows = await cli.json("models", "--schema", schema, "--status", "2")
     assert [(r["id"], r["tenant"], r["status"], r["status_name"]) for r in rows] == [
-        (ready["id"], "acme", 2, "READY_TO_RUN")]
+        (ready["id"], "acme", 2, "READY_TO_RUN")
+    ]
     assert [r["id"] for r in await cli.json("models", "--schema", schema)] == [ready["id"], idle["id"]]
     assert await cli.json("models", "--schema", schema, "--tenant", "other") == []
     table = await cli("models", "--schema", schema, "--status", "1")
@@ -121,23 +129,33 @@ async def _is(svc, model_id: str, code: int) -> bool:
 async def test_runs_lists_training_runs_by_status(cli, stack) -> None:
     schema = unique("trainer")
     await ops.migrate_service(stack.postgres_dsn, "trainer", schema)
-    requests = [ev.wrap(ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]), tenant_id="acme",
-                        model_id=uuid.uuid4()) for _ in range(2)]
+    requests = [
+        ev.wrap(
+            ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]),
+            tenant_id="acme",
+            model_id=uuid.uuid4(),
+        )
+        for _ in range(2)
+    ]
     conn = await asyncpg.connect(stack.postgres_dsn, server_settings={"search_path": schema})
     try:
         for env in requests:
             async with conn.transaction():
                 await TrainerRepository(conn).insert(Run.requested(env))
         running_id = requests[1].payload().run_id
-        await conn.execute(f"UPDATE {schema}.runs SET status='running', owner='trainer-0', started_at=now(), "
-                           f"progress='{{\"stage\": \"estimate_lm\", \"percent\": 40.0}}' WHERE run_id=$1", running_id)
+        await conn.execute(
+            f"UPDATE {schema}.runs SET status='running', owner='trainer-0', started_at=now(), "
+            f'progress=\'{{"stage": "estimate_lm", "percent": 40.0}}\' WHERE run_id=$1',
+            running_id,
+        )
     finally:
         await conn.close()
     queued = await cli.json("runs", "--schema", schema, "--status", "queued")
     assert [r["run_id"] for r in queued] == [str(requests[0].payload().run_id)]
     active = await cli.json("runs", "--schema", schema, "--status", "running")
     assert [(r["run_id"], r["stage"], r["percent"], r["owner"]) for r in active] == [
-        (str(running_id), "estimate_lm", 40.0, "trainer-0")]
+        (str(running_id), "estimate_lm", 40.0, "trainer-0")
+    ]
     assert len(await cli.json("runs", "--schema", schema)) == 2
     table = (await cli("runs", "--schema", schema, "--status", "running")).stdout
     assert "estimate_lm" in table and "trainer-0" in table
@@ -162,8 +180,11 @@ async def test_history_reads_the_outboxes_in_time_order_or_the_topics(cli, model
     conn = await asyncpg.connect(stack.postgres_dsn)
     try:
         await migrate(conn, other, None)
-        later = ev.wrap(ev.DatasetDeleted(dataset_id=uuid.uuid4(), dataset_type=DatasetType.TRANSCRIPT),
-                        tenant_id="acme", model_id=mid)
+        later = ev.wrap(
+            ev.DatasetDeleted(dataset_id=uuid.uuid4(), dataset_type=DatasetType.TRANSCRIPT),
+            tenant_id="acme",
+            model_id=mid,
+        )
         async with conn.transaction():
             await outbox.add(conn, other, models_svc.topics, later)
     finally:
@@ -171,8 +192,11 @@ async def test_history_reads_the_outboxes_in_time_order_or_the_topics(cli, model
 
     rows = await cli.json("history", str(mid), "--schemas", f"{models_svc.schema},{other}")
     assert [(r["type"], r["source"]) for r in rows] == [
-        ("ModelCreated", models_svc.schema), ("ModelUpdated", models_svc.schema),
-        ("TrainingStatusChanged", models_svc.schema), ("DatasetDeleted", other)]
+        ("ModelCreated", models_svc.schema),
+        ("ModelUpdated", models_svc.schema),
+        ("TrainingStatusChanged", models_svc.schema),
+        ("DatasetDeleted", other),
+    ]
     assert rows[0]["correlation_id"] == str(cid)
     assert rows[2]["causation_id"] == str(up.id) and rows[2]["summary"].startswith("1 -> 2 (READY_TO_RUN)")
     assert rows[-1]["sent"] is False
@@ -208,19 +232,35 @@ async def test_outbox_reports_backlog_and_age_per_schema(cli, stack) -> None:
         rows = await cli.json("outbox", "--schemas", f"{schema},{absent}")
         assert rows[0]["schema"] == schema and rows[0]["present"] is True and rows[0]["unsent"] == 2
         assert rows[0]["oldest_age_seconds"] >= 0.2 and rows[0]["last_sent_at"] is None
-        assert rows[1] == {"schema": absent, "present": False, "unsent": None, "oldest_age_seconds": None,
-                           "last_sent_at": None, "parked": None, "last_park_reason": None}
+        assert rows[1] == {
+            "schema": absent,
+            "present": False,
+            "unsent": None,
+            "oldest_age_seconds": None,
+            "last_sent_at": None,
+            "parked": None,
+            "last_park_reason": None,
+        }
         assert rows[0]["parked"] == 0
-        await conn.execute(f"UPDATE {schema}.outbox SET parked_at = now(), park_reason = 'too big' "
-                           f"WHERE seq = (SELECT min(seq) FROM {schema}.outbox)")
+        await conn.execute(
+            f"UPDATE {schema}.outbox SET parked_at = now(), park_reason = 'too big' "
+            f"WHERE seq = (SELECT min(seq) FROM {schema}.outbox)"
+        )
         rows = await cli.json("outbox", "--schemas", schema)
         assert rows[0]["unsent"] == 1 and rows[0]["parked"] == 1 and rows[0]["last_park_reason"] == "too big"
         await conn.execute(f"UPDATE {schema}.outbox SET sent_at = now() WHERE parked_at IS NULL")
         rows = await cli.json("outbox", "--schemas", schema)
         assert rows[0]["unsent"] == 0 and rows[0]["oldest_age_seconds"] == 0 and rows[0]["last_sent_at"]
         table = (await cli("outbox", "--schemas", schema)).stdout.splitlines()
-        assert table[0].split() == ["SCHEMA", "PRESENT", "UNSENT", "OLDEST_AGE_SECONDS", "LAST_SENT_AT", "PARKED",
-                                    "LAST_PARK_REASON"]
+        assert table[0].split() == [
+            "SCHEMA",
+            "PRESENT",
+            "UNSENT",
+            "OLDEST_AGE_SECONDS",
+            "LAST_SENT_AT",
+            "PARKED",
+            "LAST_PARK_REASON",
+        ]
     finally:
         await conn.close()
 
@@ -248,8 +288,13 @@ async def test_dlt_list_and_replay_send_dead_letters_back_once(cli, stack) -> No
 
     listed = await cli.json("dlt", "list", topic)
     assert sorted(r["event_id"] for r in listed) == sorted(str(e.id) for e in sent)
-    assert all(r["target"] == topic and r["replayed"] is False and "cannot handle ModelDeleted" in r["reason"]
-               and r["attempts"] == "1" for r in listed)
+    assert all(
+        r["target"] == topic
+        and r["replayed"] is False
+        and "cannot handle ModelDeleted" in r["reason"]
+        and r["attempts"] == "1"
+        for r in listed
+    )
     assert (await cli.json("dlt", "list", dead_letter(topic))) == listed  # the .dlt name works too
 
     dry = await cli.json("dlt", "replay", topic, "--dry-run")
@@ -272,8 +317,10 @@ async def test_dlt_list_and_replay_send_dead_letters_back_once(cli, stack) -> No
         headers = dict(r.headers)
         original = by_id[str(ev.REGISTRY.parse(r.value).id)]
         assert r.value == original.to_bytes() and r.key == original.key()
-        assert headers["x-trace"] == b"t-1" and not any(k.startswith("x-dead-letter") or k.startswith("x-original")
-                                                         or k in ("x-attempts", "x-consumer-group") for k in headers)
+        assert headers["x-trace"] == b"t-1" and not any(
+            k.startswith("x-dead-letter") or k.startswith("x-original") or k in ("x-attempts", "x-consumer-group")
+            for k in headers
+        )
         assert headers["x-replayed-from"].decode().startswith(dead_letter(topic) + ":")
 
 

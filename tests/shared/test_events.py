@@ -29,10 +29,28 @@ def test_correlation_and_causation_follow_the_cause() -> None:
     [
         b"not json",
         b'{"type": "ModelCreated"}',
-        json.dumps({"id": str(uuid4()), "type": "Nope", "version": 1, "occurred_at": "2026-01-01T00:00:00Z",
-                    "tenant_id": "t", "correlation_id": str(uuid4()), "data": {}}).encode(),
-        json.dumps({"id": str(uuid4()), "type": "ModelCreated", "version": 1, "occurred_at": "2026-01-01T00:00:00Z",
-                    "tenant_id": "t", "correlation_id": str(uuid4()), "data": {"name": 3}}).encode(),
+        json.dumps(
+            {
+                "id": str(uuid4()),
+                "type": "Nope",
+                "version": 1,
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "tenant_id": "t",
+                "correlation_id": str(uuid4()),
+                "data": {},
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "id": str(uuid4()),
+                "type": "ModelCreated",
+                "version": 1,
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "tenant_id": "t",
+                "correlation_id": str(uuid4()),
+                "data": {"name": 3},
+            }
+        ).encode(),
     ],
 )
 def test_malformed_messages_are_rejected(raw: bytes) -> None:
@@ -43,17 +61,36 @@ def test_malformed_messages_are_rejected(raw: bytes) -> None:
 def test_payloads_are_frozen_and_versioned() -> None:
     msg = ev.TrainingFailed(run_id=uuid4(), error=ev.ErrorInfo(code=ErrorCode.WORKER_LOST, message="lost"))
     with pytest.raises(ValidationError):
-        msg.run_id = uuid4()  # type: ignore[misc]
+        msg.run_id = uuid4()
     assert all(c.VERSION >= 1 and c.TOPIC for c in ev.REGISTRY.classes())
     names = {c.TYPE for c in ev.REGISTRY.classes()}
-    assert {"ModelCreated", "ModelUpdated", "ModelDeleted", "TrainingRequested", "TrainingStatusChanged",
-            "DatasetUploaded", "DatasetDeleted", "ValidationPassed", "ValidationFailed", "TrainingStarted",
-            "TrainingProgress", "TrainingSucceeded", "TrainingFailed", "CreateModel", "StartTraining"} <= names
+    assert {
+        "ModelCreated",
+        "ModelUpdated",
+        "ModelDeleted",
+        "TrainingRequested",
+        "TrainingStatusChanged",
+        "DatasetUploaded",
+        "DatasetDeleted",
+        "ValidationPassed",
+        "ValidationFailed",
+        "TrainingStarted",
+        "TrainingProgress",
+        "TrainingSucceeded",
+        "TrainingFailed",
+        "CreateModel",
+        "StartTraining",
+    } <= names
 
 
 def test_vocabulary_matches_the_spec() -> None:
     assert [(s.value, s.badge) for s in ModelStatus] == [
-        (1, "zinc"), (2, "amber"), (3, "sky"), (4, "emerald"), (5, "red")]
+        (1, "zinc"),
+        (2, "amber"),
+        (3, "sky"),
+        (4, "emerald"),
+        (5, "red"),
+    ]
     assert [s.value for s in ModelStatus if s.can_train] == [1, 5]
     assert DatasetType.parse("audio") is DatasetType.AUDIO
     assert DatasetType.parse("4") is DatasetType.MANIFEST

@@ -21,7 +21,7 @@ from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
 
 def _s3(code: str) -> S3Error:
-    return S3Error(None, code, "m", "r", "req", "host")  # type: ignore[arg-type]  # no HTTP response in a unit test
+    return S3Error(None, code, "m", "r", "req", "host")  # no HTTP response in a unit test
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def _s3(code: str) -> S3Error:
         (kafka_errors.MessageSizeTooLargeError(), Kind.PERMANENT, ""),
         (_s3("SlowDown"), Kind.TRANSIENT, MINIO),
         (_s3("NoSuchKey"), Kind.UNKNOWN, ""),
-        (MaxRetryError(None, "/b/k", NewConnectionError(None, "refused")), Kind.TRANSIENT, MINIO),  # type: ignore[arg-type]
+        (MaxRetryError(None, "/b/k", NewConnectionError(None, "refused")), Kind.TRANSIENT, MINIO),
         (PermanentError("wrong"), Kind.PERMANENT, ""),
         (RuntimeError("bug"), Kind.UNKNOWN, ""),
         (KeyError("bug"), Kind.UNKNOWN, ""),

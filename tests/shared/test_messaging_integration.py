@@ -49,7 +49,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_consumer_keep
     attempts: dict[str, int] = {}
 
     async def handler(env: ev.Envelope) -> None:
-        name = env.payload().name  # type: ignore[attr-defined]
+        name = env.payload().name
         attempts[name] = attempts.get(name, 0) + 1
         if name == "always-fails":
             raise RuntimeError("boom")

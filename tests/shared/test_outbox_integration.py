@@ -31,8 +31,12 @@ async def test_migrations_apply_once_even_when_run_twice_and_concurrently(stack,
     try:
         results = await asyncio.gather(*(migrate(c, schema, migrations) for c in conns))
         applied = sorted(name for r in results for name in r)
-        assert applied == ["0001_things.sql", "0002_effects.sql", "shared_0001_outbox_inbox.sql",
-                           "shared_0002_outbox_parking.sql"]
+        assert applied == [
+            "0001_things.sql",
+            "0002_effects.sql",
+            "shared_0001_outbox_inbox.sql",
+            "shared_0002_outbox_parking.sql",
+        ]
         assert await migrate(conns[0], schema, migrations) == []
         assert await conns[0].fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 4
     finally:
@@ -114,8 +118,9 @@ async def test_relay_is_woken_by_notify(stack, migrations: Path) -> None:
     broker = make_broker(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap), client_id="test")
     await broker.start()
     stop = asyncio.Event()
-    relay = outbox.OutboxRelay(connector(stack.postgres_dsn, schema, role="test"), schema, BrokerPublisher(broker),
-                               poll_interval=60)  # only NOTIFY can wake it
+    relay = outbox.OutboxRelay(
+        connector(stack.postgres_dsn, schema, role="test"), schema, BrokerPublisher(broker), poll_interval=60
+    )  # only NOTIFY can wake it
     task = asyncio.create_task(relay.run(stop))
     try:
         async with pool.acquire() as c:

@@ -1,4 +1,3 @@
-
 import pytest
 
 from voxtrain_shared import auth, settings
@@ -7,8 +6,13 @@ BASE = {"VOXTRAIN_POSTGRES__DSN": "postgresql://u:p@h/db", "VOXTRAIN_AUTH__JWT_S
 
 
 def test_settings_compose_sections_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in {**BASE, "VOXTRAIN_MINIO__ACCESS_KEY": "a", "VOXTRAIN_MINIO__SECRET_KEY": "b",
-                 "VOXTRAIN_POSTGRES__SCHEMA": "ds_test", "VOXTRAIN_MAX_FILE_BYTES": "1000"}.items():
+    for k, v in {
+        **BASE,
+        "VOXTRAIN_MINIO__ACCESS_KEY": "a",
+        "VOXTRAIN_MINIO__SECRET_KEY": "b",
+        "VOXTRAIN_POSTGRES__SCHEMA": "ds_test",
+        "VOXTRAIN_MAX_FILE_BYTES": "1000",
+    }.items():
         monkeypatch.setenv(k, v)
     s = settings.load(settings.DatasetsSettings)
     assert s.postgres.schema_name == "ds_test" and s.max_file_bytes == 1000 and s.http.port == 8102

@@ -14,8 +14,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_put_get_and_multipart(stack) -> None:
-    client = make_client(MinioSettings(endpoint=stack.minio_endpoint, access_key=stack.minio_access_key,
-                                       secret_key=stack.minio_secret_key))
+    client = make_client(
+        MinioSettings(
+            endpoint=stack.minio_endpoint, access_key=stack.minio_access_key, secret_key=stack.minio_secret_key
+        )
+    )
     bucket = unique("b").replace("_", "-")
     ensure_bucket(client, bucket)
     ensure_bucket(client, bucket)  # idempotent

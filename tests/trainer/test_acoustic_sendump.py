@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from voxtrain_trainer.ml.acoustic.s3files import expand_sendump, read_s3_array, read_sendump, write_s3_array
 from voxtrain_trainer.ml.acoustic.sphinxtrain import SphinxTools, missing_tools
 from voxtrain_trainer.ml.base_model import base_model_files

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from voxtrain_trainer.ml.audio import load_pcm, pcm_duration
-from voxtrain_trainer.ml.pairing import NamedFile, cut_by_cues, pair_recordings
 
 from tests.trainer.medical_domain import speak
+from voxtrain_trainer.ml.audio import load_pcm, pcm_duration
+from voxtrain_trainer.ml.pairing import NamedFile, cut_by_cues, pair_recordings
 
 VTT = """WEBVTT
 
@@ -113,7 +113,6 @@ def test_a_cut_segment_holds_only_its_cue(tmp_path: Path) -> None:
 
 def test_build_inputs_pairs_by_base_name_and_a_run_without_transcript_says_audio_was_unused(tmp_path: Path) -> None:
     from voxtrain_shared.vocab import DatasetType
-
     from voxtrain_trainer.inputs import LocalDataset, build_inputs
     from voxtrain_trainer.ml import TrainingSettings, run_training
 

@@ -11,8 +11,8 @@ from minio.error import S3Error
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.vocab import DatasetType
-from voxtrain_trainer.ml.types import TrainingSettings
 from voxtrain_trainer import worker
+from voxtrain_trainer.ml.types import TrainingSettings
 from voxtrain_trainer.model_cache import COMPLETE, ModelCache
 from voxtrain_trainer.storage_errors import transient
 
@@ -43,7 +43,9 @@ def test_unreachable_storage_is_a_transient_error_without_its_address_and_leaves
         "secure": False,
         "region": "us-east-1",
     }
-    result = worker.execute(_request(), 2, minio, "training-data", str(tmp_path), TrainingSettings(order=3), queue.Queue())
+    result = worker.execute(
+        _request(), 2, minio, "training-data", str(tmp_path), TrainingSettings(order=3), queue.Queue()
+    )
     error = result["error"]
     assert error["transient"] is True and error["code"] == "storage_unavailable" and error["stage"] == "download"
     assert "127.0.0.1" not in error["message"] and "http" not in error["message"]
@@ -52,7 +54,7 @@ def test_unreachable_storage_is_a_transient_error_without_its_address_and_leaves
 
 def test_which_storage_errors_are_worth_another_attempt() -> None:
     def s3(code: str) -> S3Error:
-        return S3Error(None, code, "m", "r", "i", "h")  # type: ignore[arg-type]  # response is not read
+        return S3Error(None, code, "m", "r", "i", "h")  # response is not read
 
     assert transient(s3("SlowDown")) and transient(ConnectionRefusedError())
     assert not transient(s3("NoSuchKey")) and not transient(ValueError("bad data"))
@@ -69,7 +71,7 @@ class FakeMinio:
 
 def test_the_model_cache_keeps_its_disk_under_the_bound_least_recently_used_first(tmp_path) -> None:
     minio = FakeMinio(100)
-    cache = ModelCache(minio, tmp_path, max_bytes=250)  # type: ignore[arg-type]  # only fget_object is used
+    cache = ModelCache(minio, tmp_path, max_bytes=250)  # only fget_object is used
     runs = [uuid.uuid4() for _ in range(3)]
     for i, run in enumerate(runs[:2]):
         cache.model_dir(run, {"lm": f"s3://b/{i}/lm.bin"})
@@ -86,8 +88,14 @@ def test_the_service_settings_reach_the_training_run() -> None:
     from voxtrain_shared.settings import TrainerSettings
     from voxtrain_trainer.processes import training_settings
 
-    s = TrainerSettings(postgres={"dsn": "postgresql://x@y/z"}, auth={"jwt_secret": "t"},
-                        minio={"access_key": "a", "secret_key": "b"}, ngram_order=2, lm_memory_mb=512,
-                        lm_max_vocabulary=1000, lm_prune_thresholds=(0, 1))
+    s = TrainerSettings(
+        postgres={"dsn": "postgresql://x@y/z"},
+        auth={"jwt_secret": "t"},
+        minio={"access_key": "a", "secret_key": "b"},
+        ngram_order=2,
+        lm_memory_mb=512,
+        lm_max_vocabulary=1000,
+        lm_prune_thresholds=(0, 1),
+    )
     t = training_settings(s)
     assert (t.order, t.lm_memory_mb, t.lm_max_vocabulary, t.lm_prune_thresholds) == (2, 512, 1000, (0, 1))

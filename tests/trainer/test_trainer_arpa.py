@@ -10,14 +10,14 @@ import numpy as np
 import pocketsphinx
 import pytest
 
+from tests.trainer.medical_domain import TRAINING_TEXT
 from voxtrain_trainer.ml.arpa import read_arpa, write_arpa
+from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.decoder import DecoderConfig, SpeechDecoder
 from voxtrain_trainer.ml.encoding import encode_sentences
 from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
-from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.lexicon import build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
-from tests.trainer.medical_domain import TRAINING_TEXT
 
 SENTENCES = [line.lower().rstrip(".") for line in TRAINING_TEXT.splitlines()]
 

@@ -54,5 +54,5 @@ def test_segment_is_cut_where_asked(tone: Path) -> None:
 def test_not_audio_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("this is text, not audio")
-    with pytest.raises(ValueError, match="notes.wav"):
+    with pytest.raises(ValueError, match=r"notes\.wav"):
         load_pcm(path)

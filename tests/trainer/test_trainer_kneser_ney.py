@@ -97,7 +97,7 @@ def _adjusted_count_of_counts(sentences: list[str], order: int) -> dict[int, Cou
 
 def test_discounts_follow_chen_goodman_from_adjusted_counts() -> None:
     sentences = _zipf_corpus(600, 800, seed=3)
-    lm, discounts = estimate_kneser_ney(encode_sentences(sentences), 3)
+    _lm, discounts = estimate_kneser_ney(encode_sentences(sentences), 3)
     coc = _adjusted_count_of_counts(sentences, 3)
     for d in discounts:
         t1, t2, t3, t4 = (coc[d.order][k] for k in (1, 2, 3, 4))

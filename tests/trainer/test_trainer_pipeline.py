@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT
 from voxtrain_trainer.ml import (
     AudioPair,
     TextFile,
@@ -22,7 +23,6 @@ from voxtrain_trainer.ml import (
 )
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.audio import load_pcm
-from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT
 
 # Small grid: the test must stay fast on two shared cores (3 points x 3 utterances). The test
 # sentences use domain words only, so the domain-only LM is measured here (general-English mixing
@@ -122,7 +122,7 @@ def test_progress_is_reported_per_stage_and_never_goes_down(trained) -> None:
 
 def test_transcribe_with_the_trained_model(trained, spoken) -> None:
     result, _ = trained
-    path, text = spoken.test[1]  # "Continue metoprolol twenty five milligrams twice daily."
+    path, _text = spoken.test[1]  # "Continue metoprolol twenty five milligrams twice daily."
     transcript = transcribe(result.model_dir, path)
     assert "metoprolol" in transcript.text.split()
     starts = [w.start for w in transcript.words]

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from voxtrain_shared.vocab import DatasetType
-
 from voxtrain_validator.rules import AmbiguousReference, DatasetRef, DatasetState
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -33,9 +32,46 @@ SMALL_READS = 4096
 
 Case = tuple[str, str, bytes]  # (name, extension, content)
 
-WORDS = ("the quarterly revenue grew by twelve percent driven by custom speech models in "
-         "healthcare and finance café naïve Ελλάδα ΣΟΦΙΑ straße don't o’clock rock'n'roll 42 "
-         "x_y _under 3.5 e-mail user@example.com «quoted» 'single' ’curly’ ½ ² ٣ 東京 🎙").split()
+WORDS = [
+    "the",
+    "quarterly",
+    "revenue",
+    "grew",
+    "by",
+    "twelve",
+    "percent",
+    "driven",
+    "by",
+    "custom",
+    "speech",
+    "models",
+    "in",
+    "healthcare",
+    "and",
+    "finance",
+    "café",
+    "naïve",
+    "Ελλάδα",
+    "ΣΟΦΙΑ",
+    "straße",
+    "don't",
+    "o’clock",
+    "rock'n'roll",
+    "42",
+    "x_y",
+    "_under",
+    "3.5",
+    "e-mail",
+    "user@example.com",
+    "«quoted»",
+    "'single'",
+    "’curly’",
+    "½",
+    "²",
+    "٣",
+    "東京",
+    "🎙",
+]
 
 
 def _sentence(rng: random.Random, count: int | None = None) -> str:
@@ -62,8 +98,20 @@ def _vtt_cue(rng: random.Random, start: int, end: int) -> list[str]:
     lines: list[str] = []
     roll = rng.random()
     if rng.random() < 0.3:
-        lines.append(rng.choice([str(rng.randint(1, 999)), f"cue-{rng.randint(1, 99)}", "  ", "NOTE x",
-                                 "STYLE", "id with spaces", "NOTEBOOK", "REGION "]))
+        lines.append(
+            rng.choice(
+                [
+                    str(rng.randint(1, 999)),
+                    f"cue-{rng.randint(1, 99)}",
+                    "  ",
+                    "NOTE x",
+                    "STYLE",
+                    "id with spaces",
+                    "NOTEBOOK",
+                    "REGION ",
+                ]
+            )
+        )
     timing = f"{_ts(start)} --> {_ts(end)}"
     if roll < 0.04:
         timing = f"{_ts(start)[:6]}61.000 --> {_ts(end)}"
@@ -183,8 +231,7 @@ def _times(rng: random.Random, at: int) -> tuple[int, int, int]:
     return start, end, max(at, start)
 
 
-def _subtitles(rng: random.Random, ext: str, cues: int, *, clean: bool = False,
-               gentle: bool = False) -> list[str]:
+def _subtitles(rng: random.Random, ext: str, cues: int, *, clean: bool = False, gentle: bool = False) -> list[str]:
     lines: list[str] = []
     if ext == "vtt":
         header = rng.random()
@@ -204,7 +251,7 @@ def _subtitles(rng: random.Random, ext: str, cues: int, *, clean: bool = False,
                 block = [f"{_ts(start)} --> {_ts(end)}", _sentence(rng, 8)]
             else:
                 block = [str(i + 1), f"{_ts(start, ',')} --> {_ts(end, ',')}", _sentence(rng, 8)]
-            lines += block + [""]
+            lines += [*block, ""]
             continue
         if gentle and rng.random() < 0.9:
             start, end, at = at, at + 1500, at + 2000
@@ -212,7 +259,7 @@ def _subtitles(rng: random.Random, ext: str, cues: int, *, clean: bool = False,
             if ext == "vtt":
                 head = [str(i + 1)] if rng.random() < 0.3 else []
                 settings = " align:start" if rng.random() < 0.1 else ""
-                lines += head + [f"{_ts(start)} --> {_ts(end)}{settings}", *text, ""]
+                lines += [*head, f"{_ts(start)} --> {_ts(end)}{settings}", *text, ""]
             else:
                 lines += [str(i + 1), f"{_ts(start, ',')} --> {_ts(end, ',')}", *text, ""]
             continue
@@ -279,9 +326,17 @@ def _small_cases(rng: random.Random) -> Iterator[Case]:
         lines = []
         for _ in range(rng.randint(0, 40)):
             roll = rng.random()
-            lines.append("" if roll < 0.15 else "  \t" if roll < 0.2
-                         else f"00:00:0{rng.randint(0, 9)},000 --> 00:00:05,000" if roll < 0.23
-                         else "WEBVTT" if roll < 0.25 else _sentence(rng))
+            lines.append(
+                ""
+                if roll < 0.15
+                else "  \t"
+                if roll < 0.2
+                else f"00:00:0{rng.randint(0, 9)},000 --> 00:00:05,000"
+                if roll < 0.23
+                else "WEBVTT"
+                if roll < 0.25
+                else _sentence(rng)
+            )
         data = _encode(lines, rng, final=rng.random() > 0.1)
         how, data = _damage(data, rng)
         yield f"txt-random-{n}-{how}", "txt", data
@@ -291,7 +346,12 @@ def _crafted_cases() -> Iterator[Case]:
     """Short files that each poke one rule (from the unit tests and their neighbours)."""
     fixed = {
         "vtt": [
-            "", "WEBVTT", "WEBVTT\n", "\n", "WEBVTT\n\n", "webvtt\n\n00:00:01.000 --> 00:00:02.000\nx\n",
+            "",
+            "WEBVTT",
+            "WEBVTT\n",
+            "\n",
+            "WEBVTT\n\n",
+            "webvtt\n\n00:00:01.000 --> 00:00:02.000\nx\n",
             "WEBVTT\n00:00:01.000 --> 00:00:02.000\na\n00:00:03.000 --> 00:00:04.000\nb\n",
             "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\na\n\nSTYLE\n::cue { color: red }\n",
             "WEBVTT\n\nNOTE nothing here\n",
@@ -306,7 +366,11 @@ def _crafted_cases() -> Iterator[Case]:
             "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n\n\n\n00:00:03.000 --> 00:00:04.000\nx\n\n\n",
         ],
         "srt": [
-            "", "\n", "1\n", "1\n00:00:01,000 --> 00:00:02,000\n", "1\n00:00:01,000 --> 00:00:02,000",
+            "",
+            "\n",
+            "1\n",
+            "1\n00:00:01,000 --> 00:00:02,000\n",
+            "1\n00:00:01,000 --> 00:00:02,000",
             "\nthis is not\na cue\n\n1\n00:00:05,000 --> 00:00:06,000\nok\n",
             "1\n00:00:01,000 --> 00:00:02,000\nok\n\nmore words\n\n2\n00:00:05,000 --> 00:00:06,000\nok\n",
             "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n",
@@ -323,9 +387,20 @@ def _crafted_cases() -> Iterator[Case]:
             "1\n00:00:01,000 --> 00:00:02,000\n<b> </b>\n",
         ],
         "txt": [
-            "", " ", "\n", "\r\n\r\n", "a", "a\r", "a\r\n", "a\n\r", "\r", "x\x0cy\x1cz", "ΑΣ ΣΑΣ straße",
+            "",
+            " ",
+            "\n",
+            "\r\n\r\n",
+            "a",
+            "a\r",
+            "a\r\n",
+            "a\n\r",
+            "\r",
+            "x\x0cy\x1cz",
+            "ΑΣ ΣΑΣ straße",
             "don't 'quoted' rock'n'roll a''b o’clock ’tis x_y __ _a_ 3.14 1,000",
-            "00:00:01,000 --> 00:00:02,000\n", "WEBVTT\nhello\n",
+            "00:00:01,000 --> 00:00:02,000\n",
+            "WEBVTT\nhello\n",
         ],
     }
     for ext, texts in fixed.items():
@@ -337,14 +412,17 @@ def _crafted_cases() -> Iterator[Case]:
             cues = []
             for n in range(250):
                 ms = first_hour * 3_600_000 + 3_600_000 - 200 * 1000 + n * 1000
-                cues.append((f"{n + 1}\n" if ext == "srt" else "")
-                            + f"{_ts(ms, sep, hour_digits=hour_digits)} --> "
-                            + f"{_ts(ms + 800, sep, hour_digits=hour_digits)}"
-                            + f"\nwords {n}\n")
+                cues.append(
+                    (f"{n + 1}\n" if ext == "srt" else "")
+                    + f"{_ts(ms, sep, hour_digits=hour_digits)} --> "
+                    + f"{_ts(ms + 800, sep, hour_digits=hour_digits)}"
+                    + f"\nwords {n}\n"
+                )
             text = ("WEBVTT\n\n" if ext == "vtt" else "") + "\n".join(cues)
             yield f"{ext}-crafted-hours-{hour_digits}-{first_hour}", ext, text.encode()
-    no_hours = "\n".join(f"{_ts(n * 1000, hours=False)} --> {_ts(n * 1000 + 900, hours=False)}\nw{n}\n"
-                          for n in range(300))
+    no_hours = "\n".join(
+        f"{_ts(n * 1000, hours=False)} --> {_ts(n * 1000 + 900, hours=False)}\nw{n}\n" for n in range(300)
+    )
     yield "vtt-crafted-no-hours", "vtt", f"WEBVTT\n\n{no_hours}".encode()
     yield "vtt-crafted-bom", "vtt", codecs.BOM_UTF8 + b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n"
     yield "txt-crafted-bom-only", "txt", codecs.BOM_UTF8
@@ -378,10 +456,10 @@ def _big_cases(rng: random.Random) -> Iterator[Case]:
         yield f"{ext}-big-cut-char", ext, clean[: MIB + 5] + "€".encode()[:1]
         # A mess in the first chunk, a bad byte in the second (and the other way round).
         messy = _encode(_subtitles(random.Random(7), ext, 400), random.Random(8), newline="\n")
-        yield f"{ext}-big-messy-then-latin1", ext, messy + clean[: MIB] + b"\xe9" + clean[MIB:]
+        yield f"{ext}-big-messy-then-latin1", ext, messy + clean[:MIB] + b"\xe9" + clean[MIB:]
         yield f"{ext}-big-messy-near-latin1", ext, clean[: MIB - len(messy)] + messy + b"\xe9" + clean[MIB:]
-        yield f"{ext}-big-messy-middle", ext, clean[: MIB - 5000] + messy + clean[MIB - 5000:]
-        yield f"{ext}-big-messy-crlf", ext, (clean[: MIB - 5000] + messy + clean[MIB - 5000:]).replace(b"\n", b"\r\n")
+        yield f"{ext}-big-messy-middle", ext, clean[: MIB - 5000] + messy + clean[MIB - 5000 :]
+        yield f"{ext}-big-messy-crlf", ext, (clean[: MIB - 5000] + messy + clean[MIB - 5000 :]).replace(b"\n", b"\r\n")
         # One enormous line, ending inside the second chunk or running off the end.
         yield f"{ext}-big-long-line", ext, clean[:1000] + b"y" * (MIB + 10) + b"\n" + clean[1000:]
         yield f"{ext}-big-long-line-unterminated", ext, clean[:1000] + b"z" * (MIB + 5000)
@@ -428,8 +506,11 @@ def manifest_resolver() -> Callable[[str], DatasetRef | None]:
 
 
 def _manifest_line(rng: random.Random) -> str:
-    refs = [d.dataset_id for d in MANIFEST_DATASETS] + [d.file_name for d in MANIFEST_DATASETS] + [
-        "missing.wav", "../etc/passwd", "a/b.wav", "", " ", 42, None]
+    refs = (
+        [d.dataset_id for d in MANIFEST_DATASETS]
+        + [d.file_name for d in MANIFEST_DATASETS]
+        + ["missing.wav", "../etc/passwd", "a/b.wav", "", " ", 42, None]
+    )
     entry: dict[str, object] = {"audio": rng.choice(refs[:2] + refs)}
     roll = rng.random()
     if roll < 0.6:
@@ -469,11 +550,16 @@ def manifest_cases() -> list[Case]:
         data = _encode([_manifest_line(rng) for _ in range(rng.randint(0, 40))], rng, final=rng.random() > 0.1)
         how, data = _damage(data, rng)
         cases.append((f"jsonl-random-{n}-{how}", "jsonl", data))
-    good = "\n".join(json.dumps({"audio": "a-call", "text": _sentence(rng, 8), "offset": n % 50, "duration": 1.5})
-                     for n in range(30_000)).encode() + b"\n"
+    good = (
+        "\n".join(
+            json.dumps({"audio": "a-call", "text": _sentence(rng, 8), "offset": n % 50, "duration": 1.5})
+            for n in range(30_000)
+        ).encode()
+        + b"\n"
+    )
     cases.append(("jsonl-big-clean", "jsonl", good))
     for delta in (-1, 0, 1):
-        cases.append((f"jsonl-big-latin1-at-{delta}", "jsonl", good[: MIB + delta] + b"\xe9" + good[MIB + delta:]))
+        cases.append((f"jsonl-big-latin1-at-{delta}", "jsonl", good[: MIB + delta] + b"\xe9" + good[MIB + delta :]))
     cases.append(("jsonl-big-crlf", "jsonl", good.replace(b"\n", b"\r\n")))
     return cases
 
@@ -482,7 +568,7 @@ def run_case(case: Case, chunk_bytes: int = MIB) -> dict[str, object]:
     """What the validator says about one case (reading ``chunk_bytes`` at a time), JSON-ready."""
     from voxtrain_validator.rules import validate_manifest, validate_transcript
 
-    name, ext, data = case
+    _name, ext, data = case
     if ext == "jsonl":
         outcome = validate_manifest(io.BytesIO(data), manifest_resolver())
     else:

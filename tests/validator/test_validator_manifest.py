@@ -6,8 +6,8 @@ import io
 import json
 
 import pytest
-from voxtrain_shared.vocab import DatasetType
 
+from voxtrain_shared.vocab import DatasetType
 from voxtrain_validator.rules import (
     AmbiguousReference,
     DatasetRef,
@@ -24,8 +24,10 @@ BROKEN = DatasetRef("a-broken", DatasetType.AUDIO, "broken.mp3", DatasetState.FA
 NOTES = DatasetRef("t-notes", DatasetType.TRANSCRIPT, "notes.txt", DatasetState.PASSED)
 EXAM = DatasetRef("t-exam", DatasetType.TEST, "exam.vtt", DatasetState.PASSED)
 OTHER = DatasetRef("m-other", DatasetType.MANIFEST, "other.jsonl", DatasetState.PASSED)
-TWINS = (DatasetRef("a-twin1", DatasetType.AUDIO, "twin.wav", DatasetState.PASSED, 5.0),
-         DatasetRef("a-twin2", DatasetType.AUDIO, "twin.wav", DatasetState.PASSED, 7.0))
+TWINS = (
+    DatasetRef("a-twin1", DatasetType.AUDIO, "twin.wav", DatasetState.PASSED, 5.0),
+    DatasetRef("a-twin2", DatasetType.AUDIO, "twin.wav", DatasetState.PASSED, 7.0),
+)
 
 
 class FakeModelDatasets:
@@ -65,13 +67,16 @@ def problems(outcome: Outcome) -> list[tuple[int | None, str | None]]:
 
 
 def test_good_manifest_passes_with_what_it_links(model):
-    outcome = validate_manifest(manifest(
-        {"audio": "call.wav", "text": "good morning thank you for calling", "offset": 0, "duration": 4.5},
-        {"audio": "a-call", "transcript": "notes.txt"},
-        {"audio": "call.wav", "transcript": "t-exam", "offset": 10, "duration": 50},
-        "",
-        {"audio": "a-call", "text": "test pair", "split": "test", "offset": 30.5},
-    ), model)
+    outcome = validate_manifest(
+        manifest(
+            {"audio": "call.wav", "text": "good morning thank you for calling", "offset": 0, "duration": 4.5},
+            {"audio": "a-call", "transcript": "notes.txt"},
+            {"audio": "call.wav", "transcript": "t-exam", "offset": 10, "duration": 50},
+            "",
+            {"audio": "a-call", "text": "test pair", "split": "test", "offset": 30.5},
+        ),
+        model,
+    )
 
     assert outcome.passed, outcome.details
     meta = outcome.metadata
@@ -90,10 +95,13 @@ def test_each_reference_is_looked_up_once(model):
 
 
 def test_audio_still_being_validated_is_fine_and_its_bounds_are_deferred(model):
-    outcome = validate_manifest(manifest(
-        {"audio": "new.wav", "text": "first part", "offset": 0, "duration": 12},
-        {"audio": "a-new", "text": "second part", "offset": 12, "duration": 30.25},
-    ), model)
+    outcome = validate_manifest(
+        manifest(
+            {"audio": "new.wav", "text": "first part", "offset": 0, "duration": 12},
+            {"audio": "a-new", "text": "second part", "offset": 12, "duration": 30.25},
+        ),
+        model,
+    )
 
     assert outcome.passed
     assert outcome.metadata["pending_dataset_ids"] == ["a-new"]
@@ -111,17 +119,21 @@ def test_repeated_entries_only_warn(model):
 
 
 def test_bad_json_lines_are_reported_with_line_and_column(model):
-    outcome = validate_manifest(manifest(
-        {"audio": "call.wav", "text": "fine"},
-        '{"audio": "call.wav", "text": "missing brace"',
-        '{"audio": "call.wav" "text": "missing comma"}',
-        '["call.wav", "a list"]',
-        '"just a string"',
-    ), model)
+    outcome = validate_manifest(
+        manifest(
+            {"audio": "call.wav", "text": "fine"},
+            '{"audio": "call.wav", "text": "missing brace"',
+            '{"audio": "call.wav" "text": "missing comma"}',
+            '["call.wav", "a list"]',
+            '"just a string"',
+        ),
+        model,
+    )
 
     assert problems(outcome) == [(2, None), (3, None), (4, None), (5, None)]
-    assert outcome.details[0].message == ("Line 2, column 46: not valid JSON (Expecting ',' delimiter). "
-                                          "Each line must be one JSON object.")
+    assert outcome.details[0].message == (
+        "Line 2, column 46: not valid JSON (Expecting ',' delimiter). Each line must be one JSON object."
+    )
     assert outcome.details[1].message.startswith("Line 3, column 22: not valid JSON")
     assert outcome.details[2].message.endswith("found a list.")
     assert outcome.details[3].message.endswith("found a string.")
@@ -129,37 +141,64 @@ def test_bad_json_lines_are_reported_with_line_and_column(model):
 
 
 def test_missing_and_conflicting_keys(model):
-    outcome = validate_manifest(manifest(
-        {"text": "no audio"},
-        {"audio": "call.wav"},
-        {"audio": "call.wav", "text": "both", "transcript": "notes.txt"},
-        {"audio": "call.wav", "text": "   "},
-        {"audio": "call.wav", "text": "typo", "offest": 3},
-    ), model)
+    outcome = validate_manifest(
+        manifest(
+            {"text": "no audio"},
+            {"audio": "call.wav"},
+            {"audio": "call.wav", "text": "both", "transcript": "notes.txt"},
+            {"audio": "call.wav", "text": "   "},
+            {"audio": "call.wav", "text": "typo", "offest": 3},
+        ),
+        model,
+    )
 
     assert problems(outcome) == [(1, "audio"), (2, "text"), (3, "transcript"), (4, "text"), (5, "offest")]
-    assert outcome.details[0].message == ("Line 1: 'audio' is missing; every line names the audio "
-                                          "dataset it is about.")
-    assert outcome.details[4].message == ("Line 5: unknown key 'offest'; the keys are audio, text, "
-                                          "transcript, offset, duration, split.")
+    assert outcome.details[0].message == ("Line 1: 'audio' is missing; every line names the audio dataset it is about.")
+    assert outcome.details[4].message == (
+        "Line 5: unknown key 'offest'; the keys are audio, text, transcript, offset, duration, split."
+    )
 
 
-@pytest.mark.parametrize(("entry", "field", "expected"), [
-    ({"audio": "call.wav", "text": "x", "offset": -1}, "offset",
-     "Line 1: 'offset' must be a number of seconds, 0 or more; found -1."),
-    ({"audio": "call.wav", "text": "x", "duration": 0}, "duration",
-     "Line 1: 'duration' must be a number of seconds, more than 0; found 0."),
-    ({"audio": "call.wav", "text": "x", "duration": "5"}, "duration",
-     "Line 1: 'duration' must be a number of seconds, more than 0; found \"5\"."),
-    ({"audio": "call.wav", "text": "x", "offset": True}, "offset",
-     "Line 1: 'offset' must be a number of seconds, 0 or more; found true."),
-    ({"audio": "call.wav", "text": "x", "split": "dev"}, "split",
-     "Line 1: 'split' must be \"train\" or \"test\", not \"dev\"."),
-    ({"audio": "call.wav", "text": "x", "offset": 61}, "offset",
-     "Line 1: the segment starts at 61 s, but \"call.wav\" is only 60 s long."),
-    ({"audio": "call.wav", "text": "x", "offset": 50, "duration": 10.5}, "duration",
-     "Line 1: the segment 50–60.5 s runs past the end of \"call.wav\", which is 60 s long."),
-])
+@pytest.mark.parametrize(
+    ("entry", "field", "expected"),
+    [
+        (
+            {"audio": "call.wav", "text": "x", "offset": -1},
+            "offset",
+            "Line 1: 'offset' must be a number of seconds, 0 or more; found -1.",
+        ),
+        (
+            {"audio": "call.wav", "text": "x", "duration": 0},
+            "duration",
+            "Line 1: 'duration' must be a number of seconds, more than 0; found 0.",
+        ),
+        (
+            {"audio": "call.wav", "text": "x", "duration": "5"},
+            "duration",
+            "Line 1: 'duration' must be a number of seconds, more than 0; found \"5\".",
+        ),
+        (
+            {"audio": "call.wav", "text": "x", "offset": True},
+            "offset",
+            "Line 1: 'offset' must be a number of seconds, 0 or more; found true.",
+        ),
+        (
+            {"audio": "call.wav", "text": "x", "split": "dev"},
+            "split",
+            'Line 1: \'split\' must be "train" or "test", not "dev".',
+        ),
+        (
+            {"audio": "call.wav", "text": "x", "offset": 61},
+            "offset",
+            'Line 1: the segment starts at 61 s, but "call.wav" is only 60 s long.',
+        ),
+        (
+            {"audio": "call.wav", "text": "x", "offset": 50, "duration": 10.5},
+            "duration",
+            'Line 1: the segment 50–60.5 s runs past the end of "call.wav", which is 60 s long.',
+        ),
+    ],
+)
 def test_bad_segment_and_split_values(model, entry, field, expected):
     outcome = validate_manifest(manifest(entry), model)
 
@@ -177,35 +216,47 @@ def test_nan_is_not_a_number_of_seconds(model):
 
 
 def test_wrong_reference_types(model):
-    outcome = validate_manifest(manifest(
-        {"audio": "notes.txt", "text": "x"},
-        {"audio": "call.wav", "transcript": "a-call"},
-        {"audio": "other.jsonl", "text": "x"},
-        {"audio": "call.wav", "transcript": "m-other"},
-    ), model)
+    outcome = validate_manifest(
+        manifest(
+            {"audio": "notes.txt", "text": "x"},
+            {"audio": "call.wav", "transcript": "a-call"},
+            {"audio": "other.jsonl", "text": "x"},
+            {"audio": "call.wav", "transcript": "m-other"},
+        ),
+        model,
+    )
 
     assert problems(outcome) == [(1, "audio"), (2, "transcript"), (3, "audio"), (4, "transcript")]
-    assert outcome.details[0].message == ("Line 1: 'audio' refers to \"notes.txt\", a TRANSCRIPT "
-                                          "dataset; it must be an AUDIO dataset.")
-    assert outcome.details[1].message == ("Line 2: 'transcript' refers to \"call.wav\", an AUDIO "
-                                          "dataset; it must be a TRANSCRIPT or TEST dataset.")
+    assert outcome.details[0].message == (
+        "Line 1: 'audio' refers to \"notes.txt\", a TRANSCRIPT dataset; it must be an AUDIO dataset."
+    )
+    assert outcome.details[1].message == (
+        "Line 2: 'transcript' refers to \"call.wav\", an AUDIO dataset; it must be a TRANSCRIPT or TEST dataset."
+    )
 
 
 def test_unknown_references(model):
-    outcome = validate_manifest(manifest(
-        {"audio": "missing.wav", "text": "x"},
-        {"audio": "call.wav", "transcript": "00000000-0000-0000-0000-000000000000"},
-        {"audio": 42, "text": "x"},
-    ), model)
+    outcome = validate_manifest(
+        manifest(
+            {"audio": "missing.wav", "text": "x"},
+            {"audio": "call.wav", "transcript": "00000000-0000-0000-0000-000000000000"},
+            {"audio": 42, "text": "x"},
+        ),
+        model,
+    )
 
     assert problems(outcome) == [(1, "audio"), (2, "transcript"), (3, "audio")]
-    assert outcome.details[0].message == ("Line 1: 'audio' refers to \"missing.wav\", but this model "
-                                          "has no dataset with that id or file name. Upload it "
-                                          "first, or check the spelling.")
+    assert outcome.details[0].message == (
+        "Line 1: 'audio' refers to \"missing.wav\", but this model "
+        "has no dataset with that id or file name. Upload it "
+        "first, or check the spelling."
+    )
 
 
-@pytest.mark.parametrize("ref", ["../other-tenant/call.wav", "call/../../x.wav", "dir/call.wav",
-                                 "C:\\audio\\call.wav", "..", "s3://bucket/key"])
+@pytest.mark.parametrize(
+    "ref",
+    ["../other-tenant/call.wav", "call/../../x.wav", "dir/call.wav", "C:\\audio\\call.wav", "..", "s3://bucket/key"],
+)
 def test_path_references_are_refused_without_a_lookup(model, ref):
     outcome = validate_manifest(manifest({"audio": ref, "text": "x"}, {"audio": "call.wav", "transcript": ref}), model)
 
@@ -218,16 +269,20 @@ def test_a_dataset_that_failed_validation_is_an_error(model):
     outcome = validate_manifest(manifest({"audio": "broken.mp3", "text": "x"}), model)
 
     assert problems(outcome) == [(1, "audio")]
-    assert outcome.message == ("Line 1: 'audio' refers to \"broken.mp3\" (dataset a-broken), which "
-                               "failed validation. Fix or replace that file first.")
+    assert outcome.message == (
+        "Line 1: 'audio' refers to \"broken.mp3\" (dataset a-broken), which "
+        "failed validation. Fix or replace that file first."
+    )
 
 
 def test_an_ambiguous_file_name_asks_for_the_id(model):
     outcome = validate_manifest(manifest({"audio": "twin.wav", "text": "x"}, {"audio": "a-twin2", "text": "x"}), model)
 
     assert problems(outcome) == [(1, "audio")]
-    assert outcome.message == ("Line 1: 'audio' file name \"twin.wav\" matches 2 datasets of this "
-                               "model; use the dataset id instead (one of: a-twin1, a-twin2).")
+    assert outcome.message == (
+        "Line 1: 'audio' file name \"twin.wav\" matches 2 datasets of this "
+        "model; use the dataset id instead (one of: a-twin1, a-twin2)."
+    )
 
 
 def test_resolver_failures_propagate(model):

@@ -61,7 +61,7 @@ class FakeObjectStore:
 
 
 def s3_error(code: str) -> S3Error:
-    return S3Error(None, code, "refused", "/b/k", "req", "host", "b", "k")  # type: ignore[arg-type]
+    return S3Error(None, code, "refused", "/b/k", "req", "host", "b", "k")
 
 
 DATA = bytes(range(256)) * 100  # 25,600 bytes

@@ -61,8 +61,10 @@ def test_good_vtt_passes_with_counts():
     # tags are not words: "Hello and welcome to the quarterly earnings call" + 5 more
     assert meta["words"] == 13 and meta["vocabulary_size"] == 13
     assert meta["duration_seconds"] == 6.0
-    assert outcome.warnings == ("The transcript has only 13 words; adapting a language model needs "
-                                "far more text (thousands of sentences) to make a difference.",)
+    assert outcome.warnings == (
+        "The transcript has only 13 words; adapting a language model needs "
+        "far more text (thousands of sentences) to make a difference.",
+    )
 
 
 def test_good_srt_with_a_blank_line_inside_a_cue_passes():
@@ -112,7 +114,8 @@ def test_latin1_is_rejected_with_the_byte_offset():
     assert outcome.message == (
         "The file is not valid UTF-8: byte 0xE9 at byte offset 12 (line 2, column 4) cannot be "
         "decoded. In Windows-1252/Latin-1 that byte is 'é', so the file is probably saved in that "
-        "encoding. Save the file as UTF-8 and upload it again.")
+        "encoding. Save the file as UTF-8 and upload it again."
+    )
 
 
 def test_latin1_in_a_vtt_cue_is_rejected_with_the_byte_offset():
@@ -124,11 +127,14 @@ def test_latin1_in_a_vtt_cue_is_rejected_with_the_byte_offset():
     assert outcome.details[0].byte_offset == data.index(b"\xef")
 
 
-@pytest.mark.parametrize(("encoding", "name"), [
-    ("utf-16", "UTF-16 (little-endian)"),
-    ("utf-16-be", None),
-    ("utf-32", "UTF-32 (little-endian)"),
-])
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [
+        ("utf-16", "UTF-16 (little-endian)"),
+        ("utf-16-be", None),
+        ("utf-32", "UTF-32 (little-endian)"),
+    ],
+)
 def test_utf16_and_utf32_are_rejected(encoding, name):
     data = "1\n00:00:01,000 --> 00:00:02,000\nhello\n".encode(encoding)
     if name is None:  # no byte-order mark: NUL bytes give it away
@@ -137,8 +143,10 @@ def test_utf16_and_utf32_are_rejected(encoding, name):
         assert "it looks like UTF-16 text without a byte-order mark" in outcome.message
     else:
         outcome = check(data, "srt")
-        assert outcome.message == (f"The file is encoded as {name}, as its byte-order mark shows; "
-                                   "only UTF-8 is accepted. Save it as UTF-8 and upload it again.")
+        assert outcome.message == (
+            f"The file is encoded as {name}, as its byte-order mark shows; "
+            "only UTF-8 is accepted. Save it as UTF-8 and upload it again."
+        )
         assert outcome.details[0].byte_offset == 0
     assert lines_of(outcome) == [1]
 
@@ -167,8 +175,9 @@ def test_missing_webvtt_header():
     outcome = check(GOOD_VTT.replace("WEBVTT - call recordings\n\n", ""), "vtt")
 
     assert lines_of(outcome) == [1]
-    assert outcome.message == ("Line 1: a WebVTT file must start with the line 'WEBVTT', but it "
-                               "starts with 'NOTE produced by hand'.")
+    assert outcome.message == (
+        "Line 1: a WebVTT file must start with the line 'WEBVTT', but it starts with 'NOTE produced by hand'."
+    )
 
 
 def test_srt_named_vtt_gets_a_hint():
@@ -179,42 +188,51 @@ def test_srt_named_vtt_gets_a_hint():
 
 
 def test_broken_vtt_timestamps_are_reported_by_line():
-    text = ("WEBVTT\n\n"
-            "00:00:01.000 --> 00:00:02.000\nfine\n\n"        # 3
-            "00:00:61.000 --> 00:01:04.000\nbad seconds\n\n"  # 6
-            "00:00:05,000 --> 00:00:06,000\ncommas\n\n"       # 9
-            "0:00:07.000 --> 0:00:08.000\nshort hour\n\n"     # 12
-            "00:00:09.000 -> 00:00:10.000\nbad arrow\n")      # 15
+    text = (
+        "WEBVTT\n\n"
+        "00:00:01.000 --> 00:00:02.000\nfine\n\n"  # 3
+        "00:00:61.000 --> 00:01:04.000\nbad seconds\n\n"  # 6
+        "00:00:05,000 --> 00:00:06,000\ncommas\n\n"  # 9
+        "0:00:07.000 --> 0:00:08.000\nshort hour\n\n"  # 12
+        "00:00:09.000 -> 00:00:10.000\nbad arrow\n"
+    )  # 15
 
     outcome = check(text, "vtt")
 
     assert lines_of(outcome) == [6, 9, 12, 15]
-    assert outcome.details[0].message == ("Line 6: Invalid timestamp '00:00:61.000'; minutes and "
-                                          "seconds must be below 60.")
+    assert outcome.details[0].message == (
+        "Line 6: Invalid timestamp '00:00:61.000'; minutes and seconds must be below 60."
+    )
     assert outcome.details[1].message.endswith("WebVTT puts a '.' before the milliseconds, not ','.")
     assert outcome.details[3].message.startswith("Line 15: this block has no cue timing line")
     assert outcome.message == outcome.details[0].message + " (and 3 more problems)"
 
 
 def test_out_of_order_and_backwards_vtt_cues():
-    text = ("WEBVTT\n\n"
-            "00:00:05.000 --> 00:00:06.000\na\n\n"   # 3
-            "00:00:01.000 --> 00:00:02.000\nb\n\n"   # 6
-            "00:00:09.000 --> 00:00:08.000\nc\n")    # 9
+    text = (
+        "WEBVTT\n\n"
+        "00:00:05.000 --> 00:00:06.000\na\n\n"  # 3
+        "00:00:01.000 --> 00:00:02.000\nb\n\n"  # 6
+        "00:00:09.000 --> 00:00:08.000\nc\n"
+    )  # 9
 
     outcome = check(text, "vtt")
 
     assert lines_of(outcome) == [6, 9]
-    assert outcome.details[0].message == ("Line 6: the cue starts at 00:00:01.000, before the previous "
-                                          "cue (line 3, at 00:00:05.000); cues must be in time order.")
+    assert outcome.details[0].message == (
+        "Line 6: the cue starts at 00:00:01.000, before the previous "
+        "cue (line 3, at 00:00:05.000); cues must be in time order."
+    )
     assert outcome.details[1].message == "Line 9: the cue ends (00:00:08.000) before it starts (00:00:09.000)."
 
 
 def test_empty_vtt_cues():
-    text = ("WEBVTT\n\n"
-            "00:00:01.000 --> 00:00:02.000\n\n"           # 3: no text
-            "id-2\n00:00:03.000 --> 00:00:04.000\n<b> </b>\n\n"  # 6: only tags
-            "00:00:05.000 --> 00:00:06.000\nwords\n")
+    text = (
+        "WEBVTT\n\n"
+        "00:00:01.000 --> 00:00:02.000\n\n"  # 3: no text
+        "id-2\n00:00:03.000 --> 00:00:04.000\n<b> </b>\n\n"  # 6: only tags
+        "00:00:05.000 --> 00:00:06.000\nwords\n"
+    )
 
     outcome = check(text, "vtt")
 
@@ -248,10 +266,12 @@ def test_style_after_a_cue_is_rejected():
 
 
 def test_broken_srt_timestamps():
-    text = ("1\n00:00:01,000 --> 00:00:02,500\nok\n\n"        # 2
-            "2\n00:00:61,000 --> 00:00:62,000\nbad secs\n\n"  # 6
-            "3\n00:00:01 --> 00:00:02\nno millis\n\n"          # 10
-            "4\n00:00:09,000 --> 00:00:08,000\nbackwards\n")   # 14
+    text = (
+        "1\n00:00:01,000 --> 00:00:02,500\nok\n\n"  # 2
+        "2\n00:00:61,000 --> 00:00:62,000\nbad secs\n\n"  # 6
+        "3\n00:00:01 --> 00:00:02\nno millis\n\n"  # 10
+        "4\n00:00:09,000 --> 00:00:08,000\nbackwards\n"
+    )  # 14
 
     outcome = check(text, "srt")
 
@@ -447,4 +467,7 @@ def test_counting_a_batch_is_counting_text_by_text(cap):
     batch.add_all(texts, "\n".join(texts))
 
     assert (batch.count, batch.vocabulary_size, batch.capped) == (
-        one_by_one.count, one_by_one.vocabulary_size, one_by_one.capped)
+        one_by_one.count,
+        one_by_one.vocabulary_size,
+        one_by_one.capped,
+    )

@@ -28,8 +28,9 @@ class InvalidToken(Exception):
     """The token is missing, malformed, expired, or signed with another key."""
 
 
-def issue_token(settings: AuthSettings, tenant_id: str, ttl_seconds: int | None = None, *,
-                operator: bool = False) -> str:
+def issue_token(
+    settings: AuthSettings, tenant_id: str, ttl_seconds: int | None = None, *, operator: bool = False
+) -> str:
     """A signed token for ``tenant_id`` (``operator``: also for the cross-tenant operations routes)."""
     if not TENANT_RE.match(tenant_id):
         raise ValueError("a tenant id is 1-63 lower-case letters, digits, '-' or '_'")
@@ -79,8 +80,11 @@ def current_principal(request: Request) -> Principal:
     try:
         return verify_token(settings, bearer(request.headers.get("authorization")))
     except InvalidToken as exc:
-        raise ApiError(401, ErrorCode.UNAUTHORIZED,
-                       f"A valid bearer token is required ({exc}). Get one with `voxtrain token TENANT`.") from exc
+        raise ApiError(
+            401,
+            ErrorCode.UNAUTHORIZED,
+            f"A valid bearer token is required ({exc}). Get one with `voxtrain token TENANT`.",
+        ) from exc
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -89,8 +93,9 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def current_operator(principal: CurrentPrincipal) -> Principal:
     """FastAPI dependency: the caller, who must hold an operator's token."""
     if not principal.operator:
-        raise ApiError(403, ErrorCode.FORBIDDEN,
-                       "This operations route needs an operator's token (the `voxtrain` CLI signs one).")
+        raise ApiError(
+            403, ErrorCode.FORBIDDEN, "This operations route needs an operator's token (the `voxtrain` CLI signs one)."
+        )
     return principal
 
 

@@ -22,16 +22,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from . import ops
 from .auth import issue_token
 from .settings import ENV_PREFIX, NESTED, AuthSettings, KafkaSettings, PostgresSettings
+from .topics import dead_letter
 
 app = typer.Typer(help="voxtrain operations", no_args_is_help=True)
-dlt_app = typer.Typer(help="Dead-letter topics: what consumers gave up on, and sending it back.",
-                      no_args_is_help=True)
+dlt_app = typer.Typer(help="Dead-letter topics: what consumers gave up on, and sending it back.", no_args_is_help=True)
 app.add_typer(dlt_app, name="dlt")
 T = TypeVar("T")
 
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
-MODELS_URL_OPTION = typer.Option("http://127.0.0.1:8101", "--models-url", envvar="VOXTRAIN_MODELS_URL",
-                                 help="base URL of the models service (for --overdue and redrive)")
+MODELS_URL_OPTION = typer.Option(
+    "http://127.0.0.1:8101",
+    "--models-url",
+    envvar="VOXTRAIN_MODELS_URL",
+    help="base URL of the models service (for --overdue and redrive)",
+)
 SCHEMAS_HELP = "comma-separated schemas of the services' outboxes"
 
 
@@ -62,8 +66,10 @@ def _db() -> PostgresSettings:
             raise ValueError("empty")
         return db
     except (ValidationError, ValueError):
-        raise _fail("Set VOXTRAIN_POSTGRES__DSN to the services' database "
-                    "(postgresql://user:password@host:port/db; `voxtrain-stack env` shows the local one).") from None
+        raise _fail(
+            "Set VOXTRAIN_POSTGRES__DSN to the services' database "
+            "(postgresql://user:password@host:port/db; `voxtrain-stack env` shows the local one)."
+        ) from None
 
 
 def _kafka() -> KafkaSettings:
@@ -123,8 +129,11 @@ def token(tenant: str, ttl_seconds: int = typer.Option(None, help="lifetime; def
     try:
         settings = _CliSettings()
     except Exception:
-        typer.echo("Set VOXTRAIN_AUTH__JWT_SECRET to the services' JWT secret "
-                   "(`make run` prints it; `voxtrain-stack env` shows the local one).", err=True)
+        typer.echo(
+            "Set VOXTRAIN_AUTH__JWT_SECRET to the services' JWT secret "
+            "(`make run` prints it; `voxtrain-stack env` shows the local one).",
+            err=True,
+        )
         raise typer.Exit(2) from None
     try:
         typer.echo(issue_token(settings.auth, tenant, ttl_seconds))
@@ -134,22 +143,27 @@ def token(tenant: str, ttl_seconds: int = typer.Option(None, help="lifetime; def
 
 
 @app.command()
-def migrate(service: str = typer.Argument(..., help=f"one of {', '.join(ops.SERVICES)}"),
-            schema: str = typer.Option(None, help="default: VOXTRAIN_POSTGRES__SCHEMA, else the service name")) -> None:
+def migrate(
+    service: str = typer.Argument(..., help=f"one of {', '.join(ops.SERVICES)}"),
+    schema: str = typer.Option(None, help="default: VOXTRAIN_POSTGRES__SCHEMA, else the service name"),
+) -> None:
     """Apply SERVICE's database migrations and exit (the Kubernetes migration Jobs run this)."""
     db = _db()
     target = schema or db.schema_name or service
     applied = _run(ops.migrate_service(db.dsn.get_secret_value(), service, target))
-    typer.echo(f"{service}: schema {target} is up to date"
-               + (f"; applied {', '.join(applied)}" if applied else " (nothing to apply)"))
+    typer.echo(
+        f"{service}: schema {target} is up to date"
+        + (f"; applied {', '.join(applied)}" if applied else " (nothing to apply)")
+    )
 
 
 def _operator_token() -> str:
     try:
         settings = _CliSettings()
     except ValidationError:
-        raise _fail("Set VOXTRAIN_AUTH__JWT_SECRET to the services' JWT secret "
-                    "(`voxtrain-stack env` shows the local one).") from None
+        raise _fail(
+            "Set VOXTRAIN_AUTH__JWT_SECRET to the services' JWT secret (`voxtrain-stack env` shows the local one)."
+        ) from None
     return issue_token(settings.auth, "operator", 300, operator=True)
 
 
@@ -161,14 +175,17 @@ def _ops_call(fn: Any, *args: Any) -> Any:
 
 
 @app.command()
-def models(status: int = typer.Option(None, min=1, max=5, help="1 Not Running … 5 Failed; default: all"),
-           tenant: str = typer.Option(None, help="only this tenant's models"),
-           schema: str = typer.Option("models", help="the models service's schema"),
-           limit: int = typer.Option(100, min=1),
-           overdue: bool = typer.Option(False, "--overdue", help="only models at 2/3 whose supervision deadline "
-                                                                 "passed (asks the models service)"),
-           models_url: str = MODELS_URL_OPTION,
-           as_json: bool = JSON_OPTION) -> None:
+def models(
+    status: int = typer.Option(None, min=1, max=5, help="1 Not Running … 5 Failed; default: all"),
+    tenant: str = typer.Option(None, help="only this tenant's models"),
+    schema: str = typer.Option("models", help="the models service's schema"),
+    limit: int = typer.Option(100, min=1),
+    overdue: bool = typer.Option(
+        False, "--overdue", help="only models at 2/3 whose supervision deadline passed (asks the models service)"
+    ),
+    models_url: str = MODELS_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Models by status, every tenant (read-only SQL on the models service's schema); with --overdue, the models
     waiting at 2/3 past their deadline, from the models service (needs VOXTRAIN_AUTH__JWT_SECRET)."""
     if overdue:
@@ -176,36 +193,48 @@ def models(status: int = typer.Option(None, min=1, max=5, help="1 Not Running �
         _print(rows, ops.OVERDUE_COLUMNS, as_json, "no overdue models")
         return
     rows = _run(ops.list_models(_db().dsn.get_secret_value(), schema, status=status, tenant=tenant, limit=limit))
-    _print(rows, ("id", "tenant", "name", "status", "status_name", "run_id", "error", "updated_at"), as_json,
-           "no models")
+    _print(
+        rows, ("id", "tenant", "name", "status", "status_name", "run_id", "error", "updated_at"), as_json, "no models"
+    )
 
 
 @app.command()
-def redrive(model_id: UUID = typer.Argument(..., help="the model's id"),
-            models_url: str = MODELS_URL_OPTION,
-            as_json: bool = JSON_OPTION) -> None:
+def redrive(
+    model_id: UUID = typer.Argument(..., help="the model's id"),
+    models_url: str = MODELS_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Ask again now for MODEL_ID's validation (at 2) or training (at 3), through the models service."""
     row = _ops_call(ops.redrive_model, models_url, _operator_token(), model_id)
     _print([row], ops.OVERDUE_COLUMNS, as_json, "")
 
 
 @app.command()
-def runs(status: str = typer.Option(None, help=f"one of {', '.join(ops.RUN_STATUSES)}; default: all"),
-         schema: str = typer.Option("trainer", help="the trainer service's schema"),
-         limit: int = typer.Option(100, min=1),
-         as_json: bool = JSON_OPTION) -> None:
+def runs(
+    status: str = typer.Option(None, help=f"one of {', '.join(ops.RUN_STATUSES)}; default: all"),
+    schema: str = typer.Option("trainer", help="the trainer service's schema"),
+    limit: int = typer.Option(100, min=1),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Training runs by status (read-only SQL on the trainer service's schema)."""
     rows = _run(ops.list_runs(_db().dsn.get_secret_value(), schema, status=status, limit=limit))
-    _print(rows, ("run_id", "tenant", "model_id", "status", "stage", "percent", "error", "owner", "started_at",
-                  "finished_at"), as_json, "no runs")
+    _print(
+        rows,
+        ("run_id", "tenant", "model_id", "status", "stage", "percent", "error", "owner", "started_at", "finished_at"),
+        as_json,
+        "no runs",
+    )
 
 
 @app.command()
-def history(model_id: UUID = typer.Argument(..., help="the model's id"),
-            kafka: bool = typer.Option(False, "--kafka",
-                                       help="scan the topics (and dead-letter topics) instead of the outboxes"),
-            schemas: str = typer.Option(",".join(ops.SERVICES), help=SCHEMAS_HELP),
-            as_json: bool = JSON_OPTION) -> None:
+def history(
+    model_id: UUID = typer.Argument(..., help="the model's id"),
+    kafka: bool = typer.Option(
+        False, "--kafka", help="scan the topics (and dead-letter topics) instead of the outboxes"
+    ),
+    schemas: str = typer.Option(",".join(ops.SERVICES), help=SCHEMAS_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """A model's events in time order.
 
     By default from the services' outbox tables: every event voxtrain published about the model, kept
@@ -217,33 +246,47 @@ def history(model_id: UUID = typer.Argument(..., help="the model's id"),
         rows = _run(ops.history_from_kafka(k.bootstrap_servers, model_id, k.topics.all()))
     else:
         rows = _run(ops.history_from_outbox(_db().dsn.get_secret_value(), model_id, _schemas(schemas)))
-    _print(rows, ("occurred_at", "source", "type", "sent", "correlation_id", "summary"), as_json,
-           f"no events for model {model_id}")
+    _print(
+        rows,
+        ("occurred_at", "source", "type", "sent", "correlation_id", "summary"),
+        as_json,
+        f"no events for model {model_id}",
+    )
 
 
 @app.command()
-def outbox(schemas: str = typer.Option(",".join(ops.SERVICES), help=SCHEMAS_HELP),
-           as_json: bool = JSON_OPTION) -> None:
+def outbox(schemas: str = typer.Option(",".join(ops.SERVICES), help=SCHEMAS_HELP), as_json: bool = JSON_OPTION) -> None:
     """Events waiting in each service's outbox, the oldest one's age, and events parked as unpublishable."""
     rows = _run(ops.outbox_status(_db().dsn.get_secret_value(), _schemas(schemas)))
-    _print(rows, ("schema", "present", "unsent", "oldest_age_seconds", "last_sent_at", "parked", "last_park_reason"),
-           as_json, "no schemas")
+    _print(
+        rows,
+        ("schema", "present", "unsent", "oldest_age_seconds", "last_sent_at", "parked", "last_park_reason"),
+        as_json,
+        "no schemas",
+    )
 
 
 @dlt_app.command("list")
-def dlt_list(topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"),
-             as_json: bool = JSON_OPTION) -> None:
+def dlt_list(
+    topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"), as_json: bool = JSON_OPTION
+) -> None:
     """The messages in TOPIC.dlt, why they are there, and whether a replay already sent them back."""
     rows = _run(ops.dlt_list(_kafka().bootstrap_servers, topic))
-    _print(rows, ("partition", "offset", "key", "type", "group", "attempts", "replayed", "reason"), as_json,
-           f"{ops.dead_letter(topic.removesuffix('.dlt'))} is empty")
+    _print(
+        rows,
+        ("partition", "offset", "key", "type", "group", "attempts", "replayed", "reason"),
+        as_json,
+        f"{dead_letter(topic.removesuffix('.dlt'))} is empty",
+    )
 
 
 @dlt_app.command("replay")
-def dlt_replay(topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"),
-               limit: int = typer.Option(None, min=1, help="replay at most this many"),
-               dry_run: bool = typer.Option(False, "--dry-run", help="show what would be replayed; send nothing"),
-               as_json: bool = JSON_OPTION) -> None:
+def dlt_replay(
+    topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"),
+    limit: int = typer.Option(None, min=1, help="replay at most this many"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show what would be replayed; send nothing"),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Send the messages of TOPIC.dlt not replayed yet back to the topic they came from."""
     rows = _run(ops.dlt_replay(_kafka().bootstrap_servers, topic, limit=limit, dry_run=dry_run))
     _print(rows, ("partition", "offset", "key", "type", "target", "action"), as_json, "nothing to replay")

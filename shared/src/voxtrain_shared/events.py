@@ -346,4 +346,3 @@ class TrainingStatusChanged(Message):
     reason: str
     error: ErrorInfo | None = None
     run_id: UUID | None = None
-

@@ -373,9 +373,13 @@ async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, 
         missing = [n for n in names if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
-                await admin.create_topics([
-                    NewTopic(n, num_partitions=1 if n.endswith(DEAD_LETTER_SUFFIX) else partitions, replication_factor=1)
-                    for n in missing
-                ])
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            n, num_partitions=1 if n.endswith(DEAD_LETTER_SUFFIX) else partitions, replication_factor=1
+                        )
+                        for n in missing
+                    ]
+                )
     finally:
         await admin.close()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "access_key", "dsn")
 
 
-def _redact(_logger: object, _name: str, event_dict: dict) -> dict:
+def _redact(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Never let a secret reach a log line, whatever a caller binds."""
     for key in list(event_dict):
         if any(s in key.lower() for s in _SECRET_KEYS):
@@ -44,14 +46,13 @@ def configure(service: str, level: str = "INFO", json: bool | None = None) -> No
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     """A structlog logger."""
-    return structlog.get_logger(name)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger
 
 
 def bind_message(event_id: object, correlation_id: object, **extra: object) -> None:
     """Bind a message's ids to every log line of the current task."""
-    structlog.contextvars.bind_contextvars(
-        event_id=str(event_id), correlation_id=str(correlation_id), **extra
-    )
+    structlog.contextvars.bind_contextvars(event_id=str(event_id), correlation_id=str(correlation_id), **extra)
 
 
 def unbind_message() -> None:

@@ -55,8 +55,11 @@ OVERDUE_COLUMNS = ("id", "tenant_id", "name", "status", "phase", "run_id", "redr
 
 def _api(base_url: str, path: str, token: str, method: str = "GET", timeout: float = 30.0) -> Any:
     """Call an operations route of a service; :class:`OpsError` with the service's own message on a refusal."""
-    request = urllib.request.Request(base_url.rstrip("/") + path, method=method,
-                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    request = urllib.request.Request(
+        base_url.rstrip("/") + path,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
@@ -68,8 +71,9 @@ def _api(base_url: str, path: str, token: str, method: str = "GET", timeout: flo
             detail = f"HTTP {exc.code}"
         raise OpsError(f"{method} {path} refused: {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise OpsError(f"cannot reach the models service at {base_url} ({exc}); "
-                       "set --models-url or VOXTRAIN_MODELS_URL") from None
+        raise OpsError(
+            f"cannot reach the models service at {base_url} ({exc}); set --models-url or VOXTRAIN_MODELS_URL"
+        ) from None
 
 
 def _overdue_row(m: dict[str, Any]) -> dict[str, Any]:
@@ -96,8 +100,10 @@ def migrations_folder(service: str) -> Path:
     try:
         folder = resources.files(f"voxtrain_{service}") / "migrations"
     except ModuleNotFoundError:
-        raise OpsError(f"the {service} service is not installed here (each image holds only its own service; "
-                       f"run this in the voxtrain-{service} image)") from None
+        raise OpsError(
+            f"the {service} service is not installed here (each image holds only its own service; "
+            f"run this in the voxtrain-{service} image)"
+        ) from None
     return Path(str(folder))
 
 
@@ -135,8 +141,9 @@ async def _has_table(conn: asyncpg.Connection, schema: str, table: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{_schema(schema)}".{table}'))
 
 
-async def list_models(dsn: str, schema: str = "models", *, status: int | None = None, tenant: str | None = None,
-                      limit: int = 100) -> list[dict[str, Any]]:
+async def list_models(
+    dsn: str, schema: str = "models", *, status: int | None = None, tenant: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """Models (every tenant unless ``tenant``), optionally of one status code, oldest first."""
     if status is not None and status not in set(ModelStatus):
         raise OpsError(f"unknown model status {status}; one of 1..5")
@@ -144,22 +151,34 @@ async def list_models(dsn: str, schema: str = "models", *, status: int | None = 
         if not await _has_table(conn, schema, "models"):
             raise OpsError(f'schema "{schema}" has no models table (is it the models service\'s schema?)')
         rows = await conn.fetch(
-            f'SELECT id, tenant_id, name, language, status, run_id, last_error, created_at, updated_at '
+            f"SELECT id, tenant_id, name, language, status, run_id, last_error, created_at, updated_at "
             f'FROM "{schema}".models '
-            f'WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR tenant_id = $2) '
-            f'ORDER BY created_at, id LIMIT $3',
-            status, tenant, limit)
-    return [{
-        "id": str(r["id"]), "tenant": r["tenant_id"], "name": r["name"], "language": r["language"],
-        "status": r["status"], "status_name": ModelStatus(r["status"]).name,
-        "run_id": str(r["run_id"]) if r["run_id"] else None,
-        "error": (json.loads(r["last_error"]) or {}).get("code") if r["last_error"] else None,
-        "created_at": r["created_at"], "updated_at": r["updated_at"],
-    } for r in rows]
+            f"WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR tenant_id = $2) "
+            f"ORDER BY created_at, id LIMIT $3",
+            status,
+            tenant,
+            limit,
+        )
+    return [
+        {
+            "id": str(r["id"]),
+            "tenant": r["tenant_id"],
+            "name": r["name"],
+            "language": r["language"],
+            "status": r["status"],
+            "status_name": ModelStatus(r["status"]).name,
+            "run_id": str(r["run_id"]) if r["run_id"] else None,
+            "error": (json.loads(r["last_error"]) or {}).get("code") if r["last_error"] else None,
+            "created_at": r["created_at"],
+            "updated_at": r["updated_at"],
+        }
+        for r in rows
+    ]
 
 
-async def list_runs(dsn: str, schema: str = "trainer", *, status: str | None = None,
-                    limit: int = 100) -> list[dict[str, Any]]:
+async def list_runs(
+    dsn: str, schema: str = "trainer", *, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """Training runs, optionally of one status (queued, running, succeeded, failed), oldest first."""
     if status is not None and status not in RUN_STATUSES:
         raise OpsError(f"unknown run status {status!r}; one of: {', '.join(RUN_STATUSES)}")
@@ -167,21 +186,32 @@ async def list_runs(dsn: str, schema: str = "trainer", *, status: str | None = N
         if not await _has_table(conn, schema, "runs"):
             raise OpsError(f'schema "{schema}" has no runs table (is it the trainer service\'s schema?)')
         rows = await conn.fetch(
-            f'SELECT run_id, tenant_id, model_id, status, owner, progress, error, created_at, started_at, '
+            f"SELECT run_id, tenant_id, model_id, status, owner, progress, error, created_at, started_at, "
             f'heartbeat_at, finished_at FROM "{schema}".runs WHERE ($1::text IS NULL OR status = $1) '
-            f'ORDER BY created_at, run_id LIMIT $2',
-            status, limit)
+            f"ORDER BY created_at, run_id LIMIT $2",
+            status,
+            limit,
+        )
     out = []
     for r in rows:
         progress = json.loads(r["progress"]) if r["progress"] else {}
         error = json.loads(r["error"]) if r["error"] else {}
-        out.append({
-            "run_id": str(r["run_id"]), "tenant": r["tenant_id"], "model_id": str(r["model_id"]),
-            "status": r["status"], "owner": r["owner"], "stage": progress.get("stage"),
-            "percent": progress.get("percent"), "error": error.get("code"),
-            "created_at": r["created_at"], "started_at": r["started_at"], "heartbeat_at": r["heartbeat_at"],
-            "finished_at": r["finished_at"],
-        })
+        out.append(
+            {
+                "run_id": str(r["run_id"]),
+                "tenant": r["tenant_id"],
+                "model_id": str(r["model_id"]),
+                "status": r["status"],
+                "owner": r["owner"],
+                "stage": progress.get("stage"),
+                "percent": progress.get("percent"),
+                "error": error.get("code"),
+                "created_at": r["created_at"],
+                "started_at": r["started_at"],
+                "heartbeat_at": r["heartbeat_at"],
+                "finished_at": r["finished_at"],
+            }
+        )
     return out
 
 
@@ -192,31 +222,55 @@ async def outbox_status(dsn: str, schemas: Iterable[str] = SERVICES) -> list[dic
     async with _read_only(dsn) as conn:
         for schema in schemas:
             if not await _has_table(conn, schema, "outbox"):
-                out.append({"schema": schema, "present": False, "unsent": None, "oldest_age_seconds": None,
-                            "last_sent_at": None, "parked": None, "last_park_reason": None})
+                out.append(
+                    {
+                        "schema": schema,
+                        "present": False,
+                        "unsent": None,
+                        "oldest_age_seconds": None,
+                        "last_sent_at": None,
+                        "parked": None,
+                        "last_park_reason": None,
+                    }
+                )
                 continue
             parking = await _has_column(conn, schema, "outbox", "parked_at")
             waiting = "sent_at IS NULL AND parked_at IS NULL" if parking else "sent_at IS NULL"
             row = await conn.fetchrow(
-                f'SELECT count(*) FILTER (WHERE {waiting}) AS unsent, '
-                f'coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE {waiting})), 0) AS age, '
-                f'max(sent_at) AS last_sent FROM "{schema}".outbox')
+                f"SELECT count(*) FILTER (WHERE {waiting}) AS unsent, "
+                f"coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE {waiting})), 0) AS age, "
+                f'max(sent_at) AS last_sent FROM "{schema}".outbox'
+            )
             parked, reason = 0, None
             if parking:
                 p = await conn.fetchrow(
-                    f'SELECT count(*) AS n, (array_agg(park_reason ORDER BY parked_at DESC))[1] AS reason '
-                    f'FROM "{schema}".outbox WHERE parked_at IS NOT NULL AND sent_at IS NULL')
+                    f"SELECT count(*) AS n, (array_agg(park_reason ORDER BY parked_at DESC))[1] AS reason "
+                    f'FROM "{schema}".outbox WHERE parked_at IS NOT NULL AND sent_at IS NULL'
+                )
                 parked, reason = int(p["n"]), p["reason"]
-            out.append({"schema": schema, "present": True, "unsent": int(row["unsent"]),
-                        "oldest_age_seconds": round(float(row["age"]), 3), "last_sent_at": row["last_sent"],
-                        "parked": parked, "last_park_reason": reason})
+            out.append(
+                {
+                    "schema": schema,
+                    "present": True,
+                    "unsent": int(row["unsent"]),
+                    "oldest_age_seconds": round(float(row["age"]), 3),
+                    "last_sent_at": row["last_sent"],
+                    "parked": parked,
+                    "last_park_reason": reason,
+                }
+            )
     return out
 
 
 async def _has_column(conn: asyncpg.Connection, schema: str, table: str, column: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT 1 FROM information_schema.columns WHERE table_schema=$1 AND table_name=$2 AND column_name=$3",
-        schema, table, column))
+    return bool(
+        await conn.fetchval(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema=$1 AND table_name=$2 AND column_name=$3",
+            schema,
+            table,
+            column,
+        )
+    )
 
 
 # ---------------------------------------------------------------- a model's history
@@ -238,10 +292,18 @@ def _summary(env: ev.Envelope) -> str:
 
 
 def _history_row(env: ev.Envelope, source: str, topic: str, sent: bool | None) -> dict[str, Any]:
-    return {"occurred_at": env.occurred_at, "source": source, "topic": topic, "type": env.type,
-            "event_id": str(env.id), "correlation_id": str(env.correlation_id),
-            "causation_id": str(env.causation_id) if env.causation_id else None, "sent": sent,
-            "summary": _summary(env), "data": env.data}
+    return {
+        "occurred_at": env.occurred_at,
+        "source": source,
+        "topic": topic,
+        "type": env.type,
+        "event_id": str(env.id),
+        "correlation_id": str(env.correlation_id),
+        "causation_id": str(env.causation_id) if env.causation_id else None,
+        "sent": sent,
+        "summary": _summary(env),
+        "data": env.data,
+    }
 
 
 async def history_from_outbox(dsn: str, model_id: UUID, schemas: Iterable[str] = SERVICES) -> list[dict[str, Any]]:
@@ -256,14 +318,16 @@ async def history_from_outbox(dsn: str, model_id: UUID, schemas: Iterable[str] =
             if not await _has_table(conn, schema, "outbox"):
                 continue
             for r in await conn.fetch(
-                    f'SELECT topic, payload, sent_at FROM "{schema}".outbox WHERE msg_key = $1 ORDER BY seq', key):
+                f'SELECT topic, payload, sent_at FROM "{schema}".outbox WHERE msg_key = $1 ORDER BY seq', key
+            ):
                 env = ev.Envelope.model_validate_json(bytes(r["payload"]))
                 rows.append(_history_row(env, schema, r["topic"], r["sent_at"] is not None))
     return sorted(rows, key=lambda r: r["occurred_at"])  # stable: a schema's own order survives ties
 
 
-async def history_from_kafka(bootstrap: str, model_id: UUID, topics: Iterable[str],
-                             timeout: float = 60.0) -> list[dict[str, Any]]:
+async def history_from_kafka(
+    bootstrap: str, model_id: UUID, topics: Iterable[str], timeout: float = 60.0
+) -> list[dict[str, Any]]:
     """Every message keyed by ``model_id`` on ``topics`` (and their dead-letter topics), read to the current end."""
     names = [n for t in topics for n in (t, dead_letter(t))]
     key = str(model_id).encode()
@@ -276,8 +340,11 @@ async def history_from_kafka(bootstrap: str, model_id: UUID, topics: Iterable[st
                 env = ev.Envelope.model_validate_json(record.value)
             except ValueError:
                 continue  # not an envelope (a poison message in a DLT): `voxtrain dlt list` shows it
-            rows.append(_history_row(env, "dead-letter" if record.topic.endswith(DEAD_LETTER_SUFFIX) else "kafka",
-                                     record.topic, None))
+            rows.append(
+                _history_row(
+                    env, "dead-letter" if record.topic.endswith(DEAD_LETTER_SUFFIX) else "kafka", record.topic, None
+                )
+            )
     return sorted(rows, key=lambda r: r["occurred_at"])
 
 
@@ -293,8 +360,13 @@ async def _kafka_reader(bootstrap: str, group: str | None) -> Any:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaConnectionError
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                                auto_offset_reset="earliest", request_timeout_ms=KAFKA_TIMEOUT_MS)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=KAFKA_TIMEOUT_MS,
+    )
     try:
         await consumer.start()
     except KafkaConnectionError as exc:
@@ -375,11 +447,16 @@ def _describe(record: Any, original: str) -> dict[str, Any]:
     except (ValueError, AttributeError, TypeError):
         pass
     return {
-        "partition": record.partition, "offset": record.offset,
+        "partition": record.partition,
+        "offset": record.offset,
         "timestamp": datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp else None,
-        "key": _text(record.key), "type": event_type, "event_id": event_id,
-        "target": headers.get("x-original-topic") or original, "group": headers.get("x-consumer-group"),
-        "attempts": headers.get("x-attempts"), "kind": headers.get("x-dead-letter-kind"),
+        "key": _text(record.key),
+        "type": event_type,
+        "event_id": event_id,
+        "target": headers.get("x-original-topic") or original,
+        "group": headers.get("x-consumer-group"),
+        "attempts": headers.get("x-attempts"),
+        "kind": headers.get("x-dead-letter-kind"),
         "reason": headers.get("x-dead-letter-reason"),
     }
 
@@ -399,8 +476,9 @@ async def dlt_list(bootstrap: str, topic: str, timeout: float = 60.0) -> list[di
     return rows
 
 
-async def dlt_replay(bootstrap: str, topic: str, *, limit: int | None = None, dry_run: bool = False,
-                     timeout: float = 60.0) -> list[dict[str, Any]]:
+async def dlt_replay(
+    bootstrap: str, topic: str, *, limit: int | None = None, dry_run: bool = False, timeout: float = 60.0
+) -> list[dict[str, Any]]:
     """Republish what is in ``<topic>.dlt`` and not replayed yet to each message's ``x-original-topic``.
 
     Reads with its own consumer group (:func:`replay_group`) from its committed offsets (from the
@@ -416,8 +494,9 @@ async def dlt_replay(bootstrap: str, topic: str, *, limit: int | None = None, dr
     async with _kafka_reader(bootstrap, replay_group(topic)) as consumer:
         producer = None
         if not dry_run:
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                                        request_timeout_ms=KAFKA_TIMEOUT_MS)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", request_timeout_ms=KAFKA_TIMEOUT_MS
+            )
             await producer.start()
         try:
             records = _read_to_end(consumer, await _partitions(bootstrap, [dlt]), timeout, from_committed=True)
@@ -437,8 +516,11 @@ async def _replay_one(consumer: Any, producer: Any, record: Any, original: str, 
     from aiokafka.structs import OffsetAndMetadata
 
     row = _describe(record, original)
-    headers = [(k, v) for k, v in (record.headers or ())
-               if not k.lower().startswith(DLT_HEADERS) and k.lower() != REPLAYED_FROM]
+    headers = [
+        (k, v)
+        for k, v in (record.headers or ())
+        if not k.lower().startswith(DLT_HEADERS) and k.lower() != REPLAYED_FROM
+    ]
     headers.append((REPLAYED_FROM, f"{dlt}:{record.partition}:{record.offset}".encode()))
     if producer is not None:
         await producer.send_and_wait(row["target"], record.value, key=record.key, headers=headers)

@@ -8,7 +8,7 @@ one readable message naming the variables to set; nothing else in the code reads
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,9 +66,7 @@ class MinioSettings(BaseModel):
     secure: bool = False
     region: str = "us-east-1"
     bucket: str = "voxtrain"
-    public_endpoint: str | None = Field(
-        None, description="host:port clients use for presigned URLs, when it differs"
-    )
+    public_endpoint: str | None = Field(None, description="host:port clients use for presigned URLs, when it differs")
 
 
 class AuthSettings(BaseModel):
@@ -86,9 +84,7 @@ class HttpSettings(BaseModel):
 class BaseServiceSettings(BaseSettings):
     """Sections every process has (the console too, which keeps no database)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore", frozen=True)
     service_name: str = "voxtrain"
     environment: Environment = Environment.LOCAL
     log_level: str = "INFO"
@@ -97,7 +93,7 @@ class BaseServiceSettings(BaseSettings):
     http: HttpSettings = HttpSettings()
 
     @model_validator(mode="after")
-    def _real_secret_in_production(self) -> "BaseServiceSettings":
+    def _real_secret_in_production(self) -> BaseServiceSettings:
         secret = self.auth.jwt_secret.get_secret_value()
         if self.environment is Environment.PRODUCTION and (secret.lower() in _PLACEHOLDERS or len(secret) < 32):
             raise ValueError("VOXTRAIN_AUTH__JWT_SECRET must be a real secret of 32+ characters in production")
@@ -110,7 +106,7 @@ class ServiceSettings(BaseServiceSettings):
     postgres: PostgresSettings
 
     @model_validator(mode="after")
-    def _schema_defaults_to_service(self) -> "ServiceSettings":
+    def _schema_defaults_to_service(self) -> ServiceSettings:
         if not self.postgres.schema_name:
             object.__setattr__(self.postgres, "schema_name", self.service_name)
         return self
@@ -121,13 +117,17 @@ class SupervisionSettings(BaseModel):
 
     every_seconds: float = Field(15.0, gt=0, description="how often overdue models are looked for")
     validation_seconds: float = Field(
-        900.0, gt=0, description="at 2: time without a verdict (or upload) before validation is requested again")
+        900.0, gt=0, description="at 2: time without a verdict (or upload) before validation is requested again"
+    )
     start_seconds: float = Field(
-        3600.0, gt=0, description="at 2 with training requested: time without TrainingStarted before asking again")
+        3600.0, gt=0, description="at 2 with training requested: time without TrainingStarted before asking again"
+    )
     heartbeat_seconds: float = Field(
-        900.0, gt=0, description="at 3: time without progress from the trainer before asking again")
-    max_redrives: int = Field(3, ge=0, description="requests sent again before the model fails "
-                                                   "(validation_timeout at 2, worker_lost at 3)")
+        900.0, gt=0, description="at 3: time without progress from the trainer before asking again"
+    )
+    max_redrives: int = Field(
+        3, ge=0, description="requests sent again before the model fails (validation_timeout at 2, worker_lost at 3)"
+    )
 
 
 class ModelsSettings(ServiceSettings):
@@ -146,7 +146,8 @@ class DatasetsSettings(ServiceSettings):
     upload_session_ttl_seconds: int = Field(24 * 3600, gt=0)
     presign_ttl_seconds: int = Field(3600, gt=0)
     unknown_model_grace_seconds: float = Field(
-        10.0, ge=0, description="how long an upload waits for a just-created model's ModelCreated to arrive")
+        10.0, ge=0, description="how long an upload waits for a just-created model's ModelCreated to arrive"
+    )
 
 
 class ValidatorSettings(ServiceSettings):
@@ -154,13 +155,21 @@ class ValidatorSettings(ServiceSettings):
     http: HttpSettings = HttpSettings(port=8103)
     minio: MinioSettings
     concurrency: int = Field(2, ge=1)
-    max_attempts: int = Field(6, ge=1, description="claims of a job that may end without a verdict (storage "
-                              "unreachable, worker lost, check crashed) before its dataset fails with "
-                              "validation_failed")
+    max_attempts: int = Field(
+        6,
+        ge=1,
+        description="claims of a job that may end without a verdict (storage "
+        "unreachable, worker lost, check crashed) before its dataset fails with "
+        "validation_failed",
+    )
     retry_base_seconds: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
     retry_max_seconds: float = Field(300.0, gt=0, description="longest retry delay")
-    lease_seconds: float = Field(120.0, gt=0, description="a job's lease, renewed every quarter of it while the "
-                                 "job runs; a worker that dies frees its job after this")
+    lease_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="a job's lease, renewed every quarter of it while the "
+        "job runs; a worker that dies frees its job after this",
+    )
 
 
 class TrainerSettings(ServiceSettings):
@@ -173,8 +182,12 @@ class TrainerSettings(ServiceSettings):
     lease_seconds: float = Field(60.0, gt=0)
     ngram_order: int = Field(3, ge=1, le=6)
     work_dir: str = "/tmp/voxtrain-trainer"
-    max_attempts: int = Field(3, ge=1, description="a run whose worker died or whose storage was briefly away is "
-                              "started this many times in all before it fails (worker_lost)")
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        description="a run whose worker died or whose storage was briefly away is "
+        "started this many times in all before it fails (worker_lost)",
+    )
     retry_backoff_seconds: float = Field(5.0, ge=0, description="wait before the 2nd attempt; doubles per attempt")
     retry_backoff_max_seconds: float = Field(300.0, ge=0)
     model_cache_bytes: int = Field(2 * 2**30, gt=0, description="disk held by trained models fetched for serving (LRU)")
@@ -197,7 +210,8 @@ class WebhooksSettings(ServiceSettings):
     service_name: str = "webhooks"
     http: HttpSettings = HttpSettings(port=8105)
     allow_insecure_urls: bool = Field(
-        False, description="also accept http:// endpoints on loopback addresses (development and tests only)")
+        False, description="also accept http:// endpoints on loopback addresses (development and tests only)"
+    )
     retry_for_seconds: float = Field(24 * 3600, gt=0, description="how long a delivery is retried before it fails")
     first_retry_seconds: float = Field(10.0, gt=0, description="first retry delay; doubles per attempt")
     max_retry_seconds: float = Field(3600.0, gt=0, description="the longest wait between two attempts")
@@ -213,7 +227,7 @@ class SettingsError(SystemExit):
     """Start-up refused because of the configuration (message says what to fix)."""
 
 
-def load(cls: type[S], **overrides: object) -> S:
+def load(cls: type[S], **overrides: Any) -> S:
     """Build and validate settings, or exit with a message naming the variables to fix."""
     try:
         return cls(**overrides)

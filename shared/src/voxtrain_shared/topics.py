@@ -58,12 +58,12 @@ class Topics:
 
     def by_key(self, key: str) -> str:
         """Resolve a logical topic key (an Event's ``TOPIC``) to its name."""
-        return getattr(self, key)
+        name: str = getattr(self, key)
+        return name
 
     def all(self) -> list[str]:
         """Every topic of the namespace (without dead-letter topics)."""
-        keys = ("models", "model_commands", "datasets", "validation", "training_commands",
-                "training_events", "status")
+        keys = ("models", "model_commands", "datasets", "validation", "training_commands", "training_events", "status")
         return [self.by_key(k) for k in keys]
 
 

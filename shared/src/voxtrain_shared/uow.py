@@ -58,14 +58,14 @@ class Transaction(Protocol[R_co]):
         ...
 
 
-class Work(Protocol[R]):
+class Work(Protocol[R_co]):
     """The unit-of-work port: transactions for changes, a repository for reads."""
 
-    def __call__(self, ctx: Context) -> AbstractAsyncContextManager[Transaction[R]]:
+    def __call__(self, ctx: Context) -> AbstractAsyncContextManager[Transaction[R_co]]:
         """Open a transaction; it commits when the block ends without an exception."""
         ...
 
-    def reading(self) -> AbstractAsyncContextManager[R]:
+    def reading(self) -> AbstractAsyncContextManager[R_co]:
         """A repository for reads (no transaction is held open)."""
         ...
 

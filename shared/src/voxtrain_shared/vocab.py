@@ -79,7 +79,7 @@ class DatasetType(IntEnum):
         return self is not DatasetType.TEST
 
     @classmethod
-    def parse(cls, value: str | int) -> "DatasetType":
+    def parse(cls, value: str | int) -> DatasetType:
         """Accept a name (any case) or the spec's number; raise ValueError otherwise."""
         if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
             return cls(int(value))

@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop services and servers (data is kept)").set_defaults(fn=_down)
     commands.add_parser("status", help="what runs, on which port").set_defaults(fn=_status)
     commands.add_parser("env", help="print `export VAR=...` lines for this stack").set_defaults(fn=_env)
-    run = commands.add_parser("run-services", help="start the servers, the four services and the web console in the background")
+    run = commands.add_parser(
+        "run-services", help="start the servers, the four services and the web console in the background"
+    )
     run.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each /health/live")
     run.set_defaults(fn=_run_services)
     args = parser.parse_args(argv)

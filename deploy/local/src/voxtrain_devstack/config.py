@@ -66,15 +66,16 @@ class Ports:
         values = {}
         for field in dataclasses.fields(cls):
             var = f"{ENV_PREFIX}{field.name.upper()}_PORT"
-            values[field.name] = int(environ[var]) if var in environ else field.default + offset
+            default = field.default
+            assert isinstance(default, int)  # every port has a default
+            values[field.name] = int(environ[var]) if var in environ else default + offset
         return cls(**values)
 
     @classmethod
     def overridden_in_env(cls, environ: Mapping[str, str] = os.environ) -> bool:
         """True when the environment asks for any port other than the defaults."""
         return any(
-            (k.startswith(ENV_PREFIX) and k.endswith("_PORT")) or k == ENV_PREFIX + "PORT_OFFSET"
-            for k in environ
+            (k.startswith(ENV_PREFIX) and k.endswith("_PORT")) or k == ENV_PREFIX + "PORT_OFFSET" for k in environ
         )
 
 

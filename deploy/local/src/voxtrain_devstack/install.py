@@ -125,9 +125,18 @@ def install_kafka() -> Path:
             work = Path(tmp)
             (work / "pom.xml").write_text(_POM.format(deps=deps))
             _run(
-                [mvn, "-q", "-B", "--no-transfer-progress", f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-                 "-DincludeScope=runtime", f"-DoutputDirectory={work / 'lib'}"],
-                what="Downloading Kafka's jars with Maven", log=lib.parent / "install.log", cwd=work,
+                [
+                    mvn,
+                    "-q",
+                    "-B",
+                    "--no-transfer-progress",
+                    f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                    "-DincludeScope=runtime",
+                    f"-DoutputDirectory={work / 'lib'}",
+                ],
+                what="Downloading Kafka's jars with Maven",
+                log=lib.parent / "install.log",
+                cwd=work,
             )
             shutil.rmtree(lib, ignore_errors=True)
             os.replace(work / "lib", lib)
@@ -147,8 +156,12 @@ def install_minio() -> Path:
         say(f"building MinIO {versions.MINIO_VERSION} with `go install` into {binary.parent} (once, a few minutes)")
         with tempfile.TemporaryDirectory(dir=binary.parent, prefix=".tmp-") as tmp:
             env = {**os.environ, "GOBIN": tmp, "CGO_ENABLED": "0"}
-            _run([go, "install", f"{versions.MINIO_MODULE}@{versions.MINIO_VERSION}"],
-                 what="Building MinIO", log=binary.parent / "install.log", env=env)
+            _run(
+                [go, "install", f"{versions.MINIO_MODULE}@{versions.MINIO_VERSION}"],
+                what="Building MinIO",
+                log=binary.parent / "install.log",
+                env=env,
+            )
             os.replace(Path(tmp) / "minio", binary)
     return binary
 

@@ -95,8 +95,13 @@ def spawn(
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} voxtrain-stack starts: {' '.join(cmd)}\n".encode())
         out.flush()
         proc = subprocess.Popen(
-            list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
             preexec_fn=_more_open_files,
         )
     _children[proc.pid] = proc
@@ -111,7 +116,7 @@ OPEN_FILES = 1 << 20
 
 def _more_open_files() -> None:
     """In the child before exec: as many open files as allowed, up to :data:`OPEN_FILES`."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     except (ValueError, OSError):  # not privileged: the hard limit is the ceiling

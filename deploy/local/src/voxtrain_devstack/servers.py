@@ -141,39 +141,62 @@ class Kafka(Server):
         super().prepare()
         p, c = self.ports.kafka, self.ports.kafka_controller
         self.properties.write_text(
-            "\n".join([
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.bootstrap.servers=127.0.0.1:{c}",
-                f"listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                f"log.dirs={self.data / 'log'}",
-                "offsets.topic.replication.factor=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "",
-            ])
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.bootstrap.servers=127.0.0.1:{c}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={self.data / 'log'}",
+                    "offsets.topic.replication.factor=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "",
+                ]
+            )
         )
         if (self.data / "log" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         with open(self.log, "ab") as out:
             done = subprocess.run(
-                ["java", "-cp", f"{self.installed.kafka_lib}/*", "kafka.tools.StorageTool", "format",
-                 "--standalone", "-t", cluster_id, "-c", str(self.properties), "-g"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
+                [
+                    "java",
+                    "-cp",
+                    f"{self.installed.kafka_lib}/*",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.properties),
+                    "-g",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=_clean_env(),
             )
         if done.returncode != 0:
             raise StackError(procs.with_log("kafka: formatting the KRaft storage failed.", self.log))
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return [
-            "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            "-cp", f"{self.installed.kafka_lib}/*", "kafka.Kafka", str(self.properties),
+            "java",
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            "-cp",
+            f"{self.installed.kafka_lib}/*",
+            "kafka.Kafka",
+            str(self.properties),
         ], _clean_env()
 
     def ready(self) -> bool:
@@ -224,9 +247,12 @@ class Minio(Server):
             MINIO_UPDATE="off",
         )
         return [
-            str(self.installed.minio), "server",
-            "--address", f"127.0.0.1:{self.ports.minio}",
-            "--console-address", f"127.0.0.1:{self.ports.minio_console}",
+            str(self.installed.minio),
+            "server",
+            "--address",
+            f"127.0.0.1:{self.ports.minio}",
+            "--console-address",
+            f"127.0.0.1:{self.ports.minio_console}",
             str(self.data),
         ], env
 
@@ -314,9 +340,23 @@ class Postgres(Server):
         try:
             with open(self.log, "ab") as out:
                 done = subprocess.run(
-                    [*self._as_user(), self._bin("initdb"), "-D", str(self.pgdata), "-U", PG_SUPERUSER,
-                     "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
+                    [
+                        *self._as_user(),
+                        self._bin("initdb"),
+                        "-D",
+                        str(self.pgdata),
+                        "-U",
+                        PG_SUPERUSER,
+                        "--auth=scram-sha-256",
+                        f"--pwfile={pwfile}",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=_clean_env(),
                     cwd=self.root,
                 )
         finally:
@@ -327,14 +367,27 @@ class Postgres(Server):
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return [
-            *self._as_user(), self._bin("postgres"), "-D", str(self.pgdata),
-            "-p", str(self.ports.postgres), "-k", str(self.root / "run"),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "max_connections=200",
+            *self._as_user(),
+            self._bin("postgres"),
+            "-D",
+            str(self.pgdata),
+            "-p",
+            str(self.ports.postgres),
+            "-k",
+            str(self.root / "run"),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=200",
             # Durable, as in production (fsync, synchronous_commit and full_page_writes keep their defaults):
             # the outbox and the inbox promise that a committed change and its Kafka effects go together,
             # which a crash must not break. Pinned here so a changed postgresql.conf cannot weaken it.
-            "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "full_page_writes=on",
+            "-c",
+            "fsync=on",
+            "-c",
+            "synchronous_commit=on",
+            "-c",
+            "full_page_writes=on",
         ], _clean_env(HOME=str(self.root))
 
     def ready(self) -> bool:
@@ -343,9 +396,28 @@ class Postgres(Server):
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         done = subprocess.run(
-            [self._bin("psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-             "-p", str(self.ports.postgres), "-U", PG_SUPERUSER, "-d", database, "-c", sql],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            [
+                self._bin("psql"),
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.ports.postgres),
+                "-U",
+                PG_SUPERUSER,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
             env=_clean_env(PGPASSWORD=self.secrets.postgres_password, PGCONNECT_TIMEOUT="5"),
         )
         if done.returncode != 0:
@@ -375,4 +447,3 @@ def _server_user() -> str:
 def all_servers(state: StateDir, ports: Ports, secrets: Secrets, installed: Installed | None) -> list[Server]:
     """The servers in start order."""
     return [cls(state, ports, secrets, installed) for cls in (Postgres, Minio, Kafka)]
-

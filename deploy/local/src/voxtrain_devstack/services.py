@@ -7,6 +7,7 @@ The console also gets the base URLs of the three APIs it serves the pages over.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -92,9 +93,11 @@ def start_services(
         for name, pid in pids.items():
             port = getattr(ports, name)
             procs.wait_until(
-                lambda port=port: live(port),
+                functools.partial(live, port),
                 what=f"voxtrain-{name} (pid {pid}, GET http://127.0.0.1:{port}/health/live)",
-                timeout=timeout, pid=pid, log=state.log(name),
+                timeout=timeout,
+                pid=pid,
+                log=state.log(name),
             )
     except BaseException:
         stop_services(state)

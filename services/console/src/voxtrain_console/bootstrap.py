@@ -33,20 +33,26 @@ class Feed(Protocol):
 class Console:
     """The console process: the app, the hub of live events, the feed that fills it, the API client."""
 
-    def __init__(self, settings: ConsoleSettings, *, feed: Feed | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: ConsoleSettings, *, feed: Feed | None = None, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
         self.hub = Hub(settings.sse_queue_size)
         self.feed: Any = feed if feed is not None else KafkaFeed(settings.kafka, self.hub)
         self.client = http.make_client(settings, transport)
-        self.app = FastAPI(title="voxtrain console", version="1.0.0", lifespan=self._lifespan,
-                           description="The Custom Models pages, a same-origin proxy to the voxtrain APIs, "
-                                       "and live training status as Server-Sent Events.")
+        self.app = FastAPI(
+            title="voxtrain console",
+            version="1.0.0",
+            lifespan=self._lifespan,
+            description="The Custom Models pages, a same-origin proxy to the voxtrain APIs, "
+            "and live training status as Server-Sent Events.",
+        )
         self.app.state.auth_settings = settings.auth
         self.app.state.console = self
         shared_http.install(self.app, {"kafka_feed": self._check_feed})
-        self.app.include_router(http.router(settings, self.hub, self.client,
-                                            parts.PartUrls(self.client, settings.upstream("datasets"))))
+        self.app.include_router(
+            http.router(settings, self.hub, self.client, parts.PartUrls(self.client, settings.upstream("datasets")))
+        )
         self.app.mount("/static", http.Assets(directory=http.STATIC), name="static")
 
     async def start(self) -> None:

@@ -56,7 +56,9 @@ class KafkaFeed:
     async def start(self) -> None:
         # The services create the topics too; doing it here as well keeps a console started first from
         # letting the broker auto-create them with other settings.
-        await ensure_topics(self._settings.bootstrap_servers, self._settings.topics.all(), self._settings.topic_partitions)
+        await ensure_topics(
+            self._settings.bootstrap_servers, self._settings.topics.all(), self._settings.topic_partitions
+        )
         self._consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=self._settings.bootstrap_servers,

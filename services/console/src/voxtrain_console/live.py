@@ -35,15 +35,25 @@ class LiveEvent:
 
 def to_live(env: ev.Envelope) -> LiveEvent | None:
     """The browser's view of a status change or a training progress report; None for anything else."""
-    base: dict[str, Any] = {"model_id": str(env.model_id) if env.model_id else None, "occurred_at": env.occurred_at.isoformat()}
+    base: dict[str, Any] = {
+        "model_id": str(env.model_id) if env.model_id else None,
+        "occurred_at": env.occurred_at.isoformat(),
+    }
     if env.type == ev.TrainingStatusChanged.TYPE:
         p = env.payload()
         assert isinstance(p, ev.TrainingStatusChanged)
         status = ModelStatus(p.new_status)
-        data = {**base, "old_status": int(p.old_status) if p.old_status else None, "new_status": int(status),
-                "status_name": status.name, "label": status.label, "badge": status.badge, "reason": p.reason,
-                "error": p.error.model_dump(mode="json") if p.error else None,
-                "run_id": str(p.run_id) if p.run_id else None}
+        data = {
+            **base,
+            "old_status": int(p.old_status) if p.old_status else None,
+            "new_status": int(status),
+            "status_name": status.name,
+            "label": status.label,
+            "badge": status.badge,
+            "reason": p.reason,
+            "error": p.error.model_dump(mode="json") if p.error else None,
+            "run_id": str(p.run_id) if p.run_id else None,
+        }
         return LiveEvent(str(env.id), "status", env.tenant_id, data)
     if env.type == ev.TrainingProgress.TYPE:
         p = env.payload()
@@ -130,8 +140,7 @@ class Hub:
                 sub.offer(None)
 
 
-async def sse_stream(hub: Hub, tenant_id: str, heartbeat: float, expires_at: float,
-                     clock: Any = None) -> Any:
+async def sse_stream(hub: Hub, tenant_id: str, heartbeat: float, expires_at: float, clock: Any = None) -> Any:
     """The Server-Sent Events of one browser: its tenant's events, heartbeats, and an end at expiry.
 
     Starts with ``event: ready`` (the page re-reads the state then, so nothing between two

@@ -10,5 +10,11 @@ def run() -> None:
     settings = load(ConsoleSettings)
     import uvicorn
 
-    uvicorn.run(build(settings).app, host=settings.http.host, port=settings.http.port,
-                log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        build(settings).app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -58,7 +58,9 @@ class PartUrls:
         cached = self._cache.get(key, {}).get(number)
         if cached is not None and cached.url is not None and cached.usable_until > time.monotonic():
             return cached
-        headers = {k: v for k, v in forwarded_headers(request).items() if k.lower() in ("authorization", "x-correlation-id")}
+        headers = {
+            k: v for k, v in forwarded_headers(request).items() if k.lower() in ("authorization", "x-correlation-id")
+        }
         r = await self._client.get(f"{self._base}/v1/models/{model_id}/uploads/{upload_id}", headers=headers)
         if r.status_code != 200:
             return Response(r.content, status_code=r.status_code, media_type=r.headers.get("content-type"))
@@ -66,8 +68,10 @@ class PartUrls:
         if body.get("state") != "open":
             return error(409, "conflict", f"Upload {upload_id} is {body.get('state')}: no more parts are accepted.")
         now_wall, now_mono = time.time(), time.monotonic()
-        parts = {p["part_number"]: Part(p["part_number"], p["size"], None, float("inf"))
-                 for p in body.get("parts_received", [])}
+        parts = {
+            p["part_number"]: Part(p["part_number"], p["size"], None, float("inf"))
+            for p in body.get("parts_received", [])
+        }
         for u in body.get("part_urls", []):
             left = datetime.fromisoformat(u["expires_at"]).timestamp() - now_wall - EXPIRY_MARGIN_SECONDS
             parts[u["part_number"]] = Part(u["part_number"], u["size"], u["url"], now_mono + left)
@@ -76,13 +80,17 @@ class PartUrls:
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
         if number not in parts:
-            return error(422, "validation_failed",
-                         f"Part {number} is not part of upload {upload_id} (it has {body.get('part_count')} parts).")
+            return error(
+                422,
+                "validation_failed",
+                f"Part {number} is not part of upload {upload_id} (it has {body.get('part_count')} parts).",
+            )
         return parts[number]
 
 
-async def put_part(client: httpx.AsyncClient, urls: PartUrls, request: Request, model_id: str, upload_id: str,
-                   number: int) -> Response:
+async def put_part(
+    client: httpx.AsyncClient, urls: PartUrls, request: Request, model_id: str, upload_id: str, number: int
+) -> Response:
     """Stream one part to storage; answers ``{"part_number", "size", "etag"}``."""
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
@@ -91,8 +99,7 @@ async def put_part(client: httpx.AsyncClient, urls: PartUrls, request: Request, 
     if isinstance(found, Response):
         return found
     if int(length) != found.size:
-        return error(422, "validation_failed",
-                     f"Part {number} must be exactly {found.size} bytes (got {length}).")
+        return error(422, "validation_failed", f"Part {number} must be exactly {found.size} bytes (got {length}).")
     if found.url is None:  # storage has it already (a retry after a lost answer)
         return JSONResponse({"part_number": number, "size": found.size, "etag": None, "already_received": True})
     try:
@@ -102,8 +109,10 @@ async def put_part(client: httpx.AsyncClient, urls: PartUrls, request: Request, 
         return error(502, "storage_unavailable", f"Part {number} could not be stored; send it again.")
     if r.status_code // 100 != 2:
         urls.forget(request, model_id, upload_id)  # e.g. an expired URL: fetch fresh ones next time
-        log.warning("part_refused_by_storage", upload_id=upload_id, part=number, status=r.status_code,
-                    body=r.text[:300])
-        return error(502, "storage_unavailable",
-                     f"Storage refused part {number} (HTTP {r.status_code}); send it again.")
+        log.warning(
+            "part_refused_by_storage", upload_id=upload_id, part=number, status=r.status_code, body=r.text[:300]
+        )
+        return error(
+            502, "storage_unavailable", f"Storage refused part {number} (HTTP {r.status_code}); send it again."
+        )
     return JSONResponse({"part_number": number, "size": found.size, "etag": r.headers.get("etag", "").strip('"')})

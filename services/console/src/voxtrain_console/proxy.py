@@ -46,8 +46,12 @@ RESPONSE_HEADERS = (
 )
 #: Read-only public paths: the product's vocabulary (models) and the upload limits (datasets).
 PUBLIC = {"vocabulary": "models", "upload-limits": "datasets"}
-API_NAMES = {"models": "models API", "datasets": "datasets API", "trainer": "transcription API",
-             "webhooks": "webhooks API"}
+API_NAMES = {
+    "models": "models API",
+    "datasets": "datasets API",
+    "trainer": "transcription API",
+    "webhooks": "webhooks API",
+}
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,26 @@ def sign_in(token: str, settings: AuthSettings, secure: bool) -> Response:
     try:
         principal = verify_token(settings, token)
     except InvalidToken as exc:
-        return JSONResponse({"error": {"code": "unauthorized", "message":
-                                       f"This token is not valid ({exc}). Get one with `voxtrain token TENANT`."}},
-                            status_code=401)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "unauthorized",
+                    "message": f"This token is not valid ({exc}). Get one with `voxtrain token TENANT`.",
+                }
+            },
+            status_code=401,
+        )
     exp = expires_at(token)
     response = JSONResponse({"tenant_id": principal.tenant_id, "expires_at": int(exp)})
-    response.set_cookie(COOKIE, token, max_age=max(0, int(exp - time.time())), path=COOKIE_PATH,
-                        httponly=True, samesite="strict", secure=secure)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=max(0, int(exp - time.time())),
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
     return response
 
 

@@ -337,7 +337,7 @@ class StreamingWriter:
     def _raise_failed_upload(self) -> None:
         for task in self._uploads:
             if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+                raise task.exception()  # type: ignore[misc]  # not None: the task failed (checked above)
 
     async def finish(self) -> StoredObject:
         """Store what is left and assemble the object; returns its key, size and SHA-256."""

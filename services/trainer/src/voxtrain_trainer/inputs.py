@@ -66,19 +66,31 @@ def build_inputs(datasets: Sequence[LocalDataset]) -> tuple[TrainingInputs, dict
     # AUDIO + same-named .vtt/.srt: paired and cut by cue times (manifest lines win), see ml.pairing
     paired = pair_recordings(
         [NamedFile(d.file_name, d.path) for d in datasets if d.type is DatasetType.AUDIO],
-        [NamedFile(d.file_name, d.path, "test" if d.type is DatasetType.TEST else "train")
-         for d in datasets if d.type in (DatasetType.TRANSCRIPT, DatasetType.TEST)],
+        [
+            NamedFile(d.file_name, d.path, "test" if d.type is DatasetType.TEST else "train")
+            for d in datasets
+            if d.type in (DatasetType.TRANSCRIPT, DatasetType.TEST)
+        ],
         already_paired={p.audio for p in train_pairs + test_pairs},
     )
     train_pairs += paired.train_pairs
     test_pairs += paired.test_pairs
     transcripts = [t for t in transcripts if t.path not in paired.used_transcripts]
     test_texts = [t for t in test_texts if t.path not in paired.used_transcripts]
-    used = {"transcript_files": len(transcripts), "test_files": len(test_texts),
-            "train_pairs": len(train_pairs), "test_pairs": len(test_pairs)}
-    return TrainingInputs(transcripts=transcripts, test_texts=test_texts, train_pairs=train_pairs,
-                          test_pairs=test_pairs, pairing=paired.report(),
-                          unused_audio=paired.unused_audio), used
+    used = {
+        "transcript_files": len(transcripts),
+        "test_files": len(test_texts),
+        "train_pairs": len(train_pairs),
+        "test_pairs": len(test_pairs),
+    }
+    return TrainingInputs(
+        transcripts=transcripts,
+        test_texts=test_texts,
+        train_pairs=train_pairs,
+        test_pairs=test_pairs,
+        pairing=paired.report(),
+        unused_audio=paired.unused_audio,
+    ), used
 
 
 def _pair(entry: Mapping[str, object], by_ref: Mapping[str, LocalDataset], where: str) -> tuple[AudioPair, str]:
@@ -86,24 +98,29 @@ def _pair(entry: Mapping[str, object], by_ref: Mapping[str, LocalDataset], where
         raise TrainingError("validation_failed", f"{where}: each line must be a JSON object", "gather")
     audio = by_ref.get(str(entry.get("audio")))
     if audio is None or audio.type is not DatasetType.AUDIO:
-        raise TrainingError("validation_failed", f"{where}: 'audio' does not name an AUDIO dataset of this model",
-                            "gather")
+        raise TrainingError(
+            "validation_failed", f"{where}: 'audio' does not name an AUDIO dataset of this model", "gather"
+        )
     split = entry.get("split")
     if "text" in entry:
         text, default_split = str(entry["text"]), "train"
     else:
         transcript = by_ref.get(str(entry.get("transcript")))
         if transcript is None or transcript.type not in (DatasetType.TRANSCRIPT, DatasetType.TEST):
-            raise TrainingError("validation_failed",
-                                f"{where}: 'transcript' does not name a TRANSCRIPT or TEST dataset", "gather")
+            raise TrainingError(
+                "validation_failed", f"{where}: 'transcript' does not name a TRANSCRIPT or TEST dataset", "gather"
+            )
         text = _text_of(transcript)
         default_split = "test" if transcript.type is DatasetType.TEST else "train"
     split = str(split or default_split)
     if split not in ("train", "test"):
-        raise TrainingError("validation_failed", f"{where}: 'split' must be \"train\" or \"test\"", "gather")
+        raise TrainingError("validation_failed", f'{where}: \'split\' must be "train" or "test"', "gather")
     offset = entry.get("offset")
     duration = entry.get("duration")
-    return AudioPair(audio=audio.path, text=text,
-                     offset=float(offset) if offset is not None else None,
-                     duration=float(duration) if duration is not None else None,
-                     name=f"{audio.file_name}@{offset or 0}"), split
+    return AudioPair(
+        audio=audio.path,
+        text=text,
+        offset=float(offset) if offset is not None else None,
+        duration=float(duration) if duration is not None else None,
+        name=f"{audio.file_name}@{offset or 0}",
+    ), split

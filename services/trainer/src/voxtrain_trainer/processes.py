@@ -99,7 +99,17 @@ class WorkerProcesses:
         proc = self._mp.Process(
             target=worker.child_main,
             name=f"train-{run_id}-a{attempt}",
-            args=(request, attempt, os.getpid(), minio, s.minio.bucket, s.work_dir, training_settings(s), progress, results),
+            args=(
+                request,
+                attempt,
+                os.getpid(),
+                minio,
+                s.minio.bucket,
+                s.work_dir,
+                training_settings(s),
+                progress,
+                results,
+            ),
         )
         proc.start()
         w = WorkerProcess(

@@ -65,7 +65,12 @@ def _storage(stage: str, call: Callable[[], Any]) -> Any:
 
 
 def execute(
-    request: bytes, attempt: int, minio: dict[str, Any], bucket: str, work_root: str, training: TrainingSettings,
+    request: bytes,
+    attempt: int,
+    minio: dict[str, Any],
+    bucket: str,
+    work_root: str,
+    training: TrainingSettings,
     progress: Any,
 ) -> dict[str, Any]:
     """Train the model a TrainingRequested asks for (see module contract)."""

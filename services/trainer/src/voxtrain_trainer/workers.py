@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.health import Health
+from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.vocab import ErrorCode

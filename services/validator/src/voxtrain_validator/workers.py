@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.health import Health
+from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.metrics import VALIDATION_SECONDS, VALIDATIONS
 from voxtrain_shared.vocab import ErrorCode

@@ -48,11 +48,11 @@ def load_pcm(path: Path, offset: float | None = None, duration: float | None = N
             else:
                 for out in resampler.resample(None):
                     chunks.append(out.to_ndarray().reshape(-1))
-    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+    except av.error.FFmpegError as exc:
         raise ValueError(f"{Path(path).name}: cannot decode audio ({exc})") from exc
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    start = max(int(round((offset - (first_time or 0.0)) * SAMPLE_RATE)), 0)
-    stop = None if duration is None else start + int(round(duration * SAMPLE_RATE))
+    start = max(round((offset - (first_time or 0.0)) * SAMPLE_RATE), 0)
+    stop = None if duration is None else start + round(duration * SAMPLE_RATE)
     return pcm[start:stop].astype("<i2", copy=False).tobytes()
 
 

@@ -9,6 +9,7 @@ and with the base binary LM (see :mod:`perplexity` for conventions).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
@@ -59,7 +60,7 @@ def compare_wer(
     first, last = names[0], names[-1]
     steps = [
         {"from": a, "to": b, "relative_improvement": _relative(results[a]["wer"], results[b]["wer"])}
-        for a, b in zip(names, names[1:], strict=False)
+        for a, b in itertools.pairwise(names)
     ]
     examples = [
         {"utterance": label, "reference": ref, **{name: hyps[name][i] for name in names}, "custom": hyps[last][i]}

@@ -57,7 +57,7 @@ class Discounts:
 
 
 def _clamp(values: tuple[float, float, float]) -> tuple[float, float, float]:
-    return tuple(min(max(d, _MARGIN), k - _MARGIN) for k, d in enumerate(values, start=1))  # type: ignore[return-value]
+    return tuple(min(max(d, _MARGIN), k - _MARGIN) for k, d in enumerate(values, start=1))  # type: ignore[return-value]  # 3 in, 3 out
 
 
 def estimate_discounts(
@@ -134,7 +134,8 @@ def estimate_from_counts(
         a = adjusted[n - 1]
         if fixed_discounts is not None:
             t = np.bincount(np.minimum(a[a > 0].astype(np.int64), 5), minlength=6)[1:5]
-            d = Discounts(n, *_clamp(fixed_discounts), tuple(int(x) for x in t), fallback=False, reason="fixed")
+            t1, t2, t3, t4 = (int(x) for x in t)
+            d = Discounts(n, *_clamp(fixed_discounts), (t1, t2, t3, t4), fallback=False, reason="fixed")
         else:
             d = estimate_discounts(n, a, fallback)
         discounts.append(d)

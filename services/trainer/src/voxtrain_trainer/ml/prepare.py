@@ -41,7 +41,7 @@ def _is_heldout(sentence: str, fraction: float) -> bool:
 
 
 def _split_pairs(pairs: list[AudioPair], fraction: float) -> tuple[list[AudioPair], list[AudioPair]]:
-    every = max(int(round(1 / fraction)), 2)
+    every = max(round(1 / fraction), 2)
     test = [p for i, p in enumerate(pairs) if i % every == every - 1] or [pairs[-1]]
     train = [p for p in pairs if p not in test]
     return train, test

@@ -15,7 +15,26 @@ from voxtrain_trainer.ml.normalize import normalize_text
 
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+")
 _NO_BREAK_AFTER = frozenset(
-    "dr. mr. mrs. ms. st. vs. e.g. i.e. no. approx. jr. sr. prof. fig. dept. inc. ltd. co.".split()
+    [
+        "dr.",
+        "mr.",
+        "mrs.",
+        "ms.",
+        "st.",
+        "vs.",
+        "e.g.",
+        "i.e.",
+        "no.",
+        "approx.",
+        "jr.",
+        "sr.",
+        "prof.",
+        "fig.",
+        "dept.",
+        "inc.",
+        "ltd.",
+        "co.",
+    ]
 )
 
 

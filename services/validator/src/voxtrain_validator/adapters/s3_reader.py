@@ -17,8 +17,17 @@ from typing import Any, Protocol
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 DEFAULT_CACHED_CHUNKS = 2
 # S3 error codes that no retry will fix.
-_PERMANENT = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "PreconditionFailed",
-                        "InvalidRange", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+_PERMANENT = frozenset(
+    {
+        "NoSuchKey",
+        "NoSuchBucket",
+        "AccessDenied",
+        "PreconditionFailed",
+        "InvalidRange",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    }
+)
 
 
 class ObjectReadError(OSError):
@@ -36,8 +45,14 @@ class ObjectResponse(Protocol):
 class RangeSource(Protocol):
     """What the reader needs from a store client; ``minio.Minio`` is one."""
 
-    def get_object(self, bucket_name: str, object_name: str, offset: int = 0, length: int = 0,
-                   request_headers: dict[str, str] | None = None) -> ObjectResponse:
+    def get_object(
+        self,
+        bucket_name: str,
+        object_name: str,
+        offset: int = 0,
+        length: int = 0,
+        request_headers: dict[str, str] | None = None,
+    ) -> ObjectResponse:
         """Bytes ``[offset, offset + length)`` of the object (``length`` > 0 here)."""
         ...
 
@@ -54,10 +69,19 @@ class S3RangeReader(io.RawIOBase):
     mixing two versions. Read failures raise ObjectReadError after ``retries`` attempts.
     """
 
-    def __init__(self, client: RangeSource, bucket: str, key: str, size: int | None = None, *,
-                 etag: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 cached_chunks: int = DEFAULT_CACHED_CHUNKS, retries: int = 3,
-                 retry_delay: float = 0.2) -> None:
+    def __init__(
+        self,
+        client: RangeSource,
+        bucket: str,
+        key: str,
+        size: int | None = None,
+        *,
+        etag: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        cached_chunks: int = DEFAULT_CACHED_CHUNKS,
+        retries: int = 3,
+        retry_delay: float = 0.2,
+    ) -> None:
         super().__init__()
         if chunk_size <= 0 or cached_chunks <= 0:
             raise ValueError("chunk_size and cached_chunks must be positive")
@@ -115,7 +139,7 @@ class S3RangeReader(io.RawIOBase):
         index, start = divmod(self._pos, self._chunk_size)
         chunk = self._chunk(index)
         count = min(len(view), len(chunk) - start)
-        view[:count] = memoryview(chunk)[start: start + count]
+        view[:count] = memoryview(chunk)[start : start + count]
         self._pos += count
         return count
 
@@ -142,8 +166,9 @@ class S3RangeReader(io.RawIOBase):
 
     def _get(self, offset: int, length: int) -> bytes:
         self.requests += 1
-        response = self._client.get_object(self._bucket, self._key, offset=offset, length=length,
-                                           request_headers=self._headers)
+        response = self._client.get_object(
+            self._bucket, self._key, offset=offset, length=length, request_headers=self._headers
+        )
         try:
             data = response.read()
         finally:
@@ -158,10 +183,10 @@ class S3RangeReader(io.RawIOBase):
         for attempt in range(self._retries):
             try:
                 return action()
-            except Exception as exc:  # noqa: BLE001 - classified below, re-raised as ObjectReadError
+            except Exception as exc:
                 error = exc
                 if getattr(exc, "code", None) in _PERMANENT:
                     break
             if attempt + 1 < self._retries:
-                time.sleep(self._retry_delay * (2 ** attempt))
+                time.sleep(self._retry_delay * (2**attempt))
         raise ObjectReadError(f"cannot read s3://{self._bucket}/{self._key} ({what}): {error}") from error

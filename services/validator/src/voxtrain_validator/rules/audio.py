@@ -100,12 +100,12 @@ def validate_audio(stream: BinaryIO, extension: str) -> Outcome:
     ext = extension.lower().lstrip(".")
     kind = KINDS.get(ext)
     if kind is None:
-        return failed(CODE, f"'.{ext}' is not an audio type that can be uploaded; "
-                            "use .wav, .mp3, .m4a or .flac.")
+        return failed(CODE, f"'.{ext}' is not an audio type that can be uploaded; use .wav, .mp3, .m4a or .flac.")
     size = stream_size(stream)
     if size == 0:
-        return failed(CODE, f"The file is empty (0 bytes). Upload the {kind.label} file again.",
-                      metadata={"size_bytes": 0})
+        return failed(
+            CODE, f"The file is empty (0 bytes). Upload the {kind.label} file again.", metadata={"size_bytes": 0}
+        )
     head = read_at(stream, 0, 512)
     wav = read_wav_layout(stream, size) if ext == "wav" else None
     flac = read_flac_info(stream) if ext == "flac" else None
@@ -118,35 +118,51 @@ def validate_audio(stream: BinaryIO, extension: str) -> Outcome:
     guarded = GuardedStream(stream)
     try:
         container = av.open(guarded, mode="r", buffer_size=IO_BUFFER_BYTES)
-    except Exception as exc:  # noqa: BLE001 - any decoder error is a verdict on the content
+    except Exception as exc:
         guarded.raise_if_failed()
         return failed(CODE, _unreadable_message(ext, kind, head, exc), metadata={"size_bytes": size})
 
     try:
         with container:
             outcome = _judge(container, ext, kind, size, wav, flac, mp3_exact, guarded)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         guarded.raise_if_failed()
-        return failed(CODE, f"The {kind.label} file could not be decoded: {_ffmpeg_reason(exc)}. "
-                            "It is probably damaged; export or encode it again from the original.",
-                      metadata={"size_bytes": size})
+        return failed(
+            CODE,
+            f"The {kind.label} file could not be decoded: {_ffmpeg_reason(exc)}. "
+            "It is probably damaged; export or encode it again from the original.",
+            metadata={"size_bytes": size},
+        )
     guarded.raise_if_failed()
     return outcome
 
 
-def _judge(container: Any, ext: str, kind: _Kind, size: int, wav: WavLayout | None,
-           flac: FlacInfo | None, mp3_exact: bool, source: GuardedStream) -> Outcome:
+def _judge(
+    container: Any,
+    ext: str,
+    kind: _Kind,
+    size: int,
+    wav: WavLayout | None,
+    flac: FlacInfo | None,
+    mp3_exact: bool,
+    source: GuardedStream,
+) -> Outcome:
     format_name = container.format.name
     found = _describe_found(container.format)
     has_audio = bool(container.streams.audio)
     if format_name not in kind.formats:
-        return failed(CODE, _mismatch_message(ext, kind, format_name, found, has_audio),
-                      metadata={"size_bytes": size, "detected_format": format_name})
+        return failed(
+            CODE,
+            _mismatch_message(ext, kind, format_name, found, has_audio),
+            metadata={"size_bytes": size, "detected_format": format_name},
+        )
     if not has_audio:
         other = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
-        return failed(CODE, f"This {kind.label} file contains no audio stream (found: {other}). "
-                            "Upload a file with a recording in it.",
-                      metadata={"size_bytes": size, "detected_format": format_name})
+        return failed(
+            CODE,
+            f"This {kind.label} file contains no audio stream (found: {other}). Upload a file with a recording in it.",
+            metadata={"size_bytes": size, "detected_format": format_name},
+        )
 
     report = Report()
     audio = container.streams.audio[0]
@@ -169,12 +185,16 @@ def _judge(container: Any, ext: str, kind: _Kind, size: int, wav: WavLayout | No
     if summary is None and not (decoded.gaps and decoded.damaged):
         summary = _check_promised_length(container, audio, ext, flac, mp3_exact, decoded, duration, report)
     if summary is None and decoded.damaged:
-        summary = (f"The {kind.label} file is damaged: {plural(decoded.damaged, 'part')} of the audio "
-                   f"could not be decoded (the first at {clock(decoded.first_problem_seconds or 0)}). "
-                   "Export or encode it again from the original recording.")
+        summary = (
+            f"The {kind.label} file is damaged: {plural(decoded.damaged, 'part')} of the audio "
+            f"could not be decoded (the first at {clock(decoded.first_problem_seconds or 0)}). "
+            "Export or encode it again from the original recording."
+        )
     if decoded.samples == 0:
-        report.error("The file contains no audio: nothing could be decoded from it (duration 0 s). "
-                     "Upload a file with a recording in it.")
+        report.error(
+            "The file contains no audio: nothing could be decoded from it (duration 0 s). "
+            "Upload a file with a recording in it."
+        )
 
     codec = audio.codec_context
     channels = decoded.channels or codec.channels or 0
@@ -197,27 +217,40 @@ def _judge(container: Any, ext: str, kind: _Kind, size: int, wav: WavLayout | No
     return report.outcome(CODE, metadata, summary)
 
 
-def _check_promised_length(container: Any, audio: Any, ext: str, flac: FlacInfo | None,
-                           mp3_exact: bool, decoded: _Decoded, duration: float,
-                           report: Report) -> str | None:
+def _check_promised_length(
+    container: Any,
+    audio: Any,
+    ext: str,
+    flac: FlacInfo | None,
+    mp3_exact: bool,
+    decoded: _Decoded,
+    duration: float,
+    report: Report,
+) -> str | None:
     """Compare decoded audio with the length the file's own header states; the message if short."""
     message: str | None = None
     if flac is not None and flac.total_samples and decoded.samples < flac.total_samples:
-        message = (f"The FLAC file is cut short: its header says "
-                   f"{clock(flac.total_samples / flac.sample_rate)} of audio ({flac.total_samples} "
-                   f"samples) but only {clock(duration)} ({decoded.samples} samples) could be decoded. "
-                   "Upload the complete file or encode it again from the original.")
+        message = (
+            f"The FLAC file is cut short: its header says "
+            f"{clock(flac.total_samples / flac.sample_rate)} of audio ({flac.total_samples} "
+            f"samples) but only {clock(duration)} ({decoded.samples} samples) could be decoded. "
+            "Upload the complete file or encode it again from the original."
+        )
     elif ext == "mp3" and mp3_exact and container.duration:
         expected = container.duration / av.time_base
         if duration < expected - MP3_TOLERANCE_SECONDS:
-            message = (f"The MP3 file is cut short: its header says {clock(expected)} of audio but "
-                       f"only {clock(duration)} could be decoded. Upload the complete file.")
+            message = (
+                f"The MP3 file is cut short: its header says {clock(expected)} of audio but "
+                f"only {clock(duration)} could be decoded. Upload the complete file."
+            )
     elif ext == "m4a" and audio.frames and decoded.packets < audio.frames:
         expected_s = float(audio.duration * audio.time_base) if audio.duration else None
         said = f" ({clock(expected_s)})" if expected_s else ""
-        message = (f"The M4A file is cut short: its index lists {audio.frames} audio packets{said} "
-                   f"but only {decoded.packets} ({clock(duration)}) are in the file. The upload or "
-                   "the recording was interrupted; upload the complete file.")
+        message = (
+            f"The M4A file is cut short: its index lists {audio.frames} audio packets{said} "
+            f"but only {decoded.packets} ({clock(duration)}) are in the file. The upload or "
+            "the recording was interrupted; upload the complete file."
+        )
     if message is not None:
         report.error(message, byte_offset=decoded.first_problem_offset)
     return message
@@ -258,16 +291,16 @@ class _Budget:
 
     def exceeded(self, seconds_decoded: float) -> str | None:
         if self._source.bytes_read > self._max_bytes:
-            return (f"The file is malformed: decoding it re-reads the same data over and over "
-                    f"({self._source.bytes_read} bytes read so far); export it again.")
+            return (
+                f"The file is malformed: decoding it re-reads the same data over and over "
+                f"({self._source.bytes_read} bytes read so far); export it again."
+            )
         if seconds_decoded > MAX_DURATION_HOURS * 3600:
-            return (f"The audio is longer than {MAX_DURATION_HOURS:g} hours; split it into "
-                    "shorter files.")
+            return f"The audio is longer than {MAX_DURATION_HOURS:g} hours; split it into shorter files."
         return None
 
 
-def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *,
-                gaps_are_errors: bool) -> _Decoded:
+def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *, gaps_are_errors: bool) -> _Decoded:
     """Decode every packet of ``audio``; damaged packets and demuxing errors go to ``report``."""
     out = _Decoded()
     seconds_per_tick = float(audio.time_base or 1)
@@ -278,9 +311,11 @@ def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *,
             packet = next(packets)
         except StopIteration:
             break
-        except Exception as exc:  # noqa: BLE001 - the container is damaged from here on
-            report.error(f"The file is damaged after {clock(next_start or 0.0)}: "
-                         f"{_ffmpeg_reason(exc)}; the rest of it cannot be read.")
+        except Exception as exc:
+            report.error(
+                f"The file is damaged after {clock(next_start or 0.0)}: "
+                f"{_ffmpeg_reason(exc)}; the rest of it cannot be read."
+            )
             break
         if packet.size:
             out.packets += 1
@@ -292,7 +327,7 @@ def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *,
                     break
         try:
             frames = packet.decode()
-        except Exception as exc:  # noqa: BLE001 - one damaged packet; keep going to count them all
+        except Exception as exc:
             where = packet.pts * seconds_per_tick if packet.pts is not None else next_start
             at = f" at {clock(where)}" if where is not None else ""
             report.error(f"Damaged audio{at} ({_ffmpeg_reason(exc)}).", byte_offset=packet.pos)
@@ -309,9 +344,11 @@ def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *,
                 if next_start is not None and start - next_start > GAP_SECONDS:
                     out.gaps.append((next_start, start, packet.pos))
                     if gaps_are_errors:
-                        report.error(f"Audio is missing between {clock(next_start)} and "
-                                     f"{clock(start)}: damaged frames were skipped.",
-                                     byte_offset=packet.pos)
+                        report.error(
+                            f"Audio is missing between {clock(next_start)} and "
+                            f"{clock(start)}: damaged frames were skipped.",
+                            byte_offset=packet.pos,
+                        )
                         out.damage(packet.pos, next_start)
                 next_start = start + samples / rate
             out.samples += samples
@@ -320,9 +357,11 @@ def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *,
                 out.audible = _peak(frame) >= SILENCE_PEAK
     if out.gaps and not gaps_are_errors and not out.damaged:
         first = out.gaps[0]
-        report.warn(f"The audio's timestamps jump {plural(len(out.gaps), 'time')} "
-                    f"(first from {clock(first[0])} to {clock(first[1])}); "
-                    "parts of the recording may be missing.")
+        report.warn(
+            f"The audio's timestamps jump {plural(len(out.gaps), 'time')} "
+            f"(first from {clock(first[0])} to {clock(first[1])}); "
+            "parts of the recording may be missing."
+        )
     return out
 
 
@@ -344,14 +383,18 @@ def _peak(frame: Any) -> float:
 
 def _check_wav_layout(wav: WavLayout, size: int, report: Report) -> None:
     if wav.data_offset is None:
-        report.error(f"The WAV file has no audio data: it ends after its header ({size} bytes). "
-                     "The upload or the recording was interrupted; upload the complete file.",
-                     byte_offset=size)
+        report.error(
+            f"The WAV file has no audio data: it ends after its header ({size} bytes). "
+            "The upload or the recording was interrupted; upload the complete file.",
+            byte_offset=size,
+        )
         return
     available = size - wav.data_offset
     if wav.declared_data_size is None:
-        report.warn("The WAV header does not state the length of the audio (it was written as a "
-                    "stream); the length was taken from the file size.")
+        report.warn(
+            "The WAV header does not state the length of the audio (it was written as a "
+            "stream); the length was taken from the file size."
+        )
         return
     if available < wav.declared_data_size:
         rate = wav.byte_rate or 0
@@ -365,8 +408,7 @@ def _check_wav_layout(wav: WavLayout, size: int, report: Report) -> None:
         )
 
 
-def _bit_depth(ext: str, codec: Any, decoded: _Decoded, wav: WavLayout | None,
-               flac: FlacInfo | None) -> int | None:
+def _bit_depth(ext: str, codec: Any, decoded: _Decoded, wav: WavLayout | None, flac: FlacInfo | None) -> int | None:
     """Bits per sample where the format has such a thing (not for MP3/AAC, which are lossy)."""
     if flac is not None:
         return flac.bits_per_sample
@@ -383,17 +425,17 @@ def _bit_depth(ext: str, codec: Any, decoded: _Decoded, wav: WavLayout | None,
 
 def _warn_suspicious(report: Report, rate: int, duration: float, channels: int, audible: bool) -> None:
     if rate and rate < LOW_SAMPLE_RATE_HZ:
-        report.warn(f"The sample rate is {rate} Hz (telephone quality). It is accepted, but "
-                    "recognition works best at 16000 Hz or more; upload the original recording "
-                    "if you have it at a higher rate.")
+        report.warn(
+            f"The sample rate is {rate} Hz (telephone quality). It is accepted, but "
+            "recognition works best at 16000 Hz or more; upload the original recording "
+            "if you have it at a higher rate."
+        )
     if 0 < duration < SHORT_AUDIO_SECONDS:
-        report.warn(f"The audio is only {duration:.2f} s long; such a short clip carries very "
-                    "little speech.")
+        report.warn(f"The audio is only {duration:.2f} s long; such a short clip carries very little speech.")
     if channels > 2:
         report.warn(f"The audio has {channels} channels; they are mixed down to one.")
     if duration > 0 and not audible:
-        report.warn("The audio is silent (no sample reaches -60 dBFS); check that the right file "
-                    "was uploaded.")
+        report.warn("The audio is silent (no sample reaches -60 dBFS); check that the right file was uploaded.")
 
 
 def _describe_found(fmt: Any) -> str:
@@ -401,7 +443,7 @@ def _describe_found(fmt: Any) -> str:
     if name in _FOUND:
         return _FOUND[name]
     if name.endswith("_pipe"):
-        return f"a {name[:-len('_pipe')].upper()} image"
+        return f"a {name[: -len('_pipe')].upper()} image"
     if name.startswith("image2"):
         return f"an image ({fmt.long_name})"
     return f"{fmt.long_name} data"
@@ -410,13 +452,13 @@ def _describe_found(fmt: Any) -> str:
 def _mismatch_message(ext: str, kind: _Kind, format_name: str, found: str, has_audio: bool) -> str:
     real_ext = _EXTENSION_OF_FORMAT.get(format_name)
     if real_ext is not None:
-        return (f"This file is {found} but is named .{ext} — rename it to .{real_ext} "
-                f"or re-encode it as {kind.label}.")
+        return f"This file is {found} but is named .{ext} — rename it to .{real_ext} or re-encode it as {kind.label}."
     if not has_audio:
-        return (f"This file is {found}, not audio, but is named .{ext} — upload the audio "
-                "recording itself.")
-    return (f"This file is {found} but is named .{ext}; that format is not accepted. Convert it "
-            f"to {kind.label} (for example: ffmpeg -i INPUT output.{ext}) and upload that.")
+        return f"This file is {found}, not audio, but is named .{ext} — upload the audio recording itself."
+    return (
+        f"This file is {found} but is named .{ext}; that format is not accepted. Convert it "
+        f"to {kind.label} (for example: ffmpeg -i INPUT output.{ext}) and upload that."
+    )
 
 
 def _unreadable_message(ext: str, kind: _Kind, head: bytes, exc: BaseException) -> str:
@@ -427,14 +469,20 @@ def _unreadable_message(ext: str, kind: _Kind, head: bytes, exc: BaseException) 
     if looks is not None and looks.startswith(("a PNG", "a JPEG", "a GIF", "a PDF", "a ZIP", "a gzip")):
         return f"This file is {looks}, not audio, but is named .{ext} — upload the audio recording itself."
     if looks == "an MP4/M4A file":
-        return ("This M4A file cannot be opened: its index (the 'moov' box) is missing or damaged, "
-                "which happens when an upload or a recording is interrupted. Upload the complete "
-                f"file, or export it again ({reason}).")
+        return (
+            "This M4A file cannot be opened: its index (the 'moov' box) is missing or damaged, "
+            "which happens when an upload or a recording is interrupted. Upload the complete "
+            f"file, or export it again ({reason})."
+        )
     if looks is not None:
-        return (f"This file looks like {looks} but no audio could be read from it: it is damaged "
-                f"or incomplete ({reason}). Upload the complete {kind.label} file again.")
-    return (f"This file is not {kind.label} audio: no known audio format was recognised in it "
-            f"({reason}). Check that you uploaded the right file.")
+        return (
+            f"This file looks like {looks} but no audio could be read from it: it is damaged "
+            f"or incomplete ({reason}). Upload the complete {kind.label} file again."
+        )
+    return (
+        f"This file is not {kind.label} audio: no known audio format was recognised in it "
+        f"({reason}). Check that you uploaded the right file."
+    )
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:

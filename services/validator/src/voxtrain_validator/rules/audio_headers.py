@@ -57,16 +57,14 @@ def read_wav_layout(stream: BinaryIO, size: int) -> WavLayout | None:
             if len(body) == 16:
                 fmt = struct.unpack("<HHIIHH", body)
         elif chunk_id == b"data":
-            return _layout(fmt, pos + 8, _declared_size(chunk_size, is_64, ds64_data_size,
-                                                        available=size - pos - 8))
+            return _layout(fmt, pos + 8, _declared_size(chunk_size, is_64, ds64_data_size, available=size - pos - 8))
         pos += 8 + chunk_size + (chunk_size & 1)
         if pos >= size:
             break
     return _layout(fmt, None, None)
 
 
-def _declared_size(chunk_size: int, is_64: bool, ds64_data_size: int | None,
-                   available: int) -> int | None:
+def _declared_size(chunk_size: int, is_64: bool, ds64_data_size: int | None, available: int) -> int | None:
     """The data size the header states, or None where a streaming writer left a placeholder."""
     if is_64 and chunk_size == 0xFFFFFFFF:
         return ds64_data_size
@@ -78,8 +76,9 @@ def _declared_size(chunk_size: int, is_64: bool, ds64_data_size: int | None,
     return chunk_size
 
 
-def _layout(fmt: tuple[int, int, int, int, int, int] | None, data_offset: int | None,
-            declared: int | None) -> WavLayout:
+def _layout(
+    fmt: tuple[int, int, int, int, int, int] | None, data_offset: int | None, declared: int | None
+) -> WavLayout:
     tag, channels, rate, byte_rate, align, bits = fmt if fmt else (None,) * 6
     return WavLayout(tag, channels, rate, byte_rate, align, bits, data_offset, declared)
 
@@ -100,7 +99,7 @@ def read_flac_info(stream: BinaryIO) -> FlacInfo | None:
     block = read_at(stream, start, 4 + 4 + 34)
     if len(block) < 42 or block[:4] != b"fLaC" or (block[4] & 0x7F) != 0:
         return None
-    packed = int.from_bytes(block[8 + 10: 8 + 18], "big")
+    packed = int.from_bytes(block[8 + 10 : 8 + 18], "big")
     return FlacInfo(
         sample_rate=packed >> 44,
         channels=((packed >> 41) & 0x7) + 1,
@@ -131,7 +130,7 @@ def mp3_has_length_header(stream: BinaryIO) -> bool:
     sync = _first_frame_sync(window)
     if sync < 0:
         return False
-    frame_start = window[sync: sync + 200]
+    frame_start = window[sync : sync + 200]
     return b"Xing" in frame_start or b"Info" in frame_start or b"VBRI" in frame_start
 
 
@@ -165,7 +164,7 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
 def describe_magic(head: bytes) -> str | None:
     """A person's name for what the first bytes look like, or None if nothing is recognised."""
     for offset, magic, what in _MAGIC:
-        if head[offset: offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return what
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
         return "an MPEG audio (MP3) stream"

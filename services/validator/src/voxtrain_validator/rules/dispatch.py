@@ -12,8 +12,9 @@ from .outcome import Outcome
 from .transcript import validate_transcript
 
 
-def validate_dataset(stream: BinaryIO, dataset_type: DatasetType, file_name: str,
-                     resolve: Resolver | None = None) -> Outcome:
+def validate_dataset(
+    stream: BinaryIO, dataset_type: DatasetType, file_name: str, resolve: Resolver | None = None
+) -> Outcome:
     """Validate ``stream`` as a dataset of ``dataset_type`` uploaded as ``file_name``.
 
     ``resolve`` is required for MANIFEST datasets (see validate_manifest). Same contract as the

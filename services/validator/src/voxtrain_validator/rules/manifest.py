@@ -41,7 +41,7 @@ _MAX_REMEMBERED_ENTRIES = 1_000_000
 # it float() would overflow: the line goes the slow way).
 _INLINE_KEYS = frozenset(("audio", "text", "offset", "duration", "split"))
 _raw_decode = json.JSONDecoder().raw_decode
-_BIG = 2 ** 1000
+_BIG = 2**1000
 
 
 class DatasetState(StrEnum):
@@ -88,9 +88,12 @@ def validate_manifest(stream: BinaryIO, resolve: Resolver) -> Outcome:
     """
     size = stream_size(stream)
     if size == 0:
-        return failed(CODE, "The manifest is empty (0 bytes). Put one JSON object per line, like "
-                            '{"audio": "call-01.wav", "text": "the words spoken"}.',
-                      metadata={"size_bytes": 0})
+        return failed(
+            CODE,
+            "The manifest is empty (0 bytes). Put one JSON object per line, like "
+            '{"audio": "call-01.wav", "text": "the words spoken"}.',
+            metadata={"size_bytes": 0},
+        )
     report = Report()
     checker = _ManifestChecker(report, resolve)
     lines = Utf8Lines(stream)
@@ -100,8 +103,10 @@ def validate_manifest(stream: BinaryIO, resolve: Resolver) -> Outcome:
     except TextProblem as problem:
         report.error(problem.message, line=problem.line, byte_offset=problem.byte_offset)
     if checker.entries == 0 and not report.failed:
-        report.error("The manifest has no entries: every line is empty. Put one JSON object per "
-                     'line, like {"audio": "call-01.wav", "text": "the words spoken"}.')
+        report.error(
+            "The manifest has no entries: every line is empty. Put one JSON object per "
+            'line, like {"audio": "call-01.wav", "text": "the words spoken"}.'
+        )
     metadata = {"size_bytes": size, "lines": lines.lines, **checker.metadata()}
     return report.outcome(CODE, metadata)
 
@@ -198,50 +203,61 @@ class _ManifestChecker:
         except (ValueError, RecursionError) as exc:
             where = f", column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "too deeply nested"
-            self._error(number, f"Line {number}{where}: not valid JSON ({reason}). Each line must be "
-                                "one JSON object.")
+            self._error(number, f"Line {number}{where}: not valid JSON ({reason}). Each line must be one JSON object.")
             return
         if not isinstance(entry, dict):
-            self._error(number, f"Line {number}: expected a JSON object like "
-                                '{"audio": "call-01.wav", "text": "…"}, found '
-                                f"{_json_kind(entry)}.")
+            self._error(
+                number,
+                f"Line {number}: expected a JSON object like "
+                '{"audio": "call-01.wav", "text": "…"}, found '
+                f"{_json_kind(entry)}.",
+            )
             return
         self.entries += 1
         for key in entry:
             if key not in KEYS:
-                self._error(number, f"Line {number}: unknown key {key!r}; the keys are "
-                                    f"{', '.join(KEYS)}.", field=str(key))
+                self._error(
+                    number, f"Line {number}: unknown key {key!r}; the keys are {', '.join(KEYS)}.", field=str(key)
+                )
 
         audio = self._ref(number, entry, "audio", (DatasetType.AUDIO,))
         if audio is not None and entry["audio"] in self._cache:
             self._audio_ok[entry["audio"]] = audio
         if "audio" not in entry:
-            self._error(number, f"Line {number}: 'audio' is missing; every line names the audio "
-                                "dataset it is about.", field="audio")
+            self._error(
+                number,
+                f"Line {number}: 'audio' is missing; every line names the audio dataset it is about.",
+                field="audio",
+            )
 
         has_text, has_transcript = "text" in entry, "transcript" in entry
         transcript: DatasetRef | None = None
         if has_text and has_transcript:
-            self._error(number, f"Line {number}: give either 'text' or 'transcript', not both.",
-                        field="transcript")
+            self._error(number, f"Line {number}: give either 'text' or 'transcript', not both.", field="transcript")
         elif not has_text and not has_transcript:
-            self._error(number, f"Line {number}: 'text' (the words spoken) or 'transcript' (a "
-                                "transcript dataset) is missing.", field="text")
+            self._error(
+                number,
+                f"Line {number}: 'text' (the words spoken) or 'transcript' (a transcript dataset) is missing.",
+                field="text",
+            )
         elif has_text:
             words = entry["text"]
             if not isinstance(words, str) or not words.strip():
-                self._error(number, f"Line {number}: 'text' must be the words spoken, as a "
-                                    "non-empty string.", field="text")
+                self._error(
+                    number, f"Line {number}: 'text' must be the words spoken, as a non-empty string.", field="text"
+                )
         else:
-            transcript = self._ref(number, entry, "transcript",
-                                   (DatasetType.TRANSCRIPT, DatasetType.TEST))
+            transcript = self._ref(number, entry, "transcript", (DatasetType.TRANSCRIPT, DatasetType.TEST))
 
         offset = self._seconds(number, entry, "offset", allow_zero=True)
         duration = self._seconds(number, entry, "duration", allow_zero=False)
         split = entry.get("split")
         if "split" in entry and split not in SPLITS:
-            self._error(number, f"Line {number}: 'split' must be \"train\" or \"test\", not "
-                                f"{json.dumps(split)[:40]}.", field="split")
+            self._error(
+                number,
+                f'Line {number}: \'split\' must be "train" or "test", not {json.dumps(split)[:40]}.',
+                field="split",
+            )
         if audio is not None:
             self._check_segment(number, audio, offset, duration)
 
@@ -259,46 +275,67 @@ class _ManifestChecker:
 
     # ------------------------------------------------------------------ parts of a line
 
-    def _ref(self, number: int, entry: dict[str, Any], key: str,
-             types: tuple[DatasetType, ...]) -> DatasetRef | None:
+    def _ref(self, number: int, entry: dict[str, Any], key: str, types: tuple[DatasetType, ...]) -> DatasetRef | None:
         if key not in entry:
             return None
         ref = entry[key]
         wanted = " or ".join(t.name for t in types)
         if not isinstance(ref, str) or not ref.strip():
-            self._error(number, f"Line {number}: {key!r} must be the id or file name of "
-                                f"{_a(wanted)} {wanted} dataset of this model, as a string.", field=key)
+            self._error(
+                number,
+                f"Line {number}: {key!r} must be the id or file name of "
+                f"{_a(wanted)} {wanted} dataset of this model, as a string.",
+                field=key,
+            )
             return None
         if "/" in ref or "\\" in ref or ".." in ref:
-            self._error(number, f"Line {number}: {key!r} is {_quote(ref)}, which looks like a path; "
-                                f"use the id or the file name of {_a(wanted)} {wanted} dataset of "
-                                "this model.",
-                        field=key)
+            self._error(
+                number,
+                f"Line {number}: {key!r} is {_quote(ref)}, which looks like a path; "
+                f"use the id or the file name of {_a(wanted)} {wanted} dataset of "
+                "this model.",
+                field=key,
+            )
             return None
         found = self._lookup(ref)
         if isinstance(found, AmbiguousReference):
             ids = ", ".join(c.dataset_id for c in found.candidates[:5])
-            self._error(number, f"Line {number}: {key!r} file name {_quote(ref)} matches "
-                                f"{len(found.candidates)} datasets of this model; use the dataset id "
-                                f"instead (one of: {ids}).", field=key)
+            self._error(
+                number,
+                f"Line {number}: {key!r} file name {_quote(ref)} matches "
+                f"{len(found.candidates)} datasets of this model; use the dataset id "
+                f"instead (one of: {ids}).",
+                field=key,
+            )
             return None
         if found is None:
-            self._error(number, f"Line {number}: {key!r} refers to {_quote(ref)}, but this model has "
-                                "no dataset with that id or file name. Upload it first, or check the "
-                                "spelling.", field=key)
+            self._error(
+                number,
+                f"Line {number}: {key!r} refers to {_quote(ref)}, but this model has "
+                "no dataset with that id or file name. Upload it first, or check the "
+                "spelling.",
+                field=key,
+            )
             return None
         self._referenced.add(found.dataset_id)
         if found.type not in types:
             found_type = _type_name(found.type)
-            self._error(number, f"Line {number}: {key!r} refers to {_quote(found.file_name)}, "
-                                f"{_a(found_type)} {found_type} dataset; it must be {_a(wanted)} "
-                                f"{wanted} dataset.",
-                        field=key)
+            self._error(
+                number,
+                f"Line {number}: {key!r} refers to {_quote(found.file_name)}, "
+                f"{_a(found_type)} {found_type} dataset; it must be {_a(wanted)} "
+                f"{wanted} dataset.",
+                field=key,
+            )
             return None
         if found.status == DatasetState.FAILED:
-            self._error(number, f"Line {number}: {key!r} refers to {_quote(found.file_name)} "
-                                f"(dataset {found.dataset_id}), which failed validation. Fix or "
-                                "replace that file first.", field=key)
+            self._error(
+                number,
+                f"Line {number}: {key!r} refers to {_quote(found.file_name)} "
+                f"(dataset {found.dataset_id}), which failed validation. Fix or "
+                "replace that file first.",
+                field=key,
+            )
             return None
         if found.status == DatasetState.PENDING:
             self._pending.add(found.dataset_id)
@@ -319,17 +356,23 @@ class _ManifestChecker:
         if key not in entry:
             return None
         value = entry[key]
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value) and (value >= 0 if allow_zero else value > 0))
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value >= 0 if allow_zero else value > 0)
+        )
         if not ok:
             bound = "0 or more" if allow_zero else "more than 0"
-            self._error(number, f"Line {number}: {key!r} must be a number of seconds, {bound}; "
-                                f"found {json.dumps(value)[:40]}.", field=key)
+            self._error(
+                number,
+                f"Line {number}: {key!r} must be a number of seconds, {bound}; found {json.dumps(value)[:40]}.",
+                field=key,
+            )
             return None
         return float(value)
 
-    def _check_segment(self, number: int, audio: DatasetRef, offset: float | None,
-                       duration: float | None) -> None:
+    def _check_segment(self, number: int, audio: DatasetRef, offset: float | None, duration: float | None) -> None:
         if offset is None and duration is None:
             return
         start = offset or 0.0
@@ -341,17 +384,31 @@ class _ManifestChecker:
             return
         name = _quote(audio.file_name)
         if start >= length:
-            self._error(number, f"Line {number}: the segment starts at {start:g} s, but {name} is only "
-                                f"{length:g} s long.", field="offset")
+            self._error(
+                number,
+                f"Line {number}: the segment starts at {start:g} s, but {name} is only {length:g} s long.",
+                field="offset",
+            )
         elif end > length + END_TOLERANCE_SECONDS:
-            self._error(number, f"Line {number}: the segment {start:g}–{end:g} s runs past the end of "
-                                f"{name}, which is {length:g} s long.", field="duration")
+            self._error(
+                number,
+                f"Line {number}: the segment {start:g}–{end:g} s runs past the end of "
+                f"{name}, which is {length:g} s long.",
+                field="duration",
+            )
 
-    def _check_repeat(self, number: int, entry: dict[str, Any], audio: DatasetRef | None,
-                      transcript: DatasetRef | None) -> None:
-        key = hash((audio.dataset_id if audio else None, entry.get("text"),
-                    transcript.dataset_id if transcript else None,
-                    entry.get("offset"), entry.get("duration")))
+    def _check_repeat(
+        self, number: int, entry: dict[str, Any], audio: DatasetRef | None, transcript: DatasetRef | None
+    ) -> None:
+        key = hash(
+            (
+                audio.dataset_id if audio else None,
+                entry.get("text"),
+                transcript.dataset_id if transcript else None,
+                entry.get("offset"),
+                entry.get("duration"),
+            )
+        )
         first = self._seen.get(key)
         if first is not None:
             self._report.warn(f"Line {number} repeats line {first}; the pair is counted twice.")
@@ -386,7 +443,8 @@ def _plain_seconds(entry: dict[str, Any], key: str, *, allow_zero: bool) -> floa
     value = entry[key]
     kind = type(value)
     if ((kind is float and math.isfinite(value)) or (kind is int and value < _BIG)) and (
-            value > 0 or (allow_zero and value == 0)):
+        value > 0 or (allow_zero and value == 0)
+    ):
         return float(value)
     raise _NotPlain(key)
 

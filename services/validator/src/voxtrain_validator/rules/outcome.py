@@ -83,8 +83,9 @@ class Report:
         self._warnings: list[str] = []
         self._warning_count = 0
 
-    def error(self, message: str, *, line: int | None = None, byte_offset: int | None = None,
-              field: str | None = None) -> None:
+    def error(
+        self, message: str, *, line: int | None = None, byte_offset: int | None = None, field: str | None = None
+    ) -> None:
         """Record a problem that makes the file fail."""
         self.error_count += 1
         if len(self.findings) < self._max_details:
@@ -134,8 +135,14 @@ def passed(metadata: dict[str, Any], warnings: tuple[str, ...] = ()) -> Outcome:
     return Outcome(passed=True, warnings=warnings, metadata=metadata)
 
 
-def failed(code: ErrorCode, message: str, *, details: tuple[Finding, ...] = (),
-           metadata: dict[str, Any] | None = None, warnings: tuple[str, ...] = ()) -> Outcome:
+def failed(
+    code: ErrorCode,
+    message: str,
+    *,
+    details: tuple[Finding, ...] = (),
+    metadata: dict[str, Any] | None = None,
+    warnings: tuple[str, ...] = (),
+) -> Outcome:
     """A file that is not usable, with one summary ``message`` (also the first detail if none given)."""
     return Outcome(
         passed=False,

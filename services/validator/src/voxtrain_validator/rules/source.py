@@ -73,7 +73,7 @@ class GuardedStream(io.RawIOBase):
     def writable(self) -> bool:
         return False
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         try:
             data = self._inner.read(size) or b""
         except Exception as exc:
@@ -82,7 +82,7 @@ class GuardedStream(io.RawIOBase):
         self.bytes_read += len(data)
         return data
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # io.RawIOBase takes any buffer
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)

@@ -50,8 +50,9 @@ class Utf8Lines:
     SourceReadError.
     """
 
-    def __init__(self, stream: BinaryIO, *, chunk_bytes: int = CHUNK_BYTES,
-                 max_line_chars: int = MAX_LINE_CHARS) -> None:
+    def __init__(
+        self, stream: BinaryIO, *, chunk_bytes: int = CHUNK_BYTES, max_line_chars: int = MAX_LINE_CHARS
+    ) -> None:
         self._stream = stream
         self._chunk_bytes = chunk_bytes
         self._max_line_chars = max_line_chars
@@ -120,7 +121,9 @@ class Utf8Lines:
                         f"Line {self.lines + 1} is longer than {self._max_line_chars:,} characters; "
                         "this does not look like a text file with lines. Put each sentence or "
                         "cue on its own line.",
-                        line=self.lines + 1, byte_offset=None)
+                        line=self.lines + 1,
+                        byte_offset=None,
+                    )
             if final:
                 break
         if partial:
@@ -139,44 +142,55 @@ class Utf8Lines:
                 raise TextProblem(
                     f"The file is encoded as {name}, as its byte-order mark shows; only UTF-8 is "
                     "accepted. Save it as UTF-8 and upload it again.",
-                    line=1, byte_offset=0)
+                    line=1,
+                    byte_offset=0,
+                )
         if chunk.startswith(codecs.BOM_UTF8):
             self.bom = True
-            return chunk[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
+            return chunk[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
         return chunk, 0
 
-    def _not_utf8(self, data: bytes, exc: UnicodeDecodeError, text_start: int,
-                  partial: str) -> TextProblem:
+    def _not_utf8(self, data: bytes, exc: UnicodeDecodeError, text_start: int, partial: str) -> TextProblem:
         good = data[: exc.start].decode("utf-8", errors="replace")
         line, column = self._position(partial + good)
-        bad = data[exc.start: exc.start + 1]
+        bad = data[exc.start : exc.start + 1]
         byte_offset = text_start + exc.start
         hint = ""
         if exc.end == len(data) and "end of data" in exc.reason:
-            hint = (" The file ends in the middle of a character, so it was probably cut short "
-                    "(an interrupted upload or save).")
+            hint = (
+                " The file ends in the middle of a character, so it was probably cut short "
+                "(an interrupted upload or save)."
+            )
         elif bad and bad[0] >= 0x80:
             as_cp1252 = bad.decode("cp1252", errors="replace")
             if as_cp1252 != "\ufffd":
-                hint = (f" In Windows-1252/Latin-1 that byte is '{as_cp1252}', so the file is "
-                        "probably saved in that encoding.")
+                hint = (
+                    f" In Windows-1252/Latin-1 that byte is '{as_cp1252}', so the file is "
+                    "probably saved in that encoding."
+                )
         return TextProblem(
             f"The file is not valid UTF-8: byte 0x{bad.hex().upper() or '??'} at byte offset "
             f"{byte_offset} (line {line}, column {column}) cannot be decoded.{hint} "
             "Save the file as UTF-8 and upload it again.",
-            line=line, byte_offset=byte_offset)
+            line=line,
+            byte_offset=byte_offset,
+        )
 
     def _nul(self, text: str, text_start: int, partial: str) -> TextProblem:
         index = text.index("\x00")
         byte_offset = text_start + len(text[:index].encode("utf-8"))
         line, column = self._position(partial + text[:index])
         looks_utf16 = text.count("\x00") * 3 >= min(len(text), 4096)
-        what = ("it looks like UTF-16 text without a byte-order mark; save it as UTF-8"
-                if looks_utf16 else "this looks like a binary file, not text; upload the text file")
+        what = (
+            "it looks like UTF-16 text without a byte-order mark; save it as UTF-8"
+            if looks_utf16
+            else "this looks like a binary file, not text; upload the text file"
+        )
         return TextProblem(
-            f"The file contains a NUL byte at byte offset {byte_offset} (line {line}, column "
-            f"{column}): {what}.",
-            line=line, byte_offset=byte_offset)
+            f"The file contains a NUL byte at byte offset {byte_offset} (line {line}, column {column}): {what}.",
+            line=line,
+            byte_offset=byte_offset,
+        )
 
     def _position(self, text_before: str) -> tuple[int, int]:
         """Line and column (1-based) just after ``text_before``, which continues the current line."""

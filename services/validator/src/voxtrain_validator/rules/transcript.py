@@ -61,16 +61,20 @@ _FIXED_VTT_TIME = r"(?:[0-9]{2,10}:)?[0-5][0-9]:[0-5][0-9]\.[0-9]{3}"  # hours: 
 # timing line is told from an id in three characters), the timing (settings are ignored),
 # then lines of text. ``[^\n]`` loops are the regular expression engine's fastest; the rest is
 # checked on the captured parts (arrows, tags, blank text) by the caller.
-_VTT_CUE_TEXT = (rf"(?:(?![0-9]+:|NOTE|STYLE|REGION)[^\n]+\n)?({_FIXED_VTT_TIME}) --> "
-                 rf"({_FIXED_VTT_TIME})(?:[ \t][^\n]*)?\n((?:[^\n]+\n)+)\n+")
+_VTT_CUE_TEXT = (
+    rf"(?:(?![0-9]+:|NOTE|STYLE|REGION)[^\n]+\n)?({_FIXED_VTT_TIME}) --> "
+    rf"({_FIXED_VTT_TIME})(?:[ \t][^\n]*)?\n((?:[^\n]+\n)+)\n+"
+)
 # What webvtt-py strips from each line of cue text: from a "<" to the next ">" on the line.
 _CUE_TAG = re.compile(r"<[^>\n]*>")
 # Hours of up to 6 digits: srt's float milliseconds stay exact (the library reads any number).
 _FIXED_SRT_TIME = r"[0-9]{1,6}:[0-5][0-9]:[0-5][0-9],[0-9]{3}"
 # The number, the timing, then lines of text that cannot be read as a cue number or a timestamp
 # (they do not start with a digit or "-"), without blank lines.
-_SRT_CUE_TEXT = (rf"([0-9]{{1,9}})\n({_FIXED_SRT_TIME}) --> ({_FIXED_SRT_TIME})\n"
-                 r"((?:[^\S\n]*[^\s0-9-][^\n]*\n)+)\n+")
+_SRT_CUE_TEXT = (
+    rf"([0-9]{{1,9}})\n({_FIXED_SRT_TIME}) --> ({_FIXED_SRT_TIME})\n"
+    r"((?:[^\S\n]*[^\s0-9-][^\n]*\n)+)\n+"
+)
 
 
 def _run_of(cue: str) -> re.Pattern[str]:
@@ -98,12 +102,14 @@ def validate_transcript(stream: BinaryIO, extension: str, *, chunk_bytes: int = 
     ext = extension.lower().lstrip(".")
     checker_type = _CHECKERS.get(ext)
     if checker_type is None:
-        return failed(CODE, f"'.{ext}' is not a transcript type that can be uploaded; "
-                            "use .vtt, .srt or .txt.")
+        return failed(CODE, f"'.{ext}' is not a transcript type that can be uploaded; use .vtt, .srt or .txt.")
     size = stream_size(stream)
     if size == 0:
-        return failed(CODE, "The file is empty (0 bytes). Upload a transcript with text in it.",
-                      metadata={"format": ext, "size_bytes": 0})
+        return failed(
+            CODE,
+            "The file is empty (0 bytes). Upload a transcript with text in it.",
+            metadata={"format": ext, "size_bytes": 0},
+        )
     report = Report()
     words = WordCounter()
     checker = checker_type(report, words)
@@ -130,8 +136,10 @@ def validate_transcript(stream: BinaryIO, extension: str, *, chunk_bytes: int = 
         "vocabulary_capped": words.capped,
     }
     if not report.failed and words.count < FEW_WORDS:
-        report.warn(f"The transcript has only {plural(words.count, 'word')}; adapting a language "
-                    "model needs far more text (thousands of sentences) to make a difference.")
+        report.warn(
+            f"The transcript has only {plural(words.count, 'word')}; adapting a language "
+            "model needs far more text (thousands of sentences) to make a difference."
+        )
     return report.outcome(CODE, metadata)
 
 
@@ -193,17 +201,22 @@ class _TxtChecker(_Checker):
             return
         self.non_empty += 1
         self._words.add(line)
-        if not self._warned_timing and number <= self._TIMING_LINES and (
-            _ANY_TIMING.search(line) or (number == 1 and line.startswith("WEBVTT"))
+        if (
+            not self._warned_timing
+            and number <= self._TIMING_LINES
+            and (_ANY_TIMING.search(line) or (number == 1 and line.startswith("WEBVTT")))
         ):
             self._warned_timing = True
-            self._report.warn(f"Line {number} looks like subtitle timing ('{_clip(line)}'); in a "
-                              ".txt file it is read as words. Upload subtitles as .vtt or .srt.")
+            self._report.warn(
+                f"Line {number} looks like subtitle timing ('{_clip(line)}'); in a "
+                ".txt file it is read as words. Upload subtitles as .vtt or .srt."
+            )
 
     def finish(self) -> None:
         if self.non_empty == 0:
-            self._report.error("The file has no text: every line is empty. Upload a transcript "
-                               "with at least one line of text.")
+            self._report.error(
+                "The file has no text: every line is empty. Upload a transcript with at least one line of text."
+            )
 
     def metadata(self) -> dict[str, Any]:
         return {"non_empty_lines": self.non_empty}
@@ -222,21 +235,21 @@ class _CueTimes(_Checker):
     def cue(self, line: int, start_ms: int, end_ms: int, text: str) -> None:
         self.cues += 1
         if end_ms < start_ms:
-            self._report.error(f"Line {line}: the cue ends ({_ts(end_ms)}) before it starts "
-                               f"({_ts(start_ms)}).", line=line)
+            self._report.error(
+                f"Line {line}: the cue ends ({_ts(end_ms)}) before it starts ({_ts(start_ms)}).", line=line
+            )
         elif end_ms == start_ms:
-            self._report.warn(f"Line {line}: the cue starts and ends at {_ts(start_ms)} "
-                              "(zero length).")
+            self._report.warn(f"Line {line}: the cue starts and ends at {_ts(start_ms)} (zero length).")
         if self._previous is not None and start_ms < self._previous[1]:
             self._report.error(
                 f"Line {line}: the cue starts at {_ts(start_ms)}, before the previous cue "
                 f"(line {self._previous[0]}, at {_ts(self._previous[1])}); cues must be in time order.",
-                line=line)
+                line=line,
+            )
         self._previous = (line, start_ms)
         self.last_end_ms = max(self.last_end_ms, end_ms)
         if not text.strip():
-            self._report.error(f"Line {line}: the cue has no text. Remove it or add the words "
-                               "spoken.", line=line)
+            self._report.error(f"Line {line}: the cue has no text. Remove it or add the words spoken.", line=line)
         else:
             self._words.add(text)
 
@@ -283,8 +296,9 @@ class _CueTimes(_Checker):
         previous = self._previous
         if previous is not None and _fixed_ms(starts[0]) < previous[1]:
             return False
-        if not (all(map(operator.lt, starts, ends))
-                and all(map(operator.le, starts, itertools.islice(starts, 1, None)))):
+        if not (
+            all(map(operator.lt, starts, ends)) and all(map(operator.le, starts, itertools.islice(starts, 1, None)))
+        ):
             return False
         self.cues += len(starts)
         self._previous = (last_line, _fixed_ms(starts[-1]))
@@ -294,8 +308,9 @@ class _CueTimes(_Checker):
 
     def finish(self) -> None:
         if self.cues == 0:
-            self._report.error("The file has no cues: nothing with a timing line and text was "
-                               "found. Check that it is a subtitle file.")
+            self._report.error(
+                "The file has no cues: nothing with a timing line and text was found. Check that it is a subtitle file."
+            )
 
     def metadata(self) -> dict[str, Any]:
         return {"cues": self.cues, "duration_seconds": round(self.last_end_ms / 1000, 3)}
@@ -323,28 +338,41 @@ class _VttChecker(_CueTimes):
         if block.find("<", start, end) >= 0:  # the caption text is without its tags
             texts = [_CUE_TAG.sub("", text) if "<" in text else text for text in texts]
         last_start = _cue_start(block, start, end)
-        timing_line = first + block.count("\n", start, last_start) + (
-            0 if block.startswith(starts[-1] + " -->", last_start) else 1)  # else the cue has an id
-        if (block.count("-->", start, end) != len(cues)  # an arrow in an id, settings or text
-                or end - start > MAX_CUE_CHARS  # a cue that may be too long (checked line by line)
-                or not all(map(str.strip, texts))  # a cue without text
-                or not self.plain_cues(starts, ends, texts, timing_line)):
+        timing_line = (
+            first
+            + block.count("\n", start, last_start)
+            + (0 if block.startswith(starts[-1] + " -->", last_start) else 1)
+        )  # else the cue has an id
+        if (
+            block.count("-->", start, end) != len(cues)  # an arrow in an id, settings or text
+            or end - start > MAX_CUE_CHARS  # a cue that may be too long (checked line by line)
+            or not all(map(str.strip, texts))  # a cue without text
+            or not self.plain_cues(starts, ends, texts, timing_line)
+        ):
             self._feed_lines(first, block, start, end)
 
     def feed(self, number: int, line: str) -> None:
         if number == 1:
             if not _VTT_HEADER.match(line):
-                hint = (" It looks like SRT subtitles: rename it to .srt."
-                        if _SRT_INDEX.match(line) or _SRT_TIMING.match(line) else "")
-                raise TextProblem(f"Line 1: a WebVTT file must start with the line 'WEBVTT', but "
-                                  f"it starts with '{_clip(line)}'.{hint}", line=1, byte_offset=None)
+                hint = (
+                    " It looks like SRT subtitles: rename it to .srt."
+                    if _SRT_INDEX.match(line) or _SRT_TIMING.match(line)
+                    else ""
+                )
+                raise TextProblem(
+                    f"Line 1: a WebVTT file must start with the line 'WEBVTT', but "
+                    f"it starts with '{_clip(line)}'.{hint}",
+                    line=1,
+                    byte_offset=None,
+                )
             return
         if self._in_header:
             if not line:
                 self._in_header = False
             elif "-->" in line:
-                self._report.error(f"Line {number}: a blank line is needed between the WEBVTT header "
-                                   "and the first cue.", line=number)
+                self._report.error(
+                    f"Line {number}: a blank line is needed between the WEBVTT header and the first cue.", line=number
+                )
                 self._in_header = False
                 self._start(number, line)
             return
@@ -352,8 +380,10 @@ class _VttChecker(_CueTimes):
             self._flush()
             return
         if "-->" in line and self._block and (len(self._block) > 1 or "-->" in self._block[0]):
-            self._report.error(f"Line {number}: a new cue starts without a blank line before it "
-                               "(or the cue text contains '-->').", line=number)
+            self._report.error(
+                f"Line {number}: a new cue starts without a blank line before it (or the cue text contains '-->').",
+                line=number,
+            )
             self._flush()
         self._start(number, line)
 
@@ -364,9 +394,13 @@ class _VttChecker(_CueTimes):
         self._block.append(line)
         self._block_chars += len(line)
         if self._block_chars > MAX_CUE_CHARS:
-            raise TextProblem(f"Line {self._block_line}: this block is longer than "
-                              f"{MAX_CUE_CHARS:,} characters without a blank line; it is not a "
-                              "WebVTT cue.", line=self._block_line, byte_offset=None)
+            raise TextProblem(
+                f"Line {self._block_line}: this block is longer than "
+                f"{MAX_CUE_CHARS:,} characters without a blank line; it is not a "
+                "WebVTT cue.",
+                line=self._block_line,
+                byte_offset=None,
+            )
 
     def finish(self) -> None:
         self._flush()
@@ -382,40 +416,42 @@ class _VttChecker(_CueTimes):
             return
         if head.rstrip() in ("STYLE", "REGION"):
             if self.cues:
-                self._report.error(f"Line {first}: a {head.rstrip()} block must come before the "
-                                   "first cue.", line=first)
+                self._report.error(f"Line {first}: a {head.rstrip()} block must come before the first cue.", line=first)
             return
         timing_at = 0 if "-->" in head else 1 if len(block) > 1 and "-->" in block[1] else None
         if timing_at is None:
-            self._report.error(f"Line {first}: this block has no cue timing line (like "
-                               "'00:00:01.000 --> 00:00:04.000'); every cue needs one on its first "
-                               "or second line.", line=first)
+            self._report.error(
+                f"Line {first}: this block has no cue timing line (like "
+                "'00:00:01.000 --> 00:00:04.000'); every cue needs one on its first "
+                "or second line.",
+                line=first,
+            )
             return
         line_no = first + timing_at
         timing = _VTT_TIMING.match(block[timing_at].strip())
         if timing is None:
-            hint = (" WebVTT puts a '.' before the milliseconds, not ','."
-                    if "," in block[timing_at] else "")
-            self._report.error(f"Line {line_no}: invalid cue timing '{_clip(block[timing_at])}'; "
-                               "write it as hh:mm:ss.ttt --> hh:mm:ss.ttt (hours optional), e.g. "
-                               f"'00:01:02.500 --> 00:01:04.000'.{hint}", line=line_no)
+            hint = " WebVTT puts a '.' before the milliseconds, not ','." if "," in block[timing_at] else ""
+            self._report.error(
+                f"Line {line_no}: invalid cue timing '{_clip(block[timing_at])}'; "
+                "write it as hh:mm:ss.ttt --> hh:mm:ss.ttt (hours optional), e.g. "
+                f"'00:01:02.500 --> 00:01:04.000'.{hint}",
+                line=line_no,
+            )
             return
         # Cue settings (position, alignment) do not matter for training: parse without them.
-        lines = [*block[:timing_at], f"{timing.group(1)} --> {timing.group(2)}", *block[timing_at + 1:]]
+        lines = [*block[:timing_at], f"{timing.group(1)} --> {timing.group(2)}", *block[timing_at + 1 :]]
         try:
             caption = webvtt.vtt.parse_item(lines, strict=True, seen_cue=True)
         except MalformedCaptionError as exc:
-            self._report.error(f"Line {line_no}: {exc}; minutes and seconds must be below 60.",
-                               line=line_no)
+            self._report.error(f"Line {line_no}: {exc}; minutes and seconds must be below 60.", line=line_no)
             return
-        except Exception as exc:  # noqa: BLE001 - any parser failure is a verdict on the content
+        except Exception as exc:
             self._report.error(f"Line {line_no}: this cue cannot be parsed ({exc}).", line=line_no)
             return
         if not isinstance(caption, webvtt.Caption):
             self._report.error(f"Line {line_no}: this cue cannot be parsed.", line=line_no)
             return
-        self.cue(line_no, caption.start_time.in_milliseconds(), caption.end_time.in_milliseconds(),
-                 caption.text)
+        self.cue(line_no, caption.start_time.in_milliseconds(), caption.end_time.in_milliseconds(), caption.text)
 
 
 class _SrtChecker(_CueTimes):
@@ -443,8 +479,10 @@ class _SrtChecker(_CueTimes):
         """
         cues = _SRT_CUE.findall(block, start, end)
         indexes, starts, ends, texts = (list(column) for column in zip(*cues, strict=True))
-        if (block.count("-->", start, end) != len(cues)  # an arrow in a cue's text
-                or self._chars + end - start + 9 > MAX_CUE_CHARS):  # + 9: the next cue's number
+        if (
+            block.count("-->", start, end) != len(cues)  # an arrow in a cue's text
+            or self._chars + end - start + 9 > MAX_CUE_CHARS
+        ):  # + 9: the next cue's number
             self._feed_lines(first, block, start, end)
             return
         self._flush()  # the cue gathered before (the first cue's timing line would flush it)
@@ -454,10 +492,13 @@ class _SrtChecker(_CueTimes):
         if taken:
             numbers = list(map(int, indexes[:taken]))
             timing_line = first + block.count("\n", start, _cue_start(block, start, rest)) + 1
-            if not (self._warned_index or (
+            if not (
+                self._warned_index
+                or (
                     (self._previous_index is None or numbers[0] == self._previous_index + 1)
-                    and numbers == list(range(numbers[0], numbers[0] + taken)))
-                    ) or not self.plain_cues(starts[:taken], ends[:taken], texts[:taken], timing_line):
+                    and numbers == list(range(numbers[0], numbers[0] + taken))
+                )
+            ) or not self.plain_cues(starts[:taken], ends[:taken], texts[:taken], timing_line):
                 self._feed_lines(first, block, start, end)
                 return
             self._previous_index = numbers[-1]
@@ -478,9 +519,12 @@ class _SrtChecker(_CueTimes):
         self._lines.append((number, line))
         self._chars += len(line)
         if self._chars > MAX_CUE_CHARS:
-            raise TextProblem(f"Line {self._lines[0][0]}: more than {MAX_CUE_CHARS:,} characters "
-                              "without a new cue; this is not an SRT cue.",
-                              line=self._lines[0][0], byte_offset=None)
+            raise TextProblem(
+                f"Line {self._lines[0][0]}: more than {MAX_CUE_CHARS:,} characters "
+                "without a new cue; this is not an SRT cue.",
+                line=self._lines[0][0],
+                byte_offset=None,
+            )
 
     def _boundary(self) -> int | None:
         """Where the cue whose timing line comes next begins in the gathered lines, if known."""
@@ -508,7 +552,7 @@ class _SrtChecker(_CueTimes):
         except srt.SRTParseError as exc:
             self._bad_cue(lines, text, exc.expected_start, exc.unmatched_content)
             return
-        except Exception as exc:  # noqa: BLE001 - e.g. TimestampParseError
+        except Exception as exc:
             self._report.error(f"Line {first}: this cue cannot be parsed ({exc}).", line=first)
             return
         timing_line = next((n for n, line in lines if "-->" in line), first)
@@ -516,9 +560,12 @@ class _SrtChecker(_CueTimes):
         for subtitle in subtitles:
             self._check_index(timing_line, subtitle.index)
         if not _SRT_TIMING.match(timing_text):
-            self._report.error(f"Line {timing_line}: invalid cue timing '{_clip(timing_text)}'; write "
-                               "it as hh:mm:ss,mmm --> hh:mm:ss,mmm with minutes and seconds below "
-                               "60, e.g. '00:01:02,500 --> 00:01:04,000'.", line=timing_line)
+            self._report.error(
+                f"Line {timing_line}: invalid cue timing '{_clip(timing_text)}'; write "
+                "it as hh:mm:ss,mmm --> hh:mm:ss,mmm with minutes and seconds below "
+                "60, e.g. '00:01:02,500 --> 00:01:04,000'.",
+                line=timing_line,
+            )
             return
         for subtitle in subtitles:
             self.cue(timing_line, _ms(subtitle.start), _ms(subtitle.end), subtitle.content)
@@ -527,18 +574,25 @@ class _SrtChecker(_CueTimes):
         start += len(unmatched) - len(unmatched.lstrip())
         line = lines[0][0] + text.count("\n", 0, start)
         found = text[start:].split("\n", 1)[0]
-        hint = (" The file looks like WebVTT: rename it to .vtt." if found.startswith("WEBVTT")
-                else "")
-        self._report.error(f"Line {line}: not a valid SRT cue at '{_clip(found)}'; a cue is a "
-                           "number, a 'hh:mm:ss,mmm --> hh:mm:ss,mmm' line, then the text, and "
-                           f"cues are separated by a blank line.{hint}", line=line)
+        hint = " The file looks like WebVTT: rename it to .vtt." if found.startswith("WEBVTT") else ""
+        self._report.error(
+            f"Line {line}: not a valid SRT cue at '{_clip(found)}'; a cue is a "
+            "number, a 'hh:mm:ss,mmm --> hh:mm:ss,mmm' line, then the text, and "
+            f"cues are separated by a blank line.{hint}",
+            line=line,
+        )
 
     def _check_index(self, line: int, index: int | None) -> None:
-        if (index is not None and self._previous_index is not None
-                and index != self._previous_index + 1 and not self._warned_index):
+        if (
+            index is not None
+            and self._previous_index is not None
+            and index != self._previous_index + 1
+            and not self._warned_index
+        ):
             self._warned_index = True
-            self._report.warn(f"Line {line}: cue number {index} follows {self._previous_index}; "
-                              "cue numbers are usually consecutive.")
+            self._report.warn(
+                f"Line {line}: cue number {index} follows {self._previous_index}; cue numbers are usually consecutive."
+            )
         self._previous_index = index
 
 
@@ -563,8 +617,12 @@ def _cue_start(block: str, start: int, end: int) -> int:
 
 def _fixed_ms(timestamp: str) -> int:
     """Milliseconds of a ``[h…h:]mm:ss.ttt`` (or ``,ttt``) timestamp of ASCII digits."""
-    return (int(timestamp[:-10] or 0) * 3_600_000 + int(timestamp[-9:-7]) * 60_000
-            + int(timestamp[-6:-4]) * 1000 + int(timestamp[-3:]))
+    return (
+        int(timestamp[:-10] or 0) * 3_600_000
+        + int(timestamp[-9:-7]) * 60_000
+        + int(timestamp[-6:-4]) * 1000
+        + int(timestamp[-3:])
+    )
 
 
 def _ts(ms: int) -> str:
