@@ -186,7 +186,7 @@ def models(
     models_url: str = MODELS_URL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Models by status, every tenant (read-only SQL on the models service's schema); with --overdue, the models
+    """Models by status, every tenant (read-only, through the models service's repository); with --overdue, the models
     waiting at 2/3 past their deadline, from the models service (needs VOXTRAIN_AUTH__JWT_SECRET)."""
     if overdue:
         rows = _ops_call(ops.overdue_models, models_url, _operator_token(), limit)
@@ -216,11 +216,23 @@ def runs(
     limit: int = typer.Option(100, min=1),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Training runs by status (read-only SQL on the trainer service's schema)."""
+    """Training runs by status (read-only, through the trainer service's repository)."""
     rows = _run(ops.list_runs(_db().dsn.get_secret_value(), schema, status=status, limit=limit))
     _print(
         rows,
-        ("run_id", "tenant", "model_id", "status", "stage", "percent", "error", "owner", "started_at", "finished_at"),
+        (
+            "run_id",
+            "tenant",
+            "model_id",
+            "status",
+            "attempt",
+            "stage",
+            "percent",
+            "error",
+            "owner",
+            "started_at",
+            "finished_at",
+        ),
         as_json,
         "no runs",
     )

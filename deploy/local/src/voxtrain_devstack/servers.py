@@ -172,8 +172,7 @@ class Kafka(Server):
                     "kafka.tools.StorageTool",
                     "format",
                     "--standalone",
-                    "-t",
-                    cluster_id,
+                    f"--cluster-id={cluster_id}",  # one argument: a random id may start with "-"
                     "-c",
                     str(self.properties),
                     "-g",

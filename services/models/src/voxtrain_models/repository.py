@@ -192,6 +192,19 @@ class ModelRepository:
     async def timestamps(self, model_id: uuid.UUID) -> asyncpg.Record:
         return await self._conn.fetchrow("SELECT created_at, updated_at FROM models WHERE id=$1", model_id)
 
+    async def operator_listing(self, status: int | None, tenant: str | None, limit: int) -> list[asyncpg.Record]:
+        """Models of every tenant (or one), optionally of one status, oldest first — for operators (``voxtrain
+        models``)."""
+        rows: list[asyncpg.Record] = await self._conn.fetch(
+            "SELECT id, tenant_id, name, language, status, run_id, last_error, created_at, updated_at FROM models "
+            "WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR tenant_id = $2) "
+            "ORDER BY created_at, id LIMIT $3",
+            status,
+            tenant,
+            limit,
+        )
+        return rows
+
     async def count_by_status(self) -> dict[ModelStatus, int]:
         """How many models (of every tenant) are in each status; statuses with none are 0."""
         rows = await self._conn.fetch("SELECT status, count(*) AS n FROM models GROUP BY status")

@@ -126,6 +126,17 @@ class TrainerRepository:
         )
         return [_run(r) for r in rows]
 
+    async def operator_listing(self, status: str | None, limit: int) -> list[asyncpg.Record]:
+        """Runs of every tenant, optionally of one status, oldest first — for operators (``voxtrain runs``)."""
+        rows: list[asyncpg.Record] = await self._conn.fetch(
+            "SELECT run_id, tenant_id, model_id, status, attempt, owner, progress, error, created_at, started_at, "
+            "heartbeat_at, finished_at FROM runs WHERE ($1::text IS NULL OR status = $1) "
+            "ORDER BY created_at, run_id LIMIT $2",
+            status,
+            limit,
+        )
+        return rows
+
     async def model_deleted(self, tenant_id: str, model_id: uuid.UUID) -> None:
         """Its runs are no longer served; queued ones are dropped."""
         await self._conn.execute(
