@@ -1,5 +1,5 @@
 # voxtrain, on a fresh machine:
-#   make run    set up, start Kafka + PostgreSQL + MinIO and the four services, print the URLs
+#   make run    set up, start Kafka + PostgreSQL + MinIO and the services and the console, print the URLs
 #   make test   set up, start the servers, run the tests (PYTEST_ARGS="tests/deploy -x" to narrow)
 #   make stop   stop the services and the servers (data is kept in .voxtrain/stack)
 #   make unit   the tests that need no server (no install of the servers, under a minute)
