@@ -90,5 +90,7 @@ async def test_relay_and_consumer_go_on_after_a_kafka_crash(stack: Any, private_
         await task
         await broker.stop()
         await pool.close()
-    assert handled == ["before", "during"]
+    # at least once, in order: a publish whose acknowledgement the crash swallowed may come twice (the inbox of a
+    # real consumer absorbs it); nothing is lost or dead-lettered
+    assert list(dict.fromkeys(handled)) == ["before", "during"]
     assert EVENTS_DEAD_LETTERED.labels(topic=topics.models)._value.get() == dead_before
