@@ -12,7 +12,6 @@ import io
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from pathlib import PurePosixPath
 from typing import Any, BinaryIO, Protocol, cast
 
 from minio import Minio
@@ -21,10 +20,9 @@ from voxtrain_shared.vocab import DatasetType
 
 from .adapters.s3_reader import RangeSource, S3RangeReader
 from .domain import Dataset, JobStatus, Sibling
-from .rules.audio import validate_audio
-from .rules.manifest import AmbiguousReference, DatasetRef, DatasetState, Resolver, validate_manifest
+from .rules.dispatch import validate_dataset
+from .rules.manifest import AmbiguousReference, DatasetRef, DatasetState, Resolver
 from .rules.outcome import Outcome, SourceReadError
-from .rules.transcript import validate_transcript
 
 #: S3 error codes meaning the object is not there (retrying will not bring it back).
 MISSING = frozenset({"NoSuchKey", "NoSuchBucket"})
@@ -55,10 +53,6 @@ class Validator(Protocol):
     def __call__(
         self, dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling], cancelled: threading.Event
     ) -> dict[str, Any]: ...
-
-
-def extension(file_name: str) -> str:
-    return PurePosixPath(file_name.replace("\\", "/")).suffix.lower()
 
 
 def resolver(dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling]) -> Resolver:
@@ -95,12 +89,8 @@ def resolver(dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling]) -> Resolve
 
 def run_rules(stream: BinaryIO, dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling]) -> Outcome:
     """The content rule of the dataset's type over ``stream``."""
-    ext = extension(dataset.file_name)
-    if dataset.type is DatasetType.AUDIO:
-        return validate_audio(stream, ext)
-    if dataset.type in (DatasetType.TRANSCRIPT, DatasetType.TEST):
-        return validate_transcript(stream, ext)
-    return validate_manifest(stream, resolver(dataset, siblings))
+    resolve = resolver(dataset, siblings) if dataset.type is DatasetType.MANIFEST else None
+    return validate_dataset(stream, dataset.type, dataset.file_name, resolve)
 
 
 class _Cancellable(io.RawIOBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from voxtrain_shared.vocab import DatasetType
@@ -10,6 +11,11 @@ from .audio import validate_audio
 from .manifest import Resolver, validate_manifest
 from .outcome import Outcome
 from .transcript import validate_transcript
+
+
+def extension(file_name: str) -> str:
+    """The file name's extension as the rules compare it: lower-case, with its dot (``".wav"``)."""
+    return PurePosixPath(file_name.replace("\\", "/")).suffix.lower()
 
 
 def validate_dataset(
@@ -21,11 +27,11 @@ def validate_dataset(
     per-type functions: content problems are a failed Outcome, stream failures raise
     SourceReadError.
     """
-    extension = file_name.rsplit(".", 1)[-1] if "." in file_name else ""
+    ext = extension(file_name)
     if dataset_type == DatasetType.AUDIO:
-        return validate_audio(stream, extension)
+        return validate_audio(stream, ext)
     if dataset_type in (DatasetType.TRANSCRIPT, DatasetType.TEST):
-        return validate_transcript(stream, extension)
+        return validate_transcript(stream, ext)
     if dataset_type == DatasetType.MANIFEST:
         if resolve is None:
             raise ValueError("validating a MANIFEST dataset needs a resolve function")
