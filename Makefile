@@ -39,9 +39,10 @@ test: setup
 	$(RUN) voxtrain-stack up
 	$(RUN) pytest $(PYTEST_ARGS)
 
-# Every test that needs no server (tests using the `stack` fixture are integration tests, see tests/conftest.py).
+# Every test that needs no server (tests using the `stack` fixture are integration tests, see tests/conftest.py),
+# spread over the cores (pytest-xdist).
 unit: sync
-	$(RUN) pytest -m "not integration" -q $(PYTEST_ARGS)
+	$(RUN) pytest -m "not integration" -q -n auto $(PYTEST_ARGS)
 
 lint: sync
 	$(RUN) ruff check .

@@ -16,7 +16,7 @@ from voxtrain_shared.storage import ensure_bucket, make_client
 MiB = 1024**2
 
 
-@pytest.fixture(params=["fake", "minio"])
+@pytest.fixture(params=["fake", pytest.param("minio", marks=pytest.mark.integration)])
 def store(request):
     if request.param == "fake":
         return FakeObjectStore()
