@@ -4,7 +4,6 @@ relay of resumable-upload parts. Fast: the APIs and the storage are fakes behind
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any

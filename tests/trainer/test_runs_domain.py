@@ -41,6 +41,7 @@ def test_a_run_is_queued_started_and_succeeds_with_one_started_and_one_succeeded
     progress = run.events[1]
     assert isinstance(progress, ev.TrainingProgress)
     assert progress.percent == 40.0 and progress.message == "attempt 1 of 3"
+    assert (progress.attempt, progress.max_attempts) == (1, 3)
     assert run.status is RunStatus.SUCCEEDED and run.terminal_event() == run.events[-1]
 
 
@@ -66,6 +67,7 @@ def test_a_lost_worker_is_retried_with_doubling_backoff_then_fails_with_worker_l
     run.start("b", POLICY)
     restarted = run.events[-1]
     assert isinstance(restarted, ev.TrainingProgress) and restarted.message.startswith("attempt 3 of 3")
+    assert (restarted.attempt, restarted.max_attempts) == (3, 3)
     assert [type(m) for m in run.events].count(ev.TrainingStarted) == 1  # later attempts show as progress
     assert run.lose(worker_died(-9, "estimate_lm"), POLICY) is Decision.FAILED
     failed = run.events[-1]

@@ -314,6 +314,9 @@ class TrainingProgress(Message):
     stage: str
     percent: float
     message: str | None = None
+    #: which start of the run this is (a lost worker is retried), and how many starts it may have
+    attempt: int | None = None
+    max_attempts: int | None = None
 
 
 @register

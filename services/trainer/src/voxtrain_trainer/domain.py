@@ -125,6 +125,8 @@ class Run:
                     stage="download",
                     percent=0.0,
                     message=self._attempt_note(policy) + ": started again",
+                    attempt=self.attempt,
+                    max_attempts=policy.max_attempts,
                 )
             )
 
@@ -135,7 +137,12 @@ class Run:
         self.stage = stage
         self.events.append(
             ev.TrainingProgress(
-                run_id=self.run_id, stage=stage, percent=round(percent, 1), message=self._attempt_note(policy)
+                run_id=self.run_id,
+                stage=stage,
+                percent=round(percent, 1),
+                message=self._attempt_note(policy),
+                attempt=self.attempt,
+                max_attempts=policy.max_attempts,
             )
         )
         return True
@@ -168,6 +175,8 @@ class Run:
                     percent=0.0,
                     message=f"{self._attempt_note(policy)} stopped ({redact(lost.message)}); "
                     f"retrying in {self.retry_after:g} s",
+                    attempt=self.attempt,
+                    max_attempts=policy.max_attempts,
                 )
             )
             return Decision.RETRY
