@@ -156,6 +156,10 @@ def judge(run: ModelRun, status_records: list[Seen]) -> Verdict:
     return v
 
 
+#: Codes that, with the chaos suite's valid data, can only come from the injected fault.
+FAULT_CODES = {"worker_lost", "stage_failed", "storage_unavailable", "validation_timeout", "validation_failed"}
+
+
 @dataclass
 class Row:
     label: str
@@ -188,8 +192,21 @@ class Row:
         self.redelivered += v.redelivered
 
     @property
+    def fault_failures(self) -> int:
+        """Models failed by what a restart or a brief outage must never cause (the data here is always good)."""
+        return sum(n for code, n in self.ended_5.items() if code in FAULT_CODES)
+
+    @property
     def failed(self) -> bool:
-        return bool(self.stuck or self.duplicated or self.gaps or self.lost or self.dead_lettered or self.bad_uploads)
+        return bool(
+            self.stuck
+            or self.duplicated
+            or self.gaps
+            or self.lost
+            or self.dead_lettered
+            or self.bad_uploads
+            or self.fault_failures
+        )
 
 
 COLUMNS = (

@@ -24,6 +24,8 @@ REPLICA_PORT_STEP = 100
 #: The longest a model waits with nobody answering before supervision fails it: deadline x (1 + redrives).
 DEADLINE_SECONDS, MAX_REDRIVES = 20, 2
 GIVE_UP_SECONDS = DEADLINE_SECONDS * (MAX_REDRIVES + 1)
+#: Trainer runs and validator jobs of a killed replica are free again after this (well inside GIVE_UP_SECONDS).
+LEASE_SECONDS = 12
 T = TypeVar("T")
 
 
@@ -81,6 +83,10 @@ class ChaosStack:
                 "VOXTRAIN_SUPERVISION__START_SECONDS": str(DEADLINE_SECONDS),
                 "VOXTRAIN_SUPERVISION__HEARTBEAT_SECONDS": str(DEADLINE_SECONDS),
                 "VOXTRAIN_SUPERVISION__MAX_REDRIVES": str(MAX_REDRIVES),
+                # ...and leases that fit inside them: a surviving replica must take over a dead one's run or job
+                # before supervision gives up (with the defaults, trainer 60 s and validator 120 s, it would not)
+                "VOXTRAIN_LEASE_SECONDS": str(LEASE_SECONDS),
+                "VOXTRAIN_HEARTBEAT_SECONDS": "2",
                 "VOXTRAIN_WORK_DIR": str(self.state.path / "work" / f"{name}-{port}"),
                 "VOXTRAIN_LOG_LEVEL": "INFO",
             }
