@@ -42,7 +42,7 @@ test: setup
 # Every test that needs no server (tests using the `stack` fixture are integration tests, see tests/conftest.py),
 # spread over the cores (pytest-xdist).
 unit: sync
-	$(RUN) pytest -m "not integration" -q -n auto $(PYTEST_ARGS)
+	$(RUN) pytest -m "not integration" -q -n auto --dist worksteal $(PYTEST_ARGS)
 
 lint: sync
 	$(RUN) ruff check .
