@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import operator
 import re
+from abc import ABC, abstractmethod
 from datetime import timedelta
 from typing import Any, BinaryIO
 
@@ -143,7 +144,7 @@ def validate_transcript(stream: BinaryIO, extension: str, *, chunk_bytes: int = 
     return report.outcome(CODE, metadata)
 
 
-class _Checker:
+class _Checker(ABC):
     """Lines are fed in order, one by one (``feed``) or as whole blocks (``feed_block``).
 
     ``feed_block`` must have exactly the effect of feeding the block's lines one by one; the
@@ -153,8 +154,9 @@ class _Checker:
 
     at = 0
 
+    @abstractmethod
     def feed(self, number: int, line: str) -> None:
-        raise NotImplementedError
+        """Take in one line (its number, its text without the line end)."""
 
     def feed_block(self, first: int, block: str) -> None:
         """Feed the lines of ``block`` (whole lines, each ended by "\n"), the first being ``first``."""
@@ -256,12 +258,13 @@ class _CueTimes(_Checker):
     # A run of plain cues (see _VTT_RUN), and where one may start given what was read before.
     _run: re.Pattern[str]
 
+    @abstractmethod
     def _run_may_start(self) -> bool:
-        raise NotImplementedError
+        """Whether a run of plain cues may start here, given what was read before."""
 
+    @abstractmethod
     def _take_run(self, block: str, start: int, end: int, first: int) -> None:
         """Take in ``block[start:end]``, a match of ``_run`` whose first line is ``first``."""
-        raise NotImplementedError
 
     def feed_block(self, first: int, block: str) -> None:
         number, pos, size = first, 0, len(block)
