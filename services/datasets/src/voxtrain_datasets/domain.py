@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from voxtrain_shared.errors import Rejected as Rejected  # the domain's refusals are the shared kind
 from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
 
 MiB = 1024**2
@@ -41,16 +42,6 @@ CONTENT_TYPES = {
 }
 _REMOVED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 _SPACES = re.compile(r" +")
-
-
-class Rejected(Exception):
-    """A request the rules refuse: ``code`` is an :class:`ErrorCode`, ``message`` says what to do."""
-
-    def __init__(self, code: ErrorCode, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 class DatasetStatus(StrEnum):

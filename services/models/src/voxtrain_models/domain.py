@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from voxtrain_shared.errors import Rejected as Rejected  # the domain's refusals are the shared kind
 from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
 
 S = ModelStatus
@@ -44,15 +45,6 @@ TRANSITIONS: dict[tuple[ModelStatus, Trigger], ModelStatus] = {
     (S.RUNNING, Trigger.TRAINING_SUCCEEDED): S.SUCCESS,
     (S.RUNNING, Trigger.TRAINING_FAILED): S.FAILED,
 }
-
-
-class Rejected(Exception):
-    """A request the rules refuse: ``code`` is an :class:`ErrorCode`, ``message`` says what to do."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def next_status(current: ModelStatus, trigger: Trigger) -> ModelStatus:
