@@ -212,6 +212,14 @@ def test_nan_is_not_a_number_of_seconds(model):
     assert problems(outcome) == [(1, "offset")]
 
 
+def test_an_integer_too_big_for_a_float_is_an_error_not_a_crash(model):
+    huge = "9" * 400  # JSON allows it; float() of it overflows
+    outcome = validate_manifest(manifest(f'{{"audio": "call.wav", "text": "x", "offset": {huge}}}'), model)
+
+    assert problems(outcome) == [(1, "offset")]
+    assert outcome.message.startswith("Line 1: 'offset' must be a number of seconds, 0 or more; found 9999")
+
+
 # ------------------------------------------------------------------ references
 
 

@@ -356,13 +356,7 @@ class _ManifestChecker:
         if key not in entry:
             return None
         value = entry[key]
-        ok = (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and (value >= 0 if allow_zero else value > 0)
-        )
-        if not ok:
+        if not _is_seconds(value, allow_zero=allow_zero):
             bound = "0 or more" if allow_zero else "more than 0"
             self._error(
                 number,
@@ -441,12 +435,18 @@ def _plain_seconds(entry: dict[str, Any], key: str, *, allow_zero: bool) -> floa
     if key not in entry:
         return None
     value = entry[key]
-    kind = type(value)
-    if ((kind is float and math.isfinite(value)) or (kind is int and value < _BIG)) and (
-        value > 0 or (allow_zero and value == 0)
-    ):
+    if _is_seconds(value, allow_zero=allow_zero):
         return float(value)
     raise _NotPlain(key)
+
+
+def _is_seconds(value: Any, *, allow_zero: bool) -> bool:
+    """A JSON number usable as seconds: finite, within float range (JSON allows any integer), not negative
+    (and not 0 unless ``allow_zero``); ``true``/``false`` are not numbers here."""
+    kind = type(value)
+    if not ((kind is float and math.isfinite(value)) or (kind is int and value < _BIG)):
+        return False
+    return bool(value > 0 or (allow_zero and value == 0))
 
 
 def _json_kind(value: Any) -> str:
