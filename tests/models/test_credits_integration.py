@@ -1,6 +1,7 @@
 """Credits against real PostgreSQL and Kafka: reserve, charge and refund exactly once through redelivered messages
 and a restart of the models service; 402 changes nothing; each tenant sees only its own ledger."""
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -97,6 +98,13 @@ async def ledger_matches_account(settings: ModelsSettings, dsn: str, tenant: str
     )
     assert account.held == sums[EntryKind.RESERVE] - sums[EntryKind.CHARGE] - sums[EntryKind.REFUND]
     assert account.spent == sums[EntryKind.CHARGE]
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": settings.postgres.schema_name})
+    try:
+        for change in ("UPDATE credit_entries SET amount = amount + 1", "DELETE FROM credit_entries"):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute(change)
+    finally:
+        await conn.close()
 
 
 async def test_reserve_charge_and_refund_happen_once_through_redeliveries_and_a_restart(stack) -> None:
@@ -193,12 +201,21 @@ async def test_train_with_too_few_credits_is_402_and_leaves_the_model_unchanged(
             assert error["code"] == "insufficient_credits" and error["details"] == {"estimate": 15, "balance": 10}
             assert "15 credits" in error["message"] and "balance is 10" in error["message"]
             after = await model(client, mid)
+            # the StartTraining command is refused alike (CommandRejected on the models topic)
+            command = ev.wrap(ev.StartTraining(), tenant_id="acme", model_id=mid)
+            await publish(bootstrap, t.model_commands, command, headers={"authorization": ACME["Authorization"]})
+            async with TopicReader(bootstrap, t.models) as answers:
+                await answers.until(lambda recs: any(b"CommandRejected" in x.value for x in recs))
+                rejected = [ev.REGISTRY.parse(x.value).payload() for x in answers.records]
             await reader.settle(2)
             assert reader.records == []  # no status change, no reservation, no training
         assert {k: v for k, v in after.items() if k != "updated_at"} == {
             k: v for k, v in before.items() if k != "updated_at"
         }
         assert after["updated_at"] == before["updated_at"]
+        refusal = next(p for p in rejected if isinstance(p, ev.CommandRejected))
+        assert refusal.command_id == command.id and refusal.code == "insufficient_credits"
+        assert await model(client, mid) == after
         assert [e["kind"] for e in (await credits(client))["entries"]] == ["grant"]
 
         # Validation measures 1 minute: the estimate drops to 5, and Train reserves it.
@@ -248,3 +265,21 @@ async def test_each_tenant_sees_only_its_own_credits(stack) -> None:
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
         r = await client.post("/v1/ops/credits/other", json={"kind": "grant", "amount": 5, "reason": "x"}, headers=ACME)
         assert r.status_code == 403
+
+
+async def test_two_trainings_of_a_tenant_cannot_spend_the_same_credits(stack) -> None:
+    """15 credits, two models priced 15 each, Train pressed on both at once: one is reserved, the other refused."""
+    settings = settings_for(ModelsSettings, stack, **{**PRICES, "VOXTRAIN_CREDITS__FREE_ALLOWANCE": "15"})
+    async with running(build(settings)) as client:
+        models = [await create(client, f"m{i}", auto_train=False) for i in range(2)]
+        await publish(stack.kafka_bootstrap, settings.kafka.topics.datasets, *(upload(m) for m in models))
+        for m in models:
+            await eventually(lambda m=m: _datasets(client, m))
+        assert (await credits(client))["balance"] == 15  # the account exists: only its row lock serialises
+        answers = await asyncio.gather(*(client.post(f"/v1/models/{m}/train", headers=ACME) for m in models))
+        assert sorted(r.status_code for r in answers) == [202, 402], [r.text for r in answers]
+        statuses = sorted([(await model(client, m))["status"]["code"] for m in models])
+        assert statuses == [1, 2]
+        mine = await credits(client)
+        assert (mine["balance"], mine["held"]) == (0, 15)
+        assert [e["kind"] for e in mine["entries"]] == ["reserve", "grant"]
