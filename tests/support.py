@@ -155,3 +155,28 @@ async def eventually(probe: Any, timeout: float = 30.0, interval: float = 0.2) -
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+class serving:
+    """``async with serving(service.app) as url``: the app on a real port of 127.0.0.1 (for clients outside the
+    process, such as the ``voxtrain`` command); the service itself is started by :class:`running`."""
+
+    def __init__(self, app: Any) -> None:
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning")
+        self._server = uvicorn.Server(config)
+
+    async def __aenter__(self) -> str:
+        self._task = asyncio.create_task(self._server.serve())
+        await eventually(lambda: asyncio.sleep(0.1, self._server.started))
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        await self._task

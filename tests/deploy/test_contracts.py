@@ -27,7 +27,7 @@ from voxtrain_contracts.cli import app as cli
 from voxtrain_contracts.files import contract_documents, docs_drift
 from voxtrain_contracts.services import SERVICES
 from voxtrain_shared import events as ev
-from voxtrain_shared.topics import Topics
+from voxtrain_shared.topics import TOPIC_KEYS, Topics
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -119,9 +119,9 @@ def test_every_topic_is_a_channel_with_exactly_its_messages(asyncapi: dict) -> N
     by_topic: dict[str, set[str]] = {}
     for cls in ev.REGISTRY.classes():
         by_topic.setdefault(cls.TOPIC, set()).add(cls.TYPE)
-    keys = ("models", "model_commands", "datasets", "validation", "training_commands", "training_events", "status")
-    assert [names.by_key(k) for k in keys] == Topics("{namespace}").all()
-    for key in keys:
+    assert [names.by_key(k) for k in TOPIC_KEYS] == Topics("{namespace}").all()
+    assert set(by_topic) <= set(TOPIC_KEYS)
+    for key in TOPIC_KEYS:
         channel = asyncapi["channels"][key]
         assert channel["address"] == names.by_key(key)
         documented = {asyncapi["components"]["messages"][m]["name"] for m in channel["messages"]}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from datetime import datetime
 
+from voxtrain_models.credits import Account, Entry, EntryKind
 from voxtrain_models.domain import CustomModel, Phase
 from voxtrain_shared.vocab import ModelStatus
 
@@ -15,6 +17,8 @@ class InMemoryModels:
 
     def __init__(self) -> None:
         self.models: dict[uuid.UUID, CustomModel] = {}
+        self.accounts: dict[str, Account] = {}
+        self.ledger: list[Entry] = []
 
     def add(self, *models: CustomModel) -> None:
         for m in models:
@@ -45,6 +49,42 @@ class InMemoryModels:
             if _overdue(m, cutoffs, True):
                 counts[m.status] += 1
         return counts
+
+    # credits: accounts and an append-only ledger whose keys are unique, like the real tables
+
+    async def account(self, tenant_id: str, *, lock: bool = False) -> Account | None:
+        return self.accounts.get(tenant_id)
+
+    async def open_account(self, account: Account, grant: Entry | None) -> bool:
+        if account.tenant_id in self.accounts:
+            return False
+        self.accounts[account.tenant_id] = account
+        if grant is not None:
+            await self.append_entry(grant)
+        return True
+
+    async def append_entry(self, entry: Entry) -> bool:
+        if entry.key is not None and any(e.key == entry.key for e in self.ledger):
+            return False
+        self.ledger.append(dataclasses.replace(entry, id=len(self.ledger) + 1))
+        return True
+
+    async def has_entry(self, key: str) -> bool:
+        return any(e.key == key for e in self.ledger)
+
+    async def set_account(self, account: Account) -> None:
+        self.accounts[account.tenant_id] = account
+
+    async def entries(self, tenant_id: str, limit: int, before: int | None = None) -> list[Entry]:
+        mine = [e for e in reversed(self.ledger) if e.tenant_id == tenant_id and (before is None or e.id < before)]
+        return mine[:limit]
+
+    async def entry_sums(self, tenant_id: str) -> dict[EntryKind, int]:
+        sums = {k: 0 for k in EntryKind}
+        for e in self.ledger:
+            if e.tenant_id == tenant_id:
+                sums[e.kind] += e.amount
+        return sums
 
 
 def _overdue(m: CustomModel, cutoffs: dict[Phase, datetime], asked_again: bool) -> bool:

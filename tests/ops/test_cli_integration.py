@@ -195,10 +195,12 @@ async def test_history_reads_the_outboxes_in_time_order_or_the_topics(cli, model
         ("ModelCreated", models_svc.schema),
         ("ModelUpdated", models_svc.schema),
         ("TrainingStatusChanged", models_svc.schema),
+        ("CreditsReserved", models_svc.schema),  # auto-train reserved the training's price
         ("DatasetDeleted", other),
     ]
     assert rows[0]["correlation_id"] == str(cid)
     assert rows[2]["causation_id"] == str(up.id) and rows[2]["summary"].startswith("1 -> 2 (READY_TO_RUN)")
+    assert rows[3]["summary"].startswith("1 credits (balance 9999) by acme")
     assert rows[-1]["sent"] is False
     table = (await cli("history", str(mid), "--schemas", f"{models_svc.schema},{other}")).stdout
     assert "TrainingStatusChanged" in table and "OCCURRED_AT" in table
@@ -210,7 +212,13 @@ async def test_history_reads_the_outboxes_in_time_order_or_the_topics(cli, model
     await eventually(relayed)
     env = {"VOXTRAIN_KAFKA__TOPIC_NAMESPACE": models_svc.topics.namespace}
     on_kafka = await cli.json("history", str(mid), "--kafka", env=env)
-    assert [r["type"] for r in on_kafka] == ["ModelCreated", "ModelUpdated", "DatasetUploaded", "TrainingStatusChanged"]
+    assert [r["type"] for r in on_kafka] == [
+        "ModelCreated",
+        "ModelUpdated",
+        "DatasetUploaded",
+        "TrainingStatusChanged",
+        "CreditsReserved",
+    ]
     assert on_kafka[2]["event_id"] == str(up.id) and on_kafka[2]["source"] == "kafka"
     assert await cli.json("history", str(uuid.uuid4()), "--schemas", models_svc.schema) == []
 
@@ -337,47 +345,66 @@ async def test_dlt_of_an_empty_or_missing_topic(cli) -> None:
 
 
 async def test_overdue_lists_and_redrives_through_the_models_service(cli, stack) -> None:
-    import socket
-
-    import uvicorn
-
-    from tests.support import JWT_SECRET
+    from tests.support import JWT_SECRET, serving
 
     quick = {"VOXTRAIN_SUPERVISION__EVERY_SECONDS": "3600", "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "0.5"}
     svc = build_models(settings_for(ModelsSettings, stack, **quick))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    async with running(svc) as client:
+    async with running(svc) as client, serving(svc.app) as url:
         svc.client = client
-        serving = asyncio.create_task(server.serve())
-        try:
-            await eventually(lambda: asyncio.sleep(0.1, server.started))
-            waiting = await create_model(svc, "waiting")
-            await publish(stack.kafka_bootstrap, svc.topics.datasets, uploaded(uuid.UUID(waiting["id"])))
-            await eventually(lambda: _is(svc, waiting["id"], 2))
-            env = {"VOXTRAIN_MODELS_URL": f"http://127.0.0.1:{port}", "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET}
+        waiting = await create_model(svc, "waiting")
+        await publish(stack.kafka_bootstrap, svc.topics.datasets, uploaded(uuid.UUID(waiting["id"])))
+        await eventually(lambda: _is(svc, waiting["id"], 2))
+        env = {"VOXTRAIN_MODELS_URL": url, "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET}
 
-            async def listed():
-                rows = await cli.json("models", "--overdue", env=env)
-                return [r for r in rows if r["id"] == waiting["id"]]
+        async def listed():
+            rows = await cli.json("models", "--overdue", env=env)
+            return [r for r in rows if r["id"] == waiting["id"]]
 
-            (row,) = await eventually(listed)
-            assert row["tenant_id"] == "acme" and row["phase"] == "validating" and row["status"] == 2
-            table = await cli("models", "--overdue", env=env)
-            assert table.stdout.splitlines()[0].split() == [c.upper() for c in ops.OVERDUE_COLUMNS]
-            (done,) = await cli.json("redrive", waiting["id"], env=env)
-            assert done["redrives"] == 1 and done["id"] == waiting["id"]
-            (still,) = await listed()  # asked again, no answer yet: still overdue
-            assert still["redrives"] == 1
-            idle = await create_model(svc, "idle")
-            refused = await cli("redrive", idle["id"], env=env)
-            assert refused.exit_code == 2 and "invalid_status" in refused.stderr
-            unreachable = await cli("models", "--overdue", env={**env, "VOXTRAIN_MODELS_URL": "http://127.0.0.1:9"})
-            assert unreachable.exit_code == 2 and "cannot reach the models service" in unreachable.stderr
-            no_secret = await cli("redrive", idle["id"], env={"VOXTRAIN_MODELS_URL": env["VOXTRAIN_MODELS_URL"]})
-            assert no_secret.exit_code == 2 and "VOXTRAIN_AUTH__JWT_SECRET" in no_secret.stderr
-        finally:
-            server.should_exit = True
-            await serving
+        (row,) = await eventually(listed)
+        assert row["tenant_id"] == "acme" and row["phase"] == "validating" and row["status"] == 2
+        table = await cli("models", "--overdue", env=env)
+        assert table.stdout.splitlines()[0].split() == [c.upper() for c in ops.OVERDUE_COLUMNS]
+        (done,) = await cli.json("redrive", waiting["id"], env=env)
+        assert done["redrives"] == 1 and done["id"] == waiting["id"]
+        (still,) = await listed()  # asked again, no answer yet: still overdue
+        assert still["redrives"] == 1
+        idle = await create_model(svc, "idle")
+        refused = await cli("redrive", idle["id"], env=env)
+        assert refused.exit_code == 2 and "invalid_status" in refused.stderr
+        unreachable = await cli("models", "--overdue", env={**env, "VOXTRAIN_MODELS_URL": "http://127.0.0.1:9"})
+        assert unreachable.exit_code == 2 and "cannot reach the models service" in unreachable.stderr
+        no_secret = await cli("redrive", idle["id"], env={"VOXTRAIN_MODELS_URL": env["VOXTRAIN_MODELS_URL"]})
+        assert no_secret.exit_code == 2 and "VOXTRAIN_AUTH__JWT_SECRET" in no_secret.stderr
+
+
+# ---------------------------------------------------------------- credits
+
+
+async def test_an_operator_grants_expires_and_shows_credits_through_the_models_service(cli, stack) -> None:
+    from tests.support import JWT_SECRET, serving
+
+    svc = build_models(settings_for(ModelsSettings, stack, VOXTRAIN_CREDITS__FREE_ALLOWANCE="20"))
+    async with running(svc) as client, serving(svc.app) as url:
+        env = {"VOXTRAIN_MODELS_URL": url, "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET, "USER": "bob"}
+        granted = await cli.json("credits", "grant", "acme", "250", "--reason", "pilot project", env=env)
+        assert (granted["tenant_id"], granted["balance"]) == ("acme", 270)  # first seen: allowance, then the grant
+        grant, allowance = granted["entries"]
+        assert (grant["kind"], grant["amount"], grant["balance_after"]) == ("grant", 250, 270)
+        assert grant["reason"] == "pilot project" and grant["actor"].startswith("operator")
+        assert (allowance["kind"], allowance["amount"], allowance["actor"]) == ("grant", 20, "voxtrain")
+        expired = await cli.json("credits", "expire", "acme", "70", "--reason", "trial ended", env=env)
+        assert expired["balance"] == 200 and expired["entries"][0]["kind"] == "expire"
+        refused = await cli("credits", "expire", "acme", "201", "--reason", "too much", env=env)
+        assert refused.exit_code == 2 and "insufficient_credits" in refused.stderr and "balance" in refused.stderr
+        no_reason = await cli("credits", "grant", "acme", "5", env=env)
+        assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+        table = await cli("credits", "show", "acme", env=env)
+        assert table.exit_code == 0 and table.stdout.startswith("tenant acme: balance 200 credits")
+        assert [c.upper() for c in ops.CREDIT_COLUMNS] == table.stdout.splitlines()[1].split()
+        # the tenant sees the operator's entries in its own history
+        mine = (await client.get("/v1/credits", headers=ACME)).json()
+        assert [(e["kind"], e["amount"]) for e in mine["entries"]] == [("expire", 70), ("grant", 250), ("grant", 20)]
+        other = await cli.json("credits", "show", "other", env=env)
+        assert other["balance"] == 20 and [e["kind"] for e in other["entries"]] == ["grant"]
+        bad = await cli("credits", "show", "Not A Tenant", env=env)
+        assert bad.exit_code == 2 and "not a tenant id" in bad.stderr

@@ -27,6 +27,10 @@ from .topics import dead_letter
 app = typer.Typer(help="voxtrain operations", no_args_is_help=True)
 dlt_app = typer.Typer(help="Dead-letter topics: what consumers gave up on, and sending it back.", no_args_is_help=True)
 app.add_typer(dlt_app, name="dlt")
+credits_app = typer.Typer(
+    help="Tenants' credits (through the models service, which owns the ledger).", no_args_is_help=True
+)
+app.add_typer(credits_app, name="credits")
 T = TypeVar("T")
 
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
@@ -34,7 +38,7 @@ MODELS_URL_OPTION = typer.Option(
     "http://127.0.0.1:8101",
     "--models-url",
     envvar="VOXTRAIN_MODELS_URL",
-    help="base URL of the models service (for --overdue and redrive)",
+    help="base URL of the models service (for --overdue, redrive and credits)",
 )
 SCHEMAS_HELP = "comma-separated schemas of the services' outboxes"
 
@@ -302,6 +306,67 @@ def dlt_replay(
     """Send the messages of TOPIC.dlt not replayed yet back to the topic they came from."""
     rows = _run(ops.dlt_replay(_kafka().bootstrap_servers, topic, limit=limit, dry_run=dry_run))
     _print(rows, ("partition", "offset", "key", "type", "target", "action"), as_json, "nothing to replay")
+
+
+def _print_account(account: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(account, default=str, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"tenant {account['tenant_id']}: balance {account['balance']} credits "
+        f"(held by trainings: {account['held']}, spent: {account['spent']})"
+    )
+    _print(account["entries"], ops.CREDIT_COLUMNS, False, "no ledger entries")
+
+
+def _operator_name() -> str:
+    import getpass
+
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this container
+        return "operator"
+
+
+@credits_app.command("show")
+def credits_show(
+    tenant: str = typer.Argument(..., help="the tenant id"),
+    limit: int = typer.Option(50, min=1, max=500, help="latest entries to list"),
+    models_url: str = MODELS_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """TENANT's balance and its latest ledger entries, newest first."""
+    _print_account(_ops_call(ops.show_credits, models_url, _operator_token(), tenant, limit), as_json)
+
+
+@credits_app.command("grant")
+def credits_grant(
+    tenant: str = typer.Argument(..., help="the tenant id"),
+    amount: int = typer.Argument(..., min=1, help="credits to add"),
+    reason: str = typer.Option(..., "--reason", help="why (kept in the ledger, shown to the tenant)"),
+    models_url: str = MODELS_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Add AMOUNT credits to TENANT's balance (a grant entry naming you and the reason)."""
+    account = _ops_call(
+        ops.post_credits, models_url, _operator_token(), tenant, "grant", amount, reason, _operator_name()
+    )
+    _print_account(account, as_json)
+
+
+@credits_app.command("expire")
+def credits_expire(
+    tenant: str = typer.Argument(..., help="the tenant id"),
+    amount: int = typer.Argument(..., min=1, help="credits to remove from the balance"),
+    reason: str = typer.Option(..., "--reason", help="why (kept in the ledger, shown to the tenant)"),
+    models_url: str = MODELS_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Remove AMOUNT credits from TENANT's available balance (refused beyond it; held credits are untouched)."""
+    account = _ops_call(
+        ops.post_credits, models_url, _operator_token(), tenant, "expire", amount, reason, _operator_name()
+    )
+    _print_account(account, as_json)
 
 
 @app.callback()

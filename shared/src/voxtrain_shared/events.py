@@ -349,3 +349,41 @@ class TrainingStatusChanged(Message):
     reason: str
     error: ErrorInfo | None = None
     run_id: UUID | None = None
+
+
+# ---------------------------------------------------------------- credits topic
+
+
+class CreditsPosted(Message):
+    """Fields of every credits event (not itself a message): an entry of the tenant's ledger about the envelope's
+    model. ``balance_after`` is the tenant's available credits after the entry."""
+
+    amount: int = Field(gt=0)
+    balance_after: int = Field(ge=0)
+    run_id: UUID | None = None
+    reason: str
+    actor: str
+
+
+@register
+class CreditsReserved(CreditsPosted):
+    """The model went to 2: its training's price is held from the tenant's balance (in the same transaction)."""
+
+    TYPE: ClassVar[str] = "CreditsReserved"
+    TOPIC: ClassVar[str] = "credits"
+
+
+@register
+class CreditsCharged(CreditsPosted):
+    """The model reached 4: the reservation is spent (the balance does not change)."""
+
+    TYPE: ClassVar[str] = "CreditsCharged"
+    TOPIC: ClassVar[str] = "credits"
+
+
+@register
+class CreditsRefunded(CreditsPosted):
+    """The model went to 5 (whatever the cause, cancel included): the reservation is back in the balance."""
+
+    TYPE: ClassVar[str] = "CreditsRefunded"
+    TOPIC: ClassVar[str] = "credits"

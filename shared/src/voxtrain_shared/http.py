@@ -37,6 +37,7 @@ Check = Callable[[], Awaitable[None]]
 CORRELATION_HEADER = "X-Correlation-ID"
 _STATUS_CODES = {
     401: ErrorCode.UNAUTHORIZED,
+    402: ErrorCode.INSUFFICIENT_CREDITS,
     403: ErrorCode.FORBIDDEN,
     404: ErrorCode.NOT_FOUND,
     409: ErrorCode.CONFLICT,
@@ -150,11 +151,16 @@ def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
 
+#: Statuses of refusals that mean the same in every service (a service's own map may add to them).
+REFUSAL_STATUS = {ErrorCode.INSUFFICIENT_CREDITS: 402}
+
+
 def answer_refusals(app: FastAPI, status_of: dict[ErrorCode, int], default: int = 422) -> None:
     """Render a domain :class:`~voxtrain_shared.errors.Rejected` as the API's error body, with the status
-    ``status_of`` gives its code (``default`` otherwise)."""
+    ``status_of`` (or :data:`REFUSAL_STATUS`) gives its code (``default`` otherwise)."""
+    statuses = {**REFUSAL_STATUS, **status_of}
 
     @app.exception_handler(Rejected)
     async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
-        error = ApiError(status_of.get(exc.code, default), exc.code, exc.message, exc.details)
+        error = ApiError(statuses.get(exc.code, default), exc.code, exc.message, exc.details)
         return JSONResponse(error.body(), status_code=error.status)

@@ -130,10 +130,22 @@ class SupervisionSettings(BaseModel):
     )
 
 
+class CreditsSettings(BaseModel):
+    """What training costs and what a new tenant gets (see voxtrain_models.credits)."""
+
+    free_allowance: int = Field(
+        10_000, ge=0, description="credits granted once to each tenant, the first time voxtrain sees it"
+    )
+    per_audio_minute: float = Field(1.0, ge=0, description="credits per minute of audio a training uses")
+    per_thousand_words: float = Field(1.0, ge=0, description="credits per 1,000 words of text a training uses")
+    minimum: int = Field(1, ge=0, description="the least a training costs")
+
+
 class ModelsSettings(ServiceSettings):
     service_name: str = "models"
     http: HttpSettings = HttpSettings(port=8101)
     supervision: SupervisionSettings = SupervisionSettings()
+    credits: CreditsSettings = CreditsSettings()
 
 
 class DatasetsSettings(ServiceSettings):

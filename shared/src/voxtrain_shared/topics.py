@@ -10,6 +10,17 @@ from dataclasses import dataclass
 
 DEFAULT_NAMESPACE = "voxtrain"
 DEAD_LETTER_SUFFIX = ".dlt"
+#: The logical keys of every topic (the properties of :class:`Topics`; a message's ``TOPIC`` is one of them).
+TOPIC_KEYS = (
+    "models",
+    "model_commands",
+    "datasets",
+    "validation",
+    "training_commands",
+    "training_events",
+    "status",
+    "credits",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,11 @@ class Topics:
         """TrainingStatusChanged: the public status topic."""
         return self._name("training.status")
 
+    @property
+    def credits(self) -> str:
+        """CreditsReserved / CreditsCharged / CreditsRefunded: the tenants' credit ledger."""
+        return self._name("credits")
+
     def by_key(self, key: str) -> str:
         """Resolve a logical topic key (an Event's ``TOPIC``) to its name."""
         name: str = getattr(self, key)
@@ -63,8 +79,7 @@ class Topics:
 
     def all(self) -> list[str]:
         """Every topic of the namespace (without dead-letter topics)."""
-        keys = ("models", "model_commands", "datasets", "validation", "training_commands", "training_events", "status")
-        return [self.by_key(k) for k in keys]
+        return [self.by_key(k) for k in TOPIC_KEYS]
 
 
 def dead_letter(topic: str) -> str:

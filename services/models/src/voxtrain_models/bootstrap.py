@@ -10,6 +10,7 @@ from voxtrain_shared.service import Service
 from voxtrain_shared.settings import ModelsSettings
 
 from . import consumers, gauges, handlers, http, workers
+from .credits import Policy, Rates
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SUPPORTED_LANGUAGES = ("en-US",)
@@ -31,12 +32,17 @@ def build(
     uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
     t = svc.topics
     rules = workers.policy(settings.supervision)
-    svc.app.include_router(http.router(uow, SUPPORTED_LANGUAGES))
+    c = settings.credits
+    credits = Policy(Rates(c.per_audio_minute, c.per_thousand_words, c.minimum), c.free_allowance)
+    svc.app.include_router(http.router(uow, SUPPORTED_LANGUAGES, credits))
     svc.app.include_router(http.ops_router(uow, rules))
-    svc.consumer(t.datasets, "datasets", consumers.facts(uow, "datasets"))
-    svc.consumer(t.validation, "validation", consumers.facts(uow, "validation"))
-    svc.consumer(t.training_events, "training", consumers.facts(uow, "training"))
-    svc.consumer(t.model_commands, "commands", consumers.commands(uow, settings.auth, "commands", SUPPORTED_LANGUAGES))
+    svc.app.include_router(http.credits_router(uow, credits))
+    svc.consumer(t.datasets, "datasets", consumers.facts(uow, "datasets", credits))
+    svc.consumer(t.validation, "validation", consumers.facts(uow, "validation", credits))
+    svc.consumer(t.training_events, "training", consumers.facts(uow, "training", credits))
+    svc.consumer(
+        t.model_commands, "commands", consumers.commands(uow, settings.auth, "commands", SUPPORTED_LANGUAGES, credits)
+    )
 
     supervisor = workers.supervisor(uow, rules, settings.supervision.every_seconds, clock=clock)
 

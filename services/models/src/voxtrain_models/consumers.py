@@ -13,24 +13,25 @@ from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import ErrorCode
 
 from . import handlers as h
+from .credits import Policy
 from .domain import Rejected
 
 log = get_logger(__name__)
 
 
-def facts(uow: h.ModelWork, consumer: str) -> Callable[[ev.Envelope], Awaitable[None]]:
+def facts(uow: h.ModelWork, consumer: str, policy: Policy) -> Callable[[ev.Envelope], Awaitable[None]]:
     """Handler for dataset, validation and training events: apply them to the model, once."""
 
     async def handle(env: ev.Envelope) -> None:
         change = h.change_for(env)
         if change is not None:
-            await h.apply_event(uow, env, consumer, change)
+            await h.apply_event(uow, env, consumer, change, policy)
 
     return handle
 
 
 def commands(
-    uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_languages: tuple[str, ...]
+    uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_languages: tuple[str, ...], policy: Policy
 ) -> Callable[[ev.Envelope], Awaitable[None]]:
     """Handler for CreateModel / StartTraining from other services.
 
@@ -78,6 +79,6 @@ def commands(
                 auto_train=msg.auto_train,
             )
         elif isinstance(msg, ev.StartTraining):
-            await h.train_in(tx, env.model_id)
+            await h.train_in(tx, env.model_id, policy, principal.tenant_id)
 
     return handle

@@ -4,6 +4,11 @@ Pure and synchronous: methods check the rules, change the model, and record what
 ``model.events`` (:class:`StatusChanged`, :class:`TrainingRequestedEvent`, :class:`ValidationRequestedEvent`);
 the service layer turns those into messages. Nothing here does I/O.
 
+Credits (:mod:`.credits`): the move to 2 reserves the training's price from the tenant's :class:`Purse` (or is
+refused with ``insufficient_credits``, the model unchanged), the move to 4 charges the reservation, and any move
+to 5 refunds it — each recorded as a :class:`~.credits.Posting` in ``model.events``, so it is written in the
+same transaction as the transition.
+
 Supervision: a model at 2 or 3 waits for other services (validator, trainer). Every sign of life
 (a transition, an upload, a verdict, a start, progress) restarts its deadline (:meth:`CustomModel.settle`);
 :meth:`CustomModel.supervise` decides what to do once a deadline passed — ask again, or after
@@ -20,6 +25,19 @@ from typing import Any
 
 from voxtrain_shared.errors import Rejected as Rejected  # the domain's refusals are the shared kind
 from voxtrain_shared.vocab import DatasetType, ErrorCode, ModelStatus
+
+from .credits import (
+    SYSTEM_ACTOR,
+    Basis,
+    EntryKind,
+    Measure,
+    Posting,
+    Purse,
+    Reservation,
+    estimated,
+    insufficient,
+    price,
+)
 
 S = ModelStatus
 
@@ -73,6 +91,17 @@ class Dataset:
     location: dict[str, Any] | None = None  # DatasetObject fields, once DatasetUploaded arrived
     validation: Validation = Validation.PENDING
     error: dict[str, Any] | None = None
+    #: what its passed validation measured (audio seconds, words), for the price
+    measure: Measure | None = None
+
+    def counted(self) -> tuple[Measure, bool] | None:
+        """What the dataset adds to a training's price, and whether validation measured it (else estimated from
+        its size); None while neither is known (its upload has not arrived)."""
+        if self.measure is not None:
+            return self.measure, True
+        if self.location is not None:
+            return estimated(self.type, self.file_name, int(self.location.get("size") or 0)), False
+        return None
 
 
 @dataclass(frozen=True)
@@ -162,7 +191,11 @@ class CustomModel:
     redrives: int = 0
     #: Attempt number of the latest TrainingRequested for ``run_id``.
     request_attempt: int = 1
-    events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent] = field(default_factory=list)
+    #: credits held for the current training (from the move to 2 until 4 or 5)
+    reservation: Reservation | None = None
+    events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent | Posting] = field(
+        default_factory=list
+    )
     _active: bool = field(default=False, repr=False, compare=False)
     _moved: bool = field(default=False, repr=False, compare=False)
 
@@ -184,8 +217,14 @@ class CustomModel:
         """Deleting is refused while queued or running."""
         self._refuse_if_locked()
 
-    def train(self) -> None:
-        """The Train button: only in 1 and 5, and only with at least one dataset."""
+    def basis(self) -> Basis:
+        """What a training of the model's datasets would be priced on."""
+        return Basis.of([c for d in self.datasets.values() if (c := d.counted()) is not None])
+
+    def train(self, purse: Purse | None = None) -> None:
+        """The Train button: only in 1 and 5, only with at least one dataset, and (given a ``purse``) only when
+        the tenant can pay for it: the price is reserved (raises ``insufficient_credits`` otherwise, the model
+        unchanged). Without a purse no credits are involved."""
         if not self.status.can_train:
             raise Rejected(
                 ErrorCode.INVALID_STATUS,
@@ -196,17 +235,22 @@ class CustomModel:
                 ErrorCode.VALIDATION_FAILED,
                 "The model has no datasets: upload at least one dataset, then start training.",
             )
+        amount = self._affordable(purse)
         self._move(Trigger.TRAIN, "training started by request", run_id=None)
         self.last_error = None
+        self._reserve(purse, amount, "training started by request")
         self._evaluate_gate()
 
     # ---------------------------------------------------------------- facts from other services
 
-    def dataset_uploaded(self, ds: Dataset, batch: tuple[uuid.UUID, ...] = ()) -> None:
+    def dataset_uploaded(self, ds: Dataset, batch: tuple[uuid.UUID, ...] = (), purse: Purse | None = None) -> None:
         """A dataset arrived; with auto_train a model at 1 is queued (at 5 it stays until Train).
 
         ``batch`` names the datasets uploaded together with it: those not seen yet are recorded as
-        expected (no location), so training waits for them instead of starting with part of an upload.
+        expected (no location), so training waits for them instead of starting with part of an upload;
+        auto-train queues the model once every file of the upload arrived (its price needs their sizes).
+        Given a ``purse`` the price is reserved; when the tenant cannot pay, the model stays at 1 and
+        ``last_error`` says why (code ``insufficient_credits``) and what to do.
         """
         if ds.id in self.deleted_datasets:
             return
@@ -219,9 +263,23 @@ class CustomModel:
             if sibling not in self.datasets and sibling not in self.deleted_datasets:  # its own event follows
                 self.datasets[sibling] = Dataset(sibling, ds.type, "(upload in progress)")
         self._active = True
-        if self.status is S.NOT_RUNNING and self.auto_train:
-            self._move(Trigger.DATASETS_UPLOADED, "datasets uploaded; training queued", run_id=None)
+        if self.status is S.NOT_RUNNING and self.auto_train and all(d.location for d in self.datasets.values()):
+            self._auto_train(purse)
         self._evaluate_gate()
+
+    def _auto_train(self, purse: Purse | None) -> None:
+        try:
+            amount = self._affordable(purse)
+        except Rejected as exc:
+            self.last_error = {
+                "code": exc.code.value,
+                "message": "Training did not start automatically: " + exc.message,
+                "details": exc.details,
+            }
+            return
+        self._move(Trigger.DATASETS_UPLOADED, "datasets uploaded; training queued", run_id=None)
+        self.last_error = None
+        self._reserve(purse, amount, "datasets uploaded; training queued (auto-train)")
 
     def dataset_deleted(self, dataset_id: uuid.UUID) -> None:
         """Forget a dataset for good: a tombstone keeps late verdicts or uploads from bringing it back."""
@@ -236,8 +294,10 @@ class CustomModel:
         file_name: str,
         passed: bool,
         error: dict[str, Any] | None = None,
+        measure: Measure | None = None,
     ) -> None:
         """Record a validation result; a queued model trains once all passed, fails if any failed.
+        ``measure``: what a passed validation measured (for the price of the next training).
 
         A verdict on a deleted dataset changes nothing."""
         if dataset_id in self.deleted_datasets:
@@ -246,6 +306,7 @@ class CustomModel:
         ds = self.datasets.setdefault(dataset_id, Dataset(dataset_id, dataset_type, file_name))
         ds.validation = Validation.PASSED if passed else Validation.FAILED
         ds.error = None if passed else error
+        ds.measure = measure if passed else None
         self._evaluate_gate()
 
     def training_started(self, run_id: uuid.UUID) -> None:
@@ -423,6 +484,42 @@ class CustomModel:
             self.last_error = error
         self._active = self._moved = True
         self.events.append(StatusChanged(old, self.status, reason, error, run_id or self.run_id))
+        if self.status in (S.SUCCESS, S.FAILED):
+            self._settle(error)
+
+    # ---------------------------------------------------------------- credits
+
+    def _affordable(self, purse: Purse | None) -> int:
+        """The price of training now, if the purse pays for it (0 without a purse); raises ``insufficient_credits``."""
+        if purse is None:
+            return 0
+        amount = price(self.basis(), purse.rates)
+        if amount > purse.available:
+            raise insufficient(amount, purse.available)
+        return amount
+
+    def _reserve(self, purse: Purse | None, amount: int, reason: str) -> None:
+        if purse is None or amount <= 0:
+            return
+        self.reservation = Reservation(uuid.uuid4(), amount)
+        self.events.append(Posting(EntryKind.RESERVE, amount, self.reservation.id, None, reason, purse.actor))
+
+    def _settle(self, error: dict[str, Any] | None) -> None:
+        """On 4 the reservation is charged; on 5, whatever the cause, it is refunded in full."""
+        held, self.reservation = self.reservation, None
+        if held is None:
+            return
+        if self.status is S.SUCCESS:
+            self.events.append(
+                Posting(EntryKind.CHARGE, held.amount, held.id, self.run_id, "training succeeded", SYSTEM_ACTOR)
+            )
+            return
+        err = error or {}
+        code = err.get("code") or ErrorCode.VALIDATION_FAILED.value
+        actor = str(err.get("cancelled_by") or SYSTEM_ACTOR)
+        self.events.append(
+            Posting(EntryKind.REFUND, held.amount, held.id, self.run_id, f"training did not succeed ({code})", actor)
+        )
 
     def _stale(self, run_id: uuid.UUID) -> bool:
         return self.run_id is None or run_id != self.run_id

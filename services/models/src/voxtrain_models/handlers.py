@@ -19,6 +19,7 @@ from voxtrain_shared.topics import Topics
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
+from . import credits as cr
 from .domain import (
     CustomModel,
     Dataset,
@@ -43,6 +44,8 @@ def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) 
 
 
 DomainEvent = StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent
+#: How an incoming fact changes a model; the purse is given when the change may reserve credits.
+Change = Callable[[CustomModel, cr.Purse | None], None]
 
 
 async def save(tx: ModelTx, model: CustomModel, now: datetime | None = None) -> None:
@@ -54,12 +57,59 @@ async def save(tx: ModelTx, model: CustomModel, now: datetime | None = None) -> 
     for status, seconds in left:
         MODEL_STATUS_SECONDS.labels(status.name).observe(seconds)
     for event in model.events:
+        if isinstance(event, cr.Posting):
+            await _post(tx, model, event)
+            continue
         await tx.emit(_message(event, model), model.id)
         if isinstance(event, StatusChanged):
             log.info(
                 "status_changed", model_id=str(model.id), old=event.old.value, new=event.new.value, reason=event.reason
             )
     model.events.clear()
+
+
+_CREDITS_EVENTS: dict[cr.EntryKind, type[ev.CreditsPosted]] = {
+    cr.EntryKind.RESERVE: ev.CreditsReserved,
+    cr.EntryKind.CHARGE: ev.CreditsCharged,
+    cr.EntryKind.REFUND: ev.CreditsRefunded,
+}
+
+
+async def _post(tx: ModelTx, model: CustomModel, p: cr.Posting) -> None:
+    """Append a model's reserve, charge or refund to its tenant's ledger and emit its event — at most once per
+    reservation (the entry's key), in the transaction of the status change that asked for it."""
+    account = await tx.repo.account(model.tenant_id, lock=True)  # the lock: one posting of the tenant at a time
+    if account is None:  # a reservation opened the account; a posting without one is a bug, not a retry
+        raise RuntimeError(f"model {model.id} posts {p.kind.value} credits but {model.tenant_id} has no account")
+    if await tx.repo.has_entry(p.key):
+        log.warning("credits_posting_repeated", model_id=str(model.id), key=p.key)
+        return
+    after = account.post(p.kind, p.amount)
+    entry = cr.Entry(model.tenant_id, p.kind, p.amount, after.available, p.actor, p.reason, model.id, p.run_id, p.key)
+    if not await tx.repo.append_entry(entry):  # cannot happen under the account's lock; never post twice anyway
+        raise RuntimeError(f"ledger entry {p.key} appeared while the account of {model.tenant_id} was locked")
+    await tx.repo.set_account(after)
+    message = _CREDITS_EVENTS[p.kind](
+        amount=p.amount, balance_after=after.available, run_id=p.run_id, reason=p.reason, actor=p.actor
+    )
+    await tx.emit(message, model.id)
+    log.info("credits_posted", model_id=str(model.id), kind=p.kind.value, amount=p.amount, balance=after.available)
+
+
+async def open_account(repo: ModelRepository, tenant_id: str, policy: cr.Policy, *, lock: bool = False) -> cr.Account:
+    """The tenant's account; the first time voxtrain sees the tenant it is opened with the free allowance."""
+    account = await repo.account(tenant_id, lock=lock)
+    if account is None:
+        await repo.open_account(*cr.opened(tenant_id, policy.free_allowance))
+        account = await repo.account(tenant_id, lock=lock)
+        assert account is not None  # just created, by us or by a concurrent first sight
+    return account
+
+
+async def _purse(tx: ModelTx, policy: cr.Policy, actor: str) -> cr.Purse:
+    """What the transaction's tenant can spend, its account locked until commit (one reservation at a time)."""
+    account = await open_account(tx.repo, tx.ctx.tenant_id, policy, lock=True)
+    return cr.Purse(account.available, policy.rates, actor)
 
 
 def _error_info(error: dict[str, Any] | None) -> ev.ErrorInfo | None:
@@ -164,15 +214,18 @@ async def delete_model(uow: ModelWork, ctx: Context, model_id: uuid.UUID) -> Non
         await tx.emit(ev.ModelDeleted(), model.id)
 
 
-async def start_training(uow: ModelWork, ctx: Context, model_id: uuid.UUID) -> CustomModel:
+async def start_training(
+    uow: ModelWork, ctx: Context, model_id: uuid.UUID, policy: cr.Policy, actor: str
+) -> CustomModel:
     async with uow(ctx) as tx:
-        return await train_in(tx, model_id)
+        return await train_in(tx, model_id, policy, actor)
 
 
-async def train_in(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
-    """Press Train inside an open transaction."""
+async def train_in(tx: ModelTx, model_id: uuid.UUID, policy: cr.Policy, actor: str) -> CustomModel:
+    """Press Train inside an open transaction: the price is reserved from the tenant's credits, or
+    ``insufficient_credits`` is raised and nothing changes."""
     model = await _load(tx, model_id)
-    model.train()
+    model.train(await _purse(tx, policy, actor))
     await save(tx, model)
     return model
 
@@ -180,8 +233,10 @@ async def train_in(tx: ModelTx, model_id: uuid.UUID) -> CustomModel:
 # ---------------------------------------------------------------- facts from other services
 
 
-async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str, change: Callable[[CustomModel], None]) -> bool:
-    """Apply ``change`` to the envelope's model exactly once; False if redelivered or the model is gone."""
+async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str, change: Change, policy: cr.Policy) -> bool:
+    """Apply ``change`` to the envelope's model exactly once; False if redelivered or the model is gone.
+
+    A model at 1 or 5 gets the tenant's purse (an upload may queue it, which reserves credits)."""
     if env.model_id is None:
         return False
     ctx = Context.of(env)
@@ -193,38 +248,42 @@ async def apply_event(uow: ModelWork, env: ev.Envelope, consumer: str, change: C
         if model is None:
             log.info("event_for_unknown_model", model_id=str(env.model_id))
             return False
-        change(model)
+        purse = await _purse(tx, policy, env.tenant_id) if model.status.can_train else None
+        change(model, purse)
         await save(tx, model)
     return True
 
 
-def change_for(env: ev.Envelope) -> Callable[[CustomModel], None] | None:
+def change_for(env: ev.Envelope) -> Change | None:
     """How an incoming message changes a model (None: not ours to handle)."""
     msg = env.payload()
     at = env.occurred_at or datetime.now(UTC)
     match msg:
         case ev.DatasetUploaded(dataset=d, batch=batch):
             ds = Dataset(d.dataset_id, d.dataset_type, d.file_name, location=d.model_dump(mode="json"))
-            return lambda m: m.dataset_uploaded(ds, tuple(batch))
+            return lambda m, purse: m.dataset_uploaded(ds, tuple(batch), purse)
         case ev.DatasetDeleted(dataset_id=dataset_id):
-            return lambda m: m.dataset_deleted(dataset_id)
+            return lambda m, _: m.dataset_deleted(dataset_id)
         case ev.ValidationPassed():
-            return lambda m: m.dataset_validated(msg.dataset_id, msg.dataset_type, msg.file_name, True)
+            measure = cr.measured(msg.dataset_type, msg.metadata)
+            return lambda m, _: m.dataset_validated(
+                msg.dataset_id, msg.dataset_type, msg.file_name, True, measure=measure
+            )
         case ev.ValidationFailed():
             err = msg.error.model_dump(mode="json")
             err.setdefault("dataset_id", str(msg.dataset_id))
             err["dataset_id"] = err["dataset_id"] or str(msg.dataset_id)
             err["file_name"] = err["file_name"] or msg.file_name
-            return lambda m: m.dataset_validated(msg.dataset_id, msg.dataset_type, msg.file_name, False, err)
+            return lambda m, _: m.dataset_validated(msg.dataset_id, msg.dataset_type, msg.file_name, False, err)
         case ev.TrainingStarted(run_id=run_id):
-            return lambda m: m.training_started(run_id)
+            return lambda m, _: m.training_started(run_id)
         case ev.TrainingProgress():
-            return lambda m: m.training_progress(msg.run_id, msg.stage, msg.percent, msg.message)
+            return lambda m, _: m.training_progress(msg.run_id, msg.stage, msg.percent, msg.message)
         case ev.TrainingSucceeded():
             metrics = {**msg.metrics, "artifacts": msg.artifacts}
-            return lambda m: m.training_succeeded(msg.run_id, metrics, at)
+            return lambda m, _: m.training_succeeded(msg.run_id, metrics, at)
         case ev.TrainingFailed():
-            return lambda m: m.training_failed(msg.run_id, msg.error.model_dump(mode="json"), at)
+            return lambda m, _: m.training_failed(msg.run_id, msg.error.model_dump(mode="json"), at)
     return None
 
 
@@ -307,3 +366,44 @@ async def list_models(
     async with uow.reading() as repo:
         models, total = await repo.list_page(tenant_id, status, limit, offset)
         return [(m, await repo.timestamps(m.id)) for m in models], total
+
+
+# ---------------------------------------------------------------- credits
+
+
+async def quote(uow: ModelWork, model: CustomModel, policy: cr.Policy) -> cr.Quote:
+    """What training the model costs now, the tenant's balance (its free allowance if it has no account yet) and
+    what the model's current training holds."""
+    async with uow.reading() as repo:
+        account = await repo.account(model.tenant_id)
+    balance = account.available if account is not None else policy.free_allowance
+    basis = model.basis()
+    reserved = model.reservation.amount if model.reservation else None
+    return cr.Quote(cr.price(basis, policy.rates), balance, basis, reserved)
+
+
+async def credit_history(
+    uow: ModelWork, ctx: Context, policy: cr.Policy, limit: int, before: int | None = None
+) -> tuple[cr.Account, list[cr.Entry]]:
+    """The context's tenant's account (opened on first sight) and its entries, newest first."""
+    async with uow(ctx) as tx:
+        account = await open_account(tx.repo, ctx.tenant_id, policy)
+        return account, await tx.repo.entries(ctx.tenant_id, limit, before)
+
+
+async def post_credits(
+    uow: ModelWork, policy: cr.Policy, tenant_id: str, kind: cr.EntryKind, amount: int, reason: str, actor: str
+) -> tuple[cr.Account, cr.Entry]:
+    """An operator grants credits to a tenant, or expires some of its balance (refused beyond the balance)."""
+    if kind not in (cr.EntryKind.GRANT, cr.EntryKind.EXPIRE):
+        raise Rejected(ErrorCode.VALIDATION_FAILED, "Operators grant or expire credits; the rest follows trainings.")
+    if not reason.strip():
+        raise Rejected(ErrorCode.VALIDATION_FAILED, "Say why (--reason): the ledger keeps it for the tenant to see.")
+    async with uow(Context(tenant_id, uuid.uuid4())) as tx:
+        account = await open_account(tx.repo, tenant_id, policy, lock=True)
+        after = account.post(kind, amount)
+        entry = cr.Entry(tenant_id, kind, amount, after.available, actor, reason.strip())
+        await tx.repo.append_entry(entry)
+        await tx.repo.set_account(after)
+    log.info("credits_posted_by_operator", tenant_id=tenant_id, kind=kind.value, amount=amount, actor=actor)
+    return after, entry

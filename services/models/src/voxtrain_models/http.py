@@ -10,18 +10,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from voxtrain_shared.auth import CurrentOperator, CurrentPrincipal
+from voxtrain_shared.auth import TENANT_RE, CurrentOperator, CurrentPrincipal
 from voxtrain_shared.errors import ApiError
-from voxtrain_shared.http import correlation_id
+from voxtrain_shared.http import REFUSAL_STATUS, correlation_id
 from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import LANGUAGE_NAMES, DatasetType, ErrorCode, ModelStatus
 
 from . import handlers as h
+from .credits import Account, Entry, EntryKind, Policy, Quote
 from .domain import CustomModel, Rejected, Supervision, Validation
 from .workers import utc_now
 
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _STATUS_OF = {
+    **REFUSAL_STATUS,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.MODEL_LOCKED: 409,
@@ -31,7 +33,7 @@ _STATUS_OF = {
 
 
 def api_error(exc: Rejected) -> ApiError:
-    return ApiError(_STATUS_OF.get(exc.code, 422), exc.code, exc.message)
+    return ApiError(_STATUS_OF.get(exc.code, 422), exc.code, exc.message, exc.details)
 
 
 class CreateModelBody(BaseModel):
@@ -132,6 +134,31 @@ class RunView(BaseModel):
     finished_at: datetime | None = None
 
 
+class BasisView(BaseModel):
+    audio_minutes: float
+    text_words: int
+    measured: bool = Field(description="false when a dataset not validated yet was estimated from its size")
+
+
+class CostView(BaseModel):
+    """What training the model uses, in credits (the confirmation dialog shows it)."""
+
+    estimate: int = Field(description="credits a training of the model's datasets uses now")
+    balance: int = Field(description="the tenant's available credits")
+    basis: BasisView
+    reserved: int | None = Field(description="credits held by the model's current training (at 2 and 3)")
+
+
+def cost_view(q: Quote) -> CostView:
+    b = q.basis
+    return CostView(
+        estimate=q.estimate,
+        balance=q.balance,
+        basis=BasisView(audio_minutes=b.audio_minutes, text_words=b.text_words, measured=b.measured),
+        reserved=q.reserved,
+    )
+
+
 class ModelView(BaseModel):
     id: uuid.UUID
     name: str
@@ -145,6 +172,7 @@ class ModelView(BaseModel):
     run: RunView
     created_at: datetime
     updated_at: datetime
+    cost: CostView | None = Field(None, description="on a single model's answers (not in listings)")
 
 
 class ModelPage(BaseModel):
@@ -159,7 +187,7 @@ class TrainAccepted(BaseModel):
     model: ModelView
 
 
-def view(m: CustomModel, ts: Any) -> ModelView:
+def view(m: CustomModel, ts: Any, cost: Quote | None = None) -> ModelView:
     by_type = {t.name: 0 for t in DatasetType}
     validation = {v.value: 0 for v in Validation}
     for d in m.datasets.values():
@@ -183,14 +211,19 @@ def view(m: CustomModel, ts: Any) -> ModelView:
         ),
         created_at=ts["created_at"],
         updated_at=ts["updated_at"],
+        cost=cost_view(cost) if cost is not None else None,
     )
 
 
-def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
+def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Policy) -> APIRouter:
     r = APIRouter(prefix="/v1/models", tags=["models"])
 
     def ctx(principal: Any, request: Request) -> Context:
         return Context(principal.tenant_id, correlation_id(request))
+
+    async def show(tenant_id: str, model_id: uuid.UUID) -> ModelView:
+        m, ts = await h.get_model(uow, tenant_id, model_id)
+        return view(m, ts, await h.quote(uow, m, credits))
 
     @r.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
     async def create(body: CreateModelBody, principal: CurrentPrincipal, request: Request) -> ModelView:
@@ -213,7 +246,7 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
             )
         except Rejected as exc:
             raise api_error(exc) from None
-        return view(*(await h.get_model(uow, principal.tenant_id, m.id)))
+        return await show(principal.tenant_id, m.id)
 
     @r.get("", response_model=ModelPage)
     async def list_(
@@ -230,7 +263,7 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
     @r.get("/{model_id}", response_model=ModelView)
     async def get(model_id: uuid.UUID, principal: CurrentPrincipal) -> ModelView:
         try:
-            return view(*(await h.get_model(uow, principal.tenant_id, model_id)))
+            return await show(principal.tenant_id, model_id)
         except Rejected as exc:
             raise api_error(exc) from None
 
@@ -241,7 +274,7 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
         """Change name, description or auto_train; refused (model_locked) while 2 or 3."""
         try:
             await h.update_model(uow, ctx(principal, request), model_id, **body.model_dump(exclude_unset=True))
-            return view(*(await h.get_model(uow, principal.tenant_id, model_id)))
+            return await show(principal.tenant_id, model_id)
         except Rejected as exc:
             raise api_error(exc) from None
 
@@ -254,12 +287,18 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...]) -> APIRouter:
             raise api_error(exc) from None
         return Response(status_code=204)
 
-    @r.post("/{model_id}/train", status_code=status.HTTP_202_ACCEPTED, response_model=TrainAccepted)
+    @r.post(
+        "/{model_id}/train",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=TrainAccepted,
+        responses={402: {"description": "insufficient_credits: details give the estimate and the balance"}},
+    )
     async def train(model_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> TrainAccepted:
-        """The "Train the Language" button: only in 1 or 5, with at least one dataset."""
+        """The "Train the Language" button: only in 1 or 5, with at least one dataset, and credits for it
+        (reserved now; 402 ``insufficient_credits`` with the estimate and the balance otherwise, nothing changed)."""
         try:
-            await h.start_training(uow, ctx(principal, request), model_id)
-            m = view(*(await h.get_model(uow, principal.tenant_id, model_id)))
+            await h.start_training(uow, ctx(principal, request), model_id, credits, principal.tenant_id)
+            m = await show(principal.tenant_id, model_id)
         except Rejected as exc:
             raise api_error(exc) from None
         return TrainAccepted(message="Training started successfully", model=m)
@@ -322,5 +361,108 @@ def ops_router(uow: h.ModelWork, rules: Supervision) -> APIRouter:
             return overdue_view(await h.redrive(uow, rules, model_id, utc_now()), rules)
         except Rejected as exc:
             raise api_error(exc) from None
+
+    return r
+
+
+class EntryView(BaseModel):
+    id: int
+    kind: EntryKind
+    amount: int = Field(description="credits, always positive; the kind says which way they moved")
+    balance_after: int
+    model_id: uuid.UUID | None
+    run_id: uuid.UUID | None
+    actor: str = Field(description="who: a tenant, an operator, or voxtrain itself")
+    reason: str
+    created_at: datetime | None
+
+
+class CreditsView(BaseModel):
+    """A tenant's credits: ``balance`` = grants − expirations − reservations + refunds (what can be reserved);
+    ``held`` = reserved by trainings at 2 or 3; ``spent`` = charged for trainings that succeeded."""
+
+    tenant_id: str
+    balance: int
+    held: int
+    spent: int
+    entries: list[EntryView] = Field(description="newest first")
+    next_before: int | None = Field(description="pass as ``before`` for the next (older) page; null: no more")
+
+
+class PostCreditsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: EntryKind = Field(description="grant or expire")
+    amount: int = Field(gt=0)
+    reason: str = Field(min_length=1, max_length=500)
+    actor: str = Field("operator", min_length=1, max_length=200, description="who asks (the CLI sends the user)")
+
+
+def credits_view(account: Account, entries: list[Entry], limit: int) -> CreditsView:
+    return CreditsView(
+        tenant_id=account.tenant_id,
+        balance=account.available,
+        held=account.held,
+        spent=account.spent,
+        entries=[
+            EntryView(
+                id=e.id or 0,
+                kind=e.kind,
+                amount=e.amount,
+                balance_after=e.balance_after,
+                model_id=e.model_id,
+                run_id=e.run_id,
+                actor=e.actor,
+                reason=e.reason,
+                created_at=e.created_at,
+            )
+            for e in entries
+        ],
+        next_before=entries[-1].id if len(entries) == limit else None,
+    )
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Before = Annotated[int | None, Query(ge=1, description="only entries older than this entry id")]
+
+
+def _tenant(tenant_id: str) -> str:
+    if not TENANT_RE.match(tenant_id):
+        raise ApiError(
+            422,
+            ErrorCode.VALIDATION_FAILED,
+            f"{tenant_id!r} is not a tenant id (1-63 lower-case letters, digits, '-' or '_').",
+        )
+    return tenant_id
+
+
+def credits_router(uow: h.ModelWork, credits: Policy) -> APIRouter:
+    """The token's tenant's credits, and operators' grants (operator token)."""
+    r = APIRouter(tags=["credits"])
+
+    @r.get("/v1/credits", response_model=CreditsView)
+    async def mine(
+        principal: CurrentPrincipal, request: Request, limit: Limit = 50, before: Before = None
+    ) -> CreditsView:
+        """The token's tenant's balance and ledger, newest first (a new tenant gets its free allowance here)."""
+        ctx = Context(principal.tenant_id, correlation_id(request))
+        return credits_view(*(await h.credit_history(uow, ctx, credits, limit, before)), limit)
+
+    @r.get("/v1/ops/credits/{tenant_id}", response_model=CreditsView, tags=["operations"])
+    async def show(
+        tenant_id: str, _: CurrentOperator, request: Request, limit: Limit = 50, before: Before = None
+    ) -> CreditsView:
+        """Any tenant's balance and ledger (operator token)."""
+        ctx = Context(_tenant(tenant_id), correlation_id(request))
+        return credits_view(*(await h.credit_history(uow, ctx, credits, limit, before)), limit)
+
+    @r.post("/v1/ops/credits/{tenant_id}", response_model=CreditsView, tags=["operations"])
+    async def post(tenant_id: str, body: PostCreditsBody, _: CurrentOperator, request: Request) -> CreditsView:
+        """Grant credits to a tenant, or expire some of its balance (operator token); answers the account after."""
+        try:
+            await h.post_credits(uow, credits, _tenant(tenant_id), body.kind, body.amount, body.reason, body.actor)
+        except Rejected as exc:
+            raise api_error(exc) from None
+        ctx = Context(tenant_id, correlation_id(request))
+        return credits_view(*(await h.credit_history(uow, ctx, credits, 20)), 20)
 
     return r

@@ -11,13 +11,15 @@ import asyncpg
 
 from voxtrain_shared.vocab import DatasetType, ModelStatus
 
+from .credits import Account, Entry, EntryKind, Measure, Reservation
 from .domain import CustomModel, Dataset, Phase, Validation
 
 _COLUMNS = (
     "id, tenant_id, name, language, description, auto_train, status, run_id, training_requested, "
     "last_error, metrics, progress, finished_at, created_at, updated_at, status_since, watched_since, redrives, "
-    "request_attempt"
+    "request_attempt, reservation_id, reserved_credits"
 )
+_ENTRY_COLUMNS = "id, tenant_id, kind, amount, balance_after, model_id, run_id, actor, reason, key, created_at"
 
 
 def _j(value: Any) -> str | None:
@@ -88,6 +90,7 @@ class ModelRepository:
                 location=_l(d["location"]),
                 validation=Validation(d["validation"]),
                 error=_l(d["error"]),
+                measure=None if d["words"] is None else Measure(d["audio_seconds"] or 0.0, d["words"]),
             )
         m.deleted_datasets = {
             r["dataset_id"]
@@ -104,7 +107,7 @@ class ModelRepository:
                 "UPDATE models SET name=$3, description=$4, auto_train=$5, status=$6, run_id=$7, "
                 "training_requested=$8, last_error=$9, metrics=$10, progress=$11, finished_at=$12, updated_at=now(), "
                 "watched_since=coalesce($13, watched_since), redrives=$14, request_attempt=$15, "
-                "status_since=coalesce($16, status_since) "
+                "status_since=coalesce($16, status_since), reservation_id=$17, reserved_credits=$18 "
                 "WHERE id=$1 AND tenant_id=$2",
                 m.id,
                 m.tenant_id,
@@ -122,15 +125,28 @@ class ModelRepository:
                 m.redrives,
                 m.request_attempt,
                 m.status_since,
+                m.reservation.id if m.reservation else None,
+                m.reservation.amount if m.reservation else None,
             )
         except asyncpg.UniqueViolationError as exc:
             raise NameTaken(m.name) from exc
         await self._conn.execute("DELETE FROM model_datasets WHERE model_id=$1", m.id)
         await self._conn.executemany(
-            "INSERT INTO model_datasets (model_id, dataset_id, type, file_name, location, validation, error) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            "INSERT INTO model_datasets "
+            "(model_id, dataset_id, type, file_name, location, validation, error, audio_seconds, words) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
             [
-                (m.id, d.id, int(d.type), d.file_name, _j(d.location), d.validation.value, _j(d.error))
+                (
+                    m.id,
+                    d.id,
+                    int(d.type),
+                    d.file_name,
+                    _j(d.location),
+                    d.validation.value,
+                    _j(d.error),
+                    d.measure.audio_seconds if d.measure else None,
+                    d.measure.words if d.measure else None,
+                )
                 for d in m.datasets.values()
             ],
         )
@@ -212,6 +228,103 @@ class ModelRepository:
         counts.update({ModelStatus(r["status"]): int(r["n"]) for r in rows})
         return counts
 
+    # ---------------------------------------------------------------- credits (voxtrain_models.credits)
+
+    async def account(self, tenant_id: str, *, lock: bool = False) -> Account | None:
+        """A tenant's account (None: never seen); ``lock`` holds its row for the transaction (one reservation of
+        the tenant at a time)."""
+        row = await self._conn.fetchrow(
+            "SELECT tenant_id, available, held, spent FROM credit_accounts WHERE tenant_id=$1"
+            + (" FOR UPDATE" if lock else ""),
+            tenant_id,
+        )
+        return None if row is None else Account(row["tenant_id"], row["available"], row["held"], row["spent"])
+
+    async def open_account(self, account: Account, grant: Entry | None) -> bool:
+        """Create a tenant's account with its opening grant; False (nothing written) if it exists already.
+
+        Runs in a savepoint (or its own transaction), so the account never exists without its grant."""
+        async with self._conn.transaction():
+            created = await self._conn.fetchval(
+                "INSERT INTO credit_accounts (tenant_id, available, held, spent) VALUES ($1,$2,$3,$4) "
+                "ON CONFLICT DO NOTHING RETURNING true",
+                account.tenant_id,
+                account.available,
+                account.held,
+                account.spent,
+            )
+            if created and grant is not None:
+                await self.append_entry(grant)
+        return bool(created)
+
+    async def append_entry(self, entry: Entry) -> bool:
+        """Append an entry to the ledger; False (nothing written) if an entry with its ``key`` exists."""
+        inserted = await self._conn.fetchval(
+            "INSERT INTO credit_entries "
+            "(tenant_id, kind, amount, balance_after, model_id, run_id, actor, reason, key) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (key) DO NOTHING RETURNING true",
+            entry.tenant_id,
+            entry.kind.value,
+            entry.amount,
+            entry.balance_after,
+            entry.model_id,
+            entry.run_id,
+            entry.actor,
+            entry.reason,
+            entry.key,
+        )
+        return bool(inserted)
+
+    async def has_entry(self, key: str) -> bool:
+        """Whether the ledger holds the entry with this key."""
+        return bool(await self._conn.fetchval("SELECT true FROM credit_entries WHERE key=$1", key))
+
+    async def set_account(self, account: Account) -> None:
+        """Write a tenant's sums after an entry (inside the entry's transaction)."""
+        await self._conn.execute(
+            "UPDATE credit_accounts SET available=$2, held=$3, spent=$4, updated_at=now() WHERE tenant_id=$1",
+            account.tenant_id,
+            account.available,
+            account.held,
+            account.spent,
+        )
+
+    async def entries(self, tenant_id: str, limit: int, before: int | None = None) -> list[Entry]:
+        """A tenant's ledger, newest first; ``before``: only entries older than that entry id."""
+        rows = await self._conn.fetch(
+            f"SELECT {_ENTRY_COLUMNS} FROM credit_entries WHERE tenant_id=$1 AND ($2::bigint IS NULL OR id < $2) "
+            "ORDER BY id DESC LIMIT $3",
+            tenant_id,
+            before,
+            limit,
+        )
+        return [_entry(r) for r in rows]
+
+    async def entry_sums(self, tenant_id: str) -> dict[EntryKind, int]:
+        """The sum of a tenant's entries of each kind (to check the account against its ledger)."""
+        rows = await self._conn.fetch(
+            "SELECT kind, sum(amount) AS total FROM credit_entries WHERE tenant_id=$1 GROUP BY kind", tenant_id
+        )
+        sums = {k: 0 for k in EntryKind}
+        sums.update({EntryKind(r["kind"]): int(r["total"]) for r in rows})
+        return sums
+
+
+def _entry(row: asyncpg.Record) -> Entry:
+    return Entry(
+        tenant_id=row["tenant_id"],
+        kind=EntryKind(row["kind"]),
+        amount=row["amount"],
+        balance_after=row["balance_after"],
+        actor=row["actor"],
+        reason=row["reason"],
+        model_id=row["model_id"],
+        run_id=row["run_id"],
+        key=row["key"],
+        id=row["id"],
+        created_at=row["created_at"],
+    )
+
 
 def _model(row: asyncpg.Record) -> CustomModel:
     return CustomModel(
@@ -232,4 +345,7 @@ def _model(row: asyncpg.Record) -> CustomModel:
         watched_since=row["watched_since"],
         redrives=row["redrives"],
         request_attempt=row["request_attempt"],
+        reservation=None
+        if row["reservation_id"] is None
+        else Reservation(row["reservation_id"], row["reserved_credits"]),
     )

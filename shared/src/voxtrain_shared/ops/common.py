@@ -4,6 +4,9 @@ service's own package (installed only in that service's image)."""
 from __future__ import annotations
 
 import importlib
+import json
+import urllib.error
+import urllib.request
 from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
@@ -63,4 +66,31 @@ def service_module(service: str, module: str) -> ModuleType:
         raise OpsError(
             f"the {service} service is not installed here (each image holds only its own service; "
             f"run this in the voxtrain-{service} image)"
+        ) from None
+
+
+def models_api(
+    base_url: str, path: str, token: str, method: str = "GET", body: Any = None, timeout: float = 30.0
+) -> Any:
+    """Call an operations route of the models service (``body``: sent as JSON); :class:`OpsError` with the
+    service's own message on a refusal."""
+    request = urllib.request.Request(
+        base_url.rstrip("/") + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read())["error"]
+            detail = f"{error['code']}: {error['message']}"
+        except (ValueError, KeyError, TypeError):
+            detail = f"HTTP {exc.code}"
+        raise OpsError(f"{method} {path} refused: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise OpsError(
+            f"cannot reach the models service at {base_url} ({exc}); set --models-url or VOXTRAIN_MODELS_URL"
         ) from None

@@ -25,6 +25,8 @@ def _summary(env: ev.Envelope) -> str:
         return f"{(d.get('error') or {}).get('code')}: {(d.get('error') or {}).get('message')}"
     if env.type == "TrainingProgress":
         return f"{d.get('stage')} {d.get('percent')}%"
+    if env.type in ("CreditsReserved", "CreditsCharged", "CreditsRefunded"):
+        return f"{d.get('amount')} credits (balance {d.get('balance_after')}) by {d.get('actor')}: {d.get('reason')}"
     text = json.dumps(d, default=str, separators=(",", ":"))
     return text if len(text) <= 100 else text[:97] + "..."
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from voxtrain_shared import events as ev
 from voxtrain_shared.ops import REPLAYED_FROM
-from voxtrain_shared.topics import DEFAULT_NAMESPACE, Topics, dead_letter
+from voxtrain_shared.topics import DEFAULT_NAMESPACE, TOPIC_KEYS, Topics, dead_letter
 
 from .services import BuiltService
 
@@ -141,19 +141,7 @@ def asyncapi(services: list[BuiltService]) -> dict[str, Any]:
     }
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    keys = [
-        k
-        for k in (
-            "models",
-            "model_commands",
-            "datasets",
-            "validation",
-            "training_commands",
-            "training_events",
-            "status",
-        )
-        if k in by_topic
-    ]
+    keys = [k for k in TOPIC_KEYS if k in by_topic]
     assert sorted(keys) == sorted(by_topic), "every message TOPIC must be a Topics key"
     address_to_key = {Topics(DEFAULT_NAMESPACE).by_key(k): k for k in keys}
     for key in keys:
