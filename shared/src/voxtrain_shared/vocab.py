@@ -121,3 +121,4 @@ class ErrorCode(StrEnum):
     WORKER_LOST = "worker_lost"
     TRAINING_TIMEOUT = "training_timeout"
     VALIDATION_TIMEOUT = "validation_timeout"
+    CANCELLED = "cancelled"

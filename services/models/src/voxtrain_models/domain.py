@@ -32,6 +32,7 @@ class Trigger(StrEnum):
     TRAINING_STARTED = "training_started"
     TRAINING_SUCCEEDED = "training_succeeded"
     TRAINING_FAILED = "training_failed"
+    CANCEL = "cancel"
 
 
 #: Every allowed transition; anything else is refused.
@@ -44,6 +45,8 @@ TRANSITIONS: dict[tuple[ModelStatus, Trigger], ModelStatus] = {
     (S.READY_TO_RUN, Trigger.TRAINING_FAILED): S.FAILED,
     (S.RUNNING, Trigger.TRAINING_SUCCEEDED): S.SUCCESS,
     (S.RUNNING, Trigger.TRAINING_FAILED): S.FAILED,
+    (S.READY_TO_RUN, Trigger.CANCEL): S.FAILED,
+    (S.RUNNING, Trigger.CANCEL): S.FAILED,
 }
 
 
@@ -89,6 +92,15 @@ class TrainingRequestedEvent:
     run_id: uuid.UUID
     datasets: tuple[dict[str, Any], ...]
     attempt: int = 1
+
+
+@dataclass(frozen=True)
+class CancelledEvent:
+    """A model at 2 or 3 was cancelled: the validator drops ``dataset_ids``' checks, the trainer ends ``run_id``."""
+
+    run_id: uuid.UUID | None
+    dataset_ids: tuple[uuid.UUID, ...]
+    cancelled_by: str
 
 
 @dataclass(frozen=True)
@@ -162,7 +174,9 @@ class CustomModel:
     redrives: int = 0
     #: Attempt number of the latest TrainingRequested for ``run_id``.
     request_attempt: int = 1
-    events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent] = field(default_factory=list)
+    events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent | CancelledEvent] = field(
+        default_factory=list
+    )
     _active: bool = field(default=False, repr=False, compare=False)
     _moved: bool = field(default=False, repr=False, compare=False)
 
@@ -196,9 +210,36 @@ class CustomModel:
                 ErrorCode.VALIDATION_FAILED,
                 "The model has no datasets: upload at least one dataset, then start training.",
             )
+        retried = self.status is S.FAILED
         self._move(Trigger.TRAIN, "training started by request", run_id=None)
         self.last_error = None
+        if retried:  # checks of the failed attempt may have been dropped (cancel) or given up: ask for them now
+            for d in self._unvalidated():
+                if d.location:
+                    self.events.append(ValidationRequestedEvent(d.location, 1))
         self._evaluate_gate()
+
+    def cancel(self, by: str, now: datetime) -> None:
+        """The Cancel button (2 and 3): the model fails with code ``cancelled``; its validation and training stop
+        (:class:`CancelledEvent`), and late facts of the cancelled attempt change nothing (see ``_stale``)."""
+        if not self.status.locked:
+            raise Rejected(
+                ErrorCode.INVALID_STATUS,
+                f"Only a model that is Ready to Run or Running can be cancelled; it is {self.status.label}, "
+                "so there is nothing to cancel.",
+            )
+        run_id = self.run_id if self.training_requested or self.status is S.RUNNING else None
+        pending = tuple(d.id for d in self._unvalidated())
+        was = self.status.label
+        error = {
+            "code": ErrorCode.CANCELLED.value,
+            "message": f"Training was cancelled by {by} while the model was {was}. Press Train to start it "
+            "again; datasets can be added or removed first.",
+            "cancelled_by": by,
+        }
+        self._move(Trigger.CANCEL, f"cancelled by {by}", run_id=run_id, error=error)
+        self.finished_at = now
+        self.events.append(CancelledEvent(run_id, pending, by))
 
     # ---------------------------------------------------------------- facts from other services
 
