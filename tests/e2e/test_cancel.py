@@ -115,7 +115,9 @@ async def test_cancel_during_validation_stops_the_check_and_train_again_reaches_
     async with TopicReader(stack.kafka_bootstrap, topics.status, topics.training_events) as reader:
         mid = await new_model(models, datasets, "cancel-at-2", "slow-notes.txt", TRAINING_TEXT.encode())
         assert await asyncio.to_thread(check.blocked.wait, 60)
-        assert (await models.get(f"/v1/models/{mid}", headers=ACME)).json()["status"]["code"] == 2
+        await reader.until(
+            reaches(reader, mid, (1, 2)), timeout=60
+        )  # models may hear of the upload after the validator
         asked = time.monotonic()
         await cancel(models, mid)
         assert await asyncio.to_thread(check.stopped.wait, 10)
