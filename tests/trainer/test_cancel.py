@@ -2,6 +2,7 @@
 once, nothing terminal is published, a redelivery changes nothing, and a cancel that overtakes its
 TrainingRequested keeps the run from ever starting. (Real processes: test_cancel_integration.py.)"""
 
+import time
 import uuid
 
 from tests.fakes import FakeUnitOfWork
@@ -83,3 +84,15 @@ async def test_a_finished_run_stays_finished(settings) -> None:
     await h.finish(uow, "a", run, 1, OK, h.RetryPolicy())
     assert await h.cancel_run(uow, cancelled(run_id)) is None
     assert uow.repo.rows[run_id].run.status is RunStatus.SUCCEEDED
+
+
+async def test_a_run_cancelled_through_another_replica_has_its_worker_ended_at_the_next_heartbeat(settings) -> None:
+    uow, procs = FakeUnitOfWork(FakeTrainerRepository()), FakeProcesses()
+    sup = Supervisor(uow, procs, settings)
+    run_id = await queued(uow)
+    await sup.step()
+    assert await h.cancel_run(uow, cancelled(run_id)) == run_id  # consumed elsewhere: this replica is not told
+    time.sleep(settings.heartbeat_seconds * 2)
+    await sup.step()
+    assert procs.stopped == procs.spawned and sup.active_runs == set()
+    assert [type(m) for m in uow.messages()] == [ev.TrainingStarted]

@@ -146,6 +146,11 @@ class Redrive:
 
 
 LOCKED_MESSAGE = "cannot modify the custom model until training is finished"
+_NOTHING_TO_CANCEL = {
+    S.NOT_RUNNING: "no training was started, so there is nothing to cancel.",
+    S.SUCCESS: "its training has finished and the model is ready to use; there is nothing to cancel.",
+    S.FAILED: "its training has already stopped; press Train to start it again.",
+}
 
 
 @dataclass
@@ -225,8 +230,8 @@ class CustomModel:
         if not self.status.locked:
             raise Rejected(
                 ErrorCode.INVALID_STATUS,
-                f"Only a model that is Ready to Run or Running can be cancelled; it is {self.status.label}, "
-                "so there is nothing to cancel.",
+                f"Only a model that is Ready to Run or Running can be cancelled; it is {self.status.label}: "
+                f"{_NOTHING_TO_CANCEL[self.status]}",
             )
         run_id = self.run_id if self.training_requested or self.status is S.RUNNING else None
         pending = tuple(d.id for d in self._unvalidated())
