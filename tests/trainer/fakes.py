@@ -28,6 +28,7 @@ class FakeTrainerRepository:
         self.rows: dict[uuid.UUID, Row] = {}
         self.clock = 0.0
         self.locked: set[uuid.UUID] = set()  # rows another transaction holds (for SKIP LOCKED)
+        self.cancelled: dict[uuid.UUID, str] = {}  # run id → tenant (cancelled_runs)
 
     def _copy(self, row: Row) -> Run:
         run = copy.deepcopy(row.run)
@@ -90,6 +91,12 @@ class FakeTrainerRepository:
             if stale or (r.owner == owner and r.run_id not in live):
                 out.append(self._copy(row))
         return out
+
+    async def remember_cancel(self, tenant_id: str, model_id: uuid.UUID | None, run_id: uuid.UUID, by: str) -> None:
+        self.cancelled.setdefault(run_id, tenant_id)
+
+    async def was_cancelled(self, tenant_id: str, run_id: uuid.UUID) -> bool:
+        return self.cancelled.get(run_id) == tenant_id
 
     async def model_deleted(self, tenant_id: str, model_id: uuid.UUID) -> None:
         for run_id, row in list(self.rows.items()):

@@ -112,6 +112,22 @@ class FakeValidatorRepository:
             row.status, row.result, row.lease, row.lease_until = status, result, None, None
         return row is not None
 
+    async def holds(self, dataset_id: uuid.UUID, lease: Lease) -> bool:
+        return self._held(dataset_id, lease) is not None
+
+    async def cancel(self, tenant_id: str, model_id: uuid.UUID, dataset_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        dropped = []
+        for dataset_id in dataset_ids:
+            row = self.rows.get(dataset_id)
+            if (
+                row is not None
+                and (row.dataset.tenant_id, row.dataset.model_id) == (tenant_id, model_id)
+                and row.status in (JobStatus.PENDING, JobStatus.RUNNING)
+            ):
+                row.status, row.lease, row.lease_until = JobStatus.CANCELLED, None, None
+                dropped.append(dataset_id)
+        return dropped
+
     async def release(
         self, dataset_id: uuid.UUID, lease: Lease, delay: float, *, error: str | None, counted: bool
     ) -> bool:

@@ -222,6 +222,14 @@ class StartTraining(Message):
     TOPIC: ClassVar[str] = "model_commands"
 
 
+@register
+class CancelTraining(Message):
+    """Press Cancel on the envelope's model (at 2 or 3): it goes to 5 with code ``cancelled``."""
+
+    TYPE: ClassVar[str] = "CancelTraining"
+    TOPIC: ClassVar[str] = "model_commands"
+
+
 # ---------------------------------------------------------------- datasets topic
 
 
@@ -256,6 +264,18 @@ class ValidationRequested(Message):
     dataset: DatasetObject
     batch: list[UUID] = Field(default_factory=list)
     attempt: int = 1
+
+
+@register
+class TrainingCancelled(Message):
+    """A model at 2 or 3 was cancelled (emitted with its move to 5): the validator stops checking its
+    ``dataset_ids`` and the trainer ends run ``run_id`` (None: no training was requested yet)."""
+
+    TYPE: ClassVar[str] = "TrainingCancelled"
+    TOPIC: ClassVar[str] = "models"
+    run_id: UUID | None = None
+    dataset_ids: list[UUID] = Field(default_factory=list)
+    cancelled_by: str
 
 
 # ---------------------------------------------------------------- validation topic

@@ -34,12 +34,12 @@ class Topics:
 
     @property
     def models(self) -> str:
-        """ModelCreated / ModelUpdated / ModelDeleted / CommandRejected."""
+        """ModelCreated / ModelUpdated / ModelDeleted / CommandRejected / ValidationRequested / TrainingCancelled."""
         return self._name("models")
 
     @property
     def model_commands(self) -> str:
-        """CreateModel / StartTraining from other services."""
+        """CreateModel / StartTraining / CancelTraining from other services."""
         return self._name("models.commands")
 
     @property

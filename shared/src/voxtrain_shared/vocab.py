@@ -122,3 +122,4 @@ class ErrorCode(StrEnum):
     TRAINING_TIMEOUT = "training_timeout"
     VALIDATION_TIMEOUT = "validation_timeout"
     INSUFFICIENT_CREDITS = "insufficient_credits"
+    CANCELLED = "cancelled"

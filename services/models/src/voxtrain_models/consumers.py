@@ -33,7 +33,7 @@ def facts(uow: h.ModelWork, consumer: str, policy: Policy) -> Callable[[ev.Envel
 def commands(
     uow: h.ModelWork, auth: AuthSettings, consumer: str, supported_languages: tuple[str, ...], policy: Policy
 ) -> Callable[[ev.Envelope], Awaitable[None]]:
-    """Handler for CreateModel / StartTraining from other services.
+    """Handler for CreateModel / StartTraining / CancelTraining from other services.
 
     A command carries ``authorization: Bearer <token>`` in its headers; the token's tenant must be
     the envelope's. A command that cannot be carried out yields CommandRejected (never a crash).
@@ -80,5 +80,7 @@ def commands(
             )
         elif isinstance(msg, ev.StartTraining):
             await h.train_in(tx, env.model_id, policy, principal.tenant_id)
+        elif isinstance(msg, ev.CancelTraining):
+            await h.cancel_in(tx, env.model_id, principal.tenant_id)
 
     return handle

@@ -50,6 +50,7 @@ class Trigger(StrEnum):
     TRAINING_STARTED = "training_started"
     TRAINING_SUCCEEDED = "training_succeeded"
     TRAINING_FAILED = "training_failed"
+    CANCEL = "cancel"
 
 
 #: Every allowed transition; anything else is refused.
@@ -62,6 +63,8 @@ TRANSITIONS: dict[tuple[ModelStatus, Trigger], ModelStatus] = {
     (S.READY_TO_RUN, Trigger.TRAINING_FAILED): S.FAILED,
     (S.RUNNING, Trigger.TRAINING_SUCCEEDED): S.SUCCESS,
     (S.RUNNING, Trigger.TRAINING_FAILED): S.FAILED,
+    (S.READY_TO_RUN, Trigger.CANCEL): S.FAILED,
+    (S.RUNNING, Trigger.CANCEL): S.FAILED,
 }
 
 
@@ -121,6 +124,15 @@ class TrainingRequestedEvent:
 
 
 @dataclass(frozen=True)
+class CancelledEvent:
+    """A model at 2 or 3 was cancelled: the validator drops ``dataset_ids``' checks, the trainer ends ``run_id``."""
+
+    run_id: uuid.UUID | None
+    dataset_ids: tuple[uuid.UUID, ...]
+    cancelled_by: str
+
+
+@dataclass(frozen=True)
 class ValidationRequestedEvent:
     """Ask the validator again for the verdict on one dataset (``location``: its DatasetObject fields)."""
 
@@ -163,6 +175,11 @@ class Redrive:
 
 
 LOCKED_MESSAGE = "cannot modify the custom model until training is finished"
+_NOTHING_TO_CANCEL = {
+    S.NOT_RUNNING: "no training was started, so there is nothing to cancel.",
+    S.SUCCESS: "its training has finished and the model is ready to use; there is nothing to cancel.",
+    S.FAILED: "its training has already stopped; press Train to start it again.",
+}
 
 
 @dataclass
@@ -193,7 +210,7 @@ class CustomModel:
     request_attempt: int = 1
     #: credits held for the current training (from the move to 2 until 4 or 5)
     reservation: Reservation | None = None
-    events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent | Posting] = field(
+    events: list[StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent | Posting | CancelledEvent] = field(
         default_factory=list
     )
     _active: bool = field(default=False, repr=False, compare=False)
@@ -236,10 +253,37 @@ class CustomModel:
                 "The model has no datasets: upload at least one dataset, then start training.",
             )
         amount = self._affordable(purse)
+        retried = self.status is S.FAILED
         self._move(Trigger.TRAIN, "training started by request", run_id=None)
         self.last_error = None
         self._reserve(purse, amount, "training started by request")
+        if retried:  # checks of the failed attempt may have been dropped (cancel) or given up: ask for them now
+            for d in self._unvalidated():
+                if d.location:
+                    self.events.append(ValidationRequestedEvent(d.location, 1))
         self._evaluate_gate()
+
+    def cancel(self, by: str, now: datetime) -> None:
+        """The Cancel button (2 and 3): the model fails with code ``cancelled``; its validation and training stop
+        (:class:`CancelledEvent`), and late facts of the cancelled attempt change nothing (see ``_stale``)."""
+        if not self.status.locked:
+            raise Rejected(
+                ErrorCode.INVALID_STATUS,
+                f"Only a model that is Ready to Run or Running can be cancelled; it is {self.status.label}: "
+                f"{_NOTHING_TO_CANCEL[self.status]}",
+            )
+        run_id = self.run_id if self.training_requested or self.status is S.RUNNING else None
+        pending = tuple(d.id for d in self._unvalidated())
+        was = self.status.label
+        error = {
+            "code": ErrorCode.CANCELLED.value,
+            "message": f"Training was cancelled by {by} while the model was {was}. Press Train to start it "
+            "again; datasets can be added or removed first.",
+            "cancelled_by": by,
+        }
+        self._move(Trigger.CANCEL, f"cancelled by {by}", run_id=run_id, error=error)
+        self.finished_at = now
+        self.events.append(CancelledEvent(run_id, pending, by))
 
     # ---------------------------------------------------------------- facts from other services
 

@@ -21,6 +21,7 @@ from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
 from . import credits as cr
 from .domain import (
+    CancelledEvent,
     CustomModel,
     Dataset,
     Redrive,
@@ -43,7 +44,7 @@ def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) 
     return UnitOfWork(pool, schema, topics, ModelRepository)
 
 
-DomainEvent = StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent
+DomainEvent = StatusChanged | TrainingRequestedEvent | ValidationRequestedEvent | CancelledEvent
 #: How an incoming fact changes a model; the purse is given when the change may reserve credits.
 Change = Callable[[CustomModel, cr.Purse | None], None]
 
@@ -128,6 +129,10 @@ def _message(event: DomainEvent, model: CustomModel) -> ev.Message:
             reason=event.reason,
             error=_error_info(event.error),
             run_id=event.run_id,
+        )
+    if isinstance(event, CancelledEvent):
+        return ev.TrainingCancelled(
+            run_id=event.run_id, dataset_ids=list(event.dataset_ids), cancelled_by=event.cancelled_by
         )
     if isinstance(event, ValidationRequestedEvent):
         return ev.ValidationRequested(dataset=ev.DatasetObject.model_validate(event.location), attempt=event.attempt)
@@ -226,6 +231,19 @@ async def train_in(tx: ModelTx, model_id: uuid.UUID, policy: cr.Policy, actor: s
     ``insufficient_credits`` is raised and nothing changes."""
     model = await _load(tx, model_id)
     model.train(await _purse(tx, policy, actor))
+    await save(tx, model)
+    return model
+
+
+async def cancel_training(uow: ModelWork, ctx: Context, model_id: uuid.UUID, by: str) -> CustomModel:
+    async with uow(ctx) as tx:
+        return await cancel_in(tx, model_id, by)
+
+
+async def cancel_in(tx: ModelTx, model_id: uuid.UUID, by: str) -> CustomModel:
+    """Press Cancel inside an open transaction: the move to 5 and TrainingCancelled commit together."""
+    model = await _load(tx, model_id)
+    model.cancel(by, datetime.now(UTC))
     await save(tx, model)
     return model
 

@@ -303,6 +303,16 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Poli
             raise api_error(exc) from None
         return TrainAccepted(message="Training started successfully", model=m)
 
+    @r.post("/{model_id}/cancel", response_model=ModelView)
+    async def cancel(model_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> ModelView:
+        """Cancel a model at 2 or 3: its validation and training stop, and it goes to 5 with code ``cancelled``
+        (Train is offered again). Any other status: 409 invalid_status."""
+        try:
+            await h.cancel_training(uow, ctx(principal, request), model_id, principal.tenant_id)
+            return await show(principal.tenant_id, model_id)
+        except Rejected as exc:
+            raise api_error(exc) from None
+
     outer = APIRouter()
     outer.include_router(r)
     words = vocabulary(supported_languages)

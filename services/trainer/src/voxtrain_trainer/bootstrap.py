@@ -43,7 +43,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
     svc.consumer(
         svc.topics.training_commands, "requests", consumers.requests(uow, supervisor.wake), types={"TrainingRequested"}
     )
-    svc.consumer(svc.topics.models, "models", consumers.models(uow), types={"ModelDeleted"})
+    svc.consumer(svc.topics.models, "models", consumers.models(uow, supervisor.cancel), types=consumers.MODEL_TYPES)
 
     async def check_minio() -> None:
         await asyncio.to_thread(minio.bucket_exists, settings.minio.bucket)

@@ -1,7 +1,8 @@
 """Training runs: the state machine, attempts and fencing, and what each change emits. Pure.
 
 A run is recorded ``queued`` from a TrainingRequested, started by one replica (``running``, attempt
-n, owner), and ends ``succeeded`` or ``failed``. A run whose worker was lost (process killed, replica
+n, owner), and ends ``succeeded`` or ``failed`` — or ``cancelled`` when its model's training was cancelled
+(no terminal event: models has moved on). A run whose worker was lost (process killed, replica
 gone, storage briefly away) goes back to ``queued`` after a backoff until ``max_attempts`` starts
 were used; then it fails with ``worker_lost``. A worker's report counts only if it comes from the
 current attempt on the current owner (fencing): a stale worker's result changes nothing.
@@ -24,6 +25,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED})
@@ -50,7 +52,10 @@ class Answer(Enum):
     REPUBLISH = "republish"  # finished: say again how it ended, so the sender converges
 
 
-def answer_request(existing: Run | None) -> Answer:
+def answer_request(existing: Run | None, *, cancelled: bool = False) -> Answer:
+    """``cancelled``: the run's model was cancelled (perhaps before this request arrived): it never starts."""
+    if cancelled and existing is None:
+        return Answer.NOTHING
     if existing is None:
         return Answer.QUEUE
     return Answer.REPUBLISH if existing.status in FINISHED else Answer.NOTHING
@@ -159,6 +164,14 @@ class Run:
         if not self.holds(owner, attempt):
             return False
         self._failed(code, message, stage)
+        return True
+
+    def cancel(self) -> bool:
+        """Its model's training was cancelled: a queued or running run ends ``cancelled`` (its worker's reports are
+        fenced off from now on), emitting nothing. False for a run that has finished already."""
+        if self.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            return False
+        self.status, self.owner, self.retry_after = RunStatus.CANCELLED, None, None
         return True
 
     def lose(self, lost: Lost, policy: RetryPolicy) -> Decision:

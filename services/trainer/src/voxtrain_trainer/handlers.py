@@ -44,6 +44,7 @@ TrainerTx = Transaction[TrainerRepository]
 TrainerWork = Work[TrainerRepository]
 REQUESTS = "trainer.requests"  # inbox consumer names (kept from before the reshape: the inbox rows stay valid)
 MODELS = "trainer.requests.models"
+CANCELS = "trainer.cancels"
 SUPERVISOR = Context("trainer", uuid.UUID(int=0))  # context of bookkeeping that emits nothing
 
 
@@ -88,7 +89,7 @@ async def record_request(uow: TrainerWork, env: ev.Envelope) -> Answer | None:
         nonlocal answer
         run = Run.requested(env)
         existing = await tx.repo.get(run.run_id)
-        answer = answer_request(existing)
+        answer = answer_request(existing, cancelled=await tx.repo.was_cancelled(env.tenant_id, run.run_id))
         if answer is Answer.QUEUE:
             await tx.repo.insert(run)
         elif answer is Answer.REPUBLISH and existing is not None:
@@ -108,6 +109,31 @@ async def model_deleted(uow: TrainerWork, env: ev.Envelope) -> None:
             await tx.repo.model_deleted(env.tenant_id, env.model_id)
 
     await handle_once(uow, env, MODELS, apply)
+
+
+async def cancel_run(uow: TrainerWork, env: ev.Envelope) -> uuid.UUID | None:
+    """Handle TrainingCancelled once: remember the run as cancelled (so a TrainingRequested arriving later never
+    starts it) and end it if it is queued or running — without a terminal event. Returns the run id when a
+    queued or running run was cancelled (its worker, if any, must be ended), else None."""
+    msg = env.payload()
+    if not isinstance(msg, ev.TrainingCancelled):
+        raise ValueError(f"{env.type} {env.id} is not a TrainingCancelled")
+    run_id = msg.run_id
+    ended: list[uuid.UUID] = []
+
+    async def apply(tx: TrainerTx, e: ev.Envelope) -> None:
+        if run_id is None:
+            return  # cancelled before training was requested: nothing of ours
+        await tx.repo.remember_cancel(e.tenant_id, e.model_id, run_id, msg.cancelled_by)
+        run = await tx.repo.get(run_id, lock=True)
+        if run is not None and run.tenant_id == e.tenant_id and run.cancel():
+            await _save(tx, run)
+            ended.append(run_id)
+
+    await handle_once(uow, env, CANCELS, apply)
+    if run_id is not None:
+        log.info("training_cancelled", run_id=str(run_id), ended=bool(ended), cancelled_by=msg.cancelled_by)
+    return ended[0] if ended else None
 
 
 # ---------------------------------------------------------------- the supervisor's use cases

@@ -72,7 +72,7 @@ class TrainerRepository:
             "not_before = now() + make_interval(secs => COALESCE($8, 0)), "
             "started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END, "
             "heartbeat_at = CASE WHEN $2 = 'running' THEN now() ELSE heartbeat_at END, "
-            "finished_at = CASE WHEN $2 IN ('succeeded', 'failed') THEN now() END "
+            "finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() END "
             "WHERE run_id=$1",
             run.run_id,
             run.status.value,
@@ -136,6 +136,25 @@ class TrainerRepository:
             limit,
         )
         return rows
+
+    async def remember_cancel(self, tenant_id: str, model_id: uuid.UUID | None, run_id: uuid.UUID, by: str) -> None:
+        """Remember that ``run_id`` was cancelled (its TrainingRequested may still be on its way)."""
+        await self._conn.execute(
+            "INSERT INTO cancelled_runs (run_id, tenant_id, model_id, cancelled_by) VALUES ($1,$2,$3,$4) "
+            "ON CONFLICT DO NOTHING",
+            run_id,
+            tenant_id,
+            model_id,
+            by,
+        )
+
+    async def was_cancelled(self, tenant_id: str, run_id: uuid.UUID) -> bool:
+        return (
+            await self._conn.fetchval(
+                "SELECT true FROM cancelled_runs WHERE run_id=$1 AND tenant_id=$2", run_id, tenant_id
+            )
+            is not None
+        )
 
     async def model_deleted(self, tenant_id: str, model_id: uuid.UUID) -> None:
         """Its runs are no longer served; queued ones are dropped."""

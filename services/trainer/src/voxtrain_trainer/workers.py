@@ -1,9 +1,9 @@
 """The supervisor of training workers, driven by :class:`voxtrain_shared.loops.Loop`.
 
-Each step: watch this replica's workers (progress, result, death, time limit), start queued runs while
-there is room, and every ``heartbeat_seconds`` renew this replica's runs and reap lost ones. A worker's
-result stays in the active set until its commit succeeded (retried every step while the database is
-away); a run that another replica took over meanwhile has its worker stopped and its result discarded.
+Each step: end the workers of runs cancelled meanwhile, watch this replica's workers (progress, result, death, time
+limit), start queued runs while there is room, and every ``heartbeat_seconds`` renew this replica's runs and reap
+lost ones. A worker's result stays in the active set until its commit succeeded (retried every step while the
+database is away); a run that another replica took over meanwhile has its worker stopped and its result discarded.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from .domain import STOPPED, RetryPolicy, Run, timeout_message, worker_died
 from .processes import WorkerProcess
 
 log = get_logger(__name__)
+#: A cancelled run's worker gets this long to unwind after SIGTERM before it is killed.
+CANCEL_GRACE_SECONDS = 3.0
 
 
 def policy_of(settings: TrainerSettings) -> RetryPolicy:
@@ -62,6 +64,7 @@ class Supervisor:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.policy = policy_of(settings)
         self._active: dict[uuid.UUID, Active] = {}
+        self._cancelled: set[uuid.UUID] = set()  # runs cancelled meanwhile whose worker runs here
         self._last_beat = 0.0
         self.loop = Loop("trainer-supervisor", self.step, every=0.5, health=health)
 
@@ -72,6 +75,12 @@ class Supervisor:
 
     def wake(self) -> None:
         self.loop.wake()
+
+    def cancel(self, run_id: uuid.UUID) -> None:
+        """The run was cancelled (committed): end its worker here at the next step, which starts now."""
+        if run_id in self._active:
+            self._cancelled.add(run_id)
+            self.loop.wake()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Supervise until ``stop`` (or cancellation); then stop this replica's workers and hand their runs
@@ -86,6 +95,11 @@ class Supervisor:
             await asyncio.shield(asyncio.ensure_future(self.shutdown()))
 
     async def step(self) -> None:
+        cancelled, self._cancelled = self._cancelled, set()
+        for run_id in cancelled & set(self._active):
+            a = self._active.pop(run_id)
+            log.info("training_worker_cancelled", run_id=str(run_id), attempt=a.worker.attempt, pid=a.worker.pid)
+            await asyncio.to_thread(self._processes.stop, a.worker, CANCEL_GRACE_SECONDS)
         for a in list(self._active.values()):
             bind_message(a.run.request.id, a.run.request.correlation_id, run_id=str(a.run.run_id))
             try:

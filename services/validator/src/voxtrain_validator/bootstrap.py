@@ -56,7 +56,9 @@ def build(
         health=svc.health,
     )
     svc.consumer(svc.topics.datasets, "datasets", consumers.datasets(uow, jobs.wake), types=consumers.DATASET_TYPES)
-    svc.consumer(svc.topics.models, "requests", consumers.requests(uow, jobs.wake), types=consumers.REQUEST_TYPES)
+    svc.consumer(
+        svc.topics.models, "requests", consumers.requests(uow, jobs.wake, jobs.cancel), types=consumers.REQUEST_TYPES
+    )
     probe = reachable(minio)
 
     async def check_minio() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 from voxtrain_shared import events as ev
@@ -11,7 +12,7 @@ from .domain import Answer
 
 #: The message types each subscription passes on (the others on those topics are skipped).
 DATASET_TYPES = {"DatasetUploaded", "DatasetDeleted"}
-REQUEST_TYPES = {"ValidationRequested"}
+REQUEST_TYPES = {"ValidationRequested", "TrainingCancelled"}
 
 
 def datasets(uow: h.ValidatorWork, wake: Callable[[], None]) -> Callable[[ev.Envelope], Awaitable[None]]:
@@ -28,11 +29,16 @@ def datasets(uow: h.ValidatorWork, wake: Callable[[], None]) -> Callable[[ev.Env
     return handle
 
 
-def requests(uow: h.ValidatorWork, wake: Callable[[], None]) -> Callable[[ev.Envelope], Awaitable[None]]:
-    """ValidationRequested (on the models topic): answer models' request for a dataset's verdict."""
+def requests(
+    uow: h.ValidatorWork, wake: Callable[[], None], stop: Callable[[list[uuid.UUID]], None]
+) -> Callable[[ev.Envelope], Awaitable[None]]:
+    """On the models topic: ValidationRequested (answer models' request for a dataset's verdict) and
+    TrainingCancelled (drop the model's jobs; ``stop`` ends the checks of those running here)."""
 
     async def handle(env: ev.Envelope) -> None:
         if env.type == "ValidationRequested" and await h.answer_request(uow, env) is Answer.REQUEUE:
             wake()
+        elif env.type == "TrainingCancelled":
+            stop(await h.cancel_jobs(uow, env))
 
     return handle

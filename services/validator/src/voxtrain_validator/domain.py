@@ -6,7 +6,8 @@ works; only the holder of the current token may finish it or put it back. Every 
 that ends without a verdict (storage unreachable, the worker died and its lease expired, the check crashed) is
 retried with capped exponential backoff until ``max_attempts`` claims were made; then the job is *given up*
 (status ``dead``) and the dataset fails with ``validation_failed`` and a message naming the cause. A given-up
-job is queued again when models asks for the verdict again (``ValidationRequested``).
+job is queued again when models asks for the verdict again (``ValidationRequested``), and so is a job dropped
+because its model's training was cancelled (``TrainingCancelled``: status ``cancelled``, no verdict).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class JobStatus(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     DEAD = "dead"  #: given up: no verdict could be reached (the published ValidationFailed says why)
+    CANCELLED = "cancelled"  #: its model's training was cancelled: dropped, no verdict published
 
 
 class Cause(StrEnum):
@@ -241,8 +243,8 @@ def verdict(dataset: Dataset, result: dict[str, Any]) -> ev.ValidationPassed | e
 
 def answer(entry: Entry | None) -> Answer:
     """A ValidationRequested: re-publish a verdict that exists, leave a job that is queued or running alone,
-    and queue again one that is unknown (its DatasetUploaded was lost) or was given up."""
-    if entry is None or entry.status is JobStatus.DEAD:
+    and queue again one that is unknown (its DatasetUploaded was lost), was given up or was cancelled."""
+    if entry is None or entry.status in (JobStatus.DEAD, JobStatus.CANCELLED):
         return Answer.REQUEUE
     if entry.status in (JobStatus.PASSED, JobStatus.FAILED) and entry.result is not None:
         return Answer.REPUBLISH

@@ -29,6 +29,7 @@ ValidatorTx: TypeAlias = Transaction[ValidatorRepository]
 UPLOADS = "validator.datasets"
 DELETES = "validator.datasets.deleted"
 REQUESTS = "validator.requests"
+CANCELS = "validator.cancels"
 
 
 def unit_of_work(pool: Callable[[], asyncpg.Pool], schema: str, topics: Topics) -> UnitOfWork[ValidatorRepository]:
@@ -96,6 +97,23 @@ async def answer_request(uow: ValidatorWork, env: ev.Envelope) -> Answer | None:
     return answered[0]
 
 
+async def cancel_jobs(uow: ValidatorWork, env: ev.Envelope) -> list[uuid.UUID]:
+    """TrainingCancelled: drop the model's queued or running jobs of the datasets it names (no verdict for them;
+    a later ValidationRequested queues them again). Returns the ids dropped (none for a redelivery)."""
+    msg = env.payload()
+    if not isinstance(msg, ev.TrainingCancelled) or env.model_id is None:
+        raise ValueError(f"{env.type} {env.id} is not a TrainingCancelled of a model")
+    model_id = env.model_id
+    dropped: list[uuid.UUID] = []
+
+    async def apply(tx: ValidatorTx, e: ev.Envelope) -> None:
+        dropped.extend(await tx.repo.cancel(e.tenant_id, model_id, list(msg.dataset_ids)))
+
+    await handle_once(uow, env, CANCELS, apply)
+    log.info("validation_cancelled", model_id=str(model_id), datasets=[str(d) for d in dropped])
+    return dropped
+
+
 # ---------------------------------------------------------------- the job loop
 
 
@@ -134,6 +152,12 @@ async def renew(uow: ValidatorWork, rules: JobRules, job: Job) -> bool:
     """Extend the job's lease; False when the worker no longer holds it (then it must discard its result)."""
     async with uow(_context(job)) as tx:
         return await tx.repo.renew(job.dataset.dataset_id, job.lease, rules.lease_seconds)
+
+
+async def holds(uow: ValidatorWork, job: Job) -> bool:
+    """Whether ``job``'s lease still holds it (False once it was taken over, finished or cancelled)."""
+    async with uow.reading() as repo:
+        return await repo.holds(job.dataset.dataset_id, job.lease)
 
 
 async def finish(uow: ValidatorWork, job: Job, result: dict[str, Any], *, status: JobStatus | None = None) -> bool:

@@ -80,6 +80,19 @@ class ValidatorRepository:
             *_row(d, request),
         )
 
+    async def cancel(self, tenant_id: str, model_id: uuid.UUID, dataset_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Drop the queued or running jobs of ``dataset_ids`` (of the tenant's model): status ``cancelled``, lease
+        cleared, so a worker still on one can neither renew nor finish it. Returns the ids dropped."""
+        rows = await self._conn.fetch(
+            "UPDATE datasets SET status='cancelled', lease_until=NULL, lease_owner=NULL, lease_token=NULL, "
+            "updated_at=now() WHERE tenant_id=$1 AND model_id=$2 AND dataset_id = ANY($3::uuid[]) "
+            "AND status IN ('pending', 'running') RETURNING dataset_id",
+            tenant_id,
+            model_id,
+            dataset_ids,
+        )
+        return [r["dataset_id"] for r in rows]
+
     async def delete(self, tenant_id: str, dataset_id: uuid.UUID) -> None:
         await self._conn.execute("DELETE FROM datasets WHERE dataset_id=$1 AND tenant_id=$2", dataset_id, tenant_id)
 
@@ -151,6 +164,19 @@ class ValidatorRepository:
                 lease.owner,
                 lease.token,
                 lease_seconds,
+            )
+            is not None
+        )
+
+    async def holds(self, dataset_id: uuid.UUID, lease: Lease) -> bool:
+        """True if ``lease`` still holds the job (read only)."""
+        return (
+            await self._conn.fetchval(
+                "SELECT true FROM datasets WHERE dataset_id=$1 AND status='running' AND lease_owner=$2 "
+                "AND lease_token=$3",
+                dataset_id,
+                lease.owner,
+                lease.token,
             )
             is not None
         )

@@ -32,6 +32,7 @@ _STATE = {
     JobStatus.PASSED: DatasetState.PASSED,
     JobStatus.FAILED: DatasetState.FAILED,
     JobStatus.DEAD: DatasetState.FAILED,
+    JobStatus.CANCELLED: DatasetState.PENDING,
 }
 
 
@@ -44,7 +45,7 @@ class ObjectMissing(Exception):
 
 
 class Cancelled(Exception):
-    """The job loop gave the job up while it was being read (its lease was lost): stop reading."""
+    """The job loop gave the job up while it was being read (lease lost, training cancelled): stop reading."""
 
 
 class Validator(Protocol):
@@ -114,7 +115,7 @@ class _Cancellable(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         if self._cancelled.is_set():
-            raise Cancelled("the job's lease was lost")
+            raise Cancelled("the job was given up (lease lost or training cancelled)")
         return self._inner.readinto(buffer)
 
 

@@ -1,11 +1,12 @@
 """The job loop: validates queued datasets, ``concurrency`` at a time, each in a thread.
 
-One :class:`~voxtrain_shared.loops.Loop` step claims due jobs while there are free slots and starts one task
-per job; a task ends by waking the loop. While a job's content is checked (in a thread: a 10 GB file never
-blocks the event loop), its task renews the job's lease every ``heartbeat_seconds`` (a quarter of the lease),
-so a job on hours of audio keeps it; a worker that loses its lease stops reading and discards its result (the
-handlers' writes are fenced by the lease token anyway). Writing the result is retried while the database is
-briefly away; a step's failure never ends the loop.
+One :class:`~voxtrain_shared.loops.Loop` step claims due jobs while there are free slots and starts one task per
+job; a task ends by waking the loop. While a job's content is checked (in a thread: a 10 GB file never blocks the
+event loop), its task renews the job's lease every ``heartbeat_seconds`` (a quarter of the lease), so a job on
+hours of audio keeps it; a worker that loses its lease stops reading and discards its result (the handlers' writes
+are fenced by the lease token anyway). A job whose training was cancelled stops at once on this replica
+(:meth:`JobLoop.cancel`) and within ``CANCEL_POLL_SECONDS`` on another (its lease is checked that often). Writing
+the result is retried while the database is briefly away; a step's failure never ends the loop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -41,6 +43,8 @@ TRANSIENT = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
+#: How often a running job checks that it still holds its lease (a cancel on another replica ends it).
+CANCEL_POLL_SECONDS = 1.0
 
 
 class JobLoop:
@@ -60,11 +64,19 @@ class JobLoop:
         self._uow, self._validate, self._rules = uow, validate, rules
         self.owner, self._concurrency = owner, concurrency
         self._running: set[asyncio.Task[None]] = set()
+        self._checks: dict[uuid.UUID, threading.Event] = {}  # dataset id → its running check's stop flag
         self.loop = Loop("validator.jobs", self.fill, every=poll_seconds, health=health)
 
     def wake(self) -> None:
         """A job may be due now (a dataset was queued)."""
         self.loop.wake()
+
+    def cancel(self, dataset_ids: list[uuid.UUID]) -> None:
+        """These datasets' jobs were dropped: their checks running here stop at their next read."""
+        for dataset_id in dataset_ids:
+            if (flag := self._checks.get(dataset_id)) is not None:
+                flag.set()
+                log.info("validation_check_stopping", dataset_id=str(dataset_id), reason="training cancelled")
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -115,7 +127,7 @@ class JobLoop:
                 await self._commit(job, lambda: h.wait(self._uow, job))
                 return
             started = time.perf_counter()
-            cancelled = threading.Event()
+            cancelled = self._checks[job.dataset.dataset_id] = threading.Event()
             check = asyncio.ensure_future(asyncio.to_thread(self._validate, job.dataset, claimed.siblings, cancelled))
             check.add_done_callback(_retrieved)  # a check abandoned (lease lost, stopping) leaves no stray warning
             try:
@@ -132,15 +144,23 @@ class JobLoop:
                 return
             await self._record(job, check, time.perf_counter() - started)
         finally:
+            self._checks.pop(job.dataset.dataset_id, None)
             unbind_message()
 
     async def _hold(self, job: Job, check: asyncio.Future[Any]) -> bool:
-        """Renew the lease until ``check`` is done; False as soon as the lease is found lost."""
+        """Renew the lease every heartbeat until ``check`` is done, and look every ``CANCEL_POLL_SECONDS`` whether
+        it is still held; False as soon as the lease is found lost (taken over, or the job was cancelled)."""
+        renewed = time.monotonic()
         while True:
-            done, _ = await asyncio.wait({check}, timeout=self._rules.heartbeat_seconds)
+            done, _ = await asyncio.wait({check}, timeout=min(CANCEL_POLL_SECONDS, self._rules.heartbeat_seconds))
             if done:
                 return True
             try:
+                if time.monotonic() - renewed < self._rules.heartbeat_seconds:
+                    if not await h.holds(self._uow, job):
+                        return False
+                    continue
+                renewed = time.monotonic()
                 if not await h.renew(self._uow, self._rules, job):
                     return False
             except TRANSIENT as exc:  # try again at the next beat; the lease has three beats left

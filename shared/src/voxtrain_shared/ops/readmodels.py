@@ -13,7 +13,7 @@ from typing import Any
 from ..vocab import ModelStatus
 from .common import OpsError, has_table, read_only, schema_name, service_module
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed")
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 async def list_models(
@@ -48,7 +48,7 @@ async def list_models(
 async def list_runs(
     dsn: str, schema: str = "trainer", *, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Training runs, optionally of one status (queued, running, succeeded, failed), oldest first."""
+    """Training runs, optionally of one status (queued, running, succeeded, failed, cancelled), oldest first."""
     if status is not None and status not in RUN_STATUSES:
         raise OpsError(f"unknown run status {status!r}; one of: {', '.join(RUN_STATUSES)}")
     repository = service_module("trainer", "repository").TrainerRepository
