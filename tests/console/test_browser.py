@@ -462,3 +462,24 @@ async def test_the_list_follows_along_and_fits_a_phone(system, page, artifacts) 
     await page.wait_for_selector("#api-key")
     assert not [c for c in await page.context.cookies() if c["name"] == "voxtrain_events"]
     assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def test_a_revoked_api_key_ends_the_session_within_a_minute(system, page, artifacts) -> None:
+    # a new key, then revoked while the page is open
+    await page.goto(system.console_url)
+    await page.evaluate("sessionStorage.clear()")
+    await page.reload()
+    async with httpx.AsyncClient(base_url=system.urls["identity"]) as c:
+        r = await c.post("/v1/api-keys", json={"label": "to revoke"}, headers=auth_headers(TENANT))
+        key, key_id = r.json()["key"], r.json()["id"]
+        await page.fill("#api-key", key)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_selector("#models-table")
+        assert await page.evaluate("sessionStorage.getItem('voxtrain.apiKey')") == key
+        r = await c.delete(f"/v1/api-keys/{key_id}", headers=auth_headers(TENANT))
+        assert r.status_code == 204
+    # the page exchanges the key again before its one-minute token ends: refused, so it signs out
+    await page.wait_for_selector("#api-key", timeout=70_000)
+    await page.wait_for_selector("#alerts .toast:has-text('session ended')")
+    await shot(page, artifacts, "20-session-ended")
+    assert await page.evaluate("sessionStorage.length") == 0
