@@ -121,3 +121,36 @@ def test_the_key_token_lifetime_is_a_minute_at_most() -> None:
     assert settings(5).key_token_ttl_seconds == 5
     with pytest.raises(ValueError, match="less than or equal to 60"):
         settings(61)
+
+
+async def test_a_key_made_with_an_expiring_key_expires_no_later_than_it(uow, clock) -> None:
+    parent_expiry = clock.now + timedelta(days=1)
+    _, text = await create(uow, clock, expires_at=parent_expiry)
+    _, token, _ = await h.exchange(uow, text, signer(settings(), clock), uuid.uuid4(), clock)
+    principal = verify_token(VERIFY_AUTH, token)
+    assert principal.key_expires_at == int(parent_expiry.timestamp())
+    _, lasting = await create(uow, clock)
+    _, token, _ = await h.exchange(uow, lasting, signer(settings(), clock), uuid.uuid4(), clock)
+    assert verify_token(VERIFY_AUTH, token).key_expires_at is None
+
+    def by_parent(expires_at: datetime | None):
+        return h.create_key(
+            uow,
+            ctx(),
+            "child",
+            ALL,
+            granted_by=ALL,
+            created_by=principal.subject,
+            expires_at=expires_at,
+            max_keys=10,
+            clock=clock,
+            creator_expires_at=parent_expiry,
+        )
+
+    child, _ = await by_parent(None)
+    assert child.expires_at == parent_expiry  # the default: the parent's expiry
+    earlier, _ = await by_parent(parent_expiry - timedelta(hours=1))
+    assert earlier.expires_at == parent_expiry - timedelta(hours=1)
+    with pytest.raises(Rejected, match="cannot outlive") as exc:
+        await by_parent(parent_expiry + timedelta(seconds=1))
+    assert exc.value.code is ErrorCode.FORBIDDEN

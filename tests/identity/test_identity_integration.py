@@ -138,6 +138,11 @@ async def test_an_expired_key_is_refused(apis) -> None:
     assert r.status_code == 201
     status, tok = await exchange(ids, r.json()["key"])
     assert status == 200 and tok["expires_in"] <= 2  # never past the key's own expiry
+    # what the short-lived key makes does not outlive it
+    child = await ids.post("/v1/api-keys", json={"label": "child"}, headers=bearer(tok["access_token"]))
+    assert child.status_code == 201
+    parent_ends, child_ends = (datetime.fromisoformat(x.json()["expires_at"]) for x in (r, child))
+    assert parent_ends - timedelta(seconds=1) < child_ends <= parent_ends  # the token keeps whole seconds
     await asyncio.sleep(2.2)
     status, body = await exchange(ids, r.json()["key"])
     assert status == 401 and "expired" in body["error"]["message"]

@@ -59,6 +59,8 @@ class Principal:
     scopes: frozenset[Scope] = field(default=ALL_SCOPES)
     #: who: ``key:<api key id>`` for tokens exchanged for an API key, else the tenant (or ``operator``)
     subject: str = ""
+    #: when the API key this token was exchanged for expires (epoch seconds; None: never, or no key)
+    key_expires_at: int | None = None
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes
@@ -146,7 +148,8 @@ def issue_token(
 ) -> str:
     """A token for ``tenant_id`` with ``scopes`` signed with the private key (only issuers have it).
 
-    ``operator``: also for the cross-tenant operations routes. ``expires_at`` caps the lifetime (an API key's expiry).
+    ``operator``: also for the cross-tenant operations routes. ``expires_at``: the API key's expiry, which caps the
+    token's lifetime and is kept in the token (``key_exp``) so that what the token does cannot outlive the key.
     """
     if settings.private_key is None:
         raise ValueError("only an issuer signs tokens: set VOXTRAIN_AUTH__PRIVATE_KEY")
@@ -166,6 +169,8 @@ def issue_token(
     }
     if operator:
         claims["operator"] = True
+    if expires_at is not None:
+        claims["key_exp"] = expires_at
     return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": key_id(private.public_key())})
 
 
@@ -197,7 +202,14 @@ def verify_token(settings: AuthSettings, token: str) -> Principal:
         scopes = parse_scopes(str(claims.get("scope", "")))
     except ValueError as exc:
         raise InvalidToken(str(exc)) from None
-    return Principal(tenant, operator=claims.get("operator") is True, scopes=scopes, subject=str(claims["sub"]))
+    key_exp = claims.get("key_exp")
+    return Principal(
+        tenant,
+        operator=claims.get("operator") is True,
+        scopes=scopes,
+        subject=str(claims["sub"]),
+        key_expires_at=key_exp if isinstance(key_exp, int) else None,
+    )
 
 
 def bearer(header: str | None) -> str:

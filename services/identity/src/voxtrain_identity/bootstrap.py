@@ -22,17 +22,12 @@ def signer(settings: IdentitySettings, clock: handlers.Clock) -> handlers.Signer
 
     def sign(key: ApiKey) -> tuple[str, int]:
         now = clock().timestamp()
-        ends = now + settings.key_token_ttl_seconds
-        if key.expires_at is not None:
-            ends = min(ends, key.expires_at.timestamp())
+        ttl = settings.key_token_ttl_seconds
+        key_expires = None if key.expires_at is None else math.floor(key.expires_at.timestamp())
         token = issue_token(
-            settings.auth,
-            key.tenant_id,
-            settings.key_token_ttl_seconds,
-            scopes=key.scopes,
-            subject=f"key:{key.id}",
-            expires_at=math.floor(ends),
+            settings.auth, key.tenant_id, ttl, scopes=key.scopes, subject=f"key:{key.id}", expires_at=key_expires
         )
+        ends = now + ttl if key_expires is None else min(now + ttl, key_expires)
         return token, max(1, math.floor(ends - now))
 
     return sign

@@ -71,8 +71,11 @@ def new_key(
     created_by: str,
     now: datetime,
     expires_at: datetime | None = None,
+    creator_expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its plain text (shown once). ``granted_by``: the creator's scopes, which bound the key's."""
+    """A new key and its plain text (shown once). ``granted_by``: the creator's scopes, which bound the key's;
+    ``creator_expires_at``: when the creator's own key expires, which bounds the new key's life (and is its
+    default expiry), so an expiring key cannot make itself a lasting one."""
     if not scopes:
         raise Rejected(ErrorCode.VALIDATION_FAILED, "A key needs at least one scope: read, write, train.")
     beyond = scopes - granted_by
@@ -84,6 +87,14 @@ def new_key(
         )
     if expires_at is not None and expires_at <= now:
         raise Rejected(ErrorCode.VALIDATION_FAILED, "expires_at must be in the future.")
+    if creator_expires_at is not None:
+        if expires_at is not None and expires_at > creator_expires_at:
+            raise Rejected(
+                ErrorCode.FORBIDDEN,
+                f"A key cannot outlive the key that creates it (which expires at {creator_expires_at:%Y-%m-%d %H:%M} "
+                "UTC): give an earlier expires_at, or create it with a key that does not expire.",
+            )
+        expires_at = expires_at or creator_expires_at
     key_id = uuid.uuid4()
     secret = secrets.token_urlsafe(32)
     text = f"{PREFIX}_{key_id.hex}_{secret}"

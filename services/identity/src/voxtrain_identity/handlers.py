@@ -57,10 +57,18 @@ async def create_key(
     expires_at: datetime | None,
     max_keys: int,
     clock: Clock = utc_now,
+    creator_expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key of the context's tenant and its plain text (returned this once, never stored)."""
     key, text = domain.new_key(
-        ctx.tenant_id, label, scopes, granted_by=granted_by, created_by=created_by, now=clock(), expires_at=expires_at
+        ctx.tenant_id,
+        label,
+        scopes,
+        granted_by=granted_by,
+        created_by=created_by,
+        now=clock(),
+        expires_at=expires_at,
+        creator_expires_at=creator_expires_at,
     )
     async with uow(ctx) as tx:
         if await tx.repo.count_unrevoked(ctx.tenant_id) >= max_keys:

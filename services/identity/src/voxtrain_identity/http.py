@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,7 +94,8 @@ def router(uow: h.KeyWork, settings: IdentitySettings, sign: h.Signer, clock: h.
     @keys.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyWithSecret)
     async def create(body: CreateKey, principal: CurrentPrincipal, request: Request) -> ApiKeyWithSecret:
         """Create a key (scope write). The answer holds the key, shown this once. A key's scopes are at most the
-        caller's (a read-only key cannot make a key that trains)."""
+        caller's (a read-only key cannot make a key that trains), and a key made with an expiring key expires
+        no later than it."""
         key, text = await h.create_key(
             uow,
             ctx(principal.tenant_id, request),
@@ -105,6 +106,9 @@ def router(uow: h.KeyWork, settings: IdentitySettings, sign: h.Signer, clock: h.
             expires_at=body.expires_at,
             max_keys=settings.max_keys_per_tenant,
             clock=clock,
+            creator_expires_at=(
+                None if principal.key_expires_at is None else datetime.fromtimestamp(principal.key_expires_at, UTC)
+            ),
         )
         return ApiKeyWithSecret(**key_view(key, clock()).model_dump(), key=text)
 
