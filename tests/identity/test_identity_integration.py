@@ -124,6 +124,8 @@ async def test_a_read_only_key_cannot_create_train_or_make_itself_a_stronger_key
     r = await mods.post("/v1/models", json={"name": "w", "language": "en-US", "auto_train": True}, headers=writer)
     assert r.status_code == 403 and "'train' scope" in r.json()["error"]["message"]
     assert (await mods.post(f"/v1/models/{model_id}/train", headers=writer)).status_code == 403
+    r = await mods.post(f"/v1/models/{model_id}/cancel", headers=writer)
+    assert r.status_code == 403 and "'train' scope" in r.json()["error"]["message"]
     r = await ids.post("/v1/api-keys", json={"label": "more", "scopes": ["train"]}, headers=writer)
     assert r.status_code == 403 and "creator lacks" in r.json()["error"]["message"]
 
