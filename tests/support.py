@@ -8,7 +8,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-JWT_SECRET = "test-secret-" + "x" * 32
+from voxtrain_shared.auth import ALL_SCOPES, Scope, generate_key_pair, issue_token
+from voxtrain_shared.settings import AuthSettings
+
+#: The test services' token keys: generated per test process (no key in the repository). Services get only the
+#: public key (as in production); tests sign their tokens with the private one, like the identity service.
+PRIVATE_KEY, PUBLIC_KEY = generate_key_pair()
+#: Settings that verify what the test services verify (no private key).
+VERIFY_AUTH = AuthSettings(public_key=PUBLIC_KEY)
+#: Settings that sign tokens the test services accept (what the identity service and the operator CLI hold).
+ISSUER_AUTH = AuthSettings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY)
 
 
 def unique(prefix: str) -> str:
@@ -25,7 +34,7 @@ def service_env(stack: Any, **extra: str) -> dict[str, str]:
         "VOXTRAIN_MINIO__ENDPOINT": stack.minio_endpoint,
         "VOXTRAIN_MINIO__ACCESS_KEY": stack.minio_access_key,
         "VOXTRAIN_MINIO__SECRET_KEY": stack.minio_secret_key,
-        "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET,
+        "VOXTRAIN_AUTH__PUBLIC_KEY": PUBLIC_KEY,
         # Every test has its own topics; one partition each keeps a whole run under the broker's open-file limit
         # (the chaos suite runs its services with the default partitions and two replicas).
         "VOXTRAIN_KAFKA__TOPIC_PARTITIONS": "1",
@@ -87,12 +96,9 @@ class TopicReader:
         return self.records
 
 
-def auth_headers(tenant: str) -> dict[str, str]:
-    """Bearer token headers for ``tenant``, signed with the test services' secret."""
-    from voxtrain_shared.auth import issue_token
-    from voxtrain_shared.settings import AuthSettings
-
-    return {"Authorization": "Bearer " + issue_token(AuthSettings(jwt_secret=JWT_SECRET), tenant)}
+def auth_headers(tenant: str, scopes: frozenset[Scope] = ALL_SCOPES, **claims: Any) -> dict[str, str]:
+    """Bearer token headers for ``tenant`` (every scope unless told), signed with the test services' key."""
+    return {"Authorization": "Bearer " + issue_token(ISSUER_AUTH, tenant, scopes=scopes, **claims)}
 
 
 class running:

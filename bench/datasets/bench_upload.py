@@ -31,7 +31,7 @@ import httpx
 
 from voxtrain_devstack import Endpoints
 from voxtrain_shared import events as ev
-from voxtrain_shared.auth import issue_token
+from voxtrain_shared.auth import generate_key_pair, issue_token
 from voxtrain_shared.settings import AuthSettings, MinioSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
 from voxtrain_shared.topics import Topics
@@ -41,7 +41,7 @@ MiB = 1024**2
 BLOCK = os.urandom(4 * MiB)  # the generated file repeats this block (MinIO neither dedupes nor compresses)
 CHUNK = 1 * MiB
 PART = 16 * MiB
-JWT_SECRET = secrets.token_urlsafe(32)
+PRIVATE_KEY, PUBLIC_KEY = generate_key_pair()  # this run's token keys
 ENV_VARS = (
     "VOXTRAIN_TEST_KAFKA_BOOTSTRAP",
     "VOXTRAIN_TEST_POSTGRES_DSN",
@@ -123,7 +123,7 @@ def start_service(stack: Endpoints, port: int, namespace: str, bucket: str) -> s
         **os.environ,
         **stack.as_env(),
         "VOXTRAIN_ENVIRONMENT": "test",
-        "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET,
+        "VOXTRAIN_AUTH__PUBLIC_KEY": PUBLIC_KEY,
         "VOXTRAIN_POSTGRES__SCHEMA": f"bench_{uuid.uuid4().hex[:8]}",
         "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
         "VOXTRAIN_MINIO__BUCKET": bucket,
@@ -236,7 +236,9 @@ async def main() -> None:
     ensure_bucket(make_client(minio), bucket)
     port = free_port()
     proc = start_service(stack, port, namespace, bucket)
-    headers = {"Authorization": "Bearer " + issue_token(AuthSettings(jwt_secret=JWT_SECRET), "bench")}
+    headers = {
+        "Authorization": "Bearer " + issue_token(AuthSettings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY), "bench")
+    }
     rows = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:

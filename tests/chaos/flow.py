@@ -75,9 +75,9 @@ def make_files(work: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
 class Api:
     """Public HTTP APIs over the replicas of each service: a request that cannot connect tries another replica."""
 
-    def __init__(self, urls: dict[str, list[str]], jwt_secret: str, tenant: str) -> None:
+    def __init__(self, urls: dict[str, list[str]], signing: AuthSettings, tenant: str) -> None:
         self.urls = urls
-        token = issue_token(AuthSettings(jwt_secret=jwt_secret), tenant)
+        token = issue_token(signing, tenant)
         self.headers = {"Authorization": f"Bearer {token}"}
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=3.0))
 

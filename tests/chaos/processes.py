@@ -15,6 +15,7 @@ from typing import TypeVar
 from voxtrain_devstack import Ports, StateDir, install, procs, services
 from voxtrain_devstack.servers import Server, all_servers
 from voxtrain_devstack.stack import Endpoints, ensure_up
+from voxtrain_shared.settings import AuthSettings
 
 SERVICES = ("models", "datasets", "validator", "trainer")
 SERVERS = ("kafka", "postgres", "minio")
@@ -54,9 +55,15 @@ class ChaosStack:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     replicas: int = 1
     endpoints: Endpoints | None = None
-    jwt_secret: str = ""
+    #: signs the chaos tenant's tokens with the stack's development key (as the identity service would)
+    signing: AuthSettings | None = None
     _servers: dict[str, Server] = field(default_factory=dict)
     _replicas: dict[str, list[Replica]] = field(default_factory=dict)
+
+    @property
+    def signing_auth(self) -> AuthSettings:
+        assert self.signing is not None, "start the servers first"
+        return self.signing
 
     @property
     def namespace(self) -> str:
@@ -65,7 +72,7 @@ class ChaosStack:
     def start_servers(self) -> None:
         self.endpoints = ensure_up(self.state.path, self.ports)
         secrets = self.state.secrets()
-        self.jwt_secret = secrets.jwt_secret
+        self.signing = AuthSettings(public_key=secrets.signing_public_key, private_key=secrets.signing_private_key)
         self._servers = {s.name: s for s in all_servers(self.state, self.ports, secrets, install())}
 
     def service_env(self, name: str, port: int) -> dict[str, str]:

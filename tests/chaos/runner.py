@@ -16,7 +16,6 @@ from voxtrain_devstack import Ports, StateDir
 from voxtrain_devstack import stop as stop_stack
 from voxtrain_shared import events as ev
 from voxtrain_shared.auth import issue_token
-from voxtrain_shared.settings import AuthSettings
 from voxtrain_shared.topics import Topics, dead_letter
 
 from .flow import Api, ModelRun, drive, make_files
@@ -140,7 +139,7 @@ async def _round(
     stack: ChaosStack, label: str, component: str, opts: Options, files: list[Any], flow_seconds: float, timeout: float
 ) -> RoundLog:
     log = RoundLog(label, component, int(time.time() * 1000))
-    api = Api({s: stack.urls(s) for s in ("models", "datasets")}, stack.jwt_secret, "chaos")
+    api = Api({s: stack.urls(s) for s in ("models", "datasets")}, stack.signing_auth, "chaos")
     stop = asyncio.Event()
     deadline = time.monotonic() + timeout
     fault = asyncio.create_task(_fault(stack, log, flow_seconds, stop))
@@ -196,13 +195,13 @@ async def _poison(stack: ChaosStack, topics: Topics, dlt: Collector) -> PoisonRe
             tenant_id="chaos",
             model_id=model_id,
         )
-        token = issue_token(AuthSettings(jwt_secret=stack.jwt_secret), "chaos")
+        token = issue_token(stack.signing_auth, "chaos")
         await producer.send_and_wait(
             topics.model_commands, command.to_bytes(), key=b"x", headers=[("authorization", f"Bearer {token}".encode())]
         )
     finally:
         await producer.stop()
-    api = Api({"models": stack.urls("models")}, stack.jwt_secret, "chaos")
+    api = Api({"models": stack.urls("models")}, stack.signing_auth, "chaos")
     try:
         found = await api.until("models", "GET", f"/v1/models/{model_id}", time.monotonic() + 30)
     finally:
@@ -217,7 +216,7 @@ async def _settle(stack: ChaosStack, logs: list[RoundLog]) -> None:
     if not waiting:
         return
     say(f"{len(waiting)} model(s) had not ended with their round; waiting up to {GIVE_UP_SECONDS + 60} s")
-    api = Api({"models": stack.urls("models")}, stack.jwt_secret, "chaos")
+    api = Api({"models": stack.urls("models")}, stack.signing_auth, "chaos")
     deadline = time.monotonic() + GIVE_UP_SECONDS + 60
     try:
         while waiting and time.monotonic() < deadline:

@@ -13,15 +13,16 @@ from typing import Any
 
 import uvicorn
 
-from tests.support import JWT_SECRET, settings_for, unique
+from tests.support import PRIVATE_KEY, VERIFY_AUTH, settings_for, unique
 from voxtrain_console.bootstrap import Console
 from voxtrain_console.bootstrap import build as build_console
 from voxtrain_console.settings import ConsoleSettings
 from voxtrain_datasets.bootstrap import build as build_datasets
+from voxtrain_identity.bootstrap import build as build_identity
 from voxtrain_models.bootstrap import build as build_models
 from voxtrain_shared.settings import (
-    AuthSettings,
     DatasetsSettings,
+    IdentitySettings,
     KafkaSettings,
     ModelsSettings,
     TrainerSettings,
@@ -75,7 +76,8 @@ class System:
 
 @asynccontextmanager
 async def running_system(stack: Any, work_dir: Path, **console: Any) -> AsyncIterator[System]:
-    """models, datasets, validator, trainer and the console on real ports; ``console``: settings overrides."""
+    """models, datasets, validator, trainer, identity and the console on real ports; ``console``: settings
+    overrides."""
     namespace = unique("console")
     shared = {
         "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
@@ -88,15 +90,17 @@ async def running_system(stack: Any, work_dir: Path, **console: Any) -> AsyncIte
             ("datasets", DatasetsSettings, build_datasets, {"VOXTRAIN_PART_SIZE_BYTES": str(5 * MiB)}),
             ("validator", ValidatorSettings, build_validator, {}),
             ("trainer", TrainerSettings, build_trainer, {"VOXTRAIN_WORK_DIR": str(work_dir / "trainer")}),
+            ("identity", IdentitySettings, build_identity, {"VOXTRAIN_AUTH__PRIVATE_KEY": PRIVATE_KEY}),
         ):
             svc = build(settings_for(cls, stack, **shared, **extra))
             urls[name] = await stack_.enter_async_context(serving(svc.app, name))
         settings = ConsoleSettings(
-            auth=AuthSettings(jwt_secret=JWT_SECRET),
+            auth=VERIFY_AUTH,
             kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_namespace=namespace),
             models_url=urls["models"],
             datasets_url=urls["datasets"],
             trainer_url=urls["trainer"],
+            identity_url=urls["identity"],
             environment="test",
             **console,
         )

@@ -26,7 +26,6 @@ from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT, speak, s
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420)]
 TENANT = "acme"
-TOKEN = auth_headers(TENANT)["Authorization"].removeprefix("Bearer ")
 # Tailwind's palette: the badge dots (500) and backgrounds (100) of the spec's colours.
 DOT = {
     "zinc": "rgb(113, 113, 122)",
@@ -174,13 +173,17 @@ async def test_sign_in_shows_only_the_tenants_models(system, page, artifacts) ->
         r = await c.post("/v1/models", json={"name": "not-yours", "language": "en-US"}, headers=auth_headers("other"))
         assert r.status_code == 201
     await page.goto(system.console_url)
-    await page.wait_for_selector("#token")
-    await page.fill("#token", "not-a-token")
+    async with httpx.AsyncClient(base_url=system.urls["identity"]) as c:
+        r = await c.post("/v1/api-keys", json={"label": "console"}, headers=auth_headers(TENANT))
+        assert r.status_code == 201, r.text
+        api_key = r.json()["key"]
+    await page.wait_for_selector("#api-key")
+    await page.fill("#api-key", "vtk_not-a-key")
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_selector("#signin-error:has-text('not valid')")
     await shot(page, artifacts, "01-sign-in-refused")
 
-    await page.fill("#token", TOKEN)
+    await page.fill("#api-key", api_key)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_selector("#models-table")
     await page.wait_for_selector("#live-indicator[data-state=open]")
@@ -456,6 +459,27 @@ async def test_the_list_follows_along_and_fits_a_phone(system, page, artifacts) 
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
 
     await page.click("#sign-out")
-    await page.wait_for_selector("#token")
+    await page.wait_for_selector("#api-key")
     assert not [c for c in await page.context.cookies() if c["name"] == "voxtrain_events"]
+    assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def test_a_revoked_api_key_ends_the_session_within_a_minute(system, page, artifacts) -> None:
+    # a new key, then revoked while the page is open
+    await page.goto(system.console_url)
+    await page.evaluate("sessionStorage.clear()")
+    await page.reload()
+    async with httpx.AsyncClient(base_url=system.urls["identity"]) as c:
+        r = await c.post("/v1/api-keys", json={"label": "to revoke"}, headers=auth_headers(TENANT))
+        key, key_id = r.json()["key"], r.json()["id"]
+        await page.fill("#api-key", key)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_selector("#models-table")
+        assert await page.evaluate("sessionStorage.getItem('voxtrain.apiKey')") == key
+        r = await c.delete(f"/v1/api-keys/{key_id}", headers=auth_headers(TENANT))
+        assert r.status_code == 204
+    # the page exchanges the key again before its one-minute token ends: refused, so it signs out
+    await page.wait_for_selector("#api-key", timeout=70_000)
+    await page.wait_for_selector("#alerts .toast:has-text('session ended')")
+    await shot(page, artifacts, "20-session-ended")
     assert await page.evaluate("sessionStorage.length") == 0

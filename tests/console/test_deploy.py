@@ -41,13 +41,14 @@ def test_compose_sets_only_real_console_settings_and_no_secret_value() -> None:
     env = console_service()["environment"]
     assert set(env) <= env_var_names(ConsoleSettings)
     assert {
-        "VOXTRAIN_AUTH__JWT_SECRET",
+        "VOXTRAIN_AUTH__PUBLIC_KEY",
         "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS",
         "VOXTRAIN_MODELS_URL",
         "VOXTRAIN_DATASETS_URL",
         "VOXTRAIN_TRAINER_URL",
     } <= set(env)
-    assert re.fullmatch(r"\$\{VOXTRAIN_JWT_SECRET:\?[^}]*\}", env["VOXTRAIN_AUTH__JWT_SECRET"])
+    assert re.fullmatch(r"\$\{VOXTRAIN_SIGNING_PUBLIC_KEY:\?[^}]*\}", env["VOXTRAIN_AUTH__PUBLIC_KEY"])
+    assert "VOXTRAIN_AUTH__PRIVATE_KEY" not in env
 
 
 def test_the_image_build_knows_the_console_package() -> None:
@@ -62,14 +63,16 @@ def test_make_run_starts_the_console_pointed_at_the_local_apis() -> None:
         "console",
         {"VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:19092"},
         ports,
-        Secrets("p", "a", "s", "jwt-secret-" + "x" * 32),
+        Secrets.generate(),
     )
+    assert "VOXTRAIN_AUTH__PRIVATE_KEY" not in env, "only the identity service gets the signing key"
     with mock.patch.dict(os.environ, env, clear=True):
         s = ConsoleSettings()
     assert s.http.port == 8100 == ports.console
-    assert (s.upstream("models"), s.upstream("datasets"), s.upstream("trainer")) == (
+    assert (s.upstream("models"), s.upstream("datasets"), s.upstream("trainer"), s.upstream("identity")) == (
         "http://127.0.0.1:8101",
         "http://127.0.0.1:8102",
         "http://127.0.0.1:8104",
+        "http://127.0.0.1:8106",
     )
     assert s.kafka.bootstrap_servers == "127.0.0.1:19092"

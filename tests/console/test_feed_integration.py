@@ -11,10 +11,10 @@ import pytest
 
 from tests.console.system import serving
 from tests.console.test_live import progress, read_events, status_changed
-from tests.support import JWT_SECRET, auth_headers, publish, unique
+from tests.support import VERIFY_AUTH, auth_headers, publish, unique
 from voxtrain_console.bootstrap import build
 from voxtrain_console.settings import ConsoleSettings
-from voxtrain_shared.settings import AuthSettings, KafkaSettings
+from voxtrain_shared.settings import KafkaSettings
 from voxtrain_shared.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 async def test_kafka_events_reach_only_their_tenants_browsers(stack) -> None:
     topics = Topics(unique("feed"))
     settings = ConsoleSettings(
-        auth=AuthSettings(jwt_secret=JWT_SECRET),
+        auth=VERIFY_AUTH,
         kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_namespace=topics.namespace),
     )
     console = build(settings)

@@ -14,14 +14,15 @@ import httpx
 import pytest
 
 from tests.console.system import serving
-from tests.support import JWT_SECRET, auth_headers
+from tests.support import PRIVATE_KEY, VERIFY_AUTH, auth_headers, settings_for
 from voxtrain_console.bootstrap import build
 from voxtrain_console.live import Hub, LiveEvent, sse_stream, to_live
 from voxtrain_console.session import COOKIE, COOKIE_PATH
 from voxtrain_console.settings import ConsoleSettings
+from voxtrain_identity.bootstrap import build as build_identity
 from voxtrain_shared import events as ev
-from voxtrain_shared.auth import issue_token
-from voxtrain_shared.settings import AuthSettings
+from voxtrain_shared.auth import generate_key_pair, issue_token
+from voxtrain_shared.settings import AuthSettings, IdentitySettings
 from voxtrain_shared.vocab import ErrorCode, ModelStatus
 
 
@@ -37,7 +38,7 @@ class FakeFeed:
 
 def settings(**extra: Any) -> ConsoleSettings:
     return ConsoleSettings(
-        auth=AuthSettings(jwt_secret=JWT_SECRET),
+        auth=VERIFY_AUTH,
         models_url="http://models.test",
         datasets_url="http://datasets.test",
         trainer_url="http://trainer.test",
@@ -187,29 +188,40 @@ async def test_the_stream_needs_a_token(console) -> None:
     async with httpx.AsyncClient(base_url=url) as client:
         r = await client.get("/api/events")
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    other_key = issue_token(AuthSettings(jwt_secret="another-secret-" + "y" * 32), "acme")
+    private, public = generate_key_pair()
+    other_key = issue_token(AuthSettings(public_key=public, private_key=private), "acme")
     async with httpx.AsyncClient(base_url=url, cookies={COOKIE: other_key}) as client:
         r = await client.get("/api/events")
         assert r.status_code == 401
 
 
-async def test_sign_in_sets_an_http_only_strict_cookie_for_the_stream_only(console) -> None:
-    _, url = console
-    token = auth_headers("acme")["Authorization"][7:]
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        r = await client.post("/api/session", json={"token": "nonsense"})
-        assert r.status_code == 401 and "set-cookie" not in r.headers
-        r = await client.post("/api/session", json={"token": token})
-        assert r.status_code == 200 and r.json()["tenant_id"] == "acme"
-        assert r.json()["expires_at"] > time.time()
-        cookie = r.headers["set-cookie"]
-        assert f"{COOKIE}={token}" in cookie and f"Path={COOKIE_PATH}" in cookie
-        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=" in cookie
-        # the cookie alone (as EventSource sends it) opens the stream
-        [(name, data)] = await read_events(client, f"{url}/api/events", 1)
-        assert (name, data) == ("ready", {"tenant_id": "acme"})
-        r = await client.delete("/api/session")
-        assert r.status_code == 204 and "Max-Age=0" in r.headers["set-cookie"]
+async def test_sign_in_with_an_api_key_sets_an_http_only_strict_cookie_for_the_stream_only(stack) -> None:
+    identity = build_identity(settings_for(IdentitySettings, stack, VOXTRAIN_AUTH__PRIVATE_KEY=PRIVATE_KEY))
+    async with serving(identity.app, "identity") as identity_url, httpx.AsyncClient(base_url=identity_url) as ids:
+        r = await ids.post("/v1/api-keys", json={"label": "console", "scopes": ["read"]}, headers=auth_headers("acme"))
+        key, key_id = r.json()["key"], r.json()["id"]
+        app = build(settings(sse_heartbeat_seconds=0.2, identity_url=identity_url), feed=FakeFeed())
+        async with serving(app.app, "console") as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+            r = await client.post("/api/session", json={"token": auth_headers("acme")["Authorization"][7:]})
+            assert r.status_code == 422, "a raw token is no sign-in"
+            r = await client.post("/api/session", json={"api_key": "vtk_nonsense"})
+            assert r.status_code == 401 and "set-cookie" not in r.headers and "not valid" in r.text
+            r = await client.post("/api/session", json={"api_key": key})
+            assert r.status_code == 200 and r.json()["tenant_id"] == "acme" and r.json()["scopes"] == ["read"]
+            assert 0 < r.json()["expires_in"] <= 60 and r.json()["expires_at"] > time.time()
+            token = r.json()["access_token"]
+            cookie = r.headers["set-cookie"]
+            assert f"{COOKIE}={token}" in cookie and f"Path={COOKIE_PATH}" in cookie
+            assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=" in cookie
+            # the cookie alone (as EventSource sends it) opens the stream
+            [(name, data)] = await read_events(client, f"{url}/api/events", 1)
+            assert (name, data) == ("ready", {"tenant_id": "acme"})
+            r = await client.delete("/api/session")
+            assert r.status_code == 204 and "Max-Age=0" in r.headers["set-cookie"]
+            # revoked: signing in again (what the page does before the token expires) is refused
+            assert (await ids.delete(f"/v1/api-keys/{key_id}", headers=auth_headers("acme"))).status_code == 204
+            r = await client.post("/api/session", json={"api_key": key})
+            assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
 
 
 async def test_the_pages_are_served_with_a_strict_content_security_policy(console) -> None:
@@ -224,13 +236,16 @@ async def test_the_pages_are_served_with_a_strict_content_security_policy(consol
         assert (await client.get("/api/config")).json() == {"resumable_threshold_bytes": 64 * 1024**2}
 
 
-def test_a_console_refuses_to_start_without_a_jwt_secret(monkeypatch) -> None:
+def test_a_console_refuses_to_start_without_a_public_key_or_with_the_signing_key(monkeypatch) -> None:
     from voxtrain_shared.settings import SettingsError, load
 
-    monkeypatch.delenv("VOXTRAIN_AUTH__JWT_SECRET", raising=False)
-    with pytest.raises(SettingsError, match="VOXTRAIN_AUTH__JWT_SECRET"):
+    monkeypatch.delenv("VOXTRAIN_AUTH__PUBLIC_KEY", raising=False)
+    with pytest.raises(SettingsError, match="VOXTRAIN_AUTH__PUBLIC_KEY"):
         load(ConsoleSettings)
-    monkeypatch.setenv("VOXTRAIN_AUTH__JWT_SECRET", "dev")
-    monkeypatch.setenv("VOXTRAIN_ENVIRONMENT", "production")
-    with pytest.raises(SettingsError, match="real secret"):
+    monkeypatch.setenv("VOXTRAIN_AUTH__PUBLIC_KEY", "dev")
+    with pytest.raises(SettingsError, match="not an Ed25519 public key"):
+        load(ConsoleSettings)
+    monkeypatch.setenv("VOXTRAIN_AUTH__PUBLIC_KEY", VERIFY_AUTH.public_key)
+    monkeypatch.setenv("VOXTRAIN_AUTH__PRIVATE_KEY", PRIVATE_KEY)
+    with pytest.raises(SettingsError, match="must not be given to console"):
         load(ConsoleSettings)

@@ -308,6 +308,9 @@ async def test_a_completed_upload_takes_no_more_parts(console) -> None:
         ("/v1/vocabulary", "models", "/v1/vocabulary"),
         ("/v1/upload-limits", "datasets", "/v1/upload-limits"),
         ("/v1/webhooks/w1/deliveries", "webhooks", "/v1/webhooks/w1/deliveries"),
+        ("/v1/api-keys", "identity", "/v1/api-keys"),
+        ("/v1/api-keys/k1", "identity", "/v1/api-keys/k1"),
+        ("/v1/auth/token", "identity", "/v1/auth/token"),
     ],
 )
 def test_the_gateway_routes_public_paths_like_the_ingress(path: str, api: str, upstream: str) -> None:

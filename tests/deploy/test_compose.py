@@ -18,6 +18,7 @@ SETTINGS = {
     "validator": settings.ValidatorSettings,
     "trainer": settings.TrainerSettings,
     "webhooks": settings.WebhooksSettings,
+    "identity": settings.IdentitySettings,
 }
 SERVERS = ("kafka", "postgres", "minio")
 
@@ -85,13 +86,15 @@ def test_service_env_vars_are_real_settings_fields(compose: dict, name: str) -> 
     required = {
         "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS",
         "VOXTRAIN_POSTGRES__DSN",
-        "VOXTRAIN_AUTH__JWT_SECRET",
+        "VOXTRAIN_AUTH__PUBLIC_KEY",
         "VOXTRAIN_HTTP__HOST",
         "VOXTRAIN_HTTP__PORT",
     }
     if "VOXTRAIN_MINIO__ENDPOINT" in known:
         required |= {"VOXTRAIN_MINIO__ENDPOINT", "VOXTRAIN_MINIO__ACCESS_KEY", "VOXTRAIN_MINIO__SECRET_KEY"}
     assert required <= voxtrain_vars
+    # only the issuer holds the signing key
+    assert ("VOXTRAIN_AUTH__PRIVATE_KEY" in voxtrain_vars) == (name == "identity")
 
 
 @pytest.mark.parametrize("name", SETTINGS)

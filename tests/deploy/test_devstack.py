@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from voxtrain_devstack import Endpoints, Ports, StackError, StateDir, ensure_up,
 from voxtrain_devstack.servers import Minio as MinioServer
 from voxtrain_devstack.servers import kafka_has_broker
 from voxtrain_shared import settings
+from voxtrain_shared.auth import public_key_of
 
 
 def free_ports(n: int) -> list[int]:
@@ -139,3 +141,17 @@ def test_a_port_taken_by_someone_else_is_refused_with_a_way_out(tmp_path: Path) 
         server = MinioServer(StateDir(tmp_path), Ports(minio=port, minio_console=free_ports(1)[0]), None, None)
         with pytest.raises(StackError, match=rf"port {port} .* taken(.|\n)*VOXTRAIN_STACK_PORT_OFFSET"):
             server.start()
+
+
+def test_secrets_hold_a_signing_key_pair_and_an_older_stacks_file_is_completed(tmp_path) -> None:
+    state = StateDir(tmp_path)
+    state.create()
+    older = {"postgres_password": "pw", "minio_access_key": "ak", "minio_secret_key": "sk", "jwt_secret": "old"}
+    (tmp_path / "secrets.json").write_text(json.dumps(older))
+    secrets = state.secrets()
+    assert (secrets.postgres_password, secrets.minio_access_key, secrets.minio_secret_key) == ("pw", "ak", "sk")
+    assert public_key_of(secrets.signing_private_key) == secrets.signing_public_key
+    saved = json.loads((tmp_path / "secrets.json").read_text())
+    assert "jwt_secret" not in saved and saved["signing_public_key"] == secrets.signing_public_key
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert state.secrets() == secrets  # kept from now on

@@ -36,9 +36,13 @@ from voxtrain_contracts.services import built_services
 from voxtrain_devstack import services as devstack_services
 from voxtrain_devstack import versions
 from voxtrain_shared import ops, settings
+from voxtrain_shared.auth import generate_key_pair
 from voxtrain_shared.cli import app as cli
 
 REPO = Path(__file__).resolve().parents[2]
+_PRIVATE, _PUBLIC = generate_key_pair()
+#: A real key pair, as an operator would put into the Secrets (prod refuses the placeholders).
+REAL_KEYS = {"VOXTRAIN_AUTH__PUBLIC_KEY": _PUBLIC, "VOXTRAIN_AUTH__PRIVATE_KEY": _PRIVATE}
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
 #: The services: each has a database schema, so a migration Job.
@@ -48,6 +52,7 @@ SETTINGS = {
     "validator": settings.ValidatorSettings,
     "trainer": settings.TrainerSettings,
     "webhooks": settings.WebhooksSettings,
+    "identity": settings.IdentitySettings,
 }
 #: Everything that runs as a Deployment: the services and the web console (no database, no migrations).
 DEPLOYED: dict[str, type[BaseSettings]] = {**SETTINGS, "console": ConsoleSettings}
@@ -66,7 +71,9 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def apps() -> Iterator[dict[str, Any]]:
     """Each service's and the console's FastAPI app, built with placeholder settings (not started)."""
-    console = console_bootstrap.build(load_settings(ConsoleSettings, {"VOXTRAIN_AUTH__JWT_SECRET": "docs-only"}))
+    console = console_bootstrap.build(
+        load_settings(ConsoleSettings, {"VOXTRAIN_AUTH__PUBLIC_KEY": REAL_KEYS["VOXTRAIN_AUTH__PUBLIC_KEY"]})
+    )
     try:
         with built_services() as built:
             yield {**{b.name: b.service.app for b in built}, "console": console.app}
@@ -107,7 +114,15 @@ def secret_values(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
 
 def example_secrets() -> dict[str, str]:
     lines = (OVERLAYS["prod"] / "secrets.example.env").read_text().splitlines()
-    return dict(ln.split("=", 1) for ln in lines if ln.strip() and not ln.startswith("#"))
+    return {
+        **dict(ln.split("=", 1) for ln in lines if ln.strip() and not ln.startswith("#")),
+        "VOXTRAIN_AUTH__PRIVATE_KEY": "REPLACE-ME",  # the Secret voxtrain-signing-key
+    }
+
+
+def dev_secrets(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """The values of the dev overlay's Secrets (the services' and the identity service's signing key)."""
+    return {**secret_values(docs, "voxtrain-secrets"), **secret_values(docs, "voxtrain-signing-key")}
 
 
 def environment(docs: list[dict[str, Any]], c: dict[str, Any], secrets: dict[str, str] | None) -> dict[str, str]:
@@ -228,7 +243,7 @@ def test_each_service_runs_its_own_command_image_and_port(overlay: str, service:
 @pytest.mark.parametrize("service", DEPLOYED)
 def test_env_vars_are_exactly_settings_the_service_reads(overlay: str, service: str, rendered: dict) -> None:
     docs = rendered[overlay]
-    secrets = secret_values(docs, "voxtrain-secrets") if overlay == "dev" else example_secrets()
+    secrets = dev_secrets(docs) if overlay == "dev" else example_secrets()
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
     env = environment(docs, c, secrets)
     cls = DEPLOYED[service]
@@ -241,7 +256,7 @@ def test_env_vars_are_exactly_settings_the_service_reads(overlay: str, service: 
 def test_the_dev_environment_is_accepted_by_each_services_settings(service: str, rendered: dict) -> None:
     docs = rendered["dev"]
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
-    s = load_settings(DEPLOYED[service], environment(docs, c, secret_values(docs, "voxtrain-secrets")))
+    s = load_settings(DEPLOYED[service], environment(docs, c, dev_secrets(docs)))
     assert s.http.port == http_port(service) and s.http.host == "0.0.0.0"
     assert s.environment is settings.Environment.LOCAL
     if "postgres" in DEPLOYED[service].model_fields:
@@ -251,15 +266,11 @@ def test_the_dev_environment_is_accepted_by_each_services_settings(service: str,
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_the_console_reaches_each_api_through_its_service(overlay: str, rendered: dict) -> None:
     docs = rendered[overlay]
-    secrets = (
-        secret_values(docs, "voxtrain-secrets")
-        if overlay == "dev"
-        else {**example_secrets(), "VOXTRAIN_AUTH__JWT_SECRET": "r" * 48}
-    )
+    secrets = dev_secrets(docs) if overlay == "dev" else {**example_secrets(), **REAL_KEYS}
     c = container(one(docs, "Deployment", "voxtrain-console"), "console")
     env = environment(docs, c, secrets)
     s = load_settings(ConsoleSettings, env)
-    assert set(console_proxy.API_NAMES) == {"models", "datasets", "trainer", "webhooks"}
+    assert set(console_proxy.API_NAMES) == {"models", "datasets", "trainer", "webhooks", "identity"}
     for api in console_proxy.API_NAMES:
         assert f"VOXTRAIN_{api.upper()}_URL" in env, f"{api}: the default (127.0.0.1) is no use in a pod"
         url = urlsplit(s.upstream(api))
@@ -279,9 +290,9 @@ def test_the_console_reaches_each_api_through_its_service(overlay: str, rendered
 def test_prod_refuses_the_example_secrets_and_takes_real_ones(service: str, rendered: dict) -> None:
     docs = rendered["prod"]
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
-    with pytest.raises(ValidationError, match="JWT_SECRET"):
+    with pytest.raises(ValidationError, match="PUBLIC_KEY"):
         load_settings(DEPLOYED[service], environment(docs, c, example_secrets()))
-    real = {**example_secrets(), "VOXTRAIN_AUTH__JWT_SECRET": "r" * 48}
+    real = {**example_secrets(), **REAL_KEYS}
     s = load_settings(DEPLOYED[service], environment(docs, c, real))
     assert s.environment is settings.Environment.PRODUCTION
 
@@ -668,9 +679,24 @@ def test_prod_has_no_servers_and_commits_no_secret(rendered: dict) -> None:
         for e in c.get("env", [])
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    assert refs == {"voxtrain-secrets"}
+    assert refs == {"voxtrain-secrets", "voxtrain-signing-key"}  # the second: the identity service only
     assert all("REPLACE-ME" in v for v in example_secrets().values())
     replicas = {
         n: one(docs, "Deployment", f"voxtrain-{n}")["spec"].get("replicas") for n in ("models", "datasets", "console")
     }
     assert replicas == {"models": 2, "datasets": 2, "console": 2}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_only_the_identity_service_gets_the_signing_key(overlay: str, rendered: dict) -> None:
+    docs = rendered[overlay]
+    holders = set()
+    for d in docs:
+        if d["kind"] not in ("Deployment", "Job"):
+            continue
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            refs = [e for e in c.get("env", []) if e["name"] == "VOXTRAIN_AUTH__PRIVATE_KEY"]
+            refs += [s for s in c.get("envFrom", []) if s.get("secretRef", {}).get("name") == "voxtrain-signing-key"]
+            if refs:
+                holders.add(d["metadata"]["name"])
+    assert holders == {"voxtrain-identity"}

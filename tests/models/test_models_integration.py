@@ -8,7 +8,7 @@ from tests.support import TopicReader, auth_headers, eventually, publish, runnin
 from voxtrain_models.bootstrap import build
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import ModelsSettings
-from voxtrain_shared.vocab import DatasetType
+from voxtrain_shared.vocab import DatasetType, Scope
 
 pytestmark = pytest.mark.integration
 ACME, OTHER = auth_headers("acme"), auth_headers("other")
@@ -234,3 +234,30 @@ async def test_other_services_drive_it_over_the_commands_topic(svc, stack) -> No
     codes = [(g.payload().command_id, g.payload().code) for g in got[1:]]
     assert codes == [(forged.id, "forbidden"), (no_data.id, "unauthorized"), (fresh.id, "validation_failed")]
     assert (await svc.client.get(f"/v1/models/{mid}", headers=ACME)).json()["name"] == "from-kafka"
+
+
+async def test_commands_need_the_scope_of_what_they_do(svc, stack) -> None:
+    t = svc.topics
+    mid = uuid.uuid4()
+    write_only = {"authorization": auth_headers("acme", scopes=frozenset({Scope.READ, Scope.WRITE}))["Authorization"]}
+    read_only = {"authorization": auth_headers("acme", scopes=frozenset({Scope.READ}))["Authorization"]}
+    auto = ev.wrap(ev.CreateModel(name="auto", language="en-US"), tenant_id="acme", model_id=uuid.uuid4())
+    by_reader = ev.wrap(ev.CreateModel(name="r", language="en-US", auto_train=False), tenant_id="acme", model_id=mid)
+    manual = ev.wrap(ev.CreateModel(name="manual", language="en-US", auto_train=False), tenant_id="acme", model_id=mid)
+    train = ev.wrap(ev.StartTraining(), tenant_id="acme", model_id=mid)
+    async with TopicReader(stack.kafka_bootstrap, t.models) as reader:
+        await publish(stack.kafka_bootstrap, t.model_commands, auto, headers=write_only)  # auto_train needs train
+        await publish(stack.kafka_bootstrap, t.model_commands, by_reader, headers=read_only)
+        await publish(stack.kafka_bootstrap, t.model_commands, manual, headers=write_only)
+        await publish(stack.kafka_bootstrap, t.model_commands, train, headers=write_only)
+        await reader.read(4)
+        await reader.settle(1)
+    got = [ev.REGISTRY.parse(r.value) for r in reader.records]
+    assert [g.type for g in got] == ["CommandRejected", "CommandRejected", "ModelCreated", "CommandRejected"]
+    rejected = [g.payload() for g in got if g.type == "CommandRejected"]
+    assert [(r.command_id, r.code) for r in rejected] == [
+        (auto.id, "forbidden"),
+        (by_reader.id, "forbidden"),
+        (train.id, "forbidden"),
+    ]
+    assert "'train' scope" in rejected[0].message and "'write' scope" in rejected[1].message

@@ -5,14 +5,14 @@ import uuid
 import pytest
 
 from tests.models.test_models_integration import ACME, create, passed, uploaded
-from tests.support import JWT_SECRET, TopicReader, eventually, publish, running, settings_for
+from tests.support import ISSUER_AUTH, TopicReader, eventually, publish, running, settings_for
 from voxtrain_models.bootstrap import build
 from voxtrain_shared import events as ev
 from voxtrain_shared.auth import issue_token
-from voxtrain_shared.settings import AuthSettings, ModelsSettings
+from voxtrain_shared.settings import ModelsSettings
 
 pytestmark = pytest.mark.integration
-OPERATOR = {"Authorization": "Bearer " + issue_token(AuthSettings(jwt_secret=JWT_SECRET), "ops", operator=True)}
+OPERATOR = {"Authorization": "Bearer " + issue_token(ISSUER_AUTH, "ops", operator=True)}
 SHORT = {
     "VOXTRAIN_SUPERVISION__EVERY_SECONDS": "0.3",
     "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "1.5",

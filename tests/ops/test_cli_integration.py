@@ -12,13 +12,26 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support import TopicReader, auth_headers, eventually, publish, running, settings_for, unique
+from tests.support import (
+    PRIVATE_KEY,
+    VERIFY_AUTH,
+    TopicReader,
+    auth_headers,
+    eventually,
+    publish,
+    running,
+    serving,
+    settings_for,
+    unique,
+)
+from voxtrain_identity.bootstrap import build as build_identity
 from voxtrain_models.bootstrap import build as build_models
 from voxtrain_shared import events as ev
 from voxtrain_shared import ops, outbox
+from voxtrain_shared.auth import InvalidToken
 from voxtrain_shared.db import migrate
 from voxtrain_shared.kafka import PermanentError, ensure_topics, make_broker, subscribe
-from voxtrain_shared.settings import KafkaSettings, ModelsSettings
+from voxtrain_shared.settings import IdentitySettings, KafkaSettings, ModelsSettings
 from voxtrain_shared.topics import Topics, dead_letter
 from voxtrain_shared.vocab import DatasetType
 from voxtrain_trainer.domain import Run
@@ -345,8 +358,6 @@ async def test_dlt_of_an_empty_or_missing_topic(cli) -> None:
 
 
 async def test_overdue_lists_and_redrives_through_the_models_service(cli, stack) -> None:
-    from tests.support import JWT_SECRET, serving
-
     quick = {"VOXTRAIN_SUPERVISION__EVERY_SECONDS": "3600", "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": "0.5"}
     svc = build_models(settings_for(ModelsSettings, stack, **quick))
     async with running(svc) as client, serving(svc.app) as url:
@@ -354,7 +365,7 @@ async def test_overdue_lists_and_redrives_through_the_models_service(cli, stack)
         waiting = await create_model(svc, "waiting")
         await publish(stack.kafka_bootstrap, svc.topics.datasets, uploaded(uuid.UUID(waiting["id"])))
         await eventually(lambda: _is(svc, waiting["id"], 2))
-        env = {"VOXTRAIN_MODELS_URL": url, "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET}
+        env = {"VOXTRAIN_MODELS_URL": url, "VOXTRAIN_AUTH__PRIVATE_KEY": PRIVATE_KEY}
 
         async def listed():
             rows = await cli.json("models", "--overdue", env=env)
@@ -374,18 +385,16 @@ async def test_overdue_lists_and_redrives_through_the_models_service(cli, stack)
         unreachable = await cli("models", "--overdue", env={**env, "VOXTRAIN_MODELS_URL": "http://127.0.0.1:9"})
         assert unreachable.exit_code == 2 and "cannot reach the models service" in unreachable.stderr
         no_secret = await cli("redrive", idle["id"], env={"VOXTRAIN_MODELS_URL": env["VOXTRAIN_MODELS_URL"]})
-        assert no_secret.exit_code == 2 and "VOXTRAIN_AUTH__JWT_SECRET" in no_secret.stderr
+        assert no_secret.exit_code == 2 and "VOXTRAIN_AUTH__PRIVATE_KEY" in no_secret.stderr
 
 
 # ---------------------------------------------------------------- credits
 
 
 async def test_an_operator_grants_expires_and_shows_credits_through_the_models_service(cli, stack) -> None:
-    from tests.support import JWT_SECRET, serving
-
     svc = build_models(settings_for(ModelsSettings, stack, VOXTRAIN_CREDITS__FREE_ALLOWANCE="20"))
     async with running(svc) as client, serving(svc.app) as url:
-        env = {"VOXTRAIN_MODELS_URL": url, "VOXTRAIN_AUTH__JWT_SECRET": JWT_SECRET, "USER": "bob"}
+        env = {"VOXTRAIN_MODELS_URL": url, "VOXTRAIN_AUTH__PRIVATE_KEY": PRIVATE_KEY, "USER": "bob"}
         granted = await cli.json("credits", "grant", "acme", "250", "--reason", "pilot project", env=env)
         assert (granted["tenant_id"], granted["balance"]) == ("acme", 270)  # first seen: allowance, then the grant
         grant, allowance = granted["entries"]
@@ -408,3 +417,49 @@ async def test_an_operator_grants_expires_and_shows_credits_through_the_models_s
         assert other["balance"] == 20 and [e["kind"] for e in other["entries"]] == ["grant"]
         bad = await cli("credits", "show", "Not A Tenant", env=env)
         assert bad.exit_code == 2 and "not a tenant id" in bad.stderr
+
+
+async def test_an_operator_makes_lists_and_revokes_a_tenants_api_keys(cli, stack) -> None:
+    svc = build_identity(settings_for(IdentitySettings, stack, VOXTRAIN_AUTH__PRIVATE_KEY=PRIVATE_KEY))
+    tenant = unique("t").lower()
+    async with running(svc) as client, serving(svc.app) as url:
+        svc.client = client
+        env = {"VOXTRAIN_IDENTITY_URL": url, "VOXTRAIN_AUTH__PRIVATE_KEY": PRIVATE_KEY}
+        made = await cli("api-keys", "create", tenant, "--scopes", "read,train", "--label", "first", env=env)
+        assert made.exit_code == 0, made.output
+        key = made.stdout.strip()
+        assert key.startswith("vtk_") and "shown this once" in made.stderr
+        r = await svc.client.post("/v1/auth/token", json={"api_key": key})
+        assert r.status_code == 200 and r.json()["scope"] == "read train" and r.json()["tenant_id"] == tenant
+        (row,) = await cli.json("api-keys", "list", tenant, env=env)
+        assert row["label"] == "first" and row["created_by"] == "operator" and "key" not in row
+        table = await cli("api-keys", "list", tenant, env=env)
+        assert table.stdout.splitlines()[0].split() == [c.upper() for c in ops.API_KEY_COLUMNS]
+        assert key not in table.stdout
+        revoked = await cli("api-keys", "revoke", tenant, row["id"], env=env)
+        assert revoked.exit_code == 0, revoked.output
+        assert (await svc.client.post("/v1/auth/token", json={"api_key": key})).status_code == 401
+        bad = await cli("api-keys", "create", tenant, "--scopes", "read,admin", env=env)
+        assert bad.exit_code == 2 and "scopes are read, write, train" in bad.stderr
+        other = await cli("api-keys", "revoke", unique("t").lower(), row["id"], env=env)
+        assert other.exit_code == 2 and "not_found" in other.stderr
+
+
+def test_token_prints_a_token_the_services_verify_and_keypair_makes_keys() -> None:
+    from typer.testing import CliRunner
+
+    from voxtrain_shared.auth import verify_token
+    from voxtrain_shared.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["token", "acme", "--scopes", "read"], env={"VOXTRAIN_AUTH__PRIVATE_KEY": PRIVATE_KEY})
+    assert out.exit_code == 0, out.output
+    principal = verify_token(VERIFY_AUTH, out.stdout.strip())
+    assert principal.tenant_id == "acme" and sorted(principal.scopes) == ["read"]
+    pair = dict(line.split("=", 1) for line in runner.invoke(app, ["keypair"]).stdout.split())
+    assert set(pair) == {"VOXTRAIN_AUTH__PRIVATE_KEY", "VOXTRAIN_AUTH__PUBLIC_KEY"}
+    out = runner.invoke(app, ["token", "acme"], env={"VOXTRAIN_AUTH__PRIVATE_KEY": pair["VOXTRAIN_AUTH__PRIVATE_KEY"]})
+    with pytest.raises(InvalidToken):
+        verify_token(VERIFY_AUTH, out.stdout.strip())  # another pair's token: the test services refuse it
+    missing = runner.invoke(app, ["token", "acme"], env={"VOXTRAIN_AUTH__PRIVATE_KEY": None})
+    assert missing.exit_code == 2 and "VOXTRAIN_AUTH__PRIVATE_KEY" in missing.stderr

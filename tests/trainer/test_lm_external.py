@@ -17,6 +17,7 @@ import numpy as np
 import pocketsphinx
 import pytest
 
+from tests.support import PUBLIC_KEY
 from voxtrain_shared import settings
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
@@ -277,7 +278,7 @@ def test_estimates_under_an_address_space_limit_the_in_memory_estimator_exceeds(
 
 _TRAINER_ENV = {
     "VOXTRAIN_POSTGRES__DSN": "postgresql://u:p@h/db",
-    "VOXTRAIN_AUTH__JWT_SECRET": "s" * 40,
+    "VOXTRAIN_AUTH__PUBLIC_KEY": PUBLIC_KEY,
     "VOXTRAIN_MINIO__ACCESS_KEY": "a",
     "VOXTRAIN_MINIO__SECRET_KEY": "b",
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from minio.error import S3Error
 
+from tests.support import PUBLIC_KEY
 from voxtrain_shared import events as ev
 from voxtrain_shared.vocab import DatasetType
 from voxtrain_trainer import worker
@@ -90,7 +91,7 @@ def test_the_service_settings_reach_the_training_run() -> None:
 
     s = TrainerSettings(
         postgres={"dsn": "postgresql://x@y/z"},
-        auth={"jwt_secret": "t"},
+        auth={"public_key": PUBLIC_KEY},
         minio={"access_key": "a", "secret_key": "b"},
         ngram_order=2,
         lm_memory_mb=512,

@@ -26,7 +26,7 @@ from voxtrain_shared.db import create_pool, migrate
 from voxtrain_shared.service import Service
 from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
-from voxtrain_shared.vocab import DatasetType
+from voxtrain_shared.vocab import DatasetType, Scope
 from voxtrain_trainer import handlers as h
 from voxtrain_trainer.bootstrap import MIGRATIONS, build
 from voxtrain_trainer.processes import WorkerProcess
@@ -465,3 +465,14 @@ async def test_transcription_refuses_long_audio_and_large_bodies_with_their_code
         "/v1/models/base/transcriptions", files={"file": ("long.wav", wav, "audio/wav")}
     )
     assert anonymous.status_code == 401
+    # transcribing needs the read scope only (a read-only key gets past auth to the duration check)
+    reader = auth_headers("acme", scopes=frozenset({Scope.READ}))
+    r = await capped_trainer.client.post(
+        "/v1/models/base/transcriptions", headers=reader, files={"file": ("long.wav", wav, "audio/wav")}
+    )
+    assert r.status_code == 413
+    no_read = auth_headers("acme", scopes=frozenset({Scope.WRITE, Scope.TRAIN}))
+    r = await capped_trainer.client.post(
+        "/v1/models/base/transcriptions", headers=no_read, files={"file": ("long.wav", wav, "audio/wav")}
+    )
+    assert r.status_code == 403 and "'read' scope" in r.json()["error"]["message"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeUnitOfWork
+from tests.support import PUBLIC_KEY
 from tests.trainer.fakes import FakeTrainerRepository
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import TrainerSettings
@@ -74,7 +75,7 @@ def settings(monkeypatch) -> TrainerSettings:
         "VOXTRAIN_MINIO__ENDPOINT": "localhost:9000",
         "VOXTRAIN_MINIO__ACCESS_KEY": "a",
         "VOXTRAIN_MINIO__SECRET_KEY": "secretkey",
-        "VOXTRAIN_AUTH__JWT_SECRET": "x" * 40,
+        "VOXTRAIN_AUTH__PUBLIC_KEY": PUBLIC_KEY,
         "VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS": "localhost:1",
         "VOXTRAIN_MAX_ATTEMPTS": "2",
         "VOXTRAIN_RETRY_BACKOFF_SECONDS": "0",

@@ -1,8 +1,9 @@
 """The ``voxtrain`` command: operations on a running system (the work itself is in :mod:`voxtrain_shared.ops`).
 
 Settings come from the same environment variables as the services' (``VOXTRAIN_POSTGRES__DSN``,
-``VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS``, ``VOXTRAIN_AUTH__JWT_SECRET``), so the command works inside any
-service's pod. Output is a table for people, or JSON with ``--json``.
+``VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS``), so the command works inside any service's pod. Signing tokens
+(``token``, ``api-keys``, the operator routes) needs the signing key ``VOXTRAIN_AUTH__PRIVATE_KEY``, which only
+the identity service and operators hold. Output is a table for people, or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from uuid import UUID
 
 import asyncpg
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import ops
-from .auth import issue_token
+from .auth import ALL_SCOPES, generate_key_pair, issue_token, parse_scopes, public_key_of
 from .settings import ENV_PREFIX, NESTED, AuthSettings, KafkaSettings, PostgresSettings
 from .topics import dead_letter
 
@@ -31,6 +32,11 @@ credits_app = typer.Typer(
     help="Tenants' credits (through the models service, which owns the ledger).", no_args_is_help=True
 )
 app.add_typer(credits_app, name="credits")
+keys_app = typer.Typer(
+    help="Tenants' API keys (through the identity service; an operator makes a tenant's first key).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="api-keys")
 T = TypeVar("T")
 
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
@@ -40,12 +46,49 @@ MODELS_URL_OPTION = typer.Option(
     envvar="VOXTRAIN_MODELS_URL",
     help="base URL of the models service (for --overdue, redrive and credits)",
 )
+IDENTITY_URL_OPTION = typer.Option(
+    "http://127.0.0.1:8106",
+    "--identity-url",
+    envvar="VOXTRAIN_IDENTITY_URL",
+    help="base URL of the identity service",
+)
 SCHEMAS_HELP = "comma-separated schemas of the services' outboxes"
+NO_SIGNING_KEY = (
+    "Set VOXTRAIN_AUTH__PRIVATE_KEY to the signing key (`voxtrain-stack env` shows the local one; "
+    "in a cluster it is in the identity service's secret)."
+)
+
+
+class _SigningAuth(BaseModel):
+    private_key: SecretStr
+    public_key: str | None = None
+    issuer: str = "voxtrain"
+    audience: str = "voxtrain-api"
+    token_ttl_seconds: int = 30 * 24 * 3600
 
 
 class _CliSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore")
-    auth: AuthSettings
+    auth: _SigningAuth
+
+
+def _signing() -> AuthSettings:
+    """The operator's signing settings (the public key defaults to the private key's)."""
+    try:
+        a = _CliSettings().auth
+        private = a.private_key.get_secret_value()
+        return AuthSettings(
+            public_key=a.public_key or public_key_of(private),
+            private_key=a.private_key,
+            issuer=a.issuer,
+            audience=a.audience,
+            token_ttl_seconds=a.token_ttl_seconds,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors() if e["type"] != "missing")
+        raise _fail(f"{problems}. {NO_SIGNING_KEY}" if problems else NO_SIGNING_KEY) from None
+    except ValueError as exc:
+        raise _fail(f"{exc}. {NO_SIGNING_KEY}") from None
 
 
 class _DbSettings(BaseSettings):
@@ -127,23 +170,81 @@ def _schemas(value: str) -> list[str]:
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
-@app.command()
-def token(tenant: str, ttl_seconds: int = typer.Option(None, help="lifetime; default from settings")) -> None:
-    """Print a bearer token for TENANT (needs VOXTRAIN_AUTH__JWT_SECRET)."""
+SCOPES_HELP = "comma-separated: read, write, train"
+
+
+def _scopes(value: str) -> list[str]:
     try:
-        settings = _CliSettings()
-    except Exception:
-        typer.echo(
-            "Set VOXTRAIN_AUTH__JWT_SECRET to the services' JWT secret "
-            "(`make run` prints it; `voxtrain-stack env` shows the local one).",
-            err=True,
-        )
-        raise typer.Exit(2) from None
-    try:
-        typer.echo(issue_token(settings.auth, tenant, ttl_seconds))
+        return sorted(parse_scopes(value))
     except ValueError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def token(
+    tenant: str,
+    ttl_seconds: int = typer.Option(None, help="lifetime; default from settings"),
+    scopes: str = typer.Option(",".join(sorted(ALL_SCOPES)), help=SCOPES_HELP),
+) -> None:
+    """Print a bearer token for TENANT, signed with VOXTRAIN_AUTH__PRIVATE_KEY (operators and service-to-service
+    calls; tenants use API keys)."""
+    settings = _signing()
+    try:
+        typer.echo(issue_token(settings, tenant, ttl_seconds, scopes=parse_scopes(scopes)))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def keypair() -> None:
+    """Print a new Ed25519 signing key pair as environment lines (VOXTRAIN_AUTH__PRIVATE_KEY goes to the identity
+    service and operators only; VOXTRAIN_AUTH__PUBLIC_KEY to every service)."""
+    private, public = generate_key_pair()
+    typer.echo(f"VOXTRAIN_AUTH__PRIVATE_KEY={private}\nVOXTRAIN_AUTH__PUBLIC_KEY={public}")
+
+
+def _tenant_token(tenant: str) -> str:
+    """A short-lived token for TENANT with every scope, signed by the operator (subject ``operator``)."""
+    try:
+        return issue_token(_signing(), tenant, 300, subject="operator")
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+@keys_app.command("create")
+def api_keys_create(
+    tenant: str,
+    label: str = typer.Option("created by an operator", help="what the key is for"),
+    scopes: str = typer.Option(",".join(sorted(ALL_SCOPES)), help=SCOPES_HELP),
+    expires_in_days: int = typer.Option(None, min=1, help="default: never expires"),
+    identity_url: str = IDENTITY_URL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create an API key for TENANT (e.g. its first one) and print it: it is shown this once."""
+    row = _ops_call(ops.create_api_key, identity_url, _tenant_token(tenant), label, _scopes(scopes), expires_in_days)
+    if as_json:
+        _print([row], ops.API_KEY_COLUMNS, True, "")
+        return
+    typer.echo(row["key"])
+    typer.echo(
+        f"API key {row['id']} for {tenant} ({row['scopes']}): shown this once, store it safely. "
+        "Exchange it at POST /v1/auth/token, or set VT_API_KEY for the vt CLI.",
+        err=True,
+    )
+
+
+@keys_app.command("list")
+def api_keys_list(tenant: str, identity_url: str = IDENTITY_URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """TENANT's API keys (never their secrets)."""
+    rows = _ops_call(ops.list_api_keys, identity_url, _tenant_token(tenant))
+    _print(rows, ops.API_KEY_COLUMNS, as_json, f"{tenant} has no API keys")
+
+
+@keys_app.command("revoke")
+def api_keys_revoke(tenant: str, key_id: UUID, identity_url: str = IDENTITY_URL_OPTION) -> None:
+    """Revoke one of TENANT's API keys (tokens already exchanged for it end within a minute)."""
+    _ops_call(ops.revoke_api_key, identity_url, _tenant_token(tenant), key_id)
+    typer.echo(f"revoked {key_id}")
 
 
 @app.command()
@@ -162,13 +263,7 @@ def migrate(
 
 
 def _operator_token() -> str:
-    try:
-        settings = _CliSettings()
-    except ValidationError:
-        raise _fail(
-            "Set VOXTRAIN_AUTH__JWT_SECRET to the services' JWT secret (`voxtrain-stack env` shows the local one)."
-        ) from None
-    return issue_token(settings.auth, "operator", 300, operator=True)
+    return issue_token(_signing(), "operator", 300, operator=True)
 
 
 def _ops_call(fn: Any, *args: Any) -> Any:
@@ -191,7 +286,7 @@ def models(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Models by status, every tenant (read-only, through the models service's repository); with --overdue, the models
-    waiting at 2/3 past their deadline, from the models service (needs VOXTRAIN_AUTH__JWT_SECRET)."""
+    waiting at 2/3 past their deadline, from the models service (needs VOXTRAIN_AUTH__PRIVATE_KEY)."""
     if overdue:
         rows = _ops_call(ops.overdue_models, models_url, _operator_token(), limit)
         _print(rows, ops.OVERDUE_COLUMNS, as_json, "no overdue models")

@@ -8,7 +8,7 @@ one readable message naming the variables to set; nothing else in the code reads
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +17,6 @@ from .topics import DEFAULT_NAMESPACE, Topics
 
 ENV_PREFIX = "VOXTRAIN_"
 NESTED = "__"
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "test", ""}
 
 
 class Environment(StrEnum):
@@ -70,10 +69,29 @@ class MinioSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    jwt_secret: SecretStr
+    """Token verification (every process) and signing (issuers only: identity service, ``voxtrain`` CLI)."""
+
+    public_key: str = Field(
+        description="Ed25519 public key(s) that verify tokens: base64 (32 bytes) or PEM; several (comma-separated) "
+        "while the signing key is rotated"
+    )
+    private_key: SecretStr | None = Field(
+        None, description="Ed25519 signing key (base64 or PEM): only where tokens are issued (identity, operator CLI)"
+    )
     issuer: str = "voxtrain"
     audience: str = "voxtrain-api"
-    token_ttl_seconds: int = 30 * 24 * 3600
+    token_ttl_seconds: int = Field(30 * 24 * 3600, gt=0, description="lifetime of `voxtrain token` tokens")
+
+    @model_validator(mode="after")
+    def _keys_are_ed25519(self) -> AuthSettings:
+        from .auth import load_public_keys, public_key_of
+
+        keys = load_public_keys(self.public_key)
+        if self.private_key is not None:
+            own = load_public_keys(public_key_of(self.private_key.get_secret_value()))
+            if not own.keys() & keys.keys():
+                raise ValueError("VOXTRAIN_AUTH__PUBLIC_KEY does not hold the public key of VOXTRAIN_AUTH__PRIVATE_KEY")
+        return self
 
 
 class HttpSettings(BaseModel):
@@ -93,11 +111,16 @@ class BaseServiceSettings(BaseSettings):
     http: HttpSettings = HttpSettings()
 
     @model_validator(mode="after")
-    def _real_secret_in_production(self) -> BaseServiceSettings:
-        secret = self.auth.jwt_secret.get_secret_value()
-        if self.environment is Environment.PRODUCTION and (secret.lower() in _PLACEHOLDERS or len(secret) < 32):
-            raise ValueError("VOXTRAIN_AUTH__JWT_SECRET must be a real secret of 32+ characters in production")
+    def _no_signing_key_unless_issuer(self) -> BaseServiceSettings:
+        if self.auth.private_key is not None and not self.issues_tokens:
+            raise ValueError(
+                f"VOXTRAIN_AUTH__PRIVATE_KEY must not be given to {self.service_name}: only the identity service "
+                "signs tokens (services verify with VOXTRAIN_AUTH__PUBLIC_KEY)"
+            )
         return self
+
+    #: True only for the service that signs tokens (identity); the others refuse a private key.
+    issues_tokens: ClassVar[bool] = False
 
 
 class ServiceSettings(BaseServiceSettings):
@@ -230,6 +253,27 @@ class WebhooksSettings(ServiceSettings):
     timeout_seconds: float = Field(10.0, gt=0, description="per delivery attempt")
     concurrency: int = Field(4, ge=1, description="deliveries sent at once by one replica")
     max_endpoints_per_tenant: int = Field(10, ge=1)
+
+
+class IdentitySettings(ServiceSettings):
+    """The identity service: tenants' API keys, exchanged for short-lived tokens it signs."""
+
+    issues_tokens: ClassVar[bool] = True
+    service_name: str = "identity"
+    http: HttpSettings = HttpSettings(port=8106)
+    key_token_ttl_seconds: int = Field(
+        60,
+        ge=5,
+        le=60,
+        description="lifetime of a token exchanged for an API key: a revoked key stops working everywhere within it",
+    )
+    max_keys_per_tenant: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _issuer_has_the_signing_key(self) -> IdentitySettings:
+        if self.auth.private_key is None:
+            raise ValueError("the identity service signs tokens: set VOXTRAIN_AUTH__PRIVATE_KEY")
+        return self
 
 
 S = TypeVar("S", bound=BaseServiceSettings)

@@ -123,3 +123,12 @@ class ErrorCode(StrEnum):
     VALIDATION_TIMEOUT = "validation_timeout"
     INSUFFICIENT_CREDITS = "insufficient_credits"
     CANCELLED = "cancelled"
+
+
+class Scope(StrEnum):
+    """What a token (or the API key it was exchanged for) may do: ``read`` (GET routes and transcription),
+    ``write`` (create, update, delete, upload) and ``train`` (start or cancel a training, auto_train)."""
+
+    READ = "read"
+    WRITE = "write"
+    TRAIN = "train"

@@ -53,10 +53,10 @@ def _run_services(args: argparse.Namespace) -> None:
     for name, url in urls.items():
         print(f"  {name:<{width}}  {url}   (API docs: {url}/docs)")
     if console:
-        print(f"\nWeb console:  {console}/   (sign in with a tenant token)")
+        print(f"\nWeb console:  {console}/   (sign in with a tenant's API key)")
     print(
-        "\nA bearer token for a tenant:\n"
-        '  eval "$(uv run voxtrain-stack env)" && uv run voxtrain token TENANT\n'
+        "\nA tenant's first API key (then: POST /v1/auth/token, or VT_API_KEY for vt):\n"
+        '  eval "$(uv run voxtrain-stack env)" && uv run voxtrain api-keys create TENANT\n'
         "Logs: .voxtrain/stack/logs/   Stop everything: make stop"
     )
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="what runs, on which port").set_defaults(fn=_status)
     commands.add_parser("env", help="print `export VAR=...` lines for this stack").set_defaults(fn=_env)
     run = commands.add_parser(
-        "run-services", help="start the servers, the four services and the web console in the background"
+        "run-services", help="start the servers, the services and the web console in the background"
     )
     run.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each /health/live")
     run.set_defaults(fn=_run_services)

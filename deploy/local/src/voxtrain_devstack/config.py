@@ -11,6 +11,7 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import fcntl
@@ -57,6 +58,7 @@ class Ports:
     validator: int = 8103
     trainer: int = 8104
     webhooks: int = 8105
+    identity: int = 8106
     console: int = 8100  #: the voxtrain web console (not MinIO's, which is minio_console)
 
     @classmethod
@@ -86,16 +88,41 @@ class Secrets:
     postgres_password: str
     minio_access_key: str
     minio_secret_key: str
-    jwt_secret: str
+    #: the development token-signing key pair (Ed25519, URL-safe base64 of the raw 32 bytes): the private key
+    #: goes only to the identity service and to the operator's shell (``voxtrain-stack env``), the public one to all
+    signing_private_key: str
+    signing_public_key: str
 
     @classmethod
     def generate(cls) -> Secrets:
+        private, public = _signing_key_pair()
         return cls(
             postgres_password=secrets.token_urlsafe(24),  # URL-safe: it goes into a DSN as is
             minio_access_key="voxtrain-" + secrets.token_hex(6),
             minio_secret_key=secrets.token_urlsafe(30),
-            jwt_secret=secrets.token_urlsafe(48),
+            signing_private_key=private,
+            signing_public_key=public,
         )
+
+    @classmethod
+    def load(cls, saved: dict[str, str]) -> tuple[Secrets, bool]:
+        """The secrets of a ``secrets.json``, completed with new ones an older stack's file lacks and without
+        fields no longer used; True when the file should be written again."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in saved.items() if k in fields}
+        if known.keys() == fields:
+            return cls(**known), saved.keys() != fields
+        return cls(**{**dataclasses.asdict(cls.generate()), **known}), True
+
+
+def _signing_key_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    key = Ed25519PrivateKey.generate()
+    return b64(key.private_bytes_raw()), b64(key.public_key().public_bytes_raw())
 
 
 class StateDir:
@@ -134,9 +161,13 @@ class StateDir:
         """The stack's secrets, generated and written (0600) on first call."""
         file = self.path / "secrets.json"
         if file.exists():
-            return Secrets(**json.loads(file.read_text()))
+            value, completed = Secrets.load(json.loads(file.read_text()))
+            if not completed:
+                return value
+            file.unlink()
+        else:
+            value = Secrets.generate()
         self.create()
-        value = Secrets.generate()
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(dataclasses.asdict(value), f, indent=2)

@@ -20,9 +20,9 @@ from . import procs
 from .config import Ports, Secrets, StateDir
 from .procs import StackError
 
-SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "console")
+SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "identity", "console")
 #: The APIs behind the console's same-origin ``/api/...`` (its settings' ``<name>_url``).
-CONSOLE_UPSTREAMS = ("models", "datasets", "trainer", "webhooks")
+CONSOLE_UPSTREAMS = ("models", "datasets", "trainer", "webhooks", "identity")
 
 
 def _marker(name: str) -> str:
@@ -43,15 +43,17 @@ def script(name: str) -> str:
 
 
 def service_env(name: str, endpoints_env: Mapping[str, str], ports: Ports, secrets: Secrets) -> dict[str, str]:
-    """The environment of one service: the servers' endpoints, its port, the development JWT secret
-    (and for the console, where the APIs are)."""
+    """The environment of one service: the servers' endpoints, its port, the development public key that
+    verifies tokens (the signing key only for identity, the issuer; for the console, where the APIs are)."""
     env = {
         **endpoints_env,
         "VOXTRAIN_ENVIRONMENT": "local",
-        "VOXTRAIN_AUTH__JWT_SECRET": secrets.jwt_secret,
+        "VOXTRAIN_AUTH__PUBLIC_KEY": secrets.signing_public_key,
         "VOXTRAIN_HTTP__HOST": "127.0.0.1",
         "VOXTRAIN_HTTP__PORT": str(getattr(ports, name)),
     }
+    if name == "identity":
+        env["VOXTRAIN_AUTH__PRIVATE_KEY"] = secrets.signing_private_key
     if name == "webhooks":
         env["VOXTRAIN_ALLOW_INSECURE_URLS"] = "true"  # local receivers on http://127.0.0.1 (never in production)
     if name == "console":

@@ -152,7 +152,7 @@ def run_services(
     """Bring the servers up, then (re)start the four services and the console; return ``{name: base URL}``.
 
     Each service gets :meth:`Endpoints.as_env`, ``VOXTRAIN_ENVIRONMENT=local``, its port and the stack's
-    generated development JWT secret (see :func:`dev_env`).
+    generated development token keys (see :func:`dev_env`).
     """
     endpoints = ensure_up(state_dir, ports)
     state = StateDir(state_dir)
@@ -161,13 +161,14 @@ def run_services(
 
 
 def dev_env(state_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """The environment a developer's shell needs to talk to this stack (servers + the dev JWT secret).
+    """The environment a developer's (operator's) shell needs to talk to this stack (servers + the dev signing key).
 
-    With it, ``voxtrain token TENANT`` signs tokens the locally run services accept.
+    With it, ``voxtrain token TENANT`` and ``voxtrain api-keys create TENANT`` sign tokens the local services accept.
     """
     endpoints = ensure_up(state_dir)
     return {
         **endpoints.as_env(),
         "VOXTRAIN_ENVIRONMENT": "local",
-        "VOXTRAIN_AUTH__JWT_SECRET": StateDir(state_dir).secrets().jwt_secret,
+        "VOXTRAIN_AUTH__PRIVATE_KEY": StateDir(state_dir).secrets().signing_private_key,
+        "VOXTRAIN_AUTH__PUBLIC_KEY": StateDir(state_dir).secrets().signing_public_key,
     }

@@ -66,9 +66,10 @@ def router(settings: ConsoleSettings, hub: Hub, client: httpx.AsyncClient, part_
         return page_config(settings)
 
     @r.post("/api/session", tags=["console"])
-    async def sign_in(request: Request, token: str = Body(embed=True, max_length=8192)) -> Response:
-        """Check a tenant token; sets the cookie that lets this browser open ``/api/events``."""
-        return session.sign_in(token, settings.auth, secure(request))
+    async def sign_in(request: Request, api_key: str = Body(embed=True, max_length=200)) -> Response:
+        """Exchange an API key for a short-lived token (at the identity API) and answer it; sets the cookie that
+        lets this browser open ``/api/events``. The page calls this again before the token expires."""
+        return await session.sign_in(client, urls["identity"], api_key, settings.auth, secure(request))
 
     @r.delete("/api/session", tags=["console"], status_code=204)
     async def sign_out(request: Request) -> Response:

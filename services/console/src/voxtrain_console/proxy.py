@@ -51,6 +51,7 @@ API_NAMES = {
     "datasets": "datasets API",
     "trainer": "transcription API",
     "webhooks": "webhooks API",
+    "identity": "identity API",
 }
 
 
@@ -100,6 +101,8 @@ def gateway_route(path: str) -> Target | None:
         return Target(PUBLIC[head], clean)
     if head == "webhooks":
         return Target("webhooks", clean)
+    if head in ("api-keys", "auth"):
+        return Target("identity", clean)
     if head == "models":
         sub = rest[1] if len(rest) > 1 else None
         if sub in ("datasets", "uploads"):

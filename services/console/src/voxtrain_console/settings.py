@@ -26,6 +26,9 @@ class ConsoleSettings(BaseServiceSettings):
         AnyHttpUrl("http://127.0.0.1:8104"), description="base URL of the trainer (transcription) API"
     )
     webhooks_url: AnyHttpUrl = Field(AnyHttpUrl("http://127.0.0.1:8105"), description="base URL of the webhooks API")
+    identity_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:8106"), description="base URL of the identity API (API keys, sign-in)"
+    )
     resumable_threshold_bytes: int = Field(
         64 * MiB, gt=0, description="files at least this big use the resumable upload (parts through the console)"
     )
@@ -37,5 +40,5 @@ class ConsoleSettings(BaseServiceSettings):
     )
 
     def upstream(self, name: str) -> str:
-        """Base URL of ``models``, ``datasets``, ``trainer`` or ``webhooks`` without a trailing slash."""
+        """Base URL of ``models``, ``datasets``, ``trainer``, ``webhooks`` or ``identity`` without a trailing slash."""
         return str(getattr(self, f"{name}_url")).rstrip("/")

@@ -10,7 +10,7 @@ from voxtrain_shared.kafka import current_headers
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.settings import AuthSettings
 from voxtrain_shared.uow import Context
-from voxtrain_shared.vocab import ErrorCode
+from voxtrain_shared.vocab import ErrorCode, Scope
 
 from . import handlers as h
 from .credits import Policy
@@ -67,6 +67,12 @@ def commands(
         if env.model_id is None:
             raise Rejected(ErrorCode.VALIDATION_FAILED, "the envelope needs a model_id")
         msg = env.payload()
+        trains = isinstance(msg, ev.StartTraining | ev.CancelTraining) or (
+            isinstance(msg, ev.CreateModel) and msg.auto_train
+        )
+        needed = Scope.TRAIN if trains else Scope.WRITE
+        if not principal.allows(needed):
+            raise Rejected(ErrorCode.FORBIDDEN, f"{env.type} needs a token with the '{needed.value}' scope")
         if isinstance(msg, ev.CreateModel):
             if msg.language not in supported_languages:
                 raise Rejected(ErrorCode.VALIDATION_FAILED, f"Language {msg.language} has no base model.")
@@ -81,6 +87,6 @@ def commands(
         elif isinstance(msg, ev.StartTraining):
             await h.train_in(tx, env.model_id, policy, principal.tenant_id)
         elif isinstance(msg, ev.CancelTraining):
-            await h.cancel_in(tx, env.model_id, principal.tenant_id)
+            await h.cancel_in(tx, env.model_id, principal.subject or principal.tenant_id)
 
     return handle

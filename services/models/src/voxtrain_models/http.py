@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from voxtrain_shared.auth import TENANT_RE, CurrentOperator, CurrentPrincipal
+from voxtrain_shared.auth import TENANT_RE, CurrentOperator, CurrentPrincipal, Principal, TrainPrincipal, missing_scope
 from voxtrain_shared.errors import ApiError
 from voxtrain_shared.http import REFUSAL_STATUS, correlation_id
 from voxtrain_shared.uow import Context
-from voxtrain_shared.vocab import LANGUAGE_NAMES, DatasetType, ErrorCode, ModelStatus
+from voxtrain_shared.vocab import LANGUAGE_NAMES, DatasetType, ErrorCode, ModelStatus, Scope
 
 from . import handlers as h
 from .credits import Account, Entry, EntryKind, Policy, Quote
@@ -225,6 +225,12 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Poli
         m, ts = await h.get_model(uow, tenant_id, model_id)
         return view(m, ts, await h.quote(uow, m, credits))
 
+    def may_auto_train(principal: Principal, asked: bool | None) -> None:
+        """Training on upload (auto_train) starts trainings: it needs the train scope like the Train action."""
+        refusal = missing_scope(principal, Scope.TRAIN, "auto_train: true") if asked else None
+        if refusal is not None:
+            raise refusal
+
     @r.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
     async def create(body: CreateModelBody, principal: CurrentPrincipal, request: Request) -> ModelView:
         """Create a custom model (status 1, Not Running)."""
@@ -234,6 +240,9 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Poli
                 ErrorCode.VALIDATION_FAILED,
                 f"Language {body.language} has no base model; supported: {', '.join(supported_languages)}.",
             )
+        # a key without the train scope creates models that wait for the Train action (unless it asks for more)
+        auto_train = body.auto_train if "auto_train" in body.model_fields_set else principal.allows(Scope.TRAIN)
+        may_auto_train(principal, auto_train)
         try:
             m = await h.create_model(
                 uow,
@@ -242,7 +251,7 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Poli
                 name=body.name,
                 language=body.language,
                 description=body.description,
-                auto_train=body.auto_train,
+                auto_train=auto_train,
             )
         except Rejected as exc:
             raise api_error(exc) from None
@@ -272,6 +281,7 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Poli
         model_id: uuid.UUID, body: UpdateModelBody, principal: CurrentPrincipal, request: Request
     ) -> ModelView:
         """Change name, description or auto_train; refused (model_locked) while 2 or 3."""
+        may_auto_train(principal, body.auto_train)
         try:
             await h.update_model(uow, ctx(principal, request), model_id, **body.model_dump(exclude_unset=True))
             return await show(principal.tenant_id, model_id)
@@ -293,7 +303,7 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Poli
         response_model=TrainAccepted,
         responses={402: {"description": "insufficient_credits: details give the estimate and the balance"}},
     )
-    async def train(model_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> TrainAccepted:
+    async def train(model_id: uuid.UUID, principal: TrainPrincipal, request: Request) -> TrainAccepted:
         """The "Train the Language" button: only in 1 or 5, with at least one dataset, and credits for it
         (reserved now; 402 ``insufficient_credits`` with the estimate and the balance otherwise, nothing changed)."""
         try:
@@ -304,11 +314,11 @@ def router(uow: h.ModelWork, supported_languages: tuple[str, ...], credits: Poli
         return TrainAccepted(message="Training started successfully", model=m)
 
     @r.post("/{model_id}/cancel", response_model=ModelView)
-    async def cancel(model_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> ModelView:
+    async def cancel(model_id: uuid.UUID, principal: TrainPrincipal, request: Request) -> ModelView:
         """Cancel a model at 2 or 3: its validation and training stop, and it goes to 5 with code ``cancelled``
         (Train is offered again). Any other status: 409 invalid_status."""
         try:
-            await h.cancel_training(uow, ctx(principal, request), model_id, principal.tenant_id)
+            await h.cancel_training(uow, ctx(principal, request), model_id, principal.subject or principal.tenant_id)
             return await show(principal.tenant_id, model_id)
         except Rejected as exc:
             raise api_error(exc) from None

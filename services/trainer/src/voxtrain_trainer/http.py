@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from voxtrain_shared.auth import CurrentPrincipal
+from voxtrain_shared.auth import ReadPrincipal
 
 from . import handlers as h
 from . import uploads
@@ -62,7 +62,7 @@ def router(
         openapi_extra=UPLOAD_BODY,
         responses={413: {"description": "body or audio duration over the limit (file_too_large)"}},
     )
-    async def transcribe(model_id: str, principal: CurrentPrincipal, request: Request) -> TranscriptionView:
+    async def transcribe(model_id: str, principal: ReadPrincipal, request: Request) -> TranscriptionView:
         """Transcribe an audio file (multipart field `file`) with a trained model (status 4, Success) or with
         `base`. Bodies over the size limit are refused unread, audio over the duration limit before decoding."""
         uploads.refuse_declared_size(request, max_bytes)

@@ -16,11 +16,43 @@ import asyncpg
 from ..db import check_identifier
 
 #: The services, in the order they are listed everywhere; each owns the schema of the same name by default.
-SERVICES = ("models", "datasets", "validator", "trainer", "webhooks")
+SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "identity")
 
 
 class OpsError(Exception):
     """An operation that cannot be done as asked (the message says why and what to do)."""
+
+
+def call_api(
+    base_url: str,
+    path: str,
+    token: str,
+    method: str = "GET",
+    *,
+    body: Any = None,
+    service: str = "models",
+    timeout: float = 30.0,
+) -> Any:
+    """Call a route of a service; :class:`OpsError` with the service's own message on a refusal."""
+    request = urllib.request.Request(
+        base_url.rstrip("/") + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read())["error"]
+            detail = f"{error['code']}: {error['message']}"
+        except (ValueError, KeyError, TypeError):
+            detail = f"HTTP {exc.code}"
+        raise OpsError(f"{method} {path} refused: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        option = f"--{service}-url or VOXTRAIN_{service.upper()}_URL"
+        raise OpsError(f"cannot reach the {service} service at {base_url} ({exc}); set {option}") from None
 
 
 @asynccontextmanager
@@ -72,25 +104,5 @@ def service_module(service: str, module: str) -> ModuleType:
 def models_api(
     base_url: str, path: str, token: str, method: str = "GET", body: Any = None, timeout: float = 30.0
 ) -> Any:
-    """Call an operations route of the models service (``body``: sent as JSON); :class:`OpsError` with the
-    service's own message on a refusal."""
-    request = urllib.request.Request(
-        base_url.rstrip("/") + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.loads(exc.read())["error"]
-            detail = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = f"HTTP {exc.code}"
-        raise OpsError(f"{method} {path} refused: {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise OpsError(
-            f"cannot reach the models service at {base_url} ({exc}); set --models-url or VOXTRAIN_MODELS_URL"
-        ) from None
+    """Call an operations route of the models service (``body``: sent as JSON); see :func:`call_api`."""
+    return call_api(base_url, path, token, method, body=body, service="models", timeout=timeout)

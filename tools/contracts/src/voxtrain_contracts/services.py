@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxtrain_shared import settings as st
+from voxtrain_shared.auth import generate_key_pair
+
+#: A throw-away signing key: the contracts are read from apps that never start.
+DOCS_PRIVATE_KEY, DOCS_PUBLIC_KEY = generate_key_pair()
 
 #: The services, in the order they are listed everywhere.
-SERVICES = ("models", "datasets", "validator", "trainer", "webhooks")
+SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "identity")
 
 
 class ContractsError(Exception):
@@ -36,6 +40,7 @@ def _docs_settings(service: str, work_dir: str) -> Any:
         "validator": st.ValidatorSettings,
         "trainer": st.TrainerSettings,
         "webhooks": st.WebhooksSettings,
+        "identity": st.IdentitySettings,
     }
     cls = classes[service]
 
@@ -46,7 +51,7 @@ def _docs_settings(service: str, work_dir: str) -> Any:
 
     values: dict[str, Any] = {
         "postgres": {"dsn": "postgresql://docs@localhost/docs"},
-        "auth": {"jwt_secret": "docs-only"},
+        "auth": {"public_key": DOCS_PUBLIC_KEY, "private_key": DOCS_PRIVATE_KEY if cls.issues_tokens else None},
     }
     if "minio" in cls.model_fields:
         values["minio"] = {"access_key": "docs", "secret_key": "docs-only"}

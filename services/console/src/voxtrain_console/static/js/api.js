@@ -2,6 +2,7 @@
 // The tenant token lives in sessionStorage (this tab only) and goes out as Authorization: Bearer.
 
 const TOKEN_KEY = "voxtrain.token";
+const API_KEY = "voxtrain.apiKey"; // exchanged again for a new short-lived token before the token expires
 const TENANT_KEY = "voxtrain.tenant";
 
 /** The spec's and the design's error codes, in words. */
@@ -59,8 +60,11 @@ export class ApiError extends Error {
 export const auth = {
   get token() { return sessionStorage.getItem(TOKEN_KEY); },
   get tenant() { return sessionStorage.getItem(TENANT_KEY); },
-  save(token, tenant) { sessionStorage.setItem(TOKEN_KEY, token); sessionStorage.setItem(TENANT_KEY, tenant); },
-  clear() { sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem(TENANT_KEY); },
+  get key() { return sessionStorage.getItem(API_KEY); },
+  save(token, tenant, key) {
+    sessionStorage.setItem(TOKEN_KEY, token); sessionStorage.setItem(TENANT_KEY, tenant); sessionStorage.setItem(API_KEY, key);
+  },
+  clear() { [TOKEN_KEY, TENANT_KEY, API_KEY].forEach((k) => sessionStorage.removeItem(k)); },
 };
 
 /** Called when an API answers 401: the page signs out. */

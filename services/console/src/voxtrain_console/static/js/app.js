@@ -33,13 +33,13 @@ const live = {
     es.addEventListener("ready", () => { this.setState("open", "Live"); dispatch({ type: "ready" }); });
     es.addEventListener("status", (e) => dispatch({ type: "status", data: JSON.parse(e.data) }));
     es.addEventListener("progress", (e) => dispatch({ type: "progress", data: JSON.parse(e.data) }));
-    es.addEventListener("expired", () => signOut("Your token expired: sign in again."));
+    es.addEventListener("expired", () => renewSession().then(() => this.connect()));
     es.onerror = () => {
       this.setState("error", "Reconnecting…");
       if (es.readyState === EventSource.CLOSED) {
         // refused (e.g. the events cookie is gone): sign the stream in again, then reconnect
         clearTimeout(this.retry);
-        this.retry = setTimeout(() => startSession(auth.token).then(() => this.connect()).catch(() => {}), 3000);
+        this.retry = setTimeout(() => renewSession().then(() => this.connect()), 3000);
       }
     };
   },
@@ -56,13 +56,33 @@ function dispatch(event) {
 
 // ------------------------------------------------------------------ session
 
-async function startSession(token) {
-  const who = await api("POST", "/api/session", { token });
-  auth.save(token.trim().replace(/^Bearer\s+/i, ""), who.tenant_id);
+// The API key is exchanged for a token that lives a minute at most; it is exchanged again before then, so a
+// session lasts while the key is valid and ends within a minute of the key's revocation or expiry.
+let renewal = null;
+
+async function startSession(key) {
+  const who = await api("POST", "/api/session", { api_key: key.trim() });
+  auth.save(who.access_token, who.tenant_id, key.trim());
+  clearTimeout(renewal);
+  renewal = setTimeout(renewSession, Math.max(2, who.expires_in * 0.7) * 1000);
   return who;
 }
 
+const SESSION_ENDED = "Your session ended: the API key was revoked or expired. Sign in again.";
+
+async function renewSession() {
+  if (!auth.key) return signOut();
+  try {
+    await startSession(auth.key);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return signOut(SESSION_ENDED);
+    clearTimeout(renewal); // the console or the identity API is away for a moment: try again soon
+    renewal = setTimeout(renewSession, 5000);
+  }
+}
+
 async function signOut(message) {
+  clearTimeout(renewal);
   live.close();
   auth.clear();
   try { await fetch("/api/session", { method: "DELETE" }); } catch { /* offline: the cookie expires anyway */ }
@@ -71,7 +91,7 @@ async function signOut(message) {
   render();
 }
 
-hooks.unauthorized = () => signOut("Your token is missing, invalid or expired: sign in again.");
+hooks.unauthorized = () => renewSession();
 
 function showChrome(signedIn) {
   document.getElementById("topnav").hidden = !signedIn;
@@ -82,19 +102,20 @@ function showChrome(signedIn) {
 function pageSignIn() {
   showChrome(false);
   const error = h("p", { class: "form-error", id: "signin-error", role: "alert" });
-  const input = h("textarea", { id: "token", name: "token", rows: "4", required: true, autocomplete: "off",
-    spellcheck: "false", "aria-describedby": "token-help signin-error" });
+  const input = h("input", { id: "api-key", name: "api_key", type: "password", required: true, autocomplete: "off",
+    spellcheck: "false", "aria-describedby": "key-help signin-error" });
   const form = h("form", { class: "panel", id: "signin-form", novalidate: true },
     h("div", { class: "field" },
-      h("label", { for: "token" }, "Tenant token"),
+      h("label", { for: "api-key" }, "API key"),
       input,
-      h("p", { class: "hint", id: "token-help" }, "Paste the token printed by ", h("code", {}, "voxtrain token TENANT"), ".")),
+      h("p", { class: "hint", id: "key-help" }, "Paste an API key (vtk_…): create one with ", h("code", {}, "POST /v1/api-keys"),
+        ", or ask your operator (", h("code", {}, "voxtrain api-keys create TENANT"), ").")),
     h("button", { class: "btn btn-primary", type: "submit" }, "Sign in"),
     error);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     error.textContent = "";
-    if (!input.value.trim()) { error.textContent = "Paste a token first."; input.focus(); return; }
+    if (!input.value.trim()) { error.textContent = "Paste an API key first."; input.focus(); return; }
     try {
       await startSession(input.value);
       live.connect();
@@ -106,7 +127,7 @@ function pageSignIn() {
   });
   main.replaceChildren(h("div", { class: "signin" },
     h("h1", {}, "Sign in"),
-    h("p", { class: "muted" }, "Sign in with your tenant's token to manage its custom models."),
+    h("p", { class: "muted" }, "Sign in with your tenant's API key to manage its custom models."),
     form));
   input.focus();
   return {};
@@ -718,9 +739,9 @@ async function boot() {
   config = await loadConfig((err) => { main.textContent = `Waiting for the voxtrain APIs (${err.message})…`; });
   document.getElementById("sign-out").addEventListener("click", () => signOut());
   window.addEventListener("hashchange", () => { render(); main.focus({ preventScroll: true }); });
-  if (auth.token) {
+  if (auth.key) {
     try {
-      await startSession(auth.token); // sets the events cookie again (it may have been cleared)
+      await startSession(auth.key); // a fresh token, and the events cookie again (it may have been cleared)
       live.connect();
     } catch {
       auth.clear();

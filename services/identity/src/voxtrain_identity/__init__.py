@@ -1,0 +1,1 @@
+"""voxtrain identity service: API keys and the tokens exchanged for them."""
