@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+import voxtrain_trainer
 from tests.support import (
     PRIVATE_KEY,
     VERIFY_AUTH,
@@ -80,14 +81,18 @@ async def test_migrate_applies_a_services_migrations_once_and_exits(cli, stack) 
     schema = unique("mig")
     first = await cli("migrate", "trainer", "--schema", schema)
     assert first.exit_code == 0, first.output
-    applied = "shared_0001_outbox_inbox.sql, shared_0002_outbox_parking.sql, 0001_runs.sql, 0002_attempts.sql"
+    # the shared outbox/inbox files first (prefixed), then the trainer's own, each in order
+    shared = sorted(f"shared_{f.name}" for f in (Path(outbox.__file__).parent / "migrations").glob("*.sql"))
+    own = sorted(f.name for f in (Path(voxtrain_trainer.__file__).parent / "migrations").glob("*.sql"))
+    applied = ", ".join(shared + own)
+    assert "0001_runs.sql" in own and "shared_0001_outbox_inbox.sql" in shared
     assert f"schema {schema} is up to date; applied {applied}" in first.stdout
     again = await cli("migrate", "trainer", "--schema", schema)
     assert again.exit_code == 0 and "nothing to apply" in again.stdout
     conn = await asyncpg.connect(stack.postgres_dsn)
     try:
         assert await conn.fetchval(f"SELECT count(*) FROM {schema}.runs") == 0
-        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 4
+        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == len(shared + own)
     finally:
         await conn.close()
     from_env = unique("mig")  # the Jobs give the schema as the services read it: VOXTRAIN_POSTGRES__SCHEMA
