@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from voxtrain_trainer.eta import CALIBRATION, STAGES, Eta, Workload
+from voxtrain_trainer.eta import CALIBRATION, STAGES, Eta, Workload, reference_work
 
 RANGES = {
     "prepare_text": (0.0, 8.0),
@@ -98,6 +98,19 @@ def test_a_faster_pace_within_a_stage_lowers_the_estimate_and_a_slower_one_raise
     assert quick is not None and slowly is not None
     on_time = sum(v for k, v in expected.items() if STAGES.index(k) > STAGES.index("tune")) + expected["tune"] / 2
     assert quick < on_time < slowly
+
+
+@pytest.mark.parametrize("pace", [0.3, 4.0])
+def test_a_machine_timed_at_its_true_speed_is_estimated_right_from_the_start(pace: float) -> None:
+    reports = simulate(Eta(WORK, ranges=RANGES, prior_pace=pace), pace=pace)
+    for _, e, truth in reports:
+        assert e == pytest.approx(truth, abs=0.1)
+    blind = simulate(Eta(WORK, ranges=RANGES), pace=pace)  # without the timing: off until stages are timed
+    assert abs(blind[0][1] - blind[0][2]) > 0.25 * blind[0][2]  # type: ignore[operator]
+
+
+def test_the_reference_work_is_fixed_work() -> None:
+    assert reference_work(1000) == sum(i * i for i in range(1000))
 
 
 def test_unknown_stages_give_no_estimate_and_skipped_stages_count_as_done() -> None:

@@ -93,6 +93,7 @@ def router(
             200: {"content": {"application/gzip": {}}, "description": "voxtrain-model-<id>.tar.gz, streamed"},
             404: {"description": "no trained model of this tenant with this id (not_found)"},
             409: {"description": "the model has no successful training (invalid_status)"},
+            503: {"description": "the model's files cannot be read right now (storage_unavailable)"},
         },
     )
     async def export(model_id: str, principal: CurrentPrincipal) -> StreamingResponse:

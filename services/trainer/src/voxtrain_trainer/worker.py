@@ -37,7 +37,7 @@ from voxtrain_shared.vocab import DatasetType, ErrorCode
 
 from .audio_probe import duration_seconds
 from .domain import redact
-from .eta import Eta, Workload
+from .eta import CALIBRATION, Eta, Workload, reference_work
 from .inputs import LocalDataset, build_inputs
 from .ml.errors import TrainingError
 from .ml.types import AudioPair, TrainingInputs, TrainingSettings
@@ -84,7 +84,7 @@ def execute(
     env = ev.REGISTRY.parse(request)
     req = env.payload()
     assert isinstance(req, ev.TrainingRequested)
-    estimate = Eta(guessed_workload(req, training), ranges=stage_ranges())
+    estimate = Eta(guessed_workload(req, training), ranges=stage_ranges(), prior_pace=machine_pace())
 
     def report(name: str, percent: float) -> None:
         nonlocal stage
@@ -156,6 +156,16 @@ def _train(
         artifacts[name] = f"s3://{bucket}/{key}"
     report("store", 100.0)
     return {"metrics": result.metrics, "artifacts": artifacts, "used": used}
+
+
+def machine_pace(runs: int = 3) -> float:
+    """How much slower than the ETA's calibration this machine runs now (median of ``runs`` timings)."""
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        reference_work()
+        times.append(time.perf_counter() - began)
+    return sorted(times)[runs // 2] / CALIBRATION.reference_seconds
 
 
 def stage_ranges() -> dict[str, tuple[float, float]]:
