@@ -84,12 +84,12 @@ def execute(
     env = ev.REGISTRY.parse(request)
     req = env.payload()
     assert isinstance(req, ev.TrainingRequested)
-    estimate = Eta(guessed_workload(req, training), ranges=stage_ranges(), prior_pace=machine_pace())
+    estimate: Eta | None = None  # made once the work directory is held (it imports the pipeline, times the CPU)
 
     def report(name: str, percent: float) -> None:
         nonlocal stage
         stage = name
-        progress.put((name, float(percent), estimate.update(name, percent, time.monotonic())))
+        progress.put((name, float(percent), estimate.update(name, percent, time.monotonic()) if estimate else None))
 
     work = work_dir(work_root, req.run_id, attempt)
     try:
@@ -97,6 +97,7 @@ def execute(
         (work / "data").mkdir(parents=True)
         with (work / LOCK).open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
+            estimate = Eta(guessed_workload(req, training), ranges=stage_ranges(), prior_pace=machine_pace())
             return _train(env, req, attempt, minio, bucket, work, training, report, estimate)
     except StorageUnavailable as exc:
         return {
