@@ -20,7 +20,7 @@ from tests.trainer.medical_domain import ADAPTATION_SENTENCES, TEST_SENTENCES, T
 from tests.trainer.test_service_integration import finished, put, request, started_trainer
 from voxtrain_shared import events as ev
 from voxtrain_shared.ops.readmodels import list_runs
-from voxtrain_shared.vocab import DatasetType
+from voxtrain_shared.vocab import DatasetType, Scope
 
 pytestmark = pytest.mark.integration
 ACME = auth_headers("acme")
@@ -152,3 +152,9 @@ async def test_a_model_whose_training_did_not_succeed_is_not_exported(trainer, s
     r = await trainer.client.get(f"/v1/models/{model}/export", headers=ACME)
     assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_status", r.text
     assert (await trainer.client.get(f"/v1/models/{model}/export", headers=auth_headers("other"))).status_code == 404
+    # export needs the read scope (a key with only write and train is refused before anything is looked up)
+    no_read = auth_headers("acme", scopes=frozenset({Scope.WRITE, Scope.TRAIN}))
+    r = await trainer.client.get(f"/v1/models/{model}/export", headers=no_read)
+    assert r.status_code == 403 and "'read' scope" in r.json()["error"]["message"], r.text
+    reader = auth_headers("acme", scopes=frozenset({Scope.READ}))
+    assert (await trainer.client.get(f"/v1/models/{model}/export", headers=reader)).status_code == 409

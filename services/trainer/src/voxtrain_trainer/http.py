@@ -96,7 +96,7 @@ def router(
             503: {"description": "the model's files cannot be read right now (storage_unavailable)"},
         },
     )
-    async def export(model_id: str, principal: CurrentPrincipal) -> StreamingResponse:
+    async def export(model_id: str, principal: ReadPrincipal) -> StreamingResponse:
         """The trained model (status 4) as one tar.gz to decode with stock PocketSphinx outside voxtrain: LM,
         dictionary, complete acoustic model directory, decoder settings, model card and SHA-256 manifest."""
         model = await h.model_for_export(uow, principal.tenant_id, model_id)
