@@ -82,8 +82,15 @@ def test_happy_path_from_upload_to_success() -> None:
     m.dataset_validated(d.id, d.type, d.file_name, passed=True)  # a repeat does not request twice
     assert len([e for e in m.events if isinstance(e, TrainingRequestedEvent)]) == 1
     m.training_started(m.run_id)
-    m.training_progress(m.run_id, "lm", 40.0, None)
-    assert m.progress["percent"] == 40.0
+    m.training_progress(m.run_id, "lm", 40.0, None, eta_seconds=12.5, attempt=1, max_attempts=3)
+    assert m.progress == {
+        "stage": "lm",
+        "percent": 40.0,
+        "message": None,
+        "eta_seconds": 12.5,
+        "attempt": 1,
+        "max_attempts": 3,
+    }
     m.training_succeeded(m.run_id, {"wer": 0.1}, datetime.now(UTC))
     assert statuses(m) == [(1, 2), (2, 3), (3, 4)]
     assert m.metrics == {"wer": 0.1}

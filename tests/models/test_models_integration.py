@@ -93,7 +93,28 @@ async def test_a_status_subscriber_follows_a_model_from_1_to_4(svc, stack) -> No
             stack.kafka_bootstrap,
             t.training_events,
             ev.wrap(ev.TrainingStarted(run_id=run_id), tenant_id="acme", model_id=mid),
-            ev.wrap(ev.TrainingProgress(run_id=run_id, stage="lm", percent=50), tenant_id="acme", model_id=mid),
+            ev.wrap(
+                ev.TrainingProgress(run_id=run_id, stage="lm", percent=50, eta_seconds=42.0, attempt=1, max_attempts=3),
+                tenant_id="acme",
+                model_id=mid,
+            ),
+        )
+
+        async def progress_shown() -> bool:
+            body = (await svc.client.get(f"/v1/models/{mid}", headers=ACME)).json()
+            return body["run"]["progress"] == {
+                "stage": "lm",
+                "percent": 50.0,
+                "message": None,
+                "eta_seconds": 42.0,
+                "attempt": 1,
+                "max_attempts": 3,
+            }
+
+        await eventually(progress_shown)
+        await publish(
+            stack.kafka_bootstrap,
+            t.training_events,
             ev.wrap(
                 ev.TrainingSucceeded(run_id=run_id, metrics={"custom": {"wer": 0.2}}, artifacts={"lm": "k"}),
                 tenant_id="acme",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from voxtrain_trainer.domain import Run, RunStatus
 
@@ -19,7 +20,7 @@ class Row:
     heartbeat_at: float | None = None
     not_before: float | None = None
     started_at: float | None = None
-    progress: tuple[str, float] | None = None
+    progress: dict[str, Any] | None = None
     model_deleted: bool = False
 
 
@@ -34,7 +35,7 @@ class FakeTrainerRepository:
         run = copy.deepcopy(row.run)
         run.events = []
         run.seconds = None if row.started_at is None else self.clock - row.started_at
-        run.stage = row.progress[0] if row.progress else None
+        run.stage = row.progress.get("stage") if row.progress else None
         return run
 
     async def get(self, run_id: uuid.UUID, *, lock: bool = False, skip_locked: bool = False) -> Run | None:
@@ -56,8 +57,8 @@ class FakeTrainerRepository:
             row.started_at = row.started_at if row.started_at is not None else self.clock
             row.heartbeat_at = self.clock
 
-    async def set_progress(self, run_id: uuid.UUID, stage: str, percent: float) -> None:
-        self.rows[run_id].progress = (stage, percent)
+    async def set_progress(self, run_id: uuid.UUID, progress: dict[str, Any]) -> None:
+        self.rows[run_id].progress = progress
 
     async def due(self, limit: int) -> list[Run]:
         rows = sorted(

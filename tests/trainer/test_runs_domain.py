@@ -45,6 +45,27 @@ def test_a_run_is_queued_started_and_succeeds_with_one_started_and_one_succeeded
     assert run.status is RunStatus.SUCCEEDED and run.terminal_event() == run.events[-1]
 
 
+def test_progress_carries_the_estimated_time_left_and_is_stored_in_the_same_shape() -> None:
+    run = requested()
+    run.start("a", POLICY)
+    assert run.progress("a", 1, "tune", 33.3, POLICY, eta_seconds=87.06)
+    assert run.progress("a", 1, "tune", 34.0, POLICY, eta_seconds=-0.2)  # never negative
+    first, second = run.events[1:]
+    assert isinstance(first, ev.TrainingProgress) and isinstance(second, ev.TrainingProgress)
+    assert (first.eta_seconds, second.eta_seconds) == (87.1, 0.0)
+    assert run.progress_view(POLICY) == {
+        "stage": "tune",
+        "percent": 34.0,
+        "message": "attempt 1 of 3",
+        "eta_seconds": 0.0,
+        "attempt": 1,
+        "max_attempts": 3,
+    }
+    assert run.progress("a", 1, "store", 50.0, POLICY)
+    last = run.events[-1]
+    assert isinstance(last, ev.TrainingProgress) and last.eta_seconds is None  # no estimate: none is made up
+
+
 def test_only_a_queued_run_starts_and_only_a_running_one_is_lost() -> None:
     run = requested()
     with pytest.raises(ValueError):

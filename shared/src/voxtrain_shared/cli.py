@@ -327,6 +327,7 @@ def runs(
             "attempt",
             "stage",
             "percent",
+            "eta_seconds",
             "error",
             "owner",
             "started_at",

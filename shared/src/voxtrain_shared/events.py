@@ -337,6 +337,8 @@ class TrainingProgress(Message):
     #: which start of the run this is (a lost worker is retried), and how many starts it may have
     attempt: int | None = None
     max_attempts: int | None = None
+    #: estimated seconds left (from the data size and the pace of the stages so far); None while unknown
+    eta_seconds: float | None = None
 
 
 @register

@@ -359,10 +359,13 @@ class CustomModel:
         self._move(Trigger.TRAINING_STARTED, "training started", run_id=run_id)
         self.progress = {"stage": "starting", "percent": 0.0}
 
-    def training_progress(self, run_id: uuid.UUID, stage: str, percent: float, message: str | None) -> None:
+    def training_progress(
+        self, run_id: uuid.UUID, stage: str, percent: float, message: str | None, **more: float | int | None
+    ) -> None:
+        """Progress at 3; ``more``: ``eta_seconds``, ``attempt``, ``max_attempts`` (each may be None)."""
         if self._stale(run_id) or self.status is not S.RUNNING:
             return
-        self.progress = {"stage": stage, "percent": percent, "message": message}
+        self.progress = {"stage": stage, "percent": percent, "message": message, **more}
         self._active = True
 
     def training_succeeded(self, run_id: uuid.UUID, metrics: dict[str, Any], finished_at: datetime) -> None:

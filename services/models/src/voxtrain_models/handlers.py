@@ -296,7 +296,8 @@ def change_for(env: ev.Envelope) -> Change | None:
         case ev.TrainingStarted(run_id=run_id):
             return lambda m, _: m.training_started(run_id)
         case ev.TrainingProgress():
-            return lambda m, _: m.training_progress(msg.run_id, msg.stage, msg.percent, msg.message)
+            more = msg.model_dump(include={"eta_seconds", "attempt", "max_attempts"})
+            return lambda m, _: m.training_progress(msg.run_id, msg.stage, msg.percent, msg.message, **more)
         case ev.TrainingSucceeded():
             metrics = {**msg.metrics, "artifacts": msg.artifacts}
             return lambda m, _: m.training_succeeded(msg.run_id, metrics, at)

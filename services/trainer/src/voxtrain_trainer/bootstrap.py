@@ -12,6 +12,8 @@ from voxtrain_shared.storage import ensure_bucket, make_client
 
 from . import consumers, handlers, http
 from .audio_probe import duration_seconds
+from .exporter import ModelExporter
+from .ml.base_model import base_model_files
 from .model_cache import ModelCache
 from .processes import WorkerProcess, WorkerProcesses
 from .workers import Supervisor
@@ -35,6 +37,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
         http.router(
             uow,
             cache,
+            ModelExporter(minio, base_model_files().hmm),
             max_bytes=settings.transcription_max_bytes,
             max_seconds=settings.transcription_max_seconds,
             duration_of=duration_seconds,

@@ -135,8 +135,17 @@ class Run:
                 )
             )
 
-    def progress(self, owner: str, attempt: int, stage: str, percent: float, policy: RetryPolicy) -> bool:
-        """Record a worker's progress; False (nothing changes) for a stale worker."""
+    def progress(
+        self,
+        owner: str,
+        attempt: int,
+        stage: str,
+        percent: float,
+        policy: RetryPolicy,
+        eta_seconds: float | None = None,
+    ) -> bool:
+        """Record a worker's progress and its estimate of the seconds left; False (nothing changes) for a
+        stale worker."""
         if not self.holds(owner, attempt):
             return False
         self.stage = stage
@@ -148,9 +157,19 @@ class Run:
                 message=self._attempt_note(policy),
                 attempt=self.attempt,
                 max_attempts=policy.max_attempts,
+                eta_seconds=None if eta_seconds is None else round(max(0.0, eta_seconds), 1),
             )
         )
         return True
+
+    def progress_view(self, policy: RetryPolicy) -> dict[str, Any]:
+        """The run's latest progress as stored and shown (``voxtrain runs``): the last TrainingProgress's fields."""
+        last = next((e for e in reversed(self.events) if isinstance(e, ev.TrainingProgress)), None)
+        if last is None:
+            return {"stage": self.stage, "attempt": self.attempt, "max_attempts": policy.max_attempts}
+        return last.model_dump(
+            mode="json", include={"stage", "percent", "message", "eta_seconds", "attempt", "max_attempts"}
+        )
 
     def succeed(self, owner: str, attempt: int, metrics: dict[str, Any], artifacts: dict[str, str]) -> bool:
         if not self.holds(owner, attempt):

@@ -6,9 +6,11 @@ there. A worker's report is applied only if it comes from the attempt the run wa
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
@@ -156,14 +158,22 @@ async def claim_next(uow: TrainerWork, owner: str, policy: RetryPolicy) -> Run |
 
 
 async def record_progress(
-    uow: TrainerWork, owner: str, run: Run, attempt: int, stage: str, percent: float, policy: RetryPolicy
+    uow: TrainerWork,
+    owner: str,
+    run: Run,
+    attempt: int,
+    stage: str,
+    percent: float,
+    policy: RetryPolicy,
+    *,
+    eta_seconds: float | None = None,
 ) -> bool:
-    """A worker's progress (fenced); False if the run no longer waits for this worker."""
+    """A worker's progress and estimated seconds left (fenced); False if the run no longer waits for this worker."""
     async with uow(Context.of(run.request)) as tx:
         current = await tx.repo.get(run.run_id, lock=True)
-        if current is None or not current.progress(owner, attempt, stage, percent, policy):
+        if current is None or not current.progress(owner, attempt, stage, percent, policy, eta_seconds):
             return False
-        await tx.repo.set_progress(run.run_id, stage, round(percent, 1))
+        await tx.repo.set_progress(run.run_id, current.progress_view(policy))
         await _emit(tx, current)
     return True
 
@@ -267,14 +277,18 @@ class ServedModel:
 BASE = ServedModel("base")
 
 
+def _model_id(model_ref: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(model_ref)
+    except ValueError:
+        raise ApiError(404, ErrorCode.NOT_FOUND, f"No model {model_ref}.") from None
+
+
 async def model_for_transcription(uow: TrainerWork, tenant_id: str, model_ref: str) -> ServedModel:
     """The model that transcribes for ``model_ref`` ("base" or a model id of the tenant with status 4)."""
     if model_ref == BASE.name:
         return BASE
-    try:
-        model_id = uuid.UUID(model_ref)
-    except ValueError:
-        raise ApiError(404, ErrorCode.NOT_FOUND, f"No model {model_ref}.") from None
+    model_id = _model_id(model_ref)
     async with uow.reading() as repo:
         trained = await repo.trained(tenant_id, model_id)
     if trained is None:
@@ -332,5 +346,61 @@ async def transcribe(
                 503,
                 ErrorCode.STORAGE_UNAVAILABLE,
                 "The trained model cannot be fetched right now (storage unavailable). Try again in a minute.",
+            ) from None
+        raise
+
+
+# ---------------------------------------------------------------- export
+
+
+@dataclass(frozen=True)
+class ExportableModel:
+    """A tenant's trained model as export needs it: its succeeded run and artifacts."""
+
+    model_id: uuid.UUID
+    run_id: uuid.UUID
+    artifacts: dict[str, str]
+    trained_at: datetime | None
+
+
+async def model_for_export(uow: TrainerWork, tenant_id: str, model_ref: str) -> ExportableModel:
+    """The tenant's model ``model_ref`` if it has a successful training (404 when the tenant has no training of
+    such a model — another tenant's model included; 409 ``invalid_status`` while it has not succeeded)."""
+    model_id = _model_id(model_ref)
+    async with uow.reading() as repo:
+        row = await repo.latest_of_model(tenant_id, model_id)
+    if row is None:
+        raise ApiError(
+            404,
+            ErrorCode.NOT_FOUND,
+            f"No trained model {model_id} for this tenant: check the id; a model is exported once its training "
+            "succeeded (status 4 Success).",
+        )
+    if row["status"] != RunStatus.SUCCEEDED.value:
+        raise ApiError(
+            409,
+            ErrorCode.INVALID_STATUS,
+            "This model has no successful training (status 4 Success needed): wait for the training to finish, "
+            "or train it again.",
+        )
+    return ExportableModel(model_id, row["run_id"], json.loads(row["artifacts"]), row["finished_at"])
+
+
+class Exporter(Protocol):
+    def open(
+        self, model_id: uuid.UUID, run_id: uuid.UUID, artifacts: dict[str, str], trained_at: datetime | None
+    ) -> Iterator[bytes]: ...
+
+
+async def open_export(exporter: Exporter, model: ExportableModel) -> Iterator[bytes]:
+    """The model's archive as a lazy stream of chunks; 503 when the storage cannot be read before it starts."""
+    try:
+        return await asyncio.to_thread(exporter.open, model.model_id, model.run_id, model.artifacts, model.trained_at)
+    except Exception as exc:
+        if transient(exc):
+            raise ApiError(
+                503,
+                ErrorCode.STORAGE_UNAVAILABLE,
+                "The trained model cannot be read right now (storage unavailable). Try again in a minute.",
             ) from None
         raise

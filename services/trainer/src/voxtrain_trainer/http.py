@@ -1,5 +1,5 @@
 """HTTP routes of the trainer service (thin): transcription with a trained model (status 4) or the base
-model — how a model is "available for use"."""
+model — how a model is "available for use" — and export of a trained model as one archive."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from voxtrain_shared.auth import ReadPrincipal
@@ -49,6 +50,7 @@ class TranscriptionView(BaseModel):
 def router(
     uow: h.TrainerWork,
     cache: h.Transcriber,
+    exporter: h.Exporter,
     *,
     max_bytes: int,
     max_seconds: float,
@@ -81,6 +83,27 @@ def router(
             model=model.name,
             text=t.text,
             words=[Word(word=w.word, start=round(w.start, 3), end=round(w.end, 3)) for w in t.words],
+        )
+
+    @r.get(
+        "/{model_id}/export",
+        response_class=StreamingResponse,
+        tags=["export"],
+        responses={
+            200: {"content": {"application/gzip": {}}, "description": "voxtrain-model-<id>.tar.gz, streamed"},
+            404: {"description": "no trained model of this tenant with this id (not_found)"},
+            409: {"description": "the model has no successful training (invalid_status)"},
+            503: {"description": "the model's files cannot be read right now (storage_unavailable)"},
+        },
+    )
+    async def export(model_id: str, principal: ReadPrincipal) -> StreamingResponse:
+        """The trained model (status 4) as one tar.gz to decode with stock PocketSphinx outside voxtrain: LM,
+        dictionary, complete acoustic model directory, decoder settings, model card and SHA-256 manifest."""
+        model = await h.model_for_export(uow, principal.tenant_id, model_id)
+        chunks = await h.open_export(exporter, model)
+        name = f"voxtrain-model-{model.model_id}.tar.gz"
+        return StreamingResponse(
+            chunks, media_type="application/gzip", headers={"content-disposition": f'attachment; filename="{name}"'}
         )
 
     return r

@@ -56,8 +56,8 @@ class WorkerProcess:
         if self.alive():
             self.process.terminate()
 
-    def latest_progress(self) -> tuple[str, float] | None:
-        """The newest ``(stage, percent)`` reported since the last call."""
+    def latest_progress(self) -> tuple[str, float, float | None] | None:
+        """The newest ``(stage, percent, eta_seconds)`` reported since the last call."""
         latest = None
         try:
             while True:

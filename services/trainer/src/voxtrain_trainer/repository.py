@@ -84,10 +84,9 @@ class TrainerRepository:
             run.retry_after,
         )
 
-    async def set_progress(self, run_id: uuid.UUID, stage: str, percent: float) -> None:
-        await self._conn.execute(
-            "UPDATE runs SET progress=$2 WHERE run_id=$1", run_id, json.dumps({"stage": stage, "percent": percent})
-        )
+    async def set_progress(self, run_id: uuid.UUID, progress: dict[str, Any]) -> None:
+        """The run's latest progress (``stage``, ``percent``, ``message``, ``eta_seconds``, ``attempt``…)."""
+        await self._conn.execute("UPDATE runs SET progress=$2 WHERE run_id=$1", run_id, json.dumps(progress))
 
     async def due(self, limit: int) -> list[Run]:
         """Queued runs whose backoff has passed, oldest first (not locked: candidates)."""
@@ -174,3 +173,15 @@ class TrainerRepository:
             model_id,
         )
         return None if row is None else (row["run_id"], json.loads(row["artifacts"]))
+
+    async def latest_of_model(self, tenant_id: str, model_id: uuid.UUID) -> asyncpg.Record | None:
+        """The tenant's run of a model that counts for export: its latest succeeded run, else its latest run
+        (``run_id, status, artifacts, finished_at``); None when the tenant has no run of that model."""
+        row: asyncpg.Record | None = await self._conn.fetchrow(
+            "SELECT run_id, status, artifacts, finished_at FROM runs WHERE tenant_id=$1 AND model_id=$2 "
+            "AND NOT model_deleted ORDER BY status = 'succeeded' DESC, finished_at DESC NULLS FIRST, created_at DESC "
+            "LIMIT 1",
+            tenant_id,
+            model_id,
+        )
+        return row

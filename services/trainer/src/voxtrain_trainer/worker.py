@@ -1,7 +1,8 @@
 """What runs inside a training worker process: download, train, upload artifacts.
 
 Runs in a child process (spawned), so the service's event loop keeps consuming, heartbeating and
-answering health checks. Reports progress as ``(stage, percent)`` on a queue and returns a plain
+answering health checks. Reports progress as ``(stage, percent, eta_seconds)`` on a queue (the estimate of
+``eta.Eta``, from the dataset sizes, then the gathered inputs, and the pace so far) and returns a plain
 dict: ``{"metrics", "artifacts", "used"}`` on success or ``{"error": {"code", "message", "stage",
 "transient"}}`` — ``transient`` when the object storage was briefly unavailable (the run is retried).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import functools
 import os
@@ -31,16 +33,20 @@ from typing import Any
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import MinioSettings
 from voxtrain_shared.storage import artifact_prefix, make_client
-from voxtrain_shared.vocab import ErrorCode
+from voxtrain_shared.vocab import DatasetType, ErrorCode
 
+from .audio_probe import duration_seconds
 from .domain import redact
+from .eta import CALIBRATION, Eta, Workload, reference_work
 from .inputs import LocalDataset, build_inputs
 from .ml.errors import TrainingError
-from .ml.types import TrainingSettings
+from .ml.types import AudioPair, TrainingInputs, TrainingSettings
 from .storage_errors import transient
 
 PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE_SECONDS = 2.0
+BYTES_PER_WORD = 6
+BYTES_PER_AUDIO_SECOND = 32_000
 LOCK = ".lock"  # held by the live worker of a work directory (see processes.sweep_work_dirs)
 
 
@@ -75,22 +81,24 @@ def execute(
 ) -> dict[str, Any]:
     """Train the model a TrainingRequested asks for (see module contract)."""
     stage = "download"
+    env = ev.REGISTRY.parse(request)
+    req = env.payload()
+    assert isinstance(req, ev.TrainingRequested)
+    estimate: Eta | None = None  # made once the work directory is held (it imports the pipeline, times the CPU)
 
     def report(name: str, percent: float) -> None:
         nonlocal stage
         stage = name
-        progress.put((name, float(percent)))
+        progress.put((name, float(percent), estimate.update(name, percent, time.monotonic()) if estimate else None))
 
-    env = ev.REGISTRY.parse(request)
-    req = env.payload()
-    assert isinstance(req, ev.TrainingRequested)
     work = work_dir(work_root, req.run_id, attempt)
     try:
         shutil.rmtree(work, ignore_errors=True)
         (work / "data").mkdir(parents=True)
         with (work / LOCK).open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
-            return _train(env, req, attempt, minio, bucket, work, training, report)
+            estimate = Eta(guessed_workload(req, training), ranges=stage_ranges(), prior_pace=machine_pace())
+            return _train(env, req, attempt, minio, bucket, work, training, report, estimate)
     except StorageUnavailable as exc:
         return {
             "error": {
@@ -124,6 +132,7 @@ def _train(
     work: Path,
     training: TrainingSettings,
     report: Callable[[str, float], None],
+    estimate: Eta,
 ) -> dict[str, Any]:
     from .ml.pipeline import run_training
 
@@ -136,6 +145,7 @@ def _train(
         local.append(LocalDataset(str(d.dataset_id), d.dataset_type, d.file_name, path))
     report("gather", 0.0)
     inputs, used = build_inputs(local)
+    estimate.workload = measured_workload(inputs, estimate.workload)
     result = run_training(inputs, work / "model", training, progress=report)
     report("store", 0.0)
     # one prefix per attempt: a late write of an earlier attempt never mixes with this one's files
@@ -147,6 +157,58 @@ def _train(
         artifacts[name] = f"s3://{bucket}/{key}"
     report("store", 100.0)
     return {"metrics": result.metrics, "artifacts": artifacts, "used": used}
+
+
+def machine_pace(runs: int = 3) -> float:
+    """How much slower than the ETA's calibration this machine runs now (median of ``runs`` timings)."""
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        reference_work()
+        times.append(time.perf_counter() - began)
+    return sorted(times)[runs // 2] / CALIBRATION.reference_seconds
+
+
+def stage_ranges() -> dict[str, tuple[float, float]]:
+    """The overall percents each pipeline stage reports within (the worker's own stages report 0–100)."""
+    from .ml.pipeline import STAGES
+
+    return {name: (float(start), float(end)) for name, (_, start, end) in STAGES.items()}
+
+
+def guessed_workload(req: ev.TrainingRequested, training: TrainingSettings) -> Workload:
+    """What the request's dataset sizes say of the work before anything is read: ~6 bytes a word of text,
+    32 kB a second of audio (16 kHz 16-bit mono), every audio file one train pair."""
+    text = sum(d.size for d in req.datasets if d.dataset_type in (DatasetType.TRANSCRIPT, DatasetType.TEST))
+    audio = [d for d in req.datasets if d.dataset_type is DatasetType.AUDIO]
+    return Workload(
+        download_bytes=sum(d.size for d in req.datasets),
+        text_words=text // BYTES_PER_WORD,
+        train_pairs=len(audio),
+        train_audio_seconds=sum(d.size for d in audio) / BYTES_PER_AUDIO_SECOND,
+        adapt_acoustic_model=training.adapt_acoustic_model,
+    )
+
+
+def _seconds(pair: AudioPair) -> float:
+    if pair.duration is not None:
+        return pair.duration
+    try:
+        return duration_seconds(pair.audio) - (pair.offset or 0.0)
+    except (ValueError, OSError):
+        return pair.audio.stat().st_size / BYTES_PER_AUDIO_SECOND
+
+
+def measured_workload(inputs: TrainingInputs, guessed: Workload) -> Workload:
+    """The workload as the gathered inputs say (file sizes of the text, durations of the pairs' audio)."""
+    return dataclasses.replace(
+        guessed,
+        text_words=sum(t.path.stat().st_size for t in [*inputs.transcripts, *inputs.test_texts]) // BYTES_PER_WORD,
+        train_pairs=len(inputs.train_pairs),
+        train_audio_seconds=sum(_seconds(p) for p in inputs.train_pairs),
+        test_pairs=len(inputs.test_pairs),
+        test_audio_seconds=sum(_seconds(p) for p in inputs.test_pairs),
+    )
 
 
 def die_with_parent(parent: int, on_orphaned: Callable[[], None]) -> None:

@@ -50,7 +50,7 @@ class Processes(Protocol):
 class Active:
     run: Run
     worker: WorkerProcess
-    last_progress: tuple[str, float] = ("", -1.0)
+    last_progress: tuple[str, float, float | None] = ("", -1.0, None)
     result: dict[str, Any] | None = None  # the worker's result, kept until committed
 
 
@@ -133,7 +133,10 @@ class Supervisor:
             latest = w.latest_progress()
             if latest and (latest[0] != a.last_progress[0] or latest[1] - a.last_progress[1] >= 1.0):
                 a.last_progress = latest
-                if not await h.record_progress(self._uow, self.owner, a.run, w.attempt, *latest, self.policy):
+                stage, percent, eta = latest
+                if not await h.record_progress(
+                    self._uow, self.owner, a.run, w.attempt, stage, percent, self.policy, eta_seconds=eta
+                ):
                     return await self._drop(a, "the run no longer waits for this worker")
             if time.monotonic() - w.started > self._s.time_limit_seconds:
                 await asyncio.to_thread(self._processes.stop, w)

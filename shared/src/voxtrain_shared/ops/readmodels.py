@@ -71,6 +71,7 @@ async def list_runs(
                 "owner": r["owner"],
                 "stage": progress.get("stage"),
                 "percent": progress.get("percent"),
+                "eta_seconds": progress.get("eta_seconds"),
                 "error": error.get("code"),
                 "created_at": r["created_at"],
                 "started_at": r["started_at"],

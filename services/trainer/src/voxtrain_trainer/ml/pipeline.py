@@ -62,6 +62,7 @@ STAGES = {
     "report": ("writing metrics and model card", 97, 100),
 }
 SCRATCH_DIRS = ("audio", "tuning-lm", "mixed-lm", "acoustic")
+AUDIO_SHARE = 0.04  # of the tune and evaluate stages: storing the pairs' audio, quick next to decoding it
 
 
 class _Stages:
@@ -325,17 +326,17 @@ def _run(
     with stages.run("tune") as step:
         if data.train_pairs:
             train_audio, audio_skipped = store_pairs(
-                data.train_pairs, work_dir / "audio" / "train", lambda f: step(0.2 * f)
+                data.train_pairs, work_dir / "audio" / "train", lambda f: step(AUDIO_SHARE * f)
             )
         if train_audio:
-            step(0.25)
+            step(AUDIO_SHARE)
             tuning = tune_weights(
                 tuning_config,
                 PcmSequence(train_audio),
                 settings.lw_grid,
                 settings.wip_grid,
                 settings.max_tuning_decodes,
-                lambda f: step(0.25 + 0.75 * f),
+                lambda f: step(AUDIO_SHARE + (1 - AUDIO_SHARE) * f),
             )
     lw, wip = (tuning.lw, tuning.wip) if tuning else (DEFAULT_LW, DEFAULT_WIP)
     custom = custom.with_weights(lw, wip)
@@ -351,14 +352,16 @@ def _run(
         wer = None
         if data.test_pairs:
             test_audio, skipped = store_pairs(
-                data.test_pairs, work_dir / "audio" / "test", lambda f: step(0.1 * f), strict=True
+                data.test_pairs, work_dir / "audio" / "test", lambda f: step(AUDIO_SHARE * f), strict=True
             )
             audio_skipped += skipped
             models = [("base", DecoderConfig.base()), ("text_only", custom)]
             if acoustic is not None:
                 models.append(("text_audio", custom.with_acoustic(acoustic)))
             if test_audio:
-                wer = compare_wer(PcmSequence(test_audio), models, progress=lambda f: step(0.1 + 0.8 * f))
+                wer = compare_wer(
+                    PcmSequence(test_audio), models, progress=lambda f: step(AUDIO_SHARE + (0.97 - AUDIO_SHARE) * f)
+                )
         ppl = (
             compare_perplexity(lm, data.test_sentences, settings.max_perplexity_words) if data.test_sentences else None
         )
