@@ -255,6 +255,21 @@ class Minio(Server):
             str(self.data),
         ], env
 
+    def after_ready(self) -> None:
+        """The bucket, and a least-privileged user and policy per storage service (idempotent)."""
+        from voxtrain_shared.settings import MinioSettings
+        from voxtrain_shared.storage_access import Credential, provision
+
+        admin = MinioSettings(
+            endpoint=f"127.0.0.1:{self.ports.minio}",
+            access_key=self.secrets.minio_access_key,
+            secret_key=self.secrets.minio_secret_key,
+        )
+        try:
+            provision(admin, {name: Credential(**pair) for name, pair in self.secrets.storage_users.items()})
+        except Exception as exc:  # minio's S3Error / ServerError / urllib3 errors: all mean "not provisioned"
+            raise StackError(procs.with_log(f"minio: creating the services' users failed: {exc}", self.log)) from exc
+
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.ports.minio}/minio/health/ready"
         try:
