@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from typing import Any
 
@@ -18,6 +19,18 @@ PRIVATE_KEY, PUBLIC_KEY = generate_key_pair()
 VERIFY_AUTH = AuthSettings(public_key=PUBLIC_KEY)
 #: Settings that sign tokens the test services accept (what the identity service and the operator CLI hold).
 ISSUER_AUTH = AuthSettings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` TCP ports on 127.0.0.1 that were free a moment ago (for a server of a test's own)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def unique(prefix: str) -> str:

@@ -18,23 +18,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from minio import Minio
 from minio.error import S3Error
 
+from tests.support import free_ports
 from voxtrain_devstack import Endpoints, Ports, StackError, StateDir, ensure_up, procs, status, stop
 from voxtrain_devstack.servers import Minio as MinioServer
 from voxtrain_devstack.servers import kafka_has_broker
 from voxtrain_devstack.services import SERVICES, service_env
 from voxtrain_shared import settings
 from voxtrain_shared.auth import public_key_of
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.mark.integration

@@ -355,7 +355,7 @@ def history(
     """
     if kafka:
         k = _kafka()
-        rows = _run(ops.history_from_kafka(k.bootstrap_servers, model_id, k.topics.all()))
+        rows = _run(ops.history_from_kafka(k, model_id, k.topics.all()))
     else:
         rows = _run(ops.history_from_outbox(_db().dsn.get_secret_value(), model_id, _schemas(schemas)))
     _print(
@@ -383,7 +383,7 @@ def dlt_list(
     topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"), as_json: bool = JSON_OPTION
 ) -> None:
     """The messages in TOPIC.dlt, why they are there, and whether a replay already sent them back."""
-    rows = _run(ops.dlt_list(_kafka().bootstrap_servers, topic))
+    rows = _run(ops.dlt_list(_kafka(), topic))
     _print(
         rows,
         ("partition", "offset", "key", "type", "group", "attempts", "replayed", "reason"),
@@ -400,7 +400,7 @@ def dlt_replay(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send the messages of TOPIC.dlt not replayed yet back to the topic they came from."""
-    rows = _run(ops.dlt_replay(_kafka().bootstrap_servers, topic, limit=limit, dry_run=dry_run))
+    rows = _run(ops.dlt_replay(_kafka(), topic, limit=limit, dry_run=dry_run))
     _print(rows, ("partition", "offset", "key", "type", "target", "action"), as_json, "nothing to replay")
 
 
