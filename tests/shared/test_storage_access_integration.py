@@ -139,3 +139,35 @@ def test_rotating_a_credential_retires_the_old_key(users: storage_users) -> None
     with pytest.raises(S3Error) as refused:
         read(retired, users.admin.bucket, DATASET)
     assert refused.value.code == "InvalidAccessKeyId"
+
+
+def test_the_operator_command_provisions_and_revokes_a_service_user(stack: Any) -> None:
+    from typer.testing import CliRunner
+
+    from voxtrain_shared.cli import app
+
+    bucket, user = unique("lp").replace("_", "-"), Credential.generate("validator")
+    env = {
+        "VOXTRAIN_MINIO__ENDPOINT": stack.minio_endpoint,
+        "VOXTRAIN_MINIO__ACCESS_KEY": stack.minio_access_key,
+        "VOXTRAIN_MINIO__SECRET_KEY": stack.minio_secret_key,
+        "VOXTRAIN_MINIO__BUCKET": bucket,
+        "VOXTRAIN_STORAGE_USERS__VALIDATOR__ACCESS_KEY": user.access_key,
+        "VOXTRAIN_STORAGE_USERS__VALIDATOR__SECRET_KEY": user.secret_key,
+    }
+    done = CliRunner().invoke(app, ["storage", "provision"], env=env)
+    assert done.exit_code == 0, done.output
+    own = MinioSettings(endpoint=stack.minio_endpoint, access_key=user.access_key, secret_key=user.secret_key)
+    assert make_client(own).bucket_exists(bucket)
+    assert denied(lambda: put(make_client(own), bucket, DATASET))
+    done = CliRunner().invoke(app, ["storage", "revoke", user.access_key], env=env)
+    assert done.exit_code == 0, done.output
+    with pytest.raises(S3Error):  # a HEAD carries no error body: the user is gone, the request is refused
+        make_client(own).bucket_exists(bucket)
+    admin = MinioSettings(**env_admin(stack), endpoint=stack.minio_endpoint, bucket=bucket)
+    revoke(admin, [], services=["validator"])
+    make_client(admin).remove_bucket(bucket)
+
+
+def env_admin(stack: Any) -> dict[str, str]:
+    return {"access_key": stack.minio_access_key, "secret_key": stack.minio_secret_key}
