@@ -28,8 +28,8 @@ READ = ("s3:GetObject",)
 WRITE = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
 DELETE = ("s3:DeleteObject",)
 #: ``bucket_exists`` (readiness probes, start-up): MinIO checks s3:HeadBucket before s3:ListBucket, so no
-#: service needs to list keys.
-HEAD_BUCKET = ("s3:HeadBucket",)
+#: service needs to list keys. s3:GetBucketLocation: S3 clients not told the region ask for it first.
+HEAD_BUCKET = ("s3:HeadBucket", "s3:GetBucketLocation")
 
 
 @dataclasses.dataclass(frozen=True)
