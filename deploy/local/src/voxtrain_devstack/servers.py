@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -256,7 +257,11 @@ class Minio(Server):
         ], env
 
     def after_ready(self) -> None:
-        """The bucket, and a least-privileged user and policy per storage service (idempotent)."""
+        self.provision()
+
+    def provision(self, bucket: str | None = None) -> None:
+        """``bucket`` (default: the services' default one), and on it a least-privileged user and policy per
+        storage service, with the keys of the stack's secrets (idempotent)."""
         from voxtrain_shared.settings import MinioSettings
         from voxtrain_shared.storage_access import Credential, provision
 
@@ -264,11 +269,18 @@ class Minio(Server):
             endpoint=f"127.0.0.1:{self.ports.minio}",
             access_key=self.secrets.minio_access_key,
             secret_key=self.secrets.minio_secret_key,
+            **({"bucket": bucket} if bucket else {}),
         )
-        try:
-            provision(admin, {name: Credential(**pair) for name, pair in self.secrets.storage_users.items()})
-        except Exception as exc:  # minio's S3Error / ServerError / urllib3 errors: all mean "not provisioned"
-            raise StackError(procs.with_log(f"minio: creating the services' users failed: {exc}", self.log)) from exc
+        users = {name: Credential(**pair) for name, pair in self.secrets.storage_users.items()}
+        for attempt in range(5):  # the admin API may lag a moment behind /minio/health/ready after a restart
+            try:
+                provision(admin, users)
+                return
+            except Exception as exc:  # minio's S3Error / ServerError / urllib3 errors: all mean "not provisioned"
+                if attempt == 4:
+                    message = f"minio: creating the services' users failed: {exc}"
+                    raise StackError(procs.with_log(message, self.log)) from exc
+                time.sleep(1.0)
 
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.ports.minio}/minio/health/ready"
