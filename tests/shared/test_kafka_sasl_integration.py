@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from tests.support import free_ports, unique
 from voxtrain_devstack.install import install_kafka
 from voxtrain_shared import events as ev
+from voxtrain_shared import ops
 from voxtrain_shared.kafka import BrokerPublisher, ensure_topics, make_broker, subscribe
 from voxtrain_shared.settings import KafkaSettings
 
@@ -211,6 +212,30 @@ async def test_services_publish_and_consume_over_sasl_ssl_with_their_scram_user(
         await producer.stop()
         await consumer.stop()
     assert (got.id, got.data["name"]) == (sent.id, "over tls")
+
+
+async def test_the_console_feed_and_the_operators_readers_work_over_sasl_ssl(broker: SaslBroker) -> None:
+    from voxtrain_console.feed import KafkaFeed
+    from voxtrain_console.live import Hub
+
+    settings = broker.settings(topic_namespace=unique("ns"))
+    feed = KafkaFeed(settings, Hub())  # creates the namespace's topics, then tails two of them
+    await feed.start()
+    try:
+        await feed.wait_ready(timeout=60)
+    finally:
+        await feed.stop()
+    model_id = uuid.uuid4()
+    sent = ev.wrap(ev.ModelUpdated(name="traced", auto_train=True, changed=[]), tenant_id="acme", model_id=model_id)
+    producer = make_broker(settings, client_id="test-ops")
+    await producer.start()
+    try:
+        await BrokerPublisher(producer).publish(settings.topics.models, sent.to_bytes(), sent.key(), {})
+    finally:
+        await producer.stop()
+    rows = await ops.history_from_kafka(settings, model_id, settings.topics.all(), timeout=60)
+    assert [r["type"] for r in rows] == ["ModelUpdated"]
+    assert await ops.dlt_list(settings, settings.topics.models, timeout=60) == []
 
 
 async def refused(settings: KafkaSettings) -> None:
