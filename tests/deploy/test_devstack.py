@@ -77,13 +77,25 @@ def test_each_storage_service_gets_its_own_minio_key_and_no_service_the_root_key
     assert len({envs[n]["VOXTRAIN_MINIO__ACCESS_KEY"] for n in ("datasets", "validator", "trainer")}) == 3
 
 
-def test_an_older_secrets_file_gains_the_storage_users_and_keeps_the_rest(tmp_path: Path) -> None:
-    old = {"postgres_password": "p", "minio_access_key": "root", "minio_secret_key": "s", "jwt_secret": "j"}
+def test_a_secrets_file_gains_missing_storage_users_and_keeps_the_rest(tmp_path: Path) -> None:
+    old = {
+        "postgres_password": "p",
+        "minio_access_key": "root",
+        "minio_secret_key": "s",
+        "signing_private_key": "private",
+        "signing_public_key": "public",
+        "storage_users": {"validator": {"access_key": "v", "secret_key": "vs"}},  # a service added since
+    }
     (tmp_path / "secrets.json").write_text(json.dumps(old))
     os.chmod(tmp_path / "secrets.json", 0o600)
     upgraded = StateDir(tmp_path).secrets()
-    assert (upgraded.postgres_password, upgraded.minio_access_key, upgraded.jwt_secret) == ("p", "root", "j")
+    assert (upgraded.postgres_password, upgraded.minio_access_key, upgraded.signing_public_key) == (
+        "p",
+        "root",
+        "public",
+    )
     assert set(upgraded.storage_users) == {"datasets", "validator", "trainer"}
+    assert upgraded.storage_users["validator"] == {"access_key": "v", "secret_key": "vs"}
     assert StateDir(tmp_path).secrets() == upgraded  # written once, then read back as is
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
 

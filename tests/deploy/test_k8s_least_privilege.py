@@ -196,7 +196,9 @@ def _server_address(policies: list[dict[str, Any]], name: str) -> str:
     return str(next(ipaddress.ip_network(cidr).hosts()))
 
 
-SERVICES = ("models", "datasets", "validator", "trainer", "webhooks")
+SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "identity")
+#: What the console serves its pages over, and the Ingress routes to (not the validator: it serves no API).
+APIS = ("models", "datasets", "trainer", "webhooks", "identity")
 INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
 PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
 STRANGER = Pod("some-other-team", {"app": "curious"})
@@ -235,7 +237,7 @@ def test_the_validator_cannot_reach_anything_else(network: tuple) -> None:
     v = pods["validator"]
     assert not connects(policies, v, "93.184.216.34", 443), "no internet for the pod that decodes untrusted media"
     assert not connects(policies, v, "169.254.169.254", 80), "no cloud metadata endpoint"
-    for other in ("models", "datasets", "trainer", "webhooks", "console"):
+    for other in (*APIS, "console"):
         assert not connects(policies, v, pods[other], http_port(other)), other
 
 
@@ -251,7 +253,7 @@ def test_webhooks_reach_the_internet_over_https_but_no_private_address(network: 
 
 def test_the_ingress_controller_reaches_the_console_and_the_routed_apis_only(network: tuple) -> None:
     policies, pods = network
-    for name in ("console", "models", "datasets", "trainer", "webhooks"):
+    for name in ("console", *APIS):
         assert connects(policies, INGRESS_CONTROLLER, pods[name], http_port(name)), name
         assert not connects(policies, STRANGER, pods[name], http_port(name)), name
     assert not connects(policies, INGRESS_CONTROLLER, pods["validator"], http_port("validator"))
@@ -259,7 +261,7 @@ def test_the_ingress_controller_reaches_the_console_and_the_routed_apis_only(net
 
 def test_the_console_reaches_the_apis_it_serves_and_nothing_reaches_the_console_but_the_ingress(network: tuple) -> None:
     policies, pods = network
-    for name in ("models", "datasets", "trainer", "webhooks"):
+    for name in APIS:
         assert connects(policies, pods["console"], pods[name], http_port(name)), name
     assert not connects(policies, pods["console"], pods["validator"], http_port("validator"))
     for name in SERVICES:
