@@ -117,6 +117,7 @@ def test_the_trainer_reads_datasets_and_reads_and_writes_models(users: storage_u
     (tmp_path / "lm").write_bytes(b"trained")
     t.fput_object(bucket, ARTIFACT + ".new", str(tmp_path / "lm"))  # the worker's store
     assert read(t, bucket, ARTIFACT + ".new") == b"trained"  # the model cache's fetch
+    assert t.stat_object(bucket, ARTIFACT + ".new").size == 7  # the export's size check before streaming
     assert denied(lambda: put(t, bucket, DATASET))
     assert denied(lambda: t.remove_object(bucket, DATASET))
 
