@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from typing import Any
 
@@ -18,6 +19,18 @@ PRIVATE_KEY, PUBLIC_KEY = generate_key_pair()
 VERIFY_AUTH = AuthSettings(public_key=PUBLIC_KEY)
 #: Settings that sign tokens the test services accept (what the identity service and the operator CLI hold).
 ISSUER_AUTH = AuthSettings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` TCP ports on 127.0.0.1 that were free a moment ago (for a server of a test's own)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def unique(prefix: str) -> str:
@@ -134,6 +147,45 @@ def settings_for(cls: Any, stack: Any, **extra: str) -> Any:
     env = service_env(stack, **{**isolated, **extra})
     with mock.patch.dict(os.environ, env):
         return cls()
+
+
+class storage_users:
+    """``with storage_users(stack, bucket) as env``: the bucket plus one least-privileged MinIO user per storage
+    service (voxtrain_shared.storage_access), provisioned with the stack's administrator credential; ``env[svc]``
+    holds the settings that give ``svc`` its own credential. Users and policies are removed afterwards."""
+
+    def __init__(self, stack: Any, bucket: str) -> None:
+        from voxtrain_shared.settings import MinioSettings
+        from voxtrain_shared.storage_access import STORAGE_SERVICES, Credential
+
+        self.admin = MinioSettings(
+            endpoint=stack.minio_endpoint,
+            access_key=stack.minio_access_key,
+            secret_key=stack.minio_secret_key,
+            bucket=bucket,
+        )
+        self.credentials = {svc: Credential.generate(svc) for svc in STORAGE_SERVICES}
+
+    def settings(self, service: str, credential: Any = None) -> Any:
+        """MinIO settings with ``service``'s own credential (or ``credential``)."""
+        c = credential or self.credentials[service]
+        own = {"access_key": c.access_key, "secret_key": c.secret_key}
+        return self.admin.model_validate({**self.admin.model_dump(), **own})
+
+    def env(self, service: str) -> dict[str, str]:
+        c = self.credentials[service]
+        return {"VOXTRAIN_MINIO__ACCESS_KEY": c.access_key, "VOXTRAIN_MINIO__SECRET_KEY": c.secret_key}
+
+    def __enter__(self) -> storage_users:
+        from voxtrain_shared.storage_access import provision
+
+        provision(self.admin, self.credentials)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from voxtrain_shared.storage_access import revoke
+
+        revoke(self.admin, [c.access_key for c in self.credentials.values()], services=list(self.credentials))
 
 
 async def publish(bootstrap: str, topic: str, *envelopes: Any, headers: dict[str, str] | None = None) -> None:

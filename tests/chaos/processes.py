@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from voxtrain_devstack import Ports, StateDir, install, procs, services
+from voxtrain_devstack.servers import Minio as MinioServer
 from voxtrain_devstack.servers import Server, all_servers
 from voxtrain_devstack.stack import Endpoints, ensure_up
 from voxtrain_shared.settings import AuthSettings
@@ -74,6 +75,13 @@ class ChaosStack:
         secrets = self.state.secrets()
         self.signing = AuthSettings(public_key=secrets.signing_public_key, private_key=secrets.signing_private_key)
         self._servers = {s.name: s for s in all_servers(self.state, self.ports, secrets, install())}
+        minio = self._servers["minio"]
+        assert isinstance(minio, MinioServer)
+        minio.provision(self.bucket)  # the run's bucket, with the storage services' own users on it
+
+    @property
+    def bucket(self) -> str:
+        return f"chaos-{self.run_id}"
 
     def service_env(self, name: str, port: int) -> dict[str, str]:
         assert self.endpoints is not None
@@ -83,7 +91,7 @@ class ChaosStack:
                 "VOXTRAIN_HTTP__PORT": str(port),
                 "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": self.namespace,
                 "VOXTRAIN_POSTGRES__SCHEMA": f"{name}_{self.run_id}",
-                "VOXTRAIN_MINIO__BUCKET": f"chaos-{self.run_id}",
+                "VOXTRAIN_MINIO__BUCKET": self.bucket,
                 # short deadlines, so that a lost answer is noticed within a round
                 "VOXTRAIN_SUPERVISION__EVERY_SECONDS": "2",
                 "VOXTRAIN_SUPERVISION__VALIDATION_SECONDS": str(DEADLINE_SECONDS * 3 // 4),

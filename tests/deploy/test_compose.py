@@ -10,6 +10,7 @@ import yaml
 
 from voxtrain_devstack import versions
 from voxtrain_shared import settings
+from voxtrain_shared.storage_access import STORAGE_SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = {
@@ -21,6 +22,8 @@ SETTINGS = {
     "identity": settings.IdentitySettings,
 }
 SERVERS = ("kafka", "postgres", "minio")
+#: One-shot jobs: they run to completion (no healthcheck); what needs them waits for service_completed_successfully.
+JOBS = ("storage",)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
 
 
 def test_all_servers_and_services_are_there(compose: dict) -> None:
-    assert set(compose["services"]) == {*SERVERS, *SETTINGS, "console"}  # the console: tests/console
+    assert set(compose["services"]) == {*SERVERS, *SETTINGS, *JOBS, "console"}  # the console: tests/console
 
 
 def test_servers_run_the_pinned_versions(compose: dict) -> None:
@@ -65,6 +68,9 @@ def test_servers_run_the_pinned_versions(compose: dict) -> None:
 
 def test_every_container_has_a_healthcheck(compose: dict) -> None:
     for name, service in compose["services"].items():
+        if name in JOBS:
+            assert service["restart"] == "no", f"{name} runs once"
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
 
@@ -73,6 +79,9 @@ def test_services_start_after_the_servers_they_use_are_healthy(compose: dict, na
     depends = compose["services"][name]["depends_on"]
     assert {"kafka", "postgres"} <= set(depends)
     for server, condition in depends.items():
+        if server in JOBS:
+            assert condition == {"condition": "service_completed_successfully"}, f"{name} -> {server}"
+            continue
         assert condition == {"condition": "service_healthy"}, f"{name} -> {server}"
         assert compose["services"][server]["healthcheck"]["test"]
 
@@ -95,6 +104,31 @@ def test_service_env_vars_are_real_settings_fields(compose: dict, name: str) -> 
     assert required <= voxtrain_vars
     # only the issuer holds the signing key
     assert ("VOXTRAIN_AUTH__PRIVATE_KEY" in voxtrain_vars) == (name == "identity")
+
+
+def test_each_storage_service_has_its_own_minio_user_and_only_the_storage_job_the_root_key(compose: dict) -> None:
+    services = compose["services"]
+    root = services["minio"]["environment"]["MINIO_ROOT_USER"]
+    job = services["storage"]
+    assert job["command"] == ["voxtrain", "storage", "provision"]
+    assert job["environment"]["VOXTRAIN_MINIO__ACCESS_KEY"] == root
+    own = set()
+    for name in STORAGE_SERVICES:
+        env = services[name]["environment"]
+        assert (
+            env["VOXTRAIN_MINIO__ACCESS_KEY"]
+            == job["environment"][f"VOXTRAIN_STORAGE_USERS__{name.upper()}__ACCESS_KEY"]
+        )
+        assert (
+            env["VOXTRAIN_MINIO__SECRET_KEY"]
+            == job["environment"][f"VOXTRAIN_STORAGE_USERS__{name.upper()}__SECRET_KEY"]
+        )
+        assert services[name]["depends_on"]["storage"] == {"condition": "service_completed_successfully"}
+        own.add(env["VOXTRAIN_MINIO__ACCESS_KEY"])
+    assert root not in own and len(own) == len(STORAGE_SERVICES)
+    for name, service in services.items():
+        if name not in (*STORAGE_SERVICES, "storage"):
+            assert "VOXTRAIN_MINIO__ACCESS_KEY" not in (service.get("environment") or {}), name
 
 
 @pytest.mark.parametrize("name", SETTINGS)

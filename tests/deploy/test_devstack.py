@@ -16,23 +16,15 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from minio import Minio
+from minio.error import S3Error
 
+from tests.support import free_ports
 from voxtrain_devstack import Endpoints, Ports, StackError, StateDir, ensure_up, procs, status, stop
 from voxtrain_devstack.servers import Minio as MinioServer
 from voxtrain_devstack.servers import kafka_has_broker
+from voxtrain_devstack.services import SERVICES, service_env
 from voxtrain_shared import settings
 from voxtrain_shared.auth import public_key_of
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.mark.integration
@@ -72,6 +64,42 @@ def test_endpoints_env_names_are_settings_fields() -> None:
     assert set(endpoints.as_env()) <= settings.env_var_names(settings.DatasetsSettings)
 
 
+def test_each_storage_service_gets_its_own_minio_key_and_no_service_the_root_key(tmp_path: Path) -> None:
+    secrets = StateDir(tmp_path).secrets()
+    endpoints = Endpoints("127.0.0.1:1", "postgresql://u:p@127.0.0.1:2/voxtrain", "127.0.0.1:3", "root", "root-secret")
+    envs = {name: service_env(name, endpoints.as_env(), Ports(), secrets) for name in SERVICES}
+    for name in ("datasets", "validator", "trainer"):
+        assert envs[name]["VOXTRAIN_MINIO__ACCESS_KEY"] == secrets.storage_users[name]["access_key"]
+        assert envs[name]["VOXTRAIN_MINIO__SECRET_KEY"] == secrets.storage_users[name]["secret_key"]
+    for name in ("models", "webhooks", "console"):
+        assert "VOXTRAIN_MINIO__ACCESS_KEY" not in envs[name] and "VOXTRAIN_MINIO__SECRET_KEY" not in envs[name]
+    assert not any("root-secret" in env.values() for env in envs.values())
+    assert len({envs[n]["VOXTRAIN_MINIO__ACCESS_KEY"] for n in ("datasets", "validator", "trainer")}) == 3
+
+
+def test_a_secrets_file_gains_missing_storage_users_and_keeps_the_rest(tmp_path: Path) -> None:
+    old = {
+        "postgres_password": "p",
+        "minio_access_key": "root",
+        "minio_secret_key": "s",
+        "signing_private_key": "private",
+        "signing_public_key": "public",
+        "storage_users": {"validator": {"access_key": "v", "secret_key": "vs"}},  # a service added since
+    }
+    (tmp_path / "secrets.json").write_text(json.dumps(old))
+    os.chmod(tmp_path / "secrets.json", 0o600)
+    upgraded = StateDir(tmp_path).secrets()
+    assert (upgraded.postgres_password, upgraded.minio_access_key, upgraded.signing_public_key) == (
+        "p",
+        "root",
+        "public",
+    )
+    assert set(upgraded.storage_users) == {"datasets", "validator", "trainer"}
+    assert upgraded.storage_users["validator"] == {"access_key": "v", "secret_key": "vs"}
+    assert StateDir(tmp_path).secrets() == upgraded  # written once, then read back as is
+    assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
+
+
 def test_ports_come_from_offset_and_single_overrides() -> None:
     ports = Ports.from_env({"VOXTRAIN_STACK_PORT_OFFSET": "1000", "VOXTRAIN_STACK_POSTGRES_PORT": "25000"})
     assert (ports.kafka, ports.postgres, ports.models) == (20092, 25000, 9101)
@@ -100,6 +128,14 @@ def test_ensure_up_starts_once_then_reuses_and_stop_stops(tmp_path: Path, monkey
         assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
         assert first.minio_secret_key in secrets_file.read_text()
         assert first.minio_access_key != "minioadmin" and len(first.minio_secret_key) >= 32
+
+        # `up` created the bucket and the validator's own user, which may read datasets but write nothing
+        validator = StateDir(state).secrets().storage_users["validator"]
+        v = Minio(first.minio_endpoint, validator["access_key"], validator["secret_key"], secure=False)
+        assert v.bucket_exists("voxtrain")
+        with pytest.raises(S3Error) as refused:
+            v.put_object("voxtrain", "tenants/t/models/m/datasets/d/data", io.BytesIO(b"x"), 1)
+        assert refused.value.code == "AccessDenied"
 
         with pytest.raises(StackError, match="already runs"):
             ensure_up(state, Ports(kafka=free_ports(1)[0]))

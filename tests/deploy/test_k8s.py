@@ -38,6 +38,7 @@ from voxtrain_devstack import versions
 from voxtrain_shared import ops, settings
 from voxtrain_shared.auth import generate_key_pair
 from voxtrain_shared.cli import app as cli
+from voxtrain_shared.storage_access import STORAGE_SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 _PRIVATE, _PUBLIC = generate_key_pair()
@@ -112,20 +113,48 @@ def secret_values(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in doc["data"].items()}
 
 
-def example_secrets() -> dict[str, str]:
-    lines = (OVERLAYS["prod"] / "secrets.example.env").read_text().splitlines()
+Secrets = dict[str, dict[str, str]]  #: {Secret name: {key: value}}
+
+
+def _env_file(name: str) -> dict[str, str]:
+    lines = (OVERLAYS["prod"] / name).read_text().splitlines()
+    return dict(ln.split("=", 1) for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+def example_secrets() -> Secrets:
+    """The prod Secrets as the example files describe them (one credentials Secret per service)."""
+    own = _env_file("credentials.example.env")
     return {
-        **dict(ln.split("=", 1) for ln in lines if ln.strip() and not ln.startswith("#")),
-        "VOXTRAIN_AUTH__PRIVATE_KEY": "REPLACE-ME",  # the Secret voxtrain-signing-key
+        "voxtrain-secrets": _env_file("secrets.example.env"),
+        "voxtrain-signing-key": {"VOXTRAIN_AUTH__PRIVATE_KEY": "REPLACE-ME"},  # secrets.example.env says how
+        "voxtrain-storage-admin": _env_file("storage-admin.example.env"),
+        **{f"voxtrain-{service}-credentials": own for service in DEPLOYED},
     }
 
 
-def dev_secrets(docs: list[dict[str, Any]]) -> dict[str, str]:
-    """The values of the dev overlay's Secrets (the services' and the identity service's signing key)."""
-    return {**secret_values(docs, "voxtrain-secrets"), **secret_values(docs, "voxtrain-signing-key")}
+def real_secrets() -> Secrets:
+    """The example prod Secrets with a real key pair (the services refuse the placeholders)."""
+    examples = example_secrets()
+    return {
+        **examples,
+        "voxtrain-secrets": {
+            **examples["voxtrain-secrets"],
+            "VOXTRAIN_AUTH__PUBLIC_KEY": REAL_KEYS["VOXTRAIN_AUTH__PUBLIC_KEY"],
+        },
+        "voxtrain-signing-key": {"VOXTRAIN_AUTH__PRIVATE_KEY": REAL_KEYS["VOXTRAIN_AUTH__PRIVATE_KEY"]},
+    }
 
 
-def environment(docs: list[dict[str, Any]], c: dict[str, Any], secrets: dict[str, str] | None) -> dict[str, str]:
+def dev_secrets(docs: list[dict[str, Any]]) -> Secrets:
+    """Every Secret the dev overlay generates, by its rendered name (as the containers refer to it)."""
+    return {
+        d["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in d["data"].items()}
+        for d in docs
+        if d["kind"] == "Secret"
+    }
+
+
+def environment(docs: list[dict[str, Any]], c: dict[str, Any], secrets: Secrets | None) -> dict[str, str]:
     """The container's environment as the kubelet would build it (secrets from ``secrets`` when given)."""
     env: dict[str, str] = {}
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
@@ -138,8 +167,9 @@ def environment(docs: list[dict[str, Any]], c: dict[str, Any], secrets: dict[str
         elif ref := e["valueFrom"].get("configMapKeyRef"):
             env[e["name"]] = by_name[("ConfigMap", ref["name"])]["data"][ref["key"]]
         elif ref := e["valueFrom"].get("secretKeyRef"):
-            assert secrets is not None and ref["key"] in secrets, f"{c['name']}: secret key {ref['key']} is missing"
-            env[e["name"]] = secrets[ref["key"]]
+            values = (secrets or {}).get(ref["name"], {})
+            assert ref["key"] in values, f"{c['name']}: secret {ref['name']} has no key {ref['key']}"
+            env[e["name"]] = values[ref["key"]]
     return env
 
 
@@ -209,7 +239,7 @@ def test_every_file_in_deploy_k8s_is_used() -> None:
         used.add(folder / "kustomization.yaml")
         used |= {(folder / r).resolve() for r in k.get("resources", []) if not (folder / r).is_dir()}
         used |= {(folder / p["path"]).resolve() for p in k.get("patches", []) if "path" in p}
-    documented = {OVERLAYS["prod"] / "secrets.example.env"}
+    documented = set(OVERLAYS["prod"].glob("*.example.env"))
     files = {p.resolve() for p in K8S.rglob("*") if p.is_file()}
     assert files - used - documented == set()
 
@@ -266,7 +296,7 @@ def test_the_dev_environment_is_accepted_by_each_services_settings(service: str,
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_the_console_reaches_each_api_through_its_service(overlay: str, rendered: dict) -> None:
     docs = rendered[overlay]
-    secrets = dev_secrets(docs) if overlay == "dev" else {**example_secrets(), **REAL_KEYS}
+    secrets = dev_secrets(docs) if overlay == "dev" else real_secrets()
     c = container(one(docs, "Deployment", "voxtrain-console"), "console")
     env = environment(docs, c, secrets)
     s = load_settings(ConsoleSettings, env)
@@ -292,8 +322,7 @@ def test_prod_refuses_the_example_secrets_and_takes_real_ones(service: str, rend
     c = container(one(docs, "Deployment", f"voxtrain-{service}"), service)
     with pytest.raises(ValidationError, match="PUBLIC_KEY"):
         load_settings(DEPLOYED[service], environment(docs, c, example_secrets()))
-    real = {**example_secrets(), **REAL_KEYS}
-    s = load_settings(DEPLOYED[service], environment(docs, c, real))
+    s = load_settings(DEPLOYED[service], environment(docs, c, real_secrets()))
     assert s.environment is settings.Environment.PRODUCTION
 
 
@@ -660,8 +689,12 @@ def test_dev_services_find_the_dev_servers_with_matching_credentials(rendered: d
     assert (dsn.username, dsn.path.lstrip("/")) == (pg_env["POSTGRES_USER"], pg_env["POSTGRES_DB"])
     assert dsn.password == servers["POSTGRES_PASSWORD"]
     _service_port(docs, storage["VOXTRAIN_MINIO__ENDPOINT"])
-    assert secrets["VOXTRAIN_MINIO__ACCESS_KEY"] == servers["MINIO_ROOT_USER"]
-    assert secrets["VOXTRAIN_MINIO__SECRET_KEY"] == servers["MINIO_ROOT_PASSWORD"]
+    admin = secret_values(docs, "voxtrain-storage-admin")  # the storage Job's, which creates the services' users
+    assert admin["VOXTRAIN_MINIO__ACCESS_KEY"] == servers["MINIO_ROOT_USER"]
+    assert admin["VOXTRAIN_MINIO__SECRET_KEY"] == servers["MINIO_ROOT_PASSWORD"]
+    assert "VOXTRAIN_MINIO__ACCESS_KEY" not in secrets
+    own = [secret_values(docs, f"voxtrain-{s}-credentials")["VOXTRAIN_MINIO__ACCESS_KEY"] for s in STORAGE_SERVICES]
+    assert len({*own, admin["VOXTRAIN_MINIO__ACCESS_KEY"]}) == len(STORAGE_SERVICES) + 1
 
 
 def test_prod_has_no_servers_and_commits_no_secret(rendered: dict) -> None:
@@ -679,8 +712,10 @@ def test_prod_has_no_servers_and_commits_no_secret(rendered: dict) -> None:
         for e in c.get("env", [])
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    assert refs == {"voxtrain-secrets", "voxtrain-signing-key"}  # the second: the identity service only
-    assert all("REPLACE-ME" in v for v in example_secrets().values())
+    assert refs == {"voxtrain-secrets", "voxtrain-signing-key", "voxtrain-storage-admin"} | {
+        f"voxtrain-{s}-credentials" for s in DEPLOYED
+    }  # the signing key: the identity service only; the admin key: the storage Job only
+    assert all("REPLACE-ME" in v for secret in example_secrets().values() for v in secret.values())
     replicas = {
         n: one(docs, "Deployment", f"voxtrain-{n}")["spec"].get("replicas") for n in ("models", "datasets", "console")
     }

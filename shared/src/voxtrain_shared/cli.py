@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import ops
 from .auth import ALL_SCOPES, generate_key_pair, issue_token, parse_scopes, public_key_of
-from .settings import ENV_PREFIX, NESTED, AuthSettings, KafkaSettings, PostgresSettings
+from .settings import ENV_PREFIX, NESTED, AuthSettings, KafkaSettings, MinioSettings, PostgresSettings
 from .topics import dead_letter
 
 app = typer.Typer(help="voxtrain operations", no_args_is_help=True)
@@ -37,6 +37,10 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="api-keys")
+storage_app = typer.Typer(
+    help="Object storage: the bucket and each service's own user and policy.", no_args_is_help=True
+)
+app.add_typer(storage_app, name="storage")
 T = TypeVar("T")
 
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
@@ -99,6 +103,20 @@ class _DbSettings(BaseSettings):
 class _KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore")
     kafka: KafkaSettings = KafkaSettings()
+
+
+class _StorageUser(BaseModel):
+    access_key: str
+    secret_key: SecretStr
+
+
+class _StorageSettings(BaseSettings):
+    """An administrator's MinIO credential (``VOXTRAIN_MINIO__*``) and the services' own key pairs
+    (``VOXTRAIN_STORAGE_USERS__<SERVICE>__ACCESS_KEY`` / ``__SECRET_KEY``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore")
+    minio: MinioSettings
+    storage_users: dict[str, _StorageUser] = {}
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -355,7 +373,7 @@ def history(
     """
     if kafka:
         k = _kafka()
-        rows = _run(ops.history_from_kafka(k.bootstrap_servers, model_id, k.topics.all()))
+        rows = _run(ops.history_from_kafka(k, model_id, k.topics.all()))
     else:
         rows = _run(ops.history_from_outbox(_db().dsn.get_secret_value(), model_id, _schemas(schemas)))
     _print(
@@ -383,7 +401,7 @@ def dlt_list(
     topic: str = typer.Argument(..., help="the topic (its dead letters are in TOPIC.dlt)"), as_json: bool = JSON_OPTION
 ) -> None:
     """The messages in TOPIC.dlt, why they are there, and whether a replay already sent them back."""
-    rows = _run(ops.dlt_list(_kafka().bootstrap_servers, topic))
+    rows = _run(ops.dlt_list(_kafka(), topic))
     _print(
         rows,
         ("partition", "offset", "key", "type", "group", "attempts", "replayed", "reason"),
@@ -400,7 +418,7 @@ def dlt_replay(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send the messages of TOPIC.dlt not replayed yet back to the topic they came from."""
-    rows = _run(ops.dlt_replay(_kafka().bootstrap_servers, topic, limit=limit, dry_run=dry_run))
+    rows = _run(ops.dlt_replay(_kafka(), topic, limit=limit, dry_run=dry_run))
     _print(rows, ("partition", "offset", "key", "type", "target", "action"), as_json, "nothing to replay")
 
 
@@ -463,6 +481,44 @@ def credits_expire(
         ops.post_credits, models_url, _operator_token(), tenant, "expire", amount, reason, _operator_name()
     )
     _print_account(account, as_json)
+
+
+@storage_app.command("provision")
+def storage_provision() -> None:
+    """Create the bucket and, per storage service, its policy and its user (idempotent; new secrets rotate).
+
+    Runs with an administrator's credential in VOXTRAIN_MINIO__ACCESS_KEY/SECRET_KEY; each service's key pair in
+    VOXTRAIN_STORAGE_USERS__<SERVICE>__ACCESS_KEY/SECRET_KEY (services: datasets, validator, trainer)."""
+    from minio.error import MinioException
+
+    from .storage_access import Credential, provision
+
+    try:
+        conf = _StorageSettings()
+    except ValidationError as exc:
+        raise _fail(f"invalid storage settings: {exc}") from None
+    users = {name.lower(): u for name, u in conf.storage_users.items()}
+    if not users:
+        raise _fail("no service key pairs: set VOXTRAIN_STORAGE_USERS__<SERVICE>__ACCESS_KEY and __SECRET_KEY")
+    try:
+        provision(conf.minio, {n: Credential(u.access_key, u.secret_key.get_secret_value()) for n, u in users.items()})
+    except (ValueError, MinioException, OSError) as exc:
+        raise _fail(f"storage: {exc}") from None
+    typer.echo(f"bucket {conf.minio.bucket}: users of {', '.join(sorted(users))} provisioned")
+
+
+@storage_app.command("revoke")
+def storage_revoke(access_keys: list[str]) -> None:
+    """Remove service users by access key (the old key, once a rotated one is deployed everywhere)."""
+    from minio.error import MinioException
+
+    from .storage_access import revoke
+
+    try:
+        revoke(_StorageSettings().minio, access_keys)
+    except (ValidationError, MinioException, OSError) as exc:
+        raise _fail(f"storage: {exc}") from None
+    typer.echo(f"removed {len(access_keys)} user(s)")
 
 
 @app.callback()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -34,7 +35,9 @@ from aiokafka import errors as kafka_errors
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.security import parse_security
 from faststream.message import StreamMessage
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from . import wire
 from .events import Envelope
@@ -49,9 +52,11 @@ __all__ = [
     "BrokerPublisher",
     "Handler",
     "PermanentError",
+    "client_options",
     "current_headers",
     "ensure_topics",
     "make_broker",
+    "security",
     "subscribe",
 ]
 
@@ -65,13 +70,34 @@ def current_headers() -> dict[str, str]:
     return _HEADERS.get({})
 
 
+def security(settings: KafkaSettings) -> BaseSecurity | None:
+    """How to reach the brokers: TLS (verified against ``ssl_ca_file``, else the system CAs) and/or a SCRAM user,
+    as FastStream's security object; None for PLAINTEXT."""
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    tls = protocol in ("SSL", "SASL_SSL")
+    context = ssl.create_default_context(cafile=settings.ssl_ca_file) if tls else None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    scram = SASLScram512 if settings.sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(settings.sasl_username, settings.sasl_password.get_secret_value(), ssl_context=context, use_ssl=tls)
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments for a plain aiokafka client (producer, consumer, admin) with the same brokers and
+    security as :func:`make_broker`'s."""
+    return {"bootstrap_servers": settings.bootstrap_servers, **parse_security(security(settings))}
+
+
 def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> KafkaBroker:
-    """A broker whose producer is idempotent (``acks=all``)."""
+    """A broker whose producer is idempotent (``acks=all``), with the settings' TLS and SASL."""
     return KafkaBroker(
         settings.bootstrap_servers,
         enable_idempotence=True,
         acks="all",
         client_id=client_id,
+        security=security(settings),
         **kwargs,
     )
 
@@ -357,8 +383,11 @@ async def measure_lag(broker: KafkaBroker) -> None:
             CONSUMER_LAG.labels(topic=topic, group=group).set(n)
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, with_dead_letters: bool = True) -> None:
-    """Create topics (and their DLTs) that do not exist yet; existing ones are left alone.
+async def ensure_topics(
+    kafka: KafkaSettings | str, topics: list[str], partitions: int = 3, with_dead_letters: bool = True
+) -> None:
+    """Create topics (and their DLTs) that do not exist yet; existing ones are left alone. ``kafka``: the settings
+    (brokers and security), or a PLAINTEXT bootstrap address.
 
     A dead-letter topic has one partition: it is read rarely and in full, and each partition costs the broker
     open files."""
@@ -366,7 +395,8 @@ async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 3, 
     from aiokafka.errors import TopicAlreadyExistsError
 
     names = list(topics) + ([dead_letter(t) for t in topics] if with_dead_letters else [])
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    settings = KafkaSettings(bootstrap_servers=kafka) if isinstance(kafka, str) else kafka
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -132,9 +132,7 @@ class Service:
             ),
         )
         await self._until_up("migrations", self._migrate)
-        await self._until_up(
-            "kafka", lambda: ensure_topics(s.kafka.bootstrap_servers, self.topics.all(), s.kafka.topic_partitions)
-        )
+        await self._until_up("kafka", lambda: ensure_topics(s.kafka, self.topics.all(), s.kafka.topic_partitions))
         await self._until_up("kafka", self.broker.start)
         await self._await_assignments(timeout=30.0)
         if self._relay_enabled:

@@ -8,7 +8,7 @@ one readable message naming the variables to set; nothing else in the code reads
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,26 @@ class KafkaSettings(BaseModel):
     topic_partitions: int = Field(
         3, ge=1, le=1000, description="partitions of the topics a service creates (more: more replicas share the work)"
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="SASL_SSL in production: SCRAM passwords over TLS (docs/operations.md)"
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    sasl_username: str = Field("", description="this service's own SCRAM user (SASL_* protocols)")
+    sasl_password: SecretStr = SecretStr("")
+    ssl_ca_file: str | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL); else system CAs"
+    )
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_user(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_username and self.sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs VOXTRAIN_KAFKA__SASL_USERNAME and "
+                "VOXTRAIN_KAFKA__SASL_PASSWORD (this service's SCRAM user)"
+            )
+        return self
 
     @property
     def topics(self) -> Topics:

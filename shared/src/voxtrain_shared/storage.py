@@ -19,8 +19,15 @@ def make_client(settings: MinioSettings, *, public: bool = False) -> Minio:
     )
 
 
+class BucketMissing(RuntimeError):
+    """The bucket does not exist and this credential may not create it (a service's own credential)."""
+
+
 def ensure_bucket(client: Minio, bucket: str) -> None:
-    """Create ``bucket`` if it does not exist (safe to race with another replica)."""
+    """Create ``bucket`` if it does not exist (safe to race with another replica).
+
+    With a service's own, least-privileged credential the bucket must exist already (``voxtrain storage
+    provision`` creates it): a refused creation raises :class:`BucketMissing`, saying so."""
     from minio.error import S3Error
 
     if client.bucket_exists(bucket):
@@ -28,8 +35,19 @@ def ensure_bucket(client: Minio, bucket: str) -> None:
     try:
         client.make_bucket(bucket)
     except S3Error as exc:
+        if exc.code == "AccessDenied":
+            raise BucketMissing(
+                f"the bucket {bucket!r} does not exist and this service's storage credential may not create it: "
+                "run `voxtrain storage provision` (or `voxtrain-stack up`) with an administrator's credential"
+            ) from exc
         if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+
+
+#: Patterns (S3 policy wildcards: ``*`` spans ``/`` too) of the keys :func:`dataset_key` and
+#: :func:`artifact_prefix` build; :mod:`voxtrain_shared.storage_access` grants access by them.
+DATASET_KEYS = "tenants/*/models/*/datasets/*"
+ARTIFACT_KEYS = "tenants/*/models/*/runs/*"
 
 
 def dataset_key(tenant_id: str, model_id: object, dataset_id: object) -> str:

@@ -20,6 +20,7 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 ENV_PREFIX = "VOXTRAIN_STACK_"
 
@@ -83,7 +84,11 @@ class Ports:
 
 @dataclasses.dataclass(frozen=True)
 class Secrets:
-    """Generated on first use and kept in ``<state>/secrets.json`` (mode 0600); never hard-coded."""
+    """Generated on first use and kept in ``<state>/secrets.json`` (mode 0600); never hard-coded.
+
+    ``minio_access_key``/``minio_secret_key`` are MinIO's root user (the stack and operators only);
+    ``storage_users`` holds each storage service's own, least-privileged key pair
+    (``{service: {"access_key", "secret_key"}}``, see voxtrain_shared.storage_access)."""
 
     postgres_password: str
     minio_access_key: str
@@ -92,6 +97,7 @@ class Secrets:
     #: goes only to the identity service and to the operator's shell (``voxtrain-stack env``), the public one to all
     signing_private_key: str
     signing_public_key: str
+    storage_users: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -102,10 +108,11 @@ class Secrets:
             minio_secret_key=secrets.token_urlsafe(30),
             signing_private_key=private,
             signing_public_key=public,
+            storage_users=_storage_users({}),
         )
 
     @classmethod
-    def load(cls, saved: dict[str, str]) -> tuple[Secrets, bool]:
+    def load(cls, saved: dict[str, Any]) -> tuple[Secrets, bool]:
         """The secrets of a ``secrets.json``, completed with new ones an older stack's file lacks and without
         fields no longer used; True when the file should be written again."""
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -113,6 +120,10 @@ class Secrets:
         if known.keys() == fields:
             return cls(**known), saved.keys() != fields
         return cls(**{**dataclasses.asdict(cls.generate()), **known}), True
+
+    def with_storage_users(self) -> Secrets:
+        """These secrets plus a key pair for every storage service that has none yet."""
+        return dataclasses.replace(self, storage_users=_storage_users(self.storage_users))
 
 
 def _signing_key_pair() -> tuple[str, str]:
@@ -123,6 +134,16 @@ def _signing_key_pair() -> tuple[str, str]:
 
     key = Ed25519PrivateKey.generate()
     return b64(key.private_bytes_raw()), b64(key.public_key().public_bytes_raw())
+
+
+def _storage_users(existing: Mapping[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    from voxtrain_shared.storage_access import STORAGE_SERVICES, Credential
+
+    users = dict(existing)
+    for service in STORAGE_SERVICES:
+        if service not in users:
+            users[service] = dataclasses.asdict(Credential.generate(service))
+    return users
 
 
 class StateDir:
@@ -161,8 +182,9 @@ class StateDir:
         """The stack's secrets, generated and written (0600) on first call."""
         file = self.path / "secrets.json"
         if file.exists():
-            value, completed = Secrets.load(json.loads(file.read_text()))
-            if not completed:
+            loaded, completed = Secrets.load(json.loads(file.read_text()))
+            value = loaded.with_storage_users()  # a storage service added since the file was written
+            if not completed and value == loaded:
                 return value
             file.unlink()
         else:

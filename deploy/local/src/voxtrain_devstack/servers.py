@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -254,6 +255,32 @@ class Minio(Server):
             f"127.0.0.1:{self.ports.minio_console}",
             str(self.data),
         ], env
+
+    def after_ready(self) -> None:
+        self.provision()
+
+    def provision(self, bucket: str | None = None) -> None:
+        """``bucket`` (default: the services' default one), and on it a least-privileged user and policy per
+        storage service, with the keys of the stack's secrets (idempotent)."""
+        from voxtrain_shared.settings import MinioSettings
+        from voxtrain_shared.storage_access import Credential, provision
+
+        admin = MinioSettings(
+            endpoint=f"127.0.0.1:{self.ports.minio}",
+            access_key=self.secrets.minio_access_key,
+            secret_key=self.secrets.minio_secret_key,
+            **({"bucket": bucket} if bucket else {}),
+        )
+        users = {name: Credential(**pair) for name, pair in self.secrets.storage_users.items()}
+        for attempt in range(5):  # the admin API may lag a moment behind /minio/health/ready after a restart
+            try:
+                provision(admin, users)
+                return
+            except Exception as exc:  # minio's S3Error / ServerError / urllib3 errors: all mean "not provisioned"
+                if attempt == 4:
+                    message = f"minio: creating the services' users failed: {exc}"
+                    raise StackError(procs.with_log(message, self.log)) from exc
+                time.sleep(1.0)
 
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.ports.minio}/minio/health/ready"

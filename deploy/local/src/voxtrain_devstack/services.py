@@ -23,6 +23,7 @@ from .procs import StackError
 SERVICES = ("models", "datasets", "validator", "trainer", "webhooks", "identity", "console")
 #: The APIs behind the console's same-origin ``/api/...`` (its settings' ``<name>_url``).
 CONSOLE_UPSTREAMS = ("models", "datasets", "trainer", "webhooks", "identity")
+_MINIO_KEYS = ("VOXTRAIN_MINIO__ACCESS_KEY", "VOXTRAIN_MINIO__SECRET_KEY")
 
 
 def _marker(name: str) -> str:
@@ -44,9 +45,15 @@ def script(name: str) -> str:
 
 def service_env(name: str, endpoints_env: Mapping[str, str], ports: Ports, secrets: Secrets) -> dict[str, str]:
     """The environment of one service: the servers' endpoints, its port, the development public key that
-    verifies tokens (the signing key only for identity, the issuer; for the console, where the APIs are)."""
+    verifies tokens (the signing key only for identity, the issuer; for the console, where the APIs are).
+    A storage service gets its own MinIO key pair (its policy allows only what it does); the others get none.
+    ``endpoints_env`` carries MinIO's root keys: they are not passed on."""
+    storage = {k: v for k, v in endpoints_env.items() if k not in _MINIO_KEYS}
+    own = secrets.storage_users.get(name)
+    if own is not None:
+        storage |= {"VOXTRAIN_MINIO__ACCESS_KEY": own["access_key"], "VOXTRAIN_MINIO__SECRET_KEY": own["secret_key"]}
     env = {
-        **endpoints_env,
+        **storage,
         "VOXTRAIN_ENVIRONMENT": "local",
         "VOXTRAIN_AUTH__PUBLIC_KEY": secrets.signing_public_key,
         "VOXTRAIN_HTTP__HOST": "127.0.0.1",

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from voxtrain_shared import wire
-from voxtrain_shared.kafka import ensure_topics
+from voxtrain_shared.kafka import client_options, ensure_topics
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.settings import KafkaSettings
 
@@ -56,12 +56,10 @@ class KafkaFeed:
     async def start(self) -> None:
         # The services create the topics too; doing it here as well keeps a console started first from
         # letting the broker auto-create them with other settings.
-        await ensure_topics(
-            self._settings.bootstrap_servers, self._settings.topics.all(), self._settings.topic_partitions
-        )
+        await ensure_topics(self._settings, self._settings.topics.all(), self._settings.topic_partitions)
         self._consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(self._settings),
             group_id=self.group_id,
             client_id="voxtrain-console",
             auto_offset_reset="latest",

@@ -10,7 +10,7 @@ from voxtrain_shared.logs import get_logger
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.service import Service
 from voxtrain_shared.settings import DatasetsSettings
-from voxtrain_shared.storage import make_client
+from voxtrain_shared.storage import BucketMissing, make_client
 from voxtrain_shared.uow import UnitOfWork
 
 from . import consumers, http, workers
@@ -71,7 +71,7 @@ def assemble(
     async def start(service: Service) -> None:
         try:
             await objects.ensure_bucket()
-        except StorageUnavailable as exc:  # not ready until it answers; the sweeper keeps trying
+        except (StorageUnavailable, BucketMissing) as exc:  # not ready until it answers; the sweeper keeps trying
             log.warning("storage_unavailable_at_start", error=str(exc))
         service.background(sweeper.run(service.stopping))
 

@@ -59,7 +59,7 @@ def build(
     svc.consumer(
         svc.topics.models, "requests", consumers.requests(uow, jobs.wake, jobs.cancel), types=consumers.REQUEST_TYPES
     )
-    probe = reachable(minio)
+    probe = reachable(minio, settings.minio.bucket)
 
     async def check_minio() -> None:
         await asyncio.to_thread(probe)

@@ -158,10 +158,12 @@ def object_validator(client: Minio) -> Validator:
     return validate
 
 
-def reachable(client: Minio) -> Callable[[], None]:
-    """A readiness probe of the store (raises when it does not answer)."""
+def reachable(client: Minio, bucket: str) -> Callable[[], None]:
+    """A readiness probe of the store: raises when it does not answer or ``bucket`` is not there (a HEAD of the
+    bucket, which the validator's read-only storage policy allows; listing buckets or keys it does not)."""
 
     def probe() -> None:
-        client.list_buckets()
+        if not client.bucket_exists(bucket):
+            raise StorageUnavailable(f"bucket {bucket} does not exist")
 
     return probe

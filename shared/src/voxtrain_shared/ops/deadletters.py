@@ -7,6 +7,7 @@ from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
+from ..settings import KafkaSettings
 from ..topics import DEAD_LETTER_SUFFIX, dead_letter
 from .kafkaread import KAFKA_TIMEOUT_MS, kafka_reader, partitions, read_to_end, text
 
@@ -52,12 +53,12 @@ def _describe(record: Any, original: str) -> dict[str, Any]:
     }
 
 
-async def dlt_list(bootstrap: str, topic: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+async def dlt_list(kafka: KafkaSettings, topic: str, timeout: float = 60.0) -> list[dict[str, Any]]:
     """Every message now in ``<topic>.dlt``, with why it is there and whether a replay already passed it."""
     original, dlt = _dlt_name(topic)
     rows = []
-    async with kafka_reader(bootstrap, replay_group(topic)) as consumer:
-        parts = await partitions(bootstrap, [dlt])
+    async with kafka_reader(kafka, replay_group(topic)) as consumer:
+        parts = await partitions(kafka, [dlt])
         committed = {tp.partition: await consumer.committed(tp) for tp in parts}
         async for record in read_to_end(consumer, parts, timeout):
             row = _describe(record, original)
@@ -68,7 +69,7 @@ async def dlt_list(bootstrap: str, topic: str, timeout: float = 60.0) -> list[di
 
 
 async def dlt_replay(
-    bootstrap: str, topic: str, *, limit: int | None = None, dry_run: bool = False, timeout: float = 60.0
+    kafka: KafkaSettings, topic: str, *, limit: int | None = None, dry_run: bool = False, timeout: float = 60.0
 ) -> list[dict[str, Any]]:
     """Republish what is in ``<topic>.dlt`` and not replayed yet to each message's ``x-original-topic``.
 
@@ -80,17 +81,19 @@ async def dlt_replay(
     """
     from aiokafka import AIOKafkaProducer
 
+    from ..kafka import client_options
+
     original, dlt = _dlt_name(topic)
     rows: list[dict[str, Any]] = []
-    async with kafka_reader(bootstrap, replay_group(topic)) as consumer:
+    async with kafka_reader(kafka, replay_group(topic)) as consumer:
         producer = None
         if not dry_run:
             producer = AIOKafkaProducer(
-                bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", request_timeout_ms=KAFKA_TIMEOUT_MS
+                **client_options(kafka), enable_idempotence=True, acks="all", request_timeout_ms=KAFKA_TIMEOUT_MS
             )
             await producer.start()
         try:
-            records = read_to_end(consumer, await partitions(bootstrap, [dlt]), timeout, from_committed=True)
+            records = read_to_end(consumer, await partitions(kafka, [dlt]), timeout, from_committed=True)
             async with aclosing(records):
                 async for record in records:
                     if limit is not None and len(rows) >= limit:

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from .. import events as ev
+from ..settings import KafkaSettings
 from ..topics import DEAD_LETTER_SUFFIX, dead_letter
 from .common import SERVICES, has_table, read_only
 from .kafkaread import kafka_reader, partitions, read_to_end
@@ -66,14 +67,14 @@ async def history_from_outbox(dsn: str, model_id: UUID, schemas: Iterable[str] =
 
 
 async def history_from_kafka(
-    bootstrap: str, model_id: UUID, topics: Iterable[str], timeout: float = 60.0
+    kafka: KafkaSettings, model_id: UUID, topics: Iterable[str], timeout: float = 60.0
 ) -> list[dict[str, Any]]:
     """Every message keyed by ``model_id`` on ``topics`` (and their dead-letter topics), read to the current end."""
     names = [n for t in topics for n in (t, dead_letter(t))]
     key = str(model_id).encode()
     rows: list[dict[str, Any]] = []
-    async with kafka_reader(bootstrap, None) as consumer:
-        async for record in read_to_end(consumer, await partitions(bootstrap, names), timeout):
+    async with kafka_reader(kafka, None) as consumer:
+        async for record in read_to_end(consumer, await partitions(kafka, names), timeout):
             if record.key != key:
                 continue
             try:

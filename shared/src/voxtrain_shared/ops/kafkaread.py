@@ -7,22 +7,28 @@ from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from ..settings import KafkaSettings
 from .common import OpsError
 
 KAFKA_TIMEOUT_MS = 15_000
 
 
-def unreachable(bootstrap: str, exc: Exception) -> OpsError:
-    return OpsError(f"Kafka at {bootstrap} does not answer ({exc}); check VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS")
+def unreachable(kafka: KafkaSettings, exc: Exception) -> OpsError:
+    return OpsError(
+        f"Kafka at {kafka.bootstrap_servers} does not answer ({exc}); check VOXTRAIN_KAFKA__BOOTSTRAP_SERVERS "
+        "(and VOXTRAIN_KAFKA__SECURITY_PROTOCOL, __SASL_USERNAME, __SASL_PASSWORD, __SSL_CA_FILE)"
+    )
 
 
 @asynccontextmanager
-async def kafka_reader(bootstrap: str, group: str | None) -> Any:
+async def kafka_reader(kafka: KafkaSettings, group: str | None) -> Any:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaConnectionError
 
+    from ..kafka import client_options
+
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(kafka),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -31,24 +37,26 @@ async def kafka_reader(bootstrap: str, group: str | None) -> Any:
     try:
         await consumer.start()
     except KafkaConnectionError as exc:
-        raise unreachable(bootstrap, exc) from None
+        raise unreachable(kafka, exc) from None
     try:
         yield consumer
     finally:
         await consumer.stop()
 
 
-async def partitions(bootstrap: str, topics: Iterable[str]) -> list[Any]:
+async def partitions(kafka: KafkaSettings, topics: Iterable[str]) -> list[Any]:
     """The partitions of those ``topics`` that exist (asking never creates a topic)."""
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaConnectionError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS)
+    from ..kafka import client_options
+
+    admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=KAFKA_TIMEOUT_MS)
     try:
         await admin.start()
     except KafkaConnectionError as exc:
-        raise unreachable(bootstrap, exc) from None
+        raise unreachable(kafka, exc) from None
     try:
         described = await admin.describe_topics()  # every topic: naming some could auto-create them
     finally:
