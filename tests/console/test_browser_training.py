@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,26 @@ import httpx
 import pytest
 
 from tests.console.browser import TENANT, TRAIN_MESSAGE, create_model, eventually, open_models, shot, sign_in
+from tests.console.system import System, running_system
 from tests.support import auth_headers
 from tests.trainer.medical_domain import ADAPTATION_SENTENCES, TEST_SENTENCES, TRAINING_TEXT, speak_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.usefixtures("evidence")]
 ACME = auth_headers(TENANT)
 MODELS: dict[str, str] = {}  # name -> id, shared by the tests of this module (they run in order)
+
+
+@pytest.fixture(scope="module")
+async def system(stack, tmp_path_factory) -> AsyncIterator[System]:
+    """The system with a price of one credit per word and per second of audio, and 2,000 free credits: the
+    trainings here fit in, and a transcript a little longer than the balance does not."""
+    credits = {
+        "VOXTRAIN_CREDITS__FREE_ALLOWANCE": "2000",
+        "VOXTRAIN_CREDITS__PER_THOUSAND_WORDS": "1000",
+        "VOXTRAIN_CREDITS__PER_AUDIO_MINUTE": "60",
+    }
+    async with running_system(stack, tmp_path_factory.mktemp("console"), models_env=credits) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +69,9 @@ async def upload_and_validate(system: Any, page: Any, mid: str, files: list[Any]
     """Upload through the datasets API (the upload dialog has its own tests) and wait until the page
     shows every dataset valid."""
     async with httpx.AsyncClient(base_url=system.urls["datasets"], timeout=120) as c:
-        r = await c.post(f"/v1/models/{mid}/datasets", files=files, headers=ACME)
-        assert r.status_code == 201, r.text
+        for i in range(0, len(files), 10):  # 1-10 files per upload
+            r = await c.post(f"/v1/models/{mid}/datasets", files=files[i : i + 10], headers=ACME)
+            assert r.status_code == 201, r.text
         await eventually(
             lambda: c.get(f"/v1/models/{mid}/datasets", headers=ACME),
             check=lambda r: all(d["status"] == "valid" for d in r.json()["datasets"]),
@@ -135,7 +151,7 @@ async def test_the_train_dialog_shows_the_amount_below_the_specs_text(system, pa
     await sign_in(page, system.console_url)
     # radiology, ready to train later while cardiology trains (the trainer runs one training at a time)
     radiology = MODELS["radiology"] = await create_model(page, "radiology", auto_train=False)
-    notes = [("files", ("report.txt", b"chest x-ray shows no pneumonia\nthe lungs are clear\n", "text/plain"))]
+    notes = [("files", ("notes.txt", TRAINING_TEXT.encode(), "text/plain"))]  # text only: a short training
     await upload_and_validate(system, page, radiology, notes)
     await open_models(page)
     mid = MODELS["cardiology"] = await create_model(page, "cardiology", auto_train=False)
@@ -208,12 +224,13 @@ async def test_cancel_while_running_ends_at_failed_cancelled(system, page, artif
 
 
 async def test_train_is_offered_again_and_the_trained_model_downloads(system, page, artifacts) -> None:
-    mid = MODELS["cardiology"]
+    mid = MODELS["radiology"]  # cancelled at 2: trained again, to the end this time
+    await open_model(page, "radiology")
     await page.click("#train-model")
     await page.wait_for_selector("#train-dialog-amount")
     await page.click("#train-dialog-confirm")
     await page.wait_for_selector("#toasts .toast:has-text('Training started successfully')")
-    await page.wait_for_selector("#model-status [data-status='4']", timeout=540_000)
+    await page.wait_for_selector("#model-status [data-status='4']", timeout=300_000)
     assert await page.is_visible("#export-model") and not await page.is_visible("#cancel-training")
     async with page.expect_download() as info:
         await page.click("#export-model")
@@ -222,6 +239,36 @@ async def test_train_is_offered_again_and_the_trained_model_downloads(system, pa
     data = Path(await download.path()).read_bytes()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         names = archive.getnames()
-    assert names and any("manifest" in n.lower() for n in names), names
+    assert any("manifest" in n.lower() for n in names), names
     await page.wait_for_selector(f"#toasts .toast:has-text('Downloaded voxtrain-model-{mid}.tar.gz')")
     await shot(page, artifacts, "35-trained-again-download")
+
+
+async def test_too_few_credits_are_said_in_the_dialog_and_train_leaves_the_model_as_it_was(
+    system, page, artifacts
+) -> None:
+    await open_models(page)
+    mid = await create_model(page, "oncology", auto_train=False)
+    balance = await header_balance(page)
+    words = " ".join(f"word{i}" for i in range(balance + 50))  # one credit a word: more than the balance
+    await upload_and_validate(system, page, mid, [("files", ("long.txt", words.encode(), "text/plain"))])
+    cost = (await model_view(system, mid))["cost"]
+    assert cost["estimate"] > cost["balance"] == balance, cost
+
+    await page.click("#train-model")
+    await page.wait_for_selector("#train-dialog-shortfall")
+    assert await page.inner_text("#train-dialog-message") == TRAIN_MESSAGE.format(name="oncology")
+    shortfall = await page.inner_text("#train-dialog-shortfall")
+    assert f"{credits_text(cost['estimate'] - balance)} more are needed" in shortfall, shortfall
+    assert "voxtrain credits grant" in shortfall
+    await page.click("#train-dialog-confirm")  # the API decides: refused, in words
+    alert = page.locator("#train-dialog [role=alert]")
+    await alert.filter(has_text="Not enough credits for this training (insufficient_credits)").wait_for()
+    await shot(page, artifacts, "36-too-few-credits", full_page=False)
+    await page.keyboard.press("Escape")
+    await page.wait_for_selector("#train-dialog", state="detached")
+    assert await page.get_attribute("#model-status .badge", "data-status") == "1"
+    assert await page.is_visible("#train-model")
+    view = await model_view(system, mid)
+    assert view["status"]["code"] == 1 and view["cost"]["balance"] == balance and view["cost"]["reserved"] is None
+    assert await header_balance(page) == balance

@@ -493,6 +493,8 @@ function costView(cost) {
     h("p", { id: "train-dialog-amount", dataset: { estimate: String(cost.estimate), balance: String(cost.balance) } },
       "This training will use ", h("strong", {}, credits(cost.estimate)), from.length ? ` (for ${from.join(" and ")})` : "",
       `. Your balance: ${credits(cost.balance)}.`),
+    basis.measured === false ? h("p", { class: "hint" },
+      "Estimated from the files' sizes: datasets still being validated may change it.") : null,
     short ? h("p", { class: "notice", id: "train-dialog-shortfall" },
       `Your balance is too low for this training: ${credits(cost.estimate - cost.balance)} more are needed. `,
       ERROR_FIXES.insufficient_credits) : null,
