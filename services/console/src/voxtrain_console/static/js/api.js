@@ -38,8 +38,6 @@ export const ERROR_FIXES = {
   stage_failed: "Check the datasets named here; if they look right, train again.",
   worker_lost: "The training was interrupted: click “Train the Language” to start it again.",
   training_timeout: "Training took too long: use fewer or smaller datasets, then train again.",
-  cancelled: "Nothing to fix: click “Train the Language” to start the training again.",
-  insufficient_credits: "Ask your operator to grant credits (voxtrain credits grant TENANT AMOUNT), or train with fewer or smaller datasets.",
 };
 
 export function words(code) {

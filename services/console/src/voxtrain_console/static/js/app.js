@@ -488,17 +488,18 @@ function costView(cost) {
   const from = [];
   if (basis.audio_minutes) from.push(`${Number(basis.audio_minutes).toFixed(1)} min of audio`);
   if (basis.text_words) from.push(`${Number(basis.text_words).toLocaleString("en-US")} words of text`);
-  const short = cost.balance < cost.estimate;
+  const needed = cost.estimate - cost.balance;
   return [
     h("p", { id: "train-dialog-amount", dataset: { estimate: String(cost.estimate), balance: String(cost.balance) } },
       "This training will use ", h("strong", {}, credits(cost.estimate)), from.length ? ` (for ${from.join(" and ")})` : "",
       `. Your balance: ${credits(cost.balance)}.`),
     basis.measured === false ? h("p", { class: "hint" },
       "Estimated from the files' sizes: datasets still being validated may change it.") : null,
-    short ? h("p", { class: "notice", id: "train-dialog-shortfall" },
-      `Your balance is too low for this training: ${credits(cost.estimate - cost.balance)} more are needed. `,
-      ERROR_FIXES.insufficient_credits) : null,
-  ];
+    needed > 0 ? h("p", { class: "notice", id: "train-dialog-shortfall" },
+      `Your balance is too low for this training: ${credits(needed)} more are needed. Ask your operator to grant `,
+      "them (", h("code", {}, `voxtrain credits grant ${auth.tenant} ${needed}`),
+      "), or remove datasets to lower the cost.") : null,
+  ].filter(Boolean);
 }
 
 function lockedReason(code) {
