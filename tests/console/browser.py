@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.support import auth_headers
 
 TENANT = "acme"
-TOKEN = auth_headers(TENANT)["Authorization"].removeprefix("Bearer ")
 # Tailwind's palette: the badge dots (500) and backgrounds (100) of the spec's colours.
 DOT = {
     "zinc": "rgb(113, 113, 122)",
@@ -81,9 +82,15 @@ async def open_models(page: Any) -> None:
     await page.wait_for_selector("#models-body tr")
 
 
-async def sign_in(page: Any, console_url: str, token: str = TOKEN) -> None:
-    await page.goto(console_url)
-    await page.fill("#token", token)
+async def sign_in(page: Any, system: Any) -> str:
+    """Sign in with a new API key of :data:`TENANT` (made through the identity API); returns the subject of
+    the page's tokens (``key:<id>``: who the APIs record as acting)."""
+    async with httpx.AsyncClient(base_url=system.urls["identity"]) as c:
+        r = await c.post("/v1/api-keys", json={"label": "console"}, headers=auth_headers(TENANT))
+        assert r.status_code == 201, r.text
+    await page.goto(system.console_url)
+    await page.fill("#api-key", r.json()["key"])
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_selector("#models-table")
     await page.wait_for_selector("#live-indicator[data-state=open]")
+    return f"key:{r.json()['id']}"
