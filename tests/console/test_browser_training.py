@@ -194,12 +194,15 @@ async def test_the_train_dialog_shows_the_amount_below_the_specs_text(system, pa
 async def test_the_time_left_is_shown_while_training(system, page, artifacts) -> None:
     await page.wait_for_selector("#model-status [data-status='3']", timeout=180_000)
     await page.wait_for_selector("#progress-eta:not([data-seconds=''])", timeout=60_000)
-    seconds = float(await page.get_attribute("#progress-eta", "data-seconds"))
-    assert await page.inner_text("#progress-eta") == eta_text(seconds)
-    assert (
-        await page.inner_text("#progress-percent") == f"{await page.get_attribute('#progress .bar', 'data-percent')}%"
-    )
-    assert (await page.inner_text("#progress-text")).startswith("Training — ")
+    # read at once: a progress event may repaint the panel between two reads
+    seconds, eta, percent, bar, text = await page.evaluate("""() => {
+        const eta = document.getElementById('progress-eta');
+        return [eta.dataset.seconds, eta.textContent, document.getElementById('progress-percent').textContent,
+                document.querySelector('#progress .bar').dataset.percent,
+                document.getElementById('progress-text').textContent];
+    }""")
+    assert eta == eta_text(float(seconds)) and percent == f"{bar}%", (seconds, eta, percent, bar)
+    assert text.startswith("Training — "), text
     assert (await model_view(system, MODELS["cardiology"]))["run"]["progress"]["eta_seconds"] is not None
     await shot(page, artifacts, "31-training-eta")
 
