@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,36 @@ def artifacts() -> Path:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+async def page(system, browser, artifacts) -> AsyncIterator[Any]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    p = await context.new_page()
+    p.errors = []
+    p.on("pageerror", lambda e: p.errors.append(str(e)))
+    # refused requests are part of some tests (the browser logs each one); script errors never are
+    p.on(
+        "console",
+        lambda m: (
+            p.errors.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None
+        ),
+    )
+    p.set_default_timeout(15_000)
+    yield p
+    await context.close()
+
+
+@pytest.fixture
+async def evidence(request, page, artifacts) -> AsyncIterator[None]:
+    """A screenshot of the page when a test fails, and no script error in any test (browser modules use it
+    for every test: ``pytest.mark.usefixtures("evidence")``)."""
+    page.errors.clear()
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        await page.screenshot(path=str(artifacts / f"FAILED-{request.node.name}.png"), full_page=True)
+    assert not page.errors, f"script errors in the page: {page.errors}"
 
 
 @pytest.hookimpl(wrapper=True)

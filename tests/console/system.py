@@ -75,8 +75,11 @@ class System:
 
 
 @asynccontextmanager
-async def running_system(stack: Any, work_dir: Path, **console: Any) -> AsyncIterator[System]:
-    """models, datasets, validator, trainer, identity and the console on real ports; ``console``: settings
+async def running_system(
+    stack: Any, work_dir: Path, models_env: dict[str, str] | None = None, **console: Any
+) -> AsyncIterator[System]:
+    """models, datasets, validator, trainer, identity and the console on real ports; ``models_env``: more of
+    the models service's environment (e.g. its credits settings); ``console``: the console's settings
     overrides."""
     namespace = unique("console")
     shared = {
@@ -86,7 +89,7 @@ async def running_system(stack: Any, work_dir: Path, **console: Any) -> AsyncIte
     async with AsyncExitStack() as stack_:
         urls: dict[str, str] = {}
         for name, cls, build, extra in (
-            ("models", ModelsSettings, build_models, {}),
+            ("models", ModelsSettings, build_models, models_env or {}),
             ("datasets", DatasetsSettings, build_datasets, {"VOXTRAIN_PART_SIZE_BYTES": str(5 * MiB)}),
             ("validator", ValidatorSettings, build_validator, {}),
             ("trainer", TrainerSettings, build_trainer, {"VOXTRAIN_WORK_DIR": str(work_dir / "trainer")}),

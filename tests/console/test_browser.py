@@ -9,43 +9,31 @@ state go to test-artifacts/console/.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import struct
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.console.browser import (
+    BACKGROUND,
+    DOT,
+    TENANT,
+    TRAIN_MESSAGE,
+    badge_colours,
+    create_model,
+    eventually,
+    open_models,
+    shot,
+    status_of,
+)
 from tests.support import auth_headers
 from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT, speak, speak_all
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420)]
-TENANT = "acme"
-# Tailwind's palette: the badge dots (500) and backgrounds (100) of the spec's colours.
-DOT = {
-    "zinc": "rgb(113, 113, 122)",
-    "amber": "rgb(245, 158, 11)",
-    "sky": "rgb(14, 165, 233)",
-    "emerald": "rgb(16, 185, 129)",
-    "red": "rgb(239, 68, 68)",
-}
-BACKGROUND = {
-    "zinc": "rgb(244, 244, 245)",
-    "amber": "rgb(254, 243, 199)",
-    "sky": "rgb(224, 242, 254)",
-    "emerald": "rgb(209, 250, 229)",
-    "red": "rgb(254, 226, 226)",
-}
-TRAIN_MESSAGE = (
-    "Are you sure you want to start the training process for {name}? This process may take a long "
-    "time to complete and it will use your credits, and you will not be able to modify the custom "
-    "model until it is finished."
-)
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420), pytest.mark.usefixtures("evidence")]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000
 
 # Records every status the header badge shows, with whether "Train the Language" is shown then.
@@ -79,90 +67,12 @@ DROP = """([selector, files]) => {
 
 
 @pytest.fixture(scope="module")
-async def page(system, browser, artifacts) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    p = await context.new_page()
-    p.errors = []
-    p.on("pageerror", lambda e: p.errors.append(str(e)))
-    # refused requests are part of some tests (the browser logs each one); script errors never are
-    p.on(
-        "console",
-        lambda m: (
-            p.errors.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None
-        ),
-    )
-    p.set_default_timeout(15_000)
-    yield p
-    await context.close()
-
-
-@pytest.fixture(autouse=True)
-async def _evidence(request, page, artifacts) -> AsyncIterator[None]:
-    """A screenshot of the page when a test fails, and no script error in any test."""
-    page.errors.clear()
-    yield
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        await page.screenshot(path=str(artifacts / f"FAILED-{request.node.name}.png"), full_page=True)
-    assert not page.errors, f"script errors in the page: {page.errors}"
-
-
-@pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
     return {
         "test_audio": speak_all(TEST_SENTENCES[:5], d / "ward", "ward"),
         "new": speak("Continue warfarin and check the international normalized ratio.", d / "new.wav", "en-us+f2"),
     }
-
-
-async def eventually(request: Any, check: Any, timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        answer = await request()
-        if check(answer):
-            return answer
-        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout}s: {answer.text[:300]}"
-        await asyncio.sleep(0.2)
-
-
-async def shot(page: Any, artifacts: Path, name: str, full_page: bool = True) -> None:
-    await page.screenshot(path=str(artifacts / f"{name}.png"), full_page=full_page)
-
-
-async def status_of(page: Any) -> int:
-    return int(await page.get_attribute("#model-status .badge", "data-status"))
-
-
-async def badge_colours(page: Any, selector: str) -> tuple[str, str, str]:
-    """The badge's name and colours; a live update may swap the element while it is read, so read again."""
-    for _ in range(50):
-        got = tuple(
-            await page.eval_on_selector(
-                selector,
-                """(b) => b.isConnected ? [b.dataset.badge,
-            getComputedStyle(b).backgroundColor, getComputedStyle(b.querySelector('.dot')).backgroundColor] : []""",
-            )
-        )
-        if len(got) == 3 and all(got):
-            return got
-        await page.wait_for_timeout(100)
-    return got
-
-
-async def create_model(page: Any, name: str, auto_train: bool = True) -> str:
-    await page.click("#new-model")
-    await page.fill("#cm-name", name)
-    if not auto_train:
-        await page.uncheck("#cm-auto-train")
-    await page.get_by_role("button", name="Create").click()
-    await page.wait_for_selector(f"#model-title:text-is('{name}')")
-    return page.url.rsplit("/", 1)[-1]
-
-
-async def open_models(page: Any) -> None:
-    await page.click("nav[aria-label=Main] >> text=Custom Models")
-    await page.wait_for_selector("#models-body tr")
 
 
 # ---------------------------------------------------------------------------------------------------

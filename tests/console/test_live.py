@@ -57,7 +57,15 @@ def status_changed(
 
 
 def progress(tenant: str, percent: float) -> ev.Envelope:
-    msg = ev.TrainingProgress(run_id=uuid.uuid4(), stage="estimate_lm", percent=percent, message="n-grams")
+    msg = ev.TrainingProgress(
+        run_id=uuid.uuid4(),
+        stage="estimate_lm",
+        percent=percent,
+        message="n-grams",
+        attempt=1,
+        max_attempts=3,
+        eta_seconds=754.5,
+    )
     return ev.wrap(msg, tenant_id=tenant, model_id=uuid.uuid4())
 
 
@@ -83,6 +91,7 @@ def test_progress_becomes_a_progress_event_and_other_messages_nothing() -> None:
     live = to_live(progress("acme", 42.0))
     assert live is not None and live.name == "progress"
     assert (live.data["stage"], live.data["percent"], live.data["message"]) == ("estimate_lm", 42.0, "n-grams")
+    assert (live.data["attempt"], live.data["max_attempts"], live.data["eta_seconds"]) == (1, 3, 754.5)
     started = ev.wrap(ev.TrainingStarted(run_id=uuid.uuid4()), tenant_id="acme", model_id=uuid.uuid4())
     assert to_live(started) is None
 

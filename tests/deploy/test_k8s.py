@@ -554,7 +554,7 @@ def test_the_ingress_model_follows_ingress_nginx() -> None:
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-def test_the_ingress_routes_every_api_path_to_the_service_that_serves_it(
+def test_the_ingress_and_the_consoles_gateway_route_every_api_path_to_the_service_that_serves_it(
     overlay: str, rendered: dict, apps: dict
 ) -> None:
     docs = rendered[overlay]
@@ -573,9 +573,19 @@ def test_the_ingress_routes_every_api_path_to_the_service_that_serves_it(
             backend, port = to
             assert backend == f"voxtrain-{service}", f"{path} is served by {service} but routed to {backend}"
             assert port in {p["name"] for p in one(docs, "Service", backend)["spec"]["ports"]}
+            gateway = console_proxy.gateway_route(concrete)  # `make run`: the console's URL routes like the Ingress
+            assert gateway is not None and gateway.api == service, (
+                f"{path}: the console's gateway sends it to {gateway}"
+            )
             checked += 1
     assert checked >= 10
-    assert nginx_route(ingress, "/v1/models") == ("voxtrain-models", "http")
+    for path, service in [
+        ("/v1/models", "models"),
+        ("/v1/credits", "models"),
+        ("/v1/models/0b8c2b9e-6a1e-4b8e-9a55-3f4c1f7d2a10/cancel", "models"),
+        ("/v1/models/0b8c2b9e-6a1e-4b8e-9a55-3f4c1f7d2a10/export", "trainer"),
+    ]:  # session 3's routes, whether or not their API is built yet
+        assert nginx_route(ingress, path) == (f"voxtrain-{service}", "http"), path
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

@@ -33,6 +33,10 @@ class LiveEvent:
         return f"id: {self.id}\nevent: {self.name}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n".encode()
 
 
+#: What the page shows of a progress report (the model view's ``progress`` has the same keys).
+PROGRESS_FIELDS = ("stage", "percent", "message", "eta_seconds", "attempt", "max_attempts")
+
+
 def to_live(env: ev.Envelope) -> LiveEvent | None:
     """The browser's view of a status change or a training progress report; None for anything else."""
     base: dict[str, Any] = {
@@ -58,7 +62,8 @@ def to_live(env: ev.Envelope) -> LiveEvent | None:
     if env.type == ev.TrainingProgress.TYPE:
         p = env.payload()
         assert isinstance(p, ev.TrainingProgress)
-        data = {**base, "run_id": str(p.run_id), "stage": p.stage, "percent": p.percent, "message": p.message}
+        report = p.model_dump(mode="json")  # eta_seconds, attempt, max_attempts: null when the trainer has none
+        data = {**base, "run_id": str(p.run_id), **{k: report.get(k) for k in PROGRESS_FIELDS}}
         return LiveEvent(str(env.id), "progress", env.tenant_id, data)
     return None
 

@@ -3,6 +3,8 @@
 | console path                                  | API      | path                                        |
 |-----------------------------------------------|----------|---------------------------------------------|
 | ``/api/models[/…]``                           | models   | ``/v1/models[/…]``                          |
+| ``/api/models/{model_id}/export``             | trainer  | ``/v1/models/{model_id}/export``            |
+| ``/api/credits``                              | models   | ``/v1/credits``                             |
 | ``/api/datasets/{model_id}[/…]``              | datasets | ``/v1/models/{model_id}/datasets[/…]``      |
 | ``/api/uploads/{model_id}[/…]``               | datasets | ``/v1/models/{model_id}/uploads[/…]``       |
 | ``/api/transcriptions/{model_id}``            | trainer  | ``/v1/models/{model_id}/transcriptions``    |
@@ -44,8 +46,9 @@ RESPONSE_HEADERS = (
     "cache-control",
     CORRELATION_HEADER.lower(),
 )
-#: Read-only public paths: the product's vocabulary (models) and the upload limits (datasets).
-PUBLIC = {"vocabulary": "models", "upload-limits": "datasets"}
+#: One-segment paths and their API: the product's vocabulary (models), the upload limits (datasets), and
+#: the token's tenant's credits (models: it owns the ledger).
+SINGLE = {"vocabulary": "models", "upload-limits": "datasets", "credits": "models"}
 API_NAMES = {
     "models": "models API",
     "datasets": "datasets API",
@@ -75,9 +78,11 @@ def route(path: str) -> Target | None:
     if not all(_SEGMENT.match(p) for p in parts):
         return None
     head, rest = parts[0], parts[1:]
-    if head in PUBLIC and not rest:
-        return Target(PUBLIC[head], f"/v1/{head}")
+    if head in SINGLE and not rest:
+        return Target(SINGLE[head], f"/v1/{head}")
     if head == "models":
+        if len(rest) == 2 and rest[1] == "export":
+            return Target("trainer", f"/v1/models/{rest[0]}/export")
         return Target("models", "/".join(["/v1/models", *rest]))
     if head in ("datasets", "uploads") and rest:
         model_id, tail = rest[0], rest[1:]
@@ -97,8 +102,8 @@ def gateway_route(path: str) -> Target | None:
         return None
     head, rest = parts[0], parts[1:]
     clean = "/v1/" + "/".join(parts)
-    if head in PUBLIC and not rest:
-        return Target(PUBLIC[head], clean)
+    if head in SINGLE and not rest:
+        return Target(SINGLE[head], clean)
     if head == "webhooks":
         return Target("webhooks", clean)
     if head in ("api-keys", "auth"):
@@ -107,7 +112,7 @@ def gateway_route(path: str) -> Target | None:
         sub = rest[1] if len(rest) > 1 else None
         if sub in ("datasets", "uploads"):
             return Target("datasets", clean)
-        if sub == "transcriptions" and len(rest) == 2:
+        if sub in ("transcriptions", "export") and len(rest) == 2:
             return Target("trainer", clean)
         return Target("models", clean)
     return None

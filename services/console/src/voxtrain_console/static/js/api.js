@@ -23,6 +23,8 @@ export const ERROR_WORDS = {
   stage_failed: "A training stage failed",
   worker_lost: "The training worker was lost",
   training_timeout: "Training took too long",
+  cancelled: "Training was cancelled",
+  insufficient_credits: "Not enough credits for this training",
   upstream_unavailable: "A voxtrain service is unavailable",
   upstream_timeout: "A voxtrain service did not answer in time",
   network: "The console cannot be reached",
@@ -76,9 +78,14 @@ function errorFrom(status, body) {
   return new ApiError(status, status >= 500 ? "upstream_unavailable" : "validation_failed", `HTTP ${status}`);
 }
 
-/** Send a request to the console's API; JSON in, JSON out; throws ApiError. */
-export async function api(method, path, body = undefined, { raw = false } = {}) {
-  const headers = { Accept: "application/json" };
+async function parsed(response) {
+  const text = await response.text();
+  try { return text ? JSON.parse(text) : null; } catch { return null; }
+}
+
+/** Send a request to the console's API; throws ApiError for a refusal; the answer as it came otherwise. */
+async function request(method, path, body, accept) {
+  const headers = { Accept: accept };
   if (auth.token) headers.Authorization = `Bearer ${auth.token}`;
   let payload;
   if (body instanceof FormData) payload = body;
@@ -89,16 +96,33 @@ export async function api(method, path, body = undefined, { raw = false } = {}) 
   } catch (exc) {
     throw new ApiError(0, "network", `The console did not answer (${exc.message}).`);
   }
-  if (raw) return response;
-  const text = await response.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
   if (!response.ok) {
-    const err = errorFrom(response.status, json);
+    const err = errorFrom(response.status, await parsed(response));
     if (response.status === 401 && path !== "/api/session") hooks.unauthorized(err);
     throw err;
   }
-  return json;
+  return response;
+}
+
+/** Send a request to the console's API; JSON in, JSON out; throws ApiError. */
+export async function api(method, path, body = undefined) {
+  return parsed(await request(method, path, body, "application/json"));
+}
+
+/** Download a file from the console's API (with the token): saved under the name the API gives it. */
+export async function download(path, fallbackName) {
+  const response = await request("GET", path, undefined, "*/*");
+  const disposition = response.headers.get("content-disposition") || "";
+  const match = disposition.match(/filename="?([^";]+)"?/);
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = match ? match[1] : fallbackName;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return link.download;
 }
 
 /**

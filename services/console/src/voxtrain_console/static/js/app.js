@@ -1,9 +1,10 @@
 // The console's pages: sign-in, Custom Models, model details (with datasets, training, results)
 // and transcription. Hash routes: #/models, #/models/<id>, #/transcribe.
 
-import { ApiError, ERROR_FIXES, api, auth, hooks, words } from "./api.js";
+import { ApiError, ERROR_FIXES, api, auth, download, hooks, words } from "./api.js";
 import { openNewDataset } from "./datasets.js";
-import { STATUSES, acceptsDatasets, badge, canTrain, formatBytes, formatDate, h, isLocked, listText, openDialog, progressBar, toast } from "./ui.js";
+import { STATUSES, acceptsDatasets, badge, canCancel, canTrain, credits, etaText, formatBytes, formatDate, h, isLocked, listText,
+  openDialog, progressBar, toast } from "./ui.js";
 import { loadConfig } from "./vocab.js";
 
 const main = document.getElementById("main");
@@ -51,8 +52,29 @@ const live = {
 };
 
 function dispatch(event) {
+  if (event.type === "status" && [2, 4, 5].includes(event.data.new_status)) balance.refresh(); // reserve, charge, refund
   if (page && page.onLive) page.onLive(event);
 }
+
+// ------------------------------------------------------------------ the tenant's credits (header)
+
+const balance = {
+  seq: 0,
+  /** Show the signed-in tenant's balance; hidden when the credits cannot be read. */
+  async refresh() {
+    const mine = ++this.seq;
+    const el = document.getElementById("credits");
+    try {
+      const account = await api("GET", "/api/credits?limit=1");
+      if (mine !== this.seq) return;
+      el.dataset.balance = String(account.balance);
+      document.getElementById("credits-balance").textContent = credits(account.balance);
+      el.hidden = false;
+    } catch {
+      if (mine === this.seq) el.hidden = true;
+    }
+  },
+};
 
 // ------------------------------------------------------------------ session
 
@@ -97,6 +119,8 @@ function showChrome(signedIn) {
   document.getElementById("topnav").hidden = !signedIn;
   document.getElementById("session").hidden = !signedIn;
   document.getElementById("tenant-name").textContent = signedIn ? auth.tenant : "";
+  if (signedIn) balance.refresh();
+  else document.getElementById("credits").hidden = true;
 }
 
 function pageSignIn() {
@@ -429,15 +453,17 @@ function datasetRow(ds, onDelete) {
     h("td", { "data-label": "Actions" }, remove));
 }
 
-/** A confirmation dialog; resolves when `action` succeeded, shows its error otherwise. */
-function confirmDialog({ id, title, message, confirmLabel, danger = false, action }) {
+/** A confirmation dialog; resolves when `action` succeeded, shows its error otherwise. `extra`: shown below
+ * the message; `dismissLabel`: the button that closes it and changes nothing. */
+function confirmDialog({ id, title, message, confirmLabel, danger = false, action, extra = null, dismissLabel = "Cancel" }) {
   const error = h("p", { class: "form-error", role: "alert" });
   const confirm = h("button", { class: `btn ${danger ? "btn-danger" : "btn-primary"}`, type: "button", id: `${id}-confirm` },
     confirmLabel);
-  const cancel = h("button", { class: "btn", type: "button" }, "Cancel");
+  const cancel = h("button", { class: "btn", type: "button", id: `${id}-dismiss` }, dismissLabel);
   const dialog = h("dialog", { class: "narrow", role: "alertdialog", id, "aria-labelledby": `${id}-title`,
     "aria-describedby": `${id}-message` },
-    h("div", { class: "dialog-body" }, h("h2", { id: `${id}-title` }, title), h("p", { id: `${id}-message` }, message), error),
+    h("div", { class: "dialog-body" }, h("h2", { id: `${id}-title` }, title), h("p", { id: `${id}-message` }, message),
+      extra, error),
     h("div", { class: "dialog-foot" }, cancel, confirm));
   const close = openDialog(dialog, { initialFocus: cancel });
   cancel.addEventListener("click", close);
@@ -453,6 +479,27 @@ function confirmDialog({ id, title, message, confirmLabel, danger = false, actio
       confirm.focus();
     }
   });
+}
+
+/** What a training will cost, below the spec's confirmation text: the estimate, the basis, the balance,
+ * and what to do when the balance is too low. */
+function costView(cost) {
+  const basis = cost.basis || {};
+  const from = [];
+  if (basis.audio_minutes) from.push(`${Number(basis.audio_minutes).toFixed(1)} min of audio`);
+  if (basis.text_words) from.push(`${Number(basis.text_words).toLocaleString("en-US")} words of text`);
+  const needed = cost.estimate - cost.balance;
+  return [
+    h("p", { id: "train-dialog-amount", dataset: { estimate: String(cost.estimate), balance: String(cost.balance) } },
+      "This training will use ", h("strong", {}, credits(cost.estimate)), from.length ? ` (for ${from.join(" and ")})` : "",
+      `. Your balance: ${credits(cost.balance)}.`),
+    basis.measured === false ? h("p", { class: "hint" },
+      "Estimated from the files' sizes: datasets still being validated may change it.") : null,
+    needed > 0 ? h("p", { class: "notice", id: "train-dialog-shortfall" },
+      `Your balance is too low for this training: ${credits(needed)} more are needed. Ask your operator to grant `,
+      "them (", h("code", {}, `voxtrain credits grant ${auth.tenant} ${needed}`),
+      "), or remove datasets to lower the cost.") : null,
+  ].filter(Boolean);
 }
 
 function lockedReason(code) {
@@ -486,11 +533,14 @@ function pageModel(id) {
   const updateBtn = h("button", { class: "btn", type: "submit", form: "model-form", id: "update-model",
     "aria-describedby": "locked-reason" }, "Update");
   const trainBtn = h("button", { class: "btn btn-primary", type: "button", id: "train-model", hidden: true }, "Train the Language");
+  const cancelBtn = h("button", { class: "btn btn-danger", type: "button", id: "cancel-training", hidden: true }, "Cancel training");
+  const exportBtn = h("button", { class: "btn", type: "button", id: "export-model", hidden: true }, "Download model");
   const progressText = h("span", { id: "progress-text" }, "");
+  const progressEta = h("span", { id: "progress-eta", class: "eta" }, "");
   const progressPct = h("span", { id: "progress-percent" }, "");
   const bar = progressBar("Training progress");
   const progressPanel = h("section", { class: "panel progress-panel", id: "progress", hidden: true, "aria-live": "polite" },
-    h("div", { class: "progress-row" }, progressText, progressPct), bar);
+    h("div", { class: "progress-row" }, progressText, h("span", { class: "progress-figures" }, progressEta, progressPct)), bar);
   const failure = h("section", { class: "panel failure", id: "failure", hidden: true, role: "alert" });
   const lockedNote = h("p", { class: "notice", id: "locked-reason", hidden: true });
   const name = h("input", { type: "text", id: "m-name", name: "name", maxlength: "200", required: true });
@@ -527,7 +577,7 @@ function pageModel(id) {
       h("span", { id: "crumb-name", "aria-current": "page" }, "")),
     h("div", { class: "model-head" },
       h("div", {}, h("div", { class: "model-title" }, title, badgeSlot), meta),
-      h("div", { class: "actions" }, updateBtn, trainBtn)),
+      h("div", { class: "actions" }, updateBtn, trainBtn, cancelBtn, exportBtn)),
     progressPanel, failure,
     h("section", { class: "panel", "aria-labelledby": "details-title" }, h("h2", { id: "details-title" }, "Details"), form),
     evaluation, transcribe, datasetsSection);
@@ -538,6 +588,7 @@ function pageModel(id) {
     if (status === 2) {
       progressText.textContent = "Ready to Run: datasets are being validated; training will begin automatically when ready.";
       progressPct.textContent = "";
+      progressEta.textContent = "";
       bar.set(0);
       bar.hidden = true;
       return;
@@ -547,6 +598,8 @@ function pageModel(id) {
     const pct = Math.max(0, Math.min(100, Number(p.percent) || 0));
     progressText.textContent = `Training — ${String(p.stage || "").replaceAll("_", " ")}${p.message ? `: ${p.message}` : ""}`;
     progressPct.textContent = `${Math.round(pct)}%`;
+    progressEta.textContent = etaText(p.eta_seconds);
+    progressEta.dataset.seconds = typeof p.eta_seconds === "number" ? String(p.eta_seconds) : "";
     bar.set(pct / 100);
   }
 
@@ -558,6 +611,8 @@ function pageModel(id) {
     badgeSlot.replaceChildren(badge(code, "badge-large"));
     meta.textContent = `${model.language} · ${model.datasets.total} dataset${model.datasets.total === 1 ? "" : "s"} · created ${formatDate(model.created_at)}`;
     trainBtn.hidden = !canTrain(code);
+    cancelBtn.hidden = !canCancel(code);
+    exportBtn.hidden = code !== 4;
     const locked = isLocked(code);
     fieldset.disabled = locked;
     updateBtn.disabled = locked;
@@ -573,8 +628,11 @@ function pageModel(id) {
     showProgress(model.run && model.run.progress);
     failure.hidden = !(code === 5 && model.last_error);
     if (code === 5 && model.last_error) {
-      failure.replaceChildren(h("h2", {}, "Training failed"),
-        h("p", {}, "Fix what is listed here, then click “Train the Language” to try again."),
+      const cancelled = model.last_error.code === "cancelled";
+      failure.dataset.code = model.last_error.code;
+      failure.replaceChildren(h("h2", {}, cancelled ? "Training cancelled" : "Training failed"),
+        h("p", {}, cancelled ? "Click “Train the Language” to start it again."
+          : "Fix what is listed here, then click “Train the Language” to try again."),
         h("ul", { id: "failure-list" }, failureItems(model.last_error)));
     }
     evaluation.hidden = code !== 4;
@@ -673,17 +731,57 @@ function pageModel(id) {
   });
 
   trainBtn.addEventListener("click", () => {
+    const cost = h("div", { id: "train-dialog-cost", class: "cost", "aria-live": "polite" },
+      h("p", { class: "muted" }, "Working out what this training will cost…"));
+    const showCost = (c) => cost.replaceChildren(...costView(c));
     confirmDialog({
       id: "train-dialog", title: "Train the language confirmation", confirmLabel: "Train",
-      message: TRAIN_MESSAGE(model.name),
+      message: TRAIN_MESSAGE(model.name), extra: cost,
       action: async () => {
-        const accepted = await api("POST", `/api/models/${id}/train`);
+        let accepted;
+        try {
+          accepted = await api("POST", `/api/models/${id}/train`);
+        } catch (err) {
+          // refused for credits: the model is unchanged; the dialog shows the amounts the API checked
+          if (err instanceof ApiError && err.code === "insufficient_credits" && err.details) showCost(err.details);
+          throw err;
+        }
         toast("Training started successfully");
         model = accepted.model;
         paint();
         load();
       },
     });
+    api("GET", `/api/models/${id}`).then((m) => {
+      if (m.cost) showCost(m.cost);
+      else cost.hidden = true; // an API without credits: nothing to show
+    }).catch((err) => { cost.replaceChildren(h("p", { class: "form-error" }, `The cost is not known: ${describe(err)}`)); });
+  });
+
+  cancelBtn.addEventListener("click", () => {
+    confirmDialog({
+      id: "cancel-dialog", title: "Cancel training", confirmLabel: "Cancel training", dismissLabel: "Keep training",
+      danger: true,
+      message: `Cancel the training of ${model.name}? Validation and training stop now, the model becomes Failed `
+        + "(cancelled) and its reserved credits are refunded. You can train it again afterwards.",
+      action: async () => {
+        model = await api("POST", `/api/models/${id}/cancel`);
+        toast("Training cancelled");
+        paint();
+        load();
+      },
+    });
+  });
+
+  exportBtn.addEventListener("click", async () => {
+    exportBtn.disabled = true;
+    try {
+      toast(`Downloaded ${await download(`/api/models/${id}/export`, `voxtrain-model-${id}.tar.gz`)}`);
+    } catch (err) {
+      toast(describe(err), "error");
+    } finally {
+      exportBtn.disabled = false;
+    }
   });
 
   newDatasetBtn.addEventListener("click", () => {

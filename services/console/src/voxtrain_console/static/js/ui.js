@@ -31,6 +31,8 @@ export function setStatuses(list) {
 export const canTrain = (code) => Boolean(STATUSES[code]?.can_train);
 /** The model and its datasets cannot change (Ready to Run and Running). */
 export const isLocked = (code) => Boolean(STATUSES[code]?.locked);
+/** Cancel is offered while a training is queued or running: the statuses that lock the model (2 and 3). */
+export const canCancel = (code) => isLocked(code);
 /** Datasets may be added or removed. */
 export const acceptsDatasets = (code) => Boolean(STATUSES[code]?.accepts_datasets);
 
@@ -43,6 +45,20 @@ export function badge(code, extraClass = "") {
   const s = STATUSES[code] || { label: `Status ${code}`, badge: "zinc" };
   return h("span", { class: `badge ${extraClass}`.trim(), dataset: { badge: s.badge, status: String(code) } },
     h("span", { class: "dot", "aria-hidden": "true" }), s.label);
+}
+
+/** "1 credit", "12,500 credits". */
+export function credits(n) {
+  return `${Number(n).toLocaleString("en-US")} credit${n === 1 ? "" : "s"}`;
+}
+
+/** The trainer's estimate of the time left, in words: "about 12 min left"; "" when it has none. */
+export function etaText(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return "";
+  if (seconds < 60) return "less than a minute left";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 120) return `about ${minutes} min left`;
+  return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min left`;
 }
 
 export function formatBytes(n) {
