@@ -372,6 +372,11 @@ def deliveries_table(ds: list[Delivery]) -> Table:
     return t
 
 
+def hook_json(w: Webhook) -> dict[str, Any]:
+    """The endpoint for scripts; ``secret`` only where voxtrain showed it (create, rotate)."""
+    return w.model_dump(mode="json", exclude={"secret"} if w.secret is None else None)
+
+
 def show_secret(w: Webhook) -> None:
     out.print(f"signing secret (shown this once, keep it): [bold]{w.secret}[/bold]")
     out.print("verify deliveries with voxtrain_client.webhooks.verify(secret, header, body)")
@@ -388,7 +393,7 @@ def webhooks_create(
     with client() as c:
         w = call(lambda: c.create_webhook(url, events, description))
     if as_json:
-        emit(w.model_dump(mode="json"))
+        emit(hook_json(w))
         return
     out.print(f"created webhook {w.id} → {w.url} ({', '.join(w.events)})")
     show_secret(w)
@@ -399,7 +404,7 @@ def webhooks_list(as_json: bool = JSON) -> None:
     """Your endpoints (only the last 4 characters of each secret)."""
     with client() as c:
         hooks = call(c.list_webhooks)
-    emit([w.model_dump(mode="json") for w in hooks]) if as_json else out.print(webhooks_table(hooks))
+    emit([hook_json(w) for w in hooks]) if as_json else out.print(webhooks_table(hooks))
 
 
 @webhooks_app.command("delete")
@@ -416,7 +421,7 @@ def webhooks_rotate(webhook_id: str, as_json: bool = JSON) -> None:
     with client() as c:
         w = call(lambda: c.rotate_webhook_secret(webhook_id))
     if as_json:
-        emit(w.model_dump(mode="json"))
+        emit(hook_json(w))
         return
     show_secret(w)
 

@@ -1,0 +1,127 @@
+"""`vt` against the whole running system through the console's /v1 gateway: train --wait following a model's
+live events to 5 (exit 1 with the reason) and to 4, and a webhook endpoint's whole life through `vt webhooks`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.client.test_cli_integration import vt, vt_env
+from tests.console.system import running_system
+from tests.support import eventually
+from tests.trainer.medical_domain import TRAINING_TEXT
+from tests.webhooks.test_webhooks_integration import Receiver
+from voxtrain_client.webhooks import InvalidSignature, verify
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(600)]
+#: --interval of the fallback polling: an hour, so a test that ends in time followed the live stream
+NO_POLLING = "3600"
+
+
+async def test_train_wait_follows_live_events_to_failed_and_exits_with_the_reason(stack, tmp_path: Path) -> None:
+    (tmp_path / "report.txt").write_text("chest x-ray shows no pneumonia\n")
+    (tmp_path / "dictation.m4a").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000)
+    with Receiver(fail_first=0) as receiver:
+        async with running_system(stack, tmp_path / "system", webhooks=True) as system:
+            env = vt_env(system.console_url, tmp_path)
+            code, out, err = await vt(env, "webhooks", "create", receiver.url, "--json")
+            assert code == 0, err
+            hook = json.loads(out)
+            code, out, err = await vt(env, "models", "create", "radiology", "--no-auto-train", "--json")
+            model_id = json.loads(out)["id"]
+            code, out, err = await vt(
+                env, "datasets", "upload", model_id, str(tmp_path / "report.txt"), str(tmp_path / "dictation.m4a")
+            )
+            assert code == 0, err
+
+            code, out, err = await vt(env, "train", model_id, "--wait", "--interval", NO_POLLING)
+            assert code == 1, f"a failed training exits non-zero: {out}\n{err}"
+            assert re.search(r"failed invalid_audio_format: .*PNG", err), err
+            assert "(stream)" in err and "(poll)" not in err, err
+
+            # the endpoint got the model's transitions, signed with its secret
+            async def transitions() -> list[tuple[int, int]]:
+                bodies = [verify(hook["secret"], h["voxtrain-signature"], b) for h, b in receiver.accepted]
+                mine = [b["data"] for b in bodies if b["model_id"] == model_id]
+                return [(d["old_status"], d["new_status"]) for d in mine]
+
+            async def both() -> bool:
+                return await transitions() == [(1, 2), (2, 5)]
+
+            await eventually(both, timeout=30)
+
+
+async def test_train_wait_shows_the_live_stages_until_success(stack, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT)
+    async with running_system(stack, tmp_path / "system") as system:
+        env = vt_env(system.console_url, tmp_path)
+        code, out, err = await vt(env, "models", "create", "cardiology", "--no-auto-train", "--json")
+        model_id = json.loads(out)["id"]
+        code, out, err = await vt(env, "datasets", "upload", model_id, str(notes))
+        assert code == 0, err
+
+        code, out, err = await vt(env, "train", model_id, "--wait", "--interval", NO_POLLING)
+        assert code == 0, f"training did not succeed: {out}\n{err}"
+        assert "4 Success" in out
+        stages = re.findall(r"^3 Running — (\S+) \d+%.*\(stream\)$", err, re.M)
+        assert len(set(stages)) >= 2, f"the stages as the trainer reported them, live: {err}"
+        code, out, err = await vt(env, "models", "show", model_id, "--json")
+        assert json.loads(out)["status"]["code"] == 4
+
+
+async def test_a_webhook_endpoint_through_vt_from_create_to_delete(stack, tmp_path: Path) -> None:
+    with Receiver(fail_first=0) as receiver:
+        async with running_system(stack, tmp_path / "system", webhooks=True) as system:
+            env = vt_env(system.console_url, tmp_path)
+            code, out, err = await vt(
+                env, "webhooks", "create", receiver.url, "--event", "status", "--event", "progress"
+            )
+            assert code == 0, err
+            hook_id = re.search(r"created webhook (\S+)", out)[1]
+            secret = re.search(r"(whsec_\S+)", out)[1]
+            code, out, err = await vt(env, "webhooks", "list", "--json")
+            listed = json.loads(out)
+            assert [(h["id"], set(h["events"]), h["secret_hint"]) for h in listed] == [
+                (hook_id, {"status", "progress"}, secret[-4:])
+            ]
+            assert "secret" not in listed[0], "the secret is shown once, at creation"
+
+            code, out, err = await vt(env, "webhooks", "ping", hook_id, "--json")
+            assert code == 0, err
+            ping = json.loads(out)
+            assert ping["state"] == "delivered" and ping["last_status"] == 200
+            headers, body = receiver.accepted[-1]
+            assert verify(secret, headers["voxtrain-signature"], body)["type"] == "WebhookPing"
+
+            code, out, err = await vt(env, "webhooks", "deliveries", hook_id, "--json")
+            assert [d["id"] for d in json.loads(out)] == [ping["id"]]
+            code, out, err = await vt(env, "webhooks", "redeliver", hook_id, ping["id"])
+            assert code == 0 and "queued again" in out, err
+
+            async def redelivered() -> bool:
+                return len(receiver.accepted) == 2
+
+            await eventually(redelivered, timeout=30)
+            again = receiver.accepted[-1][0]
+            assert again["voxtrain-event-id"] == headers["voxtrain-event-id"], "a redelivery carries the same id"
+
+            code, out, err = await vt(env, "webhooks", "rotate", hook_id, "--json")
+            new_secret = json.loads(out)["secret"]
+            assert new_secret != secret
+            code, out, err = await vt(env, "webhooks", "ping", hook_id)
+            assert code == 0, err
+            headers, body = receiver.accepted[-1]
+            verify(new_secret, headers["voxtrain-signature"], body)
+            with pytest.raises(InvalidSignature):
+                verify(secret, headers["voxtrain-signature"], body)
+
+            code, out, err = await vt(env, "webhooks", "delete", hook_id)
+            assert code == 0, err
+            code, out, err = await vt(env, "webhooks", "list", "--json")
+            assert json.loads(out) == []
+            code, out, err = await vt(env, "webhooks", "ping", hook_id)
+            assert code == 1 and "not_found" in err, "a refusal prints the API's code"
