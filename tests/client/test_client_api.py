@@ -266,3 +266,10 @@ def test_a_stream_refused_for_the_credentials_is_not_hidden_by_polling() -> None
     with pytest.raises(ApiError) as exc:
         follow(Server([model(2)], [refused]))
     assert exc.value.code == "unauthorized"
+
+
+def test_a_stream_ended_by_the_tokens_expiry_is_opened_again_at_once() -> None:
+    first = stream_of(sse(("ready", {}), ("expired", {"message": "The token expired: sign in again."})))
+    second = stream_of(sse(("ready", {})))
+    done, _, slept, f = follow(Server([model(3), model(4)], [first, second]))
+    assert done.code == 4 and slept == [] and f.connections == 2 and f.polls == 0

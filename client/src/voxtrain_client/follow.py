@@ -2,8 +2,9 @@
 
 The stream (``GET /v1/models/{id}/events``) starts with ``ready``, after which the model is read once, so
 nothing that happened before the connection is missed; then each ``status`` and ``progress`` event updates the
-line at once. When the stream drops (a broken connection, a silent one, the token's end) the model is polled
-and the stream is tried again on the next round; a server without the stream (404) is polled from then on.
+line at once. When the stream drops (a broken or silent connection) the model is polled and the stream is tried
+again on the next round; when it ends because the token did (``expired``) it is opened again at once (an API key
+gets a new token); a server without the stream (404) is polled from then on.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Follower:
         self._client, self._model_id, self._report = client, model_id, report
         self._interval, self._read_timeout, self._sleep = interval, read_timeout, sleep
         self._last: Snapshot | None = None
+        self._expired = False
         self.live = True  # False once the server said it has no stream
         self.connections = 0
         self.polls = 0
@@ -96,6 +98,9 @@ class Follower:
                 try:
                     if (done := self._stream()) is not None:
                         return done
+                    if self._expired:  # the token ran out, not the server: a new one, a new connection now
+                        self._expired = False
+                        continue
                 except ApiError as exc:
                     if exc.status in NO_STREAM:
                         self.live = False
@@ -125,6 +130,9 @@ class Follower:
 
     def _on(self, event: LiveEvent) -> Model | None:
         data = event.data
+        if event.name == "expired":
+            self._expired = True
+            return None
         if event.name == "ready":
             m = self._client.get_model(self._model_id)
             self._show(snapshot_of(m, "stream"))
