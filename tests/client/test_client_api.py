@@ -273,3 +273,24 @@ def test_a_stream_ended_by_the_tokens_expiry_is_opened_again_at_once() -> None:
     second = stream_of(sse(("ready", {})))
     done, _, slept, f = follow(Server([model(3), model(4)], [first, second]))
     assert done.code == 4 and slept == [] and f.connections == 2 and f.polls == 0
+
+
+# ---------------------------------------------------------------- credits
+
+
+def test_credits_are_read_page_by_page_with_the_entry_id_cursor() -> None:
+    asked: list[dict[str, str]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/credits"
+        asked.append(dict(request.url.params))
+        entry = {"id": 7, "kind": "reserve", "amount": 12, "balance_after": 88, "model_id": "m1", "run_id": None}
+        entry |= {"actor": "acme", "reason": "training of m1", "created_at": "2026-11-29T22:00:00+00:00"}
+        body = {"tenant_id": "acme", "balance": 88, "held": 12, "spent": 0, "entries": [entry], "next_before": 7}
+        return httpx.Response(200, json=body)
+
+    with client_for(handle) as c:
+        first = c.credits(limit=1)
+        c.credits(limit=1, before=first.next_before)
+    assert (first.balance, first.held, first.entries[0].kind, first.entries[0].balance_after) == (88, 12, "reserve", 88)
+    assert asked == [{"limit": "1"}, {"limit": "1", "before": "7"}]

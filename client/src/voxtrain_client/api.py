@@ -61,20 +61,24 @@ class Model(_View):
 
 
 class CreditEntry(_View):
-    id: str
-    kind: str
-    amount: int
+    id: int
+    kind: str  # grant, reserve, charge, refund, expire
+    amount: int  # always positive: the kind says which way the credits moved
+    balance_after: int | None = None
     model_id: str | None = None
     run_id: str | None = None
     actor: str | None = None
     reason: str | None = None
-    created_at: datetime
+    created_at: datetime | None = None
 
 
 class Credits(_View):
     tenant_id: str
-    balance: int
+    balance: int  # what trainings can still reserve
+    held: int = 0  # reserved by trainings at 2 or 3
+    spent: int = 0  # charged for trainings that succeeded
     entries: list[CreditEntry]
+    next_before: int | None = None  # ``before`` for the next, older page
 
 
 class Webhook(_View):
@@ -335,10 +339,10 @@ class Client:
 
     # ------------------------------------------------------------ credits
 
-    def credits(self, limit: int = 20, before: str | None = None) -> Credits:
+    def credits(self, limit: int = 20, before: int | None = None) -> Credits:
         """The tenant's balance and ledger entries, newest first (``before``: an entry id, for the next page)."""
         params: dict[str, Any] = {"limit": limit}
-        if before:
+        if before is not None:
             params["before"] = before
         return Credits.model_validate(self._call("GET", "/v1/credits", params=params).json())
 

@@ -285,7 +285,7 @@ def cancel(model_id: str, as_json: bool = JSON) -> None:
 @app.command()
 def credits(
     limit: int = typer.Option(20, min=1, max=500, help="entries of the history to show"),
-    before: str = typer.Option(None, help="show entries older than this entry id (the next page)"),
+    before: int = typer.Option(None, help="show entries older than this entry id (the next page)"),
     as_json: bool = JSON,
 ) -> None:
     """Your credit balance and its history (grants, reservations, charges, refunds), newest first."""
@@ -294,19 +294,15 @@ def credits(
     if as_json:
         emit(cr.model_dump(mode="json"))
         return
-    out.print(f"balance: [bold]{cr.balance:,}[/bold] credits")
-    t = Table("when", "kind", "amount", "model", "by", "why", "id")
+    out.print(f"balance: [bold]{cr.balance:,}[/bold] credits  (held by trainings: {cr.held:,}, spent: {cr.spent:,})")
+    t = Table("when", "kind", "amount", "balance after", "model", "by", "why")
     for e in cr.entries:
-        t.add_row(
-            f"{e.created_at:%Y-%m-%d %H:%M}",
-            e.kind,
-            f"{e.amount:+,}",
-            e.model_id or "",
-            e.actor or "",
-            e.reason or "",
-            e.id,
-        )
+        when = f"{e.created_at:%Y-%m-%d %H:%M}" if e.created_at else ""
+        after = f"{e.balance_after:,}" if e.balance_after is not None else ""
+        t.add_row(when, e.kind, f"{e.amount:,}", after, e.model_id or "", e.actor or "", e.reason or "")
     out.print(t)
+    if cr.next_before is not None:
+        out.print(f"older entries: vt credits --before {cr.next_before}")
 
 
 @app.command()
