@@ -4,6 +4,7 @@ model live with polling while the stream is away. (The real-server tests are tes
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import tarfile
@@ -98,13 +99,18 @@ def test_a_key_voxtrain_refuses_is_an_error_with_its_code_and_where_it_was_sent(
 # ---------------------------------------------------------------- export
 
 
-def archive() -> bytes:
+def archive(manifest: str | None = None) -> bytes:
+    """A tar.gz like an export: ``model/lm.arpa`` and, last, ``model/SHA256SUMS`` (its true digest unless given)."""
+    data = b"\\data\\\nngram 1=1\n" * 5000
+    members = [("model/lm.arpa", data)]
+    true = f"{hashlib.sha256(data).hexdigest()}  lm.arpa\n"
+    members.append(("model/SHA256SUMS", (true if manifest is None else manifest).encode()))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = b"\\data\\\nngram 1=1\n" * 5000
-        info = tarfile.TarInfo("model/lm.arpa")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
 
 
@@ -159,6 +165,27 @@ def test_an_export_cut_short_or_damaged_is_refused_and_leaves_no_file(
         c.export("m1", tmp_path / "model.tar.gz")
     assert list(tmp_path.iterdir()) == []
     gzip.decompress(body)  # the original is fine
+
+
+@pytest.mark.parametrize(
+    ("manifest", "says"),
+    [
+        ("0" * 64 + "  lm.arpa\n", "lm.arpa in the archive does not match"),
+        (None, None),
+        ("0" * 64 + "  missing.bin\n", "missing.bin in the archive does not match"),
+    ],
+)
+def test_an_export_is_checked_against_its_checksum_manifest(
+    tmp_path: Path, manifest: str | None, says: str | None
+) -> None:
+    body = archive(manifest)
+    with client_for(exporter(body, len(body))) as c:
+        if says is None:
+            assert c.export("m1", tmp_path / "ok.tar.gz").read_bytes() == body
+            return
+        with pytest.raises(Truncated, match=says):
+            c.export("m1", tmp_path / "bad.tar.gz")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------- following a model

@@ -7,12 +7,14 @@ Every refusal becomes an :class:`ApiError` with the API's error code and message
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import tarfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import httpx
@@ -24,6 +26,8 @@ from .auth import AuthError, auth_for
 from .config import ClientConfig
 
 RETRIED_STATUS = {502, 503, 504}
+#: the checksum manifest of an exported model (``sha256sum -c`` format)
+MANIFEST = "SHA256SUMS"
 
 
 class ApiError(Exception):
@@ -273,8 +277,8 @@ class Client:
     def export(self, model_id: str, dest: Path | None = None, progress: DownloadProgress | None = None) -> Path:
         """Download the model's archive (``GET /v1/models/{id}/export``) to ``dest`` (a file, or a folder for the
         server's file name; default: the current folder). The bytes go to ``<dest>.part`` first and are renamed
-        only once all arrived: as many as Content-Length said, and the gzip stream is complete (its end marker and
-        CRC are checked). Otherwise :class:`Truncated`, and no partial file is left behind."""
+        only once all arrived: as many as Content-Length said, the gzip stream complete (end marker, CRC) and each
+        file matching the archive's SHA256SUMS. Otherwise :class:`Truncated`, and no partial file is left."""
         advance = progress or (lambda *_: None)
         with self._http.stream("GET", f"/v1/models/{model_id}/export", timeout=httpx.Timeout(30.0)) as r:
             if not r.is_success:
@@ -293,7 +297,7 @@ class Client:
                         advance(len(chunk), expected)
                 if expected is not None and received != expected:
                     raise Truncated(f"the download ended after {received:,} of {expected:,} bytes; run it again")
-                check_gzip(partial)
+                check_archive(partial)
             except BaseException:
                 partial.unlink(missing_ok=True)
                 raise
@@ -392,11 +396,35 @@ def _attachment_name(disposition: str | None) -> str | None:
     return None
 
 
-def check_gzip(path: Path) -> None:
-    """:class:`Truncated` unless ``path`` is a complete gzip stream (end marker reached, CRC and length right)."""
+def check_archive(path: Path) -> None:
+    """:class:`Truncated` unless ``path`` is a complete gzip stream (end marker reached, CRC and length right)
+    and, when the archive has a ``SHA256SUMS`` member (``sha256sum -c`` format, names relative to its folder),
+    every file it lists is in the archive with that digest."""
+    digests: dict[PurePosixPath, str] = {}
+    manifests: dict[PurePosixPath, str] = {}
     try:
         with gzip.open(path, "rb") as f:
             while f.read(1024 * 1024):
                 pass
-    except (EOFError, OSError, zlib.error) as exc:
+        with tarfile.open(path, "r|gz") as tar:
+            for member in tar:
+                data = tar.extractfile(member) if member.isfile() else None
+                if data is None:
+                    continue
+                name = PurePosixPath(member.name)
+                if name.name == MANIFEST:
+                    manifests[name.parent] = data.read().decode()
+                    continue
+                h = hashlib.sha256()
+                while block := data.read(1024 * 1024):
+                    h.update(block)
+                digests[name] = h.hexdigest()
+    except (EOFError, OSError, zlib.error, tarfile.TarError, UnicodeDecodeError) as exc:
         raise Truncated(f"the archive is incomplete or damaged ({exc}); run the export again") from None
+    for folder, text in manifests.items():
+        for line in text.splitlines():
+            digest, _, listed = line.strip().partition("  ")
+            if not listed:
+                continue
+            if digests.get(folder / listed.lstrip("*")) != digest:
+                raise Truncated(f"{listed} in the archive does not match its {MANIFEST} entry; run the export again")
