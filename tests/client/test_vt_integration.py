@@ -3,13 +3,15 @@ live events to 5 (exit 1 with the reason) and to 4, and a webhook endpoint's who
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
 
-from tests.client.test_cli_integration import vt, vt_env
+from tests.client.test_cli_integration import VT, vt, vt_env
 from tests.console.system import running_system
 from tests.support import eventually
 from tests.trainer.medical_domain import TRAINING_TEXT
@@ -19,6 +21,18 @@ from voxtrain_client.webhooks import InvalidSignature, verify
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(600)]
 #: --interval of the fallback polling: an hour, so a test that ends in time followed the live stream
 NO_POLLING = "3600"
+
+
+async def model_with_notes(env: dict[str, str], tmp_path: Path) -> str:
+    """A new model (auto-train off) holding the medical notes as its one dataset; its id."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT)
+    code, out, err = await vt(env, "models", "create", "cardiology", "--no-auto-train", "--json")
+    assert code == 0, err
+    model_id: str = json.loads(out)["id"]
+    code, out, err = await vt(env, "datasets", "upload", model_id, str(notes))
+    assert code == 0, err
+    return model_id
 
 
 async def test_train_wait_follows_live_events_to_failed_and_exits_with_the_reason(stack, tmp_path: Path) -> None:
@@ -55,14 +69,9 @@ async def test_train_wait_follows_live_events_to_failed_and_exits_with_the_reaso
 
 
 async def test_train_wait_shows_the_live_stages_until_success(stack, tmp_path: Path) -> None:
-    notes = tmp_path / "notes.txt"
-    notes.write_text(TRAINING_TEXT)
     async with running_system(stack, tmp_path / "system") as system:
         env = vt_env(system.console_url, tmp_path)
-        code, out, err = await vt(env, "models", "create", "cardiology", "--no-auto-train", "--json")
-        model_id = json.loads(out)["id"]
-        code, out, err = await vt(env, "datasets", "upload", model_id, str(notes))
-        assert code == 0, err
+        model_id = await model_with_notes(env, tmp_path)
 
         code, out, err = await vt(env, "train", model_id, "--wait", "--interval", NO_POLLING)
         assert code == 0, f"training did not succeed: {out}\n{err}"
@@ -125,3 +134,31 @@ async def test_a_webhook_endpoint_through_vt_from_create_to_delete(stack, tmp_pa
             assert json.loads(out) == []
             code, out, err = await vt(env, "webhooks", "ping", hook_id)
             assert code == 1 and "not_found" in err, "a refusal prints the API's code"
+
+
+async def test_vt_cancel_ends_a_running_training_and_train_wait_exits_with_cancelled(stack, tmp_path: Path) -> None:
+    async with running_system(stack, tmp_path / "system") as system:
+        env = vt_env(system.console_url, tmp_path)
+        model_id = await model_with_notes(env, tmp_path)
+        code, out, err = await vt(env, "cancel", model_id)
+        assert code == 1 and "invalid_status" in err, "nothing to cancel at 1"
+
+        follower = await asyncio.create_subprocess_exec(
+            VT, "train", model_id, "--wait", "--interval", NO_POLLING, env=env, stdout=PIPE, stderr=PIPE
+        )
+        assert follower.stderr is not None
+        seen = ""
+        while "3 Running" not in seen:  # the follower's own live line says when training runs
+            line = await asyncio.wait_for(follower.stderr.readline(), 120)
+            assert line, f"vt train --wait ended before training ran: {seen}"
+            seen += line.decode()
+        code, out, err = await vt(env, "cancel", model_id, "--json")
+        assert code == 0, err
+        cancelled = json.loads(out)
+        assert cancelled["status"]["code"] == 5 and cancelled["last_error"]["code"] == "cancelled"
+
+        _, rest = await asyncio.wait_for(follower.communicate(), 60)
+        assert follower.returncode == 1, "the follower saw the cancel live and exits non-zero"
+        assert re.search(r"failed cancelled: Training was cancelled by acme", seen + rest.decode()), (
+            seen + rest.decode()
+        )
