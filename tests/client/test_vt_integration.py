@@ -9,11 +9,12 @@ import re
 from asyncio.subprocess import PIPE
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.client.test_cli_integration import VT, vt, vt_env
 from tests.console.system import running_system
-from tests.support import eventually
+from tests.support import auth_headers, eventually
 from tests.trainer.medical_domain import TRAINING_TEXT
 from tests.webhooks.test_webhooks_integration import Receiver
 from voxtrain_client.webhooks import InvalidSignature, verify
@@ -162,3 +163,37 @@ async def test_vt_cancel_ends_a_running_training_and_train_wait_exits_with_cance
         assert re.search(r"failed cancelled: Training was cancelled by acme", seen + rest.decode()), (
             seen + rest.decode()
         )
+
+
+async def test_vt_with_an_api_key_exchanges_it_for_tokens_within_its_scopes_until_revoked(
+    stack, tmp_path: Path
+) -> None:
+    async with (
+        running_system(stack, tmp_path / "system") as system,
+        httpx.AsyncClient(base_url=system.console_url, headers=auth_headers("acme")) as api,
+    ):
+
+        async def new_key(*scopes: str) -> dict:
+            r = await api.post("/v1/api-keys", json={"label": "vt", "scopes": list(scopes)})
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        full, reader = await new_key("read", "write", "train"), await new_key("read")
+
+        def with_key(key: dict) -> dict[str, str]:
+            env = {k: v for k, v in vt_env(system.console_url, tmp_path).items() if k != "VT_TOKEN"}
+            return {**env, "VT_API_KEY": key["key"]}
+
+        env = with_key(full)
+        model_id = await model_with_notes(env, tmp_path)
+        code, out, err = await vt(env, "train", model_id, "--wait", "--interval", NO_POLLING)
+        assert code == 0 and "4 Success" in out, f"the live stream takes the exchanged token too: {err}"
+
+        code, out, err = await vt(with_key(reader), "models", "list", "--json")
+        assert code == 0 and model_id in {m["id"] for m in json.loads(out)}, err
+        code, out, err = await vt(with_key(reader), "models", "create", "another")
+        assert code == 1 and "forbidden" in err and "write" in err, err
+
+        assert (await api.delete(f"/v1/api-keys/{full['id']}")).status_code in (200, 204)
+        code, out, err = await vt(env, "models", "list")
+        assert code == 1 and "VT_API_KEY" in err, f"a revoked key is refused at the exchange: {err}"
