@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import tarfile
 from asyncio.subprocess import PIPE
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
@@ -79,8 +80,18 @@ async def test_train_wait_shows_the_live_stages_until_success(stack, tmp_path: P
         assert "4 Success" in out
         stages = re.findall(r"^3 Running — (\S+) \d+%.*\(stream\)$", err, re.M)
         assert len(set(stages)) >= 2, f"the stages as the trainer reported them, live: {err}"
+        assert re.search(r"^3 Running — \S+ \d+%, about \d+m\d\ds left", err, re.M), f"an ETA: {err}"
         code, out, err = await vt(env, "models", "show", model_id, "--json")
         assert json.loads(out)["status"]["code"] == 4
+
+        code, out, err = await vt(env, "export", model_id, "-o", str(tmp_path), "--json")
+        assert code == 0, err
+        saved = Path(json.loads(out)["path"])
+        assert saved == tmp_path / f"voxtrain-model-{model_id}.tar.gz" and saved.stat().st_size > 0
+        with tarfile.open(saved) as tar:
+            names = [PurePosixPath(n).name for n in tar.getnames()]
+        assert names[-1] == "SHA256SUMS" and len(names) > 2, names
+        assert not list(tmp_path.glob("*.part"))
 
 
 async def test_a_webhook_endpoint_through_vt_from_create_to_delete(stack, tmp_path: Path) -> None:
