@@ -93,6 +93,14 @@ async def test_train_wait_shows_the_live_stages_until_success(stack, tmp_path: P
         assert names[-1] == "SHA256SUMS" and len(names) > 2, names
         assert not list(tmp_path.glob("*.part"))
 
+        code, out, err = await vt(env, "credits", "--json")
+        assert code == 0, err
+        account = json.loads(out)
+        mine = [(e["kind"], e["amount"]) for e in account["entries"] if e["model_id"] == model_id]
+        (reserved,) = [a for k, a in mine if k == "reserve"]
+        assert sorted(mine) == [("charge", reserved), ("reserve", reserved)], "reserved at 2, charged once at 4"
+        assert account["spent"] == reserved and account["held"] == 0
+
 
 async def test_a_webhook_endpoint_through_vt_from_create_to_delete(stack, tmp_path: Path) -> None:
     with Receiver(fail_first=0) as receiver:
@@ -175,6 +183,10 @@ async def test_vt_cancel_ends_a_running_training_and_train_wait_exits_with_cance
             seen + rest.decode()
         )
 
+        code, out, err = await vt(env, "credits", "--json")
+        mine = sorted((e["kind"], e["amount"]) for e in json.loads(out)["entries"] if e["model_id"] == model_id)
+        assert [k for k, _ in mine] == ["refund", "reserve"] and mine[0][1] == mine[1][1], "refunded in full"
+
 
 async def test_vt_with_an_api_key_exchanges_it_for_tokens_within_its_scopes_until_revoked(
     stack, tmp_path: Path
@@ -208,3 +220,15 @@ async def test_vt_with_an_api_key_exchanges_it_for_tokens_within_its_scopes_unti
         assert (await api.delete(f"/v1/api-keys/{full['id']}")).status_code in (200, 204)
         code, out, err = await vt(env, "models", "list")
         assert code == 1 and "VT_API_KEY" in err, f"a revoked key is refused at the exchange: {err}"
+
+
+async def test_vt_credits_shows_the_balance_and_a_training_it_cannot_afford_is_refused(stack, tmp_path: Path) -> None:
+    async with running_system(stack, tmp_path / "system", {"VOXTRAIN_CREDITS__FREE_ALLOWANCE": "0"}) as system:
+        env = vt_env(system.console_url, tmp_path)
+        code, out, err = await vt(env, "credits")
+        assert code == 0 and "balance: 0 credits" in out, err
+        model_id = await model_with_notes(env, tmp_path)
+        code, out, err = await vt(env, "train", model_id, "--wait")
+        assert code == 1 and "insufficient_credits" in err, err
+        code, out, err = await vt(env, "models", "show", model_id, "--json")
+        assert json.loads(out)["status"]["code"] == 1, "the model stays where it was"
