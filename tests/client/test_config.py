@@ -70,6 +70,12 @@ def test_no_file_and_only_a_key_uses_the_local_default_url(tmp_path: Path) -> No
 def test_the_default_file_is_in_the_platform_config_folder_for_voxtrain(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert config_file({}) == tmp_path / "voxtrain" / "config.toml"
+    (tmp_path / "vt").mkdir()
+    (tmp_path / "vt" / "config.toml").write_text('token = "t"\n')
+    assert config_file({}) == tmp_path / "vt" / "config.toml", "the file of earlier versions, while it is the only one"
+    (tmp_path / "voxtrain").mkdir()
+    (tmp_path / "voxtrain" / "config.toml").write_text('token = "t"\n')
+    assert config_file({}) == tmp_path / "voxtrain" / "config.toml"
     assert config_file({"VT_CONFIG": "~/x.toml"}) == Path.home() / "x.toml"
 
 

@@ -40,11 +40,14 @@ class ConfigError(Exception):
 
 
 def config_file(env: Mapping[str, str] | None = None) -> Path:
-    """``VT_CONFIG``, else ``config.toml`` in the platform's config folder for voxtrain."""
+    """``VT_CONFIG``, else ``config.toml`` in the platform's config folder for voxtrain (or, when only that
+    exists, the ``vt`` folder earlier versions used)."""
     env = os.environ if env is None else env
     if named := env.get("VT_CONFIG"):
         return Path(named).expanduser()
-    return Path(platformdirs.user_config_dir("voxtrain")) / "config.toml"
+    path = Path(platformdirs.user_config_dir("voxtrain")) / "config.toml"
+    older = Path(platformdirs.user_config_dir("vt")) / "config.toml"  # where earlier versions of vt looked
+    return older if not path.exists() and older.is_file() else path
 
 
 def state_dir() -> Path:
