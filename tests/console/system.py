@@ -27,9 +27,11 @@ from voxtrain_shared.settings import (
     ModelsSettings,
     TrainerSettings,
     ValidatorSettings,
+    WebhooksSettings,
 )
 from voxtrain_trainer.bootstrap import build as build_trainer
 from voxtrain_validator.bootstrap import build as build_validator
+from voxtrain_webhooks.bootstrap import build as build_webhooks
 
 MiB = 1024**2
 
@@ -76,11 +78,16 @@ class System:
 
 @asynccontextmanager
 async def running_system(
-    stack: Any, work_dir: Path, models_env: dict[str, str] | None = None, **console: Any
+    stack: Any,
+    work_dir: Path,
+    models_env: dict[str, str] | None = None,
+    *,
+    webhooks: bool = False,
+    **console: Any,
 ) -> AsyncIterator[System]:
-    """models, datasets, validator, trainer, identity and the console on real ports; ``models_env``: more of
-    the models service's environment (e.g. its credits settings); ``console``: the console's settings
-    overrides."""
+    """models, datasets, validator, trainer, identity (and with ``webhooks`` the webhooks service, allowed to
+    call 127.0.0.1, retrying within a second) and the console on real ports; ``models_env``: more of the models
+    service's environment (e.g. its credits settings); ``console``: the console's settings overrides."""
     namespace = unique("console")
     shared = {
         "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
@@ -97,6 +104,19 @@ async def running_system(
         ):
             svc = build(settings_for(cls, stack, **shared, **extra))
             urls[name] = await stack_.enter_async_context(serving(svc.app, name))
+        if webhooks:
+            hooks = build_webhooks(
+                settings_for(
+                    WebhooksSettings,
+                    stack,
+                    **shared,
+                    VOXTRAIN_ALLOW_INSECURE_URLS="true",
+                    VOXTRAIN_FIRST_RETRY_SECONDS="0.3",
+                    VOXTRAIN_MAX_RETRY_SECONDS="1",
+                )
+            )
+            urls["webhooks"] = await stack_.enter_async_context(serving(hooks.app, "webhooks"))
+            console = {"webhooks_url": urls["webhooks"], **console}
         settings = ConsoleSettings(
             auth=VERIFY_AUTH,
             kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_namespace=namespace),

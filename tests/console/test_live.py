@@ -192,6 +192,29 @@ async def test_each_browser_gets_only_its_own_tenants_events(console) -> None:
     assert [n for n, _ in g] == ["ready", "status"] and g[1][1]["model_id"] == str(theirs)
 
 
+async def test_a_program_follows_one_model_under_v1_with_the_token_in_the_header(console) -> None:
+    app, url = console
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        r = await client.get(f"/v1/models/{mine}/events")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        task = asyncio.create_task(read_events(client, f"/v1/models/{mine}/events", 3, headers=auth_headers("acme")))
+        while app.hub.subscribers("acme") < 1:
+            await asyncio.sleep(0.02)
+        run = ev.TrainingProgress(run_id=uuid.uuid4(), stage="adapt_am", percent=60.0, message="MLLR", eta_seconds=42.5)
+        for env in (
+            status_changed("globex", 1, 2, mine),  # another tenant's (a guessed id): never shown
+            status_changed("acme", 1, 2, other),  # the same tenant's other model: not this stream's
+            status_changed("acme", 2, 3, mine),
+            ev.wrap(run, tenant_id="acme", model_id=mine),
+        ):
+            app.hub.publish(to_live(env))
+        got = await asyncio.wait_for(task, 10)
+    assert [n for n, _ in got] == ["ready", "status", "progress"]
+    assert got[1][1]["model_id"] == str(mine) and got[1][1]["new_status"] == 3
+    assert (got[2][1]["stage"], got[2][1]["percent"], got[2][1]["eta_seconds"]) == ("adapt_am", 60.0, 42.5)
+
+
 async def test_the_stream_needs_a_token(console) -> None:
     _, url = console
     async with httpx.AsyncClient(base_url=url) as client:

@@ -610,8 +610,10 @@ def test_the_ingress_routes_the_console_page_assets_and_api_to_the_console(
         assert nginx_route(ingress, path) == console, path
     routes = http_routes(apps["console"])
     assert {"/", "/api/events", "/api/{path:path}", "/health/live", "/metrics"} <= routes
-    # /v1/{path}: the console's gateway for a local `make run`; in a cluster the Ingress routes /v1 itself
-    for route in sorted(r for r in routes if not r.startswith("/v1/")):
+    # /v1/{path}: the console's gateway for a local `make run`; in a cluster the Ingress routes /v1 itself,
+    # to the console only the /v1 routes the console itself serves (a model's live events)
+    assert nginx_route(ingress, "/v1/models/1/events") == console
+    for route in sorted(r for r in routes if r != "/v1/{path:path}"):
         path = re.sub(r"\{[^}]+\}", "1", route)
         expected = None if route.startswith(("/health", "/metrics")) else console
         assert nginx_route(ingress, path) == expected, f"{route}: routed to {nginx_route(ingress, path)}"

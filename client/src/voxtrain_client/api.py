@@ -6,17 +6,28 @@ Every refusal becomes an :class:`ApiError` with the API's error code and message
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
+import gzip
+import hashlib
+import os
+import tarfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import httpx
+from httpx_sse import connect_sse
 from pydantic import BaseModel, ConfigDict
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from .auth import AuthError, auth_for
 from .config import ClientConfig
 
 RETRIED_STATUS = {502, 503, 504}
+#: the checksum manifest of an exported model (``sha256sum -c`` format)
+MANIFEST = "SHA256SUMS"
 
 
 class ApiError(Exception):
@@ -38,6 +49,77 @@ class Model(_View):
     description: str | None = None
     auto_train: bool = True
     status: dict[str, Any]
+    last_error: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+
+    @property
+    def code(self) -> int:
+        return int(self.status["code"])
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        """The running training's stage, percent, message, eta_seconds (any may be missing)."""
+        found = (self.run or {}).get("progress") or (self.model_extra or {}).get("progress")
+        return dict(found or {})
+
+
+class CreditEntry(_View):
+    id: int
+    kind: str  # grant, reserve, charge, refund, expire
+    amount: int  # always positive: the kind says which way the credits moved
+    balance_after: int | None = None
+    model_id: str | None = None
+    run_id: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    created_at: datetime | None = None
+
+
+class Credits(_View):
+    tenant_id: str
+    balance: int  # what trainings can still reserve
+    held: int = 0  # reserved by trainings at 2 or 3
+    spent: int = 0  # charged for trainings that succeeded
+    entries: list[CreditEntry]
+    next_before: int | None = None  # ``before`` for the next, older page
+
+
+class Webhook(_View):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None = None
+    enabled: bool
+    disabled_reason: str | None = None
+    secret_hint: str
+    secret: str | None = None  # only in the answer to create and rotate
+
+
+class Delivery(_View):
+    id: str
+    event_id: str
+    event_type: str
+    model_id: str | None = None
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    last_latency_ms: int | None = None
+    finished_at: datetime | None = None
+    log: list[dict[str, Any]] = []
+
+
+class LiveEvent(_View):
+    """One server-sent event of a model: ``name`` is ready, status, progress or expired; ``data`` its JSON."""
+
+    name: str
+    data: dict[str, Any]
+
+
+class Truncated(Exception):
+    """A download ended before all of it arrived (the partial file was removed)."""
 
 
 class Dataset(_View):
@@ -65,6 +147,10 @@ class Upload(_View):
     state: str
     missing_parts: list[int]
     part_urls: list[PartUrl]
+
+
+#: progress(bytes just received, total bytes or None when the server did not say)
+DownloadProgress = Callable[[int, int | None], None]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -103,7 +189,7 @@ class Client:
         self.config = config
         self._http = httpx.Client(
             base_url=config.url,
-            headers={"Authorization": f"Bearer {config.token}"},
+            auth=auth_for(config.url, config.token, config.api_key),
             timeout=timeout,
             transport=transport,
         )
@@ -122,7 +208,10 @@ class Client:
 
     @retry_transient
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return raise_for(self._http.request(method, path, **kwargs))
+        try:
+            return raise_for(self._http.request(method, path, **kwargs))
+        except AuthError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
 
     # ------------------------------------------------------------ models
 
@@ -158,6 +247,62 @@ class Client:
     def train(self, model_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/models/{model_id}/train").json()
         return result
+
+    def cancel(self, model_id: str) -> Model:
+        """Stop a model's validation or training (at 2 or 3); it ends at 5 with the code ``cancelled``."""
+        return Model.model_validate(self._call("POST", f"/v1/models/{model_id}/cancel").json())
+
+    @contextmanager
+    def events(self, model_id: str, *, read_timeout: float = 60.0) -> Iterator[Iterator[LiveEvent]]:
+        """The live events of one model as they happen (``GET /v1/models/{id}/events``, Server-Sent Events).
+
+        The first event is ``ready``: whatever happened before it is in the model's current state. Raises
+        :class:`ApiError` when the stream is refused, ``httpx.TransportError`` when it breaks or stays silent
+        for ``read_timeout`` seconds (the server sends a heartbeat more often than that).
+        """
+        timeout = httpx.Timeout(10.0, read=read_timeout)
+        try:
+            with connect_sse(self._http, "GET", f"/v1/models/{model_id}/events", timeout=timeout) as source:
+                if not source.response.is_success:
+                    source.response.read()
+                    raise_for(source.response)
+                yield (
+                    LiveEvent(name=e.event, data=e.json() if e.data else {})
+                    for e in source.iter_sse()
+                    if e.event != "message" or e.data
+                )
+        except AuthError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+
+    def export(self, model_id: str, dest: Path | None = None, progress: DownloadProgress | None = None) -> Path:
+        """Download the model's archive (``GET /v1/models/{id}/export``) to ``dest`` (a file, or a folder for the
+        server's file name; default: the current folder). The bytes go to ``<dest>.part`` first and are renamed
+        only once all arrived: as many as Content-Length said, the gzip stream complete (end marker, CRC) and each
+        file matching the archive's SHA256SUMS. Otherwise :class:`Truncated`, and no partial file is left."""
+        advance = progress or (lambda *_: None)
+        with self._http.stream("GET", f"/v1/models/{model_id}/export", timeout=httpx.Timeout(30.0)) as r:
+            if not r.is_success:
+                r.read()
+                raise_for(r)
+            name = _attachment_name(r.headers.get("content-disposition")) or f"voxtrain-model-{model_id}.tar.gz"
+            target = dest / name if dest is not None and dest.is_dir() else dest or Path(name)
+            expected = int(r.headers["content-length"]) if "content-length" in r.headers else None
+            partial = target.with_name(target.name + ".part")
+            received = 0
+            try:
+                with partial.open("wb") as f:
+                    for chunk in r.iter_raw():
+                        f.write(chunk)
+                        received += len(chunk)
+                        advance(len(chunk), expected)
+                if expected is not None and received != expected:
+                    raise Truncated(f"the download ended after {received:,} of {expected:,} bytes; run it again")
+                check_archive(partial)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            os.replace(partial, target)
+        return target
 
     # ------------------------------------------------------------ datasets
 
@@ -196,6 +341,41 @@ class Client:
     def cancel_upload(self, model_id: str, upload_id: str) -> None:
         self._call("DELETE", f"/v1/models/{model_id}/uploads/{upload_id}")
 
+    # ------------------------------------------------------------ credits
+
+    def credits(self, limit: int = 20, before: int | None = None) -> Credits:
+        """The tenant's balance and ledger entries, newest first (``before``: an entry id, for the next page)."""
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        return Credits.model_validate(self._call("GET", "/v1/credits", params=params).json())
+
+    # ------------------------------------------------------------ webhooks
+
+    def create_webhook(self, url: str, events: list[str], description: str | None = None) -> Webhook:
+        body = {"url": url, "events": events, "description": description}
+        return Webhook.model_validate(self._call("POST", "/v1/webhooks", json=body).json())
+
+    def list_webhooks(self) -> list[Webhook]:
+        return [Webhook.model_validate(w) for w in self._call("GET", "/v1/webhooks").json()]
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._call("DELETE", f"/v1/webhooks/{webhook_id}")
+
+    def rotate_webhook_secret(self, webhook_id: str) -> Webhook:
+        return Webhook.model_validate(self._call("POST", f"/v1/webhooks/{webhook_id}/rotate-secret").json())
+
+    def ping_webhook(self, webhook_id: str) -> Delivery:
+        return Delivery.model_validate(self._call("POST", f"/v1/webhooks/{webhook_id}/ping").json())
+
+    def webhook_deliveries(self, webhook_id: str, limit: int = 100) -> list[Delivery]:
+        r = self._call("GET", f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": limit})
+        return [Delivery.model_validate(d) for d in r.json()]
+
+    def redeliver(self, webhook_id: str, delivery_id: str) -> Delivery:
+        path = f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"
+        return Delivery.model_validate(self._call("POST", path).json())
+
     # ------------------------------------------------------------ transcription
 
     def transcribe(self, model_id: str, audio: Path) -> dict[str, Any]:
@@ -203,3 +383,48 @@ class Client:
             r = self._http.post(f"/v1/models/{model_id}/transcriptions", files={"file": (audio.name, f)}, timeout=None)
         result: dict[str, Any] = raise_for(r).json()
         return result
+
+
+def _attachment_name(disposition: str | None) -> str | None:
+    """The file name of a ``Content-Disposition: attachment; filename=…`` header, without any folder part."""
+    if not disposition:
+        return None
+    for part in disposition.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename" and value:
+            return Path(value.strip().strip('"')).name or None
+    return None
+
+
+def check_archive(path: Path) -> None:
+    """:class:`Truncated` unless ``path`` is a complete gzip stream (end marker reached, CRC and length right)
+    and, when the archive has a ``SHA256SUMS`` member (``sha256sum -c`` format, names relative to its folder),
+    every file it lists is in the archive with that digest."""
+    digests: dict[PurePosixPath, str] = {}
+    manifests: dict[PurePosixPath, str] = {}
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1024 * 1024):
+                pass
+        with tarfile.open(path, "r|gz") as tar:
+            for member in tar:
+                data = tar.extractfile(member) if member.isfile() else None
+                if data is None:
+                    continue
+                name = PurePosixPath(member.name)
+                if name.name == MANIFEST:
+                    manifests[name.parent] = data.read().decode()
+                    continue
+                h = hashlib.sha256()
+                while block := data.read(1024 * 1024):
+                    h.update(block)
+                digests[name] = h.hexdigest()
+    except (EOFError, OSError, zlib.error, tarfile.TarError, UnicodeDecodeError) as exc:
+        raise Truncated(f"the archive is incomplete or damaged ({exc}); run the export again") from None
+    for folder, text in manifests.items():
+        for line in text.splitlines():
+            digest, _, listed = line.strip().partition("  ")
+            if not listed:
+                continue
+            if digests.get(folder / listed.lstrip("*")) != digest:
+                raise Truncated(f"{listed} in the archive does not match its {MANIFEST} entry; run the export again")

@@ -1,16 +1,17 @@
 """``vt``: voxtrain from the command line.
 
-Settings come from ``VT_URL`` and ``VT_TOKEN`` (or ``$XDG_CONFIG_HOME/vt/config.toml``). Every command
-prints a table or a line for people, or JSON with ``--json`` for scripts; a refusal prints voxtrain's error
-code and message and exits with 1.
+Settings come from ``VT_URL`` and ``VT_API_KEY`` (or ``VT_TOKEN``), or a profile of the config file (see
+:mod:`voxtrain_client.config`). Every command prints a table or a line for people, or JSON with ``--json`` for
+scripts; a refusal prints voxtrain's error code and message and exits with 1, a training that fails exits 1 with
+its reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,27 +22,38 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .api import ApiError, Client, Model
+from .api import ApiError, Client, Delivery, Model, Truncated, Webhook
 from .config import ClientConfig, ConfigError
+from .follow import Follower, Snapshot, snapshot_of
 from .upload import Uploader, UploadRefused, expand, plan_for
 
 app = typer.Typer(help="voxtrain: train custom speech-to-text models.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="Custom models.", no_args_is_help=True)
 datasets_app = typer.Typer(help="A model's datasets.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Endpoints of your backend that receive signed status changes.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(webhooks_app, name="webhooks")
 
 out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 JSON = typer.Option(False, "--json", help="print JSON for scripts")
-FINAL = {4, 5}
+PROFILE: dict[str, str | None] = {"name": None}
+
+
+@app.callback()
+def main(
+    profile: str = typer.Option(None, "--profile", "-p", help="profile of the config file (default: VT_PROFILE)"),
+) -> None:
+    """voxtrain: train custom speech-to-text models."""
+    PROFILE["name"] = profile
 
 
 @contextmanager
 def client() -> Iterator[Client]:
     try:
-        config = ClientConfig.load()
+        config = ClientConfig.load(profile=PROFILE["name"])
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -56,7 +68,7 @@ def call(fn: Callable[[], T]) -> T:
     except ApiError as exc:
         err.print(f"[red]{exc.code}[/red]: {exc.message}")
         raise typer.Exit(1) from None
-    except UploadRefused as exc:
+    except (UploadRefused, Truncated) as exc:
         err.print(f"[red]refused[/red]: {exc}")
         raise typer.Exit(1) from None
 
@@ -70,14 +82,12 @@ def dump(model: Model) -> dict[str, Any]:
 
 
 def status_text(m: Model) -> str:
-    s = m.status
-    progress = (m.model_extra or {}).get("run", {}).get("progress") or {}
-    text = f"{s['code']} {s['label']}"
-    if s["code"] == 3 and progress:
-        text += f" — {progress.get('stage', '')} {progress.get('percent', 0):.0f}%"
-        if (eta := progress.get("eta_seconds")) is not None:
-            text += f", about {int(eta) // 60}m{int(eta) % 60:02d}s left"
-    return text
+    return snapshot_of(m, "poll").text()
+
+
+def fail_reason(m: Model) -> str:
+    e = m.last_error or {}
+    return f"{e.get('code', 'failed')}: {e.get('message', 'no reason was given')}"
 
 
 def models_table(models: list[Model]) -> Table:
@@ -121,10 +131,11 @@ def models_show(model_id: str, as_json: bool = JSON) -> None:
         emit(dump(m))
         return
     out.print(models_table([m]))
-    extra = m.model_extra or {}
-    if err_info := extra.get("last_error"):
-        out.print(f"[red]{err_info.get('code')}[/red]: {err_info.get('message')}")
-    if metrics := (extra.get("run") or {}).get("metrics"):
+    if m.last_error:
+        out.print(f"[red]{fail_reason(m)}[/red]")
+    if m.cost:
+        out.print(f"cost: {m.cost.get('estimate')} credits (balance {m.cost.get('balance')})")
+    if metrics := (m.run or {}).get("metrics"):
         out.print_json(json.dumps(metrics.get("evaluation", metrics), default=str))
 
 
@@ -226,11 +237,11 @@ def _bars(files: list[Path], quiet: bool) -> Iterator[Callable[[str, int, int], 
 @app.command()
 def train(
     model_id: str,
-    wait: bool = typer.Option(False, "--wait", help="follow the status until it ends"),
-    interval: float = typer.Option(2.0, help="seconds between status checks with --wait"),
+    wait: bool = typer.Option(False, "--wait", help="follow the status live until it ends"),
+    interval: float = typer.Option(2.0, help="seconds between status checks while the live stream is away"),
     as_json: bool = JSON,
 ) -> None:
-    """Train a model. With --wait: a live status line; exit 1 if it fails."""
+    """Train a model. With --wait: a live status line (stage, percent, time left); exit 1 if it fails."""
     with client() as c:
         call(lambda: c.train(model_id))
         if not wait:
@@ -239,23 +250,86 @@ def train(
         m = _follow(c, model_id, interval, quiet=as_json)
     if as_json:
         emit(dump(m))
-    if m.status["code"] == 5:
-        e = (m.model_extra or {}).get("last_error") or {}
-        err.print(f"[red]failed[/red] {e.get('code', '')}: {e.get('message', '')}")
+    if m.code == 5:
+        err.print(f"[red]failed[/red] {fail_reason(m)}")
         raise typer.Exit(1)
     if not as_json:
         out.print(f"[green]{status_text(m)}[/green]: transcribe with `vt transcribe {model_id} FILE`")
 
 
 def _follow(c: Client, model_id: str, interval: float, quiet: bool) -> Model:
-    with err.status("queued…", spinner="dots") as line:
-        while True:
-            m = call(lambda: c.get_model(model_id))
-            if not quiet:
-                line.update(status_text(m))
-            if m.status["code"] in FINAL:
-                return m
-            time.sleep(interval)
+    """A status line that changes in place on a terminal; elsewhere one line per status or stage."""
+    live = err.is_terminal and not quiet
+    printed: list[tuple[int, str | None]] = []
+
+    with err.status("queued…", spinner="dots") if live else contextlib.nullcontext() as line:
+
+        def report(snap: Snapshot) -> None:
+            if line is not None:
+                line.update(snap.text())
+            elif not quiet and (snap.code, snap.stage) not in printed[-1:]:
+                printed.append((snap.code, snap.stage))
+                err.print(f"{snap.text()}  [dim]({snap.via})[/dim]", highlight=False)
+
+        return call(Follower(c, model_id, report, interval=interval).run)
+
+
+@app.command()
+def cancel(model_id: str, as_json: bool = JSON) -> None:
+    """Stop a model's validation or training (at 2 Ready To Run or 3 Running); credits are refunded."""
+    with client() as c:
+        m = call(lambda: c.cancel(model_id))
+    emit(dump(m)) if as_json else out.print(f"cancelled {model_id}: {status_text(m)}")
+
+
+@app.command()
+def credits(
+    limit: int = typer.Option(20, min=1, max=500, help="entries of the history to show"),
+    before: int = typer.Option(None, help="show entries older than this entry id (the next page)"),
+    as_json: bool = JSON,
+) -> None:
+    """Your credit balance and its history (grants, reservations, charges, refunds), newest first."""
+    with client() as c:
+        cr = call(lambda: c.credits(limit, before))
+    if as_json:
+        emit(cr.model_dump(mode="json"))
+        return
+    out.print(f"balance: [bold]{cr.balance:,}[/bold] credits  (held by trainings: {cr.held:,}, spent: {cr.spent:,})")
+    t = Table("when", "kind", "amount", "balance after", "model", "by", "why")
+    for e in cr.entries:
+        when = f"{e.created_at:%Y-%m-%d %H:%M}" if e.created_at else ""
+        after = f"{e.balance_after:,}" if e.balance_after is not None else ""
+        t.add_row(when, e.kind, f"{e.amount:,}", after, e.model_id or "", e.actor or "", e.reason or "")
+    out.print(t)
+    if cr.next_before is not None:
+        out.print(f"older entries: vt credits --before {cr.next_before}")
+
+
+@app.command()
+def export(
+    model_id: str,
+    output: Path = typer.Option(None, "--output", "-o", help="file (or folder) to write; default: the server's name"),
+    as_json: bool = JSON,
+) -> None:
+    """Download a trained model (status 4) as a .tar.gz for stock PocketSphinx; checked to be complete."""
+    with client() as c, _download_bar(quiet=as_json) as advance:
+        path = call(lambda: c.export(model_id, output, advance))
+    size = path.stat().st_size
+    emit({"model_id": model_id, "path": str(path), "size": size}) if as_json else out.print(
+        f"saved {path} ({size:,} bytes)"
+    )
+
+
+@contextmanager
+def _download_bar(quiet: bool) -> Iterator[Callable[[int, int | None], None]]:
+    columns = (TextColumn("export"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=quiet or not err.is_terminal) as bar:
+        task = bar.add_task("export", total=None)
+
+        def advance(done: int, total: int | None) -> None:
+            bar.update(task, advance=done, total=total)
+
+        yield advance
 
 
 @app.command()
@@ -264,3 +338,114 @@ def transcribe(model_id: str, audio: Path, as_json: bool = JSON) -> None:
     with client() as c:
         result = call(lambda: c.transcribe(model_id, audio))
     emit(result) if as_json else out.print(result.get("text", ""))
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+def webhooks_table(hooks: list[Webhook]) -> Table:
+    t = Table("id", "url", "events", "enabled", "secret", "description")
+    for w in hooks:
+        state = "yes" if w.enabled else f"no: {w.disabled_reason or ''}"
+        t.add_row(w.id, w.url, ",".join(w.events), state, f"…{w.secret_hint}", w.description or "")
+    return t
+
+
+def deliveries_table(ds: list[Delivery]) -> Table:
+    t = Table("id", "event", "model", "state", "attempts", "last status", "latency", "error")
+    for d in ds:
+        latency = f"{d.last_latency_ms} ms" if d.last_latency_ms is not None else ""
+        t.add_row(
+            d.id,
+            d.event_type,
+            d.model_id or "",
+            d.state,
+            str(d.attempts),
+            str(d.last_status or ""),
+            latency,
+            d.last_error or "",
+        )
+    return t
+
+
+def hook_json(w: Webhook) -> dict[str, Any]:
+    """The endpoint for scripts; ``secret`` only where voxtrain showed it (create, rotate)."""
+    return w.model_dump(mode="json", exclude={"secret"} if w.secret is None else None)
+
+
+def show_secret(w: Webhook) -> None:
+    out.print(f"signing secret (shown this once, keep it): [bold]{w.secret}[/bold]")
+    out.print("verify deliveries with voxtrain_client.webhooks.verify(secret, header, body)")
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    url: str,
+    events: list[str] = typer.Option(["status"], "--event", help="status and/or progress (repeat the option)"),
+    description: str = typer.Option(None),
+    as_json: bool = JSON,
+) -> None:
+    """Register an endpoint; prints its signing secret once."""
+    with client() as c:
+        w = call(lambda: c.create_webhook(url, events, description))
+    if as_json:
+        emit(hook_json(w))
+        return
+    out.print(f"created webhook {w.id} → {w.url} ({', '.join(w.events)})")
+    show_secret(w)
+
+
+@webhooks_app.command("list")
+def webhooks_list(as_json: bool = JSON) -> None:
+    """Your endpoints (only the last 4 characters of each secret)."""
+    with client() as c:
+        hooks = call(c.list_webhooks)
+    emit([hook_json(w) for w in hooks]) if as_json else out.print(webhooks_table(hooks))
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(webhook_id: str, as_json: bool = JSON) -> None:
+    """Remove an endpoint: nothing more is sent to it."""
+    with client() as c:
+        call(lambda: c.delete_webhook(webhook_id))
+    emit({"id": webhook_id, "deleted": True}) if as_json else out.print(f"deleted webhook {webhook_id}")
+
+
+@webhooks_app.command("rotate")
+def webhooks_rotate(webhook_id: str, as_json: bool = JSON) -> None:
+    """A new signing secret (printed once); the old one stops signing at once."""
+    with client() as c:
+        w = call(lambda: c.rotate_webhook_secret(webhook_id))
+    if as_json:
+        emit(hook_json(w))
+        return
+    show_secret(w)
+
+
+@webhooks_app.command("ping")
+def webhooks_ping(webhook_id: str, as_json: bool = JSON) -> None:
+    """Send a signed test event now and show how the endpoint answered (exit 1 if it did not accept it)."""
+    with client() as c:
+        d = call(lambda: c.ping_webhook(webhook_id))
+    if as_json:
+        emit(d.model_dump(mode="json"))
+    else:
+        out.print(deliveries_table([d]))
+    if d.state != "delivered":
+        raise typer.Exit(1)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(webhook_id: str, limit: int = typer.Option(100, min=1, max=500), as_json: bool = JSON) -> None:
+    """The delivery log of an endpoint, newest first: state, attempts, status codes, latencies."""
+    with client() as c:
+        ds = call(lambda: c.webhook_deliveries(webhook_id, limit))
+    emit([d.model_dump(mode="json") for d in ds]) if as_json else out.print(deliveries_table(ds))
+
+
+@webhooks_app.command("redeliver")
+def webhooks_redeliver(webhook_id: str, delivery_id: str, as_json: bool = JSON) -> None:
+    """Send a delivery again (queued behind the model's pending deliveries, in order)."""
+    with client() as c:
+        d = call(lambda: c.redeliver(webhook_id, delivery_id))
+    emit(d.model_dump(mode="json")) if as_json else out.print(f"delivery {d.id} queued again ({d.state})")

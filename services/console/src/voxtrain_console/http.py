@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,19 @@ def router(settings: ConsoleSettings, hub: Hub, client: httpx.AsyncClient, part_
         except InvalidToken as exc:
             return proxy.error(401, "unauthorized", f"Sign in first ({exc}).")
         stream = sse_stream(hub, principal.tenant_id, settings.sse_heartbeat_seconds, expires)
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+
+    @r.get("/v1/models/{model_id}/events", tags=["console"])
+    async def model_events(model_id: uuid.UUID, request: Request) -> Response:
+        """Server-Sent Events of one model for programs (``vt train --wait``), with the token in the
+        Authorization header: ``ready``, then ``status`` and ``progress`` (with ``eta_seconds``) as they happen."""
+        try:
+            principal, expires = session.principal_of(request, settings.auth)
+        except InvalidToken as exc:
+            return proxy.error(401, "unauthorized", f"A valid bearer token is needed ({exc}).")
+        stream = sse_stream(hub, principal.tenant_id, settings.sse_heartbeat_seconds, expires, model_id=str(model_id))
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )

@@ -145,8 +145,11 @@ class Hub:
                 sub.offer(None)
 
 
-async def sse_stream(hub: Hub, tenant_id: str, heartbeat: float, expires_at: float, clock: Any = None) -> Any:
-    """The Server-Sent Events of one browser: its tenant's events, heartbeats, and an end at expiry.
+async def sse_stream(
+    hub: Hub, tenant_id: str, heartbeat: float, expires_at: float, clock: Any = None, model_id: str | None = None
+) -> Any:
+    """The Server-Sent Events of one browser: its tenant's events (only ``model_id``'s if given), heartbeats,
+    and an end at expiry.
 
     Starts with ``event: ready`` (the page re-reads the state then, so nothing between two
     connections is lost) and ends with ``event: expired`` when the token runs out.
@@ -166,4 +169,7 @@ async def sse_stream(hub: Hub, tenant_id: str, heartbeat: float, expires_at: flo
                 event = await sub.next(min(heartbeat, left))
             except EOFError:
                 return
-            yield event.encode() if event is not None else b": keep-alive\n\n"
+            if event is None:
+                yield b": keep-alive\n\n"
+            elif model_id is None or event.data.get("model_id") == model_id:
+                yield event.encode()
