@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import context, propagate, trace
+from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
@@ -157,7 +157,8 @@ def setup(
 def carrier() -> dict[str, str]:
     """The current trace context as headers (``traceparent``, ``tracestate``); empty when there is none."""
     headers: dict[str, str] = {}
-    propagate.inject(headers)
+    if trace.get_current_span().get_span_context().is_valid or baggage.get_all():
+        propagate.inject(headers)
     return headers
 
 
@@ -176,7 +177,17 @@ def continued(
     attributes: Mapping[str, str | int | float | bool] | None = None,
 ) -> Iterator[trace.Span]:
     """A current span named ``name`` continuing the trace ``headers`` carry (stored with a message or a job
-    row); a new trace when they carry none. An exception escaping the block is recorded on the span."""
+    row); a new trace when they carry none. An exception escaping the block is recorded on the span.
+
+    With tracing off the span is the context ``headers`` carry, current for the block (passed on as it came),
+    or none at all."""
+    if not tracing.enabled:
+        if not headers:
+            yield trace.INVALID_SPAN
+            return
+        with attached(headers):
+            yield trace.get_current_span()
+        return
     with tracing.tracer.start_as_current_span(
         name, context=extract(headers), kind=kind, attributes=dict(attributes or {})
     ) as span:
