@@ -3,6 +3,7 @@ consumer and a stored carrier, trace ids reach the logs; off, nothing is recorde
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import uuid4
 
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from voxtrain_shared import events as ev
 from voxtrain_shared import tracing
 from voxtrain_shared.kafka import subscribe
-from voxtrain_shared.logs import add_trace_ids
+from voxtrain_shared.logs import add_trace_ids, configure, get_logger
 
 TOPIC = "unit.traced"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -205,3 +206,14 @@ def test_log_lines_inside_a_span_carry_its_trace_and_span_ids() -> None:
         line = add_trace_ids(None, "info", {"event": "x"})
     assert line["trace_id"] == TRACE_ID
     assert line["span_id"] == trace.format_span_id(span.get_span_context().span_id)
+
+
+def test_the_json_log_lines_of_a_configured_service_carry_the_trace_id(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("models", json=True)
+    spans = InMemorySpanExporter()
+    with tracing.continued(tracing.setup("models", exporter=spans), "work", {"traceparent": TRACEPARENT}):
+        get_logger("unit").info("inside")
+    get_logger("unit").info("outside")
+    inside, outside = (json.loads(line) for line in capsys.readouterr().err.splitlines()[-2:])
+    assert inside["event"] == "inside" and inside["trace_id"] == TRACE_ID and len(inside["span_id"]) == 16
+    assert outside["event"] == "outside" and "trace_id" not in outside
