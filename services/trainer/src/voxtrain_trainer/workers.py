@@ -110,6 +110,7 @@ class Supervisor:
         for run_id in cancelled & set(self._active):
             a = self._active.pop(run_id)
             log.info("training_worker_cancelled", run_id=str(run_id), attempt=a.worker.attempt, pid=a.worker.pid)
+            _ended(a, "cancelled")
             await asyncio.to_thread(self._processes.stop, a.worker, CANCEL_GRACE_SECONDS)
         for a in list(self._active.values()):
             bind_message(a.run.request.id, a.run.request.correlation_id, run_id=str(a.run.run_id))
@@ -141,6 +142,7 @@ class Supervisor:
         for run_id in set(self._active) - held:
             a = self._active.pop(run_id)
             log.warning("training_taken_over", run_id=str(run_id), attempt=a.worker.attempt)
+            _ended(a, "taken over by another replica")
             await asyncio.to_thread(self._processes.stop, a.worker)  # fenced off: its result would be discarded
         await h.reap(self._uow, self.owner, list(self._active), self._s.lease_seconds, self.policy)
         self._last_beat = time.monotonic()
@@ -186,8 +188,7 @@ class Supervisor:
     async def _drop(self, a: Active, why: str) -> None:
         self._active.pop(a.run.run_id, None)
         log.info("training_worker_done", run_id=str(a.run.run_id), attempt=a.worker.attempt, why=why)
-        a.span.set_attribute("voxtrain.outcome", why)
-        a.span.end()
+        _ended(a, why)
         await asyncio.to_thread(self._processes.stop, a.worker)
 
     async def shutdown(self) -> None:
@@ -209,3 +210,9 @@ class Supervisor:
                 log.warning("training_handback_failed", run_id=str(a.run.run_id), error=repr(exc))
         for a in active:
             await asyncio.to_thread(self._processes.stop, a.worker)
+
+
+def _ended(a: Active, why: str) -> None:
+    """End the attempt's span, saying how it ended."""
+    a.span.set_attribute("voxtrain.outcome", why)
+    a.span.end()
