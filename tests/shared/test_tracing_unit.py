@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from opentelemetry import trace
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from voxtrain_shared import events as ev
 from voxtrain_shared import tracing
 from voxtrain_shared.kafka import subscribe
-from voxtrain_shared.logs import add_trace_ids, configure, get_logger
+from voxtrain_shared.logs import add_trace_ids, configure
 
 TOPIC = "unit.traced"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -208,12 +209,20 @@ def test_log_lines_inside_a_span_carry_its_trace_and_span_ids() -> None:
     assert line["span_id"] == trace.format_span_id(span.get_span_context().span_id)
 
 
-def test_the_json_log_lines_of_a_configured_service_carry_the_trace_id(capsys: pytest.CaptureFixture[str]) -> None:
-    configure("models", json=True)
+def test_the_json_log_lines_of_a_configured_service_carry_the_trace_id() -> None:
+    configure("models", json=True)  # what every service does at start (output stays pytest's)
+    pipeline = structlog.get_config()["processors"]
+
+    def render(event: str) -> dict[str, Any]:
+        line: Any = {"event": event}
+        for processor in pipeline:
+            line = processor(None, "info", line)
+        rendered: dict[str, Any] = json.loads(line)
+        return rendered
+
     spans = InMemorySpanExporter()
     with tracing.continued(tracing.setup("models", exporter=spans), "work", {"traceparent": TRACEPARENT}):
-        get_logger("unit").info("inside")
-    get_logger("unit").info("outside")
-    inside, outside = (json.loads(line) for line in capsys.readouterr().err.splitlines()[-2:])
-    assert inside["event"] == "inside" and inside["trace_id"] == TRACE_ID and len(inside["span_id"]) == 16
-    assert outside["event"] == "outside" and "trace_id" not in outside
+        inside = render("inside")
+    outside = render("outside")
+    assert inside["trace_id"] == TRACE_ID and len(inside["span_id"]) == 16 and inside["service"] == "models"
+    assert "trace_id" not in outside and "span_id" not in outside
