@@ -36,9 +36,10 @@ async def test_migrations_apply_once_even_when_run_twice_and_concurrently(stack,
             "0002_effects.sql",
             "shared_0001_outbox_inbox.sql",
             "shared_0002_outbox_parking.sql",
+            "shared_0003_outbox_trace_context.sql",
         ]
         assert await migrate(conns[0], schema, migrations) == []
-        assert await conns[0].fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 4
+        assert await conns[0].fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 5
     finally:
         for c in conns:
             await c.close()

@@ -1,20 +1,23 @@
 """Real PostgreSQL + Kafka: a row that cannot be published is parked while the rows behind it flow; two relays
 of one schema keep every model's events in order; a relay that cannot reach Kafka is blocked and counts its
-backlog."""
+backlog; the trace context current when an event is written travels with its row and leaves as Kafka headers."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections import defaultdict
 from typing import Any
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support import TopicReader, eventually, unique
 from voxtrain_shared import events as ev
-from voxtrain_shared import ops, outbox
+from voxtrain_shared import ops, outbox, tracing
 from voxtrain_shared.db import connector, create_pool, migrate
 from voxtrain_shared.health import Health
 from voxtrain_shared.kafka import BrokerPublisher, ensure_topics, make_broker
@@ -169,3 +172,48 @@ async def test_a_relay_that_cannot_publish_is_blocked_on_kafka_and_counts_its_ba
             await task
         async with s.pool.acquire() as c:
             assert (await outbox.backlog(c, s.schema)).unsent == 3  # nothing parked, nothing lost
+
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+
+
+async def _relay_traced(stack: Any, t: tracing.Tracing, headers: dict[str, str] | None) -> tuple[Any, dict[str, str]]:
+    """Write one event inside the context ``headers`` carry (if any), relay it with ``t``; the row's stored context
+    and the Kafka record's headers."""
+    async with Setup(stack) as s:
+        env = _updated("traced")
+        with tracing.attached(headers):
+            await s.add(env)
+        async with s.pool.acquire() as c:
+            stored = await c.fetchval(f'SELECT trace_context FROM "{s.schema}".outbox WHERE event_id=$1', env.id)
+        relay = s.relay(tracing=t)
+        async with TopicReader(stack.kafka_bootstrap, s.topics.models) as reader:
+            assert await relay.drain() == 1
+            (record,) = await reader.read(1)
+        await relay.close()
+        return stored, {k: v.decode() for k, v in record.headers}
+
+
+async def test_the_writers_trace_context_travels_with_the_row_and_leaves_as_kafka_headers(stack: Any) -> None:
+    spans = InMemorySpanExporter()
+    stored, headers = await _relay_traced(stack, tracing.setup("models", exporter=spans), {"traceparent": TRACEPARENT})
+    assert json.loads(stored) == {"traceparent": TRACEPARENT}
+    (publish,) = spans.get_finished_spans()
+    assert publish.kind is trace.SpanKind.PRODUCER and publish.name.endswith(" publish")
+    assert trace.format_trace_id(publish.context.trace_id) == TRACE_ID
+    assert publish.parent is not None and trace.format_span_id(publish.parent.span_id) == "b7ad6b7169203331"
+    # the consumer's parent is the relay's publish span, in the writer's trace
+    assert headers["traceparent"] == f"00-{TRACE_ID}-{trace.format_span_id(publish.context.span_id)}-01"
+    assert headers["event_type"] == "ModelUpdated"
+
+
+async def test_with_tracing_off_the_stored_context_is_passed_on_as_it_was(stack: Any) -> None:
+    stored, headers = await _relay_traced(stack, tracing.off(), {"traceparent": TRACEPARENT})
+    assert json.loads(stored) == {"traceparent": TRACEPARENT} and headers["traceparent"] == TRACEPARENT
+
+
+async def test_without_a_context_nothing_is_stored_and_no_trace_header_is_sent(stack: Any) -> None:
+    stored, headers = await _relay_traced(stack, tracing.off(), None)
+    assert stored is None
+    assert not {"traceparent", "tracestate"} & set(headers) and headers["event_type"] == "ModelUpdated"

@@ -38,6 +38,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.security import parse_security
 from faststream.message import StreamMessage
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
+from opentelemetry.trace import SpanKind
 
 from . import wire
 from .events import Envelope
@@ -47,6 +48,8 @@ from .logs import bind_message, get_logger, unbind_message
 from .metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_SECONDS
 from .settings import KafkaSettings
 from .topics import DEAD_LETTER_SUFFIX, dead_letter
+from .tracing import Tracing, continued
+from .tracing import off as tracing_off
 
 __all__ = [
     "BrokerPublisher",
@@ -149,9 +152,11 @@ class _Consumer:
         policy: RetryPolicy,
         health: Health | None,
         max_message_bytes: int,
+        tracing: Tracing,
     ) -> None:
         self._broker, self._topic, self._group, self._handler = broker, topic, group_id, handler
         self._types, self._policy, self._health, self._max_bytes = types, policy, health, max_message_bytes
+        self._tracing = tracing
         self.component = f"consumer {group_id}"
         self._failures = 0  # consecutive transient failures: drives the backoff across redeliveries
 
@@ -185,7 +190,21 @@ class _Consumer:
         _HEADERS.set(headers)
         started = time.perf_counter()
         try:
-            return await self._handle(record, env, started, can_pause)
+            with continued(  # the handler's span continues the trace of whatever emitted the message
+                self._tracing,
+                f"{self._topic} process",
+                headers,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": self._topic,
+                    "messaging.consumer.group.name": self._group,
+                    "messaging.message.id": str(env.id),
+                    "voxtrain.event_type": env.type,
+                },
+            ):
+                return await self._handle(record, env, started, can_pause)
         finally:
             HANDLER_SECONDS.labels(topic=self._topic).observe(time.perf_counter() - started)
             unbind_message()
@@ -332,11 +351,13 @@ def subscribe(
     inline_retry_seconds: float = 5.0,
     health: Health | None = None,
     max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
+    tracing: Tracing | None = None,
 ) -> Any:
     """Register an at-least-once consumer of ``topic`` calling ``handler`` with parsed envelopes.
 
     ``types`` limits which message types reach the handler (others are acknowledged and skipped). See the
-    module docstring for what happens to poison, permanent, transient and unknown failures.
+    module docstring for what happens to poison, permanent, transient and unknown failures. Each record is
+    handled in a consumer span of ``tracing`` continuing the trace its headers carry.
     """
     consumer = _Consumer(
         broker,
@@ -347,6 +368,7 @@ def subscribe(
         RetryPolicy(max_retries, retry_wait, retry_cap, inline_retry_seconds),
         health,
         max_message_bytes,
+        tracing or tracing_off(),
     )
 
     async def consume(msg: KafkaMessage) -> None:

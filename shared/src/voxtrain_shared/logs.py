@@ -1,4 +1,5 @@
-"""Structured logging: JSON off a terminal, console on one; ids bound per message via contextvars."""
+"""Structured logging: JSON off a terminal, console on one; ids bound per message via contextvars, and the
+ids of the current trace span (``trace_id``, ``span_id``) on every line logged inside one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "access_key", "dsn")
 
@@ -20,6 +22,15 @@ def _redact(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -
     return event_dict
 
 
+def add_trace_ids(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """``trace_id`` and ``span_id`` (hex, as trace backends show them) of the span current at the log call."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event_dict.setdefault("trace_id", trace.format_trace_id(ctx.trace_id))
+        event_dict.setdefault("span_id", trace.format_span_id(ctx.span_id))
+    return event_dict
+
+
 def configure(service: str, level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog and stdlib logging once per process."""
     if json is None:
@@ -29,6 +40,7 @@ def configure(service: str, level: str = "INFO", json: bool | None = None) -> No
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_trace_ids,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,

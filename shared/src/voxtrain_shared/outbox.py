@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
 from . import wire
 from .db import Connector, check_identifier
@@ -48,6 +50,8 @@ from .logs import get_logger
 from .loops import wait_any
 from .metrics import EVENTS_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PARKED
 from .topics import Topics
+from .tracing import Tracing, carrier, continued
+from .tracing import off as tracing_off
 
 log = get_logger(__name__)
 
@@ -71,18 +75,21 @@ def relay_lock_key(schema: str) -> int:
 
 async def add(conn: asyncpg.Connection, schema: str, topics: Topics, env: Envelope) -> None:
     """Write ``env`` (cut to size, see :func:`voxtrain_shared.wire.fit`) to the outbox inside the caller's open
-    transaction."""
+    transaction, with the current trace context (sent as Kafka headers)."""
     topic = topics.by_key(env.payload().TOPIC)
     fitted = wire.fit(env)
     if fitted is not env:
         log.info("event_truncated", event_type=env.type, event_id=str(env.id), size=wire.size(fitted))
+    trace_context = carrier()
     await conn.execute(
-        f'INSERT INTO "{schema}".outbox(event_id, topic, msg_key, payload, event_type) VALUES ($1,$2,$3,$4,$5)',
+        f'INSERT INTO "{schema}".outbox(event_id, topic, msg_key, payload, event_type, trace_context) '
+        "VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
         env.id,
         topic,
         env.key(),
         fitted.to_bytes(),
         env.type,
+        json.dumps(trace_context) if trace_context else None,
     )
     await conn.execute("SELECT pg_notify($1, '')", channel(schema))
 
@@ -136,6 +143,7 @@ class OutboxRelay:
         max_attempts: int = 5,
         retry_cap: float = 10.0,
         publish_timeout: float = 30.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self._connect = connect
         self._schema = check_identifier(schema)
@@ -147,6 +155,7 @@ class OutboxRelay:
         self._max_attempts = max_attempts
         self._retry_cap = retry_cap
         self._publish_timeout = publish_timeout
+        self._tracing = tracing or tracing_off()
         self._wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._key = relay_lock_key(schema)
@@ -164,7 +173,8 @@ class OutboxRelay:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._key):
                 return 0  # another replica's relay is publishing a batch; it will take our rows too
             rows = await conn.fetch(
-                f'SELECT seq, topic, msg_key, payload, event_type, event_id, attempts FROM "{self._schema}".outbox '
+                "SELECT seq, topic, msg_key, payload, event_type, event_id, attempts, trace_context "
+                f'FROM "{self._schema}".outbox '
                 "WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE",
                 self._batch,
             )
@@ -194,15 +204,26 @@ class OutboxRelay:
             )
             return False
         try:  # bounded: a producer waiting for a broker that is gone must not hold the batch (and its lock)
-            await asyncio.wait_for(
-                self._publisher.publish(
-                    r["topic"],
-                    payload,
-                    bytes(r["msg_key"]) if r["msg_key"] else None,
-                    {"event_type": r["event_type"], "event_id": str(r["event_id"])},
-                ),
-                timeout=self._publish_timeout,
-            )
+            with continued(
+                self._tracing,
+                f"{r['topic']} publish",
+                json.loads(r["trace_context"]) if r["trace_context"] else None,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": r["topic"],
+                    "messaging.message.id": str(r["event_id"]),
+                    "voxtrain.event_type": r["event_type"],
+                },
+            ):
+                headers = {"event_type": r["event_type"], "event_id": str(r["event_id"]), **carrier()}
+                await asyncio.wait_for(
+                    self._publisher.publish(
+                        r["topic"], payload, bytes(r["msg_key"]) if r["msg_key"] else None, headers
+                    ),
+                    timeout=self._publish_timeout,
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:

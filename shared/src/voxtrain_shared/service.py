@@ -28,6 +28,8 @@ from .loops import Loop
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
 from .topics import Topics
+from .tracing import Tracing
+from .tracing import setup as setup_tracing
 
 log = logs.get_logger(__name__)
 Hook = Callable[["Service"], Awaitable[None]]
@@ -49,6 +51,7 @@ class Service:
         description: str = "",
         relay: bool = True,
         startup_timeout: float = 120.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.schema = settings.postgres.schema_name
@@ -70,6 +73,9 @@ class Service:
         self.app = FastAPI(title=title, version=version, description=description, lifespan=self._lifespan)
         self.app.state.auth_settings = settings.auth
         self.app.state.service = self
+        #: spans of this service (the ``OTEL_*`` variables choose the exporter; off by default)
+        self.tracing = tracing if tracing is not None else setup_tracing(settings.service_name)
+        self.tracing.instrument_app(self.app)
         http.install(self.app, self.checks, self.health)
 
     @property
@@ -94,6 +100,7 @@ class Service:
             max_retries=self.settings.kafka.max_retries,
             retry_cap=self.settings.kafka.retry_max_seconds,
             health=self.health,
+            tracing=self.tracing,
         )
 
     def on_start(self, hook: Hook) -> None:
@@ -147,6 +154,7 @@ class Service:
                 self.schema,
                 BrokerPublisher(self.broker),
                 health=self.health,
+                tracing=self.tracing,
             )
             self.background(relay.run(self._stop))
         for hook in self._on_start:
@@ -205,6 +213,7 @@ class Service:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        await asyncio.to_thread(self.tracing.flush)  # exports what is buffered (a restart goes on exporting)
         log.info("service_stopped", service=self.settings.service_name)
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from voxtrain_shared import http as shared_http
-from voxtrain_shared import logs
+from voxtrain_shared import logs, tracing
 
 from . import http, parts
 from .feed import KafkaFeed
@@ -54,6 +54,7 @@ class Console:
             http.router(settings, self.hub, self.client, parts.PartUrls(self.client, settings.upstream("datasets")))
         )
         self.app.mount("/static", http.Assets(directory=http.STATIC), name="static")
+        self.tracing = tracing.setup(settings.service_name, app=self.app, clients=[self.client])
 
     async def start(self) -> None:
         logs.configure(self.settings.service_name, self.settings.log_level)
@@ -64,6 +65,7 @@ class Console:
         self.hub.close()
         await self.feed.stop()
         await self.client.aclose()
+        self.tracing.flush()
         log.info("service_stopped", service="console")
 
     @asynccontextmanager

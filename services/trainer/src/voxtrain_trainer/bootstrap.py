@@ -31,7 +31,9 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
     )
     minio = make_client(settings.minio)
     uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
-    supervisor = Supervisor(uow, WorkerProcesses(settings, on_started=on_worker_started), settings, svc.health)
+    supervisor = Supervisor(
+        uow, WorkerProcesses(settings, on_started=on_worker_started), settings, svc.health, tracing=svc.tracing
+    )
     cache = ModelCache(minio, Path(settings.work_dir) / "serving", max_bytes=settings.model_cache_bytes)
     svc.app.include_router(
         http.router(

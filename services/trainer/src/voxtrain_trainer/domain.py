@@ -96,6 +96,7 @@ class Run:
     artifacts: dict[str, str] | None = None
     seconds: float | None = None  # since the first start (for metrics)
     retry_after: float | None = None  # seconds to wait before the next start, set when requeued
+    trace_context: tuple[tuple[str, str], ...] = ()  # headers of the trace that requested it
     events: list[ev.Message] = field(default_factory=list)
 
     @classmethod

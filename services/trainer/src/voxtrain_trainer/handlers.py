@@ -22,6 +22,7 @@ from voxtrain_shared.errors import ApiError
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.metrics import TRAINING_SECONDS, TRAININGS
 from voxtrain_shared.topics import Topics
+from voxtrain_shared.tracing import attached
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work, handle_once
 from voxtrain_shared.vocab import DatasetType, ErrorCode
 
@@ -146,12 +147,13 @@ async def claim_next(uow: TrainerWork, owner: str, policy: RetryPolicy) -> Run |
     async with uow.reading() as repo:
         candidates = await repo.due(limit=5)
     for candidate in candidates:
-        async with uow(Context.of(candidate.request)) as tx:
-            run = await tx.repo.get(candidate.run_id, lock=True, skip_locked=True)
-            if run is None or run.status is not RunStatus.QUEUED:
-                continue  # another replica took it meanwhile
-            run.start(owner, policy)
-            await _save(tx, run)
+        with attached(candidate.trace_context):  # TrainingStarted continues the trace that requested the run
+            async with uow(Context.of(candidate.request)) as tx:
+                run = await tx.repo.get(candidate.run_id, lock=True, skip_locked=True)
+                if run is None or run.status is not RunStatus.QUEUED:
+                    continue  # another replica took it meanwhile
+                run.start(owner, policy)
+                await _save(tx, run)
         log.info("training_started", run_id=str(run.run_id), model_id=str(run.model_id), attempt=run.attempt)
         return run
     return None

@@ -9,11 +9,12 @@ from typing import Any
 import asyncpg
 
 from voxtrain_shared import events as ev
+from voxtrain_shared.tracing import carrier
 
 from .domain import Run, RunStatus
 
 _COLUMNS = (
-    "run_id, request, status, attempt, owner, progress, error, metrics, artifacts, "
+    "run_id, request, status, attempt, owner, progress, error, metrics, artifacts, trace_context, "
     "extract(epoch FROM now() - started_at) AS seconds"
 )
 
@@ -39,6 +40,7 @@ def _run(row: asyncpg.Record) -> Run:
         metrics=_l(row["metrics"]),
         artifacts=_l(row["artifacts"]),
         seconds=float(row["seconds"]) if row["seconds"] is not None else None,
+        trace_context=tuple((_l(row["trace_context"]) or {}).items()),
     )
 
 
@@ -57,12 +59,15 @@ class TrainerRepository:
         return None if row is None else _run(row)
 
     async def insert(self, run: Run) -> None:
+        """Queue ``run`` (with the current trace context, which the spans of its attempts continue)."""
         await self._conn.execute(
-            "INSERT INTO runs (run_id, tenant_id, model_id, request) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+            "INSERT INTO runs (run_id, tenant_id, model_id, request, trace_context) VALUES ($1,$2,$3,$4,$5::jsonb) "
+            "ON CONFLICT DO NOTHING",
             run.run_id,
             run.tenant_id,
             run.model_id,
             run.request.to_bytes(),
+            _j(carrier() or None),
         )
 
     async def save(self, run: Run) -> None:

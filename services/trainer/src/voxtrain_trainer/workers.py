@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from opentelemetry.trace import INVALID_SPAN, Span, use_span
+
 from voxtrain_shared.health import Health
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.settings import TrainerSettings
+from voxtrain_shared.tracing import Tracing, extract
+from voxtrain_shared.tracing import off as tracing_off
 from voxtrain_shared.vocab import ErrorCode
 
 from . import handlers as h
@@ -52,15 +56,22 @@ class Active:
     worker: WorkerProcess
     last_progress: tuple[str, float, float | None] = ("", -1.0, None)
     result: dict[str, Any] | None = None  # the worker's result, kept until committed
+    span: Span = INVALID_SPAN  # the attempt's span (continuing the trace that requested the run), ended at drop
 
 
 class Supervisor:
     """Claims queued runs (up to ``parallel_trainings`` at once) and watches their worker processes."""
 
     def __init__(
-        self, uow: h.TrainerWork, processes: Processes, settings: TrainerSettings, health: Health | None = None
+        self,
+        uow: h.TrainerWork,
+        processes: Processes,
+        settings: TrainerSettings,
+        health: Health | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._uow, self._processes, self._s = uow, processes, settings
+        self._tracing = tracing or tracing_off()
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.policy = policy_of(settings)
         self._active: dict[uuid.UUID, Active] = {}
@@ -99,11 +110,13 @@ class Supervisor:
         for run_id in cancelled & set(self._active):
             a = self._active.pop(run_id)
             log.info("training_worker_cancelled", run_id=str(run_id), attempt=a.worker.attempt, pid=a.worker.pid)
+            _ended(a, "cancelled")
             await asyncio.to_thread(self._processes.stop, a.worker, CANCEL_GRACE_SECONDS)
         for a in list(self._active.values()):
             bind_message(a.run.request.id, a.run.request.correlation_id, run_id=str(a.run.run_id))
             try:
-                await self._watch(a)
+                with use_span(a.span, end_on_exit=False):  # what the attempt emits continues its trace
+                    await self._watch(a)
             except Exception as exc:  # e.g. the database is away: the next step tries again
                 log.warning("training_watch_retry", error=repr(exc))
             finally:
@@ -112,8 +125,14 @@ class Supervisor:
             run = await h.claim_next(self._uow, self.owner, self.policy)
             if run is None:
                 break
-            w = self._processes.spawn(run.request.to_bytes(), run.run_id, run.attempt)
-            self._active[run.run_id] = Active(run, w)
+            span = self._tracing.tracer.start_span(
+                "training attempt",
+                context=extract(dict(run.trace_context)),
+                attributes={"voxtrain.run_id": str(run.run_id), "voxtrain.attempt": run.attempt},
+            )
+            with use_span(span, end_on_exit=False):
+                w = self._processes.spawn(run.request.to_bytes(), run.run_id, run.attempt)
+            self._active[run.run_id] = Active(run, w, span=span)
         if time.monotonic() - self._last_beat >= self._s.heartbeat_seconds:
             await self.beat()
 
@@ -123,6 +142,7 @@ class Supervisor:
         for run_id in set(self._active) - held:
             a = self._active.pop(run_id)
             log.warning("training_taken_over", run_id=str(run_id), attempt=a.worker.attempt)
+            _ended(a, "taken over by another replica")
             await asyncio.to_thread(self._processes.stop, a.worker)  # fenced off: its result would be discarded
         await h.reap(self._uow, self.owner, list(self._active), self._s.lease_seconds, self.policy)
         self._last_beat = time.monotonic()
@@ -168,6 +188,7 @@ class Supervisor:
     async def _drop(self, a: Active, why: str) -> None:
         self._active.pop(a.run.run_id, None)
         log.info("training_worker_done", run_id=str(a.run.run_id), attempt=a.worker.attempt, why=why)
+        _ended(a, why)
         await asyncio.to_thread(self._processes.stop, a.worker)
 
     async def shutdown(self) -> None:
@@ -180,11 +201,18 @@ class Supervisor:
             a.worker.terminate()  # SIGTERM now; joined below, after the database work
         for a in active:
             try:
-                if a.result is not None:
-                    await h.finish(self._uow, self.owner, a.run, a.worker.attempt, a.result, self.policy)
-                else:
-                    await h.lose(self._uow, self.owner, a.run, a.worker.attempt, STOPPED, self.policy)
+                with use_span(a.span, end_on_exit=True):
+                    if a.result is not None:
+                        await h.finish(self._uow, self.owner, a.run, a.worker.attempt, a.result, self.policy)
+                    else:
+                        await h.lose(self._uow, self.owner, a.run, a.worker.attempt, STOPPED, self.policy)
             except Exception as exc:
                 log.warning("training_handback_failed", run_id=str(a.run.run_id), error=repr(exc))
         for a in active:
             await asyncio.to_thread(self._processes.stop, a.worker)
+
+
+def _ended(a: Active, why: str) -> None:
+    """End the attempt's span, saying how it ended."""
+    a.span.set_attribute("voxtrain.outcome", why)
+    a.span.end()

@@ -54,6 +54,7 @@ def build(
         concurrency=settings.concurrency,
         poll_seconds=poll_seconds,
         health=svc.health,
+        tracing=svc.tracing,
     )
     svc.consumer(svc.topics.datasets, "datasets", consumers.datasets(uow, jobs.wake), types=consumers.DATASET_TYPES)
     svc.consumer(

@@ -84,7 +84,8 @@ class Lease:
 @dataclass(frozen=True)
 class Job:
     """A claimed job: the dataset, the request that queued it (DatasetUploaded or ValidationRequested), the
-    attempt this claim is, the time since it was queued, the lease and the previous claim's error."""
+    attempt this claim is, the time since it was queued, the lease, the previous claim's error and the trace
+    context (headers) of the request."""
 
     dataset: Dataset
     attempts: int
@@ -92,6 +93,7 @@ class Job:
     waited_seconds: float
     lease: Lease
     last_error: str | None = None
+    trace_context: tuple[tuple[str, str], ...] = ()
 
     @property
     def batch(self) -> tuple[uuid.UUID, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from voxtrain_shared import events as ev
+from voxtrain_shared.tracing import carrier
 from voxtrain_shared.vocab import DatasetType
 
 from .domain import LEASE_LOST, Dataset, Entry, Job, JobStatus, Lease, Sibling
@@ -21,11 +22,12 @@ from .domain import LEASE_LOST, Dataset, Entry, Job, JobStatus, Lease, Sibling
 _DATASET = "dataset_id, tenant_id, model_id, type, file_name, bucket, object_key, size"
 
 
-_INSERT = f"INSERT INTO datasets ({_DATASET}, envelope) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
+_INSERT = f"INSERT INTO datasets ({_DATASET}, envelope, trace_context) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) "
 
 
 def _row(d: Dataset, request: ev.Envelope) -> tuple[Any, ...]:
-    """The values of :data:`_INSERT`."""
+    """The values of :data:`_INSERT` (with the current trace context, which the job's span continues)."""
+    trace_context = carrier()
     return (
         d.dataset_id,
         d.tenant_id,
@@ -36,6 +38,7 @@ def _row(d: Dataset, request: ev.Envelope) -> tuple[Any, ...]:
         d.object_key,
         d.size,
         request.to_bytes(),
+        json.dumps(trace_context) if trace_context else None,
     )
 
 
@@ -75,7 +78,8 @@ class ValidatorRepository:
             _INSERT
             + "ON CONFLICT (dataset_id) DO UPDATE SET status='pending', attempts=0, result=NULL, last_error=NULL, "
             "lease_until=NULL, lease_owner=NULL, lease_token=NULL, next_attempt_at=now(), updated_at=now(), "
-            "envelope=EXCLUDED.envelope, bucket=EXCLUDED.bucket, object_key=EXCLUDED.object_key, size=EXCLUDED.size "
+            "envelope=EXCLUDED.envelope, trace_context=EXCLUDED.trace_context, bucket=EXCLUDED.bucket, "
+            "object_key=EXCLUDED.object_key, size=EXCLUDED.size "
             "WHERE datasets.tenant_id = EXCLUDED.tenant_id",
             *_row(d, request),
         )
@@ -118,7 +122,8 @@ class ValidatorRepository:
             "WHERE dataset_id = (SELECT dataset_id FROM datasets "
             "  WHERE (status='pending' AND next_attempt_at <= now()) OR (status='running' AND lease_until < now()) "
             "  ORDER BY next_attempt_at FOR UPDATE SKIP LOCKED LIMIT 1) "
-            f"RETURNING {_DATASET}, attempts, envelope, last_error, extract(epoch FROM now() - created_at) AS waited",
+            f"RETURNING {_DATASET}, attempts, envelope, last_error, trace_context, "
+            "extract(epoch FROM now() - created_at) AS waited",
             lease_seconds,
             lease.owner,
             lease.token,
@@ -133,6 +138,7 @@ class ValidatorRepository:
             float(row["waited"]),
             lease,
             row["last_error"],
+            tuple((_json(row["trace_context"]) or {}).items()),
         )
 
     async def siblings(self, tenant_id: str, model_id: uuid.UUID) -> dict[uuid.UUID, Sibling]:

@@ -25,6 +25,8 @@ from voxtrain_shared.health import Health
 from voxtrain_shared.logs import bind_message, get_logger, unbind_message
 from voxtrain_shared.loops import Loop
 from voxtrain_shared.metrics import VALIDATION_SECONDS, VALIDATIONS
+from voxtrain_shared.tracing import Tracing, continued
+from voxtrain_shared.tracing import off as tracing_off
 from voxtrain_shared.vocab import ErrorCode
 
 from . import handlers as h
@@ -60,8 +62,10 @@ class JobLoop:
         concurrency: int,
         poll_seconds: float = 1.0,
         health: Health | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._uow, self._validate, self._rules = uow, validate, rules
+        self._tracing = tracing or tracing_off()
         self.owner, self._concurrency = owner, concurrency
         self._running: set[asyncio.Task[None]] = set()
         self._checks: dict[uuid.UUID, threading.Event] = {}  # dataset id → its running check's stop flag
@@ -112,7 +116,21 @@ class JobLoop:
         self.loop.wake()
 
     async def work(self, claimed: h.Claimed) -> None:
-        """Check one claimed job and record what came of it."""
+        """Check one claimed job and record what came of it (in a span continuing the trace of its request)."""
+        job = claimed.job
+        with continued(
+            self._tracing,
+            "validate dataset",
+            dict(job.trace_context),
+            attributes={
+                "voxtrain.dataset_id": str(job.dataset.dataset_id),
+                "voxtrain.dataset_type": job.dataset.type.name,
+                "voxtrain.attempt": job.attempts,
+            },
+        ):
+            await self._work(claimed)
+
+    async def _work(self, claimed: h.Claimed) -> None:
         job = claimed.job
         bind_message(job.request.id, job.request.correlation_id, event_type=job.request.type)
         try:

@@ -49,6 +49,12 @@ def asyncapi(services: list[BuiltService]) -> dict[str, Any]:
         "properties": {
             "event_type": {"type": "string", "description": "the envelope's type"},
             "event_id": {"type": "string", "format": "uuid", "description": "the envelope's id"},
+            "traceparent": {
+                "type": "string",
+                "description": "W3C trace context of the span that published it, when the writer had one "
+                "(OpenTelemetry; absent when no trace was active)",
+            },
+            "tracestate": {"type": "string", "description": "W3C trace state that goes with traceparent, if any"},
         },
     }
     schemas["CommandHeaders"] = {
