@@ -35,7 +35,10 @@ _STATUS_OF = {
     ErrorCode.INVALID_STATUS: 409,
     ErrorCode.CONFLICT: 409,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.TOO_MANY_UPLOADS: 429,
 }
+#: A tenant at its upload cap is told to come back after about this long.
+RETRY_AFTER_UPLOADS = "30"
 TYPE_HELP = "auto (default: detect by extension), TRANSCRIPT, TEST, AUDIO, MANIFEST, or 1-4"
 
 
@@ -49,7 +52,8 @@ def install_errors(app: FastAPI) -> None:
     async def rejected(_r: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, d.Rejected)  # registered for Rejected only
         err = api_error(exc)
-        return JSONResponse(err.body(), status_code=err.status)
+        headers = {"Retry-After": RETRY_AFTER_UPLOADS} if exc.code is ErrorCode.TOO_MANY_UPLOADS else None
+        return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
     async def bad_form(_r: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(ApiError(422, ErrorCode.VALIDATION_FAILED, str(exc)).body(), status_code=422)
