@@ -99,8 +99,8 @@ class FakeObjectStore:
     async def keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
-        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}"
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}&length={size}"
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         return f"fake://{self.bucket}/{key}"

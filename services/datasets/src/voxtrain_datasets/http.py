@@ -39,6 +39,7 @@ _STATUS_OF = {
 }
 #: A tenant at its upload cap is told to come back after about this long.
 RETRY_AFTER_UPLOADS = "30"
+_BUSY = "too_many_uploads: the tenant has its limit of uploads in progress or open upload sessions"
 TYPE_HELP = "auto (default: detect by extension), TRANSCRIPT, TEST, AUDIO, MANIFEST, or 1-4"
 
 
@@ -292,7 +293,13 @@ def router(deps: Deps) -> APIRouter:
     def ctx(principal: Any, request: Request) -> Context:
         return Context(principal.tenant_id, correlation_id(request))
 
-    @r.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=Uploaded, openapi_extra=_MULTIPART_DOC)
+    @r.post(
+        "/datasets",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Uploaded,
+        openapi_extra=_MULTIPART_DOC,
+        responses={429: {"description": _BUSY}},
+    )
     async def upload(
         model_id: uuid.UUID,
         request: Request,
@@ -347,7 +354,12 @@ def router(deps: Deps) -> APIRouter:
         await deletes.delete_dataset(deps, ctx(principal, request), model_id, dataset_id)
         return Response(status_code=204)
 
-    @r.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadView)
+    @r.post(
+        "/uploads",
+        status_code=status.HTTP_201_CREATED,
+        response_model=UploadView,
+        responses={429: {"description": _BUSY}},
+    )
     async def start_upload(
         model_id: uuid.UUID, body: StartUpload, principal: CurrentPrincipal, request: Request
     ) -> UploadView:

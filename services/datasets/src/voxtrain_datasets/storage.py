@@ -30,6 +30,8 @@ from minio.error import MinioException, S3Error
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.storage import ensure_bucket
 
+from .presign import presigned_put
+
 log = get_logger(__name__)
 T = TypeVar("T")
 READ_CHUNK = 1024 * 1024
@@ -109,8 +111,9 @@ class ObjectStore(Protocol):
     async def sha256_of(self, key: str) -> tuple[int, str]:
         """Read the object once: its size and SHA-256 hex digest."""
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
-        """A URL an outside client PUTs part ``number`` to, valid for ``ttl``."""
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+        """A URL an outside client PUTs part ``number`` to, valid for ``ttl``; storage refuses a body that is not
+        exactly ``size`` bytes."""
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         """A URL to download the object (as an attachment named ``download_name``), valid for ``ttl``."""
@@ -241,9 +244,9 @@ class S3ObjectStore:
             lambda: [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
         )
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
-        return self._public.get_presigned_url(
-            "PUT", self.bucket, key, expires=ttl, extra_query_params={"uploadId": upload_id, "partNumber": str(number)}
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+        return presigned_put(
+            self._public, self.bucket, key, {"uploadId": upload_id, "partNumber": str(number)}, ttl, size
         )
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:

@@ -47,8 +47,8 @@ def part_urls(deps: Deps, s: d.UploadSession, numbers: list[int]) -> list[PartUr
     ttl = timedelta(seconds=max(1, min(deps.presign_ttl.total_seconds(), left)))
     expires = now() + ttl
     return [
-        PartUrl(n, s.plan.part_bytes(n), deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl), expires)
-        for n in numbers
+        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size), expires)
+        for n, size in ((n, s.plan.part_bytes(n)) for n in numbers)
     ]
 
 
