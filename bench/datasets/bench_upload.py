@@ -4,12 +4,17 @@ One command (the stack's servers from ``VOXTRAIN_TEST_*`` when set, else the loc
 
     uv run python bench/datasets/bench_upload.py            # 1 GB and 5 GB
     uv run python bench/datasets/bench_upload.py --quick    # 64 MB and 256 MB
+    uv run python bench/datasets/bench_upload.py --parallel 12   # peak RSS with 12 uploads at once
 
 It starts ``voxtrain-datasets`` under uvicorn in a subprocess (its own schema, topics and bucket),
 announces a model on Kafka as the models service would, then for each size uploads a file generated
 on the fly (never held in memory) through ``POST /v1/models/{id}/datasets`` and, in the same run,
 with minio-py ``put_object``. It prints both throughputs, their ratio, and the service process's
 peak RSS (``VmHWM`` from /proc) — which stays flat when the upload really streams.
+
+``--parallel N`` instead sends N uploads at once to two fresh service processes: one whose upload
+memory budget is too large to matter (what the service held before it had one) and one with
+``--budget`` (default 128 MiB); it prints each one's peak RSS and aggregate throughput.
 """
 
 from __future__ import annotations
@@ -118,7 +123,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_service(stack: Endpoints, port: int, namespace: str, bucket: str) -> subprocess.Popen:
+def start_service(
+    stack: Endpoints, port: int, namespace: str, bucket: str, extra: dict[str, str] | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         **stack.as_env(),
@@ -130,6 +137,7 @@ def start_service(stack: Endpoints, port: int, namespace: str, bucket: str) -> s
         "VOXTRAIN_HTTP__PORT": str(port),
         "VOXTRAIN_LOG_LEVEL": "WARNING",
         "VOXTRAIN_PART_SIZE_BYTES": str(PART),
+        **(extra or {}),
     }
     return subprocess.Popen(
         [sys.executable, "-c", "from voxtrain_datasets.main import run; run()"],
@@ -221,11 +229,60 @@ def human(n: int) -> str:
     return f"{n / MB:,.0f} MB" if n < 10**9 else f"{n / 10**9:g} GB"
 
 
+async def parallel_peak(stack: Endpoints, minio: MinioSettings, n: int, size: int, budget: int) -> tuple[int, float]:
+    """Peak RSS (KiB) of a fresh service process while ``n`` uploads of ``size`` run at once, and their MB/s."""
+    namespace, bucket = f"bench{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:10]}"
+    ensure_bucket(make_client(minio), bucket)
+    port = free_port()
+    extra = {
+        "VOXTRAIN_UPLOADS__MAX_CONCURRENT_PER_TENANT": str(n),
+        "VOXTRAIN_UPLOADS__MEMORY_BUDGET_BYTES": str(budget),
+    }
+    proc = start_service(stack, port, namespace, bucket, extra)
+    headers = {
+        "Authorization": "Bearer " + issue_token(AuthSettings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY), "bench")
+    }
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            await wait_ready(client, proc)
+            mid = await announce_model(stack, Topics(namespace), client, headers)
+            started = time.perf_counter()
+            done = await asyncio.gather(*(via_service(client, mid, headers, size) for _ in range(n)))
+            elapsed = time.perf_counter() - started
+            assert all(ds["size"] == size for _, ds in done)
+            for _, ds in done:
+                await client.delete(f"/v1/models/{mid}/datasets/{ds['id']}", headers=headers)
+            return status_kb(proc.pid, "VmHWM"), n * size / elapsed / MB
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+async def parallel(n: int, size: int, budget: int) -> None:
+    stack = endpoints()
+    minio = MinioSettings(
+        endpoint=stack.minio_endpoint, access_key=stack.minio_access_key, secret_key=stack.minio_secret_key
+    )
+    print(f"{n} uploads of {human(size)} at once; part size {PART // MiB} MiB; load average {os.getloadavg()[0]:.1f}")
+    print("| upload memory budget | service peak RSS | aggregate MB/s |")
+    print("|---|---|---|")
+    for label, b in (("none (64 GiB)", 64 * 1024**3), (f"{budget // MiB} MiB", budget)):
+        hwm, rate = await parallel_peak(stack, minio, n, size, b)
+        print(f"| {label} | {hwm / 1024:.0f} MiB | {rate:.1f} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="64 MB and 256 MB instead of 1 GB and 5 GB")
     parser.add_argument("--sizes", type=int, nargs="*", help="sizes in bytes (override)")
+    parser.add_argument("--parallel", type=int, default=0, help="N uploads at once: peak RSS without and with a budget")
+    parser.add_argument("--parallel-size", type=int, default=128 * MB, help="bytes of each parallel upload")
+    parser.add_argument("--budget", type=int, default=128 * MiB, help="upload memory budget of the --parallel run")
     args = parser.parse_args()
+    if args.parallel:
+        await parallel(args.parallel, args.parallel_size, args.budget)
+        return
     sizes = args.sizes or ([64 * MB, 256 * MB] if args.quick else [10**9, 5 * 10**9])
 
     stack = endpoints()

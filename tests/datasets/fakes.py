@@ -99,8 +99,8 @@ class FakeObjectStore:
     async def keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
-        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}"
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}&length={size}"
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         return f"fake://{self.bucket}/{key}"
@@ -134,6 +134,7 @@ class FakeDatasetRepository:
         self.pending: dict[str, PendingRow] = {}
         self.sessions: dict[uuid.UUID, UploadSession] = {}
         self.session_updated: dict[uuid.UUID, datetime] = {}
+        self.slots: dict[uuid.UUID, tuple[str, datetime]] = {}
 
     @staticmethod
     def _now() -> datetime:
@@ -271,3 +272,26 @@ class FakeDatasetRepository:
         for k in old:
             del self.sessions[k]
         return len(old)
+
+    # per-tenant upload quotas
+    async def lock_tenant_uploads(self, tenant_id: str) -> None:
+        pass  # one event loop, no await between the check and the insert of a use case: nothing to serialise
+
+    async def open_sessions(self, tenant_id: str, now: datetime) -> int:
+        mine = [s for s in self.sessions.values() if s.tenant_id == tenant_id]
+        return sum(1 for s in mine if s.state != "completed" and s.expires_at > now)
+
+    async def upload_slots_in_use(self, tenant_id: str) -> int:
+        now = self._now()
+        self.slots = {k: v for k, v in self.slots.items() if v[1] > now}
+        return sum(1 for t, _ in self.slots.values() if t == tenant_id)
+
+    async def take_upload_slot(self, slot_id: uuid.UUID, tenant_id: str, model_id: uuid.UUID, lease: float) -> None:
+        self.slots[slot_id] = (tenant_id, self._now() + timedelta(seconds=lease))
+
+    async def renew_upload_slot(self, slot_id: uuid.UUID, lease: float) -> None:
+        if slot_id in self.slots:
+            self.slots[slot_id] = (self.slots[slot_id][0], self._now() + timedelta(seconds=lease))
+
+    async def release_upload_slot(self, slot_id: uuid.UUID) -> None:
+        self.slots.pop(slot_id, None)

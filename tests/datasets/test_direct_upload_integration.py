@@ -133,9 +133,20 @@ async def test_part_urls_are_signed_for_the_public_endpoint(stack) -> None:
     store = S3ObjectStore(make_client(settings), make_client(settings, public=True), settings.bucket)
     ensure_bucket(make_client(settings), settings.bucket)
     upload_id = await store.start_multipart("k", "text/plain")
-    url = store.presign_part("k", upload_id, 1, timedelta(seconds=60))
+    url = store.presign_part("k", upload_id, 1, timedelta(seconds=60), 5)
     assert url.startswith(f"http://{public}/")
+
+    async def chunked():
+        yield b"hel"
+        yield b"lo"
+
     async with httpx.AsyncClient() as outside:
+        for wrong in (b"hello, and more", b"hell"):  # the URL carries its length: storage refuses any other
+            r = await outside.put(url, content=wrong)
+            assert r.status_code == 403 and b"SignatureDoesNotMatch" in r.content, r.text
+        r = await outside.put(url, content=chunked())  # no Content-Length at all
+        assert r.status_code in (403, 411), r.text
+        assert await store.list_parts("k", upload_id) == []
         await put_part(outside, url, b"hello")
     assert [(p.number, p.size) for p in await store.list_parts("k", upload_id)] == [(1, 5)]
     await store.abort("k", upload_id)

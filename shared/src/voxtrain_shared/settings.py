@@ -191,6 +191,27 @@ class ModelsSettings(ServiceSettings):
     credits: CreditsSettings = CreditsSettings()
 
 
+class UploadQuotaSettings(BaseModel):
+    """What one tenant may have in progress at once, and what one datasets replica buffers for all uploads."""
+
+    max_concurrent_per_tenant: int = Field(
+        4, ge=1, description="streamed (form) uploads of one tenant in progress at once, across all replicas"
+    )
+    max_sessions_per_tenant: int = Field(
+        20, ge=1, description="open resumable upload sessions of one tenant (not completed, not expired)"
+    )
+    slot_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a streamed upload's slot is renewed every third of this; a dead replica's slots lapse after it",
+    )
+    memory_budget_bytes: int = Field(
+        512 * 1024**2,
+        gt=0,
+        description="upload buffers of one replica, all requests together (parts wait for room; at least 2 parts)",
+    )
+
+
 class DatasetsSettings(ServiceSettings):
     service_name: str = "datasets"
     http: HttpSettings = HttpSettings(port=8102)
@@ -203,6 +224,7 @@ class DatasetsSettings(ServiceSettings):
     unknown_model_grace_seconds: float = Field(
         10.0, ge=0, description="how long an upload waits for a just-created model's ModelCreated to arrive"
     )
+    uploads: UploadQuotaSettings = UploadQuotaSettings()
 
 
 class ValidatorSettings(ServiceSettings):

@@ -14,10 +14,10 @@ from voxtrain_shared.storage import BucketMissing, make_client
 from voxtrain_shared.uow import UnitOfWork
 
 from . import consumers, http, workers
-from .domain import Limits
+from .domain import Limits, streaming_part_size
 from .handlers import Deps
 from .repository import DatasetRepository
-from .storage import ObjectStore, S3ObjectStore, StorageUnavailable
+from .storage import ByteBudget, ObjectStore, S3ObjectStore, StorageUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
@@ -46,12 +46,25 @@ def assemble(
         make_client(settings.minio), make_client(settings.minio, public=True), settings.minio.bucket
     )
     uow = UnitOfWork(lambda: svc.pool, svc.schema, svc.topics, DatasetRepository)
+    quota = settings.uploads
+    part = streaming_part_size(settings.part_size_bytes, settings.max_file_bytes)
+    if quota.memory_budget_bytes < 2 * part:
+        raise ValueError(
+            f"VOXTRAIN_UPLOADS__MEMORY_BUDGET_BYTES={quota.memory_budget_bytes} is below two upload parts "
+            f"({2 * part} bytes with these part-size and file-size settings): raise it."
+        )
     deps = Deps(
         uow=uow,
         store=objects,
         limits=Limits(
-            max_file_bytes=settings.max_file_bytes, max_files=settings.max_files, part_size=settings.part_size_bytes
+            max_file_bytes=settings.max_file_bytes,
+            max_files=settings.max_files,
+            part_size=settings.part_size_bytes,
+            max_concurrent_per_tenant=quota.max_concurrent_per_tenant,
+            max_sessions_per_tenant=quota.max_sessions_per_tenant,
         ),
+        slot_lease=timedelta(seconds=quota.slot_lease_seconds),
+        budget=ByteBudget(quota.memory_budget_bytes),
         session_ttl=timedelta(seconds=settings.upload_session_ttl_seconds),
         presign_ttl=timedelta(seconds=settings.presign_ttl_seconds),
         unknown_model_grace=timedelta(seconds=settings.unknown_model_grace_seconds),

@@ -108,6 +108,9 @@ class Limits:
     max_file_bytes: int
     max_files: int
     part_size: int
+    #: streamed uploads of one tenant in progress at once (all replicas), and its open resumable sessions
+    max_concurrent_per_tenant: int = 4
+    max_sessions_per_tenant: int = 20
 
 
 # ---------------------------------------------------------------- types and extensions
@@ -191,6 +194,29 @@ def check_file_count(count: int, max_files: int) -> None:
             ErrorCode.TOO_MANY_FILES,
             f"Select 1-{max_files} files per upload (got more than {max_files}).",
             {"max_files": max_files},
+        )
+
+
+def check_concurrent_uploads(in_progress: int, limit: int) -> None:
+    """A tenant streams at most ``limit`` uploads at once (``too_many_uploads``, before a byte is read)."""
+    if in_progress >= limit:
+        raise Rejected(
+            ErrorCode.TOO_MANY_UPLOADS,
+            f"Your organisation already has {in_progress} uploads in progress (the limit is {limit} at once). "
+            "Wait for one of them to finish, then send this upload again.",
+            {"kind": "concurrent_uploads", "limit": limit, "in_progress": in_progress},
+        )
+
+
+def check_open_sessions(open_sessions: int, limit: int) -> None:
+    """A tenant holds at most ``limit`` open resumable upload sessions (``too_many_uploads``)."""
+    if open_sessions >= limit:
+        raise Rejected(
+            ErrorCode.TOO_MANY_UPLOADS,
+            f"Your organisation already has {open_sessions} open resumable uploads (the limit is {limit}). "
+            "Complete or cancel one of them (DELETE /v1/models/{model_id}/uploads/{upload_id}), or let it expire, "
+            "then start this upload again.",
+            {"kind": "open_sessions", "limit": limit, "open": open_sessions},
         )
 
 

@@ -35,7 +35,11 @@ _STATUS_OF = {
     ErrorCode.INVALID_STATUS: 409,
     ErrorCode.CONFLICT: 409,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.TOO_MANY_UPLOADS: 429,
 }
+#: A tenant at its upload cap is told to come back after about this long.
+RETRY_AFTER_UPLOADS = "30"
+_BUSY = "too_many_uploads: the tenant has its limit of uploads in progress or open upload sessions"
 TYPE_HELP = "auto (default: detect by extension), TRANSCRIPT, TEST, AUDIO, MANIFEST, or 1-4"
 
 
@@ -49,7 +53,8 @@ def install_errors(app: FastAPI) -> None:
     async def rejected(_r: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, d.Rejected)  # registered for Rejected only
         err = api_error(exc)
-        return JSONResponse(err.body(), status_code=err.status)
+        headers = {"Retry-After": RETRY_AFTER_UPLOADS} if exc.code is ErrorCode.TOO_MANY_UPLOADS else None
+        return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
     async def bad_form(_r: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(ApiError(422, ErrorCode.VALIDATION_FAILED, str(exc)).body(), status_code=422)
@@ -288,7 +293,13 @@ def router(deps: Deps) -> APIRouter:
     def ctx(principal: Any, request: Request) -> Context:
         return Context(principal.tenant_id, correlation_id(request))
 
-    @r.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=Uploaded, openapi_extra=_MULTIPART_DOC)
+    @r.post(
+        "/datasets",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Uploaded,
+        openapi_extra=_MULTIPART_DOC,
+        responses={429: {"description": _BUSY}},
+    )
     async def upload(
         model_id: uuid.UUID,
         request: Request,
@@ -343,7 +354,12 @@ def router(deps: Deps) -> APIRouter:
         await deletes.delete_dataset(deps, ctx(principal, request), model_id, dataset_id)
         return Response(status_code=204)
 
-    @r.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadView)
+    @r.post(
+        "/uploads",
+        status_code=status.HTTP_201_CREATED,
+        response_model=UploadView,
+        responses={429: {"description": _BUSY}},
+    )
     async def start_upload(
         model_id: uuid.UUID, body: StartUpload, principal: CurrentPrincipal, request: Request
     ) -> UploadView:

@@ -328,6 +328,47 @@ class DatasetRepository:
         )
         return int(result.split()[-1])
 
+    # ---------------------------------------------------------------- per-tenant upload quotas
+
+    async def lock_tenant_uploads(self, tenant_id: str) -> None:
+        """Serialise the tenant's quota checks until this transaction ends (other tenants are not held)."""
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':uploads:' || $1, 0))", tenant_id
+        )
+
+    async def open_sessions(self, tenant_id: str, now: datetime) -> int:
+        """The tenant's resumable upload sessions not completed and not expired."""
+        count = await self._conn.fetchval(
+            "SELECT count(*) FROM upload_sessions WHERE tenant_id=$1 AND state <> 'completed' AND expires_at > $2",
+            tenant_id,
+            now,
+        )
+        return int(count)
+
+    async def upload_slots_in_use(self, tenant_id: str) -> int:
+        """The tenant's streamed uploads in progress (slots whose lease has not lapsed), on any replica."""
+        await self._conn.execute("DELETE FROM upload_slots WHERE tenant_id=$1 AND expires_at <= now()", tenant_id)
+        count = await self._conn.fetchval("SELECT count(*) FROM upload_slots WHERE tenant_id=$1", tenant_id)
+        return int(count)
+
+    async def take_upload_slot(self, slot_id: uuid.UUID, tenant_id: str, model_id: uuid.UUID, lease: float) -> None:
+        await self._conn.execute(
+            "INSERT INTO upload_slots (slot_id, tenant_id, model_id, expires_at) "
+            "VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+            slot_id,
+            tenant_id,
+            model_id,
+            lease,
+        )
+
+    async def renew_upload_slot(self, slot_id: uuid.UUID, lease: float) -> None:
+        await self._conn.execute(
+            "UPDATE upload_slots SET expires_at = now() + make_interval(secs => $2) WHERE slot_id=$1", slot_id, lease
+        )
+
+    async def release_upload_slot(self, slot_id: uuid.UUID) -> None:
+        await self._conn.execute("DELETE FROM upload_slots WHERE slot_id=$1", slot_id)
+
     async def pending_objects(self) -> list[tuple[str, bool]]:
         """Every tracked object key and whether it is abandoned (for operators and tests)."""
         rows = await self._conn.fetch("SELECT object_key, abandoned_at FROM pending_objects ORDER BY created_at")

@@ -30,6 +30,8 @@ from minio.error import MinioException, S3Error
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.storage import ensure_bucket
 
+from .presign import presigned_put
+
 log = get_logger(__name__)
 T = TypeVar("T")
 READ_CHUNK = 1024 * 1024
@@ -109,8 +111,9 @@ class ObjectStore(Protocol):
     async def sha256_of(self, key: str) -> tuple[int, str]:
         """Read the object once: its size and SHA-256 hex digest."""
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
-        """A URL an outside client PUTs part ``number`` to, valid for ``ttl``."""
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+        """A URL an outside client PUTs part ``number`` to, valid for ``ttl``; storage refuses a body that is not
+        exactly ``size`` bytes."""
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         """A URL to download the object (as an attachment named ``download_name``), valid for ``ttl``."""
@@ -241,9 +244,9 @@ class S3ObjectStore:
             lambda: [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
         )
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta) -> str:
-        return self._public.get_presigned_url(
-            "PUT", self.bucket, key, expires=ttl, extra_query_params={"uploadId": upload_id, "partNumber": str(number)}
+    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+        return presigned_put(
+            self._public, self.bucket, key, {"uploadId": upload_id, "partNumber": str(number)}, ttl, size
         )
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
@@ -253,18 +256,75 @@ class S3ObjectStore:
         )
 
 
+class ByteBudget:
+    """Bytes that the upload buffers of this process may hold, all requests together.
+
+    :meth:`take` waits (first come, first served) until the bytes are free; a request waiting here reads
+    no more of its body, so the client is slowed by TCP flow control instead of the process growing.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self.peak = 0  #: the most ever taken at once (for operators and tests)
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def take(self, n: int) -> None:
+        if n > self.total:
+            raise ValueError(f"{n} bytes can never fit a budget of {self.total}")
+        if not self._waiters and self.free >= n:
+            self._grant(n)
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.give(n)  # granted, but the taker is gone
+            else:
+                self._waiters.remove((n, granted))
+                self._wake()  # a smaller request behind it may fit now
+            raise
+
+    def give(self, n: int) -> None:
+        self.free += n
+        self._wake()
+
+    def _grant(self, n: int) -> None:
+        self.free -= n
+        self.peak = max(self.peak, self.total - self.free)
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self.free:
+            n, granted = self._waiters.popleft()
+            self._grant(n)
+            granted.set_result(None)
+
+
 class StreamingWriter:
     """Writes one object of unknown length as it arrives: a single PUT when it fits in one part,
     else a multipart upload with up to ``in_flight`` parts uploading while more bytes arrive.
 
     Memory stays below about ``(in_flight + 3) * part_size`` whatever the object's size (parts
-    uploading, the part being filled, one being hashed, the one being cut). The SHA-256
+    uploading, the part being filled, one being hashed, the one being cut). With a ``budget`` shared by
+    all writers of the process, each part takes ``part_size`` from it before its first byte is accepted
+    and gives it back once it is uploaded and hashed, so all uploads together hold about the budget
+    (plus one received chunk per upload and the one part being cut). The SHA-256
     is computed on the way (in part order, off the event loop). More than ``limit`` bytes raise
     :class:`ObjectTooLarge` at once; the caller then calls :meth:`abort`, which leaves nothing behind.
     """
 
     def __init__(
-        self, store: ObjectStore, key: str, content_type: str, *, part_size: int, limit: int, in_flight: int = 2
+        self,
+        store: ObjectStore,
+        key: str,
+        content_type: str,
+        *,
+        part_size: int,
+        limit: int,
+        in_flight: int = 2,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.key = key
         self.size = 0
@@ -283,26 +343,50 @@ class StreamingWriter:
         self._slots = asyncio.Semaphore(in_flight)
         self._uploads: list[asyncio.Task[ReceivedPart]] = []
         self._parts = 0
+        self._budget = budget
+        self._reserved = 0  # taken from the budget for the part being filled
 
     async def write(self, data: bytes | memoryview) -> None:
         """Add bytes; uploads a part whenever more than a part is buffered."""
         self.size += len(data)
         if self.size > self._limit:
             raise ObjectTooLarge(self._limit)
+        await self._reserve()
         self._pieces.append(data)
         self._buffered += len(data)
         while self._buffered > self._part_size:
             await self._flush_part()
+            await self._reserve()
+
+    async def _reserve(self) -> None:
+        """Room in the budget for the part being filled (waits until there is)."""
+        if self._budget is not None and not self._reserved:
+            await self._budget.take(self._part_size)
+            self._reserved = self._part_size
+
+    def _unreserve(self) -> None:
+        if self._budget is not None and self._reserved:
+            self._budget.give(self._reserved)
+        self._reserved = 0
+
+    def _hand_over(self, task: asyncio.Task[Any]) -> None:
+        """The part being filled is now ``task``'s: its budget comes back when the task ends, however."""
+        reserved, self._reserved = self._reserved, 0
+        if self._budget is not None and reserved:
+            budget = self._budget
+            task.add_done_callback(lambda _t: budget.give(reserved))
 
     async def _flush_part(self) -> None:
         self._raise_failed_upload()
         part = self._take(self._part_size)
-        self._hash(part)
+        hashed = self._hash(part)
         if self.upload_id is None:
             self.upload_id = await self._store.start_multipart(self.key, self._content_type)
         await self._slots.acquire()
         self._parts += 1
-        self._uploads.append(asyncio.create_task(self._upload(self._parts, part)))
+        task = asyncio.create_task(self._upload(self._parts, part, hashed))
+        self._hand_over(task)
+        self._uploads.append(task)
 
     def _take(self, n: int) -> bytes:
         """The first ``n`` buffered bytes as one bytes object (the piece crossing the cut is split)."""
@@ -322,14 +406,17 @@ class StreamingWriter:
         self._buffered -= n
         return b"".join(taken)
 
-    def _hash(self, data: bytes) -> None:
-        self._hashing.append(self._hasher.submit(self._sha.update, data))
+    def _hash(self, data: bytes) -> Future[None]:
+        hashed = self._hasher.submit(self._sha.update, data)
+        self._hashing.append(hashed)
         if len(self._hashing) > 1:  # hashing may lag one part behind, never more (bounds memory)
             self._hashing.pop(0).result()
+        return hashed
 
-    async def _upload(self, number: int, data: bytes) -> ReceivedPart:
+    async def _upload(self, number: int, data: bytes, hashed: Future[None]) -> ReceivedPart:
         try:
             etag = await self._store.upload_part(self.key, self.upload_id or "", number, data)
+            await asyncio.wrap_future(hashed)  # the part's memory is free only once it is hashed too
             return ReceivedPart(number, len(data), etag)
         finally:
             self._slots.release()
@@ -342,14 +429,19 @@ class StreamingWriter:
     async def finish(self) -> StoredObject:
         """Store what is left and assemble the object; returns its key, size and SHA-256."""
         rest = self._take(self._buffered)
-        self._hash(rest)
+        hashed = self._hash(rest)
         if self.upload_id is None:
-            await self._store.put(self.key, rest, self._content_type)
+            put = asyncio.create_task(self._store.put(self.key, rest, self._content_type))
+            self._hand_over(put)
+            await put
         else:
             if rest:
                 await self._slots.acquire()
                 self._parts += 1
-                self._uploads.append(asyncio.create_task(self._upload(self._parts, rest)))
+                task = asyncio.create_task(self._upload(self._parts, rest, hashed))
+                self._hand_over(task)
+                self._uploads.append(task)
+            self._unreserve()  # nothing left to fill
             parts = await asyncio.gather(*self._uploads)
             await self._store.complete(self.key, self.upload_id, list(parts))
         digest = await asyncio.wrap_future(self._hasher.submit(self._sha.hexdigest))
@@ -360,6 +452,7 @@ class StreamingWriter:
         """Discard everything written so far. With ``storage_down`` nothing is awaited that needs
         the store; the caller leaves the clean-up to the sweeper instead."""
         self._pieces, self._buffered = deque(), 0
+        self._unreserve()
         self._hasher.shutdown(wait=False, cancel_futures=True)
         if not storage_down:
             await asyncio.gather(*self._uploads, return_exceptions=True)  # so no part lands after the abort

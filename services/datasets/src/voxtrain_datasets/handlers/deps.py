@@ -11,7 +11,7 @@ from voxtrain_shared.uow import Context, Transaction, Work
 
 from ..domain import Limits
 from ..repository import DatasetRepository
-from ..storage import ObjectStore, StreamingWriter
+from ..storage import ByteBudget, ObjectStore, StreamingWriter
 
 DatasetWork = Work[DatasetRepository]
 DatasetTx = Transaction[DatasetRepository]
@@ -33,6 +33,10 @@ class Deps:
     presign_ttl: timedelta
     writer: Callable[..., StreamingWriter] = StreamingWriter
     unknown_model_grace: timedelta = UNKNOWN_MODEL_GRACE
+    #: a streamed upload's place in its tenant's quota lapses this long after its last renewal
+    slot_lease: timedelta = timedelta(seconds=60)
+    #: upload buffers of this replica, all requests together (None: unbounded, for tests that want it)
+    budget: ByteBudget | None = None
 
 
 def now() -> datetime:

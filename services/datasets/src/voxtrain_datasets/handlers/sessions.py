@@ -18,6 +18,7 @@ from .. import domain as d
 from ..storage import ReceivedPart, StorageUnavailable, UploadGone
 from .deps import COMPLETION_STALL, Deps, now
 from .guards import guard
+from .quotas import check_sessions, sessions_left
 from .recording import abandon, record
 
 log = get_logger(__name__)
@@ -46,8 +47,8 @@ def part_urls(deps: Deps, s: d.UploadSession, numbers: list[int]) -> list[PartUr
     ttl = timedelta(seconds=max(1, min(deps.presign_ttl.total_seconds(), left)))
     expires = now() + ttl
     return [
-        PartUrl(n, s.plan.part_bytes(n), deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl), expires)
-        for n in numbers
+        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size), expires)
+        for n, size in ((n, s.plan.part_bytes(n)) for n in numbers)
     ]
 
 
@@ -60,6 +61,7 @@ async def start_direct_upload(
     dataset_type = d.type_for_file(d.parse_requested_type(type_value), name)
     d.check_size(name, size, deps.limits.max_file_bytes)
     plan = d.plan_parts(size, deps.limits.part_size)
+    await sessions_left(deps, ctx.tenant_id)  # before storage is asked for anything
     dataset_id = uuid.uuid4()
     key = d.object_key(ctx.tenant_id, model_id, dataset_id)
     content_type = d.content_type_for(name)
@@ -85,6 +87,7 @@ async def start_direct_upload(
     )
     try:
         async with deps.uow(ctx) as tx:
+            await check_sessions(deps, tx.repo, ctx.tenant_id)
             session = await tx.repo.insert_session(session)
     except BaseException:
         await asyncio.shield(deps.store.abort(key, upload_id))

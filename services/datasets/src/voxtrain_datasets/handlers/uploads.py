@@ -19,6 +19,7 @@ from ..formdata import Field, FileData, FileEnd, FileStart, FormEvent
 from ..storage import ObjectTooLarge, StorageUnavailable, StreamingWriter
 from .deps import Deps
 from .guards import guard
+from .quotas import upload_slot
 from .recording import forget_objects, record, stage
 
 log = get_logger(__name__)
@@ -93,6 +94,7 @@ class FormUpload:
             self.current.content_type,
             limit=limits.max_file_bytes,
             part_size=d.streaming_part_size(limits.part_size, limits.max_file_bytes),
+            budget=self.deps.budget,
         )
 
     async def _write(self, data: bytes | memoryview) -> None:
@@ -129,6 +131,13 @@ async def upload_form(
 ) -> list[d.Dataset]:
     """Stream every file of a form to storage, then record them all at once (or nothing at all)."""
     await guard(deps, ctx.tenant_id, model_id)  # before a byte is read
+    async with upload_slot(deps, ctx, model_id):  # also before a byte is read
+        return await _stream(deps, ctx, model_id, query_type, form)
+
+
+async def _stream(
+    deps: Deps, ctx: Context, model_id: uuid.UUID, query_type: str | None, form: AsyncGenerator[FormEvent, None]
+) -> list[d.Dataset]:
     upload = FormUpload(deps, ctx, model_id, query_type)
     started = time.perf_counter()
     try:
