@@ -561,7 +561,70 @@ def manifest_cases() -> list[Case]:
     for delta in (-1, 0, 1):
         cases.append((f"jsonl-big-latin1-at-{delta}", "jsonl", good[: MIB + delta] + b"\xe9" + good[MIB + delta :]))
     cases.append(("jsonl-big-crlf", "jsonl", good.replace(b"\n", b"\r\n")))
+    cases.append(("jsonl-big-mixed", "jsonl", _mixed_manifest(random.Random(2626))))
     return cases
+
+
+def _mixed_manifest(rng: random.Random) -> bytes:
+    """Thousands of plain lines (the fast paths' shape) with hostile and near-plain lines among them.
+
+    Near-plain lines differ from a plain one in one detail (a repeat of an earlier entry, near or
+    far, an int or float at the edge of what is accepted, a pending audio, a test split, a second
+    object on the line). They are rare (1 line in 400), so many runs of a few hundred lines are
+    all plain and many others hold just one such line.
+    """
+    plain: list[str] = []
+    lines: list[str] = []
+    for n in range(30_000):
+        entry: dict[str, object] = {
+            "audio": rng.choice(["a-call", "call.wav", "a-twin1", "a-new"]),
+            "text": f"{_sentence(rng)} {n}",
+        }
+        if rng.random() < 0.5:
+            entry["offset"] = rng.choice([0, 0.0, 1, 2.25, n % 3])
+        if rng.random() < 0.5:
+            entry["duration"] = rng.choice([1, 0.5, 2.75, 1e-9])
+        if rng.random() < 0.1:
+            entry["split"] = rng.choice(["train", "test"])
+        line = json.dumps(entry, ensure_ascii=rng.random() < 0.5)
+        roll = rng.random() * 0.06 if rng.random() < 1 / 400 else 1.0
+        if roll < 0.005 and plain:
+            line = rng.choice(plain[-300:])  # a repeat, often in the same batch
+        elif roll < 0.008 and plain:
+            line = rng.choice(plain)  # a repeat from far back
+        elif roll < 0.03:
+            near = dict(entry)
+            key, value = rng.choice(
+                [
+                    ("offset", 2**1000),
+                    ("offset", 2**1100),
+                    ("duration", 0),
+                    ("duration", -0.0),
+                    ("offset", -1e-300),
+                    ("duration", float("nan")),
+                    ("duration", True),
+                    ("offset", 59.0),
+                    ("duration", 58.04),
+                    ("duration", 60.06),
+                    ("audio", "a-new"),
+                    ("audio", "new.wav"),
+                    ("audio", "twin.wav"),
+                    ("split", ["train"]),
+                    ("split", "dev"),
+                    ("text", " \t"),
+                    ("speaker", "bob"),
+                ]
+            )
+            near[key] = value
+            line = json.dumps(near)
+        elif roll < 0.04:
+            line = line + " " + line if rng.random() < 0.5 else line + " "
+        elif roll < 0.06:
+            line = _manifest_line(rng)
+        else:
+            plain.append(line)
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode()
 
 
 def run_case(case: Case, chunk_bytes: int = MIB) -> dict[str, object]:

@@ -212,6 +212,18 @@ def test_nan_is_not_a_number_of_seconds(model):
     assert problems(outcome) == [(1, "offset")]
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "-0.5", "9" * 400])
+def test_a_bad_number_among_many_good_lines_is_found_where_it_is(model, value):
+    # Lines are checked in batches of a few hundred; one bad value anywhere in a batch of good
+    # lines (here not the first of its batch) is still reported on its line.
+    lines = [{"audio": "call.wav", "text": f"words {n}", "offset": n % 50, "duration": 1.5} for n in range(1000)]
+    lines[700] = f'{{"audio": "call.wav", "text": "x", "offset": 1, "duration": {value}}}'
+    outcome = validate_manifest(manifest(*lines), model)
+
+    assert problems(outcome) == [(701, "duration")]
+    assert outcome.metadata["entries"] == 1000
+
+
 def test_an_integer_too_big_for_a_float_is_an_error_not_a_crash(model):
     huge = "9" * 400  # JSON allows it; float() of it overflows
     outcome = validate_manifest(manifest(f'{{"audio": "call.wav", "text": "x", "offset": {huge}}}'), model)

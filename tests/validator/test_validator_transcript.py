@@ -9,7 +9,7 @@ import pytest
 
 from voxtrain_validator.rules import Outcome, SourceReadError, validate_transcript
 from voxtrain_validator.rules.text_stream import TextProblem, Utf8Lines
-from voxtrain_validator.rules.words import _WORD, WordCounter, words_of
+from voxtrain_validator.rules.words import _WORD, WordCounter, count_words, words_of
 
 CODE = "invalid_transcript_format"
 
@@ -456,16 +456,18 @@ def test_words_are_those_of_the_word_pattern():
     for _ in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
         assert sorted(words_of(text)) == sorted(_WORD.findall(text.casefold())), text
+        assert count_words(text) == len(_WORD.findall(text.casefold())), text
 
 
 @pytest.mark.parametrize("cap", [3, 5, 8, 1000])
 def test_counting_a_batch_is_counting_text_by_text(cap):
-    texts = ["the cat sat", "", "on the mat", "a new word", "and another one", "the end"]
+    texts = ["the cat sat", "", "on the mat", "a new word", "and another one", "the end", "Don't_stop, café!", "x"]
     one_by_one, batch = WordCounter(max_vocabulary=cap), WordCounter(max_vocabulary=cap)
     for text in texts:
         one_by_one.add(text)
     batch.add_all(texts, "\n".join(texts))
 
+    assert one_by_one.count == sum(len(_WORD.findall(text.casefold())) for text in texts)
     assert (batch.count, batch.vocabulary_size, batch.capped) == (
         one_by_one.count,
         one_by_one.vocabulary_size,

@@ -9,17 +9,22 @@ References are looked up through the ``resolve`` callable the caller passes in, 
 sees datasets of the manifest's own model and tenant. A reference that looks like a path is
 refused without being looked up. The file is read line by line, so its size does not matter;
 lines with inline text and no problem (nearly all lines of a big manifest) take a shorter path
-with the same effects, and their words are counted in batches.
+with the same effects: a few hundred at a time, column by column, else one by one; their words
+are counted in batches.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import json.scanner
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, BinaryIO
+from itertools import repeat
+from typing import Any, BinaryIO, cast
 
 from voxtrain_shared.vocab import DatasetType, ErrorCode
 
@@ -41,7 +46,15 @@ _MAX_REMEMBERED_ENTRIES = 1_000_000
 # it float() would overflow: the line goes the slow way).
 _INLINE_KEYS = frozenset(("audio", "text", "offset", "duration", "split"))
 _raw_decode = json.JSONDecoder().raw_decode
+# What raw_decode calls (the C scanner, built as JSONDecoder builds it), without its Python
+# wrapper: (object, end) for a line, or StopIteration when the line does not start with a value.
+# (Ignored below: typeshed types the context as a make_scanner; json.decoder passes a JSONDecoder.)
+_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _BIG = 2**1000
+_SPLIT_SET = frozenset(SPLITS)
+# Lines checked together by the batch path: a batch with a problem in it goes line by line.
+_BATCH_LINES = 256
+_ABSENT = object()
 
 
 class DatasetState(StrEnum):
@@ -135,11 +148,90 @@ class _ManifestChecker:
         a big manifest) takes a shorter way, and the words of such lines are counted in batches.
         """
         plain = self._plain_line
-        for number, text in enumerate(lines, first):
-            if not plain(number, text):
-                self._count_words()
-                self.line(number, text)
+        for at in range(0, len(lines), _BATCH_LINES):
+            batch = lines[at : at + _BATCH_LINES]
+            if self._plain_batch(first + at, batch):
+                continue
+            for number, text in enumerate(batch, first + at):
+                if not plain(number, text):
+                    self._count_words()
+                    self.line(number, text)
         self._count_words()
+
+    def _plain_batch(self, first: int, lines: list[str]) -> bool:
+        """Take in ``lines`` at once if every one of them is a line ``_plain_line`` would take.
+
+        The same checks as ``_plain_line``, column by column over the batch with C-speed
+        ``map``/``all``/set operations instead of Python code per line. Returns False, having
+        changed nothing, if any line might not be plain (or repeats an entry): the batch then goes
+        line by line, so findings and messages are those of ``line``.
+        """
+        try:
+            if not (all(map(str.startswith, lines, repeat("{"))) and all(map(str.endswith, lines, repeat("}")))):
+                return False
+            # StopIteration inside ``map`` just ends it early: the line count below catches that.
+            decoded = list(map(_scan_once, lines, repeat(0)))
+        except (ValueError, RecursionError):
+            return False
+        if len(decoded) != len(lines):
+            return False
+        entries: list[dict[str, Any]]
+        entries, ends = (list(column) for column in zip(*decoded, strict=True))
+        # A line starting with "{" decodes to a dict; all of it must be that one object.
+        if ends != list(map(len, lines)) or not all(map(_INLINE_KEYS.issuperset, entries)):
+            return False
+        refs: list[Any] = list(map(dict.get, entries, repeat("audio")))
+        texts: list[Any] = list(map(dict.get, entries, repeat("text")))
+        audio_ok = self._audio_ok
+        if not (
+            set(map(type, refs)) == {str}
+            and set(map(type, texts)) == {str}
+            and all(map(str.strip, texts))
+            and all(map(audio_ok.__contains__, refs))
+        ):
+            return False
+        refs, texts = cast(list[str], refs), cast(list[str], texts)  # (their types were just checked)
+        raw_offsets = list(map(dict.get, entries, repeat("offset")))
+        raw_durations = list(map(dict.get, entries, repeat("duration")))
+        offsets = _batch_seconds(entries, "offset", allow_zero=True)
+        durations = _batch_seconds(entries, "duration", allow_zero=False)
+        if offsets is None or durations is None:
+            return False
+        try:
+            splits = list(map(dict.get, entries, repeat("split"), repeat("train")))
+            if not set(splits) <= _SPLIT_SET:
+                return False
+        except TypeError:  # an unhashable split (a list or object) is not plain
+            return False
+        audios = list(map(audio_ok.__getitem__, refs))
+        try:
+            deferred = [
+                (audio.dataset_id, end)
+                for audio, offset, duration in zip(audios, offsets, durations, strict=True)
+                if (end := _deferred_end(audio, offset, duration)) is not None
+            ]
+        except _NotPlain:
+            return False
+        ids = [audio.dataset_id for audio in audios]
+        keys = list(map(hash, zip(ids, texts, repeat(None), raw_offsets, raw_durations, strict=False)))
+        seen = self._seen
+        if len(set(keys)) != len(keys) or not seen.keys().isdisjoint(keys):
+            return False  # a repeated entry: line by line, which warns where it is
+        # No problem: the effects ``_plain_line`` has on each line, in order.
+        self.entries += len(lines)
+        for dataset_id, end_s in deferred:
+            self._deferred_ends[dataset_id] = max(self._deferred_ends.get(dataset_id, 0.0), end_s)
+        test = splits.count("test")
+        self._splits["test"] += test
+        self._splits["train"] += len(splits) - test
+        self._inline += len(lines)
+        self._texts.extend(texts)
+        # Added one by one in order, as line by line (the float sum depends on the order).
+        self._segment_seconds = functools.reduce(operator.add, filter(_is_not_none, durations), self._segment_seconds)
+        room = _MAX_REMEMBERED_ENTRIES - len(seen)
+        if room > 0:
+            seen.update(zip(keys[:room], range(first, first + len(lines)), strict=False))
+        return True
 
     def _count_words(self) -> None:
         if self._texts:
@@ -168,20 +260,12 @@ class _ManifestChecker:
         try:
             offset = _plain_seconds(entry, "offset", allow_zero=True)
             duration = _plain_seconds(entry, "duration", allow_zero=False)
+            deferred = _deferred_end(audio, offset, duration)
         except _NotPlain:
             return False
         split = entry.get("split", "train")
         if split not in SPLITS:
             return False
-        deferred = None
-        if offset is not None or duration is not None:
-            start = offset or 0.0
-            end_s = start + (duration or 0.0)
-            length = audio.duration_seconds
-            if length is None:
-                deferred = end_s
-            elif start >= length or end_s > length + END_TOLERANCE_SECONDS:
-                return False
         # No problem: the effects ``line`` would have.
         self.entries += 1
         if deferred is not None:
@@ -438,6 +522,44 @@ def _plain_seconds(entry: dict[str, Any], key: str, *, allow_zero: bool) -> floa
     if _is_seconds(value, allow_zero=allow_zero):
         return float(value)
     raise _NotPlain(key)
+
+
+def _batch_seconds(entries: list[dict[str, Any]], key: str, *, allow_zero: bool) -> list[float | None] | None:
+    """``_plain_seconds`` of each entry, or None if any of them is not plain."""
+    values = list(map(dict.get, entries, repeat(key), repeat(_ABSENT)))
+    present = [value for value in values if value is not _ABSENT]
+    if not present:
+        return [None] * len(values)
+    if not set(map(type, present)) <= {int, float}:  # (bool is not int here: true/false are not seconds)
+        return None
+    try:
+        if not all(map(math.isfinite, present)):
+            return None
+    except OverflowError:  # an int beyond float range
+        return None
+    low = min(present)
+    if not (low > 0 or (allow_zero and low == 0)) or max(present) >= _BIG:
+        return None
+    return [None if value is _ABSENT else float(value) for value in values]
+
+
+def _deferred_end(audio: DatasetRef, offset: float | None, duration: float | None) -> float | None:
+    """For the fast paths: where the segment ends if that is to be checked later (the audio's
+    length is not known yet), else None; raises _NotPlain if ``_check_segment`` would report it."""
+    if offset is None and duration is None:
+        return None
+    start = offset or 0.0
+    end = start + (duration or 0.0)
+    length = audio.duration_seconds
+    if length is None:
+        return end
+    if start >= length or end > length + END_TOLERANCE_SECONDS:
+        raise _NotPlain("segment")
+    return None
+
+
+def _is_not_none(value: object) -> bool:
+    return value is not None
 
 
 def _is_seconds(value: Any, *, allow_zero: bool) -> bool:

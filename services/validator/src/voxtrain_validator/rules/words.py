@@ -16,6 +16,8 @@ from collections.abc import Sequence
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 # ASCII characters that can never be part of a word (everything but letters, digits and "'").
 _ASCII_SEPARATORS = {c: " " for c in range(128) if not chr(c).isalnum() and chr(c) != "'"}
+# For counting only: each ASCII letter or digit becomes "a", "'" stays, anything else is a space.
+_ASCII_MARKS = {c: "a" if chr(c).isalnum() else c if chr(c) == "'" else " " for c in range(128)}
 MAX_VOCABULARY = 500_000
 
 
@@ -34,6 +36,16 @@ def words_of(text: str) -> list[str]:
     return plain + _WORD.findall(" ".join(itertools.filterfalse(str.isalnum, tokens)))
 
 
+def count_words(text: str) -> int:
+    """``len(words_of(text))``; ASCII text without apostrophes is counted without making the words."""
+    if text.isascii():
+        marked = text.translate(_ASCII_MARKS)
+        if "'" not in marked:
+            # A word is a run of letters and digits: count where one starts.
+            return marked.count(" a") + marked.startswith("a")
+    return len(words_of(text))
+
+
 class WordCounter:
     """Counts words and distinct (case-folded) words; stops growing the vocabulary at a cap."""
 
@@ -45,6 +57,10 @@ class WordCounter:
 
     def add(self, text: str) -> int:
         """Count the words of ``text``; returns how many it had."""
+        if self.capped:
+            found = count_words(text)
+            self.count += found
+            return found
         words = words_of(text)
         self.count += len(words)
         if not self.capped:
@@ -57,20 +73,23 @@ class WordCounter:
         """Exactly ``for text in texts: self.add(text)``, given ``joined`` = the texts joined by "\\n".
 
         The words of the whole batch are found in one pass; only a batch that would reach the
-        vocabulary cap is taken text by text, so the cap falls where it would have.
+        vocabulary cap is taken text by text, so the cap falls where it would have. Once the
+        vocabulary is capped, words are only counted.
         """
+        if self.capped:
+            self.count += count_words(joined)
+            return
         words = words_of(joined)
-        if not self.capped:
-            # A small set of the batch's words first: looking each word up in the big vocabulary
-            # is a cache miss, and a batch repeats most of its words.
-            batch = set(words)
+        # A small set of the batch's words first: looking each word up in the big vocabulary
+        # is a cache miss, and a batch repeats most of its words.
+        batch = set(words)
+        if len(self._vocabulary) + len(batch) >= self._max:
+            batch.difference_update(self._vocabulary)
             if len(self._vocabulary) + len(batch) >= self._max:
-                batch.difference_update(self._vocabulary)
-                if len(self._vocabulary) + len(batch) >= self._max:
-                    for text in texts:
-                        self.add(text)
-                    return
-            self._vocabulary.update(batch)
+                for text in texts:
+                    self.add(text)
+                return
+        self._vocabulary.update(batch)
         self.count += len(words)
 
     @property
