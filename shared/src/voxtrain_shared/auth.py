@@ -235,9 +235,13 @@ def missing_scope(principal: Principal, scope: Scope, what: str) -> ApiError | N
 
 def authenticated(request: Request) -> Principal:
     """The caller (401 without a valid token), any scope."""
-    settings: AuthSettings = request.app.state.auth_settings
+    return authenticate(request.app.state.auth_settings, request.headers.get("authorization"))
+
+
+def authenticate(settings: AuthSettings, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization`` header value (:class:`ApiError` 401 without a valid token)."""
     try:
-        return verify_token(settings, bearer(request.headers.get("authorization")))
+        return verify_token(settings, bearer(authorization))
     except InvalidToken as exc:
         raise ApiError(
             401,

@@ -10,6 +10,7 @@ consumers, relay) and reports to :attr:`Service.health` while it waits.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from . import http, logs
+from .auth import authenticate
+from .bodyguard import BodyGuard
 from .db import connector, create_pool, migrate
 from .faults import backoff, classify
 from .health import Health
@@ -77,6 +80,12 @@ class Service:
         self.tracing = tracing if tracing is not None else setup_tracing(settings.service_name)
         self.tracing.instrument_app(self.app)
         http.install(self.app, self.checks, self.health)
+        # outermost: an anonymous or oversized body is refused before anything reads it
+        self.app.add_middleware(
+            BodyGuard,
+            authenticate=functools.partial(authenticate, settings.auth),
+            max_body_bytes=settings.http.max_body_bytes,
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -117,6 +117,8 @@ class AuthSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    #: largest JSON request body (files go to the streamed upload routes, which have their own limits)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
 
 class BaseServiceSettings(BaseSettings):

@@ -123,6 +123,7 @@ class ErrorCode(StrEnum):
     VALIDATION_TIMEOUT = "validation_timeout"
     INSUFFICIENT_CREDITS = "insufficient_credits"
     CANCELLED = "cancelled"
+    REQUEST_TOO_LARGE = "request_too_large"
     TOO_MANY_UPLOADS = "too_many_uploads"
 
 
