@@ -7,6 +7,7 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,19 @@ async def test_audio_the_decoder_cannot_read_fails_the_job_with_its_code(uow, tm
         "code": "invalid_audio_format",
         "message": "ward.wav: could not decode the audio (no audio stream).",
     }
+
+
+async def test_a_decoding_process_that_died_leaves_the_job_to_be_taken_up_again(uow, tmp_path) -> None:
+    class Dies(Transcriber):
+        def transcribe(self, *args: Any, **kwargs: Any) -> Transcript:
+            raise BrokenProcessPool("a child process terminated abruptly")
+
+    store = Store()
+    job = await submit(uow, store, tmp_path)
+    with pytest.raises(BrokenProcessPool):
+        await h.run_transcription(uow, store, Dies(), "replica-a", limits(tmp_path))
+    assert (await h.transcription_job(uow, "acme", str(job.job_id))).status is JobStatus.RUNNING
+    assert job.object_key in store.objects  # the upload stays for the next attempt
+    uow.repo.clock += 31.0
+    again = await h.run_transcription(uow, store, Transcriber(), "replica-a", limits(tmp_path))
+    assert again is not None and again.attempt == 2 and again.status is JobStatus.SUCCEEDED

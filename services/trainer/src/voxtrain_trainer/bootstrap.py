@@ -12,6 +12,7 @@ from voxtrain_shared.storage import ensure_bucket, make_client
 
 from . import consumers, handlers, http
 from .audio_probe import duration_seconds
+from .decoding import DecodingProcesses
 from .exporter import ModelExporter
 from .job_audio import JobAudio
 from .ml.base_model import base_model_files
@@ -37,7 +38,8 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
     )
     cache = ModelCache(minio, Path(settings.work_dir) / "serving", max_bytes=settings.model_cache_bytes)
     store = JobAudio(minio, settings.minio.bucket)
-    transcriptions = TranscriptionWorkers(uow, store, cache, settings, svc.health)
+    decoding = DecodingProcesses(cache, workers=settings.parallel_transcriptions)
+    transcriptions = TranscriptionWorkers(uow, store, decoding, settings, svc.health)
     limits = http.Limits(
         settings.transcription_max_bytes,
         settings.transcription_max_seconds,
@@ -68,6 +70,10 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
         s.background(supervisor.run(s.stopping))
         s.background(transcriptions.run(s.stopping))
 
+    async def stop(_: Service) -> None:
+        decoding.close()
+
     svc.checks["minio"] = check_minio
     svc.on_start(start)
+    svc.on_stop(stop)
     return svc

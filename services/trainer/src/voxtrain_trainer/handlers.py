@@ -10,6 +10,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -507,6 +508,8 @@ async def run_transcription(
                 log.warning("transcription_lease_lost", job_id=str(job.job_id), attempt=job.attempt)
         try:
             transcript = await task
+        except BrokenExecutor:
+            raise  # the decoding process died: the job is taken up again once its lease runs out
         except (ValueError, RuntimeError) as exc:
             job.status = JobStatus.FAILED
             job.error = {
