@@ -5,17 +5,22 @@ refused with its code; leases on the real database let another replica take a lo
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
+import threading
 import time
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
 from tests.support import auth_headers
 from tests.trainer.medical_domain import speak
-from tests.trainer.test_service_integration import ACME, migrated, started_trainer
+from tests.trainer.test_service_integration import ACME, _children, migrated, started_trainer
 from voxtrain_trainer import handlers as h
+from voxtrain_trainer.decoding import DecodingProcesses
 from voxtrain_trainer.domain import JobStatus, TranscriptionJob
 
 pytestmark = pytest.mark.integration
@@ -135,3 +140,40 @@ async def test_leases_on_the_real_database_hand_a_lost_job_to_another_replica(st
             assert await repo.transcription("globex", job.job_id) is None
             done = await repo.transcription("acme", job.job_id)
         assert done is not None and done.status is JobStatus.SUCCEEDED and done.result == {"text": "ok", "words": []}
+
+
+def test_a_killed_decoding_process_fails_its_call_and_the_next_call_gets_a_new_one(tmp_path) -> None:
+    """What a job sees when its decoding process is killed (OOM, a replica going away): BrokenProcessPool, so
+    the job waits for its lease to run out and is taken up again, and the pool decodes the next file."""
+    audio = long_recording(tmp_path, 40.0)
+
+    class BaseModelOnly:
+        def model_dir(self, run_id: uuid.UUID, artifacts: dict[str, str]) -> Path:
+            raise AssertionError("the base model needs no files fetched")
+
+    decoding = DecodingProcesses(BaseModelOnly(), workers=1)
+    try:
+        seen: list[float] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                decoding.transcribe(None, None, audio, seen.append)
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.monotonic() + 120
+        while not seen and time.monotonic() < deadline:  # decoding has begun in the child
+            time.sleep(0.2)
+        assert seen, "no progress from the decoding process"
+        children = _children(os.getpid())
+        assert len(children) == 1
+        os.kill(children[0], signal.SIGKILL)
+        worker.join(60)
+        assert len(errors) == 1 and isinstance(errors[0], BrokenProcessPool), errors
+        short = speak("Check the international normalized ratio.", tmp_path / "short.wav", "en-us")
+        assert "ratio" in decoding.transcribe(None, None, short).text
+    finally:
+        decoding.close()
