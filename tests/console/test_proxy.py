@@ -311,6 +311,7 @@ async def test_a_completed_upload_takes_no_more_parts(console) -> None:
         ("/v1/models/m1/transcriptions", "trainer", "/v1/models/m1/transcriptions"),
         ("/v1/models/m1/cancel", "models", "/v1/models/m1/cancel"),
         ("/v1/models/m1/export", "trainer", "/v1/models/m1/export"),
+        ("/v1/transcriptions/j1", "trainer", "/v1/transcriptions/j1"),
         ("/v1/credits", "models", "/v1/credits"),
         ("/v1/vocabulary", "models", "/v1/vocabulary"),
         ("/v1/upload-limits", "datasets", "/v1/upload-limits"),
@@ -325,6 +326,8 @@ def test_the_gateway_routes_public_paths_like_the_ingress(path: str, api: str, u
     assert target is not None and (target.api, target.path) == (api, upstream)
 
 
-@pytest.mark.parametrize("path", ["/v1/models/../admin", "/v1/other", "/v2/models", "/v1/models/%2e%2e/x"])
+@pytest.mark.parametrize(
+    "path", ["/v1/models/../admin", "/v1/other", "/v2/models", "/v1/models/%2e%2e/x", "/v1/transcriptions/j1/x"]
+)
 def test_the_gateway_routes_nothing_else(path: str) -> None:
     assert proxy.gateway_route(path) is None

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from voxtrain_trainer.domain import Run, RunStatus
+from voxtrain_trainer.domain import JobStatus, Run, RunStatus, TranscriptionJob
 
 
 @dataclass
@@ -24,12 +24,20 @@ class Row:
     model_deleted: bool = False
 
 
+@dataclass
+class JobRow:
+    job: TranscriptionJob
+    owner: str | None = None
+    lease_until: float | None = None
+
+
 class FakeTrainerRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Row] = {}
         self.clock = 0.0
         self.locked: set[uuid.UUID] = set()  # rows another transaction holds (for SKIP LOCKED)
         self.cancelled: dict[uuid.UUID, str] = {}  # run id → tenant (cancelled_runs)
+        self.jobs: dict[uuid.UUID, JobRow] = {}  # transcription jobs, in the order they were added
 
     def _copy(self, row: Row) -> Run:
         run = copy.deepcopy(row.run)
@@ -116,3 +124,37 @@ class FakeTrainerRepository:
             and not r.model_deleted
         ]
         return (done[-1].run.run_id, dict(done[-1].run.artifacts or {})) if done else None
+
+    async def add_transcription(self, job: TranscriptionJob) -> None:
+        assert job.job_id not in self.jobs
+        self.jobs[job.job_id] = JobRow(copy.deepcopy(job))
+
+    async def transcription(self, tenant_id: str, job_id: uuid.UUID) -> TranscriptionJob | None:
+        row = self.jobs.get(job_id)
+        return copy.deepcopy(row.job) if row and row.job.tenant_id == tenant_id else None
+
+    async def claim_transcription(self, owner: str, lease_seconds: float) -> TranscriptionJob | None:
+        for row in self.jobs.values():
+            status = row.job.status
+            expired = status is JobStatus.RUNNING and row.lease_until is not None and row.lease_until < self.clock
+            if status is JobStatus.QUEUED or expired:
+                row.job.status, row.job.attempt = JobStatus.RUNNING, row.job.attempt + 1
+                row.owner, row.lease_until = owner, self.clock + lease_seconds
+                return copy.deepcopy(row.job)
+        return None
+
+    async def renew_transcription(
+        self, job_id: uuid.UUID, owner: str, attempt: int, done_seconds: float, lease_seconds: float
+    ) -> bool:
+        row = self.jobs[job_id]
+        if row.owner != owner or row.job.attempt != attempt or row.job.status is not JobStatus.RUNNING:
+            return False
+        row.job.done_seconds, row.lease_until = done_seconds, self.clock + lease_seconds
+        return True
+
+    async def finish_transcription(self, job: TranscriptionJob, owner: str | None) -> bool:
+        row = self.jobs[job.job_id]
+        if row.job.attempt != job.attempt or (owner is not None and row.owner != owner):
+            return False
+        row.job, row.owner, row.lease_until = copy.deepcopy(job), None, None
+        return True

@@ -66,6 +66,20 @@ async def started_trainer(stack, tmp_path, **env: str):
         yield Trainer(settings, minio, svc, client, workers)
 
 
+@asynccontextmanager
+async def migrated(stack):
+    """The trainer's schema on the real database, without the service: (settings, pool, unit of work)."""
+    settings = settings_for(TrainerSettings, stack)
+    schema = settings.postgres.schema_name
+    pool = await create_pool(stack.postgres_dsn, schema)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema, MIGRATIONS)
+        yield settings, pool, h.unit_of_work(lambda: pool, schema, settings.kafka.topics)
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
 async def trainer(stack, tmp_path):
     async with started_trainer(
@@ -308,13 +322,8 @@ async def test_a_worker_killed_on_every_attempt_fails_the_run_with_worker_lost(t
 
 async def test_a_stale_workers_result_is_discarded(stack) -> None:
     """Attempt 1's worker reports after the run was restarted elsewhere: nothing changes, nothing is sent."""
-    settings = settings_for(TrainerSettings, stack)
-    schema = settings.postgres.schema_name
-    pool = await create_pool(stack.postgres_dsn, schema)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn, schema, MIGRATIONS)
-        uow = h.unit_of_work(lambda: pool, schema, settings.kafka.topics)
+    async with migrated(stack) as (settings, pool, uow):
+        schema = settings.postgres.schema_name
         policy = policy_of(settings.model_copy(update={"retry_backoff_seconds": 0.0}))
         env = ev.wrap(
             ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=[]),
@@ -338,8 +347,6 @@ async def test_a_stale_workers_result_is_discarded(stack) -> None:
         assert (row["status"], row["attempt"], row["owner"], row["artifacts"]) == ("running", 2, "replica-b", None)
         assert "TrainingSucceeded" not in sent and sent.count("TrainingStarted") == 1
         assert await h.finish(uow, "replica-b", second, 2, late, policy) is h.Outcome.SUCCEEDED
-    finally:
-        await pool.close()
 
 
 def _children(pid: int) -> list[int]:

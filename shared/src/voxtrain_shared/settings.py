@@ -272,6 +272,15 @@ class TrainerSettings(ServiceSettings):
     model_cache_bytes: int = Field(2 * 2**30, gt=0, description="disk held by trained models fetched for serving (LRU)")
     transcription_max_seconds: float = Field(1800.0, gt=0, description="longer audio is refused up front")
     transcription_max_bytes: int = Field(512 * 2**20, gt=0, description="larger request bodies are refused unread")
+    transcription_async_max_seconds: float = Field(
+        6 * 3600.0, gt=0, description="longest audio a ?mode=async transcription job accepts"
+    )
+    transcription_async_max_bytes: int = Field(
+        4 * 2**30, gt=0, description="largest ?mode=async request body (streamed to disk and object storage)"
+    )
+    parallel_transcriptions: int = Field(
+        1, ge=1, description="transcription jobs decoded at once per replica (apart from parallel_trainings)"
+    )
     # language-model estimation: memory budget (MB) of the out-of-core estimator; vocabulary cap
     # and count-pruning thresholds (one per order, JSON list); unset: chosen by corpus size
     lm_memory_mb: int = Field(2048, ge=256)

@@ -108,6 +108,8 @@ def gateway_route(path: str) -> Target | None:
         return Target("webhooks", clean)
     if head in ("api-keys", "auth"):
         return Target("identity", clean)
+    if head == "transcriptions" and len(rest) == 1:  # asynchronous transcription jobs
+        return Target("trainer", clean)
     if head == "models":
         sub = rest[1] if len(rest) > 1 else None
         if sub in ("datasets", "uploads"):

@@ -12,11 +12,13 @@ from voxtrain_shared.storage import ensure_bucket, make_client
 
 from . import consumers, handlers, http
 from .audio_probe import duration_seconds
+from .decoding import DecodingProcesses
 from .exporter import ModelExporter
+from .job_audio import JobAudio
 from .ml.base_model import base_model_files
 from .model_cache import ModelCache
 from .processes import WorkerProcess, WorkerProcesses
-from .workers import Supervisor
+from .workers import Supervisor, TranscriptionWorkers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,16 +37,26 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
         uow, WorkerProcesses(settings, on_started=on_worker_started), settings, svc.health, tracing=svc.tracing
     )
     cache = ModelCache(minio, Path(settings.work_dir) / "serving", max_bytes=settings.model_cache_bytes)
+    store = JobAudio(minio, settings.minio.bucket)
+    decoding = DecodingProcesses(cache, workers=settings.parallel_transcriptions)
+    transcriptions = TranscriptionWorkers(uow, store, decoding, settings, svc.health)
+    limits = http.Limits(
+        settings.transcription_max_bytes,
+        settings.transcription_max_seconds,
+        settings.transcription_async_max_bytes,
+        settings.transcription_async_max_seconds,
+    )
     svc.app.include_router(
         http.router(
             uow,
             cache,
             ModelExporter(minio, base_model_files().hmm),
-            max_bytes=settings.transcription_max_bytes,
-            max_seconds=settings.transcription_max_seconds,
+            limits=limits,
             duration_of=duration_seconds,
+            jobs=http.Jobs(store, transcriptions.wake),
         )
     )
+    svc.app.include_router(http.jobs_router(uow))
     svc.consumer(
         svc.topics.training_commands, "requests", consumers.requests(uow, supervisor.wake), types={"TrainingRequested"}
     )
@@ -56,7 +68,12 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
     async def start(s: Service) -> None:
         await asyncio.to_thread(ensure_bucket, minio, settings.minio.bucket)
         s.background(supervisor.run(s.stopping))
+        s.background(transcriptions.run(s.stopping))
+
+    async def stop(_: Service) -> None:
+        decoding.close()
 
     svc.checks["minio"] = check_minio
     svc.on_start(start)
+    svc.on_stop(stop)
     return svc

@@ -261,3 +261,53 @@ def timeout_message(limit_seconds: float) -> str:
         f"Training took longer than the {limit_seconds:g} s limit and was stopped. Use fewer or smaller "
         "datasets, or ask an operator to raise the limit."
     )
+
+
+# ---------------------------------------------------------------- asynchronous transcription jobs
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass
+class TranscriptionJob:
+    """One long audio file transcribed in the background: its upload waits in object storage under
+    ``object_key``; ``done_seconds`` of its ``audio_seconds`` are decoded so far."""
+
+    job_id: uuid.UUID
+    tenant_id: str
+    model: str  # "base" or the model id
+    run_id: uuid.UUID | None  # the trained run that serves it (None: the base model)
+    artifacts: dict[str, str] | None
+    file_name: str
+    object_key: str
+    audio_seconds: float
+    status: JobStatus = JobStatus.QUEUED
+    done_seconds: float = 0.0
+    attempt: int = 0
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def percent(self) -> float:
+        """How much is done; 100 only once it succeeded."""
+        if self.status is JobStatus.SUCCEEDED:
+            return 100.0
+        if self.audio_seconds <= 0:
+            return 0.0
+        return min(99.0, round(100.0 * self.done_seconds / self.audio_seconds, 1))
+
+
+def job_lost(job: TranscriptionJob, max_attempts: int) -> dict[str, Any] | None:
+    """The error that ends a job whose replica was lost ``max_attempts`` times (None: it may run again)."""
+    if job.attempt <= max_attempts:
+        return None
+    return {
+        "code": ErrorCode.WORKER_LOST.value,
+        "message": f"The transcription stopped {max_attempts} times without finishing (its worker was lost). "
+        "Submit the file again; if it keeps failing, cut it into shorter files.",
+    }

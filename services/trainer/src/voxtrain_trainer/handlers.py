@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -31,13 +33,17 @@ from .domain import (
     NO_WORKER,
     Answer,
     Decision,
+    JobStatus,
     Lost,
     RetryPolicy,
     Run,
     RunStatus,
+    TranscriptionJob,
     answer_request,
+    job_lost,
     redact,
 )
+from .job_audio import job_key
 from .repository import TrainerRepository
 from .storage_errors import transient
 
@@ -313,7 +319,40 @@ def check_audio_name(file_name: str) -> str:
 
 
 class Transcriber(Protocol):
-    def transcribe(self, run_id: uuid.UUID | None, artifacts: dict[str, str] | None, audio: Path) -> Any: ...
+    """Decodes audio with a served model (``model_cache.ModelCache``), telling ``on_progress`` the seconds done."""
+
+    def transcribe(
+        self,
+        run_id: uuid.UUID | None,
+        artifacts: dict[str, str] | None,
+        audio: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Any: ...
+
+
+async def audio_seconds(
+    audio: Path, file_name: str, max_seconds: float, duration_of: Callable[[Path], float], *, advice: str
+) -> float:
+    """How long the stored upload plays; 422 if it is not audio, 413 over ``max_seconds`` (before decoding)."""
+    try:
+        seconds = await asyncio.to_thread(duration_of, audio)
+    except (ValueError, OSError) as exc:
+        raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not read the audio ({exc}).") from None
+    if seconds > max_seconds:
+        raise ApiError(
+            413,
+            ErrorCode.FILE_TOO_LARGE,
+            f"{file_name}: {seconds:.0f} s of audio is longer than the {max_seconds:g} s transcription limit. {advice}",
+        )
+    return seconds
+
+
+def _storage_away() -> ApiError:
+    return ApiError(
+        503,
+        ErrorCode.STORAGE_UNAVAILABLE,
+        "Storage is unavailable right now, so nothing was transcribed. Try again in a minute.",
+    )
 
 
 async def transcribe(
@@ -323,19 +362,11 @@ async def transcribe(
     file_name: str,
     max_seconds: float,
     duration_of: Callable[[Path], float],
+    *,
+    advice: str = "Cut it into shorter files, or ask an operator to raise the limit.",
 ) -> Any:
     """Transcribe a stored upload; audio longer than ``max_seconds`` is refused before decoding."""
-    try:
-        seconds = await asyncio.to_thread(duration_of, audio)
-    except (ValueError, OSError) as exc:
-        raise ApiError(422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not read the audio ({exc}).") from None
-    if seconds > max_seconds:
-        raise ApiError(
-            413,
-            ErrorCode.FILE_TOO_LARGE,
-            f"{file_name}: {seconds:.0f} s of audio is longer than the {max_seconds:g} s transcription "
-            "limit. Cut it into shorter files, or ask an operator to raise the limit.",
-        )
+    await audio_seconds(audio, file_name, max_seconds, duration_of, advice=advice)
     try:
         return await asyncio.to_thread(cache.transcribe, model.run_id, model.artifacts, audio)
     except (ValueError, RuntimeError) as exc:
@@ -344,12 +375,156 @@ async def transcribe(
         ) from None
     except Exception as exc:
         if transient(exc):
-            raise ApiError(
-                503,
-                ErrorCode.STORAGE_UNAVAILABLE,
-                "The trained model cannot be fetched right now (storage unavailable). Try again in a minute.",
-            ) from None
+            raise _storage_away() from None
         raise
+
+
+# ---------------------------------------------------------------- asynchronous transcription jobs
+
+
+class AudioStore(Protocol):
+    """Where a job's upload waits (``job_audio.JobAudio``; tests pass a fake)."""
+
+    def put(self, key: str, path: Path) -> None: ...
+
+    def get(self, key: str, path: Path) -> None: ...
+
+    def remove(self, key: str) -> None: ...
+
+
+async def submit_transcription(
+    uow: TrainerWork,
+    store: AudioStore,
+    tenant_id: str,
+    model: ServedModel,
+    audio: Path,
+    file_name: str,
+    max_seconds: float,
+    duration_of: Callable[[Path], float],
+) -> TranscriptionJob:
+    """Queue the stored upload for transcription in the background: checked (413/422) before anything is kept,
+    then copied to object storage and recorded as a queued job."""
+    seconds = await audio_seconds(
+        audio, file_name, max_seconds, duration_of, advice="Cut it into shorter files, or ask an operator to raise it."
+    )
+    job_id = uuid.uuid4()
+    job = TranscriptionJob(
+        job_id,
+        tenant_id,
+        model.name,
+        model.run_id,
+        model.artifacts,
+        file_name,
+        job_key(tenant_id, job_id, audio.suffix),
+        seconds,
+    )
+    try:
+        await asyncio.to_thread(store.put, job.object_key, audio)
+    except Exception as exc:
+        if transient(exc):
+            raise _storage_away() from None
+        raise
+    async with uow(SUPERVISOR) as tx:
+        await tx.repo.add_transcription(job)
+    log.info("transcription_queued", job_id=str(job_id), seconds=round(seconds, 1))
+    return job
+
+
+async def transcription_job(uow: TrainerWork, tenant_id: str, job_ref: str) -> TranscriptionJob:
+    """The tenant's job ``job_ref``; 404 for an unknown id and for another tenant's job alike."""
+    job = None
+    try:
+        job_id = uuid.UUID(job_ref)
+    except ValueError:
+        job_id = None
+    if job_id is not None:
+        async with uow.reading() as repo:
+            job = await repo.transcription(tenant_id, job_id)
+    if job is None:
+        raise ApiError(404, ErrorCode.NOT_FOUND, f"No transcription job {job_ref} for this tenant: check the id.")
+    return job
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    lease_seconds: float
+    heartbeat_seconds: float
+    max_attempts: int
+    work_dir: Path
+
+
+async def _finish(uow: TrainerWork, store: AudioStore, job: TranscriptionJob, owner: str) -> None:
+    async with uow(SUPERVISOR) as tx:
+        kept = await tx.repo.finish_transcription(job, owner)
+    if not kept:
+        log.warning("transcription_taken_over", job_id=str(job.job_id), attempt=job.attempt)
+        return
+    log.info("transcription_finished", job_id=str(job.job_id), status=job.status.value)
+    try:
+        await asyncio.to_thread(store.remove, job.object_key)
+    except Exception as exc:  # the job's outcome is stored; a left-over upload only costs space
+        log.warning("transcription_upload_not_removed", job_id=str(job.job_id), error=repr(exc))
+
+
+async def run_transcription(
+    uow: TrainerWork, store: AudioStore, cache: Transcriber, owner: str, limits: JobLimits
+) -> TranscriptionJob | None:
+    """Claim the next job (queued, or one whose replica's lease ran out) and transcribe it, renewing the lease
+    and recording progress every ``heartbeat_seconds``; the outcome is kept only while this attempt holds the
+    job. None when there was nothing to do. A passing storage outage is raised: the job is taken up again
+    once its lease runs out."""
+    async with uow(SUPERVISOR) as tx:
+        job = await tx.repo.claim_transcription(owner, limits.lease_seconds)
+    if job is None:
+        return None
+    lost = job_lost(job, limits.max_attempts)
+    if lost is not None:
+        job.status, job.error = JobStatus.FAILED, lost
+        await _finish(uow, store, job, owner)
+        return job
+    done = [job.done_seconds]
+    limits.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=limits.work_dir, prefix="transcription-") as tmp:
+        path = Path(tmp) / f"audio{Path(job.object_key).suffix}"
+
+        def work() -> Any:
+            store.get(job.object_key, path)
+            return cache.transcribe(job.run_id, job.artifacts, path, done.append)
+
+        task = asyncio.ensure_future(asyncio.to_thread(work))
+        while not task.done():
+            await asyncio.wait({task}, timeout=limits.heartbeat_seconds)
+            if task.done():
+                break
+            try:
+                async with uow(SUPERVISOR) as tx:
+                    held = await tx.repo.renew_transcription(
+                        job.job_id, owner, job.attempt, done[-1], limits.lease_seconds
+                    )
+            except Exception as exc:  # the database is away: keep decoding, the outcome is fenced at the end
+                log.warning("transcription_lease_not_renewed", job_id=str(job.job_id), error=repr(exc))
+                continue
+            if not held:
+                log.warning("transcription_lease_lost", job_id=str(job.job_id), attempt=job.attempt)
+        try:
+            transcript = await task
+        except BrokenExecutor:
+            raise  # the decoding process died: the job is taken up again once its lease runs out
+        except (ValueError, RuntimeError) as exc:
+            job.status = JobStatus.FAILED
+            job.error = {
+                "code": ErrorCode.INVALID_AUDIO_FORMAT.value,
+                "message": f"{job.file_name}: could not decode the audio ({exc}).",
+            }
+            await _finish(uow, store, job, owner)
+            return job
+    job.status, job.done_seconds = JobStatus.SUCCEEDED, job.audio_seconds
+    job.result = {
+        "text": transcript.text,
+        "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)} for w in transcript.words],
+    }
+    await _finish(uow, store, job, owner)
+    return job
 
 
 # ---------------------------------------------------------------- export

@@ -12,13 +12,14 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from minio import Minio
 
 from .ml.decoder import SpeechDecoder
-from .ml.transcribe import load_decoder, transcribe_with
+from .ml.transcribe import load_decoder, transcribe_streaming
 
 COMPLETE = ".complete"  # marks a fully fetched model; its mtime is the model's last use
 
@@ -79,7 +80,14 @@ class ModelCache:
     def disk_bytes(self) -> int:
         return sum(_size(d) for d in self._models())
 
-    def transcribe(self, run_id: uuid.UUID | None, artifacts: dict[str, str] | None, audio: Path) -> Any:
+    def transcribe(
+        self,
+        run_id: uuid.UUID | None,
+        artifacts: dict[str, str] | None,
+        audio: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Any:
+        """Text and word times of ``audio`` under the model, decoded piece by piece in bounded memory."""
         with self._guard:
             entry = self._items.get(run_id)
             if entry is not None:
@@ -97,4 +105,4 @@ class ModelCache:
                 os.utime(marker)
         decoder, lock = entry
         with lock:
-            return transcribe_with(decoder, audio)
+            return transcribe_streaming(decoder, audio, on_progress)

@@ -11,7 +11,7 @@ import asyncpg
 from voxtrain_shared import events as ev
 from voxtrain_shared.tracing import carrier
 
-from .domain import Run, RunStatus
+from .domain import JobStatus, Run, RunStatus, TranscriptionJob
 
 _COLUMNS = (
     "run_id, request, status, attempt, owner, progress, error, metrics, artifacts, trace_context, "
@@ -41,6 +41,30 @@ def _run(row: asyncpg.Record) -> Run:
         artifacts=_l(row["artifacts"]),
         seconds=float(row["seconds"]) if row["seconds"] is not None else None,
         trace_context=tuple((_l(row["trace_context"]) or {}).items()),
+    )
+
+
+_JOB_COLUMNS = (
+    "job_id, tenant_id, model, run_id, artifacts, file_name, object_key, audio_seconds, status, done_seconds, "
+    "attempt, result, error"
+)
+
+
+def _job(row: asyncpg.Record) -> TranscriptionJob:
+    return TranscriptionJob(
+        job_id=row["job_id"],
+        tenant_id=row["tenant_id"],
+        model=row["model"],
+        run_id=row["run_id"],
+        artifacts=_l(row["artifacts"]),
+        file_name=row["file_name"],
+        object_key=row["object_key"],
+        audio_seconds=row["audio_seconds"],
+        status=JobStatus(row["status"]),
+        done_seconds=row["done_seconds"],
+        attempt=row["attempt"],
+        result=_l(row["result"]),
+        error=_l(row["error"]),
     )
 
 
@@ -190,3 +214,70 @@ class TrainerRepository:
             model_id,
         )
         return row
+
+    # ------------------------------------------------------------ transcription jobs
+
+    async def add_transcription(self, job: TranscriptionJob) -> None:
+        await self._conn.execute(
+            "INSERT INTO transcription_jobs (job_id, tenant_id, model, run_id, artifacts, file_name, object_key, "
+            "audio_seconds) VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8)",
+            job.job_id,
+            job.tenant_id,
+            job.model,
+            job.run_id,
+            _j(job.artifacts),
+            job.file_name,
+            job.object_key,
+            job.audio_seconds,
+        )
+
+    async def transcription(self, tenant_id: str, job_id: uuid.UUID) -> TranscriptionJob | None:
+        """The tenant's job (None for another tenant's)."""
+        row = await self._conn.fetchrow(
+            f"SELECT {_JOB_COLUMNS} FROM transcription_jobs WHERE job_id=$1 AND tenant_id=$2", job_id, tenant_id
+        )
+        return None if row is None else _job(row)
+
+    async def claim_transcription(self, owner: str, lease_seconds: float) -> TranscriptionJob | None:
+        """The oldest queued job, or a running one whose lease ran out, now held by ``owner`` (attempt + 1)."""
+        row = await self._conn.fetchrow(
+            "UPDATE transcription_jobs SET status='running', owner=$1, attempt=attempt+1, "
+            "lease_until=now() + make_interval(secs => $2) WHERE job_id = ("
+            "  SELECT job_id FROM transcription_jobs WHERE status='queued' OR (status='running' AND lease_until<now())"
+            "  ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+            f") RETURNING {_JOB_COLUMNS}",
+            owner,
+            lease_seconds,
+        )
+        return None if row is None else _job(row)
+
+    async def renew_transcription(
+        self, job_id: uuid.UUID, owner: str, attempt: int, done_seconds: float, lease_seconds: float
+    ) -> bool:
+        """Extend the lease and record progress; False if this attempt no longer holds the job."""
+        status = await self._conn.execute(
+            "UPDATE transcription_jobs SET done_seconds=$4, lease_until=now() + make_interval(secs => $5) "
+            "WHERE job_id=$1 AND owner=$2 AND attempt=$3 AND status='running'",
+            job_id,
+            owner,
+            attempt,
+            done_seconds,
+            lease_seconds,
+        )
+        return status.endswith(" 1")
+
+    async def finish_transcription(self, job: TranscriptionJob, owner: str | None) -> bool:
+        """Store the job's outcome; with ``owner``, only if that attempt still holds it (fencing)."""
+        status = await self._conn.execute(
+            "UPDATE transcription_jobs SET status=$2, done_seconds=$3, result=$4::jsonb, error=$5::jsonb, "
+            "owner=NULL, lease_until=NULL, finished_at=now() "
+            "WHERE job_id=$1 AND attempt=$6 AND ($7::text IS NULL OR owner=$7)",
+            job.job_id,
+            job.status.value,
+            job.done_seconds,
+            _j(job.result),
+            _j(job.error),
+            job.attempt,
+            owner,
+        )
+        return status.endswith(" 1")

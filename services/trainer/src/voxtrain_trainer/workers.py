@@ -216,3 +216,38 @@ def _ended(a: Active, why: str) -> None:
     """End the attempt's span, saying how it ended."""
     a.span.set_attribute("voxtrain.outcome", why)
     a.span.end()
+
+
+class TranscriptionWorkers:
+    """``parallel_transcriptions`` loops, each transcribing one job at a time; apart from the supervisor, so a
+    long transcription never holds up training (nor a training a transcription)."""
+
+    def __init__(
+        self,
+        uow: h.TrainerWork,
+        store: h.AudioStore,
+        cache: h.Transcriber,
+        settings: TrainerSettings,
+        health: Health | None = None,
+    ) -> None:
+        self._uow, self._store, self._cache = uow, store, cache
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.limits = h.JobLimits(
+            settings.lease_seconds, settings.heartbeat_seconds, settings.max_attempts, Path(settings.work_dir) / "jobs"
+        )
+        self.loops = [
+            Loop(f"transcriptions-{i}", self.step, every=2.0, health=health)
+            for i in range(settings.parallel_transcriptions)
+        ]
+
+    async def step(self) -> None:
+        """Transcribe jobs until none is waiting."""
+        while await h.run_transcription(self._uow, self._store, self._cache, self.owner, self.limits) is not None:
+            pass
+
+    def wake(self) -> None:
+        for loop in self.loops:
+            loop.wake()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(loop.run(stop) for loop in self.loops))

@@ -9,6 +9,7 @@ stream raises ``ValueError`` naming the file.
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -54,6 +55,23 @@ def load_pcm(path: Path, offset: float | None = None, duration: float | None = N
     start = max(round((offset - (first_time or 0.0)) * SAMPLE_RATE), 0)
     stop = None if duration is None else start + round(duration * SAMPLE_RATE)
     return pcm[start:stop].astype("<i2", copy=False).tobytes()
+
+
+def stream_pcm(path: Path) -> Iterator[bytes]:
+    """16 kHz mono s16 PCM of the whole of ``path``, one decoded frame at a time (memory does not grow with the
+    file's length). ``ValueError`` when it cannot be decoded, as :func:`load_pcm`."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ValueError(f"{Path(path).name}: no audio stream")
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().astype("<i2", copy=False).tobytes()
+            for out in resampler.resample(None):
+                yield out.to_ndarray().astype("<i2", copy=False).tobytes()
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{Path(path).name}: cannot decode audio ({exc})") from exc
 
 
 def pcm_duration(pcm: bytes) -> float:
