@@ -281,6 +281,11 @@ class TrainerSettings(ServiceSettings):
     parallel_transcriptions: int = Field(
         1, ge=1, description="transcription jobs decoded at once per replica (apart from parallel_trainings)"
     )
+    parallel_sync_transcriptions: int = Field(
+        1,
+        ge=1,
+        description="synchronous transcriptions decoded at once per replica, each in a child process (more wait)",
+    )
     # language-model estimation: memory budget (MB) of the out-of-core estimator; vocabulary cap
     # and count-pruning thresholds (one per order, JSON list); unset: chosen by corpus size
     lm_memory_mb: int = Field(2048, ge=256)

@@ -39,6 +39,10 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
     cache = ModelCache(minio, Path(settings.work_dir) / "serving", max_bytes=settings.model_cache_bytes)
     store = JobAudio(minio, settings.minio.bucket)
     decoding = DecodingProcesses(cache, workers=settings.parallel_transcriptions)
+    # the synchronous route decodes in child processes of its own too: PocketSphinx holds the GIL while it
+    # decodes, so a thread would stall this service's routes, consumers and supervisor; its own pool keeps
+    # short requests from waiting behind hour-long jobs
+    answering = DecodingProcesses(cache, workers=settings.parallel_sync_transcriptions)
     transcriptions = TranscriptionWorkers(uow, store, decoding, settings, svc.health)
     limits = http.Limits(
         settings.transcription_max_bytes,
@@ -49,7 +53,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
     svc.app.include_router(
         http.router(
             uow,
-            cache,
+            answering,
             ModelExporter(minio, base_model_files().hmm),
             limits=limits,
             duration_of=duration_seconds,
@@ -72,6 +76,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
 
     async def stop(_: Service) -> None:
         decoding.close()
+        answering.close()
 
     svc.checks["minio"] = check_minio
     svc.on_start(start)
