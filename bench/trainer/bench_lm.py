@@ -16,6 +16,7 @@ Results go to bench/results/trainer_lm.json (per size: ``words``, ``voxtrain.sec
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,21 +69,46 @@ def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
 
+def _disk_used(directory: Path) -> int:
+    used = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            try:
+                used += os.stat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue  # removed meanwhile
+    return used
+
+
 def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
-    """Run our estimator on ``corpus`` in this (fresh) process; timings and peak RSS."""
+    """Run our estimator on ``corpus`` in this (fresh) process; timings, peak RSS and peak spill disk."""
     from voxtrain_trainer.ml.lm_external import estimate_arpa
 
     marks: list[tuple[float, float]] = []
+    work_dir = out_dir / "voxtrain-work"
+    work_dir.mkdir(exist_ok=True)
+    peak_spill = [0]
+    done = threading.Event()
+
+    def watch_spill() -> None:  # the estimator's scratch directory (spill files, ARPA sections), every 0.5 s
+        while not done.wait(0.5):
+            peak_spill[0] = max(peak_spill[0], _disk_used(work_dir))
+
+    watcher = threading.Thread(target=watch_spill, daemon=True)
+    watcher.start()
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     result = estimate_arpa(
         corpus,
         out_dir / "ours.arpa",
         order,
         memory_mb=memory_mb,
-        work_dir=out_dir,
+        work_dir=work_dir,
         progress=lambda f: marks.append((f, time.perf_counter() - t0)),
     )
     total = time.perf_counter() - t0
+    done.set()
+    watcher.join()
     return {
         "words": result.words,
         "vocabulary": result.vocab_size,
@@ -90,12 +117,18 @@ def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
         "memory_budget_mb": memory_mb,
         "seconds": {"total": round(total, 2), **result.seconds},
         "progress_updates": len(marks),
+        "progress_longest_wait_s": round(max(b[1] - a[1] for a, b in itertools.pairwise(marks)), 1)
+        if len(marks) > 1
+        else None,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_spill_mb": round(peak_spill[0] / 2**20, 1),
+        "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
     }
 
 
 def lmplz_worker(exe: str, corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
     """Run lmplz from this (fresh) process with ``-S memory_mb``; its time and peak RSS."""
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     with corpus.open("rb") as stdin, (out_dir / "kenlm.arpa").open("wb") as stdout:
         cmd = [exe, "-o", str(order), "--discount_fallback", "-S", f"{memory_mb}M", "-T", str(out_dir)]
@@ -104,6 +137,7 @@ def lmplz_worker(exe: str, corpus: Path, order: int, out_dir: Path, memory_mb: i
         "seconds": round(time.perf_counter() - t0, 2),
         "peak_rss_mb": round(_peak_rss_mb(resource.RUSAGE_CHILDREN), 1),
         "memory_budget_mb": memory_mb,
+        "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
     }
 
 
@@ -169,6 +203,11 @@ def main() -> None:
             )
             phases = ", ".join(f"{k} {v:.1f}s" for k, v in ours["seconds"].items() if k != "total")
             print(f"            phases: {phases}")
+            print(
+                f"            peak spill disk {ours['peak_spill_mb']:,.0f} MB; {ours['progress_updates']} progress"
+                f" updates (longest wait {ours['progress_longest_wait_s']}s); load average"
+                f" {ours['load_average'][0]} -> {ours['load_average'][1]}"
+            )
             entry: dict = {"words": size, "corpus_mb": round(megabytes, 1), "voxtrain": ours}
             if lmplz:
                 ken = min((r[1] for r in runs if r[1]), key=lambda r: r["seconds"])
@@ -179,7 +218,8 @@ def main() -> None:
                 print(
                     f"  lmplz:    {ken['seconds']:.1f}s, peak RSS {ken['peak_rss_mb']:,.0f} MB ->"
                     f" voxtrain at {entry['speed_vs_lmplz']:.2f}x lmplz's speed (goal >= 0.5),"
-                    f" {entry['memory_vs_lmplz']:.2f}x its peak memory"
+                    f" {entry['memory_vs_lmplz']:.2f}x its peak memory; load average"
+                    f" {ken['load_average'][0]} -> {ken['load_average'][1]}"
                 )
             else:
                 print("  lmplz:    absent, no comparison in this run")
