@@ -10,7 +10,11 @@ lmplz with the same budget as its ``-S``. lmplz is KenLM's prebuilt binary in
 ``../shared/baselines/kenlm/lmplz`` beside the repository (or on PATH); when it is absent that is
 said and only our numbers are printed. It is a baseline only: the product never calls it.
 Results go to bench/results/trainer_lm.json (per size: ``words``, ``voxtrain.seconds.total``,
-``voxtrain.peak_rss_mb``, ``lmplz.seconds``, ``lmplz.peak_rss_mb`` and more).
+``voxtrain.peak_rss_mb``, ``lmplz.seconds``, ``lmplz.peak_rss_mb`` and more: ``voxtrain.peak_spill_mb``
+(its scratch directory, polled every 0.5 s), ``progress_updates`` and ``progress_longest_wait_s``,
+the load average before and after each run; a voxtrain run that stops with a ``TrainingError``,
+e.g. ``lm_spill_limit_exceeded`` under ``--spill-limit-mb``, is recorded with its ``error`` and
+``seconds.total`` null, and the other sizes still run). Summary and history: LM_RESULTS.md.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxtrain_trainer.ml.lm_external import DEFAULT_MEMORY_MB
+from voxtrain_trainer.ml.lm_external import DEFAULT_MEMORY_MB, DEFAULT_SPILL_LIMIT_MB
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "trainer_lm.json"
@@ -80,8 +84,9 @@ def _disk_used(directory: Path) -> int:
     return used
 
 
-def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
+def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int, spill_limit_mb: int) -> dict:
     """Run our estimator on ``corpus`` in this (fresh) process; timings, peak RSS and peak spill disk."""
+    from voxtrain_trainer.ml.errors import TrainingError
     from voxtrain_trainer.ml.lm_external import estimate_arpa
 
     marks: list[tuple[float, float]] = []
@@ -98,24 +103,33 @@ def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
     watcher.start()
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    result = estimate_arpa(
-        corpus,
-        out_dir / "ours.arpa",
-        order,
-        memory_mb=memory_mb,
-        work_dir=work_dir,
-        progress=lambda f: marks.append((f, time.perf_counter() - t0)),
-    )
-    total = time.perf_counter() - t0
+    try:
+        result = estimate_arpa(
+            corpus,
+            out_dir / "ours.arpa",
+            order,
+            memory_mb=memory_mb,
+            spill_limit_mb=spill_limit_mb,
+            work_dir=work_dir,
+            progress=lambda f: marks.append((f, time.perf_counter() - t0)),
+        )
+        outcome: dict = {
+            "words": result.words,
+            "vocabulary": result.vocab_size,
+            "ngrams": result.ngram_counts,
+            "fallback": any(d.fallback for d in result.discounts),
+            "seconds": {"total": round(time.perf_counter() - t0, 2), **result.seconds},
+        }
+    except TrainingError as exc:  # e.g. lm_spill_limit_exceeded: recorded, the other sizes still run
+        outcome = {"error": {"code": exc.code, "message": exc.message}, "seconds": {"total": None}}
+        outcome["failed_after_s"] = round(time.perf_counter() - t0, 1)
+        outcome["progress_reached"] = round(marks[-1][0], 3) if marks else 0.0
     done.set()
     watcher.join()
     return {
-        "words": result.words,
-        "vocabulary": result.vocab_size,
-        "ngrams": result.ngram_counts,
-        "fallback": any(d.fallback for d in result.discounts),
+        **outcome,
         "memory_budget_mb": memory_mb,
-        "seconds": {"total": round(total, 2), **result.seconds},
+        "spill_limit_mb": spill_limit_mb,
         "progress_updates": len(marks),
         "progress_longest_wait_s": round(max(b[1] - a[1] for a, b in itertools.pairwise(marks)), 1)
         if len(marks) > 1
@@ -143,7 +157,8 @@ def lmplz_worker(exe: str, corpus: Path, order: int, out_dir: Path, memory_mb: i
 
 def _child(corpus: Path, args: argparse.Namespace, out_dir: Path, lmplz: Path | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", str(corpus), "--order", str(args.order), "--out", str(out_dir)]
-    cmd += ["--memory-mb", str(args.memory_mb)] + (["--lmplz", str(lmplz)] if lmplz else [])
+    cmd += ["--memory-mb", str(args.memory_mb), "--spill-limit-mb", str(args.spill_limit_mb)]
+    cmd += ["--lmplz", str(lmplz)] if lmplz else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench_lm: the {'lmplz' if lmplz else 'voxtrain'} run failed:\n{done.stderr[-3000:]}")
@@ -157,6 +172,7 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, alternating; the fastest is kept")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="budget of both estimators")
+    parser.add_argument("--spill-limit-mb", type=int, default=DEFAULT_SPILL_LIMIT_MB, help="voxtrain's spill disk")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--lmplz", help=argparse.SUPPRESS)
@@ -165,7 +181,7 @@ def main() -> None:
         if args.lmplz:
             print(json.dumps(lmplz_worker(args.lmplz, args.worker, args.order, args.out, args.memory_mb)))
         else:
-            print(json.dumps(worker(args.worker, args.order, args.out, args.memory_mb)))
+            print(json.dumps(worker(args.worker, args.order, args.out, args.memory_mb, args.spill_limit_mb)))
         return
 
     sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000] + ([100_000_000] if args.large else [])
@@ -191,18 +207,23 @@ def main() -> None:
                 (_child(corpus, args, tmp_dir), _child(corpus, args, tmp_dir, lmplz) if lmplz else None)
                 for _ in range(max(args.repeat, 1))
             ]
-            ours = min((r[0] for r in runs), key=lambda r: r["seconds"]["total"])
+            finished = [r[0] for r in runs if r[0]["seconds"]["total"] is not None]
+            ours = min(finished, key=lambda r: r["seconds"]["total"]) if finished else runs[0][0]
             ours["peak_rss_mb"] = max(r[0]["peak_rss_mb"] for r in runs)
             seconds = ours["seconds"]["total"]
             within = ours["peak_rss_mb"] <= args.memory_mb
             ours["within_budget"] = within
-            print(
-                f"  voxtrain: {seconds:.1f}s ({ours['words'] / seconds:,.0f} words/s), peak RSS"
-                f" {ours['peak_rss_mb']:,.0f} MB ({'within' if within else 'OVER'} the {args.memory_mb} MB budget);"
-                f" vocab {ours['vocabulary']:,}; n-grams {ours['ngrams']}"
-            )
-            phases = ", ".join(f"{k} {v:.1f}s" for k, v in ours["seconds"].items() if k != "total")
-            print(f"            phases: {phases}")
+            verdict = "within" if within else "OVER"
+            memory = f"peak RSS {ours['peak_rss_mb']:,.0f} MB ({verdict} the {args.memory_mb} MB budget)"
+            if seconds is None:
+                print(f"  voxtrain: FAILED after {ours['failed_after_s']}s: {ours['error']['code']}; {memory}")
+            else:
+                print(
+                    f"  voxtrain: {seconds:.1f}s ({ours['words'] / seconds:,.0f} words/s), {memory};"
+                    f" vocab {ours['vocabulary']:,}; n-grams {ours['ngrams']}"
+                )
+                phases = ", ".join(f"{k} {v:.1f}s" for k, v in ours["seconds"].items() if k != "total")
+                print(f"            phases: {phases}")
             print(
                 f"            peak spill disk {ours['peak_spill_mb']:,.0f} MB; {ours['progress_updates']} progress"
                 f" updates (longest wait {ours['progress_longest_wait_s']}s); load average"
@@ -213,11 +234,12 @@ def main() -> None:
                 ken = min((r[1] for r in runs if r[1]), key=lambda r: r["seconds"])
                 ken["peak_rss_mb"] = max(r[1]["peak_rss_mb"] for r in runs if r[1])
                 entry["lmplz"] = ken
-                entry["speed_vs_lmplz"] = round(ken["seconds"] / max(seconds, 0.01), 2)
+                entry["speed_vs_lmplz"] = round(ken["seconds"] / max(seconds, 0.01), 2) if seconds else None
                 entry["memory_vs_lmplz"] = round(ours["peak_rss_mb"] / max(ken["peak_rss_mb"], 0.1), 2)
+                speed = f"{entry['speed_vs_lmplz']:.2f}x" if seconds else "no ratio (voxtrain failed) vs"
                 print(
                     f"  lmplz:    {ken['seconds']:.1f}s, peak RSS {ken['peak_rss_mb']:,.0f} MB ->"
-                    f" voxtrain at {entry['speed_vs_lmplz']:.2f}x lmplz's speed (goal >= 0.5),"
+                    f" voxtrain at {speed} lmplz's speed (goal >= 0.5),"
                     f" {entry['memory_vs_lmplz']:.2f}x its peak memory; load average"
                     f" {ken['load_average'][0]} -> {ken['load_average'][1]}"
                 )
