@@ -514,15 +514,23 @@ def _estimate(
             SELECT {ctx}, sum(c)::DOUBLE AS total, sum({dn}) AS mass FROM a{n} GROUP BY ALL""",
             step / 3,
         )
+        # two single joins, not one three-way join: from a.w2 = x.w2 and a.w2 = l.w1 the optimiser may join
+        # x and l first on x.w2 = l.w1 (every context with every n-gram continuing it), which at 100M words
+        # spilled over 40 GB before the first row was out
         run(
-            f"""CREATE TEMP TABLE p{n} AS
-            SELECT {_cols("a.w", 1, n)}, a.c, (a.c - {_discount_case(discounts[n - 1], "a.c")}) / x.total
-              + x.mass / x.total * l.p AS p
-            FROM a{n} a JOIN x{n} x ON {_on("a", "x", ((i, i) for i in range(1, n)))}
-            JOIN p{n - 1} l ON {_on("a", "l", ((i, i - 1) for i in range(2, n + 1)))}""",
-            step * 2 / 3,
+            f"""CREATE TEMP TABLE q{n} AS
+            SELECT {_cols("a.w", 1, n)}, a.c, (a.c - {_discount_case(discounts[n - 1], "a.c")}) / x.total AS own,
+              x.mass / x.total AS rest
+            FROM a{n} a JOIN x{n} x ON {_on("a", "x", ((i, i) for i in range(1, n)))}""",
+            step / 3,
         )
         run(f"DROP TABLE a{n}")
+        run(
+            f"""CREATE TEMP TABLE p{n} AS SELECT {_cols("q.w", 1, n)}, q.c, q.own + q.rest * l.p AS p
+            FROM q{n} q JOIN p{n - 1} l ON {_on("q", "l", ((i, i - 1) for i in range(2, n + 1)))}""",
+            step / 3,
+        )
+        run(f"DROP TABLE q{n}")
     run("DROP TABLE a1")
 
     engine.phase = "prune"
