@@ -46,8 +46,10 @@ Spill disk: the temporary tables and the engine's spills go to ``work_dir``, and
 ``spill_limit_mb`` of them (DuckDB's ``max_temp_directory_size``): beyond that the estimation stops
 with ``TrainingError`` ``lm_spill_limit_exceeded`` and a message naming the settings to change,
 instead of filling the disk. Before this layout (a materialised table of every sentence's words as
-strings, and a window over every token to find its predecessors) the spill passed 45 GB at 100M
-words with a 2 GB budget and was still growing. The keys are materialised before grouping because
+strings, a window over every token to find its predecessors, and one three-way join per order for
+the interpolation) the spill passed 45 GB at 100M words with a 2 GB budget and was still growing;
+measured with the new counting, the counts spilled ~4 GB and the runaway was the three-way join
+(over 40 GB while its progress stood still), now two joins of two tables each. The keys are materialised before grouping because
 DuckDB 2.0's hash aggregate fed directly by ``unnest`` grew past the memory limit instead of
 spilling (out of memory at 100M words with 1 GB, and at 4M words with 64 MB); stored first, the
 same aggregate spills as it should. The measured spill and time per corpus size are in
