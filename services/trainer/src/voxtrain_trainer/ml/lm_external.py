@@ -49,11 +49,11 @@ instead of filling the disk. Before this layout (a materialised table of every s
 strings, a window over every token to find its predecessors, and one three-way join per order for
 the interpolation) the spill passed 45 GB at 100M words with a 2 GB budget and was still growing;
 measured with the new counting, the counts spilled ~4 GB and the runaway was the three-way join
-(over 40 GB while its progress stood still), now two joins of two tables each. The keys are materialised before grouping because
-DuckDB 2.0's hash aggregate fed directly by ``unnest`` grew past the memory limit instead of
-spilling (out of memory at 100M words with 1 GB, and at 4M words with 64 MB); stored first, the
-same aggregate spills as it should. The measured spill and time per corpus size are in
-bench/trainer/LM_RESULTS.md.
+(over 40 GB while its progress stood still), now two joins of two tables each. The keys are
+materialised before grouping because DuckDB 2.0's hash aggregate fed directly by ``unnest``
+grew past the memory limit instead of spilling (out of memory at 100M words with 1 GB, and at 4M
+words with 64 MB); stored first, the same aggregate spills as it should. The measured spill and
+time per corpus size are in bench/trainer/LM_RESULTS.md.
 
 Vocabulary cap: the ``max_vocabulary`` most frequent words (ties by spelling) are kept, every
 other word becomes ``<unk>`` before counting. :func:`auto_limits` gives defaults by corpus size.
