@@ -10,12 +10,17 @@ lmplz with the same budget as its ``-S``. lmplz is KenLM's prebuilt binary in
 ``../shared/baselines/kenlm/lmplz`` beside the repository (or on PATH); when it is absent that is
 said and only our numbers are printed. It is a baseline only: the product never calls it.
 Results go to bench/results/trainer_lm.json (per size: ``words``, ``voxtrain.seconds.total``,
-``voxtrain.peak_rss_mb``, ``lmplz.seconds``, ``lmplz.peak_rss_mb`` and more).
+``voxtrain.peak_rss_mb``, ``lmplz.seconds``, ``lmplz.peak_rss_mb`` and more: ``voxtrain.peak_spill_mb``
+(its scratch directory, polled every 0.5 s), ``progress_updates`` and ``progress_longest_wait_s``,
+the load average before and after each run; a voxtrain run that stops with a ``TrainingError``,
+e.g. ``lm_spill_limit_exceeded`` under ``--spill-limit-mb``, is recorded with its ``error`` and
+``seconds.total`` null, and the other sizes still run). Summary and history: LM_RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -23,12 +28,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from voxtrain_trainer.ml.lm_external import DEFAULT_MEMORY_MB
+from voxtrain_trainer.ml.lm_external import DEFAULT_MEMORY_MB, DEFAULT_SPILL_LIMIT_MB
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "trainer_lm.json"
@@ -67,35 +73,76 @@ def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
 
-def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
-    """Run our estimator on ``corpus`` in this (fresh) process; timings and peak RSS."""
+def _disk_used(directory: Path) -> int:
+    used = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            try:
+                used += os.stat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue  # removed meanwhile
+    return used
+
+
+def worker(corpus: Path, order: int, out_dir: Path, memory_mb: int, spill_limit_mb: int) -> dict:
+    """Run our estimator on ``corpus`` in this (fresh) process; timings, peak RSS and peak spill disk."""
+    from voxtrain_trainer.ml.errors import TrainingError
     from voxtrain_trainer.ml.lm_external import estimate_arpa
 
     marks: list[tuple[float, float]] = []
+    work_dir = out_dir / "voxtrain-work"
+    work_dir.mkdir(exist_ok=True)
+    peak_spill = [0]
+    done = threading.Event()
+
+    def watch_spill() -> None:  # the estimator's scratch directory (spill files, ARPA sections), every 0.5 s
+        while not done.wait(0.5):
+            peak_spill[0] = max(peak_spill[0], _disk_used(work_dir))
+
+    watcher = threading.Thread(target=watch_spill, daemon=True)
+    watcher.start()
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    result = estimate_arpa(
-        corpus,
-        out_dir / "ours.arpa",
-        order,
-        memory_mb=memory_mb,
-        work_dir=out_dir,
-        progress=lambda f: marks.append((f, time.perf_counter() - t0)),
-    )
-    total = time.perf_counter() - t0
+    try:
+        result = estimate_arpa(
+            corpus,
+            out_dir / "ours.arpa",
+            order,
+            memory_mb=memory_mb,
+            spill_limit_mb=spill_limit_mb,
+            work_dir=work_dir,
+            progress=lambda f: marks.append((f, time.perf_counter() - t0)),
+        )
+        outcome: dict = {
+            "words": result.words,
+            "vocabulary": result.vocab_size,
+            "ngrams": result.ngram_counts,
+            "fallback": any(d.fallback for d in result.discounts),
+            "seconds": {"total": round(time.perf_counter() - t0, 2), **result.seconds},
+        }
+    except TrainingError as exc:  # e.g. lm_spill_limit_exceeded: recorded, the other sizes still run
+        outcome = {"error": {"code": exc.code, "message": exc.message}, "seconds": {"total": None}}
+        outcome["failed_after_s"] = round(time.perf_counter() - t0, 1)
+        outcome["progress_reached"] = round(marks[-1][0], 3) if marks else 0.0
+    done.set()
+    watcher.join()
     return {
-        "words": result.words,
-        "vocabulary": result.vocab_size,
-        "ngrams": result.ngram_counts,
-        "fallback": any(d.fallback for d in result.discounts),
+        **outcome,
         "memory_budget_mb": memory_mb,
-        "seconds": {"total": round(total, 2), **result.seconds},
+        "spill_limit_mb": spill_limit_mb,
         "progress_updates": len(marks),
+        "progress_longest_wait_s": round(max(b[1] - a[1] for a, b in itertools.pairwise(marks)), 1)
+        if len(marks) > 1
+        else None,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_spill_mb": round(peak_spill[0] / 2**20, 1),
+        "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
     }
 
 
 def lmplz_worker(exe: str, corpus: Path, order: int, out_dir: Path, memory_mb: int) -> dict:
     """Run lmplz from this (fresh) process with ``-S memory_mb``; its time and peak RSS."""
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     with corpus.open("rb") as stdin, (out_dir / "kenlm.arpa").open("wb") as stdout:
         cmd = [exe, "-o", str(order), "--discount_fallback", "-S", f"{memory_mb}M", "-T", str(out_dir)]
@@ -104,12 +151,14 @@ def lmplz_worker(exe: str, corpus: Path, order: int, out_dir: Path, memory_mb: i
         "seconds": round(time.perf_counter() - t0, 2),
         "peak_rss_mb": round(_peak_rss_mb(resource.RUSAGE_CHILDREN), 1),
         "memory_budget_mb": memory_mb,
+        "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
     }
 
 
 def _child(corpus: Path, args: argparse.Namespace, out_dir: Path, lmplz: Path | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", str(corpus), "--order", str(args.order), "--out", str(out_dir)]
-    cmd += ["--memory-mb", str(args.memory_mb)] + (["--lmplz", str(lmplz)] if lmplz else [])
+    cmd += ["--memory-mb", str(args.memory_mb), "--spill-limit-mb", str(args.spill_limit_mb)]
+    cmd += ["--lmplz", str(lmplz)] if lmplz else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench_lm: the {'lmplz' if lmplz else 'voxtrain'} run failed:\n{done.stderr[-3000:]}")
@@ -123,6 +172,7 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, alternating; the fastest is kept")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="budget of both estimators")
+    parser.add_argument("--spill-limit-mb", type=int, default=DEFAULT_SPILL_LIMIT_MB, help="voxtrain's spill disk")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--lmplz", help=argparse.SUPPRESS)
@@ -131,7 +181,7 @@ def main() -> None:
         if args.lmplz:
             print(json.dumps(lmplz_worker(args.lmplz, args.worker, args.order, args.out, args.memory_mb)))
         else:
-            print(json.dumps(worker(args.worker, args.order, args.out, args.memory_mb)))
+            print(json.dumps(worker(args.worker, args.order, args.out, args.memory_mb, args.spill_limit_mb)))
         return
 
     sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000] + ([100_000_000] if args.large else [])
@@ -157,29 +207,41 @@ def main() -> None:
                 (_child(corpus, args, tmp_dir), _child(corpus, args, tmp_dir, lmplz) if lmplz else None)
                 for _ in range(max(args.repeat, 1))
             ]
-            ours = min((r[0] for r in runs), key=lambda r: r["seconds"]["total"])
+            finished = [r[0] for r in runs if r[0]["seconds"]["total"] is not None]
+            ours = min(finished, key=lambda r: r["seconds"]["total"]) if finished else runs[0][0]
             ours["peak_rss_mb"] = max(r[0]["peak_rss_mb"] for r in runs)
             seconds = ours["seconds"]["total"]
             within = ours["peak_rss_mb"] <= args.memory_mb
             ours["within_budget"] = within
+            verdict = "within" if within else "OVER"
+            memory = f"peak RSS {ours['peak_rss_mb']:,.0f} MB ({verdict} the {args.memory_mb} MB budget)"
+            if seconds is None:
+                print(f"  voxtrain: FAILED after {ours['failed_after_s']}s: {ours['error']['code']}; {memory}")
+            else:
+                print(
+                    f"  voxtrain: {seconds:.1f}s ({ours['words'] / seconds:,.0f} words/s), {memory};"
+                    f" vocab {ours['vocabulary']:,}; n-grams {ours['ngrams']}"
+                )
+                phases = ", ".join(f"{k} {v:.1f}s" for k, v in ours["seconds"].items() if k != "total")
+                print(f"            phases: {phases}")
             print(
-                f"  voxtrain: {seconds:.1f}s ({ours['words'] / seconds:,.0f} words/s), peak RSS"
-                f" {ours['peak_rss_mb']:,.0f} MB ({'within' if within else 'OVER'} the {args.memory_mb} MB budget);"
-                f" vocab {ours['vocabulary']:,}; n-grams {ours['ngrams']}"
+                f"            peak spill disk {ours['peak_spill_mb']:,.0f} MB; {ours['progress_updates']} progress"
+                f" updates (longest wait {ours['progress_longest_wait_s']}s); load average"
+                f" {ours['load_average'][0]} -> {ours['load_average'][1]}"
             )
-            phases = ", ".join(f"{k} {v:.1f}s" for k, v in ours["seconds"].items() if k != "total")
-            print(f"            phases: {phases}")
             entry: dict = {"words": size, "corpus_mb": round(megabytes, 1), "voxtrain": ours}
             if lmplz:
                 ken = min((r[1] for r in runs if r[1]), key=lambda r: r["seconds"])
                 ken["peak_rss_mb"] = max(r[1]["peak_rss_mb"] for r in runs if r[1])
                 entry["lmplz"] = ken
-                entry["speed_vs_lmplz"] = round(ken["seconds"] / max(seconds, 0.01), 2)
+                entry["speed_vs_lmplz"] = round(ken["seconds"] / max(seconds, 0.01), 2) if seconds else None
                 entry["memory_vs_lmplz"] = round(ours["peak_rss_mb"] / max(ken["peak_rss_mb"], 0.1), 2)
+                speed = f"{entry['speed_vs_lmplz']:.2f}x" if seconds else "no ratio (voxtrain failed) vs"
                 print(
                     f"  lmplz:    {ken['seconds']:.1f}s, peak RSS {ken['peak_rss_mb']:,.0f} MB ->"
-                    f" voxtrain at {entry['speed_vs_lmplz']:.2f}x lmplz's speed (goal >= 0.5),"
-                    f" {entry['memory_vs_lmplz']:.2f}x its peak memory"
+                    f" voxtrain at {speed} lmplz's speed (goal >= 0.5),"
+                    f" {entry['memory_vs_lmplz']:.2f}x its peak memory; load average"
+                    f" {ken['load_average'][0]} -> {ken['load_average'][1]}"
                 )
             else:
                 print("  lmplz:    absent, no comparison in this run")

@@ -22,6 +22,7 @@ from voxtrain_shared import settings
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.encoding import encode_sentences, restrict_vocabulary
+from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
 from voxtrain_trainer.ml.lm_external import auto_limits, encoded_sentences, estimate_arpa
@@ -72,7 +73,9 @@ def _assert_sums_to_one(lm: BackoffLM, limit: int = 20) -> None:
         assert total == pytest.approx(1.0, abs=1e-4), (context, total)  # ARPA keeps 6 decimals
 
 
-@pytest.mark.parametrize(("order", "n_sentences", "vocab"), [(1, 300, 50), (2, 400, 200), (3, 600, 800), (4, 500, 300)])
+@pytest.mark.parametrize(
+    ("order", "n_sentences", "vocab"), [(1, 300, 50), (2, 400, 200), (3, 600, 800), (4, 500, 300), (6, 400, 2000)]
+)
 def test_same_model_as_the_in_memory_estimator(tmp_path: Path, order: int, n_sentences: int, vocab: int) -> None:
     sentences = _zipf_corpus(n_sentences, vocab, seed=order)
     corpus = _write(tmp_path / "c.txt", sentences)
@@ -137,6 +140,28 @@ def test_empty_corpus_and_bad_settings_are_refused(tmp_path: Path) -> None:
         estimate_arpa(_write(tmp_path / "c.txt", ["", "  "]), tmp_path / "lm.arpa", 3)
     with pytest.raises(ValueError, match="prune_thresholds"):
         estimate_arpa(tmp_path / "c.txt", tmp_path / "lm.arpa", 3, prune_thresholds=(0, 1))
+
+
+def test_a_spill_over_the_disk_limit_fails_with_its_code_and_leaves_nothing(tmp_path: Path) -> None:
+    # 1.5M uniformly drawn words: ~1.5M distinct trigrams, more than the engine's 64 MB hold, so it must
+    # spill, and 1 MB of spill disk is not enough
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 50_000, size=1_500_000)
+    with (tmp_path / "c.txt").open("w") as out:
+        for sentence in np.split(ids, np.arange(15, ids.size, 15)):
+            out.write(" ".join(f"w{i}" for i in sentence.tolist()) + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(TrainingError) as refused:
+        estimate_arpa(tmp_path / "c.txt", tmp_path / "lm.arpa", 3, memory_mb=64, spill_limit_mb=1, work_dir=work)
+    assert refused.value.code == "lm_spill_limit_exceeded" and refused.value.stage == "estimate_lm"
+    assert "1 MB of disk" in refused.value.message and "VOXTRAIN_LM_SPILL_LIMIT_MB" in refused.value.message
+    assert list(work.iterdir()) == [] and not (tmp_path / "lm.arpa").exists()
+    # the same corpus with room to spill estimates
+    result = estimate_arpa(
+        tmp_path / "c.txt", tmp_path / "lm.arpa", 3, memory_mb=64, spill_limit_mb=2048, work_dir=work
+    )
+    assert result.ngram_counts[2] > 1_000_000 and list(work.iterdir()) == []
 
 
 def test_pruning_keeps_histories_and_renormalises(tmp_path: Path) -> None:
@@ -238,7 +263,7 @@ _CHILD = textwrap.dedent(
     corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
     if sys.argv[4] == "external":
         # a small budget and one thread: DuckDB reserves address space per thread, and the cap counts it all
-        result = estimate_arpa(corpus, out, 3, memory_mb=192, work_dir=out.parent, threads=1)
+        result = estimate_arpa(corpus, out, 3, memory_mb=256, work_dir=out.parent, threads=1)
         print(result.ngram_counts)
     else:
         with corpus.open() as lines:
@@ -289,11 +314,13 @@ def test_estimation_settings_come_from_the_environment(monkeypatch: pytest.Monke
         monkeypatch.setenv(key, value)
     defaults = settings.load(settings.TrainerSettings)
     assert (defaults.lm_memory_mb, defaults.lm_max_vocabulary, defaults.lm_prune_thresholds) == (2048, None, None)
+    assert defaults.lm_spill_limit_mb == 32768
     monkeypatch.setenv("VOXTRAIN_LM_MEMORY_MB", "1024")
+    monkeypatch.setenv("VOXTRAIN_LM_SPILL_LIMIT_MB", "4096")
     monkeypatch.setenv("VOXTRAIN_LM_MAX_VOCABULARY", "100000")
     monkeypatch.setenv("VOXTRAIN_LM_PRUNE_THRESHOLDS", "[0, 1, 2]")
     configured = settings.load(settings.TrainerSettings)
-    assert (configured.lm_memory_mb, configured.lm_max_vocabulary) == (1024, 100000)
+    assert (configured.lm_memory_mb, configured.lm_max_vocabulary, configured.lm_spill_limit_mb) == (1024, 100000, 4096)
     assert configured.lm_prune_thresholds == (0, 1, 2)
     monkeypatch.setenv("VOXTRAIN_LM_PRUNE_THRESHOLDS", "[0, 1]")
     with pytest.raises(SystemExit, match="one count per order"):

@@ -95,8 +95,10 @@ def test_the_service_settings_reach_the_training_run() -> None:
         minio={"access_key": "a", "secret_key": "b"},
         ngram_order=2,
         lm_memory_mb=512,
+        lm_spill_limit_mb=1024,
         lm_max_vocabulary=1000,
         lm_prune_thresholds=(0, 1),
     )
     t = training_settings(s)
     assert (t.order, t.lm_memory_mb, t.lm_max_vocabulary, t.lm_prune_thresholds) == (2, 512, 1000, (0, 1))
+    assert t.lm_spill_limit_mb == 1024

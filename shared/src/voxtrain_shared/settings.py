@@ -289,6 +289,9 @@ class TrainerSettings(ServiceSettings):
     # language-model estimation: memory budget (MB) of the out-of-core estimator; vocabulary cap
     # and count-pruning thresholds (one per order, JSON list); unset: chosen by corpus size
     lm_memory_mb: int = Field(2048, ge=256)
+    lm_spill_limit_mb: int = Field(
+        32768, ge=64, description="disk the LM estimator may spill to; beyond it the run fails lm_spill_limit_exceeded"
+    )
     lm_max_vocabulary: int | None = Field(None, ge=1)
     lm_prune_thresholds: tuple[NonNegativeInt, ...] | None = None
 

@@ -159,6 +159,7 @@ def training_settings(s: TrainerSettings) -> TrainingSettings:
     return TrainingSettings(
         order=s.ngram_order,
         lm_memory_mb=s.lm_memory_mb,
+        lm_spill_limit_mb=s.lm_spill_limit_mb,
         lm_max_vocabulary=s.lm_max_vocabulary,
         lm_prune_thresholds=tuple(s.lm_prune_thresholds) if s.lm_prune_thresholds is not None else None,
     )

@@ -23,9 +23,14 @@ ENUM (printing the ARPA without joins to the vocabulary) cost ~15% more CPU in t
 
 How (order ``N``; see :mod:`kneser_ney` for the formulas):
 
-1. one scan of the text: word counts (vocabulary, cap), then every token with its ``N-1``
-   predecessors in the sentence is grouped: full ``N``-grams give raw top-order counts, shorter
-   ones (which can only start with ``<s>``) the raw counts of the ``<s>``-initial lower orders;
+1. one scan of the text: word counts (vocabulary, cap) and, in a second scan, the number and
+   longest length of the sentences; nothing per sentence is stored. Then a third scan maps each
+   sentence's words to ids by casting them to an ENUM of the vocabulary (no join), pads the list
+   with ``<s>`` and "none" markers, and cuts it into ``N``-grams by list indexing, each packed into
+   one integer key (``bits = vocab_size.bit_length()`` per word: BIGINT while ``N * bits <= 63``,
+   else HUGEINT). The keys are stored (8 bytes an n-gram; see below), grouped and unpacked:
+   full ``N``-grams give raw top-order counts, those with "none" (which can only start with
+   ``<s>``) the raw counts of the ``<s>``-initial lower orders;
 2. adjusted counts of order ``n < N``: the number of distinct ``(n+1)``-grams with that suffix,
    plus the raw counts of the ``<s>``-initial ``n``-grams (nothing precedes ``<s>``);
 3. discounts from each order's count-of-counts (fallback as in :mod:`kneser_ney`), then the
@@ -37,11 +42,18 @@ How (order ``N``; see :mod:`kneser_ney` for the formulas):
    ``bow(h) = (1 - sum_kept p(w|h)) / (1 - sum_kept p(w|h'))``, so distributions still sum to one;
 5. the ARPA sections are written by the engine and concatenated under the header.
 
-Known limit (open): spill disk. At 10M words the engine spills ~0.5 GB; at 100M words with a
-2 GB budget the spill passed 45 GB and was still growing when the run was stopped (see the
-issue-16 report), so a billion-word corpus needs the spill cut first: not materialising the
-sentence table, n-grams from list slices instead of a window over every token, one packed
-BIGINT key per n-gram, and ``max_temp_directory_size`` so a full disk fails clearly.
+Spill disk: the temporary tables and the engine's spills go to ``work_dir``, and at most
+``spill_limit_mb`` of them (DuckDB's ``max_temp_directory_size``): beyond that the estimation stops
+with ``TrainingError`` ``lm_spill_limit_exceeded`` and a message naming the settings to change,
+instead of filling the disk. Before this layout (a materialised table of every sentence's words as
+strings, a window over every token to find its predecessors, and one three-way join per order for
+the interpolation) the spill passed 45 GB at 100M words with a 2 GB budget and was still growing;
+measured with the new counting, the counts spilled ~4 GB and the runaway was the three-way join
+(over 40 GB while its progress stood still), now two joins of two tables each. The keys are
+materialised before grouping because DuckDB 2.0's hash aggregate fed directly by ``unnest``
+grew past the memory limit instead of spilling (out of memory at 100M words with 1 GB, and at 4M
+words with 64 MB); stored first, the same aggregate spills as it should. The measured spill and
+time per corpus size are in bench/trainer/LM_RESULTS.md.
 
 Vocabulary cap: the ``max_vocabulary`` most frequent words (ties by spelling) are kept, every
 other word becomes ``<unk>`` before counting. :func:`auto_limits` gives defaults by corpus size.
@@ -63,11 +75,13 @@ import numpy as np
 
 from voxtrain_trainer.ml.backoff_lm import BackoffLM, LevelTable
 from voxtrain_trainer.ml.encoding import BOS, BOS_ID, EOS, EOS_ID, UNK, EncodedText
+from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.kneser_ney import DEFAULT_FALLBACK, Discounts, discounts_from_count_of_counts
 
 FractionCallback = Callable[[float], None]
 
 DEFAULT_MEMORY_MB = 2048
+DEFAULT_SPILL_LIMIT_MB = 32768
 # The engine's memory_limit covers its buffer pool, not the interpreter, numpy, the engine's code or
 # what its allocator keeps: the process peaked ~170 MB over the limit (budget 1 GB, 10M words) and
 # ~450 MB over it (2 GB, 100M words). So the engine gets 60% of the budget less 64 MB, and its
@@ -166,9 +180,18 @@ class _Progress:
 class _Engine:
     """One DuckDB connection with a memory limit, a spill directory and progress polling."""
 
-    def __init__(self, spill_dir: Path, memory_mb: int, threads: int | None, progress: _Progress) -> None:
+    def __init__(
+        self, spill_dir: Path, memory_mb: int, spill_limit_mb: int, threads: int | None, progress: _Progress
+    ) -> None:
         engine_mb = max(int(memory_mb * _ENGINE_FRACTION) - _ENGINE_OFFSET_MB, _MIN_ENGINE_MB)
-        self.con = duckdb.connect(config={"memory_limit": f"{engine_mb}MB", "temp_directory": str(spill_dir)})
+        self.spill_limit_mb = spill_limit_mb
+        self.con = duckdb.connect(
+            config={
+                "memory_limit": f"{engine_mb}MB",
+                "temp_directory": str(spill_dir),
+                "max_temp_directory_size": f"{spill_limit_mb}MB",
+            }
+        )
         self.con.execute(
             "SET preserve_insertion_order = false; SET allocator_flush_threshold = '32MB';"
             " SET enable_progress_bar = true;"
@@ -205,8 +228,18 @@ class _Engine:
             worker.join()
             raise
         self.seconds[self.phase] = round(self.seconds.get(self.phase, 0.0) + time.perf_counter() - began, 3)
-        if "error" in outcome:
-            raise outcome["error"]  # type: ignore[misc]  # an exception instance, checked by the key
+        error = outcome.get("error")
+        if isinstance(error, duckdb.OutOfMemoryException) and "max_temp_directory_size" in str(error):
+            raise TrainingError(
+                TrainingError.LM_SPILL_LIMIT_EXCEEDED,
+                f"estimating the language model needed more than the {self.spill_limit_mb} MB of disk it may"
+                f" spill to ({self.phase} step): raise VOXTRAIN_LM_SPILL_LIMIT_MB (and the disk under the work"
+                " directory), raise VOXTRAIN_LM_MEMORY_MB, or cap the vocabulary / prune (VOXTRAIN_LM_MAX_VOCABULARY,"
+                " VOXTRAIN_LM_PRUNE_THRESHOLDS)",
+                stage="estimate_lm",
+            ) from error
+        if isinstance(error, BaseException):
+            raise error
         self._progress.advance(share)
         return outcome["rows"]  # type: ignore[return-value]  # fetchall() result
 
@@ -241,6 +274,36 @@ def _sql_string(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+class _Packing:
+    """An n-gram as one integer: ``bits`` per word (id, or all ones for "none"), first word highest."""
+
+    def __init__(self, vocab_size: int, order: int) -> None:
+        self.bits = vocab_size.bit_length()  # ids are < vocab_size < 2**bits - 1 = none
+        self.none = (1 << self.bits) - 1
+        self.order = order
+        if self.bits * order <= 63:
+            self.type = "BIGINT"
+        elif self.bits * order <= 127:
+            self.type = "HUGEINT"
+        else:
+            raise ValueError(f"a vocabulary of {vocab_size} words is too large for order {order}: cap it")
+
+    def shift(self, k: int) -> int:
+        """Bit offset of the ``k``-th word (1-based)."""
+        return self.bits * (self.order - k)
+
+    def packed(self, ids: str, at: str) -> str:
+        """SQL packing the ``order`` ids of list ``ids`` from index ``at`` on into one key."""
+        return " | ".join(f"({ids}[{at} + {k - 1}] << {self.shift(k)})" for k in range(1, self.order + 1))
+
+    def columns(self) -> str:
+        """SQL unpacking column ``k`` into ``w1..wN`` (INTEGER; NULL for "none")."""
+        return ", ".join(
+            f"nullif((k >> {self.shift(i)}) & {self.none}, {self.none})::INTEGER AS w{i}"
+            for i in range(1, self.order + 1)
+        )
+
+
 def write_sentences(sentences: Iterable[Sequence[str]], path: Path) -> None:
     """Stream token lists to ``path``, one space-separated sentence per line (empty ones skipped)."""
     with path.open("w", encoding="utf-8", newline="\n") as out:
@@ -265,6 +328,7 @@ def estimate_arpa(
     order: int = 3,
     *,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    spill_limit_mb: int = DEFAULT_SPILL_LIMIT_MB,
     work_dir: Path | None = None,
     max_vocabulary: int | None = None,
     prune_thresholds: Sequence[int] | None = None,
@@ -280,12 +344,15 @@ def estimate_arpa(
     order; 0: keep all; unigrams are never pruned) default to none, or with ``automatic_limits``
     to :func:`auto_limits` of the corpus's word count. ``keep_model`` also returns the model as a
     :class:`BackoffLM` (in memory: for scoring, e.g. perplexity). Raises ``ValueError`` for
-    an empty corpus or bad settings.
+    an empty corpus or bad settings, and ``TrainingError`` ``lm_spill_limit_exceeded`` when more than
+    ``spill_limit_mb`` of disk would be needed.
     """
     if not 1 <= order <= 6:
         raise ValueError("order must be between 1 and 6")
     if memory_mb < _MIN_ENGINE_MB:
         raise ValueError(f"memory_mb must be at least {_MIN_ENGINE_MB}")
+    if spill_limit_mb < 1:
+        raise ValueError("spill_limit_mb must be positive")
     if max_vocabulary is not None and max_vocabulary < 1:
         raise ValueError("max_vocabulary must be positive")
     thresholds = tuple(prune_thresholds) if prune_thresholds is not None else None
@@ -301,7 +368,7 @@ def estimate_arpa(
             text_path = scratch / "sentences.txt"
             write_sentences(corpus, text_path)
         (scratch / "spill").mkdir()
-        engine = _Engine(scratch / "spill", memory_mb, threads, tracker)
+        engine = _Engine(scratch / "spill", memory_mb, spill_limit_mb, threads, tracker)
         try:
             return _estimate(
                 engine,
@@ -332,25 +399,24 @@ def _estimate(
 ) -> ExternalLMResult:
     run = engine.run
     share = _PHASES
-    # 1. sentences -> word counts -> vocabulary (ids 0, 1, 2 are <s>, </s>, <unk>)
+    # 1. word counts -> vocabulary (ids 0, 1, 2 are <s>, </s>, <unk>); nothing per sentence is kept
+    source = (
+        f"read_csv({_sql_string(text_path)}, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1f',"
+        " quote = '', escape = '', auto_detect = false, max_line_size = 67108864)"
+    )
+    tokens = "list_filter(string_split(line, ' '), lambda x: x <> '')"
     run(
-        f"""CREATE TEMP TABLE sent AS
-        SELECT row_number() OVER () AS sid, w FROM (
-          SELECT list_filter(string_split(line, ' '), lambda x: x <> '') AS w
-          FROM read_csv({_sql_string(text_path)}, columns = {{'line': 'VARCHAR'}}, header = false,
-                        delim = '\\x1f', quote = '', escape = '', auto_detect = false, max_line_size = 67108864)
-        ) WHERE len(w) > 0""",
+        f"CREATE TEMP TABLE wc AS SELECT w, count(*) AS c FROM (SELECT unnest({tokens}) AS w FROM {source}) GROUP BY w",
         share["read"] * 0.6,
     )
-    sentences, words = engine.run("SELECT count(*), coalesce(sum(len(w)), 0) FROM sent")[0]
+    sentences, longest = engine.run(
+        f"SELECT count(*), max(n) FROM (SELECT len({tokens}) AS n FROM {source}) WHERE n > 0", share["read"] * 0.4
+    )[0]
     if not sentences:
         raise ValueError("cannot estimate a language model from no sentences")
-    run(
-        f"""CREATE TEMP TABLE wc AS SELECT w, count(*) AS c FROM (SELECT unnest(w) AS w FROM sent)
-        WHERE w NOT IN ('{BOS}', '{EOS}', '{UNK}') GROUP BY w""",
-        share["read"] * 0.4,
-    )
-    types_before = engine.count("SELECT count(*) FROM wc")
+    words = engine.count("SELECT sum(c) FROM wc")
+    specials = f"('{BOS}', '{EOS}', '{UNK}')"
+    types_before = engine.count(f"SELECT count(*) FROM wc WHERE w NOT IN {specials}")
     max_vocabulary, chosen, automatic = limits
     if automatic:
         auto_vocabulary, auto_thresholds = auto_limits(int(words), requested_order)
@@ -361,29 +427,34 @@ def _estimate(
     run(
         f"""CREATE TEMP TABLE vocab AS
         SELECT w, (rank + 2)::INTEGER AS id, c FROM (
-          SELECT w, c, row_number() OVER (ORDER BY c DESC, w) AS rank FROM wc) {cap}"""
+          SELECT w, c, row_number() OVER (ORDER BY c DESC, w) AS rank FROM wc WHERE w NOT IN {specials}) {cap}"""
     )
+    run("DROP TABLE wc")
     types_after, kept_tokens = engine.run("SELECT count(*), coalesce(sum(c), 0) FROM vocab")[0]
     vocab_size = int(types_after) + 3
-    order = int(min(requested_order, engine.count("SELECT max(len(w)) FROM sent") + 2))
+    order = int(min(requested_order, int(longest) + 2))
 
     engine.phase = "count"
-    # raw counts: every token with its order-1 predecessors; shorter histories start with <s>
-    lags = ", ".join(f"lag(id, {order - i}) OVER s AS w{i}" for i in range(1, order))
+    # raw counts: each sentence's ids (a lookup in an ENUM of the vocabulary, no join), padded with <s> and
+    # "none" (shorter histories start with <s>), cut into n-grams by list slices, one packed key per n-gram
+    key = _Packing(vocab_size, order)
+    run("CREATE TYPE voc AS ENUM (SELECT w FROM vocab ORDER BY id)")
+    ids = f"list_transform({tokens}, lambda x: coalesce(enum_code(try_cast(x AS voc))::{key.type} + 3, 2))"
+    head = [key.none] * (order - 2) + [0] if order > 1 else []
+    padded = f"list_concat({head}::{key.type}[], {ids}, [1]::{key.type}[])"
+    grams = f"list_transform(range(1, len(p) - {order - 2}), lambda i: {key.packed('p', 'i')})"
+    # the keys are stored before they are grouped: DuckDB 2.0's aggregate fed straight by an unnest grows
+    # its table past the memory limit instead of spilling (out of memory at 100M words with a 1 GB limit)
     run(
-        f"""CREATE TEMP TABLE raw AS
-        SELECT {_cols("w", 1, order)}, count(*) AS c FROM (
-          SELECT {lags}{"," if lags else ""} id AS w{order}, pos FROM (
-            SELECT sid, 0 AS pos, 0 AS id FROM sent
-            UNION ALL SELECT sid, len(w) + 1 AS pos, 1 AS id FROM sent
-            UNION ALL SELECT t.sid, t.pos, coalesce(v.id, 2) AS id FROM (
-              SELECT sid, unnest(w) AS w, generate_subscripts(w, 1) AS pos FROM sent) t
-              LEFT JOIN vocab v ON t.w = v.w)
-          WINDOW s AS (PARTITION BY sid ORDER BY pos))
-        WHERE pos > 0 GROUP BY ALL""",
-        share["count"],
+        f"""CREATE TEMP TABLE keys AS SELECT unnest({grams}) AS k
+        FROM (SELECT {padded} AS p FROM {source}) WHERE len(p) > {order}""",
+        share["count"] * 0.6,
     )
-    run("DROP TABLE sent; DROP TABLE wc")
+    run(
+        f"CREATE TEMP TABLE raw AS SELECT {key.columns()}, c FROM (SELECT k, count(*) AS c FROM keys GROUP BY k)",
+        share["count"] * 0.4,
+    )
+    run("DROP TABLE keys")
 
     engine.phase = "adjust"
     # 2. adjusted counts a1..aN (a1 dense over the vocabulary)
@@ -445,15 +516,23 @@ def _estimate(
             SELECT {ctx}, sum(c)::DOUBLE AS total, sum({dn}) AS mass FROM a{n} GROUP BY ALL""",
             step / 3,
         )
+        # two single joins, not one three-way join: from a.w2 = x.w2 and a.w2 = l.w1 the optimiser may join
+        # x and l first on x.w2 = l.w1 (every context with every n-gram continuing it), which at 100M words
+        # spilled over 40 GB before the first row was out
         run(
-            f"""CREATE TEMP TABLE p{n} AS
-            SELECT {_cols("a.w", 1, n)}, a.c, (a.c - {_discount_case(discounts[n - 1], "a.c")}) / x.total
-              + x.mass / x.total * l.p AS p
-            FROM a{n} a JOIN x{n} x ON {_on("a", "x", ((i, i) for i in range(1, n)))}
-            JOIN p{n - 1} l ON {_on("a", "l", ((i, i - 1) for i in range(2, n + 1)))}""",
-            step * 2 / 3,
+            f"""CREATE TEMP TABLE q{n} AS
+            SELECT {_cols("a.w", 1, n)}, a.c, (a.c - {_discount_case(discounts[n - 1], "a.c")}) / x.total AS own,
+              x.mass / x.total AS rest
+            FROM a{n} a JOIN x{n} x ON {_on("a", "x", ((i, i) for i in range(1, n)))}""",
+            step / 3,
         )
         run(f"DROP TABLE a{n}")
+        run(
+            f"""CREATE TEMP TABLE p{n} AS SELECT {_cols("q.w", 1, n)}, q.c, q.own + q.rest * l.p AS p
+            FROM q{n} q JOIN p{n - 1} l ON {_on("q", "l", ((i, i - 1) for i in range(2, n + 1)))}""",
+            step / 3,
+        )
+        run(f"DROP TABLE q{n}")
     run("DROP TABLE a1")
 
     engine.phase = "prune"

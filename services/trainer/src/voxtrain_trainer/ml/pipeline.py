@@ -114,6 +114,7 @@ def _write_lm(
         directory / model_files.LM_FILE,
         settings.order,
         memory_mb=settings.lm_memory_mb,
+        spill_limit_mb=settings.lm_spill_limit_mb,
         work_dir=directory,
         max_vocabulary=settings.lm_max_vocabulary,
         prune_thresholds=settings.lm_prune_thresholds,

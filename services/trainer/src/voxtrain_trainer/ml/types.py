@@ -62,6 +62,7 @@ class TrainingSettings:
     max_perplexity_words: int = 200_000
     g2p_voice: str = "en-us"
     lm_memory_mb: int = 2048  # budget of the out-of-core LM estimator
+    lm_spill_limit_mb: int = 32768  # disk it may spill to (lm_spill_limit_exceeded beyond)
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
     lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
     general_words: int = 5000  # commonest base-LM words mixed into the domain LM (0: domain text only)
@@ -80,6 +81,8 @@ class TrainingSettings:
             raise ValueError("the tuning grid and decode budget must not be empty")
         if self.lm_memory_mb < 256 or (self.lm_max_vocabulary is not None and self.lm_max_vocabulary < 1):
             raise ValueError("lm_memory_mb must be at least 256 and lm_max_vocabulary positive")
+        if self.lm_spill_limit_mb < 64:
+            raise ValueError("lm_spill_limit_mb must be at least 64")
         thresholds = self.lm_prune_thresholds
         if thresholds is not None and (len(thresholds) != self.order or min(thresholds) < 0):
             raise ValueError("lm_prune_thresholds needs one non-negative count per order")
