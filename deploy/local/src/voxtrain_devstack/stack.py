@@ -166,9 +166,13 @@ def dev_env(state_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
     With it, ``voxtrain token TENANT`` and ``voxtrain api-keys create TENANT`` sign tokens the local services accept.
     """
     endpoints = ensure_up(state_dir)
+    ports = StateDir(state_dir).ports()
     return {
         **endpoints.as_env(),
         "VOXTRAIN_ENVIRONMENT": "local",
+        # where the operator commands find the services (``voxtrain credits``, ``voxtrain api-keys``, ...)
+        "VOXTRAIN_MODELS_URL": f"http://127.0.0.1:{ports.models}",
+        "VOXTRAIN_IDENTITY_URL": f"http://127.0.0.1:{ports.identity}",
         "VOXTRAIN_AUTH__PRIVATE_KEY": StateDir(state_dir).secrets().signing_private_key,
         "VOXTRAIN_AUTH__PUBLIC_KEY": StateDir(state_dir).secrets().signing_public_key,
     }
