@@ -106,8 +106,8 @@ def make_clip(root: Path) -> Path:
     return clip
 
 
-def make_long(root: Path, clip: Path, seconds: float, rate: int, channels: int, ext: str) -> Path:
-    out = root / f"long.{ext}"
+def make_long(root: Path, clip: Path, seconds: float, rate: int, channels: int, ext: str, name: str = "long") -> Path:
+    out = root / f"{name}.{ext}"
     ffmpeg(
         "-stream_loop",
         "-1",
@@ -310,24 +310,9 @@ def _ts(ms: int, sep: str) -> str:
 def bench_big_wav(root: Path, clip: Path, gb: float) -> dict:
     rate, channels = 48000, 2
     seconds = gb * 1e9 / (rate * channels * 2)
-    path = root / "big.wav"
     print(f"## a {gb:g} GB WAV ({seconds / 3600:.1f} h, {rate} Hz, {channels} ch): peak RSS in a child process\n")
     start = time.perf_counter()
-    ffmpeg(
-        "-stream_loop",
-        "-1",
-        "-i",
-        str(clip),
-        "-t",
-        f"{seconds:.3f}",
-        "-ar",
-        str(rate),
-        "-ac",
-        str(channels),
-        "-c:a",
-        "pcm_s16le",
-        str(path),
-    )
+    path = make_long(root, clip, seconds, rate, channels, "wav", name="big")
     size_gb = path.stat().st_size / 1e9
     print(f"made {size_gb:.2f} GB in {time.perf_counter() - start:.0f} s\n")
     print(f"{'run':<28} {'seconds':>8} {'MB/s':>8} {'x RT':>7} {'RSS before MB':>14} {'peak RSS MB':>12}")
