@@ -102,3 +102,22 @@ def test_the_service_settings_reach_the_training_run() -> None:
     t = training_settings(s)
     assert (t.order, t.lm_memory_mb, t.lm_max_vocabulary, t.lm_prune_thresholds) == (2, 512, 1000, (0, 1))
     assert t.lm_spill_limit_mb == 1024
+
+
+def test_a_work_dir_is_removed_even_when_a_first_pass_leaves_something_behind(tmp_path, monkeypatch) -> None:
+    # Two cleaners (the unwinding main thread and the parent watchdog) can race: one rmtree then gives up on a
+    # directory the other is still emptying. Removal looks again until the directory is really gone.
+    work = tmp_path / "runs" / "r-a1"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "corpus.txt").write_text("words")
+    real = worker.shutil.rmtree
+    passes: list[Path] = []
+
+    def first_pass_gives_up(path, ignore_errors=False):
+        passes.append(path)
+        if len(passes) > 1:
+            real(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(worker.shutil, "rmtree", first_pass_gives_up)
+    assert worker.remove_work_dir(work)
+    assert not work.exists() and len(passes) == 2

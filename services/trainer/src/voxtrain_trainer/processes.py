@@ -133,7 +133,7 @@ class WorkerProcesses:
 
     def cleanup(self, w: WorkerProcess) -> None:
         """Remove what a finished or dead worker left behind (its directory, its queues)."""
-        shutil.rmtree(w.work_dir, ignore_errors=True)
+        worker.remove_work_dir(w.work_dir)
         for q in (w.progress, w.results):
             q.close()
         if not w.alive():

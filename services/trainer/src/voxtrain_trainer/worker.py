@@ -55,6 +55,18 @@ def work_dir(work_root: str | Path, run_id: object, attempt: int) -> Path:
     return Path(work_root) / "runs" / f"{run_id}-a{attempt}"
 
 
+def remove_work_dir(path: Path, tries: int = 50) -> bool:
+    """Remove ``path`` and all in it; ``True`` once it is gone. ``shutil.rmtree`` alone can give up half way
+    when something else removes (or still writes) in the tree at the same moment — the worker's unwinding main
+    thread and its parent watchdog both clean up on the way out — so look again until nothing is left."""
+    for _ in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return True
+        time.sleep(0.05)
+    return not path.exists()
+
+
 class StorageUnavailable(Exception):
     """The object storage did not answer (or answered "try later"): worth another attempt."""
 
@@ -120,7 +132,7 @@ def execute(
             }
         }
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_work_dir(work)
 
 
 def _train(
@@ -243,5 +255,5 @@ def child_main(
 ) -> None:
     """Process entry point: run :func:`execute` and put its dict on ``results``."""
     run_id = ev.REGISTRY.parse(request).data.get("run_id")
-    die_with_parent(parent, lambda: shutil.rmtree(work_dir(work_root, run_id, attempt), ignore_errors=True))
+    die_with_parent(parent, lambda: remove_work_dir(work_dir(work_root, run_id, attempt)))
     results.put(execute(request, attempt, minio, bucket, work_root, training, progress))
