@@ -69,8 +69,8 @@ class InMemoryModels:
         self.ledger.append(dataclasses.replace(entry, id=len(self.ledger) + 1))
         return True
 
-    async def has_entry(self, key: str) -> bool:
-        return any(e.key == key for e in self.ledger)
+    async def entry_by_key(self, key: str) -> Entry | None:
+        return next((e for e in self.ledger if e.key == key), None)
 
     async def set_account(self, account: Account) -> None:
         self.accounts[account.tenant_id] = account

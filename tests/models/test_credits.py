@@ -366,3 +366,17 @@ async def test_operators_grant_and_expire_and_the_allowance_comes_once() -> None
     assert [e.kind for e in older] == [EntryKind.GRANT] and older[0].key == "allowance:acme"
     sums = await repo.entry_sums("acme")
     assert sums[EntryKind.GRANT] - sums[EntryKind.EXPIRE] == account.available + account.held + account.spent
+
+
+async def test_an_operator_post_repeated_with_its_idempotency_key_is_posted_once() -> None:
+    repo = InMemoryModels()
+    uow = FakeUnitOfWork(repo)
+    after, first = await h.post_credits(uow, POLICY, "acme", EntryKind.GRANT, 50, "pilot", "operator:bob", "po-7")
+    again, repeat = await h.post_credits(uow, POLICY, "acme", EntryKind.GRANT, 50, "pilot", "operator:bob", "po-7")
+    assert after.available == again.available == 150
+    assert (repeat.kind, repeat.amount, repeat.key, repeat.balance_after) == (first.kind, 50, first.key, 150)
+    other, _ = await h.post_credits(uow, POLICY, "globex", EntryKind.GRANT, 50, "pilot", "operator:bob", "po-7")
+    assert other.available == 150  # keys are per tenant
+    later, _ = await h.post_credits(uow, POLICY, "acme", EntryKind.GRANT, 50, "pilot", "operator:bob", "po-8")
+    assert later.available == 200
+    assert [e.kind for e in repo.ledger if e.tenant_id == "acme"].count(EntryKind.GRANT) == 3  # allowance + two

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from tests.models.test_models_integration import ACME, OTHER
+from tests.models.test_supervision_integration import OPERATOR
 from tests.support import TopicReader, eventually, publish, running, settings_for
 from voxtrain_models.bootstrap import build
 from voxtrain_models.credits import EntryKind
@@ -265,6 +266,23 @@ async def test_each_tenant_sees_only_its_own_credits(stack) -> None:
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
         r = await client.post("/v1/ops/credits/other", json={"kind": "grant", "amount": 5, "reason": "x"}, headers=ACME)
         assert r.status_code == 403
+
+
+async def test_an_operator_grant_sent_twice_with_one_key_is_granted_once(stack) -> None:
+    settings = settings_for(ModelsSettings, stack, **PRICES)
+    grant = {"kind": "grant", "amount": 7, "reason": "pilot", "idempotency_key": "po-2026-11"}
+    async with running(build(settings)) as client:
+        first = await client.post("/v1/ops/credits/acme", json=grant, headers=OPERATOR)
+        again = await client.post("/v1/ops/credits/acme", json=grant, headers=OPERATOR)
+        assert first.status_code == again.status_code == 200
+        assert first.json()["balance"] == again.json()["balance"] == 107
+        assert [e["kind"] for e in again.json()["entries"]] == ["grant", "grant"]  # the allowance and one grant
+        other = await client.post(
+            "/v1/ops/credits/acme", json={**grant, "idempotency_key": "po-2026-12"}, headers=OPERATOR
+        )
+        assert other.json()["balance"] == 114
+        bad = await client.post("/v1/ops/credits/acme", json={**grant, "idempotency_key": "a b"}, headers=OPERATOR)
+        assert bad.status_code == 422
 
 
 async def test_two_trainings_of_a_tenant_cannot_spend_the_same_credits(stack) -> None:

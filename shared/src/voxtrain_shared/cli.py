@@ -453,17 +453,25 @@ def credits_show(
     _print_account(_ops_call(ops.show_credits, models_url, _operator_token(), tenant, limit), as_json)
 
 
+CREDITS_KEY_OPTION = typer.Option(
+    None,
+    "--key",
+    help="idempotency key (letters, digits, . _ : -): running the command again with the same key posts nothing more",
+)
+
+
 @credits_app.command("grant")
 def credits_grant(
     tenant: str = typer.Argument(..., help="the tenant id"),
     amount: int = typer.Argument(..., min=1, help="credits to add"),
     reason: str = typer.Option(..., "--reason", help="why (kept in the ledger, shown to the tenant)"),
+    key: str | None = CREDITS_KEY_OPTION,
     models_url: str = MODELS_URL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add AMOUNT credits to TENANT's balance (a grant entry naming you and the reason)."""
     account = _ops_call(
-        ops.post_credits, models_url, _operator_token(), tenant, "grant", amount, reason, _operator_name()
+        ops.post_credits, models_url, _operator_token(), tenant, "grant", amount, reason, _operator_name(), key
     )
     _print_account(account, as_json)
 
@@ -473,12 +481,13 @@ def credits_expire(
     tenant: str = typer.Argument(..., help="the tenant id"),
     amount: int = typer.Argument(..., min=1, help="credits to remove from the balance"),
     reason: str = typer.Option(..., "--reason", help="why (kept in the ledger, shown to the tenant)"),
+    key: str | None = CREDITS_KEY_OPTION,
     models_url: str = MODELS_URL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove AMOUNT credits from TENANT's available balance (refused beyond it; held credits are untouched)."""
     account = _ops_call(
-        ops.post_credits, models_url, _operator_token(), tenant, "expire", amount, reason, _operator_name()
+        ops.post_credits, models_url, _operator_token(), tenant, "expire", amount, reason, _operator_name(), key
     )
     _print_account(account, as_json)
 

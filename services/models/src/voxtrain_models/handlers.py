@@ -82,7 +82,7 @@ async def _post(tx: ModelTx, model: CustomModel, p: cr.Posting) -> None:
     account = await tx.repo.account(model.tenant_id, lock=True)  # the lock: one posting of the tenant at a time
     if account is None:  # a reservation opened the account; a posting without one is a bug, not a retry
         raise RuntimeError(f"model {model.id} posts {p.kind.value} credits but {model.tenant_id} has no account")
-    if await tx.repo.has_entry(p.key):
+    if await tx.repo.entry_by_key(p.key) is not None:
         log.warning("credits_posting_repeated", model_id=str(model.id), key=p.key)
         return
     after = account.post(p.kind, p.amount)
@@ -411,17 +411,32 @@ async def credit_history(
 
 
 async def post_credits(
-    uow: ModelWork, policy: cr.Policy, tenant_id: str, kind: cr.EntryKind, amount: int, reason: str, actor: str
+    uow: ModelWork,
+    policy: cr.Policy,
+    tenant_id: str,
+    kind: cr.EntryKind,
+    amount: int,
+    reason: str,
+    actor: str,
+    idempotency_key: str | None = None,
 ) -> tuple[cr.Account, cr.Entry]:
-    """An operator grants credits to a tenant, or expires some of its balance (refused beyond the balance)."""
+    """An operator grants credits to a tenant, or expires some of its balance (refused beyond the balance).
+
+    With an ``idempotency_key``, asking again with the same key posts nothing more (a retried grant is not paid
+    twice): the answer is the account as it is, and the entry the first request wrote."""
     if kind not in (cr.EntryKind.GRANT, cr.EntryKind.EXPIRE):
         raise Rejected(ErrorCode.VALIDATION_FAILED, "Operators grant or expire credits; the rest follows trainings.")
     if not reason.strip():
         raise Rejected(ErrorCode.VALIDATION_FAILED, "Say why (--reason): the ledger keeps it for the tenant to see.")
+    key = None if idempotency_key is None else f"operator:{tenant_id}:{idempotency_key}"
     async with uow(Context(tenant_id, uuid.uuid4())) as tx:
         account = await open_account(tx.repo, tenant_id, policy, lock=True)
+        first = None if key is None else await tx.repo.entry_by_key(key)
+        if first is not None:
+            log.info("credits_post_repeated", tenant_id=tenant_id, kind=first.kind.value, actor=actor)
+            return account, first
         after = account.post(kind, amount)
-        entry = cr.Entry(tenant_id, kind, amount, after.available, actor, reason.strip())
+        entry = cr.Entry(tenant_id, kind, amount, after.available, actor, reason.strip(), key=key)
         await tx.repo.append_entry(entry)
         await tx.repo.set_account(after)
     log.info("credits_posted_by_operator", tenant_id=tenant_id, kind=kind.value, amount=amount, actor=actor)

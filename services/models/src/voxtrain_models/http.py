@@ -415,6 +415,11 @@ class PostCreditsBody(BaseModel):
     amount: int = Field(gt=0)
     reason: str = Field(min_length=1, max_length=500)
     actor: str = Field("operator", min_length=1, max_length=200, description="who asks (the CLI sends the user)")
+    idempotency_key: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        description="a retry with the same key posts nothing more (the first request's entry stands)",
+    )
 
 
 def credits_view(account: Account, entries: list[Entry], limit: int) -> CreditsView:
@@ -479,7 +484,16 @@ def credits_router(uow: h.ModelWork, credits: Policy) -> APIRouter:
     async def post(tenant_id: str, body: PostCreditsBody, _: CurrentOperator, request: Request) -> CreditsView:
         """Grant credits to a tenant, or expire some of its balance (operator token); answers the account after."""
         try:
-            await h.post_credits(uow, credits, _tenant(tenant_id), body.kind, body.amount, body.reason, body.actor)
+            await h.post_credits(
+                uow,
+                credits,
+                _tenant(tenant_id),
+                body.kind,
+                body.amount,
+                body.reason,
+                body.actor,
+                body.idempotency_key,
+            )
         except Rejected as exc:
             raise api_error(exc) from None
         ctx = Context(tenant_id, correlation_id(request))

@@ -275,9 +275,10 @@ class ModelRepository:
         )
         return bool(inserted)
 
-    async def has_entry(self, key: str) -> bool:
-        """Whether the ledger holds the entry with this key."""
-        return bool(await self._conn.fetchval("SELECT true FROM credit_entries WHERE key=$1", key))
+    async def entry_by_key(self, key: str) -> Entry | None:
+        """The ledger's entry with this key, if there is one."""
+        row = await self._conn.fetchrow(f"SELECT {_ENTRY_COLUMNS} FROM credit_entries WHERE key=$1", key)
+        return None if row is None else _entry(row)
 
     async def set_account(self, account: Account) -> None:
         """Write a tenant's sums after an entry (inside the entry's transaction)."""

@@ -223,7 +223,7 @@ def measured_workload(inputs: TrainingInputs, guessed: Workload) -> Workload:
     )
 
 
-def die_with_parent(parent: int, on_orphaned: Callable[[], None]) -> None:
+def die_with_parent(parent: int, on_orphaned: Callable[[], object]) -> None:
     """End this process when ``parent`` ends: SIGTERM from the kernel (Linux), a watchdog thread otherwise."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # unwinds: finally blocks clean up
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the watchdog alone ends us

@@ -18,11 +18,19 @@ def show_credits(models_url: str, token: str, tenant: str, limit: int = 50) -> d
 
 
 def post_credits(
-    models_url: str, token: str, tenant: str, kind: str, amount: int, reason: str, actor: str
+    models_url: str,
+    token: str,
+    tenant: str,
+    kind: str,
+    amount: int,
+    reason: str,
+    actor: str,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Grant credits to a tenant (``kind`` grant) or expire some of its balance (``expire``); the account after."""
+    """Grant credits to a tenant (``kind`` grant) or expire some of its balance (``expire``); the account after.
+    The same ``idempotency_key`` again posts nothing more (safe to retry)."""
     if amount <= 0:
         raise OpsError(f"the amount of credits must be positive; got {amount}")
-    body = {"kind": kind, "amount": amount, "reason": reason, "actor": actor}
+    body = {"kind": kind, "amount": amount, "reason": reason, "actor": actor, "idempotency_key": idempotency_key}
     account: dict[str, Any] = models_api(models_url, f"/v1/ops/credits/{quote(tenant)}", token, "POST", body)
     return account
