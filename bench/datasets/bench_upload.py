@@ -2,15 +2,19 @@
 
 One command (the stack's servers from ``VOXTRAIN_TEST_*`` when set, else the local dev stack)::
 
-    uv run python bench/datasets/bench_upload.py            # 1 GB and 5 GB
+    uv run python bench/datasets/bench_upload.py            # 256 MB and 1 GB, 3 interleaved repetitions each
     uv run python bench/datasets/bench_upload.py --quick    # 64 MB and 256 MB
+    uv run python bench/datasets/bench_upload.py --sizes 10737418240 --reps 1   # 10 GiB once
     uv run python bench/datasets/bench_upload.py --parallel 12   # peak RSS with 12 uploads at once
 
 It starts ``voxtrain-datasets`` under uvicorn in a subprocess (its own schema, topics and bucket),
 announces a model on Kafka as the models service would, then for each size uploads a file generated
 on the fly (never held in memory) through ``POST /v1/models/{id}/datasets`` and, in the same run,
-with minio-py ``put_object``. It prints both throughputs, their ratio, and the service process's
-peak RSS (``VmHWM`` from /proc) — which stays flat when the upload really streams.
+with minio-py ``put_object``, the two interleaved ``--reps`` times (alternating which goes first, so a change
+in the machine's load hits both). It prints each repetition, then per size the median throughputs, the
+median of the per-repetition ratios, the service process's peak RSS during its uploads of that size
+(``VmHWM`` from /proc, reset before each upload) — which stays flat when the upload really streams —
+and the CPU seconds per GB of the client, the service and MinIO (when it runs on this machine).
 
 ``--parallel N`` instead sends N uploads at once to two fresh service processes: one whose upload
 memory budget is too large to matter (what the service held before it had one) and one with
@@ -21,15 +25,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -123,15 +129,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+SERVICE = "from voxtrain_datasets.main import run; run()"
+#: the service as it ran before it asked uvicorn for httptools and uvloop
+PLAIN_SERVER = (
+    "from voxtrain_datasets.bootstrap import build; from voxtrain_shared.service import serve;"
+    " from voxtrain_shared.settings import DatasetsSettings, load;"
+    " s = load(DatasetsSettings); serve(build(s).app, s, loop='asyncio', http='h11')"
+)
+
+
 def start_service(
-    stack: Endpoints, port: int, namespace: str, bucket: str, extra: dict[str, str] | None = None
+    stack: Endpoints,
+    port: int,
+    namespace: str,
+    bucket: str,
+    extra: dict[str, str] | None = None,
+    *,
+    schema: str | None = None,
+    run: str | None = None,
 ) -> subprocess.Popen:
     env = {
         **os.environ,
         **stack.as_env(),
         "VOXTRAIN_ENVIRONMENT": "test",
         "VOXTRAIN_AUTH__PUBLIC_KEY": PUBLIC_KEY,
-        "VOXTRAIN_POSTGRES__SCHEMA": f"bench_{uuid.uuid4().hex[:8]}",
+        "VOXTRAIN_POSTGRES__SCHEMA": schema or f"bench_{uuid.uuid4().hex[:8]}",
         "VOXTRAIN_KAFKA__TOPIC_NAMESPACE": namespace,
         "VOXTRAIN_MINIO__BUCKET": bucket,
         "VOXTRAIN_HTTP__PORT": str(port),
@@ -140,7 +162,7 @@ def start_service(
         **(extra or {}),
     }
     return subprocess.Popen(
-        [sys.executable, "-c", "from voxtrain_datasets.main import run; run()"],
+        [sys.executable, "-c", run or SERVICE],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -272,10 +294,96 @@ async def parallel(n: int, size: int, budget: int) -> None:
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
+def reset_peak(pid: int) -> None:
+    """Start a new ``VmHWM`` measurement for ``pid`` (Linux: writing 5 to clear_refs resets the peak)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def minio_pid(endpoint: str) -> int | None:
+    """The local MinIO server's pid when it runs on this machine (for its CPU time), else None."""
+    port = endpoint.rsplit(":", 1)[-1]
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"minio") and any(a.endswith(f":{port}".encode()) for a in cmd):
+                return int(proc.name)
+    return None
+
+
+class Arm:
+    """Seconds, service peak RSS and CPU seconds (client, service, MinIO) of each repetition of one way to upload."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.peak_kib: list[int] = []
+        self.cpu: list[tuple[float, float, float]] = []
+
+    def ratio_to(self, base: Arm) -> float:
+        """Median over the repetitions of this arm's speed relative to ``base`` in the same repetition."""
+        return statistics.median(b / s for s, b in zip(self.seconds, base.seconds, strict=True))
+
+    def rate(self, size: int) -> float:
+        return size / statistics.median(self.seconds) / MB
+
+    def cpu_per_gb(self, size: int) -> tuple[float, ...]:
+        return tuple(statistics.median(c[i] for c in self.cpu) / (size / 10**9) for i in range(3))
+
+
+class CpuClock:
+    """CPU seconds used by this client, the service and MinIO (when local) since :meth:`start`."""
+
+    def __init__(self, service: int, minio: int | None) -> None:
+        self._pids = (service, minio)
+
+    def _now(self) -> tuple[float, float, float]:
+        own = time.process_time()
+        service, minio = (cpu_seconds(p) if p else 0.0 for p in self._pids)
+        return own, service, minio
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> tuple[float, float, float]:
+        now = self._now()
+        return now[0] - self._start[0], now[1] - self._start[1], now[2] - self._start[2]
+
+
+class Service:
+    """One service process under test: its client and the CPU clock that includes it."""
+
+    def __init__(self, label: str, proc: subprocess.Popen, port: int, minio: int | None) -> None:
+        self.label, self.proc = label, proc
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        self.clock = CpuClock(proc.pid, minio)
+
+    async def upload(self, mid: uuid.UUID, headers: dict, size: int, arm: Arm) -> None:
+        reset_peak(self.proc.pid)
+        self.clock.start()
+        seconds, dataset = await via_service(self.client, mid, headers, size)
+        arm.cpu.append(self.clock.stop())
+        arm.seconds.append(seconds)
+        arm.peak_kib.append(status_kb(self.proc.pid, "VmHWM"))
+        assert dataset["size"] == size and dataset["sha256"] == sha256_of(size), "stored bytes differ"
+        deleted = await self.client.delete(f"/v1/models/{mid}/datasets/{dataset['id']}", headers=headers)
+        assert deleted.status_code == 204, deleted.text
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="64 MB and 256 MB instead of 1 GB and 5 GB")
+    parser.add_argument("--quick", action="store_true", help="64 MB and 256 MB instead of 256 MB and 1 GB")
     parser.add_argument("--sizes", type=int, nargs="*", help="sizes in bytes (override)")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions of every way per size")
+    parser.add_argument(
+        "--plain-server", action="store_true", help="also upload through a replica under uvicorn's h11 + asyncio"
+    )
     parser.add_argument("--parallel", type=int, default=0, help="N uploads at once: peak RSS without and with a budget")
     parser.add_argument("--parallel-size", type=int, default=128 * MB, help="bytes of each parallel upload")
     parser.add_argument("--budget", type=int, default=128 * MiB, help="upload memory budget of the --parallel run")
@@ -283,59 +391,84 @@ async def main() -> None:
     if args.parallel:
         await parallel(args.parallel, args.parallel_size, args.budget)
         return
-    sizes = args.sizes or ([64 * MB, 256 * MB] if args.quick else [10**9, 5 * 10**9])
+    sizes = args.sizes or ([64 * MB, 256 * MB] if args.quick else [256 * MB, 10**9])
 
     stack = endpoints()
     namespace, bucket = f"bench{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:10]}"
+    schema = f"bench_{uuid.uuid4().hex[:8]}"  # replicas of one service share its schema
     minio = MinioSettings(
         endpoint=stack.minio_endpoint, access_key=stack.minio_access_key, secret_key=stack.minio_secret_key
     )
     ensure_bucket(make_client(minio), bucket)
-    port = free_port()
-    proc = start_service(stack, port, namespace, bucket)
+    minio_proc = minio_pid(stack.minio_endpoint)
+    services: list[Service] = []
+    for label, server in [("service", None), *([("service h11+asyncio", PLAIN_SERVER)] if args.plain_server else [])]:
+        port = free_port()
+        services.append(
+            Service(label, start_service(stack, port, namespace, bucket, schema=schema, run=server), port, minio_proc)
+        )
     headers = {
         "Authorization": "Bearer " + issue_token(AuthSettings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY), "bench")
     }
-    rows = []
+    load_before = os.getloadavg()
+    results: list[tuple[int, dict[str, Arm]]] = []
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            await wait_ready(client, proc)
-            mid = await announce_model(stack, Topics(namespace), client, headers)
-            rss_idle = status_kb(proc.pid, "VmRSS")
-            for size in sizes:
-                cpu = cpu_seconds(proc.pid)
-                t_service, dataset = await via_service(client, mid, headers, size)
-                cpu = cpu_seconds(proc.pid) - cpu
-                assert dataset["size"] == size and dataset["sha256"] == sha256_of(size), "stored bytes differ"
-                deleted = await client.delete(f"/v1/models/{mid}/datasets/{dataset['id']}", headers=headers)
-                assert deleted.status_code == 204, deleted.text
-                t_direct = await asyncio.to_thread(direct, minio, bucket, size)
-                rows.append(
-                    (
-                        size,
-                        size / t_service / MB,
-                        size / t_direct / MB,
-                        status_kb(proc.pid, "VmHWM"),
-                        cpu / (size / 10**9),
-                    )
-                )
+        for service in services:
+            await wait_ready(service.client, service.proc)
+        mid = await announce_model(stack, Topics(namespace), services[0].client, headers)
+        rss_idle = status_kb(services[0].proc.pid, "VmRSS")
+        direct_clock = CpuClock(services[0].proc.pid, minio_proc)
+
+        async def direct_once(size: int, arm: Arm) -> None:
+            direct_clock.start()
+            arm.seconds.append(await asyncio.to_thread(direct, minio, bucket, size))
+            arm.cpu.append(direct_clock.stop())
+
+        ways: list[tuple[str, Callable[[int, Arm], Awaitable[None]]]] = [
+            *((s.label, functools.partial(s.upload, mid, headers)) for s in services),
+            ("put_object", direct_once),
+        ]
+        for size in sizes:
+            arms = {label: Arm() for label, _ in ways}
+            for rep in range(args.reps):  # rotate which goes first, so a trend in the load hits every way
+                for label, run in ways[rep % len(ways) :] + ways[: rep % len(ways)]:
+                    await run(size, arms[label])
+                put = arms["put_object"]
                 print(
-                    f"{human(size):>8}: service {rows[-1][1]:7.1f} MB/s   minio-py put_object {rows[-1][2]:7.1f} MB/s"
-                    f"   ratio {rows[-1][1] / rows[-1][2]:.2f}   service peak RSS {rows[-1][3] / 1024:.0f} MiB"
-                    f"   service CPU {rows[-1][4]:.1f} s/GB",
+                    f"{human(size):>8} #{rep + 1}: "
+                    + "   ".join(
+                        f"{label} {size / arm.seconds[-1] / MB:6.1f} MB/s"
+                        + (f" (ratio {put.seconds[-1] / arm.seconds[-1]:.2f})" if arm is not put else "")
+                        for label, arm in arms.items()
+                    )
+                    + f"   service peak RSS {arms['service'].peak_kib[-1] / 1024:.0f} MiB"
+                    + f"   load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
+            results.append((size, arms))
     finally:
-        proc.terminate()
-        proc.wait(30)
+        for service in services:
+            await service.stop()
+    loads = " → ".join("/".join(f"{x:.1f}" for x in load) for load in (load_before, os.getloadavg()))
     print(
-        f"\nservice RSS when idle {rss_idle / 1024:.0f} MiB; peak RSS (VmHWM) after all uploads "
-        f"{rows[-1][3] / 1024:.0f} MiB; part size {PART // MiB} MiB; {os.cpu_count()} CPUs"
+        f"\n{args.reps} interleaved repetitions per size, medians; part size {PART // MiB} MiB; {os.cpu_count()} CPUs;"
+        f" load average (1/5/15 min) {loads}; service RSS when idle {rss_idle / 1024:.0f} MiB"
     )
-    print("| size | service MB/s | put_object MB/s | ratio | service peak RSS | service CPU s/GB |")
+    print(
+        "ratio: median over the repetitions of put_object's time / the way's time; CPU s/GB: client / service / MinIO"
+    )
+    print("(MinIO's includes whatever else used it meanwhile)")
+    print("| size | way | MB/s | ratio to put_object | service peak RSS (max) | CPU s/GB |")
     print("|---|---|---|---|---|---|")
-    for size, s, dct, hwm, cpu in rows:
-        print(f"| {human(size)} | {s:.1f} | {dct:.1f} | {s / dct:.2f} | {hwm / 1024:.0f} MiB | {cpu:.1f} |")
+    for size, arms in results:
+        put = arms["put_object"]
+        for label, arm in arms.items():
+            cpu = arm.cpu_per_gb(size)
+            print(
+                f"| {human(size)} | {label} | {arm.rate(size):.1f}"
+                + (f" | {arm.ratio_to(put):.2f} | {max(arm.peak_kib) / 1024:.0f} MiB" if arm is not put else " | – | –")
+                + f" | {cpu[0]:.1f} / {cpu[1] if arm is not put else 0:.1f} / {cpu[2]:.1f} |"
+            )
 
 
 if __name__ == "__main__":

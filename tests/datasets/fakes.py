@@ -33,7 +33,7 @@ class FakeObjectStore:
     async def ping(self) -> None:
         self._check()
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes | memoryview, content_type: str) -> None:
         self._check()
         self.objects[key] = bytes(data)
 
@@ -48,7 +48,7 @@ class FakeObjectStore:
             raise UploadGone(upload_id)
         return self.uploads[upload_id][1]
 
-    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
         self._check()
         await asyncio.sleep(0)
         self._upload(key, upload_id)[number] = bytes(data) if self.keep_bytes else len(data)

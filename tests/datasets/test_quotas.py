@@ -108,7 +108,7 @@ class SlowStore(FakeObjectStore):
         super().__init__(**kw)
         self.uploading = self.most_uploading = 0
 
-    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
         self.uploading += len(data)
         self.most_uploading = max(self.most_uploading, self.uploading)
         try:
@@ -146,3 +146,32 @@ async def test_an_aborted_writer_gives_its_budget_back() -> None:
     assert budget.free < budget.total
     await w.abort()
     assert budget.free == budget.total
+
+
+class BufferWatchingStore(FakeObjectStore):
+    """Remembers the buffer under each part it is given (and keeps it alive, so no two are confused)."""
+
+    def __init__(self) -> None:
+        super().__init__(keep_bytes=True)
+        self.buffers: list[object] = []
+
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
+        self.buffers.append(data.obj if isinstance(data, memoryview) else data)
+        return await super().upload_part(key, upload_id, number, data)
+
+
+async def test_a_writer_reuses_its_part_buffers_and_stays_within_its_share_of_the_budget() -> None:
+    part, in_flight = 64 * 1024, 2
+    budget = ByteBudget(100 * part)
+    store = BufferWatchingStore()
+    data = bytes(range(256)) * (40 * part // 256 + 3)  # 40 parts and a bit
+    w = StreamingWriter(store, "k", "x", part_size=part, limit=10**9, in_flight=in_flight, budget=budget)
+    for at in range(0, len(data), 10_000):  # chunks that do not line up with the parts
+        await w.write(data[at : at + 10_000])
+    obj = await w.finish()
+    assert (obj.size, obj.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert store.objects["k"] == data  # each part's bytes were copied out before its buffer was reused
+    assert len(store.buffers) == 41
+    # the part filling and those uploading: every other part reuses one of their buffers
+    assert len({id(b) for b in store.buffers}) <= in_flight + 1
+    assert budget.peak <= (in_flight + 1) * part and budget.free == budget.total

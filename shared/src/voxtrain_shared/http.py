@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, Rejected
 from .faults import classify, dependency_message
@@ -99,28 +100,7 @@ def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None
     async def _internal(request: Request, _exc: Exception) -> JSONResponse:
         return internal_error_response(getattr(request.state, "correlation_id", "unknown"))
 
-    @app.middleware("http")
-    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        raw = request.headers.get(CORRELATION_HEADER)
-        try:
-            cid = uuid.UUID(raw) if raw else uuid.uuid4()
-        except ValueError:
-            cid = uuid.uuid4()
-        request.state.correlation_id = cid
-        structlog.contextvars.bind_contextvars(correlation_id=str(cid))
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # a dependency that is away: 503; anything else goes on to `_internal`
-            unavailable = unavailable_response(exc)
-            if unavailable is None:
-                raise
-            response = unavailable
-        finally:
-            structlog.contextvars.unbind_contextvars("correlation_id")
-        route = request.scope.get("route")
-        HTTP_REQUESTS.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
-        response.headers[CORRELATION_HEADER] = str(cid)
-        return response
+    app.add_middleware(_Correlate)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
@@ -149,6 +129,50 @@ def install(app: FastAPI, checks: dict[str, Check], health: Health | None = None
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Correlate:
+    """Binds the request's correlation id (``X-Correlation-ID``, else a new one) to its logs and ``request.state``,
+    echoes it on the response, counts the request, and answers ``503`` when a dependency is away.
+
+    A plain ASGI middleware, not Starlette's ``BaseHTTPMiddleware``: that one wraps every ``receive`` of the
+    body in a task group, which costs a streamed multi-GB upload a large share of its CPU time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = Headers(scope=scope).get(CORRELATION_HEADER)
+        try:
+            cid = uuid.UUID(raw) if raw else uuid.uuid4()
+        except ValueError:
+            cid = uuid.uuid4()
+        scope.setdefault("state", {})["correlation_id"] = cid
+        status: int | None = None
+
+        async def echoed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = str(cid)
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(correlation_id=str(cid))
+        try:
+            await self.app(scope, receive, echoed)
+        except Exception as exc:  # a dependency that is away: 503; anything else goes on to `_internal`
+            unavailable = unavailable_response(exc)
+            if unavailable is None or status is not None:
+                raise
+            await unavailable(scope, receive, echoed)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+            route = scope.get("route")
+            HTTP_REQUESTS.labels(scope["method"], getattr(route, "path", "unmatched"), str(status or 500)).inc()
 
 
 #: Statuses of refusals that mean the same in every service (a service's own map may add to them).

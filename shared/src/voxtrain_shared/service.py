@@ -242,10 +242,18 @@ class Service:
             raise ConnectionError("Kafka does not answer")
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run ``app`` with uvicorn on the configured host and port."""
+def serve(app: FastAPI, settings: ServiceSettings, *, loop: str = "asyncio", http: str = "h11") -> None:
+    """Run ``app`` with uvicorn on the configured host and port. ``loop``/``http``: uvicorn's choices; a service
+    that depends on uvloop and httptools (the datasets service, for streamed uploads) passes theirs, the others
+    keep the pure-Python pair whatever else is installed in the environment."""
     import uvicorn
 
     uvicorn.run(
-        app, host=settings.http.host, port=settings.http.port, log_level=settings.log_level.lower(), access_log=False
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        loop=loop,
+        http=http,
     )

@@ -8,4 +8,5 @@ from .bootstrap import build
 
 def run() -> None:
     settings = load(DatasetsSettings)
-    serve(build(settings).app, settings)
+    # C HTTP parsing and event loop: a streamed upload spends less CPU per byte (bench/datasets/RESULTS.md)
+    serve(build(settings).app, settings, loop="uvloop", http="httptools")

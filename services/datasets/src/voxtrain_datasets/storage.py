@@ -81,13 +81,13 @@ class ObjectStore(Protocol):
     def close(self) -> None:
         """Release the store's connections (at shutdown)."""
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes | memoryview, content_type: str) -> None:
         """Store ``data`` at ``key`` in one request."""
 
     async def start_multipart(self, key: str, content_type: str) -> str:
         """Begin a multipart upload to ``key``; returns its upload id."""
 
-    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
         """Upload part ``number``; returns its ETag (raises :class:`UploadGone`)."""
 
     async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
@@ -158,7 +158,7 @@ class S3ObjectStore:
         if not await self.run(self._client.bucket_exists, self.bucket):
             raise StorageUnavailable(f"bucket {self.bucket} does not exist")
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes | memoryview, content_type: str) -> None:
         await self.run(
             lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
         )
@@ -166,7 +166,7 @@ class S3ObjectStore:
     async def start_multipart(self, key: str, content_type: str) -> str:
         return await self.run(self._client._create_multipart_upload, self.bucket, key, {"Content-Type": content_type})
 
-    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
         return await self.run(self._client._upload_part, self.bucket, key, data, None, upload_id, number)
 
     async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
@@ -306,13 +306,17 @@ class StreamingWriter:
     """Writes one object of unknown length as it arrives: a single PUT when it fits in one part,
     else a multipart upload with up to ``in_flight`` parts uploading while more bytes arrive.
 
-    Memory stays below about ``(in_flight + 3) * part_size`` whatever the object's size (parts
-    uploading, the part being filled, one being hashed, the one being cut). With a ``budget`` shared by
-    all writers of the process, each part takes ``part_size`` from it before its first byte is accepted
-    and gives it back once it is uploaded and hashed, so all uploads together hold about the budget
-    (plus one received chunk per upload and the one part being cut). The SHA-256
-    is computed on the way (in part order, off the event loop). More than ``limit`` bytes raise
-    :class:`ObjectTooLarge` at once; the caller then calls :meth:`abort`, which leaves nothing behind.
+    Received bytes are copied once, into the buffer of the part being filled; a full part is hashed
+    and uploaded from its buffer (no join, no slice copies), and once it is stored and hashed its
+    buffer is kept for a later part of the same object rather than a fresh one allocated (and paged
+    in) for every part. A buffer is allocated only when none is free, so memory stays below
+    ``(in_flight + 1) * part_size`` whatever the object's size. With a ``budget`` shared by all writers
+    of the process, each buffer takes ``part_size`` from it before its first byte is accepted and gives
+    it back when it is released (at the end, or when its part is stored while the writer waits for the
+    budget), so all uploads together hold about the budget (plus one received chunk per upload).
+    The SHA-256 is computed on the way (in part order, off the event loop). More than ``limit`` bytes
+    raise :class:`ObjectTooLarge` at once; the caller then calls :meth:`abort`, which leaves nothing
+    behind.
     """
 
     def __init__(
@@ -333,9 +337,11 @@ class StreamingWriter:
         self._content_type = content_type
         self._part_size = part_size
         self._limit = limit
-        # Received pieces not yet in a part; joined once into a part, so each byte is copied once.
-        self._pieces: deque[bytes | memoryview] = deque()
-        self._buffered = 0
+        self._buffer: bytearray | None = None  # the part being filled (budget taken for it)
+        self._filled = 0
+        self._spare: list[bytearray] = []  # stored parts' buffers (budget still taken), for the next parts
+        self._waiting = False  # for the budget: a finished part's buffer is then given back, not kept
+        self._done = False
         self._sha = hashlib.sha256()
         # One thread hashes parts in order; parts upload concurrently on the store's threads.
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
@@ -344,82 +350,84 @@ class StreamingWriter:
         self._uploads: list[asyncio.Task[ReceivedPart]] = []
         self._parts = 0
         self._budget = budget
-        self._reserved = 0  # taken from the budget for the part being filled
 
     async def write(self, data: bytes | memoryview) -> None:
-        """Add bytes; uploads a part whenever more than a part is buffered."""
+        """Add bytes; uploads a part whenever a full part is followed by more bytes."""
         self.size += len(data)
         if self.size > self._limit:
             raise ObjectTooLarge(self._limit)
-        await self._reserve()
-        self._pieces.append(data)
-        self._buffered += len(data)
-        while self._buffered > self._part_size:
-            await self._flush_part()
-            await self._reserve()
+        view = memoryview(data).cast("B")
+        while view:
+            if self._filled == self._part_size:
+                await self._flush_part()
+            buffer = self._buffer if self._buffer is not None else await self._new_buffer()
+            n = min(len(view), self._part_size - self._filled)
+            buffer[self._filled : self._filled + n] = view[:n]
+            self._filled += n
+            view = view[n:]
 
-    async def _reserve(self) -> None:
-        """Room in the budget for the part being filled (waits until there is)."""
-        if self._budget is not None and not self._reserved:
-            await self._budget.take(self._part_size)
-            self._reserved = self._part_size
+    async def _new_buffer(self) -> bytearray:
+        """The buffer for the next part: the spare one, else a new one once the budget has room for it."""
+        if self._spare:
+            self._buffer = self._spare.pop()
+            return self._buffer
+        if self._budget is not None:
+            self._waiting = True
+            try:
+                await self._budget.take(self._part_size)
+            finally:
+                self._waiting = False
+        self._buffer = bytearray(self._part_size)
+        return self._buffer
 
-    def _unreserve(self) -> None:
-        if self._budget is not None and self._reserved:
-            self._budget.give(self._reserved)
-        self._reserved = 0
+    def _release(self, *buffers: bytearray | None) -> None:
+        """Drop ``buffers`` (their budget comes back)."""
+        if self._budget is not None:
+            self._budget.give(self._part_size * sum(b is not None for b in buffers))
 
     def _hand_over(self, task: asyncio.Task[Any]) -> None:
-        """The part being filled is now ``task``'s: its budget comes back when the task ends, however."""
-        reserved, self._reserved = self._reserved, 0
-        if self._budget is not None and reserved:
-            budget = self._budget
-            task.add_done_callback(lambda _t: budget.give(reserved))
+        """The part being filled is now ``task``'s: once the task ends, however, its buffer is kept for a later
+        part (unless this writer is done, or waits for the budget: a buffer is then worth more to others) or
+        released."""
+        buffer, self._buffer, self._filled = self._buffer, None, 0
+
+        def done(_task: asyncio.Task[Any]) -> None:
+            if buffer is not None and not self._waiting and not self._done:
+                self._spare.append(buffer)
+            else:
+                self._release(buffer)
+
+        task.add_done_callback(done)
 
     async def _flush_part(self) -> None:
         self._raise_failed_upload()
-        part = self._take(self._part_size)
+        assert self._buffer is not None
+        part = memoryview(self._buffer)
         hashed = self._hash(part)
         if self.upload_id is None:
             self.upload_id = await self._store.start_multipart(self.key, self._content_type)
+        await self._upload_in_slot(part, hashed)
+
+    async def _upload_in_slot(self, part: memoryview, hashed: Future[None]) -> None:
+        """Upload ``part`` as the next part once fewer than ``in_flight`` are uploading."""
         await self._slots.acquire()
         self._parts += 1
         task = asyncio.create_task(self._upload(self._parts, part, hashed))
         self._hand_over(task)
+        task.add_done_callback(lambda _t: self._slots.release())  # after the buffer is back: the next part gets it
         self._uploads.append(task)
 
-    def _take(self, n: int) -> bytes:
-        """The first ``n`` buffered bytes as one bytes object (the piece crossing the cut is split)."""
-        taken: list[bytes | memoryview] = []
-        have = 0
-        while have < n:
-            piece = self._pieces.popleft()
-            if have + len(piece) > n:
-                cut = n - have
-                view = memoryview(piece)
-                taken.append(view[:cut])
-                self._pieces.appendleft(view[cut:])
-                piece = view[:cut]
-            else:
-                taken.append(piece)
-            have += len(piece)
-        self._buffered -= n
-        return b"".join(taken)
-
-    def _hash(self, data: bytes) -> Future[None]:
+    def _hash(self, data: memoryview) -> Future[None]:
         hashed = self._hasher.submit(self._sha.update, data)
         self._hashing.append(hashed)
         if len(self._hashing) > 1:  # hashing may lag one part behind, never more (bounds memory)
             self._hashing.pop(0).result()
         return hashed
 
-    async def _upload(self, number: int, data: bytes, hashed: Future[None]) -> ReceivedPart:
-        try:
-            etag = await self._store.upload_part(self.key, self.upload_id or "", number, data)
-            await asyncio.wrap_future(hashed)  # the part's memory is free only once it is hashed too
-            return ReceivedPart(number, len(data), etag)
-        finally:
-            self._slots.release()
+    async def _upload(self, number: int, data: memoryview, hashed: Future[None]) -> ReceivedPart:
+        etag = await self._store.upload_part(self.key, self.upload_id or "", number, data)
+        await asyncio.wrap_future(hashed)  # the part's memory is free only once it is hashed too
+        return ReceivedPart(number, len(data), etag)
 
     def _raise_failed_upload(self) -> None:
         for task in self._uploads:
@@ -428,7 +436,8 @@ class StreamingWriter:
 
     async def finish(self) -> StoredObject:
         """Store what is left and assemble the object; returns its key, size and SHA-256."""
-        rest = self._take(self._buffered)
+        self._done = True
+        rest = memoryview(self._buffer or b"")[: self._filled]
         hashed = self._hash(rest)
         if self.upload_id is None:
             put = asyncio.create_task(self._store.put(self.key, rest, self._content_type))
@@ -436,14 +445,11 @@ class StreamingWriter:
             await put
         else:
             if rest:
-                await self._slots.acquire()
-                self._parts += 1
-                task = asyncio.create_task(self._upload(self._parts, rest, hashed))
-                self._hand_over(task)
-                self._uploads.append(task)
-            self._unreserve()  # nothing left to fill
+                await self._upload_in_slot(rest, hashed)
             parts = await asyncio.gather(*self._uploads)
             await self._store.complete(self.key, self.upload_id, list(parts))
+        self._release(*self._spare)
+        self._spare.clear()
         digest = await asyncio.wrap_future(self._hasher.submit(self._sha.hexdigest))
         self._hasher.shutdown(wait=False)
         return StoredObject(self.key, self.size, digest)
@@ -451,8 +457,10 @@ class StreamingWriter:
     async def abort(self, *, storage_down: bool = False) -> None:
         """Discard everything written so far. With ``storage_down`` nothing is awaited that needs
         the store; the caller leaves the clean-up to the sweeper instead."""
-        self._pieces, self._buffered = deque(), 0
-        self._unreserve()
+        self._done = True
+        self._release(self._buffer, *self._spare)
+        self._buffer, self._filled = None, 0
+        self._spare.clear()
         self._hasher.shutdown(wait=False, cancel_futures=True)
         if not storage_down:
             await asyncio.gather(*self._uploads, return_exceptions=True)  # so no part lands after the abort
