@@ -126,7 +126,8 @@ def render_model_card(metrics: dict) -> str:
         )
     lines += [
         f"- Lexicon: {lex['words']} words, {lex['from_base']} from the base dictionary, "
-        f"{lex['from_g2p']} new words from the G2P; {lex['unmapped_count']} words could not be "
+        f"{lex['from_g2p']} new words from the G2P ({lex.get('from_g2p_with_variant', 0)} with a variant); "
+        f"{lex['unmapped_count']} words could not be "
         "given a pronunciation and were mapped to <unk>"
         + (f" (e.g. {', '.join(lex['unmapped'][:10])})." if lex["unmapped"] else "."),
         *(

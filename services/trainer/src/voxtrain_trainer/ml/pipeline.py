@@ -397,6 +397,7 @@ def _run(
                 "words": len(lexicon.entries),
                 "from_base": len(lexicon.from_base),
                 "from_g2p": len(lexicon.from_g2p),
+                "from_g2p_with_variant": sum(len(lexicon.entries[w]) > 1 for w in lexicon.from_g2p),
                 "g2p_examples": {w: " ".join(lexicon.entries[w][0]) for w in lexicon.from_g2p[:20]},
                 "unmapped": lexicon.unmapped[:100],
                 "unmapped_count": len(lexicon.unmapped),
