@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from voxtrain_trainer.ml.base_model import base_model_files
-from voxtrain_trainer.ml.g2p import espeak_pronunciations
+from voxtrain_trainer.ml.g2p import G2PUnavailable, espeak_pronunciations
 from voxtrain_trainer.ml.g2p_learn import (
     Dictionary,
     Pron,
@@ -178,3 +178,17 @@ def test_the_learned_g2p_beats_the_espeak_table_on_held_out_cmudict_words() -> N
     assert learned.phone_error_rate < 0.08 < espeak.phone_error_rate, (learned, espeak)
     assert g2p.report["heldout_words"] == 2000 and g2p.report["phone_error_rate"] < 0.08
     assert g2p.pronounce(["borescope"])["borescope"][0] != ("B", "ER", "R", "EH", "S", "OW", "P")
+
+
+def test_without_a_trainable_model_the_espeak_table_is_used_and_reported(tmp_path: Path) -> None:
+    dictionary = tmp_path / "tiny.dict"
+    dictionary.write_text(TINY + "\n", encoding="utf-8")
+
+    def unavailable(entries: Dictionary, model: Path, order: int) -> None:
+        raise G2PUnavailable("phonetisaurus-align failed: test")
+
+    g2p = trained_g2p(dictionary, tmp_path / "cache", heldout=8, train=unavailable)
+    assert g2p.report["method"].startswith("espeak-ng table (no trained model: phonetisaurus-align failed")
+    assert g2p.report["heldout_words"] == 8 and g2p.report["phone_error_rate"] == g2p.report["phone_error_rate_espeak"]
+    assert g2p.pronounce(["cad"]) == espeak_pronunciations(["cad"])
+    assert not list((tmp_path / "cache").glob("*/report.json"))  # not cached: the next run tries again

@@ -10,7 +10,9 @@ against the word's closest dictionary pronunciation) and word error rate of the 
 pronunciation, and of the espeak-ng table (:mod:`g2p`) on the same words. The model and that
 report are cached on disk under a key of the dictionary's bytes and the training parameters, so a
 base dictionary is trained and measured once, not once per run; concurrent processes train it once
-(a file lock). The model that serves runs is the one measured: it never saw the held-out words.
+(a file lock). The model that serves runs is the one measured: it never saw the held-out words. When no model can
+be trained (the phonetisaurus wheel exists for Linux x86-64 only) the espeak-ng table is used and
+reported as the method.
 
 :meth:`TrainedG2P.pronounce` gives each word its best pronunciation, plus the second best as a
 variant (``word(2)``) when the model gives it at least ``variant_ratio`` of the best one's
@@ -33,7 +35,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import phonetisaurus
 from rapidfuzz.distance import Levenshtein
 
 from voxtrain_trainer.ml.base_model import base_model_files
@@ -89,11 +90,19 @@ def _usable(word: str) -> bool:
     return bool(word) and not (_RESERVED & set(word)) and not any(c.isspace() for c in word)
 
 
+def _environment() -> dict[str, str]:
+    """PATH and LD_LIBRARY_PATH of the binaries the phonetisaurus wheel ships."""
+    try:
+        import phonetisaurus  # optional: its wheel is built for Linux x86-64 only
+    except ImportError as exc:
+        raise G2PUnavailable("the phonetisaurus package is not installed (its wheel is for Linux x86-64 only)") from exc
+    env: dict[str, str] = phonetisaurus.guess_environment()
+    return env
+
+
 def _run(command: Sequence[str], cwd: Path) -> None:
     try:
-        subprocess.run(
-            command, cwd=cwd, env=phonetisaurus.guess_environment(), check=True, capture_output=True, timeout=_TIMEOUT
-        )
+        subprocess.run(command, cwd=cwd, env=_environment(), check=True, capture_output=True, timeout=_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
         raise G2PUnavailable(f"{command[0]} failed: {exc} {detail.decode(errors='replace')[-500:]}") from exc
@@ -163,7 +172,7 @@ def nbest(model: Path, words: Iterable[str], n: int) -> dict[str, list[tuple[flo
                     "--beam=500",
                 ],
                 cwd=tmp,
-                env=phonetisaurus.guess_environment(),
+                env=_environment(),
                 check=True,
                 capture_output=True,
                 text=True,
@@ -241,6 +250,20 @@ def _train_and_measure(base: Dictionary, target: Path, voice: str, order: int, h
     }
 
 
+def _espeak_only(base: Dictionary, heldout: int, voice: str, reason: str) -> TrainedG2P:
+    """The espeak-ng table with its held-out report, when no model can be trained (not cached: tried again)."""
+    _, held = heldout_split(base, heldout)
+    espeak = error_rates(espeak_pronunciations(held, voice), held)
+    rates = {"phone_error_rate": round(espeak.phone_error_rate, 4), "word_error_rate": round(espeak.word_error_rate, 4)}
+    report = {
+        "method": f"espeak-ng table (no trained model: {reason[:200]})",
+        "heldout_words": espeak.words,
+        **rates,
+        **{f"{k}_espeak": v for k, v in rates.items()},
+    }
+    return TrainedG2P(Path(), report, frozenset(), voice)  # no letter is spellable: every word goes to espeak-ng
+
+
 def trained_g2p(
     dictionary: Path,
     cache_dir: Path | None = None,
@@ -258,11 +281,14 @@ def trained_g2p(
             fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be training the same model
             if not report_path.exists():
                 partial = Path(tempfile.mkdtemp(prefix=f"{root.name}.", dir=root.parent))
+                base = read_dictionary(dictionary)
                 try:
-                    report = _train_and_measure(read_dictionary(dictionary), partial, voice, order, heldout, train)
+                    report = _train_and_measure(base, partial, voice, order, heldout, train)
                     (partial / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
                     shutil.rmtree(root, ignore_errors=True)
                     partial.rename(root)
+                except G2PUnavailable as exc:
+                    return _espeak_only(base, heldout, voice, str(exc))
                 finally:
                     shutil.rmtree(partial, ignore_errors=True)
     report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -282,7 +308,3 @@ def learned_g2p(dictionary: Path, voice: str = "en-us", cache_dir: Path | None =
 def main() -> None:
     """Train (or find cached) the G2P of the shipped base dictionary: run at setup so runs and tests find it ready."""
     print(json.dumps(learned_g2p(base_model_files().dictionary).report))
-
-
-if __name__ == "__main__":
-    main()
