@@ -157,6 +157,7 @@ def test_a_model_is_trained_once_per_dictionary_and_measured_on_words_it_never_s
     first = trained_g2p(dictionary, cache, order=2, heldout=8, train=train)
     again = trained_g2p(dictionary, cache, order=2, heldout=8, train=train)
     assert len(trained) == 1 and again.report == first.report and again.model == first.model
+    assert first.model.parent.stat().st_mode & 0o777 == 0o755  # workers running as another user read it too
     report = first.report
     assert report["heldout_words"] == 8 and report["train_words"] == len(tiny()) - 8
     assert not trained[0] & set(heldout_split(tiny(), 8)[1])

@@ -285,6 +285,7 @@ def trained_g2p(
                 try:
                     report = _train_and_measure(base, partial, voice, order, heldout, train)
                     (partial / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+                    partial.chmod(0o755)  # mkdtemp makes it private; other users of the machine read it too
                     shutil.rmtree(root, ignore_errors=True)
                     partial.rename(root)
                 except G2PUnavailable as exc:
