@@ -10,9 +10,9 @@ against the word's closest dictionary pronunciation) and word error rate of the 
 pronunciation, and of the espeak-ng table (:mod:`g2p`) on the same words. The model and that
 report are cached on disk under a key of the dictionary's bytes and the training parameters, so a
 base dictionary is trained and measured once, not once per run; concurrent processes train it once
-(a file lock). The model that serves runs is the one measured: it never saw the held-out words. When no model can
-be trained (the phonetisaurus wheel exists for Linux x86-64 only) the espeak-ng table is used and
-reported as the method.
+(a file lock). The model that serves runs is the one measured: it never saw the held-out words.
+When no model can be trained (the phonetisaurus wheel exists for Linux x86-64 only) the espeak-ng
+table is used and reported as the method.
 
 :meth:`TrainedG2P.pronounce` gives each word its best pronunciation, plus the second best as a
 variant (``word(2)``) when the model gives it at least ``variant_ratio`` of the best one's
