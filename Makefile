@@ -30,6 +30,7 @@ setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
 	$(UV) sync --all-packages --frozen
 	$(RUN) voxtrain-stack install
+	$(RUN) python -c 'from voxtrain_trainer.ml.g2p_learn import main; main()'  # trainer G2P: trained once, cached
 
 sync:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv

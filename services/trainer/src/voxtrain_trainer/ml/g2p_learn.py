@@ -1,168 +1,311 @@
-"""A G2P better fitted to the acoustic model's dictionary: espeak-ng phonemes re-mapped by CMUdict.
+"""G2P learned from the base dictionary: a joint-sequence (graphone) n-gram model, by Phonetisaurus.
 
-espeak-ng's phonemes are mapped to CMU phones by a fixed table (:mod:`g2p`), but the two
-phone sets draw vowel boundaries differently (espeak's unstressed ``ɪ`` is often CMUdict's ``AH``,
-its ``ɑ`` before some consonants CMUdict's ``AO``...). Contract of :func:`learn_g2p`: it speaks
-a training sample of base-dictionary words with espeak-ng, aligns the table's phones with the
-dictionary's (jiwer), and for every (espeak phoneme, stress) that maps to one CMU phone learns the
-dictionary phone it most often stands for before the next phoneme (from ``min_count`` observations on). It measures the
-phone error rate (edits / reference phones, against the closest dictionary pronunciation) of the
-plain table and of the learned map on held-out dictionary words that training never saw, and
-keeps the learned map only if it is lower. Samples are chosen by a hash of the word, so runs are
-repeatable.
+Contract of :func:`trained_g2p`: from the base dictionary it holds out a fixed, seeded sample of
+``HELDOUT_WORDS`` alphabetic words (every pronunciation of a held-out word leaves the training
+data), trains a Phonetisaurus model on the rest — EM alignment of letters to phones (up to two
+letters to up to two phones, letters may map to no phone), an order-``ORDER`` Kneser-Ney n-gram
+over the aligned letter/phone tokens (MITLM), compiled into a WFST that is decoded for the best
+paths — and measures on the held-out words the phone error rate (edits / reference phones,
+against the word's closest dictionary pronunciation) and word error rate of the model's first
+pronunciation, and of the espeak-ng table (:mod:`g2p`) on the same words. The model and that
+report are cached on disk under a key of the dictionary's bytes and the training parameters, so a
+base dictionary is trained and measured once, not once per run; concurrent processes train it once
+(a file lock). The model that serves runs is the one measured: it never saw the held-out words.
+When no model can be trained (the phonetisaurus wheel exists for Linux x86-64 only) the espeak-ng
+table is used and reported as the method.
+
+:meth:`TrainedG2P.pronounce` gives each word its best pronunciation, plus the second best as a
+variant (``word(2)``) when the model gives it at least ``variant_ratio`` of the best one's
+probability; words the model cannot spell out fall back to espeak-ng.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import fcntl
+import hashlib
+import json
+import math
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import jiwer
+from rapidfuzz.distance import Levenshtein
 
-from voxtrain_trainer.ml.g2p import _FLAP, _MARKS, _ipa_for, _map_phoneme, espeak_pronunciations
-from voxtrain_trainer.ml.lexicon import load_base_dictionary
+from voxtrain_trainer.ml.base_model import base_model_files
+from voxtrain_trainer.ml.g2p import CMU_PHONES, G2PUnavailable, espeak_pronunciations
+from voxtrain_trainer.ml.lexicon import read_dictionary
 
-Key = tuple[str, int, str]  # espeak phoneme without marks, stress (0 none, 1 primary, 2 secondary), next phoneme
 Pron = tuple[str, ...]
+Dictionary = Mapping[str, Sequence[Pron]]
+Trainer = Callable[[Dictionary, Path, int], None]
+
+METHOD = "phonetisaurus"
+ORDER = 8  # graphone n-gram order (Phonetisaurus' default)
+HELDOUT_WORDS = 2000
+SEED = 13
+VARIANT_RATIO = 0.5  # a second pronunciation when it is at least half as likely as the best (chosen a priori)
+_VERSION = 1  # bump when training changes, so cached models are retrained
+_RESERVED = frozenset("_|}")  # Phonetisaurus' own separators
+_TIMEOUT = 3600
 
 
-@dataclass
-class LearnedG2P:
-    """Overrides of the espeak -> CMU table and the held-out phone error rates that justify them."""
+@dataclass(frozen=True)
+class ErrorRates:
+    """Phone and word error rates of pronunciations against a dictionary."""
 
-    overrides: dict[Key, str] = field(default_factory=dict)
-    report: dict = field(default_factory=dict)
-
-
-def _symbols(ipa: str) -> list[Key]:
-    raw = [r for r in ipa.replace(" ", "_").split("_") if r.translate(_MARKS)]
-    symbols = [r.translate(_MARKS) for r in raw]
-    return [
-        (symbol, 1 if "ˈ" in r else 2 if "ˌ" in r else 0, symbols[i + 1] if i + 1 < len(symbols) else "#")
-        for i, (symbol, r) in enumerate(zip(symbols, raw, strict=True))
-    ]
+    phone_error_rate: float
+    word_error_rate: float
+    words: int
 
 
-def _expand(ipa: str, overrides: Mapping[Key, str], flap: str) -> list[tuple[str, Key | None]] | None:
-    """CMU phones of ``ipa``, each with the key it came from (``None`` when one symbol gave several)."""
-    phones: list[tuple[str, Key | None]] = []
-    for key in _symbols(ipa):
-        if key in overrides:
-            phones.append((overrides[key], key))
-            continue
-        mapped = _map_phoneme(key[0].replace(_FLAP, flap))
-        if mapped is None:
-            return None
-        phones.extend((p, key if len(mapped) == 1 and _FLAP not in key[0] else None) for p in mapped)
-    return phones
+def heldout_split(base: Dictionary, size: int = HELDOUT_WORDS, seed: int = SEED) -> tuple[Dictionary, Dictionary]:
+    """(training part, held-out part) of ``base``: ``size`` alphabetic words drawn with ``seed``."""
+    words = sorted(w for w in base if w.isalpha())
+    held = set(random.Random(seed).sample(words, min(size, len(words))))
+    train = {w: p for w, p in base.items() if w not in held}
+    return train, {w: base[w] for w in sorted(held)}
 
 
-def pronunciations(ipa: str, overrides: Mapping[Key, str]) -> list[Pron] | None:
-    """One pronunciation, or two when the word has a flap (read as T, then D); ``None`` if unmappable."""
-    out: list[Pron] = []
-    for flap in ("t", "d") if _FLAP in ipa else ("t",):
-        phones = _expand(ipa, overrides, flap)
-        if phones is None:
-            return None
-        pron = tuple(p for p, _ in phones)
-        if pron and pron not in out:
-            out.append(pron)
-    return out or None
-
-
-def _closest(references: Sequence[Pron], hyp: Pron) -> jiwer.WordOutput:
-    outs = [jiwer.process_words(" ".join(r), " ".join(hyp)) for r in references]
-    return min(outs, key=lambda o: o.substitutions + o.deletions + o.insertions)
-
-
-def phone_error_rate(ipa: Mapping[str, str], base: Mapping[str, Sequence[Pron]], overrides: Mapping[Key, str]) -> float:
-    """Edits / reference phones of the first pronunciation of each word against its closest reference."""
-    edits = total = 0
-    for word, text in ipa.items():
-        prons = pronunciations(text, overrides)
-        refs = [r for r in base[word] if r]
+def error_rates(hypotheses: Mapping[str, Sequence[Pron]], references: Dictionary) -> ErrorRates:
+    """PER and WER of each word's first hypothesis against its closest reference (none: all phones wrong)."""
+    edits = total = wrong = words = 0
+    for word, refs in references.items():
+        refs = [r for r in refs if r]
         if not refs:
             continue
-        if not prons:
-            n = len(refs[0])
-            edits, total = edits + n, total + n
-            continue
-        best = _closest(refs, prons[0])
-        edits += best.substitutions + best.deletions + best.insertions
-        total += best.substitutions + best.deletions + best.hits
-    return edits / total if total else 0.0
+        hyps = hypotheses.get(word)
+        hyp: Pron = tuple(hyps[0]) if hyps else ()
+        distance, ref = min((Levenshtein.distance(r, hyp), r) for r in refs)
+        edits, total, wrong, words = edits + distance, total + len(ref), wrong + (distance > 0), words + 1
+    return ErrorRates(edits / total if total else 0.0, wrong / words if words else 0.0, words)
 
 
-def _sample(base: Mapping[str, Sequence[Pron]], lo: int, hi: int, limit: int) -> list[str]:
-    words = [w for w in base if w.isalpha() and lo <= zlib.crc32(w.encode("utf-8")) % 1000 < hi]
-    return sorted(words)[:limit]
+def _usable(word: str) -> bool:
+    return bool(word) and not (_RESERVED & set(word)) and not any(c.isspace() for c in word)
 
 
-def learn_g2p(
-    base: Mapping[str, Sequence[Pron]],
-    voice: str = "en-us",
-    train_words: int = 3000,
-    heldout_words: int = 500,
-    min_count: int = 8,
-) -> LearnedG2P:
-    """Learn overrides from the base dictionary; keep them if they lower held-out PER (see contract)."""
-    train = _sample(base, 0, 300, train_words)
-    heldout = _sample(base, 990, 1000, heldout_words)
-    ipa = _ipa_for(train + heldout, voice)
-    counts: dict[Key, Counter[str]] = {}
-    for word in train:
-        if word not in ipa:
-            continue
-        phones = _expand(ipa[word], {}, "t")
-        if not phones:
-            continue
-        best = _closest(base[word], tuple(p for p, _ in phones))
-        ref = best.references[0]
-        for chunk in best.alignments[0]:
-            if chunk.type not in ("equal", "substitute"):
-                continue
-            for i in range(chunk.ref_end_idx - chunk.ref_start_idx):
-                key = phones[chunk.hyp_start_idx + i][1]
-                if key is not None:
-                    counts.setdefault(key, Counter())[ref[chunk.ref_start_idx + i]] += 1
-    overrides: dict[Key, str] = {}
-    for key, seen in counts.items():
-        phone, n = seen.most_common(1)[0]
-        current = _map_phoneme(key[0])
-        if n >= min_count and current != [phone]:
-            overrides[key] = phone
-    held = {w: ipa[w] for w in heldout if w in ipa}
-    before = phone_error_rate(held, base, {})
-    after = phone_error_rate(held, base, overrides)
-    kept = after < before
-    return LearnedG2P(
-        overrides if kept else {},
-        {
-            "heldout_words": len(held),
-            "train_words": len(train),
-            "phone_error_rate_table": round(before, 4),
-            "phone_error_rate_learned": round(after, 4),
-            "learned_overrides": len(overrides),
-            "used": "learned" if kept else "table",
-            "phone_error_rate": round(min(before, after), 4),
-        },
+def _environment() -> dict[str, str]:
+    """PATH and LD_LIBRARY_PATH of the binaries the phonetisaurus wheel ships."""
+    try:
+        import phonetisaurus  # optional: its wheel is built for Linux x86-64 only
+    except ImportError as exc:
+        raise G2PUnavailable("the phonetisaurus package is not installed (its wheel is for Linux x86-64 only)") from exc
+    env: dict[str, str] = phonetisaurus.guess_environment()
+    return env
+
+
+def _run(command: Sequence[str], cwd: Path) -> None:
+    try:
+        subprocess.run(command, cwd=cwd, env=_environment(), check=True, capture_output=True, timeout=_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        raise G2PUnavailable(f"{command[0]} failed: {exc} {detail.decode(errors='replace')[-500:]}") from exc
+
+
+def align(entries: Dictionary, work: Path) -> Path:
+    """EM-align the letters and phones of ``entries`` in ``work``; the aligned corpus's path."""
+    lines = [f"{w}\t{' '.join(p)}\n" for w, prons in entries.items() if _usable(w) for p in prons if p]
+    (work / "lexicon.tsv").write_text("".join(lines), encoding="utf-8")
+    _run(
+        [
+            "phonetisaurus-align",
+            "--input=lexicon.tsv",
+            "--ofile=model.corpus",
+            "--seq1_del=false",  # every letter is read...
+            "--seq2_del=true",  # ...though some as no phone (the silent e)
+            "--seq1_max=2",
+            "--seq2_max=2",
+            "--grow=false",
+        ],
+        work,
     )
+    return work / "model.corpus"
+
+
+def letters_of(entries: Dictionary) -> frozenset[str]:
+    """The letters of the words a model trained on ``entries`` can spell out."""
+    return frozenset(c for w in entries if _usable(w) for c in w)
+
+
+def read_alignment(corpus: Path) -> list[list[tuple[str, Pron]]]:
+    """The aligned corpus as (letters, phones) chunks per entry; a silent chunk has no phones."""
+    entries = []
+    for line in corpus.read_text(encoding="utf-8").splitlines():
+        chunks = []
+        for token in line.split():
+            letters, _, phones = token.partition("}")
+            chunks.append((letters.replace("|", ""), tuple(p for p in phones.split("|") if p != "_")))
+        entries.append(chunks)
+    return entries
+
+
+def train_phonetisaurus(entries: Dictionary, model: Path, order: int = ORDER) -> None:
+    """Align ``entries``, estimate the graphone n-gram over the aligned chunks, write the WFST to ``model``."""
+    with tempfile.TemporaryDirectory(prefix="g2p-train-") as tmp:
+        work = Path(tmp)
+        align(entries, work)
+        _run(["estimate-ngram", "-o", str(order), "-t", "model.corpus", "-wl", "model.arpa"], work)
+        _run(["phonetisaurus-arpa2wfst", "--lm=model.arpa", "--ofile=model.fst"], work)
+        shutil.move(work / "model.fst", model)
+
+
+def nbest(model: Path, words: Iterable[str], n: int) -> dict[str, list[tuple[float, Pron]]]:
+    """Up to ``n`` (negative log probability, pronunciation) per word, best first; one decoder call."""
+    unique = sorted({w for w in words if _usable(w)})
+    if not unique:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="g2p-apply-") as tmp:
+        (Path(tmp) / "words.txt").write_text("".join(f"{w}\n" for w in unique), encoding="utf-8")
+        try:
+            result = subprocess.run(
+                [
+                    "phonetisaurus-g2pfst",
+                    f"--model={model.resolve()}",
+                    "--wordlist=words.txt",
+                    f"--nbest={n}",
+                    "--beam=500",
+                ],
+                cwd=tmp,
+                env=_environment(),
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=_TIMEOUT,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise G2PUnavailable(f"phonetisaurus-g2pfst failed: {exc}") from exc
+    out: dict[str, list[tuple[float, Pron]]] = {}
+    for line in result.stdout.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 3:
+            continue
+        pron = tuple(fields[2].split())
+        if pron and all(p in CMU_PHONES for p in pron):
+            out.setdefault(fields[0], []).append((float(fields[1]), pron))
+    return out
+
+
+@dataclass(frozen=True)
+class TrainedG2P:
+    """A trained model on disk and the held-out report that measured it."""
+
+    model: Path
+    report: dict
+    letters: frozenset[str]  # what the model was trained on: it skips any other letter, so such words go to espeak
+    voice: str = "en-us"
+    variant_ratio: float = VARIANT_RATIO
+
+    def pronounce(self, words: Iterable[str]) -> dict[str, list[Pron]]:
+        """Best pronunciation (+ a close second, see contract) per word; espeak-ng for the rest."""
+        words = sorted(set(words))
+        result: dict[str, list[Pron]] = {}
+        spellable = [w for w in words if set(w) <= self.letters]
+        for word, scored in nbest(self.model, spellable, 2 if self.variant_ratio > 0 else 1).items():
+            (best, first), *rest = scored
+            close = [p for s, p in rest if p != first and math.exp(best - s) >= self.variant_ratio]
+            result[word] = [first, *close]
+        missing = [w for w in words if w not in result]
+        if missing:
+            result.update(espeak_pronunciations(missing, self.voice))
+        return result
+
+
+def cache_key(dictionary: Path, order: int = ORDER, heldout: int = HELDOUT_WORDS, seed: int = SEED) -> str:
+    """What a cached model depends on: the dictionary's bytes and the training parameters."""
+    digest = hashlib.sha256(dictionary.read_bytes())
+    digest.update(f"{METHOD}/{_VERSION}/{order}/{heldout}/{seed}".encode())
+    return digest.hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    """Where trained G2P models are kept between runs (shared by the workers of a machine)."""
+    return Path(tempfile.gettempdir()) / "voxtrain-g2p"
+
+
+def _train_and_measure(base: Dictionary, target: Path, voice: str, order: int, heldout: int, train: Trainer) -> dict:
+    training, held = heldout_split(base, heldout)
+    started = time.monotonic()
+    train(training, target / "model.fst", order)
+    seconds = time.monotonic() - started
+    letters = letters_of(training)
+    model = TrainedG2P(target / "model.fst", {}, letters, voice)
+    learned = error_rates(model.pronounce(held), held)
+    espeak = error_rates(espeak_pronunciations(held, voice), held)
+    return {
+        "method": f"{METHOD} joint-sequence {order}-gram",
+        "train_words": len(training),
+        "heldout_words": learned.words,
+        "phone_error_rate": round(learned.phone_error_rate, 4),
+        "word_error_rate": round(learned.word_error_rate, 4),
+        "phone_error_rate_espeak": round(espeak.phone_error_rate, 4),
+        "word_error_rate_espeak": round(espeak.word_error_rate, 4),
+        "train_seconds": round(seconds, 1),
+        "letters": "".join(sorted(letters)),
+    }
+
+
+def _espeak_only(base: Dictionary, heldout: int, voice: str, reason: str) -> TrainedG2P:
+    """The espeak-ng table with its held-out report, when no model can be trained (not cached: tried again)."""
+    _, held = heldout_split(base, heldout)
+    espeak = error_rates(espeak_pronunciations(held, voice), held)
+    rates = {"phone_error_rate": round(espeak.phone_error_rate, 4), "word_error_rate": round(espeak.word_error_rate, 4)}
+    report = {
+        "method": f"espeak-ng table (no trained model: {reason[:200]})",
+        "heldout_words": espeak.words,
+        **rates,
+        **{f"{k}_espeak": v for k, v in rates.items()},
+    }
+    return TrainedG2P(Path(), report, frozenset(), voice)  # no letter is spellable: every word goes to espeak-ng
+
+
+def trained_g2p(
+    dictionary: Path,
+    cache_dir: Path | None = None,
+    voice: str = "en-us",
+    order: int = ORDER,
+    heldout: int = HELDOUT_WORDS,
+    train: Trainer = train_phonetisaurus,
+) -> TrainedG2P:
+    """The model of ``dictionary`` from the cache, trained and measured first if absent (see contract)."""
+    root = (cache_dir or default_cache_dir()) / cache_key(dictionary, order, heldout)
+    report_path = root / "report.json"
+    if not report_path.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with (root.parent / f"{root.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be training the same model
+            if not report_path.exists():
+                partial = Path(tempfile.mkdtemp(prefix=f"{root.name}.", dir=root.parent))
+                base = read_dictionary(dictionary)
+                try:
+                    report = _train_and_measure(base, partial, voice, order, heldout, train)
+                    (partial / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+                    partial.chmod(0o755)  # mkdtemp makes it private; other users of the machine read it too
+                    shutil.rmtree(root, ignore_errors=True)
+                    partial.rename(root)
+                except G2PUnavailable as exc:
+                    return _espeak_only(base, heldout, voice, str(exc))
+                finally:
+                    shutil.rmtree(partial, ignore_errors=True)
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    return TrainedG2P(root / "model.fst", {**report, "cached_model": root.name}, frozenset(report["letters"]), voice)
 
 
 @lru_cache(maxsize=2)
-def _learned_for(dictionary: str, voice: str) -> LearnedG2P:
-    return learn_g2p(load_base_dictionary(Path(dictionary)), voice)
+def _cached(dictionary: str, voice: str, cache_dir: str | None) -> TrainedG2P:
+    return trained_g2p(Path(dictionary), Path(cache_dir) if cache_dir else None, voice)
 
 
-def learned_g2p(dictionary: Path, voice: str) -> LearnedG2P:
-    """:func:`learn_g2p` on the dictionary at ``dictionary``, once per process."""
-    return _learned_for(str(dictionary), voice)
+def learned_g2p(dictionary: Path, voice: str = "en-us", cache_dir: Path | None = None) -> TrainedG2P:
+    """:func:`trained_g2p` with the default parameters, looked up once per process."""
+    return _cached(str(dictionary), voice, str(cache_dir) if cache_dir else None)
 
 
-def learned_pronunciations(words: Iterable[str], voice: str, overrides: Mapping[Key, str]) -> dict[str, list[Pron]]:
-    """Like :func:`g2p.espeak_pronunciations`, with the learned overrides applied."""
-    return espeak_pronunciations(words, voice, lambda ipa: pronunciations(ipa, overrides))
+def main() -> None:
+    """Train (or find cached) the G2P of the shipped base dictionary: run at setup so runs and tests find it ready."""
+    print(json.dumps(learned_g2p(base_model_files().dictionary).report))

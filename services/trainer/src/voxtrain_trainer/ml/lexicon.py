@@ -1,7 +1,8 @@
 """The pronunciation lexicon of a custom model: base dictionary + G2P for new domain words.
 
 Contract of :func:`build_lexicon`: every word of the requested vocabulary gets the base
-dictionary's pronunciations when it has any, else espeak-ng's (mapped to CMU phones); words
+dictionary's pronunciations when it has any, else the G2P's (runs use the model trained on the
+base dictionary, :mod:`g2p_learn`; the default here is espeak-ng mapped to CMU phones); words
 with neither are listed in ``unmapped`` and get no entry. :func:`write_dictionary` writes the
 PocketSphinx format (``word PH ...``, alternates as ``word(2) PH ...``).
 """

@@ -126,14 +126,15 @@ def render_model_card(metrics: dict) -> str:
         )
     lines += [
         f"- Lexicon: {lex['words']} words, {lex['from_base']} from the base dictionary, "
-        f"{lex['from_g2p']} new words from espeak-ng G2P; {lex['unmapped_count']} words could not be "
+        f"{lex['from_g2p']} new words from the G2P ({lex.get('from_g2p_with_variant', 0)} with a variant); "
+        f"{lex['unmapped_count']} words could not be "
         "given a pronunciation and were mapped to <unk>"
         + (f" (e.g. {', '.join(lex['unmapped'][:10])})." if lex["unmapped"] else "."),
         *(
             [
-                f"- G2P phone error rate on {lex['g2p']['heldout_words']} held-out CMUdict words: "
-                f"{_pct(lex['g2p']['phone_error_rate'])} (espeak-ng table {_pct(lex['g2p']['phone_error_rate_table'])}"
-                f", re-mapped from the base dictionary {_pct(lex['g2p']['phone_error_rate_learned'])})."
+                f"- G2P ({lex['g2p']['method']}, trained on the base dictionary) phone error rate on "
+                f"{lex['g2p']['heldout_words']} held-out CMUdict words: {_pct(lex['g2p']['phone_error_rate'])} "
+                f"(espeak-ng table {_pct(lex['g2p']['phone_error_rate_espeak'])})."
             ]
             if lex.get("g2p")
             else []

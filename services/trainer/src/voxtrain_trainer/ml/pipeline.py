@@ -34,7 +34,7 @@ from voxtrain_trainer.ml.decoder import AcousticFiles, DecoderConfig
 from voxtrain_trainer.ml.encoding import EOS, SPECIALS, EncodedText, encode_sentences, restrict_vocabulary
 from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
-from voxtrain_trainer.ml.g2p_learn import learned_g2p, learned_pronunciations
+from voxtrain_trainer.ml.g2p_learn import learned_g2p
 from voxtrain_trainer.ml.interpolate import (
     general_unigrams,
     interpolate_with_general,
@@ -280,11 +280,7 @@ def _run(
     with stages.run("lexicon"):
         base_dict = load_base_dictionary(base_model_files().dictionary)
         g2p = learned_g2p(base_model_files().dictionary, settings.g2p_voice)
-        lexicon = build_lexicon(
-            encoded.vocab[len(SPECIALS) :],
-            base_dict,
-            lambda words: learned_pronunciations(words, settings.g2p_voice, g2p.overrides),
-        )
+        lexicon = build_lexicon(encoded.vocab[len(SPECIALS) :], base_dict, g2p.pronounce)
         encoded = restrict_vocabulary(encoded, set(lexicon.entries))
     if not lexicon.entries:
         raise TrainingError(
@@ -401,6 +397,7 @@ def _run(
                 "words": len(lexicon.entries),
                 "from_base": len(lexicon.from_base),
                 "from_g2p": len(lexicon.from_g2p),
+                "from_g2p_with_variant": sum(len(lexicon.entries[w]) > 1 for w in lexicon.from_g2p),
                 "g2p_examples": {w: " ".join(lexicon.entries[w][0]) for w in lexicon.from_g2p[:20]},
                 "unmapped": lexicon.unmapped[:100],
                 "unmapped_count": len(lexicon.unmapped),
