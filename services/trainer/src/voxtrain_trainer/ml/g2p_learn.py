@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
 import subprocess
@@ -224,8 +225,10 @@ def cache_key(dictionary: Path, order: int = ORDER, heldout: int = HELDOUT_WORDS
 
 
 def default_cache_dir() -> Path:
-    """Where trained G2P models are kept between runs (shared by the workers of a machine)."""
-    return Path(tempfile.gettempdir()) / "voxtrain-g2p"
+    """Where trained G2P models are kept between runs (shared by the workers of a machine):
+    ``VOXTRAIN_G2P_CACHE_DIR`` (the trainer image trains into it when it is built), else the temp directory."""
+    configured = os.environ.get("VOXTRAIN_G2P_CACHE_DIR")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / "voxtrain-g2p"
 
 
 def _train_and_measure(base: Dictionary, target: Path, voice: str, order: int, heldout: int, train: Trainer) -> dict:
