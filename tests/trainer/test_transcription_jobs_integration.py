@@ -19,9 +19,11 @@ import pytest
 from tests.support import auth_headers
 from tests.trainer.medical_domain import speak
 from tests.trainer.test_service_integration import ACME, _children, migrated, started_trainer
+from voxtrain_shared.storage import ensure_bucket, make_client
 from voxtrain_trainer import handlers as h
 from voxtrain_trainer.decoding import DecodingProcesses
 from voxtrain_trainer.domain import JobStatus, TranscriptionJob
+from voxtrain_trainer.job_audio import JobAudio, job_key
 
 pytestmark = pytest.mark.integration
 SAID = (
@@ -140,6 +142,60 @@ async def test_leases_on_the_real_database_hand_a_lost_job_to_another_replica(st
             assert await repo.transcription("globex", job.job_id) is None
             done = await repo.transcription("acme", job.job_id)
         assert done is not None and done.status is JobStatus.SUCCEEDED and done.result == {"text": "ok", "words": []}
+
+
+async def test_the_sweeper_removes_abandoned_and_finished_uploads_and_expired_jobs_for_real(stack, tmp_path) -> None:
+    async with migrated(stack) as (settings, _, uow):
+        minio = make_client(settings.minio)
+        ensure_bucket(minio, settings.minio.bucket)
+        store = JobAudio(minio, settings.minio.bucket)
+        tenant = f"sweep-{uuid.uuid4().hex[:8]}"
+        (tmp_path / "a.wav").write_bytes(b"RIFF audio")
+
+        def stored(key: str) -> bool:
+            return any(True for _ in minio.list_objects(settings.minio.bucket, prefix=key))
+
+        async def add(status: JobStatus) -> TranscriptionJob:
+            job_id = uuid.uuid4()
+            job = TranscriptionJob(job_id, tenant, "base", None, None, "a.wav", job_key(tenant, job_id, ".wav"), 9.0)
+            job.status = status
+            async with uow(h.SUPERVISOR) as tx:
+                await tx.repo.add_transcription(job)
+            store.put(job.object_key, tmp_path / "a.wav")
+            return job
+
+        dead = await add(JobStatus.UPLOADING)  # the service died between storing the upload and queueing it
+        finished = await add(JobStatus.RUNNING)
+        finished.status, finished.result = JobStatus.SUCCEEDED, {"text": "ok", "words": []}
+        async with uow(h.SUPERVISOR) as tx:
+            assert await tx.repo.finish_transcription(finished, None)  # its upload could not be removed then
+        await asyncio.sleep(0.6)
+        young = await add(JobStatus.UPLOADING)  # still within the grace period
+        queued = await add(JobStatus.UPLOADING)
+        async with uow(h.SUPERVISOR) as tx:
+            assert await tx.repo.queue_transcription(queued.job_id)
+
+        swept = await h.sweep_transcriptions(uow, store, h.SweepLimits(grace_seconds=0.5, retention_seconds=3600.0))
+        assert swept.abandoned >= 1 and swept.removed >= 2 and swept.expired == 0  # (other tests' jobs may be due)
+        assert not stored(dead.object_key) and not stored(finished.object_key)
+        assert stored(young.object_key) and stored(queued.object_key)
+        async with uow.reading() as repo:
+            gave_up = await repo.transcription(tenant, dead.job_id)
+            kept = await repo.transcription(tenant, finished.job_id)
+            waiting = await repo.transcription(tenant, young.job_id)
+        assert gave_up is not None and gave_up.status is JobStatus.FAILED
+        assert gave_up.error is not None and gave_up.error["code"] == "upload_abandoned"
+        assert kept is not None and kept.result == {"text": "ok", "words": []}  # the result outlives its upload
+        assert waiting is not None and waiting.status is JobStatus.UPLOADING
+
+        await asyncio.sleep(0.6)
+        await h.sweep_transcriptions(uow, store, h.SweepLimits(grace_seconds=3600.0, retention_seconds=0.5))
+        async with uow.reading() as repo:
+            assert await repo.transcription(tenant, dead.job_id) is None
+            assert await repo.transcription(tenant, finished.job_id) is None
+            assert await repo.transcription(tenant, young.job_id) is not None
+        store.remove(young.object_key)
+        store.remove(queued.object_key)
 
 
 def test_a_killed_decoding_process_fails_its_call_and_the_next_call_gets_a_new_one(tmp_path) -> None:
