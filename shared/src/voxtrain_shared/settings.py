@@ -212,6 +212,9 @@ class UploadQuotaSettings(BaseModel):
         gt=0,
         description="upload buffers of one replica, all requests together (parts wait for room; at least 2 parts)",
     )
+    memory_budget_wait_seconds: float = Field(
+        30.0, gt=0, description="an upload waiting this long for room in the memory budget is refused (503 server_busy)"
+    )
 
 
 class DatasetsSettings(ServiceSettings):
