@@ -13,6 +13,7 @@ import time
 import uuid
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,33 @@ async def test_a_job_over_the_duration_cap_is_refused_with_its_code(job_trainer,
     assert "shift.wav" in error["message"]
     bucket = job_trainer.settings.minio.bucket
     assert list(job_trainer.minio.list_objects(bucket, prefix="transcriptions/acme/", recursive=True)) == []
+
+
+async def test_a_synchronous_transcription_that_finds_the_decoder_busy_is_refused_in_time(stack, tmp_path) -> None:
+    audio = long_recording(tmp_path, 50.0).read_bytes()
+    async with started_trainer(
+        stack,
+        tmp_path,
+        VOXTRAIN_PARALLEL_SYNC_TRANSCRIPTIONS="1",
+        VOXTRAIN_TRANSCRIPTION_BUSY_WAIT_SECONDS="1",
+    ) as t:
+
+        async def send(name: str) -> tuple[float, Any]:
+            started = time.monotonic()
+            files = {"file": (name, audio, "audio/wav")}
+            r = await t.client.post("/v1/models/base/transcriptions", headers=ACME, files=files, timeout=300)
+            return time.monotonic() - started, r
+
+        first = asyncio.create_task(send("first.wav"))
+        await asyncio.sleep(3.0)  # the first holds the only decoder (50 s of speech decode for longer than that)
+        waited, busy = await send("second.wav")
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["retry-after"] == "30" and waited < 20
+        err = busy.json()["error"]
+        assert err["code"] == "server_busy" and "second.wav was not transcribed" in err["message"]
+        assert not first.done()
+        _, done = await first
+        assert done.status_code == 200 and "ratio" in done.json()["text"], done.text
 
 
 async def test_leases_on_the_real_database_hand_a_lost_job_to_another_replica(stack) -> None:

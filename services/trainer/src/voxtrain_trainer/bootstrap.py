@@ -11,6 +11,7 @@ from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
 
 from . import consumers, handlers, http
+from .admission import Places
 from .audio_probe import duration_seconds
 from .decoding import DecodingProcesses
 from .exporter import ModelExporter
@@ -59,6 +60,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
             limits=limits,
             duration_of=duration_seconds,
             jobs=http.Jobs(store, transcriptions.wake),
+            places=Places(settings.parallel_sync_transcriptions, settings.transcription_busy_wait_seconds),
         )
     )
     svc.app.include_router(http.jobs_router(uow))

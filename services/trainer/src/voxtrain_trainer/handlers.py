@@ -28,6 +28,7 @@ from voxtrain_shared.tracing import attached
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work, handle_once
 from voxtrain_shared.vocab import DatasetType, ErrorCode
 
+from .admission import Busy, Places
 from .domain import (
     NO_HEARTBEAT,
     NO_WORKER,
@@ -356,6 +357,10 @@ def _storage_away() -> ApiError:
     )
 
 
+#: A refused synchronous transcription is told to come back after about this long.
+RETRY_AFTER_BUSY_SECONDS = 30
+
+
 async def transcribe(
     cache: Transcriber,
     model: ServedModel,
@@ -365,11 +370,25 @@ async def transcribe(
     duration_of: Callable[[Path], float],
     *,
     advice: str = "Cut it into shorter files, or ask an operator to raise the limit.",
+    places: Places | None = None,
 ) -> Any:
-    """Transcribe a stored upload; audio longer than ``max_seconds`` is refused before decoding."""
+    """Transcribe a stored upload; audio longer than ``max_seconds`` is refused before decoding. With
+    ``places`` (one per decoding process), a request that finds them all taken for their wait is refused with
+    503 ``server_busy`` (Retry-After) instead of waiting without end."""
     await audio_seconds(audio, file_name, max_seconds, duration_of, advice=advice)
     try:
-        return await asyncio.to_thread(cache.transcribe, model.run_id, model.artifacts, audio)
+        if places is None:
+            return await asyncio.to_thread(cache.transcribe, model.run_id, model.artifacts, audio)
+        return await places.run(cache.transcribe, model.run_id, model.artifacts, audio)
+    except Busy as busy:
+        raise ApiError(
+            503,
+            ErrorCode.SERVER_BUSY,
+            f"The server is busy: its {busy.places} decoder(s) for immediate answers stayed taken by other "
+            f"transcriptions for {busy.waited_seconds:g} s, so {file_name} was not transcribed. Try again in a "
+            "minute, or send it with ?mode=async, which queues it and never refuses for this.",
+            headers={"Retry-After": str(RETRY_AFTER_BUSY_SECONDS)},
+        ) from None
     except (ValueError, RuntimeError) as exc:
         raise ApiError(
             422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not decode the audio ({exc})."
