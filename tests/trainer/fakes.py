@@ -134,7 +134,9 @@ class FakeTrainerRepository:
 
     async def transcription(self, tenant_id: str, job_id: uuid.UUID) -> TranscriptionJob | None:
         row = self.jobs.get(job_id)
-        return copy.deepcopy(row.job) if row and row.job.tenant_id == tenant_id else None
+        if row is None or row.job.tenant_id != tenant_id or row.job.status is JobStatus.UPLOADING:
+            return None
+        return copy.deepcopy(row.job)
 
     async def claim_transcription(self, owner: str, lease_seconds: float) -> TranscriptionJob | None:
         for row in self.jobs.values():

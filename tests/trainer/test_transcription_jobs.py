@@ -117,6 +117,9 @@ async def test_a_storage_outage_on_submit_answers_503_and_queues_nothing(uow, tm
     # recorded as uploading before the upload (so the sweeper finds what may have been stored), never queued
     assert [r.job.status for r in uow.repo.jobs.values()] == [JobStatus.UPLOADING]
     assert await uow.repo.claim_transcription("replica-a", 30.0) is None
+    with pytest.raises(ApiError) as not_yet:  # not a job for its tenant until its upload is stored
+        await h.transcription_job(uow, "acme", str(next(iter(uow.repo.jobs))))
+    assert not_yet.value.status == 404
 
 
 SWEEP = h.SweepLimits(grace_seconds=3600.0, retention_seconds=7 * 86400.0)

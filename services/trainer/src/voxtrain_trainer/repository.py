@@ -275,9 +275,11 @@ class TrainerRepository:
         return int(status.split()[-1])
 
     async def transcription(self, tenant_id: str, job_id: uuid.UUID) -> TranscriptionJob | None:
-        """The tenant's job (None for another tenant's)."""
+        """The tenant's job (None for another tenant's, and while its upload is being stored: not a job yet)."""
         row = await self._conn.fetchrow(
-            f"SELECT {_JOB_COLUMNS} FROM transcription_jobs WHERE job_id=$1 AND tenant_id=$2", job_id, tenant_id
+            f"SELECT {_JOB_COLUMNS} FROM transcription_jobs WHERE job_id=$1 AND tenant_id=$2 AND status<>'uploading'",
+            job_id,
+            tenant_id,
         )
         return None if row is None else _job(row)
 
