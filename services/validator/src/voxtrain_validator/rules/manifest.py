@@ -34,7 +34,7 @@ from voxtrain_shared.vocab import DatasetType, ErrorCode
 from .outcome import Outcome, Report, failed
 from .source import stream_size
 from .text_stream import TextProblem, Utf8Lines
-from .words import WordCounter
+from .words import count_words
 
 CODE = ErrorCode.VALIDATION_FAILED
 
@@ -145,7 +145,7 @@ class _ManifestChecker:
         self._resolve = resolve
         self._cache: dict[str, DatasetRef | AmbiguousReference | None] = {}
         self._seen: dict[int, int] = {}  # entry hash -> first line, to spot repeated entries
-        self._words = WordCounter()
+        self._words = 0  # inline text words (a manifest reports no vocabulary: words are only counted)
         self.entries = 0
         self._splits = {"train": 0, "test": 0}
         self._inline = 0
@@ -232,7 +232,7 @@ class _ManifestChecker:
 
     def _count_words(self) -> None:
         if self._texts:
-            self._words.add_all(self._texts, "\n".join(self._texts))
+            self._words += count_words("\n".join(self._texts))  # (a line break separates words)
             self._texts = []
 
     def _plain_line(self, number: int, text: str) -> bool:
@@ -349,7 +349,7 @@ class _ManifestChecker:
         self._splits[split] += 1
         if has_text:
             self._inline += 1
-            self._words.add(entry["text"])
+            self._words += count_words(entry["text"])
         if duration is not None:
             self._segment_seconds += duration
         self._check_repeat(number, entry, audio, transcript)
@@ -499,7 +499,7 @@ class _ManifestChecker:
             "train_entries": self._splits["train"],
             "test_entries": self._splits["test"],
             "inline_text_entries": self._inline,
-            "inline_text_words": self._words.count,
+            "inline_text_words": self._words,
             "segment_seconds": round(self._segment_seconds, 3),
             "referenced_dataset_ids": sorted(self._referenced),
             "pending_dataset_ids": sorted(self._pending),
