@@ -120,6 +120,10 @@ def test_the_trainer_reads_datasets_and_reads_and_writes_models(users: storage_u
     assert t.stat_object(bucket, ARTIFACT + ".new").size == 7  # the export's size check before streaming
     assert denied(lambda: put(t, bucket, DATASET))
     assert denied(lambda: t.remove_object(bucket, DATASET))
+    job_audio = "transcriptions/acme/job-1/audio.wav"  # an asynchronous transcription's upload: kept, read, removed
+    t.fput_object(bucket, job_audio, str(tmp_path / "lm"))
+    assert read(t, bucket, job_audio) == b"trained"
+    t.remove_object(bucket, job_audio)
 
 
 def test_a_service_credential_cannot_create_a_missing_bucket(stack: Any) -> None:

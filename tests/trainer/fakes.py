@@ -29,6 +29,9 @@ class JobRow:
     job: TranscriptionJob
     owner: str | None = None
     lease_until: float | None = None
+    created: float = 0.0
+    finished: float | None = None
+    input_removed: bool = False
 
 
 class FakeTrainerRepository:
@@ -127,11 +130,13 @@ class FakeTrainerRepository:
 
     async def add_transcription(self, job: TranscriptionJob) -> None:
         assert job.job_id not in self.jobs
-        self.jobs[job.job_id] = JobRow(copy.deepcopy(job))
+        self.jobs[job.job_id] = JobRow(copy.deepcopy(job), created=self.clock)
 
     async def transcription(self, tenant_id: str, job_id: uuid.UUID) -> TranscriptionJob | None:
         row = self.jobs.get(job_id)
-        return copy.deepcopy(row.job) if row and row.job.tenant_id == tenant_id else None
+        if row is None or row.job.tenant_id != tenant_id or row.job.status is JobStatus.UPLOADING:
+            return None
+        return copy.deepcopy(row.job)
 
     async def claim_transcription(self, owner: str, lease_seconds: float) -> TranscriptionJob | None:
         for row in self.jobs.values():
@@ -156,5 +161,42 @@ class FakeTrainerRepository:
         row = self.jobs[job.job_id]
         if row.job.attempt != job.attempt or (owner is not None and row.owner != owner):
             return False
-        row.job, row.owner, row.lease_until = copy.deepcopy(job), None, None
+        row.job, row.owner, row.lease_until, row.finished = copy.deepcopy(job), None, None, self.clock
         return True
+
+    async def queue_transcription(self, job_id: uuid.UUID) -> bool:
+        row = self.jobs[job_id]
+        if row.job.status is not JobStatus.UPLOADING:
+            return False
+        row.job.status = JobStatus.QUEUED
+        return True
+
+    async def abandon_uploads(self, grace_seconds: float, error: dict[str, Any]) -> int:
+        late = [
+            r
+            for r in self.jobs.values()
+            if r.job.status is JobStatus.UPLOADING and r.created < self.clock - grace_seconds
+        ]
+        for row in late:
+            row.job.status, row.job.error, row.finished = JobStatus.FAILED, dict(error), self.clock
+        return len(late)
+
+    def _finished(self) -> list[JobRow]:
+        done = [r for r in self.jobs.values() if r.job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)]
+        return sorted(done, key=lambda r: r.finished or 0.0)
+
+    async def unswept_inputs(self, limit: int) -> list[tuple[uuid.UUID, str]]:
+        return [(r.job.job_id, r.job.object_key) for r in self._finished() if not r.input_removed][:limit]
+
+    async def inputs_removed(self, job_ids: list[uuid.UUID]) -> None:
+        for job_id in job_ids:
+            if job_id in self.jobs:
+                self.jobs[job_id].input_removed = True
+
+    async def expire_transcriptions(self, retention_seconds: float, limit: int) -> int:
+        old = [r for r in self._finished() if r.input_removed and (r.finished or 0.0) < self.clock - retention_seconds][
+            :limit
+        ]
+        for row in old:
+            del self.jobs[row.job.job_id]
+        return len(old)

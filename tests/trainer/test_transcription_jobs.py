@@ -22,6 +22,9 @@ from voxtrain_trainer.ml.decoder import Transcript, WordTiming
 
 
 class Store:
+    """Objects in memory; removing a missing key is no error (as in S3). ``away`` fails every call, like an
+    unreachable MinIO."""
+
     def __init__(self, *, away: bool = False) -> None:
         self.objects: dict[str, bytes] = {}
         self.away = away
@@ -35,7 +38,9 @@ class Store:
         path.write_bytes(self.objects[key])
 
     def remove(self, key: str) -> None:
-        del self.objects[key]
+        if self.away:
+            raise ConnectionRefusedError("connect to http://minio.internal:9000 refused")
+        self.objects.pop(key, None)
 
 
 class Transcriber:
@@ -105,11 +110,75 @@ async def test_audio_over_the_job_cap_is_refused_before_anything_is_kept(uow, tm
     assert store.objects == {} and uow.repo.jobs == {}
 
 
-async def test_a_storage_outage_on_submit_answers_503_and_records_no_job(uow, tmp_path) -> None:
+async def test_a_storage_outage_on_submit_answers_503_and_queues_nothing(uow, tmp_path) -> None:
     with pytest.raises(ApiError) as away:
         await submit(uow, Store(away=True), tmp_path)
     assert away.value.status == 503 and away.value.code == "storage_unavailable" and "minio" not in away.value.message
-    assert uow.repo.jobs == {}
+    # recorded as uploading before the upload (so the sweeper finds what may have been stored), never queued
+    assert [r.job.status for r in uow.repo.jobs.values()] == [JobStatus.UPLOADING]
+    assert await uow.repo.claim_transcription("replica-a", 30.0) is None
+    with pytest.raises(ApiError) as not_yet:  # not a job for its tenant until its upload is stored
+        await h.transcription_job(uow, "acme", str(next(iter(uow.repo.jobs))))
+    assert not_yet.value.status == 404
+
+
+SWEEP = h.SweepLimits(grace_seconds=3600.0, retention_seconds=7 * 86400.0)
+
+
+async def test_an_upload_whose_request_died_midway_is_removed_after_the_grace_period(uow, tmp_path) -> None:
+    store = Store()
+    audio = tmp_path / "upload.wav"
+    audio.write_text("words")
+    # the service died between storing the upload and queueing the job: the record says 'uploading'
+    job = h.TranscriptionJob(uuid.uuid4(), "acme", "base", None, None, "a.wav", "transcriptions/acme/x/audio.wav", 1.0)
+    job.status = JobStatus.UPLOADING
+    await uow.repo.add_transcription(job)
+    store.put(job.object_key, audio)
+    uow.repo.clock = 3000.0
+    assert await h.sweep_transcriptions(uow, store, SWEEP) == h.Swept()  # within the grace period: kept
+    assert job.object_key in store.objects
+    uow.repo.clock = 3601.0
+    assert await h.sweep_transcriptions(uow, store, SWEEP) == h.Swept(abandoned=1, removed=1)
+    assert store.objects == {}
+    seen = await h.transcription_job(uow, "acme", str(job.job_id))
+    assert seen.status is JobStatus.FAILED and seen.error is not None and seen.error["code"] == "upload_abandoned"
+    assert "Submit the file again" in seen.error["message"]
+    assert await uow.repo.claim_transcription("replica-a", 30.0) is None
+
+
+async def test_an_upload_stored_after_it_was_abandoned_is_removed_and_refused(uow, tmp_path) -> None:
+    class Slow(Store):
+        def put(self, key: str, path: Path) -> None:  # the sweeper gives the upload up while it is stored
+            uow.repo.clock = 4000.0
+            asyncio.run(h.sweep_transcriptions(uow, self, SWEEP))
+            super().put(key, path)
+
+    store = Slow()
+    with pytest.raises(ApiError) as late:
+        await submit(uow, store, tmp_path)
+    assert late.value.status == 503 and "took too long" in late.value.message
+    assert store.objects == {}
+    assert [r.job.status for r in uow.repo.jobs.values()] == [JobStatus.FAILED]
+
+
+async def test_finished_jobs_lose_their_upload_at_once_and_their_result_after_the_retention(uow, tmp_path) -> None:
+    store = Store()
+    job = await submit(uow, store, tmp_path)
+    store.away = True  # the upload cannot be removed when the job finishes
+    done = await h.run_transcription(uow, store, Transcriber(), "replica-a", limits(tmp_path))
+    assert done is not None and done.status is JobStatus.SUCCEEDED and job.object_key in store.objects
+    assert await h.sweep_transcriptions(uow, store, SWEEP) == h.Swept()  # still away: tried again later
+    store.away = False
+    assert await h.sweep_transcriptions(uow, store, SWEEP) == h.Swept(removed=1)
+    assert store.objects == {}
+    assert (await h.transcription_job(uow, "acme", str(job.job_id))).result is not None  # the result is kept
+    other = await submit(uow, store, tmp_path, "a later job")
+    uow.repo.clock = 7 * 86400.0 + 1
+    assert await h.sweep_transcriptions(uow, store, SWEEP) == h.Swept(expired=1)
+    with pytest.raises(ApiError) as gone:
+        await h.transcription_job(uow, "acme", str(job.job_id))
+    assert gone.value.status == 404
+    assert (await h.transcription_job(uow, "acme", str(other.job_id))).status is JobStatus.QUEUED  # not finished
 
 
 async def test_a_job_runs_with_progress_under_its_lease_and_keeps_words_with_times(uow, tmp_path) -> None:

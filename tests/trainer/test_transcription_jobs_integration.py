@@ -13,15 +13,18 @@ import time
 import uuid
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import auth_headers
 from tests.trainer.medical_domain import speak
 from tests.trainer.test_service_integration import ACME, _children, migrated, started_trainer
+from voxtrain_shared.storage import ensure_bucket, make_client
 from voxtrain_trainer import handlers as h
 from voxtrain_trainer.decoding import DecodingProcesses
 from voxtrain_trainer.domain import JobStatus, TranscriptionJob
+from voxtrain_trainer.job_audio import JobAudio, job_key
 
 pytestmark = pytest.mark.integration
 SAID = (
@@ -117,6 +120,33 @@ async def test_a_job_over_the_duration_cap_is_refused_with_its_code(job_trainer,
     assert list(job_trainer.minio.list_objects(bucket, prefix="transcriptions/acme/", recursive=True)) == []
 
 
+async def test_a_synchronous_transcription_that_finds_the_decoder_busy_is_refused_in_time(stack, tmp_path) -> None:
+    audio = long_recording(tmp_path, 50.0).read_bytes()
+    async with started_trainer(
+        stack,
+        tmp_path,
+        VOXTRAIN_PARALLEL_SYNC_TRANSCRIPTIONS="1",
+        VOXTRAIN_TRANSCRIPTION_BUSY_WAIT_SECONDS="1",
+    ) as t:
+
+        async def send(name: str) -> tuple[float, Any]:
+            started = time.monotonic()
+            files = {"file": (name, audio, "audio/wav")}
+            r = await t.client.post("/v1/models/base/transcriptions", headers=ACME, files=files, timeout=300)
+            return time.monotonic() - started, r
+
+        first = asyncio.create_task(send("first.wav"))
+        await asyncio.sleep(3.0)  # the first holds the only decoder (50 s of speech decode for longer than that)
+        waited, busy = await send("second.wav")
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["retry-after"] == "30" and waited < 20
+        err = busy.json()["error"]
+        assert err["code"] == "server_busy" and "second.wav was not transcribed" in err["message"]
+        assert not first.done()
+        _, done = await first
+        assert done.status_code == 200 and "ratio" in done.json()["text"], done.text
+
+
 async def test_leases_on_the_real_database_hand_a_lost_job_to_another_replica(stack) -> None:
     async with migrated(stack) as (_, _, uow):
         job = TranscriptionJob(uuid.uuid4(), "acme", "base", None, None, "a.wav", "transcriptions/acme/x/audio.wav", 90)
@@ -140,6 +170,61 @@ async def test_leases_on_the_real_database_hand_a_lost_job_to_another_replica(st
             assert await repo.transcription("globex", job.job_id) is None
             done = await repo.transcription("acme", job.job_id)
         assert done is not None and done.status is JobStatus.SUCCEEDED and done.result == {"text": "ok", "words": []}
+
+
+async def test_the_sweeper_removes_abandoned_and_finished_uploads_and_expired_jobs_for_real(stack, tmp_path) -> None:
+    async with migrated(stack) as (settings, _, uow):
+        minio = make_client(settings.minio)
+        ensure_bucket(minio, settings.minio.bucket)
+        store = JobAudio(minio, settings.minio.bucket)
+        tenant = f"sweep-{uuid.uuid4().hex[:8]}"
+        (tmp_path / "a.wav").write_bytes(b"RIFF audio")
+
+        def stored(key: str) -> bool:
+            return any(True for _ in minio.list_objects(settings.minio.bucket, prefix=key))
+
+        async def add(status: JobStatus) -> TranscriptionJob:
+            job_id = uuid.uuid4()
+            job = TranscriptionJob(job_id, tenant, "base", None, None, "a.wav", job_key(tenant, job_id, ".wav"), 9.0)
+            job.status = status
+            async with uow(h.SUPERVISOR) as tx:
+                await tx.repo.add_transcription(job)
+            store.put(job.object_key, tmp_path / "a.wav")
+            return job
+
+        dead = await add(JobStatus.UPLOADING)  # the service died between storing the upload and queueing it
+        finished = await add(JobStatus.RUNNING)
+        finished.status, finished.result = JobStatus.SUCCEEDED, {"text": "ok", "words": []}
+        async with uow(h.SUPERVISOR) as tx:
+            assert await tx.repo.finish_transcription(finished, None)  # its upload could not be removed then
+        await asyncio.sleep(0.6)
+        young = await add(JobStatus.UPLOADING)  # still within the grace period
+        queued = await add(JobStatus.UPLOADING)
+        async with uow(h.SUPERVISOR) as tx:
+            assert await tx.repo.queue_transcription(queued.job_id)
+
+        swept = await h.sweep_transcriptions(uow, store, h.SweepLimits(grace_seconds=0.5, retention_seconds=3600.0))
+        assert swept.abandoned >= 1 and swept.removed >= 2 and swept.expired == 0  # (other tests' jobs may be due)
+        assert not stored(dead.object_key) and not stored(finished.object_key)
+        assert stored(young.object_key) and stored(queued.object_key)
+        async with uow.reading() as repo:
+            gave_up = await repo.transcription(tenant, dead.job_id)
+            kept = await repo.transcription(tenant, finished.job_id)
+            waiting = await repo.transcription(tenant, young.job_id)
+        assert gave_up is not None and gave_up.status is JobStatus.FAILED
+        assert gave_up.error is not None and gave_up.error["code"] == "upload_abandoned"
+        assert kept is not None and kept.result == {"text": "ok", "words": []}  # the result outlives its upload
+        assert waiting is None  # not a job yet for its tenant: its upload is still being stored
+
+        await asyncio.sleep(0.6)
+        await h.sweep_transcriptions(uow, store, h.SweepLimits(grace_seconds=3600.0, retention_seconds=0.5))
+        async with uow.reading() as repo:
+            assert await repo.transcription(tenant, dead.job_id) is None
+            assert await repo.transcription(tenant, finished.job_id) is None
+            assert await repo.unswept_inputs(10_000) == []  # (young is not finished: its upload is kept)
+        assert stored(young.object_key)
+        store.remove(young.object_key)
+        store.remove(queued.object_key)
 
 
 def test_a_killed_decoding_process_fails_its_call_and_the_next_call_gets_a_new_one(tmp_path) -> None:

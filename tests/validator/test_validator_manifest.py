@@ -232,6 +232,27 @@ def test_an_integer_too_big_for_a_float_is_an_error_not_a_crash(model):
     assert outcome.message.startswith("Line 1: 'offset' must be a number of seconds, 0 or more; found 9999")
 
 
+def test_json_the_batch_decoder_might_read_otherwise_is_read_as_json_reads_it(model):
+    # Good lines are decoded a batch at a time by a faster decoder than json's; where JSON
+    # allows more than one reading, the outcome is the one ``json.loads`` gives.
+    lines = [{"audio": "call.wav", "text": f"words {n}", "offset": n % 50, "duration": 1.5} for n in range(1000)]
+    lines[300] = '{"audio": "broken.mp3", "text": "last key wins", "audio": "call.wav"}'
+    lines[301] = '{"audio": "new.wav", "text": "lone \\ud800 surrogate", "offset": 1000000000000000000000000000000}'
+    # The same float as the line above, but not the same int: not a repeat.
+    lines[302] = '{"audio": "new.wav", "text": "lone \\ud800 surrogate", "offset": 1000000000000000019884624838656}'
+    lines[303] = '{"audio": "call.wav", "text": "pair \\ud83d\\ude00 and \\u00e9t\\u00e9", "split": "test"}'
+    lines[304] = '{"audio": "call.wav", "text": "split twice", "split": "test", "split": "train"}'
+    outcome = validate_manifest(manifest(*lines), model)
+
+    assert outcome.passed, outcome.details
+    assert outcome.warnings == ()
+    assert outcome.metadata["entries"] == 1000
+    assert outcome.metadata["test_entries"] == 1
+    assert outcome.metadata["deferred_segment_ends"] == {"a-new": 1e30}
+    # (A lone surrogate and an emoji are no words.)
+    assert outcome.metadata["inline_text_words"] == 995 * 2 + 3 + 2 + 2 + 3 + 2
+
+
 # ------------------------------------------------------------------ references
 
 

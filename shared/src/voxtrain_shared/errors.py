@@ -10,12 +10,15 @@ from .vocab import ErrorCode
 class ApiError(Exception):
     """Raised anywhere in a request; rendered as ``{"error": {"code", "message", "details"}}``."""
 
-    def __init__(self, status: int, code: ErrorCode, message: str, details: Any = None) -> None:
+    def __init__(
+        self, status: int, code: ErrorCode, message: str, details: Any = None, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers  # sent with the answer (e.g. Retry-After)
 
     def body(self) -> dict[str, Any]:
         err: dict[str, Any] = {"code": str(self.code), "message": self.message}

@@ -212,6 +212,9 @@ class UploadQuotaSettings(BaseModel):
         gt=0,
         description="upload buffers of one replica, all requests together (parts wait for room; at least 2 parts)",
     )
+    memory_budget_wait_seconds: float = Field(
+        30.0, gt=0, description="an upload waiting this long for room in the memory budget is refused (503 server_busy)"
+    )
 
 
 class DatasetsSettings(ServiceSettings):
@@ -286,6 +289,16 @@ class TrainerSettings(ServiceSettings):
         ge=1,
         description="synchronous transcriptions decoded at once per replica, each in a child process (more wait)",
     )
+    transcription_busy_wait_seconds: float = Field(
+        20.0, gt=0, description="a synchronous transcription waits this long for a free decoder, then gets 503"
+    )
+    transcription_upload_grace_seconds: float = Field(
+        3600.0, gt=0, description="an async upload not recorded as a job by then is abandoned and removed"
+    )
+    transcription_retention_seconds: float = Field(
+        7 * 86400.0, gt=0, description="a finished transcription job (its result) is kept this long, then deleted"
+    )
+    transcription_sweep_seconds: float = Field(300.0, gt=0, description="how often abandoned uploads are swept")
     # language-model estimation: memory budget (MB) of the out-of-core estimator; vocabulary cap
     # and count-pruning thresholds (one per order, JSON list); unset: chosen by corpus size
     lm_memory_mb: int = Field(2048, ge=256)

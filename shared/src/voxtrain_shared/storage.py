@@ -48,6 +48,8 @@ def ensure_bucket(client: Minio, bucket: str) -> None:
 #: :func:`artifact_prefix` build; :mod:`voxtrain_shared.storage_access` grants access by them.
 DATASET_KEYS = "tenants/*/models/*/datasets/*"
 ARTIFACT_KEYS = "tenants/*/models/*/runs/*"
+#: The uploads of asynchronous transcription jobs (``voxtrain_trainer.job_audio.job_key``).
+JOB_AUDIO_KEYS = "transcriptions/*"
 
 
 def dataset_key(tenant_id: str, model_id: object, dataset_id: object) -> str:

@@ -2,7 +2,8 @@
 
 - validator: reads datasets (it runs FFmpeg over untrusted media: it must not be able to change anything);
 - datasets: writes, reads and deletes datasets (uploads, resumable uploads, checksums, deletion);
-- trainer: reads datasets, reads and writes trained models (a run's artifacts).
+- trainer: reads datasets, reads and writes trained models (a run's artifacts), keeps and removes the uploads of
+  asynchronous transcription jobs.
 
 The models and webhooks services (and the console) use no object storage and get no credential. No service may
 create buckets: :func:`provision` — run by ``voxtrain-stack up`` locally and by the storage Job on Kubernetes,
@@ -22,7 +23,7 @@ from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
 
 from .settings import MinioSettings
-from .storage import ARTIFACT_KEYS, DATASET_KEYS, ensure_bucket, make_client
+from .storage import ARTIFACT_KEYS, DATASET_KEYS, JOB_AUDIO_KEYS, ensure_bucket, make_client
 
 READ = ("s3:GetObject",)
 WRITE = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
@@ -54,7 +55,9 @@ ACCESS: dict[str, Access] = {
     "datasets": Access(
         (Grant(DATASET_KEYS, READ + WRITE + DELETE),), bucket_actions=(*HEAD_BUCKET, "s3:ListBucketMultipartUploads")
     ),
-    "trainer": Access((Grant(DATASET_KEYS, READ), Grant(ARTIFACT_KEYS, READ + WRITE))),
+    "trainer": Access(
+        (Grant(DATASET_KEYS, READ), Grant(ARTIFACT_KEYS, READ + WRITE), Grant(JOB_AUDIO_KEYS, READ + WRITE + DELETE))
+    ),
 }
 #: The services that use object storage, each with a credential of its own.
 STORAGE_SERVICES = tuple(ACCESS)

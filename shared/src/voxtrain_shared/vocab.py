@@ -125,6 +125,8 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     REQUEST_TOO_LARGE = "request_too_large"
     TOO_MANY_UPLOADS = "too_many_uploads"
+    SERVER_BUSY = "server_busy"
+    UPLOAD_ABANDONED = "upload_abandoned"
 
 
 class Scope(StrEnum):

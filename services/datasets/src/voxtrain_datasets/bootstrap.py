@@ -64,7 +64,7 @@ def assemble(
             max_sessions_per_tenant=quota.max_sessions_per_tenant,
         ),
         slot_lease=timedelta(seconds=quota.slot_lease_seconds),
-        budget=ByteBudget(quota.memory_budget_bytes),
+        budget=ByteBudget(quota.memory_budget_bytes, max_wait_seconds=quota.memory_budget_wait_seconds),
         session_ttl=timedelta(seconds=settings.upload_session_ttl_seconds),
         presign_ttl=timedelta(seconds=settings.presign_ttl_seconds),
         unknown_model_grace=timedelta(seconds=settings.unknown_model_grace_seconds),

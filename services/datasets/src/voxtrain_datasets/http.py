@@ -36,8 +36,9 @@ _STATUS_OF = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
     ErrorCode.TOO_MANY_UPLOADS: 429,
+    ErrorCode.SERVER_BUSY: 503,
 }
-#: A tenant at its upload cap is told to come back after about this long.
+#: A tenant at its upload cap (or a replica whose upload memory stays full) says to come back after about this long.
 RETRY_AFTER_UPLOADS = "30"
 _BUSY = "too_many_uploads: the tenant has its limit of uploads in progress or open upload sessions"
 TYPE_HELP = "auto (default: detect by extension), TRANSCRIPT, TEST, AUDIO, MANIFEST, or 1-4"
@@ -53,7 +54,8 @@ def install_errors(app: FastAPI) -> None:
     async def rejected(_r: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, d.Rejected)  # registered for Rejected only
         err = api_error(exc)
-        headers = {"Retry-After": RETRY_AFTER_UPLOADS} if exc.code is ErrorCode.TOO_MANY_UPLOADS else None
+        busy = exc.code in (ErrorCode.TOO_MANY_UPLOADS, ErrorCode.SERVER_BUSY)
+        headers = {"Retry-After": RETRY_AFTER_UPLOADS} if busy else None
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
     async def bad_form(_r: Request, exc: Exception) -> JSONResponse:
@@ -298,7 +300,10 @@ def router(deps: Deps) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         response_model=Uploaded,
         openapi_extra=_MULTIPART_DOC,
-        responses={429: {"description": _BUSY}},
+        responses={
+            429: {"description": _BUSY},
+            503: {"description": "server_busy: the upload memory stayed full (Retry-After); or storage_unavailable"},
+        },
     )
     async def upload(
         model_id: uuid.UUID,

@@ -27,8 +27,10 @@ from minio import Minio
 from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 
+from voxtrain_shared.errors import Rejected
 from voxtrain_shared.logs import get_logger
 from voxtrain_shared.storage import ensure_bucket
+from voxtrain_shared.vocab import ErrorCode
 
 from .presign import presigned_put
 
@@ -260,11 +262,13 @@ class ByteBudget:
     """Bytes that the upload buffers of this process may hold, all requests together.
 
     :meth:`take` waits (first come, first served) until the bytes are free; a request waiting here reads
-    no more of its body, so the client is slowed by TCP flow control instead of the process growing.
+    no more of its body, so the client is slowed by TCP flow control instead of the process growing. A wait
+    longer than ``max_wait_seconds`` (None: no limit) ends in :class:`Rejected` ``server_busy``.
     """
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, *, max_wait_seconds: float | None = None) -> None:
         self.total = total
+        self.max_wait_seconds = max_wait_seconds
         self.free = total
         self.peak = 0  #: the most ever taken at once (for operators and tests)
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
@@ -278,14 +282,26 @@ class ByteBudget:
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((n, granted))
         try:
-            await granted
-        except asyncio.CancelledError:
-            if granted.done() and not granted.cancelled():
-                self.give(n)  # granted, but the taker is gone
-            else:
-                self._waiters.remove((n, granted))
-                self._wake()  # a smaller request behind it may fit now
-            raise
+            async with asyncio.timeout(self.max_wait_seconds):
+                try:
+                    await granted
+                except asyncio.CancelledError:  # (a timeout too: asyncio.timeout cancels, then raises TimeoutError)
+                    if granted.done() and not granted.cancelled():
+                        self.give(n)  # granted, but the taker is gone
+                    else:
+                        # (already gone if another taker's _wake passed over it while this one was unwinding)
+                        with contextlib.suppress(ValueError):
+                            self._waiters.remove((n, granted))
+                        self._wake()  # a smaller request behind it may fit now
+                    raise
+        except TimeoutError:
+            raise Rejected(
+                ErrorCode.SERVER_BUSY,
+                f"The server is busy: the memory it gives all uploads together ({self.total // 2**20} MB) stayed "
+                f"full for {self.max_wait_seconds:g} s, so this upload was stopped and nothing of it was kept. Try "
+                "again in a minute, or upload with the resumable upload (`vt datasets upload`), whose parts go "
+                "straight to storage.",
+            ) from None
 
     def give(self, n: int) -> None:
         self.free += n
@@ -298,6 +314,8 @@ class ByteBudget:
     def _wake(self) -> None:
         while self._waiters and self._waiters[0][0] <= self.free:
             n, granted = self._waiters.popleft()
+            if granted.done():  # its taker was cancelled (or timed out) and is unwinding: nothing to grant
+                continue
             self._grant(n)
             granted.set_result(None)
 

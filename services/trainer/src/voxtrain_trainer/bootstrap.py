@@ -11,6 +11,7 @@ from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
 
 from . import consumers, handlers, http
+from .admission import Places
 from .audio_probe import duration_seconds
 from .decoding import DecodingProcesses
 from .exporter import ModelExporter
@@ -18,7 +19,7 @@ from .job_audio import JobAudio
 from .ml.base_model import base_model_files
 from .model_cache import ModelCache
 from .processes import WorkerProcess, WorkerProcesses
-from .workers import Supervisor, TranscriptionWorkers
+from .workers import Supervisor, TranscriptionSweeper, TranscriptionWorkers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,6 +45,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
     # short requests from waiting behind hour-long jobs
     answering = DecodingProcesses(cache, workers=settings.parallel_sync_transcriptions)
     transcriptions = TranscriptionWorkers(uow, store, decoding, settings, svc.health)
+    sweeper = TranscriptionSweeper(uow, store, settings, svc.health)
     limits = http.Limits(
         settings.transcription_max_bytes,
         settings.transcription_max_seconds,
@@ -58,6 +60,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
             limits=limits,
             duration_of=duration_seconds,
             jobs=http.Jobs(store, transcriptions.wake),
+            places=Places(settings.parallel_sync_transcriptions, settings.transcription_busy_wait_seconds),
         )
     )
     svc.app.include_router(http.jobs_router(uow))
@@ -73,6 +76,7 @@ def build(settings: TrainerSettings, *, on_worker_started: Callable[[WorkerProce
         await asyncio.to_thread(ensure_bucket, minio, settings.minio.bucket)
         s.background(supervisor.run(s.stopping))
         s.background(transcriptions.run(s.stopping))
+        s.background(sweeper.run(s.stopping))
 
     async def stop(_: Service) -> None:
         decoding.close()

@@ -267,6 +267,7 @@ def timeout_message(limit_seconds: float) -> str:
 
 
 class JobStatus(StrEnum):
+    UPLOADING = "uploading"  # recorded before its upload is stored; never claimed (see abandoned_upload)
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -300,6 +301,15 @@ class TranscriptionJob:
         if self.audio_seconds <= 0:
             return 0.0
         return min(99.0, round(100.0 * self.done_seconds / self.audio_seconds, 1))
+
+
+def abandoned_upload(grace_seconds: float) -> dict[str, Any]:
+    """The error of a job whose upload was not stored within ``grace_seconds`` (its request died midway)."""
+    return {
+        "code": ErrorCode.UPLOAD_ABANDONED.value,
+        "message": f"The upload was not stored within {grace_seconds:g} s (the request ended midway), so it was "
+        "removed. Submit the file again.",
+    }
 
 
 def job_lost(job: TranscriptionJob, max_attempts: int) -> dict[str, Any] | None:

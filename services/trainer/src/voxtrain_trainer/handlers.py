@@ -28,6 +28,7 @@ from voxtrain_shared.tracing import attached
 from voxtrain_shared.uow import Context, Transaction, UnitOfWork, Work, handle_once
 from voxtrain_shared.vocab import DatasetType, ErrorCode
 
+from .admission import Busy, Places
 from .domain import (
     NO_HEARTBEAT,
     NO_WORKER,
@@ -39,6 +40,7 @@ from .domain import (
     Run,
     RunStatus,
     TranscriptionJob,
+    abandoned_upload,
     answer_request,
     job_lost,
     redact,
@@ -355,6 +357,10 @@ def _storage_away() -> ApiError:
     )
 
 
+#: A refused synchronous transcription is told to come back after about this long.
+RETRY_AFTER_BUSY_SECONDS = 30
+
+
 async def transcribe(
     cache: Transcriber,
     model: ServedModel,
@@ -364,11 +370,25 @@ async def transcribe(
     duration_of: Callable[[Path], float],
     *,
     advice: str = "Cut it into shorter files, or ask an operator to raise the limit.",
+    places: Places | None = None,
 ) -> Any:
-    """Transcribe a stored upload; audio longer than ``max_seconds`` is refused before decoding."""
+    """Transcribe a stored upload; audio longer than ``max_seconds`` is refused before decoding. With
+    ``places`` (one per decoding process), a request that finds them all taken for their wait is refused with
+    503 ``server_busy`` (Retry-After) instead of waiting without end."""
     await audio_seconds(audio, file_name, max_seconds, duration_of, advice=advice)
     try:
-        return await asyncio.to_thread(cache.transcribe, model.run_id, model.artifacts, audio)
+        if places is None:
+            return await asyncio.to_thread(cache.transcribe, model.run_id, model.artifacts, audio)
+        return await places.run(cache.transcribe, model.run_id, model.artifacts, audio)
+    except Busy as busy:
+        raise ApiError(
+            503,
+            ErrorCode.SERVER_BUSY,
+            f"The server is busy: its {busy.places} decoder(s) for immediate answers stayed taken by other "
+            f"transcriptions for {busy.waited_seconds:g} s, so {file_name} was not transcribed. Try again in a "
+            "minute, or send it with ?mode=async, which queues it and never refuses for this.",
+            headers={"Retry-After": str(RETRY_AFTER_BUSY_SECONDS)},
+        ) from None
     except (ValueError, RuntimeError) as exc:
         raise ApiError(
             422, ErrorCode.INVALID_AUDIO_FORMAT, f"{file_name}: could not decode the audio ({exc})."
@@ -403,7 +423,8 @@ async def submit_transcription(
     duration_of: Callable[[Path], float],
 ) -> TranscriptionJob:
     """Queue the stored upload for transcription in the background: checked (413/422) before anything is kept,
-    then copied to object storage and recorded as a queued job."""
+    then recorded (``uploading``), copied to object storage and queued. The record comes first so that an upload
+    whose request dies midway is found and removed by :func:`sweep_transcriptions`."""
     seconds = await audio_seconds(
         audio, file_name, max_seconds, duration_of, advice="Cut it into shorter files, or ask an operator to raise it."
     )
@@ -417,15 +438,27 @@ async def submit_transcription(
         file_name,
         job_key(tenant_id, job_id, audio.suffix),
         seconds,
+        JobStatus.UPLOADING,
     )
+    async with uow(SUPERVISOR) as tx:
+        await tx.repo.add_transcription(job)
     try:
         await asyncio.to_thread(store.put, job.object_key, audio)
-    except Exception as exc:
+    except Exception as exc:  # the job stays 'uploading': the sweeper removes what was stored
         if transient(exc):
             raise _storage_away() from None
         raise
     async with uow(SUPERVISOR) as tx:
-        await tx.repo.add_transcription(job)
+        queued = await tx.repo.queue_transcription(job_id)
+    if not queued:  # stored after the sweeper gave the upload up: remove it, as the sweep may have come first
+        await asyncio.to_thread(store.remove, job.object_key)
+        raise ApiError(
+            503,
+            ErrorCode.STORAGE_UNAVAILABLE,
+            "Storing the upload took too long and it was discarded; nothing was queued. Try again, or send a "
+            "shorter or more compressed recording.",
+        )
+    job.status = JobStatus.QUEUED
     log.info("transcription_queued", job_id=str(job_id), seconds=round(seconds, 1))
     return job
 
@@ -462,8 +495,56 @@ async def _finish(uow: TrainerWork, store: AudioStore, job: TranscriptionJob, ow
     log.info("transcription_finished", job_id=str(job.job_id), status=job.status.value)
     try:
         await asyncio.to_thread(store.remove, job.object_key)
-    except Exception as exc:  # the job's outcome is stored; a left-over upload only costs space
+        async with uow(SUPERVISOR) as tx:
+            await tx.repo.inputs_removed([job.job_id])
+    except Exception as exc:  # the job's outcome is stored; the sweeper removes a left-over upload later
         log.warning("transcription_upload_not_removed", job_id=str(job.job_id), error=repr(exc))
+
+
+@dataclass(frozen=True)
+class SweepLimits:
+    """An upload not stored within ``grace_seconds`` is abandoned; a finished job (its result) is deleted
+    ``retention_seconds`` after it finished; at most ``batch`` objects and rows per step."""
+
+    grace_seconds: float
+    retention_seconds: float
+    batch: int = 500
+
+
+@dataclass(frozen=True)
+class Swept:
+    abandoned: int = 0
+    removed: int = 0
+    expired: int = 0
+
+
+async def sweep_transcriptions(uow: TrainerWork, store: AudioStore, limits: SweepLimits) -> Swept:
+    """One sweep: jobs whose upload was not stored within the grace period fail (``upload_abandoned``); the
+    uploads of finished jobs still in storage are removed (a removal that fails is tried again next sweep);
+    finished jobs past the retention period whose upload is gone are deleted, result and all."""
+    async with uow(SUPERVISOR) as tx:
+        abandoned = await tx.repo.abandon_uploads(limits.grace_seconds, abandoned_upload(limits.grace_seconds))
+    async with uow.reading() as repo:
+        inputs = await repo.unswept_inputs(limits.batch)
+    removed: list[uuid.UUID] = []
+    for job_id, key in inputs:
+        try:
+            await asyncio.to_thread(store.remove, key)
+        except Exception as exc:
+            log.warning("transcription_upload_not_removed", job_id=str(job_id), error=repr(exc))
+            if transient(exc):
+                break  # storage is away: the next sweep tries again
+            continue
+        removed.append(job_id)
+    if removed:
+        async with uow(SUPERVISOR) as tx:
+            await tx.repo.inputs_removed(removed)
+    async with uow(SUPERVISOR) as tx:
+        expired = await tx.repo.expire_transcriptions(limits.retention_seconds, limits.batch)
+    swept = Swept(abandoned, len(removed), expired)
+    if swept != Swept():
+        log.info("transcriptions_swept", abandoned=abandoned, removed=len(removed), expired=expired)
+    return swept
 
 
 async def run_transcription(

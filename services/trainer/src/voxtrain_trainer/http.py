@@ -17,6 +17,7 @@ from voxtrain_shared.auth import ReadPrincipal
 
 from . import handlers as h
 from . import uploads
+from .admission import Places
 from .domain import TranscriptionJob
 
 UPLOAD_BODY: dict[str, Any] = {
@@ -119,7 +120,9 @@ def router(
     limits: Limits,
     duration_of: Callable[[Path], float],
     jobs: Jobs,
+    places: Places | None = None,
 ) -> APIRouter:
+    """``places``: the synchronous route's decoders, each request waiting a bounded time for one."""
     r = APIRouter(prefix="/v1/models", tags=["transcriptions"])
 
     @r.post(
@@ -132,6 +135,7 @@ def router(
                 "description": "mode=async: the job is queued; poll the Location (/v1/transcriptions/{job_id})",
             },
             413: {"description": "body or audio duration over the limit of the mode (file_too_large)"},
+            503: {"description": "mode=sync: every decoder stayed busy for the wait (server_busy, Retry-After)"},
         },
     )
     async def transcribe(
@@ -162,7 +166,9 @@ def router(
                         f"Send it with ?mode=async (up to {limits.async_max_seconds:g} s), or cut it into shorter "
                         "files."
                     )
-                    t = await h.transcribe(cache, model, path, name, limits.max_seconds, duration_of, advice=advice)
+                    t = await h.transcribe(
+                        cache, model, path, name, limits.max_seconds, duration_of, advice=advice, places=places
+                    )
         finally:
             await upload.close()
         if background:

@@ -220,7 +220,7 @@ class TrainerRepository:
     async def add_transcription(self, job: TranscriptionJob) -> None:
         await self._conn.execute(
             "INSERT INTO transcription_jobs (job_id, tenant_id, model, run_id, artifacts, file_name, object_key, "
-            "audio_seconds) VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8)",
+            "audio_seconds, status) VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8,$9)",
             job.job_id,
             job.tenant_id,
             job.model,
@@ -229,12 +229,57 @@ class TrainerRepository:
             job.file_name,
             job.object_key,
             job.audio_seconds,
+            job.status.value,
         )
 
+    async def queue_transcription(self, job_id: uuid.UUID) -> bool:
+        """Its upload is stored: the job may run. False if it was abandoned meanwhile (the upload took too long)."""
+        status = await self._conn.execute(
+            "UPDATE transcription_jobs SET status='queued' WHERE job_id=$1 AND status='uploading'", job_id
+        )
+        return status.endswith(" 1")
+
+    async def abandon_uploads(self, grace_seconds: float, error: dict[str, Any]) -> int:
+        """Jobs still uploading after ``grace_seconds`` fail with ``error`` (their input is then swept)."""
+        status = await self._conn.execute(
+            "UPDATE transcription_jobs SET status='failed', error=$2::jsonb, finished_at=now() "
+            "WHERE status='uploading' AND created_at < now() - make_interval(secs => $1)",
+            grace_seconds,
+            _j(error),
+        )
+        return int(status.split()[-1])
+
+    async def unswept_inputs(self, limit: int) -> list[tuple[uuid.UUID, str]]:
+        """(job id, object key) of finished jobs whose upload may still be in storage, oldest first."""
+        rows = await self._conn.fetch(
+            "SELECT job_id, object_key FROM transcription_jobs WHERE status IN ('succeeded','failed') "
+            "AND NOT input_removed ORDER BY finished_at LIMIT $1",
+            limit,
+        )
+        return [(row["job_id"], row["object_key"]) for row in rows]
+
+    async def inputs_removed(self, job_ids: list[uuid.UUID]) -> None:
+        await self._conn.execute(
+            "UPDATE transcription_jobs SET input_removed=true WHERE job_id = ANY($1::uuid[])", job_ids
+        )
+
+    async def expire_transcriptions(self, retention_seconds: float, limit: int) -> int:
+        """Delete up to ``limit`` jobs finished more than ``retention_seconds`` ago whose upload is gone."""
+        status = await self._conn.execute(
+            "DELETE FROM transcription_jobs WHERE job_id IN (SELECT job_id FROM transcription_jobs "
+            "WHERE status IN ('succeeded','failed') AND input_removed "
+            "AND finished_at < now() - make_interval(secs => $1) ORDER BY finished_at LIMIT $2)",
+            retention_seconds,
+            limit,
+        )
+        return int(status.split()[-1])
+
     async def transcription(self, tenant_id: str, job_id: uuid.UUID) -> TranscriptionJob | None:
-        """The tenant's job (None for another tenant's)."""
+        """The tenant's job (None for another tenant's, and while its upload is being stored: not a job yet)."""
         row = await self._conn.fetchrow(
-            f"SELECT {_JOB_COLUMNS} FROM transcription_jobs WHERE job_id=$1 AND tenant_id=$2", job_id, tenant_id
+            f"SELECT {_JOB_COLUMNS} FROM transcription_jobs WHERE job_id=$1 AND tenant_id=$2 AND status<>'uploading'",
+            job_id,
+            tenant_id,
         )
         return None if row is None else _job(row)
 

@@ -251,3 +251,24 @@ class TranscriptionWorkers:
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(*(loop.run(stop) for loop in self.loops))
+
+
+class TranscriptionSweeper:
+    """Every ``transcription_sweep_seconds``: abandoned uploads and the uploads of finished jobs are removed from
+    storage, and finished jobs past their retention are deleted (see ``handlers.sweep_transcriptions``). Every
+    replica may sweep: each step is safe to run twice at once."""
+
+    def __init__(
+        self, uow: h.TrainerWork, store: h.AudioStore, settings: TrainerSettings, health: Health | None = None
+    ) -> None:
+        self._uow, self._store = uow, store
+        self.limits = h.SweepLimits(
+            settings.transcription_upload_grace_seconds, settings.transcription_retention_seconds
+        )
+        self.loop = Loop("transcription-sweeper", self.step, every=settings.transcription_sweep_seconds, health=health)
+
+    async def step(self) -> None:
+        await h.sweep_transcriptions(self._uow, self._store, self.limits)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.loop.run(stop)

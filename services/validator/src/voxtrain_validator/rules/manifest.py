@@ -17,21 +17,24 @@ from __future__ import annotations
 
 import functools
 import json
-import json.scanner
 import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import repeat
-from typing import Any, BinaryIO, cast
+from operator import attrgetter
+from typing import Any, BinaryIO, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from voxtrain_shared.vocab import DatasetType, ErrorCode
 
 from .outcome import Outcome, Report, failed
 from .source import stream_size
 from .text_stream import TextProblem, Utf8Lines
-from .words import WordCounter
+from .words import count_words
 
 CODE = ErrorCode.VALIDATION_FAILED
 
@@ -41,20 +44,32 @@ SPLITS = ("train", "test")
 END_TOLERANCE_SECONDS = 0.05
 _MAX_CACHED_REFS = 100_000
 _MAX_REMEMBERED_ENTRIES = 1_000_000
-# The fast path: the keys of a line with inline text, the decoder json.loads uses (without the
-# wrapper that allows surrounding whitespace), and the largest int read as seconds there (beyond
-# it float() would overflow: the line goes the slow way).
+# The fast path: the keys of a line with inline text, the JSON decoder it uses, and the largest
+# int read as seconds there (beyond it float() would overflow: the line goes the slow way).
 _INLINE_KEYS = frozenset(("audio", "text", "offset", "duration", "split"))
 _raw_decode = json.JSONDecoder().raw_decode
-# What raw_decode calls (the C scanner, built as JSONDecoder builds it), without its Python
-# wrapper: (object, end) for a line, or StopIteration when the line does not start with a value.
-# (Ignored below: typeshed types the context as a make_scanner; json.decoder passes a JSONDecoder.)
-_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _BIG = 2**1000
-_SPLIT_SET = frozenset(SPLITS)
 # Lines checked together by the batch path: a batch with a problem in it goes line by line.
 _BATCH_LINES = 256
-_ABSENT = object()
+
+
+class _PlainLine(msgspec.Struct, forbid_unknown_fields=True):
+    """A line the batch path may take: inline text, its keys and value types as ``line`` wants them.
+
+    Decoded by msgspec like ``json.loads`` would (the last of repeated keys wins, integers of any
+    size stay ints); anything else (an unknown key, a value of another type, NaN, a lone surrogate)
+    is a DecodeError and the batch goes line by line.
+    """
+
+    audio: str
+    text: str
+    offset: int | float | UnsetType = UNSET
+    duration: int | float | UnsetType = UNSET
+    split: Literal["train", "test"] = "train"
+
+
+_decode_plain = msgspec.json.Decoder(_PlainLine).decode
+_AUDIO, _TEXT, _OFFSET, _DURATION, _SPLIT = map(attrgetter, ("audio", "text", "offset", "duration", "split"))
 
 
 class DatasetState(StrEnum):
@@ -130,7 +145,7 @@ class _ManifestChecker:
         self._resolve = resolve
         self._cache: dict[str, DatasetRef | AmbiguousReference | None] = {}
         self._seen: dict[int, int] = {}  # entry hash -> first line, to spot repeated entries
-        self._words = WordCounter()
+        self._words = 0  # inline text words (a manifest reports no vocabulary: words are only counted)
         self.entries = 0
         self._splits = {"train": 0, "test": 0}
         self._inline = 0
@@ -161,47 +176,28 @@ class _ManifestChecker:
     def _plain_batch(self, first: int, lines: list[str]) -> bool:
         """Take in ``lines`` at once if every one of them is a line ``_plain_line`` would take.
 
-        The same checks as ``_plain_line``, column by column over the batch with C-speed
-        ``map``/``all``/set operations instead of Python code per line. Returns False, having
-        changed nothing, if any line might not be plain (or repeats an entry): the batch then goes
-        line by line, so findings and messages are those of ``line``.
+        Each line is decoded by msgspec straight into a ``_PlainLine`` (C code that also checks
+        the keys and the types of the values), then the rest of ``_plain_line``'s checks run
+        column by column over the batch with C-speed ``map``/``all``/set operations. Returns
+        False, having changed nothing, if any line might not be plain (or repeats an entry): the
+        batch then goes line by line, so findings and messages are those of ``line``.
         """
         try:
             if not (all(map(str.startswith, lines, repeat("{"))) and all(map(str.endswith, lines, repeat("}")))):
                 return False
-            # StopIteration inside ``map`` just ends it early: the line count below catches that.
-            decoded = list(map(_scan_once, lines, repeat(0)))
-        except (ValueError, RecursionError):
+            entries = list(map(_decode_plain, lines))
+        except msgspec.DecodeError:  # (ValidationError is one)
             return False
-        if len(decoded) != len(lines):
-            return False
-        entries: list[dict[str, Any]]
-        entries, ends = (list(column) for column in zip(*decoded, strict=True))
-        # A line starting with "{" decodes to a dict; all of it must be that one object.
-        if ends != list(map(len, lines)) or not all(map(_INLINE_KEYS.issuperset, entries)):
-            return False
-        refs: list[Any] = list(map(dict.get, entries, repeat("audio")))
-        texts: list[Any] = list(map(dict.get, entries, repeat("text")))
+        texts = list(map(_TEXT, entries))
+        refs = list(map(_AUDIO, entries))
         audio_ok = self._audio_ok
-        if not (
-            set(map(type, refs)) == {str}
-            and set(map(type, texts)) == {str}
-            and all(map(str.strip, texts))
-            and all(map(audio_ok.__contains__, refs))
-        ):
+        if not (all(map(str.strip, texts)) and all(map(audio_ok.__contains__, refs))):
             return False
-        refs, texts = cast(list[str], refs), cast(list[str], texts)  # (their types were just checked)
-        raw_offsets = list(map(dict.get, entries, repeat("offset")))
-        raw_durations = list(map(dict.get, entries, repeat("duration")))
-        offsets = _batch_seconds(entries, "offset", allow_zero=True)
-        durations = _batch_seconds(entries, "duration", allow_zero=False)
+        raw_offsets = [None if value is UNSET else value for value in map(_OFFSET, entries)]
+        raw_durations = [None if value is UNSET else value for value in map(_DURATION, entries)]
+        offsets = _batch_seconds(raw_offsets, allow_zero=True)
+        durations = _batch_seconds(raw_durations, allow_zero=False)
         if offsets is None or durations is None:
-            return False
-        try:
-            splits = list(map(dict.get, entries, repeat("split"), repeat("train")))
-            if not set(splits) <= _SPLIT_SET:
-                return False
-        except TypeError:  # an unhashable split (a list or object) is not plain
             return False
         audios = list(map(audio_ok.__getitem__, refs))
         try:
@@ -213,6 +209,7 @@ class _ManifestChecker:
         except _NotPlain:
             return False
         ids = [audio.dataset_id for audio in audios]
+        # The key ``_check_repeat`` makes (an absent offset or duration is None there, as here).
         keys = list(map(hash, zip(ids, texts, repeat(None), raw_offsets, raw_durations, strict=False)))
         seen = self._seen
         if len(set(keys)) != len(keys) or not seen.keys().isdisjoint(keys):
@@ -221,9 +218,9 @@ class _ManifestChecker:
         self.entries += len(lines)
         for dataset_id, end_s in deferred:
             self._deferred_ends[dataset_id] = max(self._deferred_ends.get(dataset_id, 0.0), end_s)
-        test = splits.count("test")
+        test = list(map(_SPLIT, entries)).count("test")
         self._splits["test"] += test
-        self._splits["train"] += len(splits) - test
+        self._splits["train"] += len(lines) - test
         self._inline += len(lines)
         self._texts.extend(texts)
         # Added one by one in order, as line by line (the float sum depends on the order).
@@ -235,7 +232,7 @@ class _ManifestChecker:
 
     def _count_words(self) -> None:
         if self._texts:
-            self._words.add_all(self._texts, "\n".join(self._texts))
+            self._words += count_words("\n".join(self._texts))  # (a line break separates words)
             self._texts = []
 
     def _plain_line(self, number: int, text: str) -> bool:
@@ -352,7 +349,7 @@ class _ManifestChecker:
         self._splits[split] += 1
         if has_text:
             self._inline += 1
-            self._words.add(entry["text"])
+            self._words += count_words(entry["text"])
         if duration is not None:
             self._segment_seconds += duration
         self._check_repeat(number, entry, audio, transcript)
@@ -502,7 +499,7 @@ class _ManifestChecker:
             "train_entries": self._splits["train"],
             "test_entries": self._splits["test"],
             "inline_text_entries": self._inline,
-            "inline_text_words": self._words.count,
+            "inline_text_words": self._words,
             "segment_seconds": round(self._segment_seconds, 3),
             "referenced_dataset_ids": sorted(self._referenced),
             "pending_dataset_ids": sorted(self._pending),
@@ -524,23 +521,19 @@ def _plain_seconds(entry: dict[str, Any], key: str, *, allow_zero: bool) -> floa
     raise _NotPlain(key)
 
 
-def _batch_seconds(entries: list[dict[str, Any]], key: str, *, allow_zero: bool) -> list[float | None] | None:
-    """``_plain_seconds`` of each entry, or None if any of them is not plain."""
-    values = list(map(dict.get, entries, repeat(key), repeat(_ABSENT)))
-    present = [value for value in values if value is not _ABSENT]
+def _batch_seconds(values: list[int | float | None], *, allow_zero: bool) -> list[float | None] | None:
+    """``_plain_seconds`` of each value (None: absent), or None if any of them is not plain.
+
+    The values come from ``_PlainLine``: ints and finite floats only (msgspec refuses NaN,
+    infinities and ``true``/``false`` there).
+    """
+    present = [value for value in values if value is not None]
     if not present:
         return [None] * len(values)
-    if not set(map(type, present)) <= {int, float}:  # (bool is not int here: true/false are not seconds)
-        return None
-    try:
-        if not all(map(math.isfinite, present)):
-            return None
-    except OverflowError:  # an int beyond float range
-        return None
     low = min(present)
     if not (low > 0 or (allow_zero and low == 0)) or max(present) >= _BIG:
         return None
-    return [None if value is _ABSENT else float(value) for value in values]
+    return [None if value is None else float(value) for value in values]
 
 
 def _deferred_end(audio: DatasetRef, offset: float | None, duration: float | None) -> float | None:
