@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -62,6 +63,35 @@ def test_subtitles_read_in_batches_give_what_the_library_gives_for_the_whole_fil
         assert (cue.start, cue.end) == pytest.approx((start, end))
         assert cue.text == " ".join(raw.replace("<b>", " ").replace("</b>", " ").split())
     assert list(read_utterances(path))[:2] == ["cue number 1 second line 1", "cue number 2 second line 2"]
+
+
+VTT_EDGES = (
+    "WEBVTT - a title\nKind: captions\n\nSTYLE\n::cue { color: red }\n\nid-1\n"
+    "00:01.000 --> 00:02.500 align:start position:10%\n<v Bob>Hello <i>there</i>\n\nNOTE\nnot a cue\n\n"
+    "01:00:03.000 --> 01:00:04.000\nSecond\n\n00:05.000 --> 00:06.000\n\n"
+)
+SRT_EDGES = (
+    "1\r\n00:00:01,000 --> 00:00:02,000\r\nOne\r\n2\r\n00:00:03,000 --> 00:00:04,000\r\nTwo\r\nlines\r\n\r\n"
+    "3\r\n00:00:05.000 --> 00:00:06,5\r\n{\\an8}Three\r\n"
+)
+
+
+@pytest.mark.parametrize(("fmt", "text"), [("vtt", VTT_EDGES), ("srt", SRT_EDGES)])
+def test_identifiers_settings_comment_blocks_and_missing_blank_lines_read_as_the_libraries_do(
+    tmp_path: Path, fmt: str, text: str
+) -> None:
+    path = tmp_path / f"edges.{fmt}"
+    path.write_bytes(text.encode("utf-8"))
+    if fmt == "vtt":
+        captions = webvtt.from_string(text).captions
+        whole = [(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000, c.text) for c in captions]
+    else:
+        subtitles = srt.parse(text.replace("\r\n", "\n"))
+        whole = [(s.start.total_seconds(), s.end.total_seconds(), s.content) for s in subtitles]
+    cues = list(read_cues(path))
+    assert [(round(c.start, 3), round(c.end, 3)) for c in cues] == [(a, b) for a, b, _ in whole]
+    assert [c.text for c in cues] == [" ".join(re.sub(r"<[^>]*>|\{\\[^}]*\}", " ", t).split()) for _, _, t in whole]
+    assert len(cues) == 3
 
 
 def test_a_cue_without_blank_lines_for_megabytes_is_refused_naming_the_file(tmp_path: Path) -> None:
