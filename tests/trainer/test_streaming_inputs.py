@@ -112,6 +112,7 @@ def test_cues_past_the_end_of_the_recording_and_past_the_pair_cap_are_counted_no
     assert skipped.count == 8 + 50
     result = pair_recordings([audio], [NamedFile("talk.vtt", vtt)], max_pairs=30, probe=lambda path: 100.0)
     assert result.report()["pairs_not_used"] == not_used and result.cues_cut == 30
+    assert result.used_transcripts == []  # capped: its text still trains as a transcript
 
 
 def test_skips_keep_a_count_and_only_the_first_examples() -> None:
@@ -181,12 +182,14 @@ def test_transcript_text_past_the_word_cap_is_not_read_and_a_note_says_so(tmp_pa
     assert any("more than 100 words" in note for note in data.notes)
 
 
-def test_test_sentences_kept_are_the_ones_perplexity_scores_and_all_are_counted(tmp_path: Path) -> None:
+def test_test_text_is_read_only_as_far_as_perplexity_scores_it(tmp_path: Path) -> None:
     path = tmp_path / "test.txt"
     path.write_text("one two three\n" * 100, encoding="utf-8")
     inputs = TrainingInputs(transcripts=[TextFile(path)], test_texts=[TextFile(path)])
     data = prepare_data(inputs, 0.1, tmp_path / "prep", max_test_words=10)
-    assert data.test_sentence_count == 100 and len(data.test_sentences) == 4  # 12 words: one past the cap
+    assert data.test_sentence_count == len(data.test_sentences) == 4  # 12 words: one past the cap
+    assert any(note.startswith("test text past the first 4 sentences was not read") for note in data.notes)
+    assert not any("not read" in n for n in prepare_data(inputs, 0.1, tmp_path / "all", max_test_words=300).notes)
 
 
 def test_evenly_spaced_spreads_over_all_pairs() -> None:

@@ -8,7 +8,8 @@ cue); cues with no text, shorter than ``min_cue_seconds``, longer than ``max_cue
 (too long to align reliably in one piece) or starting after the end of the recording (its length
 is read from the container, nothing is decoded) are skipped and reported, and silence between
 cues is never used. Pairs go to the split of the transcript ("test" for a TEST dataset). At most
-``max_pairs`` pairs are cut in all; the cues past that are counted as not used. The report counts
+``max_pairs`` pairs are cut in all; the cues past that are counted as not used, and such a transcript
+is not in ``used_transcripts``: all its text still trains the language model. The report counts
 recordings paired, cues cut and cues skipped (with reasons), and names the AUDIO files that have no
 transcript at all: a run trains from text without them and says so.
 
@@ -193,7 +194,8 @@ def pair_recordings(
             recording, transcript, audio_seconds=probe(recording.path), max_pairs=room
         )
         (result.test_pairs if transcript.split == "test" else result.train_pairs).extend(pairs)
-        result.used_transcripts.append(transcript.path)
+        if not not_used:  # cues past the cap still train the language model as text
+            result.used_transcripts.append(transcript.path)
         result.paired.append(f"{recording.name} + {transcript.name}")
         result.cues_cut += len(pairs)
         result.skipped.extend(skipped)

@@ -12,11 +12,12 @@ Contract of :func:`prepare_data`:
 
 Streams: the transcripts are read one utterance at a time and the training sentences are written
 to a :class:`SentenceFile` in ``directory`` (one a line), never held in memory; of the test
-sentences only the leading ones that perplexity scores are kept (whole sentences up to
-``max_test_words`` words, and the next one so callers can tell the rest was left out), and
-``test_sentence_count`` counts them all. Memory holds the pairs and those sentences, whatever the
-size of the text. Past ``max_training_words`` words of transcript text the transcripts are read no
-further (a note says so): a run's time grows with its text, and the time limit does not.
+sentences only the leading ones that perplexity scores are read and kept (whole sentences up to
+``max_test_words`` words, and the next one so callers can tell the rest was left out; a note says
+when some were not read), and ``test_sentence_count`` counts those read. Memory holds the pairs
+and those sentences, whatever the size of the text. Past ``max_training_words`` words of transcript
+text the transcripts are read no further (a note says so): a run's time grows with its text, and
+the time limit does not.
 """
 
 from __future__ import annotations
@@ -102,20 +103,24 @@ class _Writer:
 
 
 class _TestText:
-    """Test sentences: the leading ones up to ``max_words`` words (and one more) kept, all counted."""
+    """Test sentences: the leading ones up to ``max_words`` words (and one more) kept and counted; once that
+    many are kept, sources are read no further (``unread`` says some were left)."""
 
     def __init__(self, max_words: int | None) -> None:
         self.kept: list[str] = []
         self.count = 0
+        self.unread = False
         self._words = 0
         self._max = max_words
 
     def add(self, sentences: Iterable[str]) -> None:
         for sentence in sentences:
+            if self._max is not None and self._words > self._max:
+                self.unread = True
+                return
             self.count += 1
-            if self._max is None or self._words <= self._max:
-                self.kept.append(sentence)
-                self._words += len(sentence.split())
+            self.kept.append(sentence)
+            self._words += len(sentence.split())
 
 
 @dataclass
@@ -203,6 +208,11 @@ def prepare_data(
         training = SentenceFile(held.path, held.count) if held.count else SentenceFile(kept.path, kept.count)
     test.add(_text_of(inputs.test_texts))
     test.add(normalized_sentences(p.text for p in test_pairs))
+    if test.unread:
+        notes.append(
+            f"test text past the first {test.count:,} sentences was not read: perplexity and OOV are measured on "
+            f"at most {max_test_words:,} words"
+        )
     return PreparedData(
         training, test.kept, train_pairs, test_pairs, pair_sentences, heldout_text, heldout_audio, notes, test.count
     )
