@@ -10,9 +10,10 @@ sphinxtrain's, espeak-ng), through `run_training` as the worker calls it:
   by its container length, never decoded), next to a small transcript. Acoustic adaptation is on.
 
 The baseline is the input itself: a path that held its input would grow by the input ratio (8x); the printed
-ratio is peak RSS at 8x over peak RSS at 1x. The LM estimator's own budget is the setting (2 GB) and it
-fills more of it as the corpus grows (bench_lm.py measures that alone), so text runs are expected to grow
-somewhat from that part, not from holding the text.
+ratio is peak RSS at 8x over peak RSS at 1x, for the run and for each stage (resident set sampled every
+50 ms). The LM estimator's own budget is a setting (2 GB) that it fills more of as the corpus grows
+(bench_lm.py measures it alone), and mixing with general English reads the estimated model into memory,
+so the estimate_lm stage of text runs grows with the model; the stages that read text and audio should not.
 
     uv run --frozen --no-sync python bench/trainer/bench_pipeline_memory.py [--quick]
 """
@@ -30,12 +31,21 @@ from pathlib import Path
 import numpy as np
 
 CHILD = """
-import json, resource, sys, time
+import json, resource, sys, threading, time
 from pathlib import Path
 from voxtrain_trainer.ml import TrainingSettings, run_training
 from voxtrain_trainer.ml.types import AudioPair, TextFile, TrainingInputs
 from voxtrain_trainer.ml.pairing import NamedFile, pair_recordings
 here, kind = Path(sys.argv[1]), sys.argv[2]
+stage, stages = ["start"], {}
+
+def sample():  # resident set per stage, every 50 ms (ru_maxrss only gives the run's peak)
+    while True:
+        rss = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
+        stages[stage[0]] = round(max(stages.get(stage[0], 0.0), rss), 1)
+        time.sleep(0.05)
+
+threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
 settings = TrainingSettings(max_tuning_decodes=20)
 if kind == "text":
@@ -45,7 +55,7 @@ else:
     uncut = AudioPair(here / "long.wav", "the whole recording as one pair", name="uncut")
     inputs = TrainingInputs(transcripts=[TextFile(here / "notes.txt")], train_pairs=[uncut, *paired.train_pairs],
                             pairing=paired.report())
-result = run_training(inputs, here / "run", settings)
+result = run_training(inputs, here / "run", settings, lambda name, percent: stage.__setitem__(0, name))
 data = result.metrics["data"]
 print(json.dumps({
     "seconds": round(time.perf_counter() - t, 1),
@@ -56,6 +66,7 @@ print(json.dumps({
     "train_audio_seconds": data["train_audio_seconds"],
     "uncut_skipped": any(s.startswith("uncut:") for s in data["audio_skipped"]),
     "adaptation": result.metrics["acoustic"]["method"],
+    "stage_peak_rss_mb": stages,
 }))
 """
 
@@ -115,9 +126,9 @@ def _run(here: Path, kind: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="smaller inputs (text 250k words, audio 3 min at 1x)")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (text 50k words, audio 2.5 min at 1x)")
     args = parser.parse_args()
-    words, minutes = (250_000, 3.0) if args.quick else (500_000, 5.0)
+    words, minutes = (50_000, 2.5) if args.quick else (100_000, 3.0)
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average at start: {' '.join(load)}")
     vocabulary = _vocabulary(20_000)
@@ -142,6 +153,10 @@ def main() -> None:
             f"{eight['peak_rss_mb']} MB (x{eight['peak_rss_mb'] / one['peak_rss_mb']:.2f}); "
             f"tools' peak {one['tools_peak_rss_mb']} -> {eight['tools_peak_rss_mb']} MB"
         )
+        for name, peak in eight["stage_peak_rss_mb"].items():
+            before = one["stage_peak_rss_mb"].get(name)
+            if before:
+                print(f"  {name}: {before} MB -> {peak} MB (x{peak / before:.2f})")
     print(f"load average at end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 

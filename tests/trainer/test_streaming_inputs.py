@@ -196,3 +196,18 @@ def test_evenly_spaced_spreads_over_all_pairs() -> None:
     pairs = [AudioPair(Path(f"{i}.wav"), "x") for i in range(10)]
     assert [p.audio.name for p in evenly_spaced(pairs, 4)] == ["0.wav", "2.wav", "5.wav", "7.wav"]
     assert evenly_spaced(pairs, 20) == pairs
+
+
+def test_a_recording_with_more_cues_than_the_pair_cap_gives_the_cap_and_its_text_still_trains(tmp_path: Path) -> None:
+    from voxtrain_trainer.inputs import build_inputs
+    from voxtrain_trainer.ml.pairing import MAX_PAIRS
+    from voxtrain_trainer.ml.pipeline import _audio_notes
+
+    extra = 5
+    cues = "".join(f"{_stamp(i * 2.0)} --> {_stamp(i * 2.0 + 1.5)}\ncue {i}\n\n" for i in range(MAX_PAIRS + extra))
+    vtt = _dataset(tmp_path, "ward.vtt", DatasetType.TRANSCRIPT, "WEBVTT\n\n" + cues)
+    inputs, used = build_inputs([vtt, _dataset(tmp_path, "ward.wav", DatasetType.AUDIO)])  # no header: length unknown
+    assert used["train_pairs"] == MAX_PAIRS and inputs.pairing is not None
+    assert inputs.pairing["pairs_not_used"] == extra and inputs.pairing["manifest_lines_not_read"] == 0
+    assert [t.path for t in inputs.transcripts] == [vtt.path]
+    assert any(note.startswith(f"{extra} audio pair(s) past the first {MAX_PAIRS}") for note in _audio_notes(inputs))

@@ -239,7 +239,8 @@ def _adaptation_split(
     """Train pairs that adapt the acoustic model, and those held out to check the adaptation."""
     every = settings.adaptation_dev_every
     dev = [u for i, u in enumerate(utterances) if i % every == every - 1]
-    return [u for u in utterances if u not in dev], dev
+    held = set(dev)
+    return [u for u in utterances if u not in held], dev
 
 
 def _adapt(
