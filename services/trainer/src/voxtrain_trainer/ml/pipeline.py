@@ -4,9 +4,10 @@
 Contract of :func:`run_training`: synchronous and CPU-only; writes ``lm.arpa``, ``lm.bin``,
 ``lexicon.dict``, ``decoder.json``, ``metrics.json`` and ``model_card.md`` into
 ``work_dir / "model"`` (plus the adapted acoustic model's ``am_*`` files when adaptation beat the
-base acoustic model on held-out train pairs) and returns their paths with the metrics. Audio is
-decoded one pair at a time into WAV files under ``work_dir``; every scratch directory is removed
-whatever the outcome. ``progress(stage, percent)`` is
+base acoustic model on held-out train pairs) and returns their paths with the metrics. The training
+text is streamed to a file under ``work_dir`` and audio is decoded one pair at a time into WAV files
+there, within the caps of :class:`TrainingSettings` (what they left out is in the metrics); every
+scratch directory is removed whatever the outcome. ``progress(stage, percent)`` is
 called at the start and end of every stage (and within long ones) with a percent that never
 goes down. Failures raise :class:`TrainingError`: ``no_training_text`` when no usable word is
 left after normalisation and lexicon building, ``stage_failed`` (with ``stage``) otherwise. An
