@@ -46,7 +46,7 @@ def _file(tmp_path: Path, name: str, text: str = "", split: str = "train") -> Na
 
 def test_cues_become_padded_segments_and_odd_cues_are_skipped(tmp_path: Path) -> None:
     audio = _file(tmp_path, "ward.wav")
-    pairs, skipped = cut_by_cues(audio, _file(tmp_path, "ward.vtt", VTT))
+    pairs, skipped, _ = cut_by_cues(audio, _file(tmp_path, "ward.vtt", VTT))
     assert [p.text for p in pairs] == ["Start heparin today.", "Hold warfarin tonight."]
     first, last = pairs
     assert first.offset == pytest.approx(0.35) and first.duration == pytest.approx(
@@ -61,7 +61,7 @@ def test_cues_become_padded_segments_and_odd_cues_are_skipped(tmp_path: Path) ->
 
 
 def test_padding_never_reaches_into_the_neighbouring_cue(tmp_path: Path) -> None:
-    pairs, skipped = cut_by_cues(_file(tmp_path, "a.wav"), _file(tmp_path, "a.srt", SRT))
+    pairs, skipped, _ = cut_by_cues(_file(tmp_path, "a.wav"), _file(tmp_path, "a.srt", SRT))
     assert not skipped
     first, second = pairs
     assert first.offset + first.duration == pytest.approx(2.05)

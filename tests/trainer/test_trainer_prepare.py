@@ -21,8 +21,8 @@ def test_train_and_test_text_come_from_their_sources(tmp_path: Path) -> None:
         train_pairs=[AudioPair(tmp_path / "a.wav", "Train pair text.")],
         test_pairs=[AudioPair(tmp_path / "b.wav", "Test pair text.")],
     )
-    data = prepare_data(inputs, 0.1)
-    assert data.training_sentences == ["start twelve mg", "stop it", "now", "train pair text"]
+    data = prepare_data(inputs, 0.1, tmp_path / "prep")
+    assert list(data.training_sentences) == ["start twelve mg", "stop it", "now", "train pair text"]
     assert data.test_sentences == ["check the rate", "test pair text"]
     assert not data.heldout_text and not data.heldout_audio
 
@@ -30,7 +30,7 @@ def test_train_and_test_text_come_from_their_sources(tmp_path: Path) -> None:
 def test_without_test_data_a_deterministic_slice_is_held_out(tmp_path: Path) -> None:
     lines = [f"sentence number {i}" for i in range(200)]
     inputs = TrainingInputs(transcripts=[_file(tmp_path, "t.txt", lines)])
-    first, second = prepare_data(inputs, 0.1), prepare_data(inputs, 0.1)
+    first, second = prepare_data(inputs, 0.1, tmp_path / "one"), prepare_data(inputs, 0.1, tmp_path / "two")
     assert first.heldout_text and first.test_sentences == second.test_sentences
     assert 8 <= len(first.test_sentences) <= 35
     assert not set(first.test_sentences) & set(first.training_sentences)
@@ -39,12 +39,12 @@ def test_without_test_data_a_deterministic_slice_is_held_out(tmp_path: Path) -> 
 
 def test_without_test_audio_train_pairs_are_held_out(tmp_path: Path) -> None:
     pairs = [AudioPair(tmp_path / f"{i}.wav", f"pair {i} text") for i in range(12)]
-    data = prepare_data(TrainingInputs(train_pairs=pairs), 0.1)
+    data = prepare_data(TrainingInputs(train_pairs=pairs), 0.1, tmp_path / "prep")
     assert data.heldout_audio and [p.audio.name for p in data.test_pairs] == ["9.wav"]
     assert len(data.train_pairs) == 11
     assert "pair nine text" not in data.training_sentences
 
 
 def test_single_sentence_is_not_held_out(tmp_path: Path) -> None:
-    data = prepare_data(TrainingInputs(transcripts=[_file(tmp_path, "t.txt", ["only one"])]), 0.1)
-    assert data.training_sentences == ["only one"] and data.test_sentences == [] and not data.heldout_text
+    data = prepare_data(TrainingInputs(transcripts=[_file(tmp_path, "t.txt", ["only one"])]), 0.1, tmp_path / "prep")
+    assert list(data.training_sentences) == ["only one"] and data.test_sentences == [] and not data.heldout_text

@@ -46,14 +46,16 @@ def compare_wer(
     """
     hyps: dict[str, list[str]] = {}
     results: dict[str, dict] = {}
-    labels = [(label, ref) for label, _, ref in utterances]
-    refs = [ref for _, ref in labels]
+    labels: list[tuple[str, str]] = []  # taken on the first pass: each utterance's audio is read once per model
     for n, (name, config) in enumerate(models):
         decoder = SpeechDecoder(config)
         out = []
-        for i, (_, pcm, _) in enumerate(utterances):
+        for i, (label, pcm, ref) in enumerate(utterances):
+            if n == 0:
+                labels.append((label, ref))
             out.append(decoder.decode(pcm).text)
             progress((n + (i + 1) / len(utterances)) / len(models))
+        refs = [ref for _, ref in labels]
         hyps[name] = out
         results[name] = {**word_error_rate(refs, out).to_dict(), "lw": decoder.lw, "wip": decoder.wip}
     names = [name for name, _ in models]

@@ -4,9 +4,10 @@
 Contract of :func:`run_training`: synchronous and CPU-only; writes ``lm.arpa``, ``lm.bin``,
 ``lexicon.dict``, ``decoder.json``, ``metrics.json`` and ``model_card.md`` into
 ``work_dir / "model"`` (plus the adapted acoustic model's ``am_*`` files when adaptation beat the
-base acoustic model on held-out train pairs) and returns their paths with the metrics. Audio is
-decoded one pair at a time into WAV files under ``work_dir``; every scratch directory is removed
-whatever the outcome. ``progress(stage, percent)`` is
+base acoustic model on held-out train pairs) and returns their paths with the metrics. The training
+text is streamed to a file under ``work_dir`` and audio is decoded one pair at a time into WAV files
+there, within the caps of :class:`TrainingSettings` (what they left out is in the metrics); every
+scratch directory is removed whatever the outcome. ``progress(stage, percent)`` is
 called at the start and end of every stage (and within long ones) with a percent that never
 goes down. Failures raise :class:`TrainingError`: ``no_training_text`` when no usable word is
 left after normalisation and lexicon building, ``stage_failed`` (with ``stage``) otherwise. An
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.decoder import AcousticFiles, DecoderConfig
-from voxtrain_trainer.ml.encoding import EOS, SPECIALS, EncodedText, encode_sentences, restrict_vocabulary
+from voxtrain_trainer.ml.encoding import EOS
 from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
 from voxtrain_trainer.ml.g2p_learn import learned_g2p
@@ -45,12 +47,12 @@ from voxtrain_trainer.ml.interpolate import (
 from voxtrain_trainer.ml.kneser_ney import Discounts
 from voxtrain_trainer.ml.lexicon import Lexicon, build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
-from voxtrain_trainer.ml.lm_external import encoded_sentences, estimate_arpa
+from voxtrain_trainer.ml.lm_external import auto_limits, estimate_arpa
 from voxtrain_trainer.ml.model_card import render_model_card
 from voxtrain_trainer.ml.perplexity import BaseLMScorer
-from voxtrain_trainer.ml.prepare import PreparedData, prepare_data
+from voxtrain_trainer.ml.prepare import PreparedData, SentenceFile, prepare_data
 from voxtrain_trainer.ml.tuning import DEFAULT_LW, DEFAULT_WIP, tune_weights
-from voxtrain_trainer.ml.types import ProgressCallback, TrainingInputs, TrainingResult, TrainingSettings
+from voxtrain_trainer.ml.types import AudioPair, ProgressCallback, TrainingInputs, TrainingResult, TrainingSettings
 
 STAGES = {
     "prepare_text": ("reading and normalising the text", 0, 8),
@@ -61,7 +63,7 @@ STAGES = {
     "evaluate": ("evaluating base, text-only and text + audio models", 75, 97),
     "report": ("writing metrics and model card", 97, 100),
 }
-SCRATCH_DIRS = ("audio", "tuning-lm", "mixed-lm", "acoustic")
+SCRATCH_DIRS = ("text", "audio", "tuning-lm", "mixed-lm", "acoustic")
 AUDIO_SHARE = 0.04  # of the tune and evaluate stages: storing the pairs' audio, quick next to decoding it
 
 
@@ -99,7 +101,7 @@ class _Stages:
 
 
 def _write_lm(
-    encoded: EncodedText,
+    corpus: SentenceFile,
     settings: TrainingSettings,
     directory: Path,
     progress: Callable[[float], None] | None = None,
@@ -110,7 +112,7 @@ def _write_lm(
     the vocabulary cap and count pruning removed.
     """
     estimated = estimate_arpa(
-        encoded_sentences(encoded),
+        corpus.path,
         directory / model_files.LM_FILE,
         settings.order,
         memory_mb=settings.lm_memory_mb,
@@ -138,13 +140,11 @@ def _tuning_config(
     Tuning on utterances whose transcripts are in the LM rewards a high LM weight (the LM knows
     every sentence); test audio is never in the LM, so that bias would carry over.
     """
-    pair_text = set(data.pair_sentences)
-    other = [s for s in data.training_sentences if s not in pair_text]
-    if not other:
-        return final, "full LM (the train pairs are the only text; their transcripts are in it)"
-    encoded = restrict_vocabulary(encode_sentences(other), vocabulary)
     directory.mkdir(exist_ok=True)
-    _, _, _, bin_path = _write_lm(encoded, settings, directory)
+    other = data.training_sentences.rewritten(directory / "sentences.txt", vocabulary, set(data.pair_sentences))
+    if not other.count:
+        return final, "full LM (the train pairs are the only text; their transcripts are in it)"
+    _, _, _, bin_path = _write_lm(other, settings, directory)
     return DecoderConfig(bin_path, final.dictionary, final.hmm), "LM without the train pairs' transcripts"
 
 
@@ -199,14 +199,39 @@ def _mix_general(
     )
 
 
+def _lexicon_words(counts: Counter[str], n_words: int, settings: TrainingSettings) -> list[str]:
+    """The words to give pronunciations: all, or under a vocabulary cap (the setting, else the corpus size's
+    default) the most frequent ones, as the estimator would keep (ties by spelling): the others become ``<unk>``,
+    and no time goes into pronouncing words the model would drop."""
+    cap = settings.lm_max_vocabulary or auto_limits(n_words, settings.order)[0]
+    if cap is None or len(counts) <= cap:
+        return list(counts)
+    return [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:cap]]
+
+
+def evenly_spaced(pairs: Sequence[AudioPair], most: int) -> list[AudioPair]:
+    """At most ``most`` of ``pairs``, spread evenly over them (all of them when there are no more)."""
+    if len(pairs) <= most:
+        return list(pairs)
+    return [pairs[i * len(pairs) // most] for i in range(most)]
+
+
 def _audio_notes(inputs: TrainingInputs) -> list[str]:
-    if not inputs.unused_audio:
-        return []
-    return [
-        f"{len(inputs.unused_audio)} AUDIO file(s) were not used because no transcript goes with them "
-        f"({', '.join(list(inputs.unused_audio)[:5])}): add a manifest line or a .vtt/.srt TRANSCRIPT with the same "
-        "base name; the model was trained from the text only"
-    ]
+    notes = []
+    if inputs.unused_audio:
+        notes.append(
+            f"{len(inputs.unused_audio)} AUDIO file(s) were not used because no transcript goes with them "
+            f"({', '.join(list(inputs.unused_audio)[:5])}): add a manifest line or a .vtt/.srt TRANSCRIPT with the "
+            "same base name; the model was trained from the text only"
+        )
+    pairing = inputs.pairing or {}
+    left = int(str(pairing.get("pairs_not_used", 0))) + int(str(pairing.get("manifest_lines_not_read", 0)))
+    if left:
+        notes.append(
+            f"{left} audio pair(s) past the first {pairing.get('max_pairs')} were not used (cues cut or manifest "
+            "lines not read): more audio than a run adapts to and evaluates on in its time limit"
+        )
+    return notes
 
 
 def _adaptation_split(
@@ -215,7 +240,8 @@ def _adaptation_split(
     """Train pairs that adapt the acoustic model, and those held out to check the adaptation."""
     every = settings.adaptation_dev_every
     dev = [u for i, u in enumerate(utterances) if i % every == every - 1]
-    return [u for u in utterances if u not in dev], dev
+    held = set(dev)
+    return [u for u in utterances if u not in held], dev
 
 
 def _adapt(
@@ -268,9 +294,15 @@ def _run(
 ) -> TrainingResult:
 
     with stages.run("prepare_text"):
-        data = prepare_data(inputs, settings.heldout_fraction)
-        encoded = encode_sentences(data.training_sentences)
-    if encoded.n_words == 0:
+        data = prepare_data(
+            inputs,
+            settings.heldout_fraction,
+            work_dir / "text",
+            settings.max_perplexity_words,
+            settings.max_training_words,
+        )
+        word_counts, n_words = data.training_sentences.word_counts()
+    if n_words == 0:
         raise TrainingError(
             TrainingError.NO_TRAINING_TEXT,
             "There is no training text: the transcripts and manifest texts contain no words after "
@@ -280,8 +312,11 @@ def _run(
     with stages.run("lexicon"):
         base_dict = load_base_dictionary(base_model_files().dictionary)
         g2p = learned_g2p(base_model_files().dictionary, settings.g2p_voice)
-        lexicon = build_lexicon(encoded.vocab[len(SPECIALS) :], base_dict, g2p.pronounce)
-        encoded = restrict_vocabulary(encoded, set(lexicon.entries))
+        lexicon = build_lexicon(_lexicon_words(word_counts, n_words, settings), base_dict, g2p.pronounce)
+        corpus = data.training_sentences
+        if any(word not in lexicon.entries for word in word_counts):
+            corpus = corpus.rewritten(work_dir / "text" / "lm-sentences.txt", set(lexicon.entries))
+        del word_counts
     if not lexicon.entries:
         raise TrainingError(
             TrainingError.NO_TRAINING_TEXT,
@@ -290,7 +325,7 @@ def _run(
         )
 
     with stages.run("estimate_lm") as step:
-        lm, discounts, ngram_counts, bin_path = _write_lm(encoded, settings, model_dir, step)
+        lm, discounts, ngram_counts, bin_path = _write_lm(corpus, settings, model_dir, step)
         lm_path = model_dir / model_files.LM_FILE
         dict_path = model_dir / model_files.DICT_FILE
         custom = DecoderConfig(lm=bin_path, dictionary=dict_path, hmm=base_model_files().hmm)
@@ -323,7 +358,11 @@ def _run(
     with stages.run("tune") as step:
         if data.train_pairs:
             train_audio, audio_skipped = store_pairs(
-                data.train_pairs, work_dir / "audio" / "train", lambda f: step(AUDIO_SHARE * f)
+                data.train_pairs,
+                work_dir / "audio" / "train",
+                lambda f: step(AUDIO_SHARE * f),
+                max_pair_seconds=settings.max_pair_seconds,
+                max_seconds=settings.max_train_audio_seconds,
             )
         if train_audio:
             step(AUDIO_SHARE)
@@ -348,8 +387,18 @@ def _run(
     with stages.run("evaluate") as step:
         wer = None
         if data.test_pairs:
+            test_pairs = evenly_spaced(data.test_pairs, settings.max_test_pairs)
+            if len(test_pairs) < len(data.test_pairs):
+                audio_skipped.append(
+                    f"{len(test_pairs)} of the {len(data.test_pairs)} test pairs (evenly spaced) were evaluated: "
+                    "more would not fit a run's time limit"
+                )
             test_audio, skipped = store_pairs(
-                data.test_pairs, work_dir / "audio" / "test", lambda f: step(AUDIO_SHARE * f), strict=True
+                test_pairs,
+                work_dir / "audio" / "test",
+                lambda f: step(AUDIO_SHARE * f),
+                strict=True,
+                max_pair_seconds=settings.max_pair_seconds,
             )
             audio_skipped += skipped
             models = [("base", DecoderConfig.base()), ("text_only", custom)]
@@ -373,9 +422,9 @@ def _run(
                 "test_text_files": len(inputs.test_texts),
                 "train_pairs": len(data.train_pairs),
                 "test_pairs": len(data.test_pairs),
-                "training_sentences": encoded.n_sentences,
-                "training_words": encoded.n_words,
-                "test_sentences": len(data.test_sentences),
+                "training_sentences": data.training_sentences.count,
+                "training_words": n_words,
+                "test_sentences": data.test_sentence_count,
                 "train_audio_seconds": round(sum(u.seconds for u in train_audio), 1),
                 "audio_skipped": audio_skipped[:50],
                 "pairing": dict(inputs.pairing or {}),

@@ -71,6 +71,11 @@ class TrainingSettings:
     min_adaptation_pairs: int = 6  # fewer train pairs: no held-out pairs to check an adaptation on
     adaptation_dev_every: int = 4  # every n-th train pair checks the adaptation instead of training it
     map_min_seconds: float = 30.0  # less adaptation audio: MLLR only
+    # audio bounds, so a run's time does not grow with the recordings (see bench/trainer/SIZE_LIMITS.md)
+    max_pair_seconds: float = 120.0  # a longer pair cannot be aligned in one piece: skipped, not decoded
+    max_train_audio_seconds: float = 3600.0  # train pairs past this much stored audio are not decoded
+    max_test_pairs: int = 300  # test pairs evaluated (evenly spaced over all of them)
+    max_training_words: int = 200_000_000  # transcript text past this many words is not read (time limit)
 
     def __post_init__(self) -> None:
         if not 1 <= self.order <= 6:
@@ -81,6 +86,8 @@ class TrainingSettings:
             raise ValueError("the tuning grid and decode budget must not be empty")
         if self.lm_memory_mb < 256 or (self.lm_max_vocabulary is not None and self.lm_max_vocabulary < 1):
             raise ValueError("lm_memory_mb must be at least 256 and lm_max_vocabulary positive")
+        if min(self.max_pair_seconds, self.max_train_audio_seconds, self.max_test_pairs, self.max_training_words) <= 0:
+            raise ValueError("max_pair_seconds, max_train_audio_seconds, max_test_pairs, max_training_words: positive")
         if self.lm_spill_limit_mb < 64:
             raise ValueError("lm_spill_limit_mb must be at least 64")
         thresholds = self.lm_prune_thresholds
