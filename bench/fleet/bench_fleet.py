@@ -213,6 +213,13 @@ class Fleet:
     def urls(self, name: str) -> list[str]:
         return [r.url for r in self.procs[name]]
 
+    def started_here(self, name: str) -> dict[str, int]:
+        """Per replica of ``name``: how many runs its log says it started (is the work shared?)."""
+        return {
+            f"{r.service}-{r.index}": r.log.read_text(errors="replace").count('"training_started"')
+            for r in self.procs[name]
+        }
+
     def cpu(self, name: str) -> float:
         return sum(cpu_seconds(r.proc.pid) for r in self.procs.get(name, []))
 
@@ -393,6 +400,7 @@ class Phase:
     stage_seconds: dict[str, float]  #: mean per stage over the successful runs (the runs' own metrics)
     failures: dict[str, int]  #: error code -> models that ended at 5 with it
     strays: int
+    runs_per_trainer: dict[str, int]  #: training attempts each trainer replica started
 
 
 async def run_phase(servers: Endpoints, keys: tuple[str, str], replicas: int, work: Workload, deadline: float) -> Phase:
@@ -477,6 +485,7 @@ async def _measure(fleet: Fleet, servers: Endpoints, signing: AuthSettings, work
         stage_seconds={k: sum(v) / len(v) for k, v in sorted(stages.items())},
         failures=failures,
         strays=len(strays),
+        runs_per_trainer=fleet.started_here("trainer"),
     )
 
 
@@ -512,6 +521,7 @@ def describe(p: Phase) -> Iterator[str]:
             + f"; shared Kafka/PostgreSQL/MinIO not counted) → at most {60 * (os.cpu_count() or 1) / total:.1f}"
             " trainings/min on this machine's CPUs"
         )
+    yield f"  runs started per trainer replica: {p.runs_per_trainer}"
     yield "  a run's stages (mean s): " + ", ".join(f"{k} {s:.2f}" for k, s in p.stage_seconds.items())
     yield f"  lost {len(v.lost)}, stuck {len(v.stuck)}, duplicated {len(v.duplicated)} (gaps {len(v.gapped)})"
     refused = [t.train_refusals for t in p.tracks if t.train_refusals]
@@ -559,6 +569,7 @@ def to_json(p: Phase) -> dict[str, Any]:
         "partitions": p.partitions,
         "complaints": p.complaints,
         "stray_events": p.strays,
+        "runs_per_trainer": p.runs_per_trainer,
         "train_refusals_no_datasets": sum(t.train_refusals for t in p.tracks),
         "events": {t.model_id: [asdict(e) | {"train_sent": t.train_sent} for e in t.events] for t in p.tracks},
     }
