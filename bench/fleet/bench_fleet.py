@@ -623,6 +623,11 @@ def main() -> None:
             print(line)
     for n, ratio in ratios_of(phases).items():
         print(f"{n} replicas vs 1: {ratio:.2f}x trainings per minute (goal for 2: >= 1.7x)")
+        if ratio > n:
+            print(
+                f"  (more than {n}x: the phases ran under different outside load, or the fleet won more of a contended"
+                " CPU with more workers runnable; compare the loads and the CPU seconds per training above)"
+            )
     bad = {k: sum(len(getattr(p.verdict, k)) for p in phases) for k in ("lost", "stuck", "duplicated")}
     print(", ".join(f"{k} {n}" for k, n in bad.items()))
     print(f"wrote {RESULTS}")
