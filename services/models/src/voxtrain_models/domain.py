@@ -250,7 +250,8 @@ class CustomModel:
         if not self.datasets:
             raise Rejected(
                 ErrorCode.VALIDATION_FAILED,
-                "The model has no datasets: upload at least one dataset, then start training.",
+                "The model has no datasets yet: upload at least one dataset, then start training. An upload "
+                "answered a moment ago is registered within seconds: if you just uploaded, try again shortly.",
             )
         amount = self._affordable(purse)
         retried = self.status is S.FAILED
