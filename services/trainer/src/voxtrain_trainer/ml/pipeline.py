@@ -178,7 +178,7 @@ def _mix_general(
     if held_out and tuning.lm != final.lm:
         choice = tune_weight([(read_model(tuning.lm.with_suffix(".arpa")), held_out)], general)
         tuned_on = f"train pairs' transcripts ({len(held_out)} sentences) under the LM without them"
-    elif len(data.training_sentences) >= settings.general_tuning_folds:  # (every fold needs text)
+    elif len(data.training_sentences) >= settings.general_tuning_folds:
         k = settings.general_tuning_folds
         folds = []
         # a large text needs one fold only (plenty of held-out words; every estimate costs)
@@ -191,11 +191,12 @@ def _mix_general(
                 continue
             _write_lm(rest, settings, fold_dir)
             folds.append((read_model(fold_dir / model_files.LM_FILE), held))
-        choice = tune_weight(folds, general) if folds else None
-        tuned_on = (
-            f"{len(folds)} of {k} cross-validation folds of the training text ({len(data.training_sentences)} "
-            "sentences), each scored under an LM of the other folds"
-        )
+        if folds:
+            choice = tune_weight(folds, general)
+            tuned_on = (
+                f"{len(folds)} of {k} cross-validation folds of the training text ({len(data.training_sentences)} "
+                "sentences), each scored under an LM of the other folds"
+            )
     lam = choice.lam if choice else settings.default_domain_weight
     mixed: dict[Path, Path] = {}
     counts: list[int] = []
