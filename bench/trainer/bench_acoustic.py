@@ -18,11 +18,14 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 from bench.trainer.acoustic_domains import DOMAINS
 from tests.trainer.recordings import long_recordings, spoken
-from voxtrain_trainer.ml import AudioPair, TextFile, TrainingInputs, TrainingSettings, run_training
+from voxtrain_trainer.ml import AudioPair, TextFile, TrainingInputs, TrainingResult, TrainingSettings, run_training
+from voxtrain_trainer.ml.audio import load_pcm, pcm_duration
+from voxtrain_trainer.ml.base_model import base_model_files
+from voxtrain_trainer.ml.decoder import DecoderConfig, SpeechDecoder
 from voxtrain_trainer.ml.pairing import NamedFile, pair_recordings
 
 
@@ -31,7 +34,29 @@ def row(name: str, r: dict) -> str:
     return f"| {name} | {' | '.join(parts)} |"
 
 
-def bench_domain(name: str, root: Path) -> dict:
+def decode_rtf(result: TrainingResult, pairs: list[AudioPair]) -> dict:
+    """Decode seconds (wall and CPU) per audio second of a run's LM + lexicon (base acoustic model) on ``pairs``."""
+    config = DecoderConfig(result.artifacts["lm_bin"], result.artifacts["lexicon"], base_model_files().hmm)
+    began = perf_counter()
+    decoder = SpeechDecoder(config)
+    load = perf_counter() - began
+    audio = decoding = cpu = 0.0
+    for pair in pairs:
+        pcm = load_pcm(pair.audio)
+        began, began_cpu = perf_counter(), process_time()
+        decoder.decode(pcm)
+        decoding += perf_counter() - began
+        cpu += process_time() - began_cpu
+        audio += pcm_duration(pcm)
+    return {
+        "rtf_wall": round(decoding / audio, 3),
+        "rtf_cpu": round(cpu / audio, 3),  # what one free core would take: independent of the machine's load
+        "audio_seconds": round(audio, 1),
+        "load_seconds": round(load, 2),
+    }
+
+
+def bench_domain(name: str, root: Path, with_audio_run: bool = True) -> dict:
     text, adapt, test = DOMAINS[name]
     directory = root / name
     directory.mkdir(parents=True)
@@ -56,11 +81,15 @@ def bench_domain(name: str, root: Path) -> dict:
     )
     t_text = perf_counter() - began
     began = perf_counter()
-    with_audio = run_training(
-        TrainingInputs(transcripts=[TextFile(notes)], train_pairs=train_pairs, test_pairs=test_pairs, pairing=pairing),
-        directory / "run-audio",
-        settings,
-    )
+    with_audio = text_only
+    if with_audio_run:
+        with_audio = run_training(
+            TrainingInputs(
+                transcripts=[TextFile(notes)], train_pairs=train_pairs, test_pairs=test_pairs, pairing=pairing
+            ),
+            directory / "run-audio",
+            settings,
+        )
     t_audio = perf_counter() - began
     w_text = text_only.metrics["evaluation"]["wer"]
     w_audio = with_audio.metrics["evaluation"]["wer"]
@@ -68,7 +97,11 @@ def bench_domain(name: str, root: Path) -> dict:
         "domain": name,
         "base": w_text["base"],
         "today_text_only": today.metrics["evaluation"]["wer"]["text_only"],
-        "general_english": with_audio.metrics["lm"]["general_english"],
+        "general_english": {
+            "text_only_run": text_only.metrics["lm"]["general_english"],
+            "text_audio_run": with_audio.metrics["lm"]["general_english"],
+        },
+        "decode_rtf": {"domain_lm_alone": decode_rtf(today, test_pairs), "mixed_lm": decode_rtf(text_only, test_pairs)},
         "text_only_run": w_text["text_only"],
         "audio_run_text_only": w_audio["text_only"],
         "audio_run_text_audio": w_audio.get("text_audio"),
@@ -84,10 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None, help="write the JSON results here")
     parser.add_argument("--domains", default="aviation,medical")
+    parser.add_argument("--no-audio", action="store_true", help="skip the audio (the text + audio run trains on text)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-acoustic-"))
     try:
-        results = [bench_domain(d, root) for d in args.domains.split(",")]
+        results = [bench_domain(d, root, not args.no_audio) for d in args.domains.split(",")]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     for r in results:
@@ -107,6 +141,7 @@ def main() -> None:
         text_gain = 1 - r["text_only_run"]["wer"] / r["today_text_only"]["wer"]
         print(f"relative gain of the text-only run vs the domain LM alone: {text_gain:.1%}")
         print(f"general English: {r['general_english']}")
+        print(f"decode real-time factor (base acoustic model): {r['decode_rtf']}")
         print(f"durations: {r['seconds']}; pairing: {r['pairing']}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

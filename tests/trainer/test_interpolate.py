@@ -1,4 +1,4 @@
-"""Interpolating a domain LM with general English: every context still sums to 1."""
+"""Interpolating a domain LM with a general n-gram LM: every context still sums to 1."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from voxtrain_trainer.ml.arpa import read_arpa, write_arpa
-from voxtrain_trainer.ml.encoding import BOS, EOS, encode_sentences
+from voxtrain_trainer.ml.encoding import BOS, encode_sentences
 from voxtrain_trainer.ml.interpolate import (
-    general_unigrams,
+    MixedModel,
+    fit_backoffs,
     interpolate_with_general,
     read_model,
     tune_weight,
@@ -25,7 +26,20 @@ DOMAIN = [
     "the patient has atrial fibrillation",
     "continue heparin until warfarin is therapeutic",
 ]
-GENERAL_LOG10 = {"the": -1.2, "a": -1.4, "nurse": -4.0, "walked": -4.2, "patient": -3.9, EOS: -1.1, BOS: -99.0}
+GENERAL_TEXT = [
+    "the nurse walked to the patient",
+    "a nurse walked the patient to the door",
+    "the patient walked",
+    "the door was open",
+    "a patient has the door",
+]
+
+
+def _general(tmp_path: Path) -> MixedModel:
+    """A small general-English model with bigrams and trigrams (not just unigrams)."""
+    lm, _ = estimate_kneser_ney(encode_sentences(GENERAL_TEXT), 3, (0.5, 1.0, 1.5))
+    write_arpa(lm, tmp_path / "general.arpa")
+    return read_model(tmp_path / "general.arpa")
 
 
 @pytest.fixture
@@ -40,57 +54,87 @@ def _total(model, history: tuple[str, ...]) -> float:
     return sum(10 ** model.log10_prob(w, history) for w in vocab)
 
 
-def test_every_context_sums_to_one_after_mixing(domain) -> None:
-    general = general_unigrams(GENERAL_LOG10, 10)
-    assert math.isclose(sum(general.values()), 1.0)
+def test_every_context_sums_to_one_after_mixing(domain, tmp_path: Path) -> None:
+    general = _general(tmp_path)
+    assert len(general.probs[2]) > 5
     mixed = interpolate_with_general(domain, general, 0.7)
     contexts = {ng[:-1] for level in mixed.probs[1:] for ng in level} | {(BOS,), ("nurse",), ("heparin", "for")}
-    assert len(contexts) > 10
-    for history in [(), *contexts]:
-        assert _total(mixed, history) == pytest.approx(1.0, abs=1e-4), history
+    assert {("the", "nurse"), ("heparin", "for"), ("nurse", "walked")} <= contexts  # both models' contexts
+    for history in [(), *contexts, ("door", "heparin"), ("walked", "the")]:
+        assert _total(mixed, history) == pytest.approx(1.0, abs=1e-5), history  # inputs: 6-decimal ARPA
 
 
-def test_general_words_become_known_and_domain_ngrams_keep_most_weight(domain) -> None:
-    mixed = interpolate_with_general(domain, general_unigrams(GENERAL_LOG10, 10), 0.8)
+def test_listed_ngrams_are_the_exact_mixture_of_both_models(domain, tmp_path: Path) -> None:
+    general = _general(tmp_path)
+    mixed = interpolate_with_general(domain, general, 0.6)
+    for word, history in [("walked", ("the", "nurse")), ("heparin", (BOS, "start")), ("patient", ("the",))]:
+        expected = 0.6 * 10 ** domain.log10_prob(word, history) + 0.4 * 10 ** general.log10_prob(word, history)
+        assert 10 ** mixed.log10_prob(word, history) == pytest.approx(expected, rel=1e-9)
+    assert ("the", "nurse", "walked") in mixed.probs[2] and ("the", "nurse", "walked") not in domain.probs[2]
+
+
+def test_general_words_and_phrases_become_known_and_domain_ngrams_keep_most_weight(domain, tmp_path: Path) -> None:
+    general = _general(tmp_path)
+    mixed = interpolate_with_general(domain, general, 0.8)
     assert ("nurse",) in mixed.probs[0] and ("nurse",) not in domain.probs[0]
     after = (BOS, "start")
     assert mixed.log10_prob("heparin", after) > mixed.log10_prob("nurse", after)
     assert mixed.log10_prob("heparin", after) < domain.log10_prob("heparin", after)  # some mass went to general
+    # a general phrase beats the same word after an unrelated general context
+    assert mixed.log10_prob("walked", ("the", "nurse")) > mixed.log10_prob("walked", ("the", "door"))
+
+
+def test_fitting_backoffs_renormalises_a_pruned_model() -> None:
+    model = MixedModel(
+        [{("a",): math.log10(0.5), ("b",): math.log10(0.3), ("c",): math.log10(0.2), (BOS,): -99.0}, {}],
+        [{}, {}],
+    )
+    model.probs[1] = {("a", "b"): math.log10(0.6), ("b", "a"): math.log10(0.5), ("b", "c"): math.log10(0.5)}
+    # after "c" every word is listed but the listed mass is 0.8: nothing is left to back off to
+    model.probs[1].update({("c", w): math.log10(p) for w, p in (("a", 0.4), ("b", 0.3), ("c", 0.1))})
+    fit_backoffs(model)
+    for history in [("a",), ("b",), ("c",), (BOS,)]:
+        assert _total(model, history) == pytest.approx(1.0, abs=1e-9), history
+    assert 10 ** model.log10_prob("a", ("c",)) == pytest.approx(0.5)
+    assert model.bows[0][("a",)] == pytest.approx(math.log10(0.4 / 0.7))
 
 
 def test_written_model_is_a_valid_arpa_file(domain, tmp_path: Path) -> None:
-    mixed = interpolate_with_general(domain, general_unigrams(GENERAL_LOG10, 10), 0.8)
+    mixed = interpolate_with_general(domain, _general(tmp_path), 0.8)
     counts = write_model(mixed, tmp_path / "mixed.arpa")
     again = read_arpa(tmp_path / "mixed.arpa")
     assert again.ngram_counts() == counts
-    assert "nurse" in again.word_index
+    assert "nurse" in again.word_index and counts[2] > len(domain.probs[2])
 
 
-def test_pruning_keeps_the_most_probable_general_words() -> None:
-    general = general_unigrams(GENERAL_LOG10, 2)
-    assert set(general) == {"the", "a", EOS}
-
-
-def test_weight_follows_the_held_out_text(domain) -> None:
-    general = general_unigrams(GENERAL_LOG10, 10)
-    domain_like = tune_weight(domain, general, ["start heparin for atrial fibrillation"])
-    general_like = tune_weight(domain, general, ["the nurse walked", "a nurse walked the patient"])
+def test_weight_follows_the_held_out_text(domain, tmp_path: Path) -> None:
+    general = _general(tmp_path)
+    domain_like = tune_weight([(domain, ["start heparin for atrial fibrillation"])], general)
+    general_like = tune_weight([(domain, ["the nurse walked", "a nurse walked the patient"])], general)
     assert domain_like.lam > general_like.lam
     assert domain_like.perplexity[domain_like.lam] == min(domain_like.perplexity.values())
+    pooled = tune_weight([(domain, ["start heparin for atrial fibrillation"]), (domain, ["the nurse walked"])], general)
+    assert pooled.tokens == domain_like.tokens + 4  # "the nurse walked </s>"
 
 
 def test_a_run_ships_the_mixed_lm_and_the_general_words(tmp_path: Path) -> None:
     from voxtrain_trainer.ml import TextFile, TrainingInputs, TrainingSettings, run_training
 
     notes = tmp_path / "notes.txt"
-    notes.write_text("\n".join(DOMAIN) + "\n", encoding="utf-8")
-    result = run_training(TrainingInputs([TextFile(notes)]), tmp_path, TrainingSettings(general_words=300))
+    more = ["stop heparin before the procedure", "check the bleeding after surgery", "warfarin for the embolism"]
+    notes.write_text("\n".join([*DOMAIN, *more]) + "\n", encoding="utf-8")
+    settings = TrainingSettings(
+        general_words=300, general_bigrams=2000, general_trigrams=1000, general_lm_cache_dir=str(tmp_path / "cache")
+    )
+    result = run_training(TrainingInputs([TextFile(notes)]), tmp_path, settings)
     lm = result.metrics["lm"]
     assert lm["smoothing"].endswith("mixed with general English") and lm["pruning"] is not None
     mix = lm["general_english"]
-    assert mix["general_words"] == 300 and mix["weight_tuned"] is False and mix["domain_weight"] == 0.8
+    assert mix["general_words"] == 300 and mix["general_ngram_counts"] == [302, 2000, 1000]
+    assert mix["weight_tuned"] is True and "cross-validation" in mix["tuned_on"] and mix["heldout_tokens"] > 20
     mixed = read_arpa(result.artifacts["lm"])
     assert {"heparin", "the", "people"} <= set(mixed.word_index) and mixed.ngram_counts() == lm["ngram_counts"]
+    assert mixed.ngram_counts()[1] >= 2000 and mix["mixed_ngram_counts"] == lm["ngram_counts"]
     dictionary = result.artifacts["lexicon"].read_text(encoding="utf-8")
     assert "\npeople " in dictionary and "\nheparin " in dictionary
     assert "General English" in result.artifacts["model_card"].read_text(encoding="utf-8")

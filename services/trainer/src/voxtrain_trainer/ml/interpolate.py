@@ -1,13 +1,13 @@
-"""Mix general English into a domain LM: static linear interpolation of backoff models.
+"""Mix general English into a domain LM: static linear interpolation of two backoff models.
 
 Contract of :func:`interpolate_with_general`: the result is an ARPA backoff model over the union
-of the domain vocabulary and the ``general`` words, whose listed n-grams are the domain model's
-and whose probabilities are ``lam * p_domain(w | h) + (1 - lam) * p_general(w)`` (``p_domain`` of a
-word the domain model lacks is 0; ``general`` is a unigram distribution, e.g. the base model's
-most frequent words, pruned so the mixed model stays small enough to decode in real time).
-Backoff weights are recomputed so that every context's distribution over the whole vocabulary
-sums to 1 (SRILM's ``-mix-lm`` static mixing does the same). The model works on any ARPA file,
-whichever estimator wrote it, and streams it: memory holds the n-grams, not the text.
+of both vocabularies whose listed n-grams are the union of both models' n-grams, each with
+probability ``lam * p_domain(w | h) + (1 - lam) * p_general(w | h)`` (each model scoring with its
+own backoff; a model's probability of a word it lacks is 0). Backoff weights are then recomputed
+(:func:`fit_backoffs`) so that every context's distribution over the whole vocabulary sums to 1
+-- SRILM's ``-mix-lm`` static mixing does the same; n-grams neither model lists get the backed-off
+mixture, not the exact one. ``general`` is e.g. the base model's LM pruned to its commonest words
+and n-grams (:mod:`voxtrain_trainer.ml.general_lm`) so the mixed model decodes in real time.
 :func:`tune_weight` picks ``lam`` from a grid by perplexity of held-out sentences under the exact
 mixture.
 """
@@ -15,16 +15,16 @@ mixture.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from voxtrain_trainer.ml.arpa import parse_arpa
 from voxtrain_trainer.ml.backoff_lm import LOG10_ZERO
-from voxtrain_trainer.ml.encoding import BOS, EOS, UNK
+from voxtrain_trainer.ml.encoding import BOS, EOS
 
 Ngram = tuple[str, ...]
-LAMBDA_GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+LAMBDA_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 
 
 @dataclass
@@ -65,41 +65,55 @@ def _log10(x: float) -> float:
     return math.log10(x) if x > 0 else LOG10_ZERO
 
 
-def _mix(p_domain_log10: float | None, general: float, lam: float) -> float:
-    p = lam * (10.0**p_domain_log10 if p_domain_log10 is not None and p_domain_log10 > LOG10_ZERO else 0.0)
-    return p + (1.0 - lam) * general
+def _p(log10p: float) -> float:
+    return 10.0**log10p if log10p > LOG10_ZERO else 0.0
 
 
-def interpolate_with_general(domain: MixedModel, general: Mapping[str, float], lam: float) -> MixedModel:
-    """The mixed model (see module contract); ``general`` maps word -> probability (sums to 1)."""
+def fit_backoffs(model: MixedModel) -> None:
+    """Set every backoff weight so that each context's distribution sums to 1 over the vocabulary.
+
+    For a context ``h`` with listed continuations ``L``: ``bow(h) = (1 - sum_L p(w | h)) /
+    (1 - sum_L p(w | h'))`` with ``h'`` = ``h`` without its oldest word. A context whose listed words
+    already cover all the lower-order mass has its listed probabilities scaled to sum to 1 instead.
+    """
+    for n in range(1, model.order):
+        listed: dict[Ngram, list[float]] = {}
+        for ng, logp in model.probs[n].items():
+            sums = listed.setdefault(ng[:-1], [0.0, 0.0])
+            sums[0] += _p(logp)
+            sums[1] += _p(model.log10_prob(ng[-1], ng[1:-1]))
+        bows: dict[Ngram, float] = {}
+        model.bows[n - 1] = bows
+        for context, (have, low) in listed.items():
+            if 1.0 - low > 1e-9:
+                bows[context] = _log10(max(1.0 - have, 1e-12) / (1.0 - low))
+                continue
+            level = model.probs[n]  # every word is listed after this context: renormalise it
+            for ng in [ng for ng in level if ng[:-1] == context]:
+                level[ng] -= math.log10(have)
+
+
+def interpolate_with_general(domain: MixedModel, general: MixedModel, lam: float) -> MixedModel:
+    """The mixed model (see module contract)."""
     if not 0.0 < lam <= 1.0:
         raise ValueError("the domain weight must be in (0, 1]")
-    unigrams = domain.probs[0]
-    words = {ng[0] for ng in unigrams} | set(general)
-    mixed_uni: dict[Ngram, float] = {}
-    for word in words:
-        key = (word,)
-        if word == BOS:
-            mixed_uni[key] = LOG10_ZERO
-        else:
-            mixed_uni[key] = _log10(_mix(unigrams.get(key), general.get(word, 0.0), lam))
-    out = MixedModel([mixed_uni], [{}])
-    for n in range(2, domain.order + 1):
-        out.probs.append({ng: _log10(_mix(p, general.get(ng[-1], 0.0), lam)) for ng, p in domain.probs[n - 1].items()})
-        out.bows.append({})
-    # backoff weights: for each context h, (1 - sum of listed p(w|h)) / (1 - sum of p(w|h minus first word))
-    for n in range(1, domain.order):
-        listed: dict[Ngram, tuple[float, float]] = {}
-        for ng, logp in out.probs[n].items():
-            context = ng[:-1]
-            lower = out.log10_prob(ng[-1], context[1:])
-            have, low = listed.get(context, (0.0, 0.0))
-            listed[context] = (have + 10.0**logp, low + 10.0**lower)
-        bows = out.bows[n - 1]
-        for context in set(domain.bows[n - 1]) | set(listed):
-            have, low = listed.get(context, (0.0, 0.0))
-            if context in out.probs[n - 1]:
-                bows[context] = _log10(max(1.0 - have, 1e-12) / max(1.0 - low, 1e-12))
+    order = max(domain.order, general.order)
+    probs: list[dict[Ngram, float]] = []
+    for n in range(1, order + 1):
+        keys = set(domain.probs[n - 1] if n <= domain.order else ()) | set(
+            general.probs[n - 1] if n <= general.order else ()
+        )
+        level: dict[Ngram, float] = {}
+        for ng in keys:
+            if ng == (BOS,):
+                level[ng] = LOG10_ZERO
+                continue
+            word, history = ng[-1], ng[:-1]
+            p = lam * _p(domain.log10_prob(word, history)) + (1.0 - lam) * _p(general.log10_prob(word, history))
+            level[ng] = _log10(p)
+        probs.append(level)
+    out = MixedModel(probs, [{} for _ in probs])
+    fit_backoffs(out)
     return out
 
 
@@ -119,16 +133,6 @@ def write_model(model: MixedModel, path: Path) -> list[int]:
     return counts
 
 
-def general_unigrams(log10_probs: Mapping[str, float], size: int) -> dict[str, float]:
-    """The ``size`` most probable words of a general model (plus ``</s>``), renormalised to sum to 1."""
-    ranked = sorted((w for w in log10_probs if w not in (BOS, EOS, UNK)), key=lambda w: -log10_probs[w])
-    kept = ranked[:size]
-    if EOS in log10_probs:
-        kept.append(EOS)
-    total = sum(10.0 ** log10_probs[w] for w in kept)
-    return {w: 10.0 ** log10_probs[w] / total for w in kept}
-
-
 @dataclass(frozen=True)
 class WeightChoice:
     """The chosen domain weight and the held-out perplexity at each grid point."""
@@ -139,19 +143,22 @@ class WeightChoice:
 
 
 def tune_weight(
-    domain: MixedModel, general: Mapping[str, float], sentences: Sequence[str], grid: Sequence[float] = LAMBDA_GRID
+    folds: Sequence[tuple[MixedModel, Sequence[str]]], general: MixedModel, grid: Sequence[float] = LAMBDA_GRID
 ) -> WeightChoice:
-    """Domain weight with the lowest perplexity of ``sentences`` under the exact linear mixture."""
-    vocab = {ng[0] for ng in domain.probs[0]}
+    """Domain weight with the lowest perplexity of held-out sentences under the exact linear mixture.
+
+    ``folds`` pairs each domain model with sentences it did not see (one pair, or the folds of a
+    cross-validation, pooled). Words neither model knows are skipped (they cost every weight the same).
+    """
     pairs: list[tuple[float, float]] = []
-    for sentence in sentences:
-        history: tuple[str, ...] = (BOS,)
-        for word in [*sentence.split(), EOS]:
-            in_domain = word in vocab
-            if in_domain or word in general:
-                p_d = 10.0 ** domain.log10_prob(word, history) if in_domain else 0.0
-                pairs.append((p_d, general.get(word, 0.0)))
-            history = (*history, word if in_domain else UNK)
+    for domain, sentences in folds:
+        for sentence in sentences:
+            history: tuple[str, ...] = (BOS,)
+            for word in [*sentence.split(), EOS]:
+                p_d, p_g = _p(domain.log10_prob(word, history)), _p(general.log10_prob(word, history))
+                if p_d > 0.0 or p_g > 0.0:
+                    pairs.append((p_d, p_g))
+                history = (*history, word)
     scores: dict[float, float] = {}
     for lam in grid:
         total = sum(math.log10(max(lam * d + (1 - lam) * g, 1e-99)) for d, g in pairs)

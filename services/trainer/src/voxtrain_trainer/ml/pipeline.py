@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,23 +33,17 @@ from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.decoder import AcousticFiles, DecoderConfig
-from voxtrain_trainer.ml.encoding import EOS
+from voxtrain_trainer.ml.encoding import SPECIALS
 from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
 from voxtrain_trainer.ml.g2p_learn import learned_g2p
-from voxtrain_trainer.ml.interpolate import (
-    general_unigrams,
-    interpolate_with_general,
-    read_model,
-    tune_weight,
-    write_model,
-)
+from voxtrain_trainer.ml.general_lm import GeneralPruning, general_model
+from voxtrain_trainer.ml.interpolate import interpolate_with_general, read_model, tune_weight, write_model
 from voxtrain_trainer.ml.kneser_ney import Discounts
 from voxtrain_trainer.ml.lexicon import Lexicon, build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
 from voxtrain_trainer.ml.lm_external import auto_limits, estimate_arpa
 from voxtrain_trainer.ml.model_card import render_model_card
-from voxtrain_trainer.ml.perplexity import BaseLMScorer
 from voxtrain_trainer.ml.prepare import PreparedData, SentenceFile, prepare_data
 from voxtrain_trainer.ml.tuning import DEFAULT_LW, DEFAULT_WIP, tune_weights
 from voxtrain_trainer.ml.types import AudioPair, ProgressCallback, TrainingInputs, TrainingResult, TrainingSettings
@@ -64,6 +58,7 @@ STAGES = {
     "report": ("writing metrics and model card", 97, 100),
 }
 SCRATCH_DIRS = ("text", "audio", "tuning-lm", "mixed-lm", "acoustic")
+CV_MAX_SENTENCES = 2000  # more training sentences: one held-out fold (capped at this many) tunes the general weight
 AUDIO_SHARE = 0.04  # of the tune and evaluate stages: storing the pairs' audio, quick next to decoding it
 
 
@@ -162,39 +157,71 @@ def _mix_general(
     final: DecoderConfig,
     tuning: DecoderConfig,
     held_out: list[str],
-    base_dict: Mapping[str, list[tuple[str, ...]]],
+    data: PreparedData,
+    vocabulary: set[str],
     settings: TrainingSettings,
     directory: Path,
 ) -> _Mixing:
-    """The domain LM (and the tuning LM) interpolated with the base model's commonest words.
+    """The domain LM (and the tuning LM) interpolated with the base model's pruned general LM.
 
-    The weight is tuned on the train pairs' transcripts under the LM that does not contain them;
-    without such held-out text the default weight is used. Written under ``directory``.
+    The weight is tuned by perplexity: on the train pairs' transcripts under the LM that does not
+    contain them when there are such pairs; otherwise by ``general_tuning_folds``-fold
+    cross-validation on the training text (each fold scored under an LM of the other folds); with
+    too little text the default weight is used. Written under ``directory``.
     """
-    known = BaseLMScorer(base_model_files().lm).unigram_log10([*base_dict, EOS])
-    general = general_unigrams(known, settings.general_words)
-    choice = None
+    pruning = GeneralPruning(settings.general_words, settings.general_bigrams, settings.general_trigrams)
+    began = perf_counter()
+    files = base_model_files()
+    general = general_model(files.lm, files.dictionary, pruning, Path(settings.general_lm_cache_dir))
+    load_seconds = perf_counter() - began
+    choice, tuned_on = None, "default weight (too little text to hold some out)"
     if held_out and tuning.lm != final.lm:
-        choice = tune_weight(read_model(tuning.lm.with_suffix(".arpa")), general, held_out)
+        choice = tune_weight([(read_model(tuning.lm.with_suffix(".arpa")), held_out)], general)
+        tuned_on = f"train pairs' transcripts ({len(held_out)} sentences) under the LM without them"
+    elif len(data.training_sentences) >= settings.general_tuning_folds:
+        k = settings.general_tuning_folds
+        folds = []
+        # a large text needs one fold only (plenty of held-out words; every estimate costs)
+        for fold in range(k if len(data.training_sentences) <= CV_MAX_SENTENCES else 1):
+            held = [t for i, t in enumerate(data.training_sentences) if i % k == fold][:CV_MAX_SENTENCES]
+            fold_dir = directory / f"fold-{fold}"
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            rest = data.training_sentences.rewritten(fold_dir / "sentences.txt", vocabulary, set(held))
+            if not rest.count:
+                continue
+            _write_lm(rest, settings, fold_dir)
+            folds.append((read_model(fold_dir / model_files.LM_FILE), held))
+        if folds:
+            choice = tune_weight(folds, general)
+            tuned_on = (
+                f"{len(folds)} of {k} cross-validation folds of the training text ({len(data.training_sentences)} "
+                "sentences), each scored under an LM of the other folds"
+            )
     lam = choice.lam if choice else settings.default_domain_weight
     mixed: dict[Path, Path] = {}
+    counts: list[int] = []
     for n, source in enumerate(dict.fromkeys([final.lm, tuning.lm])):
         target = directory / str(n) / model_files.LM_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_model(interpolate_with_general(read_model(source.with_suffix(".arpa")), general, lam), target)
+        written = write_model(interpolate_with_general(read_model(source.with_suffix(".arpa")), general, lam), target)
+        counts = counts or written
         mixed[source] = convert_to_binary(target, target.with_suffix(".bin"))
     report = {
-        "general_words": len(general) - 1,
+        "general_words": pruning.words,
+        "general_ngram_counts": [len(level) for level in general.probs],
+        "mixed_ngram_counts": counts,
         "domain_weight": lam,
         "weight_tuned": choice is not None,
+        "tuned_on": tuned_on,
         "heldout_perplexity": {str(k): round(v, 2) for k, v in choice.perplexity.items()} if choice else None,
         "heldout_tokens": choice.tokens if choice else 0,
-        "source": "base en-us LM unigrams (most probable words)",
+        "general_load_seconds": round(load_seconds, 2),
+        "source": "base en-us LM (trie binary read by ml/trie_lm.py), pruned to its commonest words and n-grams",
     }
     return _Mixing(
         DecoderConfig(mixed[final.lm], final.dictionary, final.hmm),
         DecoderConfig(mixed[tuning.lm], tuning.dictionary, tuning.hmm),
-        [w for w in general if w != EOS],
+        [ng[0] for ng in general.probs[0] if ng[0] not in SPECIALS],
         report,
     )
 
@@ -337,7 +364,9 @@ def _run(
         mixing = None
         if settings.general_words > 0:
             held_out = data.pair_sentences if tuning_config is not custom else []
-            mixing = _mix_general(custom, tuning_config, held_out, base_dict, settings, work_dir / "mixed-lm")
+            mixing = _mix_general(
+                custom, tuning_config, held_out, data, set(lexicon.entries), settings, work_dir / "mixed-lm"
+            )
             # Always shipped when on: tuning on the train audio (domain sentences) would favour the
             # domain-only LM, yet held-out speech uses ordinary words too (see bench/trainer/bench_acoustic.py).
             shutil.copyfile(mixing.final.lm.with_suffix(".arpa"), lm_path)

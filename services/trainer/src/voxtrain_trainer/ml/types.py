@@ -6,6 +6,7 @@ references before calling :func:`voxtrain_trainer.ml.pipeline.run_training`.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,7 +66,11 @@ class TrainingSettings:
     lm_spill_limit_mb: int = 32768  # disk it may spill to (lm_spill_limit_exceeded beyond)
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
     lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
-    general_words: int = 5000  # commonest base-LM words mixed into the domain LM (0: domain text only)
+    general_words: int = 10_000  # commonest base-LM words mixed into the domain LM (0: domain text only)
+    general_bigrams: int = 200_000  # most probable base-LM bigrams among them mixed in
+    general_trigrams: int = 100_000  # and trigrams
+    general_tuning_folds: int = 5  # without held-out pairs: cross-validation folds of the text that tune the weight
+    general_lm_cache_dir: str = str(Path(tempfile.gettempdir()) / "voxtrain-general-lm")  # pruned base LM cache
     default_domain_weight: float = 0.8  # domain LM weight when there is no held-out text to tune it on
     adapt_acoustic_model: bool = True
     min_adaptation_pairs: int = 6  # fewer train pairs: no held-out pairs to check an adaptation on
