@@ -138,3 +138,23 @@ def test_a_run_ships_the_mixed_lm_and_the_general_words(tmp_path: Path) -> None:
     dictionary = result.artifacts["lexicon"].read_text(encoding="utf-8")
     assert "\npeople " in dictionary and "\nheparin " in dictionary
     assert "General English" in result.artifacts["model_card"].read_text(encoding="utf-8")
+
+
+def test_a_run_with_more_text_than_the_mix_limit_ships_the_domain_lm_and_says_why(tmp_path: Path) -> None:
+    from voxtrain_trainer.ml import TextFile, TrainingInputs, TrainingSettings, run_training
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n".join(DOMAIN) + "\n", encoding="utf-8")
+    settings = TrainingSettings(
+        general_words=300,
+        general_bigrams=2000,
+        general_trigrams=1000,
+        general_lm_cache_dir=str(tmp_path / "cache"),
+        general_mix_max_words=10,
+    )
+    result = run_training(TrainingInputs([TextFile(notes)]), tmp_path, settings)
+    lm = result.metrics["lm"]
+    assert not lm["smoothing"].endswith("mixed with general English")
+    assert f"has {result.metrics['data']['training_words']} words, more than 10" in lm["general_english"]["skipped"]
+    assert "people" not in read_arpa(result.artifacts["lm"]).word_index  # a general word the domain text lacks
+    assert "General English: not mixed in" in result.artifacts["model_card"].read_text(encoding="utf-8")

@@ -91,6 +91,16 @@ def test_same_model_as_the_in_memory_estimator(tmp_path: Path, order: int, n_sen
     _assert_same_model(result.model, reference, tolerance=1e-9)  # not rounded to the ARPA's 6 decimals
 
 
+def test_a_vocabulary_past_46341_words_keeps_its_model(tmp_path: Path) -> None:
+    # n-gram keys are prefix index * vocabulary size + word: past 46,341 words that product leaves INTEGER
+    # (a 25 MB transcript failed "Overflow in multiplication of INT32" before the index was widened)
+    words = [f"w{i}" for i in range(47_000)]
+    sentences = [" ".join(words[i : i + 10]) for i in range(0, len(words), 10)] + ["w46990 w46991 w46992"] * 3
+    result = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "lm.arpa", 3, keep_model=True)
+    assert result.model is not None and result.model.vocab_size >= 47_000
+    assert result.model.ngram_counts() == result.ngram_counts
+
+
 def test_token_lists_stream_in_like_a_file(tmp_path: Path) -> None:
     sentences = _zipf_corpus(200, 60, seed=5)
     from_file = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "a.arpa", 3)

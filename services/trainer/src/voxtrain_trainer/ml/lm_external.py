@@ -639,7 +639,7 @@ def _backoff_model(engine: _Engine, order: int, vocabulary: list[str]) -> Backof
                 SELECT {prefix}, {"w1" if n == 2 else f"row_number() OVER (ORDER BY {prefix}) - 1"} AS idx
                 FROM k{n - 1}"""
             )
-            index = f"i.idx * {size} + k.w{n}"
+            index = f"i.idx::BIGINT * {size} + k.w{n}"  # INTEGER * vocabulary overflows past 46,340 words
         prefix_join = f"JOIN i{n - 1} i ON {_on('k', 'i', ((j, j) for j in range(1, n)))}" if n > 1 else ""
         bow_join = f"LEFT JOIN b{n + 1} b ON {_on('k', 'b', ((j, j) for j in range(1, n + 1)))}" if n < order else ""
         bow = "b.bow" if n < order else "NULL::DOUBLE"

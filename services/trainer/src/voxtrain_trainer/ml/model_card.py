@@ -52,6 +52,8 @@ def _wer_section(wer: dict | None) -> list[str]:
 def _general_section(mix: dict | None) -> list[str]:
     if not mix:
         return []
+    if "skipped" in mix:
+        return [f"- General English: not mixed in ({mix['skipped']})."]
     how = "tuned on held-out text" if mix["weight_tuned"] else "default weight"
     counts = mix.get("general_ngram_counts") or []
     phrases = f" and its {' / '.join(f'{c}' for c in counts[1:])} commonest longer n-grams" if counts[1:] else ""

@@ -361,8 +361,13 @@ def _run(
             tuning_config, tuning_lm = _tuning_config(
                 data, set(lexicon.entries), custom, settings, work_dir / "tuning-lm"
             )
-        mixing = None
-        if settings.general_words > 0:
+        mixing, unmixed = None, None
+        if settings.general_words > 0 and n_words > settings.general_mix_max_words:
+            unmixed = {
+                "skipped": f"the training text has {n_words} words, more than {settings.general_mix_max_words}: "
+                "it covers ordinary English itself, so the domain LM ships without the general-English mix"
+            }
+        elif settings.general_words > 0:
             held_out = data.pair_sentences if tuning_config is not custom else []
             mixing = _mix_general(
                 custom, tuning_config, held_out, data, set(lexicon.entries), settings, work_dir / "mixed-lm"
@@ -464,7 +469,7 @@ def _run(
                 "order": lm.order,
                 "requested_order": settings.order,
                 "smoothing": "interpolated modified Kneser-Ney" + (", mixed with general English" if mixing else ""),
-                "general_english": mixing.report if mixing else None,
+                "general_english": mixing.report if mixing else unmixed,
                 "ngram_counts": ngram_counts,
                 "vocabulary_size": lm.vocab_size,
                 "discounts": [d.to_dict() for d in discounts],

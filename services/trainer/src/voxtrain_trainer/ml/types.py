@@ -72,6 +72,9 @@ class TrainingSettings:
     general_tuning_folds: int = 5  # without held-out pairs: cross-validation folds of the text that tune the weight
     general_lm_cache_dir: str = str(Path(tempfile.gettempdir()) / "voxtrain-general-lm")  # pruned base LM cache
     default_domain_weight: float = 0.8  # domain LM weight when there is no held-out text to tune it on
+    # more training text than this: no general-English mix (the domain text covers ordinary English by then, and
+    # mixing reads whole models into memory and estimates another LM per fold: time and memory grow with the text)
+    general_mix_max_words: int = 2_000_000
     adapt_acoustic_model: bool = True
     min_adaptation_pairs: int = 6  # fewer train pairs: no held-out pairs to check an adaptation on
     adaptation_dev_every: int = 4  # every n-th train pair checks the adaptation instead of training it
