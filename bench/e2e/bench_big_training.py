@@ -265,7 +265,8 @@ class System:
                 tail = (self.work / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise SystemExit(f"voxtrain-{name} exited:\n{tail}")
             try:
-                if httpx.get(self.url(name) + "/health/ready", timeout=2).status_code == 200:
+                # a loaded machine answered /health/ready in 7-15 s (the models service's Kafka check)
+                if httpx.get(self.url(name) + "/health/ready", timeout=60).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -424,8 +425,16 @@ def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float
     body_: dict[str, Any] = {}
     cancelled = False
     deadline = uploaded + timeout
+    outcome = None
     while time.perf_counter() < deadline:
-        body_ = httpx.get(f"{models}/v1/models/{mid}", headers=headers, timeout=30).json()
+        try:
+            body_ = httpx.get(f"{models}/v1/models/{mid}", headers=headers, timeout=60).json()
+        except httpx.TransportError as exc:  # a loaded machine: the next poll may get through
+            print(f"  poll failed: {exc!r}", flush=True)
+            continue
+        except (KeyboardInterrupt, SystemExit):
+            outcome = "interrupted"  # stopped by hand (or a deadline): what was reached is still recorded
+            break
         now = time.perf_counter() - started
         code = body_["status"]["code"]
         progress = (body_.get("run") or {}).get("progress") or {}
@@ -435,7 +444,7 @@ def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float
             print(f"  {now:8.1f} s  status {code}  stage {progress.get('stage')}  attempt {key[2]}", flush=True)
             last_key = key
         if valid_at is None and code == 2:
-            listing = httpx.get(f"{datasets}/v1/models/{mid}/datasets", headers=headers, timeout=30).json()
+            listing = httpx.get(f"{datasets}/v1/models/{mid}/datasets", headers=headers, timeout=60).json()
             if listing["datasets"] and all(d["status"] == "valid" for d in listing["datasets"]):
                 valid_at = time.perf_counter()
         if code >= 3 and training_at is None:
@@ -449,11 +458,16 @@ def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float
             print(f"  worker RSS {rss:,.0f} MB over the guard {max_rss_mb:,.0f} MB: cancelling", flush=True)
             result["guard"] = {"cancelled_at_rss_mb": round(rss), "stage": progress.get("stage")}
             httpx.post(f"{models}/v1/models/{mid}/cancel", headers=headers, timeout=30)
-        time.sleep(1.0)
+        try:
+            time.sleep(1.0)
+        except (KeyboardInterrupt, SystemExit):
+            outcome = "interrupted"
+            break
     finished = time.perf_counter()
     sampler.stop()
     code = body_.get("status", {}).get("code")
-    result["outcome"] = {4: "trained", 5: "failed"}.get(code, "timeout")
+    result["outcome"] = outcome or {4: "trained", 5: "failed"}.get(code, "timeout")
+    result["last_progress"] = (body_.get("run") or {}).get("progress")
     result["timeline"] = timeline
     result["validation_seconds"] = round(valid_at - uploaded, 1) if valid_at else None
     result["training_seconds"] = round(finished - training_at, 1) if training_at else None
@@ -521,6 +535,7 @@ def main() -> None:
     budget_mb = int(os.environ.get("VOXTRAIN_LM_MEMORY_MB", budget_mb))
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the services are stopped (finally) on a kill
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (nohup ... &)
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bigbench-"))  # the services' logs stay there; the trainer's work dir goes
     (work / "trainer-work").mkdir()
