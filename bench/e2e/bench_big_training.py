@@ -128,7 +128,9 @@ def text_chunks(size: int, seed: int, vocabulary: int = 60_000, zipf: float = 1.
 
 
 def _stamp(t: float) -> str:
-    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}"
+    """VTT time of ``t`` seconds, from whole milliseconds (59.9996 s is 00:01:00.000, never 00:00:60.000)."""
+    ms = round(t * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
 def _espeak(job: tuple[str, str, int]) -> bytes:
@@ -447,7 +449,7 @@ def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float
             listing = httpx.get(f"{datasets}/v1/models/{mid}/datasets", headers=headers, timeout=60).json()
             if listing["datasets"] and all(d["status"] == "valid" for d in listing["datasets"]):
                 valid_at = time.perf_counter()
-        if code >= 3 and training_at is None:
+        if code in (3, 4) and training_at is None:
             training_at = time.perf_counter()
             valid_at = valid_at or training_at
         if code in (4, 5):
