@@ -48,3 +48,19 @@ def test_without_test_audio_train_pairs_are_held_out(tmp_path: Path) -> None:
 def test_single_sentence_is_not_held_out(tmp_path: Path) -> None:
     data = prepare_data(TrainingInputs(transcripts=[_file(tmp_path, "t.txt", ["only one"])]), 0.1, tmp_path / "prep")
     assert list(data.training_sentences) == ["only one"] and data.test_sentences == [] and not data.heldout_text
+
+
+def test_reading_the_text_reports_the_fraction_of_its_bytes_read(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("".join(f"check the hydraulic pump number {i}\n" for i in range(40_000)), encoding="utf-8")
+    subtitles = tmp_path / "talk.vtt"
+    cues = (f"{i // 60:02d}:{i % 60:02d}.000 --> {i // 60:02d}:{i % 60:02d}.500\ncue {i} text\n" for i in range(3600))
+    subtitles.write_text("WEBVTT\n\n" + "\n".join(cues), encoding="utf-8")
+    seen: list[float] = []
+    data = prepare_data(
+        TrainingInputs([TextFile(notes), TextFile(subtitles)]), 0.1, tmp_path / "out", progress=seen.append
+    )
+    assert data.training_sentences.count > 0
+    assert len(seen) > 20 and seen == sorted(seen) and seen[-1] == 1.0
+    first_file = notes.stat().st_size / (notes.stat().st_size + subtitles.stat().st_size)
+    assert any(0.1 < f < first_file - 0.05 for f in seen)  # it moves within the first file, not only between files

@@ -320,13 +320,14 @@ def _run(
     inputs: TrainingInputs, work_dir: Path, model_dir: Path, settings: TrainingSettings, stages: _Stages
 ) -> TrainingResult:
 
-    with stages.run("prepare_text"):
+    with stages.run("prepare_text") as step:
         data = prepare_data(
             inputs,
             settings.heldout_fraction,
             work_dir / "text",
             settings.max_perplexity_words,
             settings.max_training_words,
+            progress=step,
         )
         word_counts, n_words = data.training_sentences.word_counts()
     if n_words == 0:

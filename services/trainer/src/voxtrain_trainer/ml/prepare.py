@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -150,9 +150,26 @@ def _split_pairs(pairs: list[AudioPair], fraction: float) -> tuple[list[AudioPai
     return train, test
 
 
-def _text_of(files: Iterable[TextFile]) -> Iterator[str]:
+def _text_of(files: Iterable[TextFile], progress: Callable[[float], None] | None = None) -> Iterator[str]:
+    """The normalised sentences of ``files``; ``progress`` is told the fraction of their bytes read so far."""
+    files = list(files)
+    if progress is None:
+        for source in files:
+            yield from normalized_sentences(read_utterances(source.path, source.format))
+        return
+    total = max(1, sum(source.path.stat().st_size for source in files))
+    done, told = 0, -1.0
+
+    def tell(offset: int) -> None:
+        nonlocal told
+        fraction = min(1.0, (done + offset) / total)
+        if fraction - told >= 0.005:  # a few hundred updates at most, however big the text
+            told = fraction
+            progress(fraction)
+
     for source in files:
-        yield from normalized_sentences(read_utterances(source.path, source.format))
+        yield from normalized_sentences(read_utterances(source.path, source.format, tell))
+        done += source.path.stat().st_size
 
 
 def _up_to(sentences: Iterable[str], max_words: int | None, notes: list[str]) -> Iterator[str]:
@@ -175,8 +192,10 @@ def prepare_data(
     directory: Path,
     max_test_words: int | None = None,
     max_training_words: int | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> PreparedData:
-    """Read, normalise and split the inputs, the training text into ``directory`` (see module contract)."""
+    """Read, normalise and split the inputs, the training text into ``directory`` (see module contract);
+    ``progress`` follows the transcripts' bytes read (the long part: a gigabyte takes minutes)."""
     directory.mkdir(parents=True, exist_ok=True)
     train_pairs = [p for p in inputs.train_pairs if normalize_text(p.text)]
     test_pairs = [p for p in inputs.test_pairs if normalize_text(p.text)]
@@ -189,7 +208,7 @@ def prepare_data(
     pair_sentences = list(normalized_sentences(p.text for p in train_pairs))
     hold_out = not inputs.test_texts and not inputs.test_pairs
     with _Writer(directory / "training.txt") as kept, _Writer(directory / "heldout.txt") as held:
-        for sentence in _up_to(_text_of(inputs.transcripts), max_training_words, notes):
+        for sentence in _up_to(_text_of(inputs.transcripts, progress), max_training_words, notes):
             (held if hold_out and _is_heldout(sentence, heldout_fraction) else kept).write(sentence)
         for sentence in pair_sentences:
             (held if hold_out and _is_heldout(sentence, heldout_fraction) else kept).write(sentence)

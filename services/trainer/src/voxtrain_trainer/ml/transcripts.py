@@ -17,14 +17,18 @@ both on the same files), by a reader of our own: those libraries parse a whole s
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
+
+_T = TypeVar("_T")
 
 FORMATS = ("txt", "vtt", "srt")
 MAX_LINE_CHARS = 1 << 20
+TELL_EVERY = 1024  # lines or cues between two reports of how far a file has been read
 MAX_BLOCK_CHARS = 1 << 20
 _MARKUP = re.compile(r"<[^>]*>|\{\\[^}]*\}")
 
@@ -166,12 +170,25 @@ class _CueReader:
             yield Cue(start, stop, _clean("\n".join(lines[at + 1 : end])))
 
 
-def _parse_cues(path: Path, fmt: str) -> Iterator[Cue]:
+def _parse_cues(path: Path, fmt: str, on_bytes: Callable[[int], None] | None = None) -> Iterator[Cue]:
     with path.open(encoding="utf-8-sig") as handle:
         try:
-            yield from _CueReader(path, fmt).cues(handle)
+            yield from _telling(_CueReader(path, fmt).cues(handle), handle, on_bytes)
         except UnicodeDecodeError as exc:
             raise _not_utf8(path, exc) from exc
+
+
+def _telling(items: Iterable[_T], handle: TextIO, on_bytes: Callable[[int], None] | None) -> Iterator[_T]:
+    """``items`` as they come; every ``TELL_EVERY`` of them (and at the end) ``on_bytes`` is told how far into
+    the file ``handle`` reading has got (the file's offset: read-ahead included, so within a buffer's size)."""
+    if on_bytes is None:
+        yield from items
+        return
+    for n, item in enumerate(items, 1):
+        yield item
+        if n % TELL_EVERY == 0:
+            on_bytes(os.lseek(handle.fileno(), 0, os.SEEK_CUR))
+    on_bytes(os.lseek(handle.fileno(), 0, os.SEEK_CUR))
 
 
 def read_cues(path: Path, fmt: str | None = None) -> Iterator[Cue]:
@@ -182,18 +199,19 @@ def read_cues(path: Path, fmt: str | None = None) -> Iterator[Cue]:
     return _parse_cues(path, fmt)
 
 
-def read_utterances(path: Path, fmt: str | None = None) -> Iterator[str]:
-    """Yield each utterance's raw text from the transcript file at ``path`` (see module contract)."""
+def read_utterances(path: Path, fmt: str | None = None, on_bytes: Callable[[int], None] | None = None) -> Iterator[str]:
+    """Yield each utterance's raw text from the transcript file at ``path`` (see module contract); ``on_bytes``,
+    when given, is told now and then how many bytes of the file have been read."""
     fmt = detect_format(path, fmt)
     if fmt == "txt":
         with path.open(encoding="utf-8-sig") as handle:
             try:
-                for line in _bounded_lines(handle, MAX_LINE_CHARS):
+                for line in _telling(_bounded_lines(handle, MAX_LINE_CHARS), handle, on_bytes):
                     if line.strip():
                         yield line.strip()
             except UnicodeDecodeError as exc:
                 raise _not_utf8(path, exc) from exc
         return
-    for cue in _parse_cues(path, fmt):
+    for cue in _parse_cues(path, fmt, on_bytes):
         if cue.text:
             yield cue.text
