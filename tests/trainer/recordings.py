@@ -27,7 +27,8 @@ def _seconds(path: Path) -> float:
 
 
 def _stamp(t: float) -> str:
-    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}"
+    ms = round(t * 1000)  # whole milliseconds first: 3119.9996 s is 00:52:00.000, never 00:51:60.000
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
 def long_recordings(sentences: list[str], directory: Path, per_recording: int) -> list[tuple[Path, Path]]:
