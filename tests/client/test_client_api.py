@@ -321,3 +321,33 @@ def test_credits_are_read_page_by_page_with_the_entry_id_cursor() -> None:
         c.credits(limit=1, before=first.next_before)
     assert (first.balance, first.held, first.entries[0].kind, first.entries[0].balance_after) == (88, 12, "reserve", 88)
     assert asked == [{"limit": "1"}, {"limit": "1", "before": "7"}]
+
+
+# ---------------------------------------------------------------- Train right after an upload
+
+
+def _refusing_train(refusals: int) -> tuple[Handler, list[str]]:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) <= refusals:
+            error = {"code": "no_datasets", "message": "The model has no datasets yet: ..."}
+            return httpx.Response(409, json={"error": error})
+        return httpx.Response(202, json={"id": "m1", "status": 2})
+
+    return handler, calls
+
+
+def test_train_right_after_an_upload_asks_again_while_the_upload_is_being_registered() -> None:
+    handler, calls = _refusing_train(refusals=2)
+    with client_for(handler) as client:
+        assert client.train("m1")["status"] == 2
+    assert calls == ["/v1/models/m1/train"] * 3
+
+
+def test_a_model_that_really_has_no_datasets_is_refused_once_the_wait_is_over() -> None:
+    handler, calls = _refusing_train(refusals=1_000)
+    with client_for(handler) as client, pytest.raises(ApiError) as exc:
+        client.train("m1", registration_wait=1.2)
+    assert exc.value.code == "no_datasets" and 2 <= len(calls) <= 5

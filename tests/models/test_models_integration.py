@@ -177,7 +177,7 @@ async def test_train_rules_and_locks_over_http(svc, stack) -> None:
     m = await create(svc, auto_train=False)
     mid = m["id"]
     r = await svc.client.post(f"/v1/models/{mid}/train", headers=ACME)
-    assert r.status_code == 409 and r.json()["error"]["code"] == "validation_failed"
+    assert r.status_code == 409 and r.json()["error"]["code"] == "no_datasets"
     assert "upload" in r.json()["error"]["message"].lower()
     await publish(stack.kafka_bootstrap, svc.topics.datasets, uploaded(uuid.UUID(mid)))
     await eventually(lambda: _has_datasets(svc, mid))
@@ -253,7 +253,7 @@ async def test_other_services_drive_it_over_the_commands_topic(svc, stack) -> No
     got = [ev.REGISTRY.parse(r.value) for r in reader.records]
     assert [g.type for g in got] == ["ModelCreated", "CommandRejected", "CommandRejected", "CommandRejected"]
     codes = [(g.payload().command_id, g.payload().code) for g in got[1:]]
-    assert codes == [(forged.id, "forbidden"), (no_data.id, "unauthorized"), (fresh.id, "validation_failed")]
+    assert codes == [(forged.id, "forbidden"), (no_data.id, "unauthorized"), (fresh.id, "no_datasets")]
     assert (await svc.client.get(f"/v1/models/{mid}", headers=ACME)).json()["name"] == "from-kafka"
 
 

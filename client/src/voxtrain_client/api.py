@@ -20,7 +20,15 @@ from typing import Any, BinaryIO
 import httpx
 from httpx_sse import connect_sse
 from pydantic import BaseModel, ConfigDict
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    Retrying,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
 from .auth import AuthError, auth_for
 from .config import ClientConfig
@@ -244,8 +252,18 @@ class Client:
     def delete_model(self, model_id: str) -> None:
         self._call("DELETE", f"/v1/models/{model_id}")
 
-    def train(self, model_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/v1/models/{model_id}/train").json()
+    def train(self, model_id: str, *, registration_wait: float = 10.0) -> dict[str, Any]:
+        """Start training. An upload answered a moment ago reaches the model within seconds (events), so a
+        ``no_datasets`` refusal is asked again for up to ``registration_wait`` seconds before it is raised."""
+        result: dict[str, Any] = {}
+        for attempt in Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.code == "no_datasets"),
+            stop=stop_after_delay(registration_wait),
+            wait=wait_fixed(0.5),
+            reraise=True,
+        ):
+            with attempt:
+                result = self._call("POST", f"/v1/models/{model_id}/train").json()
         return result
 
     def cancel(self, model_id: str) -> Model:

@@ -122,6 +122,7 @@ class ErrorCode(StrEnum):
     TRAINING_TIMEOUT = "training_timeout"
     VALIDATION_TIMEOUT = "validation_timeout"
     INSUFFICIENT_CREDITS = "insufficient_credits"
+    NO_DATASETS = "no_datasets"
     CANCELLED = "cancelled"
     REQUEST_TOO_LARGE = "request_too_large"
     TOO_MANY_UPLOADS = "too_many_uploads"

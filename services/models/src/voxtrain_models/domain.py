@@ -249,7 +249,7 @@ class CustomModel:
             )
         if not self.datasets:
             raise Rejected(
-                ErrorCode.VALIDATION_FAILED,
+                ErrorCode.NO_DATASETS,
                 "The model has no datasets yet: upload at least one dataset, then start training. An upload "
                 "answered a moment ago is registered within seconds: if you just uploaded, try again shortly.",
             )

@@ -29,6 +29,7 @@ _STATUS_OF = {
     ErrorCode.MODEL_LOCKED: 409,
     ErrorCode.INVALID_STATUS: 409,
     ErrorCode.VALIDATION_FAILED: 409,
+    ErrorCode.NO_DATASETS: 409,
 }
 
 
