@@ -289,9 +289,7 @@ async def test_a_bad_file_fails_the_model_and_train_asks_first(system, page, art
         )
     await page.click("#train-model")
     await page.click("#train-dialog-confirm")
-    await page.wait_for_selector(
-        "#train-dialog [role=alert]:has-text('The model has no datasets yet (no_datasets)')"
-    )
+    await page.wait_for_selector("#train-dialog [role=alert]:has-text('The model has no datasets yet (no_datasets)')")
     assert "no datasets" in await page.inner_text("#train-dialog [role=alert]")
     await shot(page, artifacts, "14-train-refused-in-words", full_page=False)
     await page.keyboard.press("Escape")
