@@ -105,7 +105,7 @@ def test_without_auto_train_an_upload_keeps_status_1() -> None:
 def test_train_needs_a_dataset_and_status_1_or_5() -> None:
     with pytest.raises(Rejected) as exc:
         model().train()
-    assert exc.value.code is ErrorCode.VALIDATION_FAILED and "upload" in exc.value.message
+    assert exc.value.code is ErrorCode.NO_DATASETS and "upload" in exc.value.message
     for st in (S.READY_TO_RUN, S.RUNNING, S.SUCCESS):
         m = model(st)
         m.datasets[uuid.uuid4()] = dataset()
