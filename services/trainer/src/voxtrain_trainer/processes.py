@@ -9,7 +9,6 @@ import fcntl
 import multiprocessing
 import os
 import queue
-import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -147,7 +146,7 @@ class WorkerProcesses:
             try:
                 with (d / worker.LOCK).open("a") as lock:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    shutil.rmtree(d, ignore_errors=True)
+                    worker.remove_work_dir(d)
                     removed.append(d)
             except (BlockingIOError, FileNotFoundError):
                 continue  # a live worker holds it, or it is gone already

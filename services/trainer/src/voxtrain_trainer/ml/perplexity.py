@@ -11,7 +11,7 @@ OOV rates.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,15 +72,6 @@ class BaseLMScorer:
     def knows(self, word: str) -> bool:
         """Whether ``word`` is in the model's vocabulary."""
         return self._lm.prob([word]) != self._zero
-
-    def unigram_log10(self, words: Iterable[str]) -> dict[str, float]:
-        """log10 unigram probability of each of ``words`` the model knows."""
-        out: dict[str, float] = {}
-        for word in words:
-            score = self._lm.prob([word])
-            if score != self._zero:
-                out[word] = score * _LOG10_LOGMATH
-        return out
 
     def perplexity(self, sentences: Sequence[str]) -> PerplexityResult:
         """Score normalised ``sentences`` (see module conventions)."""
