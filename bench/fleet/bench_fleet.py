@@ -336,13 +336,13 @@ async def one_model(api: Api, tenant: Tenant, index: int, work: Workload, track:
         if r.status_code != 201:
             return f"model {mid}: upload of {name} answered {r.status_code} {r.text[:200]}"
     # The models service learns of the datasets from their DatasetUploaded events: right after the upload's 201,
-    # Train may still be refused with "no datasets" (409 validation_failed). A client tries again; counted.
+    # Train may still be refused with 409 no_datasets. A client tries again (the client library does); counted.
     first = time.monotonic()
     while True:
         t.train_sent = time.time()
         r = await api.call(tenant, "models", "POST", f"/v1/models/{mid}/train")
         t.train_answer = r.status_code
-        if r.status_code != 409 or r.json()["error"]["code"] != "validation_failed" or time.monotonic() - first > 60:
+        if r.status_code != 409 or r.json()["error"]["code"] != "no_datasets" or time.monotonic() - first > 60:
             break
         t.train_refusals += 1
         await asyncio.sleep(0.5)
