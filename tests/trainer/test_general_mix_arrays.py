@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from voxtrain_trainer.ml.arpa import parse_arpa, write_arpa
+from voxtrain_trainer.ml.arpa import parse_arpa, read_arpa, write_arpa
 from voxtrain_trainer.ml.backoff_lm import LOG10_ZERO
 from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.encoding import BOS, EOS, encode_sentences
@@ -25,6 +26,7 @@ from voxtrain_trainer.ml.interpolate import (
     MixedModel,
     interpolate_with_general,
     read_model,
+    to_backoff_lm,
     tune_weight,
     write_model,
 )
@@ -155,6 +157,18 @@ def test_the_written_arpa_file_equals_the_dictionary_implementations(
     text, reference_text = (tmp_path / "new.arpa").read_text(), (tmp_path / "reference.arpa").read_text()
     differing = sum(a != b for a, b in zip(text.splitlines(), reference_text.splitlines(), strict=True))
     assert differing <= len(text.splitlines()) // 1000  # rounding ties of the 6th digit only
+
+
+def test_the_mixed_model_in_memory_is_the_model_read_back_from_its_arpa_file(
+    general: ArrayModel, tmp_path: Path
+) -> None:
+    mixed = interpolate_with_general(_domain(_sentences(), tmp_path / "domain.arpa"), general, 0.6)
+    write_model(mixed, tmp_path / "mixed.arpa")
+    read, direct = read_arpa(tmp_path / "mixed.arpa"), to_backoff_lm(mixed)
+    assert direct.vocab == read.vocab and direct.order == read.order == 3
+    for a, b in zip(direct.levels, read.levels, strict=True):
+        assert np.array_equal(a.keys, b.keys) and np.array_equal(a.has_bow, b.has_bow)
+        assert np.array_equal(a.log10_prob, b.log10_prob) and np.array_equal(a.log10_bow, b.log10_bow)
 
 
 def test_the_tuned_weight_and_held_out_perplexities_are_the_same(

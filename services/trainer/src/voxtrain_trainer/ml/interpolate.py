@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from voxtrain_trainer.ml.arpa import parse_arpa
-from voxtrain_trainer.ml.backoff_lm import LOG10_ZERO
-from voxtrain_trainer.ml.encoding import BOS, EOS
+from voxtrain_trainer.ml.backoff_lm import LOG10_ZERO, BackoffLM, LevelTable
+from voxtrain_trainer.ml.encoding import BOS, EOS, SPECIALS
 
 Ngram = tuple[str, ...]
 LAMBDA_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
@@ -344,6 +344,34 @@ def _texts(model: ArrayModel) -> Iterator[list[str]]:
         prefixes = (level.keys // model.vocab_size).tolist()
         texts = [f"{texts[p]} {vocab[w]}" for p, w in zip(prefixes, level.words[:, -1].tolist(), strict=True)]
         yield texts
+
+
+def _written(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``values`` as read back from ARPA text with 6 decimals (the text's own rounding, not numpy's)."""
+    return np.array([float(f"{x:.6f}") for x in values.tolist()], dtype=np.float64)
+
+
+def to_backoff_lm(model: ArrayModel) -> BackoffLM:
+    """The :class:`BackoffLM` that ``read_arpa`` reads from the file :func:`write_model` writes of ``model``
+    (same vocabulary order, keys and 6-decimal values), without writing and parsing the text."""
+    unigram_words = sorted(model.vocab[i] for i in model.levels[0].keys.tolist())
+    vocab = [w for w in SPECIALS if w in model.index] + [w for w in unigram_words if w not in SPECIALS]
+    size = len(vocab)
+    new_id = np.full(model.vocab_size, -1, dtype=np.int64)
+    new_id[[model.index[w] for w in vocab]] = np.arange(size)
+    levels: list[LevelTable] = []
+    new_row = np.zeros(0, dtype=np.int64)  # row of each entry of the previous level in the new model
+    for n, level in enumerate(model.levels, start=1):
+        last = new_id[level.words[:, -1]]
+        keys = last if n == 1 else new_row[level.keys // model.vocab_size] * size + last
+        order = np.argsort(keys, kind="stable")
+        new_row = np.empty(len(keys), dtype=np.int64)
+        new_row[order] = np.arange(len(keys))
+        has = level.has_bow[order]
+        levels.append(
+            LevelTable(keys[order], _written(level.prob[order]), np.where(has, _written(level.bow[order]), 0.0), has)
+        )
+    return BackoffLM(vocab=vocab, levels=levels)
 
 
 def write_model(model: MixedModel | ArrayModel, path: Path) -> list[int]:
