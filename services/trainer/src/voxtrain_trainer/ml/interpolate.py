@@ -368,9 +368,9 @@ def to_backoff_lm(model: ArrayModel) -> BackoffLM:
         new_row = np.empty(len(keys), dtype=np.int64)
         new_row[order] = np.arange(len(keys))
         has = level.has_bow[order]
-        levels.append(
-            LevelTable(keys[order], _written(level.prob[order]), np.where(has, _written(level.bow[order]), 0.0), has)
-        )
+        bow = np.zeros(len(keys))
+        bow[has] = _written(level.bow[order][has])
+        levels.append(LevelTable(keys[order], _written(level.prob[order]), bow, has))
     return BackoffLM(vocab=vocab, levels=levels)
 
 
