@@ -205,3 +205,9 @@ def test_a_worker_process_does_not_import_the_web_service() -> None:
     probe = "import sys, voxtrain_trainer.main; print(sorted({'fastapi', 'aiokafka', 'asyncpg'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_model_listing_an_ngram_without_its_context_is_refused() -> None:
+    model = MixedModel([{("a",): -0.3, ("b",): -0.3}, {("c", "a"): -0.1}], [{}, {}])  # "c" is not a unigram
+    with pytest.raises(ValueError, match="context is not listed"):
+        ArrayModel.from_mixed(model, ["a", "b", "c"])

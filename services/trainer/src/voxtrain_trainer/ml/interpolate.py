@@ -320,7 +320,10 @@ def interpolate_with_general(
     levels: list[ArrayLevel] = []
     for n in range(1, max(domain.order, general.order) + 1):
         ids = np.concatenate([m.levels[n - 1].words for m in (domain, general) if n <= m.order])
-        keys = ids[:, 0] if n == 1 else _find(levels, size, ids[:, :-1]) * size + ids[:, -1]
+        prefix = ids[:, 0] if n == 1 else _find(levels, size, ids[:, :-1])
+        if np.any(prefix < 0):
+            raise ValueError(f"a listed {n}-gram's context is not listed")
+        keys = prefix if n == 1 else prefix * size + ids[:, -1]
         keys, first = np.unique(keys, return_index=True)
         ids = ids[first]
         words, history = ids[:, -1], ids[:, :-1]
