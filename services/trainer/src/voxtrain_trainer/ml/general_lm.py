@@ -8,8 +8,9 @@ the ``bigrams`` bigrams among them with the highest joint probability ``p(h) p(w
 unigrams are renormalised over the kept words and every backoff weight is recomputed
 (:func:`fit_backoffs`) so that each context's distribution over the kept vocabulary sums to 1.
 :func:`general_model` reads the shipped binary LM and prunes it, caching the result per process
-and as a compact file in ``cache_dir`` (keyed by the LM and dictionary files' size and mtime and
-the pruning sizes), so a run reads the 3.7M n-grams at most once per machine.
+and in ``cache_dir`` as the numpy arrays of its :class:`ArrayModel` (keyed by the LM and dictionary
+files' size and mtime and the pruning sizes), so a run reads the 3.7M n-grams at most once per
+machine and a worker process loads the pruned model in milliseconds.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from collections.abc import Container
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from voxtrain_trainer.ml.backoff_lm import LOG10_ZERO
 from voxtrain_trainer.ml.encoding import BOS, EOS
-from voxtrain_trainer.ml.interpolate import MixedModel, fit_backoffs
+from voxtrain_trainer.ml.interpolate import ArrayLevel, ArrayModel, fit_backoffs
 from voxtrain_trainer.ml.lexicon import load_base_dictionary
 from voxtrain_trainer.ml.trie_lm import TrieLM, read_trie_lm
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: numpy arrays (.npz), loaded without parsing
 
 
 @dataclass(frozen=True)
@@ -98,24 +100,21 @@ def select_ngrams(lm: TrieLM, allowed: Container[str], pruning: GeneralPruning) 
     return kept
 
 
-def prune_general(lm: TrieLM, allowed: Container[str], pruning: GeneralPruning) -> MixedModel:
+def prune_general(lm: TrieLM, allowed: Container[str], pruning: GeneralPruning) -> ArrayModel:
     """The pruned, renormalised general model (see module contract)."""
     kept = select_ngrams(lm, allowed, pruning)
-    vocab = lm.vocab
     uni_rows = kept[0]
-    uni = lm.levels[0].prob
-    spoken = [i for i in uni_rows.tolist() if vocab[i] != BOS]
-    log_total = float(np.log10(np.sum(10.0 ** uni[spoken])))
-    probs: list[dict[tuple[str, ...], float]] = [
-        {(vocab[i],): (LOG10_ZERO if vocab[i] == BOS else float(uni[i]) - log_total) for i in uni_rows.tolist()}
-    ]
+    vocab = [lm.vocab[i] for i in uni_rows.tolist()]
+    new_id = np.full(len(lm.vocab), -1, dtype=np.int64)
+    new_id[uni_rows] = np.arange(len(uni_rows))
+    uni = lm.levels[0].prob[uni_rows]
+    is_bos = np.array([w == BOS for w in vocab], dtype=bool)
+    log_total = float(np.log10(np.sum(10.0 ** uni[~is_bos])))
+    entries = [(np.arange(len(vocab), dtype=np.int64)[:, None], np.where(is_bos, LOG10_ZERO, uni - log_total), None)]
     for n in range(2, min(lm.order, 3) + 1):
-        level = lm.levels[n - 1]
-        rows = kept[n - 1]
-        words = level.words[rows].tolist()
-        values = level.prob[rows].tolist()
-        probs.append({tuple(vocab[i] for i in ng): p for ng, p in zip(words, values, strict=True)})
-    model = MixedModel(probs, [{} for _ in probs])
+        level, rows = lm.levels[n - 1], kept[n - 1]
+        entries.append((new_id[level.words[rows]], level.prob[rows], None))
+    model = ArrayModel.build(vocab, entries)
     fit_backoffs(model)
     return model
 
@@ -123,34 +122,34 @@ def prune_general(lm: TrieLM, allowed: Container[str], pruning: GeneralPruning) 
 def _cache_file(lm_path: Path, dict_path: Path, pruning: GeneralPruning, cache_dir: Path) -> Path:
     stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in (lm_path, dict_path)]
     key = f"{CACHE_VERSION}:{stamps}:{sorted(pruning.to_dict().items())}"
-    return cache_dir / f"general-lm-{hashlib.sha256(key.encode()).hexdigest()[:16]}.tsv"
+    return cache_dir / f"general-lm-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
-def _write_cache(model: MixedModel, path: Path) -> None:
+def _write_cache(model: ArrayModel, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, npt.NDArray[Any]] = {"vocab": np.array(model.vocab, dtype=str)}
+    for n, level in enumerate(model.levels, start=1):
+        arrays.update({f"keys{n}": level.keys, f"prob{n}": level.prob, f"bow{n}": level.bow, f"has{n}": level.has_bow})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".general-lm-")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-        for n, level in enumerate(model.probs, start=1):
-            bows = model.bows[n - 1]
-            out.writelines(f"{n}\t{p!r}\t{bows.get(ng, 0.0)!r}\t{' '.join(ng)}\n" for ng, p in level.items())
+    with os.fdopen(fd, "wb") as out:
+        np.savez(out, allow_pickle=False, **arrays)
     os.replace(tmp, path)
 
 
-def _read_cache(path: Path, order: int) -> MixedModel:
-    probs: list[dict[tuple[str, ...], float]] = [{} for _ in range(order)]
-    bows: list[dict[tuple[str, ...], float]] = [{} for _ in range(order)]
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            n, p, b, text = line.rstrip("\n").split("\t")
-            ng = tuple(text.split(" "))
-            probs[int(n) - 1][ng] = float(p)
-            if b != "0.0":
-                bows[int(n) - 1][ng] = float(b)
-    return MixedModel(probs, bows)
+def _read_cache(path: Path, order: int) -> ArrayModel:
+    with np.load(path, allow_pickle=False) as arrays:
+        vocab = arrays["vocab"].tolist()
+        size = len(vocab)
+        levels: list[ArrayLevel] = []
+        for n in range(1, order + 1):
+            keys = arrays[f"keys{n}"]
+            words = keys[:, None] if n == 1 else np.column_stack([levels[-1].words[keys // size], keys % size])
+            levels.append(ArrayLevel(keys, words, arrays[f"prob{n}"], arrays[f"bow{n}"], arrays[f"has{n}"]))
+    return ArrayModel(vocab, levels)
 
 
 @lru_cache(maxsize=2)
-def general_model(lm_path: Path, dict_path: Path, pruning: GeneralPruning, cache_dir: Path) -> MixedModel:
+def general_model(lm_path: Path, dict_path: Path, pruning: GeneralPruning, cache_dir: Path) -> ArrayModel:
     """The pruned general model of the binary LM at ``lm_path``, words of ``dict_path`` only (see module contract)."""
     cached = _cache_file(lm_path, dict_path, pruning, cache_dir)
     order = 3 if pruning.trigrams > 0 else 2 if pruning.bigrams > 0 else 1

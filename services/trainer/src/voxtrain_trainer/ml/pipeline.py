@@ -29,7 +29,6 @@ from voxtrain_trainer.ml import model_files
 from voxtrain_trainer.ml.acoustic.adapt import AdaptationReport, adapt_acoustic_model
 from voxtrain_trainer.ml.acoustic.sphinxtrain import missing_tools
 from voxtrain_trainer.ml.acoustic.utterances import PcmSequence, StoredUtterance, store_pairs
-from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.backoff_lm import BackoffLM
 from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.decoder import AcousticFiles, DecoderConfig
@@ -38,7 +37,13 @@ from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
 from voxtrain_trainer.ml.g2p_learn import learned_g2p
 from voxtrain_trainer.ml.general_lm import GeneralPruning, general_model
-from voxtrain_trainer.ml.interpolate import interpolate_with_general, read_model, tune_weight, write_model
+from voxtrain_trainer.ml.interpolate import (
+    interpolate_with_general,
+    read_model,
+    to_backoff_lm,
+    tune_weight,
+    write_model,
+)
 from voxtrain_trainer.ml.kneser_ney import Discounts
 from voxtrain_trainer.ml.lexicon import Lexicon, build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
@@ -151,6 +156,7 @@ class _Mixing:
     tuning: DecoderConfig
     general: list[str]
     report: dict
+    lm: BackoffLM  # the final mixed LM, as read_arpa would read its file
 
 
 def _mix_general(
@@ -200,12 +206,16 @@ def _mix_general(
     lam = choice.lam if choice else settings.default_domain_weight
     mixed: dict[Path, Path] = {}
     counts: list[int] = []
+    final_lm: BackoffLM | None = None
     for n, source in enumerate(dict.fromkeys([final.lm, tuning.lm])):
         target = directory / str(n) / model_files.LM_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
-        written = write_model(interpolate_with_general(read_model(source.with_suffix(".arpa")), general, lam), target)
+        model = interpolate_with_general(read_model(source.with_suffix(".arpa")), general, lam)
+        written = write_model(model, target)
         counts = counts or written
+        final_lm = final_lm or to_backoff_lm(model)  # the first source is the final LM
         mixed[source] = convert_to_binary(target, target.with_suffix(".bin"))
+    assert final_lm is not None
     report = {
         "general_words": pruning.words,
         "general_ngram_counts": [len(level) for level in general.probs],
@@ -223,6 +233,7 @@ def _mix_general(
         DecoderConfig(mixed[tuning.lm], tuning.dictionary, tuning.hmm),
         [ng[0] for ng in general.probs[0] if ng[0] not in SPECIALS],
         report,
+        final_lm,
     )
 
 
@@ -382,7 +393,7 @@ def _run(
             shutil.rmtree(work_dir / "mixed-lm", ignore_errors=True)
             lexicon.entries.update({w: list(base_dict[w]) for w in mixing.general if w not in lexicon.entries})
             metadata = dict(lm.metadata)  # what the estimator reported (pruning) still describes the domain LM
-            lm = read_arpa(lm_path)
+            lm = mixing.lm
             lm.metadata.update(metadata)
             ngram_counts = lm.ngram_counts()
         write_dictionary(lexicon.entries, dict_path)
