@@ -120,3 +120,12 @@ def test_unknown_stages_give_no_estimate_and_skipped_stages_count_as_done() -> N
     left = eta.update("report", 100.0, 1.0)
     assert left is not None and 0 < left <= CALIBRATION.expected(eta.workload)["store"] * eta.max_pace
     assert eta.update("store", 100.0, 1.5) == 0.0
+
+
+def test_a_short_run_times_the_machine_once_a_long_one_three_times() -> None:
+    from voxtrain_trainer.worker import pace_runs
+
+    assert sum(CALIBRATION.expected(Workload(text_words=400)).values()) < 60
+    assert pace_runs(Workload(text_words=400)) == 1
+    assert sum(CALIBRATION.expected(WORK).values()) >= 60
+    assert pace_runs(WORK) == 3

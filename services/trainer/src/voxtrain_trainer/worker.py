@@ -109,7 +109,8 @@ def execute(
         (work / "data").mkdir(parents=True)
         with (work / LOCK).open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
-            estimate = Eta(guessed_workload(req, training), ranges=stage_ranges(), prior_pace=machine_pace())
+            workload = guessed_workload(req, training)
+            estimate = Eta(workload, ranges=stage_ranges(), prior_pace=machine_pace(pace_runs(workload)))
             return _train(env, req, attempt, minio, bucket, work, training, report, estimate)
     except StorageUnavailable as exc:
         return {
@@ -179,6 +180,12 @@ def machine_pace(runs: int = 3) -> float:
         reference_work()
         times.append(time.perf_counter() - began)
     return sorted(times)[runs // 2] / CALIBRATION.reference_seconds
+
+
+def pace_runs(workload: Workload, short_seconds: float = 60.0) -> int:
+    """How many timings :func:`machine_pace` takes: one for a run expected to be short (its own progress soon
+    corrects the estimate, and three would cost ~0.5 CPU-s of a ~4 CPU-s training), three otherwise."""
+    return 1 if sum(CALIBRATION.expected(workload).values()) < short_seconds else 3
 
 
 def stage_ranges() -> dict[str, tuple[float, float]]:
