@@ -16,6 +16,21 @@ median of the per-repetition ratios, the service process's peak RSS during its u
 (``VmHWM`` from /proc, reset before each upload) — which stays flat when the upload really streams —
 and the CPU seconds per GB of the client, the service and MinIO (when it runs on this machine).
 
+``--sessions`` measures the way the product's own client uploads (``voxtrain upload``, the console): a
+file on disk goes through a resumable upload session — the service opens a multipart upload and hands out
+presigned part URLs, the client library (``voxtrain_client`` ``plan_for`` + ``Uploader``, as the CLI runs it)
+hashes the file, PUTs the parts straight to MinIO in parallel and completes the session, and the service
+reads the assembled object back to check its size and sha256 — against minio-py ``put_object`` (an open
+file) and ``fput_object`` (a path) of the same file, same part size, same MinIO. Every way runs in a child
+process of its own (its CPU time and peak RSS are its own), interleaved ``--reps`` times; the stored
+object's sha256 is checked after each timed upload. Sizes 256 MB, 1 GB and 4 GB (``--quick``: 64 and
+256 MB)::
+
+    uv run python bench/datasets/bench_upload.py --sessions
+    # before/after: also upload with another version of the client library, e.g. main's
+    git archive main client/src | tar -x -C /tmp/main && \
+        uv run python bench/datasets/bench_upload.py --sessions --compare-client /tmp/main/client/src
+
 ``--parallel N`` instead sends N uploads at once to two fresh service processes: one whose upload
 memory budget is too large to matter (what the service held before it had one) and one with
 ``--budget`` (default 128 MiB); it prints each one's peak RSS and aggregate throughput.
@@ -27,18 +42,22 @@ import argparse
 import asyncio
 import functools
 import hashlib
+import json
 import os
+import resource
 import secrets
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
+from minio import Minio
 
 from voxtrain_devstack import Endpoints
 from voxtrain_shared import events as ev
@@ -332,6 +351,20 @@ class Arm:
         return tuple(statistics.median(c[i] for c in self.cpu) / (size / 10**9) for i in range(3))
 
 
+def rep_line(size: int, rep: int, arms: Mapping[str, Arm], note: str) -> str:
+    """One repetition: each way's MB/s and its ratio to put_object, ``note``, and the load."""
+    put = arms["put_object"]
+    return (
+        f"{human(size):>8} #{rep + 1}: "
+        + "   ".join(
+            f"{way} {size / arm.seconds[-1] / MB:6.1f} MB/s"
+            + (f" (ratio {put.seconds[-1] / arm.seconds[-1]:.2f})" if arm is not put else "")
+            for way, arm in arms.items()
+        )
+        + f"   {note}   load {os.getloadavg()[0]:.1f}"
+    )
+
+
 class CpuClock:
     """CPU seconds used by this client, the service and MinIO (when local) since :meth:`start`."""
 
@@ -376,6 +409,205 @@ class Service:
         self.proc.wait(30)
 
 
+# ---------------------------------------------------------------- resumable sessions vs put_object, from disk
+
+SESSION_WAYS = ("session", "put_object", "fput_object")
+#: the session way with the client library from another folder (``--compare-client``)
+OTHER_CLIENT = "session, other client"
+
+
+def child(spec: dict) -> None:
+    """One timed upload of ``spec["file"]`` the way ``spec["way"]`` says, in this (child) process; prints a JSON
+    line with its seconds, CPU seconds and this process's peak RSS."""
+    path, way = Path(spec["file"]), spec["way"]
+    if way in ("session", OTHER_CLIENT):
+        from voxtrain_client.api import Client, Dataset
+        from voxtrain_client.config import ClientConfig
+        from voxtrain_client.upload import Uploader, plan_for
+
+        class TimedClient(Client):
+            """The client, timing the completion (the service assembles the object, reads it back, hashes it)."""
+
+            completing = 0.0
+
+            def complete_uploads(self, model_id: str, uploads: list[tuple[str, str | None]]) -> list[Dataset]:
+                started = time.perf_counter()
+                try:
+                    return super().complete_uploads(model_id, uploads)
+                finally:
+                    self.completing += time.perf_counter() - started
+
+        with TimedClient(ClientConfig(url=spec["url"], token=spec["token"])) as client:
+            cpu, started = time.process_time(), time.perf_counter()
+            plan = plan_for(spec["model_id"], [path], "AUDIO", auto_train=False)
+            (dataset,) = Uploader(client, parallel=spec["parallel"]).run(plan)
+            seconds = time.perf_counter() - started
+            out = {"dataset_id": dataset.id, "completing": client.completing}
+    else:
+        m = spec["minio"]
+        storage = make_client(MinioSettings(endpoint=m[0], access_key=m[1], secret_key=m[2]))
+        cpu, started = time.process_time(), time.perf_counter()
+        if way == "put_object":
+            with path.open("rb") as f:
+                storage.put_object(spec["bucket"], spec["key"], f, path.stat().st_size, part_size=PART)
+        else:
+            storage.fput_object(spec["bucket"], spec["key"], str(path), part_size=PART)
+        seconds = time.perf_counter() - started
+        out = {}
+    cpu = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({**out, "seconds": seconds, "cpu": cpu, "peak_kib": peak}), flush=True)
+
+
+def run_child(spec: dict, state_dir: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        env={
+            **os.environ,
+            "VT_STATE_DIR": state_dir,
+            **({"PYTHONPATH": spec["client_from"]} if spec["way"] == OTHER_CLIENT else {}),
+        },
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{spec['way']} failed: {proc.stderr[-3000:]}")
+    return json.loads(next(line for line in reversed(proc.stdout.splitlines()) if line.startswith("{")))
+
+
+def write_file(folder: Path, size: int) -> tuple[Path, str]:
+    """A ``size``-byte file of the generated bytes, and its sha256."""
+    path, h = folder / f"bench-{size}.wav", hashlib.sha256()
+    with path.open("wb") as f:
+        for chunk in generated(size):
+            f.write(chunk)
+            h.update(chunk)
+    return path, h.hexdigest()
+
+
+def stored_sha256(storage: Minio, bucket: str, key: str) -> str:
+    h = hashlib.sha256()
+    response = storage.get_object(bucket, key)
+    try:
+        for chunk in response.stream(MiB):
+            h.update(chunk)
+    finally:
+        response.close()
+        response.release_conn()
+    return h.hexdigest()
+
+
+class SessionArm(Arm):
+    """:class:`Arm` plus the client process's peak RSS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client_kib: list[int] = []
+        self.completing: list[float] = []  # seconds of the session's completion call
+
+
+async def sessions(args: argparse.Namespace) -> None:
+    sizes = args.sizes or ([64 * MB, 256 * MB] if args.quick else [256 * MB, 10**9, 4 * 10**9])
+    stack = endpoints()
+    minio = MinioSettings(
+        endpoint=stack.minio_endpoint, access_key=stack.minio_access_key, secret_key=stack.minio_secret_key
+    )
+    storage = make_client(minio)
+    namespace, bucket = f"bench{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:10]}"
+    ensure_bucket(storage, bucket)
+    minio_proc = minio_pid(stack.minio_endpoint)
+    port = free_port()
+    service = Service("session", start_service(stack, port, namespace, bucket), port, minio_proc)
+    token = issue_token(AuthSettings(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY), "bench")
+    headers = {"Authorization": "Bearer " + token}
+    load_before = os.getloadavg()
+    results: list[tuple[int, dict[str, SessionArm]]] = []
+    ways = [*SESSION_WAYS, *([OTHER_CLIENT] if args.compare_client else [])]
+    with tempfile.TemporaryDirectory(prefix="bench-upload-", dir=args.dir) as tmp:
+        try:
+            await wait_ready(service.client, service.proc)
+            mid = await announce_model(stack, Topics(namespace), service.client, headers)
+            rss_idle = status_kb(service.proc.pid, "VmRSS")
+            for size in sizes:
+                path, digest = write_file(Path(tmp), size)
+                arms = {way: SessionArm() for way in ways}
+                for rep in range(args.reps):
+                    for way in ways[rep % len(ways) :] + ways[: rep % len(ways)]:
+                        spec = {
+                            "way": way,
+                            "file": str(path),
+                            "url": f"http://127.0.0.1:{port}",
+                            "token": token,
+                            "model_id": str(mid),
+                            "parallel": args.parallel_parts,
+                            "client_from": args.compare_client,
+                            "minio": [stack.minio_endpoint, stack.minio_access_key, stack.minio_secret_key],
+                            "bucket": bucket,
+                            "key": f"bench/{uuid.uuid4()}",
+                        }
+                        reset_peak(service.proc.pid)
+                        service.clock.start()
+                        out = await asyncio.to_thread(run_child, spec, tmp)
+                        _, service_cpu, minio_cpu = service.clock.stop()
+                        arm = arms[way]
+                        arm.seconds.append(out["seconds"])
+                        arm.cpu.append((out["cpu"], service_cpu, minio_cpu))
+                        arm.client_kib.append(out["peak_kib"])
+                        arm.completing.append(out.get("completing", 0.0))
+                        arm.peak_kib.append(status_kb(service.proc.pid, "VmHWM"))
+                        # after timing: the stored object is the file, byte for byte
+                        if way in ("session", OTHER_CLIENT):
+                            from voxtrain_datasets.domain import object_key
+
+                            key = object_key("bench", mid, uuid.UUID(out["dataset_id"]))
+                        else:
+                            key = spec["key"]
+                        got = await asyncio.to_thread(stored_sha256, storage, bucket, key)
+                        assert got == digest, f"{way}: stored sha256 {got} is not the file's {digest}"
+                        if way in ("session", OTHER_CLIENT):
+                            url = f"/v1/models/{mid}/datasets/{out['dataset_id']}"
+                            r = await service.client.delete(url, headers=headers)
+                            assert r.status_code == 204, r.text
+                        else:
+                            storage.remove_object(bucket, key)
+                    print(
+                        rep_line(size, rep, arms, f"session's completion {arms['session'].completing[-1]:.1f} s"),
+                        flush=True,
+                    )
+                path.unlink()
+                results.append((size, arms))
+        finally:
+            await service.stop()
+    loads = " → ".join("/".join(f"{x:.1f}" for x in load) for load in (load_before, os.getloadavg()))
+    print(
+        f"\n{args.reps} interleaved repetitions per size, medians; part size {PART // MiB} MiB; session client"
+        f" {args.parallel_parts} parts at once, put_object/fput_object 3 (minio-py's default); {os.cpu_count()} CPUs;"
+        f" load average (1/5/15 min) {loads}; service RSS when idle {rss_idle / 1024:.0f} MiB"
+    )
+    print("ratio: median over the repetitions of put_object's time / the way's time")
+    print("CPU s/GB: client / service / MinIO (MinIO's includes whatever else used it meanwhile; the service's,")
+    print("for the direct ways, is its idle work)")
+    print("| size | way | MB/s | ratio to put_object | client peak RSS | service peak RSS | CPU s/GB |")
+    print("|---|---|---|---|---|---|---|")
+    for size, arms in results:
+        put = arms["put_object"]
+        for way, arm in arms.items():
+            cpu = arm.cpu_per_gb(size)
+            print(
+                f"| {human(size)} | {way} | {arm.rate(size):.1f} | "
+                + (f"{arm.ratio_to(put):.2f}" if arm is not put else "–")
+                + f" | {max(arm.client_kib) / 1024:.0f} MiB"
+                + (f" | {max(arm.peak_kib) / 1024:.0f} MiB" if way in ("session", OTHER_CLIENT) else " | –")
+                + f" | {cpu[0]:.1f} / {cpu[1]:.1f} / {cpu[2]:.1f} |"
+            )
+    for size, arms in results:
+        s = arms["session"]
+        print(
+            f"{human(size)}: the session's completion (the service assembles, reads back and hashes the object)"
+            f" took {statistics.median(s.completing):.1f} s of {statistics.median(s.seconds):.1f} s (medians)"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="64 MB and 256 MB instead of 256 MB and 1 GB")
@@ -387,7 +619,22 @@ async def main() -> None:
     parser.add_argument("--parallel", type=int, default=0, help="N uploads at once: peak RSS without and with a budget")
     parser.add_argument("--parallel-size", type=int, default=128 * MB, help="bytes of each parallel upload")
     parser.add_argument("--budget", type=int, default=128 * MiB, help="upload memory budget of the --parallel run")
+    parser.add_argument("--sessions", action="store_true", help="resumable sessions (voxtrain upload) vs put_object")
+    parser.add_argument("--parallel-parts", type=int, default=4, help="--sessions: the client's parts at once")
+    parser.add_argument("--dir", help="--sessions: where to write the files (default: the temp folder)")
+    parser.add_argument(
+        "--compare-client",
+        metavar="DIR",
+        help="--sessions: also upload with the client library found in DIR (e.g. main's client/src, unpacked)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    if args.sessions:
+        await sessions(args)
+        return
     if args.parallel:
         await parallel(args.parallel, args.parallel_size, args.budget)
         return
@@ -433,16 +680,8 @@ async def main() -> None:
             for rep in range(args.reps):  # rotate which goes first, so a trend in the load hits every way
                 for label, run in ways[rep % len(ways) :] + ways[: rep % len(ways)]:
                     await run(size, arms[label])
-                put = arms["put_object"]
                 print(
-                    f"{human(size):>8} #{rep + 1}: "
-                    + "   ".join(
-                        f"{label} {size / arm.seconds[-1] / MB:6.1f} MB/s"
-                        + (f" (ratio {put.seconds[-1] / arm.seconds[-1]:.2f})" if arm is not put else "")
-                        for label, arm in arms.items()
-                    )
-                    + f"   service peak RSS {arms['service'].peak_kib[-1] / 1024:.0f} MiB"
-                    + f"   load {os.getloadavg()[0]:.1f}",
+                    rep_line(size, rep, arms, f"service peak RSS {arms['service'].peak_kib[-1] / 1024:.0f} MiB"),
                     flush=True,
                 )
             results.append((size, arms))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import threading
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from voxtrain_client.api import Client
+from voxtrain_client.api import COMPLETE_READ_TIMEOUT, SEND_CHUNK, Client
 from voxtrain_client.config import ClientConfig
-from voxtrain_client.upload import Uploader, UploadRefused, expand, plan_for
+from voxtrain_client.upload import Stopped, Uploader, UploadRefused, expand, plan_for, sha256_of
 
 
 class FakeVoxtrain:
@@ -136,3 +138,70 @@ def test_twelve_files_go_as_two_uploads_and_a_killed_transfer_resumes_where_it_s
     assert sent_before == 25 and len(fake.sessions) == 12, "the resumed run reused the first run's sessions"
     assert seen == {p.name: p.stat().st_size for p in paths}, "progress covers every byte once"
     assert not resumed.path.exists(), "a finished upload leaves no state behind"
+
+
+class StreamRecorder(httpx.BaseTransport):
+    """Object storage that reads each request body piece by piece, as a socket would, and keeps what it got."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.pieces: list[int] = []
+        self.headers: list[httpx.Headers] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = bytearray()
+        for piece in request.stream:
+            self.pieces.append(len(piece))
+            body += piece
+        self.bodies.append(bytes(body))
+        self.headers.append(request.headers)
+        return httpx.Response(200, headers={"etag": '"x"'})
+
+
+def test_a_part_is_read_from_the_file_while_it_is_sent_with_its_exact_length(tmp_path: Path) -> None:
+    data = os.urandom(3 * SEND_CHUNK + 5)
+    path = tmp_path / "big.wav"
+    path.write_bytes(b"head" + data + b"tail")
+    storage = StreamRecorder()
+    with Client(ClientConfig("http://vt", "t"), transport=storage) as c:
+        c.put_file_part("http://storage/part/2", path, 4, len(data))
+
+    assert storage.bodies == [data]
+    assert max(storage.pieces) <= SEND_CHUNK, "the part never sat whole in memory"
+    sent = storage.headers[0]
+    assert sent["content-length"] == str(len(data)) and "transfer-encoding" not in sent  # presigned URLs sign it
+    assert "authorization" not in sent, "no voxtrain credentials go to storage"
+
+
+def test_a_file_that_shrank_after_its_upload_started_is_not_sent_short(tmp_path: Path) -> None:
+    path = tmp_path / "short.wav"
+    path.write_bytes(b"x" * 10)
+    with (
+        Client(ClientConfig("http://vt", "t"), transport=StreamRecorder()) as c,
+        pytest.raises(OSError, match="shorter than it was"),
+    ):
+        c.put_file_part("http://storage/part/1", path, 0, 20)
+
+
+def test_hashing_gives_up_when_told_to(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    assert sha256_of(path) == hashlib.sha256(b"abc").hexdigest()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        sha256_of(path, stop)
+
+
+def test_completion_waits_for_the_server_to_hash_what_it_stored(fake, tmp_path: Path) -> None:
+    timeouts: list[dict] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/uploads/complete"):
+            timeouts.append(request.extensions["timeout"])
+        return fake.handle(request)
+
+    plan = plan_for("m1", files(tmp_path / "in", 1), "auto", auto_train=False)
+    with Client(ClientConfig("http://vt", "t"), transport=httpx.MockTransport(handle), timeout=5) as c:
+        Uploader(c).run(plan)
+    assert [t["read"] for t in timeouts] == [COMPLETE_READ_TIMEOUT] and timeouts[0]["connect"] == 5

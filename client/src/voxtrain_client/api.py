@@ -34,6 +34,10 @@ from .auth import AuthError, auth_for
 from .config import ClientConfig
 
 RETRIED_STATUS = {502, 503, 504}
+#: bytes read from a file per write while a part is sent
+SEND_CHUNK = 1024 * 1024
+#: seconds to wait for the answer to an upload's completion (the server hashes up to 10 files × 10 GB first)
+COMPLETE_READ_TIMEOUT = 3600.0
 #: the checksum manifest of an exported model (``sha256sum -c`` format)
 MANIFEST = "SHA256SUMS"
 
@@ -350,10 +354,31 @@ class Client:
     def put_part(self, url: str, data: bytes) -> None:
         raise_for(self._storage.put(url, content=data))
 
+    @retry_transient
+    def put_file_part(self, url: str, path: Path, offset: int, size: int) -> None:
+        """PUT ``size`` bytes of ``path`` from ``offset`` to a presigned part URL, read from the file as they are
+        sent (each attempt reads them again), so a part never sits whole in memory."""
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as f:
+                f.seek(offset)
+                left = size
+                while left:
+                    chunk = f.read(min(SEND_CHUNK, left))
+                    if not chunk:
+                        raise OSError(f"{path} is shorter than it was when its upload started")
+                    left -= len(chunk)
+                    yield chunk
+
+        raise_for(self._storage.put(url, content=chunks(), headers={"Content-Length": str(size)}))
+
     def complete_uploads(self, model_id: str, uploads: list[tuple[str, str | None]]) -> list[Dataset]:
         """Complete several sessions as one upload (one batch: training waits for all of them)."""
         body = {"uploads": [{"id": u, "sha256": sha} for u, sha in uploads]}
-        r = self._call("POST", f"/v1/models/{model_id}/uploads/complete", json=body)
+        # the server reads every object back and hashes it before it answers: minutes for 10 GB on a busy
+        # store, and a retry after a read timeout would only find the upload "being completed"
+        timeout = httpx.Timeout(self._http.timeout.connect, read=COMPLETE_READ_TIMEOUT)
+        r = self._call("POST", f"/v1/models/{model_id}/uploads/complete", json=body, timeout=timeout)
         return [Dataset.model_validate(d) for d in r.json()["datasets"]]
 
     def cancel_upload(self, model_id: str, upload_id: str) -> None:

@@ -1,11 +1,13 @@
 """Uploads of any size: resumable sessions, parallel parts, retries, and state kept on disk.
 
 Every file goes through a resumable upload session (parts PUT straight to object storage in parallel,
-each retried with backoff). The plan — which files form which upload and which session each file has —
-is written to a state file before any byte is sent, so a dropped connection or a killed process resumes
-where it stopped: the server says which parts it already has. At most 10 files form one upload (the
-product's limit); more become several uploads, which only makes sense on a model with auto-train off
-(otherwise the first upload would queue the model for training and lock it).
+each retried with backoff and read from the file as it is sent, so memory does not grow with the part size
+or the file; the file's SHA-256, which the server checks against the stored object, is computed meanwhile).
+The plan — which files form which upload and which session each file has — is written to a state file
+before any byte is sent, so a dropped connection or a killed process resumes where it stopped: the server
+says which parts it already has. At most 10 files form one upload (the product's limit); more become
+several uploads, which only makes sense on a model with auto-train off (otherwise the first upload would
+queue the model for training and lock it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -125,10 +128,16 @@ def plan_for(model_id: str, files: list[Path], dataset_type: str, auto_train: bo
     return plan
 
 
-def sha256_of(path: Path) -> str:
+class Stopped(Exception):
+    """The work was given up because another part of the upload failed."""
+
+
+def sha256_of(path: Path, stop: threading.Event | None = None) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(HASH_BLOCK):
+            if stop is not None and stop.is_set():
+                raise Stopped(str(path))
             h.update(block)
     return h.hexdigest()
 
@@ -150,9 +159,19 @@ class Uploader:
             if batch.done:
                 continue
             sessions = [self._session(plan, f) for f in batch.files]
-            with ThreadPoolExecutor(self._parallel) as pool:
-                for f, s in zip(batch.files, sessions, strict=True):
-                    self._send(pool, f, s)
+            # the hashes are computed while the parts go (one more thread), not in a pass before them
+            stop = threading.Event()
+            with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
+                hashed = [hasher.submit(self._hash, plan, f, stop) for f in batch.files]
+                try:
+                    with ThreadPoolExecutor(self._parallel) as pool:
+                        for f, s in zip(batch.files, sessions, strict=True):
+                            self._send(pool, f, s)
+                except BaseException:
+                    stop.set()  # no need to finish hashing what will not be completed now
+                    raise
+                for h in hashed:
+                    h.result()
             created = self._client.complete_uploads(plan.model_id, [(f.upload_id or "", f.sha256) for f in batch.files])
             batch.datasets = [d.id for d in created]
             plan.save()
@@ -168,9 +187,6 @@ class Uploader:
                 f"{path} changed since its upload started; start it again without --resume "
                 "(delete the state file or upload under another name)"
             )
-        if f.sha256 is None:
-            f.sha256 = sha256_of(path)
-            plan.save()
         if f.upload_id is not None:
             try:
                 return self._client.get_upload(plan.model_id, f.upload_id)
@@ -183,6 +199,12 @@ class Uploader:
         plan.save()
         return session
 
+    @staticmethod
+    def _hash(plan: Plan, f: FileState, stop: threading.Event) -> None:
+        if f.sha256 is None:
+            f.sha256 = sha256_of(Path(f.path), stop)
+            plan.save()
+
     def _send(self, pool: ThreadPoolExecutor, f: FileState, session: Upload) -> None:
         name = Path(f.path).name
         missing = {u.part_number: u for u in session.part_urls}
@@ -190,10 +212,7 @@ class Uploader:
 
         def send(part_number: int) -> None:
             part = missing[part_number]
-            with open(f.path, "rb") as fh:
-                fh.seek((part_number - 1) * session.part_size)
-                data = fh.read(part.size)
-            self._client.put_part(part.url, data)
+            self._client.put_file_part(part.url, Path(f.path), (part_number - 1) * session.part_size, part.size)
             self._progress(name, part.size, f.size)
 
         for result in pool.map(send, sorted(missing)):
