@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeVar
@@ -117,7 +117,10 @@ class _CueReader:
     A block's ``start --> end`` line starts a cue and the lines after it are its text; in an SRT
     block a line of digits right before a timing line is the next cue's index (cues not separated
     by a blank line, as the ``srt`` library also reads them). VTT blocks without a timing line (the
-    header, NOTE, STYLE, REGION) are skipped; in an SRT file such a block is an error, as there.
+    header, NOTE, STYLE, REGION) are skipped. In an SRT file a block without a timing line goes on with
+    the text of the cue before it (a blank line inside a cue's text, as the ``srt`` library and the
+    validator read it), so the last cue read is given only when the next block starts a cue; before the
+    first cue such a block is an error, as there.
     """
 
     def __init__(self, path: Path, fmt: str) -> None:
@@ -129,6 +132,7 @@ class _CueReader:
     def cues(self, handle: TextIO) -> Iterator[Cue]:
         block: list[str] = []
         size = number = first = 0
+        last: tuple[float, float, list[str]] | None = None  # SRT: the last cue read, its text lines
         for number, line in enumerate(_bounded_lines(handle, MAX_BLOCK_CHARS), start=1):
             if number == 1 and self._fmt == "vtt" and not line.startswith("WEBVTT"):
                 raise self._invalid('the first line must be "WEBVTT"')
@@ -144,21 +148,37 @@ class _CueReader:
                     )
                 continue
             if block:
-                yield from self._block(block, first)
+                last = yield from self._block(block, first, last)
             block, size = [], 0
         if number == 0 and self._fmt == "vtt":
             raise self._invalid('the first line must be "WEBVTT"')
         if block:
-            yield from self._block(block, first)
+            last = yield from self._block(block, first, last)
+        if last is not None:
+            yield Cue(last[0], last[1], _clean("\n".join(last[2])))
 
-    def _block(self, lines: list[str], first: int) -> Iterator[Cue]:
+    def _block(
+        self, lines: list[str], first: int, last: tuple[float, float, list[str]] | None
+    ) -> Generator[Cue, None, tuple[float, float, list[str]] | None]:
+        """Yield the cues of a block; returns the SRT cue still open (its text may go on in the next block)."""
         timings = [i for i, line in enumerate(lines) if "-->" in line]
         if not timings:
+            if self._fmt == "srt" and last is not None:
+                if sum(map(len, last[2])) + sum(map(len, lines)) > MAX_BLOCK_CHARS:
+                    raise ValueError(
+                        f"{self._path.name}: a cue has more than {MAX_BLOCK_CHARS // 1024} KiB of text; "
+                        "separate the cues by blank lines"
+                    )
+                last[2].extend(["", *lines])
+                return last
             if self._fmt == "vtt" and (first == 1 or lines[0].startswith(_VTT_SKIPPED)):
-                return
+                return None
             raise self._invalid(f"line {first}: a block without a 'start --> end' line")
         if self._fmt == "vtt" and lines[0].startswith(_VTT_SKIPPED):
-            return
+            return None
+        if last is not None:
+            yield Cue(last[0], last[1], _clean("\n".join(last[2])))
+        cues: list[tuple[float, float, list[str]]] = []
         for n, at in enumerate(timings):
             end = timings[n + 1] if n + 1 < len(timings) else len(lines)
             if self._fmt == "srt" and n + 1 < len(timings) and lines[end - 1].strip().isdigit():
@@ -167,7 +187,14 @@ class _CueReader:
                 start, stop = _timing(lines[at], self._fmt)
             except ValueError as exc:
                 raise self._invalid(f"line {first + at}: {exc}") from None
-            yield Cue(start, stop, _clean("\n".join(lines[at + 1 : end])))
+            cues.append((start, stop, lines[at + 1 : end]))
+        if self._fmt == "srt":  # the last cue's text may go on after a blank line
+            *done, open_cue = cues
+        else:
+            done, open_cue = cues, None
+        for start, stop, text in done:
+            yield Cue(start, stop, _clean("\n".join(text)))
+        return open_cue
 
 
 def _parse_cues(path: Path, fmt: str, on_bytes: Callable[[int], None] | None = None) -> Iterator[Cue]:
