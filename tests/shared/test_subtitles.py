@@ -30,14 +30,12 @@ class _Recorder:
     def __init__(self, take_runs: bool) -> None:
         self.events: list[tuple[object, ...]] = []
         self._take_runs = take_runs
-        self._count = 0
 
     @property
     def cues(self) -> int:
-        return self._count
+        return sum(1 for event in self.events if event[0] == "cue")
 
     def cue(self, line: int, start_ms: int, end_ms: int, text: str) -> None:
-        self._count += 1
         self.events.append(("cue", start_ms, end_ms, " ".join(text.split())))
 
     def plain_cues(self, starts: list[str], ends: list[str], texts: list[str], last_line: int) -> bool:
