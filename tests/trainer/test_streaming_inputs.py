@@ -94,10 +94,27 @@ def test_identifiers_settings_comment_blocks_and_missing_blank_lines_read_as_the
     assert len(cues) == 3
 
 
+def test_srt_cue_text_with_blank_lines_in_it_goes_on_as_the_library_and_the_validator_read_it(tmp_path: Path) -> None:
+    # The validator accepts such a file (its golden tests); the trainer used to refuse it at training time.
+    text = (
+        "1\n00:00:01,000 --> 00:00:02,000\nHello there\n\nstill the first cue\n\n\nand more\n\n"
+        "2\n00:00:03,000 --> 00:00:04,000\nSecond\n3\n00:00:05,000 --> 00:00:06,000\nThird\n\nlast words\n"
+    )
+    path = tmp_path / "blank-lines.srt"
+    path.write_text(text, encoding="utf-8")
+    whole = [(s.start.total_seconds(), s.end.total_seconds(), " ".join(s.content.split())) for s in srt.parse(text)]
+    assert [(c.start, c.end, c.text) for c in read_cues(path)] == whole
+    assert len(whole) == 3 and whole[0][2] == "Hello there still the first cue and more"
+    orphan = tmp_path / "orphan.srt"
+    orphan.write_text("no cue yet\n\n1\n00:00:01,000 --> 00:00:02,000\nHello\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"orphan\.srt: not a valid SRT file \(Line 1: not a valid SRT cue"):
+        list(read_cues(orphan))
+
+
 def test_a_cue_without_blank_lines_for_megabytes_is_refused_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "endless.srt"
     path.write_text("1\n00:00:00,000 --> 00:00:01,000\n" + "words and words\n" * (MAX_BLOCK_CHARS // 10), "utf-8")
-    with pytest.raises(ValueError, match=r"endless\.srt: a cue has more than"):
+    with pytest.raises(ValueError, match=r"endless\.srt: Line 1: more than 1,048,576 characters without a new cue"):
         list(read_cues(path))
 
 

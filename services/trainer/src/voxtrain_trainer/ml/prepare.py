@@ -22,6 +22,8 @@ the time limit does not.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import zlib
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
@@ -31,7 +33,7 @@ from typing import BinaryIO
 
 from voxtrain_trainer.ml.encoding import UNK
 from voxtrain_trainer.ml.normalize import normalize_text
-from voxtrain_trainer.ml.sentences import normalized_sentences
+from voxtrain_trainer.ml.sentences import normalized_sentence_blocks, normalized_sentences
 from voxtrain_trainer.ml.transcripts import read_utterances
 from voxtrain_trainer.ml.types import AudioPair, TextFile, TrainingInputs
 
@@ -77,6 +79,7 @@ class _Writer:
         self.path = path
         self.count = 0
         self._last = 0
+        self._end = 0  # bytes written (not ``tell()``: a call into the file per sentence costs as much as the rest)
         self._out: BinaryIO = path.open("wb")
 
     def __enter__(self) -> _Writer:
@@ -86,9 +89,17 @@ class _Writer:
         self._out.close()
 
     def write(self, sentence: str) -> None:
-        self._last = self._out.tell()
-        self._out.write(sentence.encode("utf-8") + b"\n")
+        self._last = self._end
+        self._end += self._out.write(f"{sentence}\n".encode())
         self.count += 1
+
+    def write_all(self, sentences: list[str]) -> None:
+        """``write`` each of ``sentences`` (in one write)."""
+        if sentences:
+            written = self._out.write(("\n".join(sentences) + "\n").encode())
+            self._last = self._end + written - len(sentences[-1].encode()) - 1
+            self._end += written
+            self.count += len(sentences)
 
     def take_last(self) -> str:
         """Remove the last sentence written and return it (at least one must have been written)."""
@@ -98,6 +109,7 @@ class _Writer:
             last = handle.read().decode("utf-8")[:-1]
         self._out.seek(self._last)
         self._out.truncate()
+        self._end = self._last
         self.count -= 1
         return last
 
@@ -150,12 +162,13 @@ def _split_pairs(pairs: list[AudioPair], fraction: float) -> tuple[list[AudioPai
     return train, test
 
 
-def _text_of(files: Iterable[TextFile], progress: Callable[[float], None] | None = None) -> Iterator[str]:
-    """The normalised sentences of ``files``; ``progress`` is told the fraction of their bytes read so far."""
+def _text_of(files: Iterable[TextFile], progress: Callable[[float], None] | None = None) -> Iterator[list[str]]:
+    """The normalised sentences of ``files``, a block at a time; ``progress`` is told the fraction of their bytes
+    read so far."""
     files = list(files)
     if progress is None:
         for source in files:
-            yield from normalized_sentences(read_utterances(source.path, source.format))
+            yield from normalized_sentence_blocks(read_utterances(source.path, source.format))
         return
     total = max(1, sum(source.path.stat().st_size for source in files))
     done, told = 0, -1.0
@@ -168,22 +181,41 @@ def _text_of(files: Iterable[TextFile], progress: Callable[[float], None] | None
             progress(fraction)
 
     for source in files:
-        yield from normalized_sentences(read_utterances(source.path, source.format, tell))
+        yield from normalized_sentence_blocks(read_utterances(source.path, source.format, tell))
         done += source.path.stat().st_size
 
 
-def _up_to(sentences: Iterable[str], max_words: int | None, notes: list[str]) -> Iterator[str]:
-    """The sentences until ``max_words`` words are given (a note when some were left unread)."""
+def _up_to(blocks: Iterable[list[str]], max_words: int | None, notes: list[str]) -> Iterator[list[str]]:
+    """The blocks of sentences until ``max_words`` words are given (a note when some were left unread): the
+    sentence that reaches the limit is the last one."""
     words = 0
-    for sentence in sentences:
-        if max_words is not None and words >= max_words:
-            notes.append(
-                f"the transcripts hold more than {max_words:,} words: the text after the first {words:,} was not "
-                "read, so the run finishes within its time limit; put the most useful text first"
-            )
-            return
-        words += sentence.count(" ") + 1
-        yield sentence
+    for block in blocks:
+        block_words = sum(map(str.count, block, itertools.repeat(" "))) + len(block)
+        if max_words is None or words + block_words < max_words:
+            words += block_words
+            yield block
+            continue
+        for i, sentence in enumerate(block):
+            if words >= max_words:
+                if i:
+                    yield block[:i]
+                notes.append(
+                    f"the transcripts hold more than {max_words:,} words: the text after the first {words:,} was "
+                    "not read, so the run finishes within its time limit; put the most useful text first"
+                )
+                return
+            words += sentence.count(" ") + 1
+        yield block
+
+
+def _write(sentences: list[str], kept: _Writer, held: _Writer, hold_out: bool, fraction: float) -> None:
+    """Write ``sentences`` to ``kept``, or when ``hold_out`` those that ``_is_heldout`` picks to ``held``."""
+    if not hold_out:
+        kept.write_all(sentences)
+        return
+    picks = [_is_heldout(sentence, fraction) for sentence in sentences]
+    kept.write_all(list(itertools.compress(sentences, map(operator.not_, picks))))
+    held.write_all(list(itertools.compress(sentences, picks)))
 
 
 def prepare_data(
@@ -208,10 +240,9 @@ def prepare_data(
     pair_sentences = list(normalized_sentences(p.text for p in train_pairs))
     hold_out = not inputs.test_texts and not inputs.test_pairs
     with _Writer(directory / "training.txt") as kept, _Writer(directory / "heldout.txt") as held:
-        for sentence in _up_to(_text_of(inputs.transcripts, progress), max_training_words, notes):
-            (held if hold_out and _is_heldout(sentence, heldout_fraction) else kept).write(sentence)
-        for sentence in pair_sentences:
-            (held if hold_out and _is_heldout(sentence, heldout_fraction) else kept).write(sentence)
+        for block in _up_to(_text_of(inputs.transcripts, progress), max_training_words, notes):
+            _write(block, kept, held, hold_out, heldout_fraction)
+        _write(pair_sentences, kept, held, hold_out, heldout_fraction)
         if hold_out and kept.count + held.count >= 2 and not held.count:
             held.write(kept.take_last())
     test = _TestText(max_test_words)
@@ -226,7 +257,7 @@ def prepare_data(
         )
     else:  # nothing held out: every sentence is in one of the files
         training = SentenceFile(held.path, held.count) if held.count else SentenceFile(kept.path, kept.count)
-    test.add(_text_of(inputs.test_texts))
+    test.add(itertools.chain.from_iterable(_text_of(inputs.test_texts)))
     test.add(normalized_sentences(p.text for p in test_pairs))
     if test.unread:
         notes.append(

@@ -8,11 +8,11 @@ empty cues included so callers can report them).
 
 Memory does not grow with the file: a .txt is read line by line, and a line longer than
 :data:`MAX_LINE_CHARS` (a whole book on one line) is cut at white space into utterances of at most
-that length; a .vtt/.srt is read one cue block (the lines between blank lines) at a time. Cue
-times and text are read as the ``webvtt-py`` and ``srt`` libraries read them (the tests compare
-both on the same files), by a reader of our own: those libraries parse a whole string at
-0.4-1.1 MB/s, a 10 GB subtitle file in hours, and hold all of it. A single cue block larger than
-:data:`MAX_BLOCK_CHARS` raises ``ValueError`` (no subtitle cue is that long).
+that length; a .vtt/.srt is read a megabyte at a time by the cue parsers the validator judged it
+with (:mod:`voxtrain_shared.subtitles`), so a file the validator accepts is read as it was judged.
+Cue times and text are read as the ``webvtt-py`` and ``srt`` libraries read them (those parsers use
+them for anything but plain cues; the tests compare both on the same files). A problem of the
+file's structure, or a single cue larger than :data:`MAX_BLOCK_CHARS`, raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeVar
 
+from voxtrain_shared.subtitles import MAX_CUE_CHARS, SrtCues, VttCues, fixed_ms
+from voxtrain_shared.text_lines import TextProblem, Utf8Lines
+
 _T = TypeVar("_T")
 
 FORMATS = ("txt", "vtt", "srt")
 MAX_LINE_CHARS = 1 << 20
 TELL_EVERY = 1024  # lines or cues between two reports of how far a file has been read
-MAX_BLOCK_CHARS = 1 << 20
+MAX_BLOCK_CHARS = MAX_CUE_CHARS
 _MARKUP = re.compile(r"<[^>]*>|\{\\[^}]*\}")
 
 
@@ -82,100 +85,60 @@ class Cue:
     text: str
 
 
-def _vtt_seconds(stamp: str) -> float:
-    seconds = 0.0
-    for part in stamp.strip().split(":"):
-        seconds = seconds * 60 + float(part)
-    return seconds
+class _KeptCues:
+    """The trainer's :class:`voxtrain_shared.subtitles.CueSink`: keeps each cue (times in seconds, text
+    cleaned, empty cues too); a problem of the file's structure raises ``ValueError`` naming the file."""
 
+    def __init__(self, name: str, fmt: str) -> None:
+        self._name, self._fmt = name, fmt
+        self.taken: list[Cue] = []
+        self._count = 0
 
-_DELIM = "[,.:\uff0c\uff0e\u3002\uff1a]"  # what the srt library accepts between the fields
-_SRT_STAMP = re.compile(rf"(\d+){_DELIM}(\d+){_DELIM}(\d+){_DELIM}?(\d*)")
-_VTT_SKIPPED = ("NOTE", "STYLE", "REGION")
+    @property
+    def cues(self) -> int:
+        return self._count
 
+    def cue(self, line: int, start_ms: int, end_ms: int, text: str) -> None:
+        self._count += 1
+        self.taken.append(Cue(start_ms / 1000, end_ms / 1000, _clean(text)))
 
-def _srt_seconds(stamp: str) -> float:
-    """As the ``srt`` library reads a timestamp (the last field is milliseconds as written: ``,5`` is 5 ms)."""
-    match = _SRT_STAMP.fullmatch(stamp.strip())
-    if match is None:
-        raise ValueError(f"unparseable timestamp {stamp.strip()!r}")
-    hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+    def plain_cues(self, starts: list[str], ends: list[str], texts: list[str], last_line: int) -> bool:
+        self._count += len(starts)
+        self.taken += (
+            Cue(fixed_ms(start) / 1000, fixed_ms(end) / 1000, _clean(text))
+            for start, end, text in zip(starts, ends, texts, strict=True)
+        )
+        return True
 
+    def error(self, message: str, *, line: int | None = None) -> None:
+        raise ValueError(f"{self._name}: not a valid {self._fmt.upper()} file ({message})")
 
-def _timing(line: str, fmt: str) -> tuple[float, float]:
-    start, _, rest = line.partition("-->")
-    end = rest.split()[0] if rest.split() else ""
-    if fmt == "vtt":
-        return _vtt_seconds(start), _vtt_seconds(end)
-    return _srt_seconds(start), _srt_seconds(end)
-
-
-class _CueReader:
-    """Cues of a subtitle file, one block (the lines between blank lines) at a time.
-
-    A block's ``start --> end`` line starts a cue and the lines after it are its text; in an SRT
-    block a line of digits right before a timing line is the next cue's index (cues not separated
-    by a blank line, as the ``srt`` library also reads them). VTT blocks without a timing line (the
-    header, NOTE, STYLE, REGION) are skipped; in an SRT file such a block is an error, as there.
-    """
-
-    def __init__(self, path: Path, fmt: str) -> None:
-        self._path, self._fmt = path, fmt
-
-    def _invalid(self, why: str) -> ValueError:
-        return ValueError(f"{self._path.name}: not a valid {self._fmt.upper()} file ({why})")
-
-    def cues(self, handle: TextIO) -> Iterator[Cue]:
-        block: list[str] = []
-        size = number = first = 0
-        for number, line in enumerate(_bounded_lines(handle, MAX_BLOCK_CHARS), start=1):
-            if number == 1 and self._fmt == "vtt" and not line.startswith("WEBVTT"):
-                raise self._invalid('the first line must be "WEBVTT"')
-            if line.strip():
-                if not block:
-                    first = number
-                block.append(line)
-                size += len(line) + 1
-                if size > MAX_BLOCK_CHARS:
-                    raise ValueError(
-                        f"{self._path.name}: a cue has more than {MAX_BLOCK_CHARS // 1024} KiB of text without a "
-                        "blank line; separate the cues by blank lines"
-                    )
-                continue
-            if block:
-                yield from self._block(block, first)
-            block, size = [], 0
-        if number == 0 and self._fmt == "vtt":
-            raise self._invalid('the first line must be "WEBVTT"')
-        if block:
-            yield from self._block(block, first)
-
-    def _block(self, lines: list[str], first: int) -> Iterator[Cue]:
-        timings = [i for i, line in enumerate(lines) if "-->" in line]
-        if not timings:
-            if self._fmt == "vtt" and (first == 1 or lines[0].startswith(_VTT_SKIPPED)):
-                return
-            raise self._invalid(f"line {first}: a block without a 'start --> end' line")
-        if self._fmt == "vtt" and lines[0].startswith(_VTT_SKIPPED):
-            return
-        for n, at in enumerate(timings):
-            end = timings[n + 1] if n + 1 < len(timings) else len(lines)
-            if self._fmt == "srt" and n + 1 < len(timings) and lines[end - 1].strip().isdigit():
-                end -= 1  # the next cue's index
-            try:
-                start, stop = _timing(lines[at], self._fmt)
-            except ValueError as exc:
-                raise self._invalid(f"line {first + at}: {exc}") from None
-            yield Cue(start, stop, _clean("\n".join(lines[at + 1 : end])))
+    def warn(self, message: str) -> None:
+        """Warnings (e.g. cue numbers out of sequence) do not matter for training."""
 
 
 def _parse_cues(path: Path, fmt: str, on_bytes: Callable[[int], None] | None = None) -> Iterator[Cue]:
-    with path.open(encoding="utf-8-sig") as handle:
+    """The cues of a .vtt/.srt, read by the validator's parsers (``voxtrain_shared.subtitles``) a block of about
+    a megabyte at a time; ``on_bytes`` is told after each block how many bytes were read."""
+    kept = _KeptCues(path.name, fmt)
+    parser = VttCues(kept) if fmt == "vtt" else SrtCues(kept)
+    with path.open("rb") as stream:
+        lines = Utf8Lines(stream)
         try:
-            yield from _telling(_CueReader(path, fmt).cues(handle), handle, on_bytes)
-        except UnicodeDecodeError as exc:
-            raise _not_utf8(path, exc) from exc
+            for first, block in lines.blocks():
+                parser.feed_block(first, block)
+                taken, kept.taken = kept.taken, []
+                yield from taken
+                if on_bytes is not None:
+                    on_bytes(lines.bytes_read)
+            if lines.lines == 0 and fmt == "vtt":
+                kept.error('the first line must be "WEBVTT"')
+            parser.finish()
+        except TextProblem as problem:
+            raise ValueError(f"{path.name}: {problem.message}") from None
+    yield from kept.taken
+    if on_bytes is not None:
+        on_bytes(lines.bytes_read)
 
 
 def _telling(items: Iterable[_T], handle: TextIO, on_bytes: Callable[[int], None] | None) -> Iterator[_T]:
