@@ -139,6 +139,18 @@ def test_a_cap_on_ngrams_prunes_higher_orders_first_until_the_model_fits(tmp_pat
         estimate_arpa(corpus, tmp_path / "e.arpa", 3, max_ngrams=0)
 
 
+def test_a_text_larger_than_the_engine_limit_is_read_in_buffers(tmp_path: Path) -> None:
+    # DuckDB's default CSV buffer is one block of the whole file (up to 1 GiB): a 900 MB training text failed
+    # "could not allocate block of size 857.9 MiB" under an 817 MiB engine limit; here 72 MB under 64 MB
+    corpus = tmp_path / "c.txt"
+    with corpus.open("w") as out:
+        for _ in range(120):
+            out.write(("a b c d e f g h\n" + "b c a d\n" * 3) * 15000)
+    assert corpus.stat().st_size > 64 * 2**20  # over the engine's 64 MB (61 MiB)
+    result = estimate_arpa(corpus, tmp_path / "lm.arpa", 2, memory_mb=128, work_dir=tmp_path, threads=1)
+    assert result.words == 120 * 15000 * 20 and result.ngram_counts == [11, 13]
+
+
 def test_token_lists_stream_in_like_a_file(tmp_path: Path) -> None:
     sentences = _zipf_corpus(200, 60, seed=5)
     from_file = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "a.arpa", 3)

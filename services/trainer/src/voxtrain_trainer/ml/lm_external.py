@@ -184,6 +184,7 @@ class _Engine:
         self, spill_dir: Path, memory_mb: int, spill_limit_mb: int, threads: int | None, progress: _Progress
     ) -> None:
         engine_mb = max(int(memory_mb * _ENGINE_FRACTION) - _ENGINE_OFFSET_MB, _MIN_ENGINE_MB)
+        self.engine_mb = engine_mb
         self.spill_limit_mb = spill_limit_mb
         self.con = duckdb.connect(
             config={
@@ -304,14 +305,21 @@ class _Packing:
         )
 
 
+_MAX_LINE = 64 * 2**20  # bytes of one sentence
 _TOKENS = "list_filter(string_split(line, ' '), lambda x: x <> '')"  # of a line of _lines()
 
 
-def _lines(path: Path) -> str:
-    """SQL reading the text file ``path`` as one column ``line``."""
+def _lines(path: Path, engine_mb: int) -> str:
+    """SQL reading the text file ``path`` as one column ``line``, in buffers of at most an eighth of the engine's
+    ``engine_mb`` (a line may be half a buffer, up to 64 MiB).
+
+    DuckDB's default buffer (16 x max_line_size) is one block the size of the whole file up to that size, which an
+    engine limit under the file's size cannot allocate (a 900 MB training text failed "could not allocate block
+    of size 857.9 MiB" under an 817 MiB limit) and which otherwise takes most of the limit."""
+    line = min(_MAX_LINE, engine_mb * 2**20 // 16)
     return (
         f"read_csv({_sql_string(path)}, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1f',"
-        " quote = '', escape = '', auto_detect = false, max_line_size = 67108864)"
+        f" quote = '', escape = '', auto_detect = false, max_line_size = {line}, buffer_size = {2 * line})"
     )
 
 
@@ -426,7 +434,7 @@ def _estimate(
     run = engine.run
     share = _PHASES
     # 1. word counts -> vocabulary (ids 0, 1, 2 are <s>, </s>, <unk>); nothing per sentence is kept
-    source = _lines(text_path)
+    source = _lines(text_path, engine.engine_mb)
     tokens = _TOKENS
     run(
         f"CREATE TEMP TABLE wc AS SELECT w, count(*) AS c FROM (SELECT unnest({tokens}) AS w FROM {source}) GROUP BY w",
@@ -701,7 +709,8 @@ def _kept_model(engine: _Engine, order: int, vocabulary: list[str], keep: bool |
     if not isinstance(keep, Path):
         return _backoff_model(engine, order, vocabulary, "k")
     ids = f"list_transform({_TOKENS}, lambda x: coalesce(enum_code(try_cast(x AS voc))::INTEGER + 3, 2))"
-    engine.run(f"CREATE TEMP TABLE probe AS SELECT list_concat([0], {ids}, [1]) AS p FROM {_lines(keep)}")
+    sentences = _lines(keep, engine.engine_mb)
+    engine.run(f"CREATE TEMP TABLE probe AS SELECT list_concat([0], {ids}, [1]) AS p FROM {sentences}")
     engine.run("CREATE TEMP VIEW s1 AS SELECT * FROM k1")
     for n in range(2, order + 1):
         grams = ", ".join(f"p[i + {j - 1}] AS w{j}" for j in range(1, n + 1))
