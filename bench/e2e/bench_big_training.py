@@ -19,8 +19,9 @@ through the models service's free allowance. Then, per scenario:
 
 It follows the model until 4 (or 5) and prints: upload time, validation time (upload done → every dataset
 valid), training time (status 3 → 4) and the trainer's stage durations (run metrics), the total, the trainer's
-training worker peak RSS (``VmHWM`` of the trainer's child processes, sampled) against the configured LM memory
-budget (``VOXTRAIN_LM_MEMORY_MB``), the model artifacts' size, and for audio the pairs cut/used/skipped and the
+training worker peak RSS (``VmHWM`` of the trainer's child processes, sampled; and the RSS seen during each stage)
+against the training worker's memory budget (``VOXTRAIN_WORKER_MEMORY_MB``), the model artifacts' size, and for
+audio the pairs cut/used/skipped and the
 WER of base / text-only / text + audio on the held-out pairs. Results go to ``bench/results/big_training.json``.
 
 ``--max-worker-rss-mb`` (default 16,000) cancels a run whose worker grows past it, so that the machine's other
@@ -428,6 +429,7 @@ def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float
     cancelled = False
     deadline = uploaded + timeout
     outcome = None
+    stage_rss: dict[str, int] = {}
     while time.perf_counter() < deadline:
         try:
             body_ = httpx.get(f"{models}/v1/models/{mid}", headers=headers, timeout=60).json()
@@ -441,6 +443,8 @@ def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float
         code = body_["status"]["code"]
         progress = (body_.get("run") or {}).get("progress") or {}
         key = (code, progress.get("stage"), progress.get("attempt"))
+        if progress.get("stage"):  # the largest RSS (of one process) seen while the view showed each stage
+            stage_rss[progress["stage"]] = max(stage_rss.get(progress["stage"], 0), sampler.current_max_kib // 1024)
         if key != last_key:
             timeline.append({"t": round(now, 1), "status": code, "stage": progress.get("stage"), "attempt": key[2]})
             print(f"  {now:8.1f} s  status {code}  stage {progress.get('stage')}  attempt {key[2]}", flush=True)
@@ -476,7 +480,8 @@ def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float
     result["total_seconds"] = round(finished - started, 1)
     result["worker_peak_rss_mb"] = sampler.worker_peak_mb()
     result["trainer_children_peaks"] = sampler.other_peaks()
-    result["lm_memory_budget_mb"] = budget_mb
+    result["stage_rss_mb"] = stage_rss
+    result["worker_memory_budget_mb"] = budget_mb
     result["within_budget"] = result["worker_peak_rss_mb"] <= budget_mb
     result["last_error"] = body_.get("last_error")
     metrics = (body_.get("run") or {}).get("metrics") or {}
@@ -511,8 +516,9 @@ def report(r: dict[str, Any]) -> None:
         print(f"  {key:22} {r.get(key)}")
     print(
         f"  worker peak RSS        {r.get('worker_peak_rss_mb')} MB "
-        f"(LM memory budget {r.get('lm_memory_budget_mb')} MB)"
+        f"(worker memory budget {r.get('worker_memory_budget_mb')} MB)"
     )
+    print(f"  RSS by stage (sampled) {r.get('stage_rss_mb')}")
     print(f"  stages (run metrics)   {r.get('stage_seconds')}")
     for key in ("data", "pairing", "lm", "acoustic", "wer", "last_error", "guard"):
         if r.get(key) is not None:
@@ -533,8 +539,8 @@ def main() -> None:
     args = parser.parse_args()
     text_mb = args.text_mb or (50 if args.quick else 1000)
     minutes = args.audio_minutes or (10 if args.quick else 120)
-    budget_mb = TrainerSettings.model_fields["lm_memory_mb"].default
-    budget_mb = int(os.environ.get("VOXTRAIN_LM_MEMORY_MB", budget_mb))
+    budget_mb = TrainerSettings.model_fields["worker_memory_mb"].default
+    budget_mb = int(os.environ.get("VOXTRAIN_WORKER_MEMORY_MB", budget_mb))
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the services are stopped (finally) on a kill
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (nohup ... &)

@@ -26,7 +26,8 @@ from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.kneser_ney import estimate_kneser_ney
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
 from voxtrain_trainer.ml.lm_external import auto_limits, encoded_sentences, estimate_arpa
-from voxtrain_trainer.ml.types import TrainingSettings
+from voxtrain_trainer.ml.perplexity import custom_perplexity
+from voxtrain_trainer.ml.types import CONVERT_BYTES_PER_NGRAM, WORKER_RESERVE_MB, TrainingSettings
 
 SMALL = ["a b", "a b", "b a"]
 
@@ -99,6 +100,55 @@ def test_a_vocabulary_past_46341_words_keeps_its_model(tmp_path: Path) -> None:
     result = estimate_arpa(_write(tmp_path / "c.txt", sentences), tmp_path / "lm.arpa", 3, keep_model=True)
     assert result.model is not None and result.model.vocab_size >= 47_000
     assert result.model.ngram_counts() == result.ngram_counts
+
+
+@pytest.mark.parametrize(("order", "thresholds"), [(1, None), (2, None), (3, None), (4, (0, 1, 1, 2))])
+def test_the_scoring_model_scores_like_the_whole_model(tmp_path: Path, order: int, thresholds: tuple | None) -> None:
+    # the model kept for scoring holds only what scoring the test sentences reads, so it scores them exactly
+    # as the whole model does (same floats), in memory that grows with the sentences, not with the model
+    corpus = _write(tmp_path / "c.txt", _zipf_corpus(3000, 400, seed=11))
+    test = [*_zipf_corpus(300, 450, seed=12), "w1", "never seen words", "<unk> w2", ""]
+    whole = estimate_arpa(corpus, tmp_path / "a.arpa", order, keep_model=True, prune_thresholds=thresholds)
+    part = estimate_arpa(corpus, tmp_path / "b.arpa", order, scoring_sentences=test, prune_thresholds=thresholds)
+    assert whole.model is not None and part.model is not None
+    expected, got = custom_perplexity(whole.model, test), custom_perplexity(part.model, test)
+    assert got == expected and expected.oov_words > 0 and expected.perplexity is not None
+    assert part.ngram_counts == whole.ngram_counts and part.model.vocab_size == whole.model.vocab_size
+    if order > 1:
+        assert sum(part.model.ngram_counts()[1:]) < sum(whole.ngram_counts[1:]) / 3
+
+
+def test_a_cap_on_ngrams_prunes_higher_orders_first_until_the_model_fits(tmp_path: Path) -> None:
+    corpus = _write(tmp_path / "c.txt", _zipf_corpus(3000, 400, seed=13))
+    whole = estimate_arpa(corpus, tmp_path / "a.arpa", 3)
+    total = sum(whole.ngram_counts)
+    for cap in (total, total - 1, total // 2, total // 4):
+        capped = estimate_arpa(corpus, tmp_path / "b.arpa", 3, max_ngrams=cap)
+        assert sum(capped.ngram_counts) <= cap
+        assert capped.pruning.thresholds[0] == 0 and capped.pruning.thresholds[2] >= capped.pruning.thresholds[1]
+        assert (capped.pruning.thresholds == (0, 0, 0)) == (cap == total)
+        lm = read_arpa(capped.arpa_path)
+        assert lm.ngram_counts() == capped.ngram_counts
+        _assert_sums_to_one(lm, limit=10)
+    # the least pruning that fits: one step less does not fit
+    half = estimate_arpa(corpus, tmp_path / "c.arpa", 3, max_ngrams=total // 4)
+    looser = list(half.pruning.thresholds)
+    looser[1 if looser[1] == looser[2] else 2] -= 1
+    assert sum(estimate_arpa(corpus, tmp_path / "d.arpa", 3, prune_thresholds=looser).ngram_counts) > total // 4
+    with pytest.raises(ValueError, match="max_ngrams"):
+        estimate_arpa(corpus, tmp_path / "e.arpa", 3, max_ngrams=0)
+
+
+def test_a_text_larger_than_the_engine_limit_is_read_in_buffers(tmp_path: Path) -> None:
+    # DuckDB's default CSV buffer is one block of the whole file (up to 1 GiB): a 900 MB training text failed
+    # "could not allocate block of size 857.9 MiB" under an 817 MiB engine limit; here 72 MB under 64 MB
+    corpus = tmp_path / "c.txt"
+    with corpus.open("w") as out:
+        for _ in range(120):
+            out.write(("a b c d e f g h\n" + "b c a d\n" * 3) * 15000)
+    assert corpus.stat().st_size > 64 * 2**20  # over the engine's 64 MB (61 MiB)
+    result = estimate_arpa(corpus, tmp_path / "lm.arpa", 2, memory_mb=128, work_dir=tmp_path, threads=1)
+    assert result.words == 120 * 15000 * 20 and result.ngram_counts == [11, 13]
 
 
 def test_token_lists_stream_in_like_a_file(tmp_path: Path) -> None:
@@ -326,8 +376,8 @@ def test_estimation_settings_come_from_the_environment(monkeypatch: pytest.Monke
     for key, value in _TRAINER_ENV.items():
         monkeypatch.setenv(key, value)
     defaults = settings.load(settings.TrainerSettings)
-    assert (defaults.lm_memory_mb, defaults.lm_max_vocabulary, defaults.lm_prune_thresholds) == (2048, None, None)
-    assert defaults.lm_spill_limit_mb == 32768
+    assert (defaults.lm_memory_mb, defaults.lm_max_vocabulary, defaults.lm_prune_thresholds) == (None, None, None)
+    assert (defaults.worker_memory_mb, defaults.lm_max_ngrams, defaults.lm_spill_limit_mb) == (2048, None, 32768)
     monkeypatch.setenv("VOXTRAIN_LM_MEMORY_MB", "1024")
     monkeypatch.setenv("VOXTRAIN_LM_SPILL_LIMIT_MB", "4096")
     monkeypatch.setenv("VOXTRAIN_LM_MAX_VOCABULARY", "100000")
@@ -340,3 +390,24 @@ def test_estimation_settings_come_from_the_environment(monkeypatch: pytest.Monke
         settings.load(settings.TrainerSettings)
     with pytest.raises(ValueError, match="lm_prune_thresholds"):
         TrainingSettings(order=3, lm_prune_thresholds=(0, -1, 1))
+    monkeypatch.setenv("VOXTRAIN_LM_PRUNE_THRESHOLDS", "[0, 1, 2]")
+    monkeypatch.setenv("VOXTRAIN_WORKER_MEMORY_MB", "1000")
+    with pytest.raises(SystemExit, match="cannot exceed worker_memory_mb"):
+        settings.load(settings.TrainerSettings)
+
+
+def test_the_worker_budget_gives_the_estimator_its_share_and_caps_the_model() -> None:
+    default = TrainingSettings()
+    assert (default.worker_memory_mb, default.estimator_memory_mb) == (2048, 2048 - WORKER_RESERVE_MB)
+    # the binary conversion's n-grams fit in what the rest of the worker leaves of the budget
+    assert default.max_model_ngrams * CONVERT_BYTES_PER_NGRAM <= (2048 - WORKER_RESERVE_MB) * 2**20
+    assert default.max_model_ngrams > 20_000_000
+    bigger = TrainingSettings(worker_memory_mb=4096)
+    assert bigger.estimator_memory_mb == 4096 - WORKER_RESERVE_MB and bigger.max_model_ngrams > default.max_model_ngrams
+    explicit = TrainingSettings(worker_memory_mb=4096, lm_memory_mb=1024, lm_max_ngrams=1000)
+    assert (explicit.estimator_memory_mb, explicit.max_model_ngrams) == (1024, 1000)
+    assert explicit.to_dict()["estimator_memory_mb"] == 1024
+    with pytest.raises(ValueError, match="worker_memory_mb"):
+        TrainingSettings(worker_memory_mb=2048, lm_memory_mb=3000)
+    with pytest.raises(ValueError, match="lm_max_ngrams"):
+        TrainingSettings(lm_max_ngrams=0)

@@ -94,14 +94,16 @@ def test_the_service_settings_reach_the_training_run() -> None:
         auth={"public_key": PUBLIC_KEY},
         minio={"access_key": "a", "secret_key": "b"},
         ngram_order=2,
+        worker_memory_mb=1536,
         lm_memory_mb=512,
+        lm_max_ngrams=10**6,
         lm_spill_limit_mb=1024,
         lm_max_vocabulary=1000,
         lm_prune_thresholds=(0, 1),
     )
     t = training_settings(s)
     assert (t.order, t.lm_memory_mb, t.lm_max_vocabulary, t.lm_prune_thresholds) == (2, 512, 1000, (0, 1))
-    assert t.lm_spill_limit_mb == 1024
+    assert (t.lm_spill_limit_mb, t.worker_memory_mb, t.max_model_ngrams) == (1024, 1536, 10**6)
 
 
 def test_a_work_dir_is_removed_even_when_a_first_pass_leaves_something_behind(tmp_path, monkeypatch) -> None:

@@ -299,9 +299,17 @@ class TrainerSettings(ServiceSettings):
         7 * 86400.0, gt=0, description="a finished transcription job (its result) is kept this long, then deleted"
     )
     transcription_sweep_seconds: float = Field(300.0, gt=0, description="how often abandoned uploads are swept")
-    # language-model estimation: memory budget (MB) of the out-of-core estimator; vocabulary cap
-    # and count-pruning thresholds (one per order, JSON list); unset: chosen by corpus size
-    lm_memory_mb: int = Field(2048, ge=256)
+    worker_memory_mb: int = Field(
+        2048,
+        ge=768,
+        description="memory budget (MB) of a training worker process, the whole run: the LM estimator gets it less"
+        " 512 MB and the model is pruned to what PocketSphinx's binary conversion holds in it",
+    )
+    # language-model estimation: the estimator's share of the worker's budget (unset: the budget less 512 MB);
+    # model size cap (n-grams, unset: from the budget); vocabulary cap and count-pruning thresholds (one per
+    # order, JSON list); unset: chosen by corpus size
+    lm_memory_mb: int | None = Field(None, ge=256)
+    lm_max_ngrams: int | None = Field(None, ge=1)
     lm_spill_limit_mb: int = Field(
         32768, ge=64, description="disk the LM estimator may spill to; beyond it the run fails lm_spill_limit_exceeded"
     )
@@ -309,9 +317,11 @@ class TrainerSettings(ServiceSettings):
     lm_prune_thresholds: tuple[NonNegativeInt, ...] | None = None
 
     @model_validator(mode="after")
-    def _one_threshold_per_order(self) -> TrainerSettings:
+    def _lm_settings_agree(self) -> TrainerSettings:
         if self.lm_prune_thresholds is not None and len(self.lm_prune_thresholds) != self.ngram_order:
             raise ValueError(f"lm_prune_thresholds needs one count per order ({self.ngram_order})")
+        if self.lm_memory_mb is not None and self.lm_memory_mb > self.worker_memory_mb:
+            raise ValueError("lm_memory_mb (the LM estimator's share) cannot exceed worker_memory_mb")
         return self
 
 

@@ -157,7 +157,9 @@ def training_settings(s: TrainerSettings) -> TrainingSettings:
     """The knobs of a run, from the service's settings (handed to the worker process)."""
     return TrainingSettings(
         order=s.ngram_order,
+        worker_memory_mb=s.worker_memory_mb,
         lm_memory_mb=s.lm_memory_mb,
+        lm_max_ngrams=s.lm_max_ngrams,
         lm_spill_limit_mb=s.lm_spill_limit_mb,
         lm_max_vocabulary=s.lm_max_vocabulary,
         lm_prune_thresholds=tuple(s.lm_prune_thresholds) if s.lm_prune_thresholds is not None else None,

@@ -184,6 +184,7 @@ class _Engine:
         self, spill_dir: Path, memory_mb: int, spill_limit_mb: int, threads: int | None, progress: _Progress
     ) -> None:
         engine_mb = max(int(memory_mb * _ENGINE_FRACTION) - _ENGINE_OFFSET_MB, _MIN_ENGINE_MB)
+        self.engine_mb = engine_mb
         self.spill_limit_mb = spill_limit_mb
         self.con = duckdb.connect(
             config={
@@ -304,6 +305,24 @@ class _Packing:
         )
 
 
+_MAX_LINE = 64 * 2**20  # bytes of one sentence
+_TOKENS = "list_filter(string_split(line, ' '), lambda x: x <> '')"  # of a line of _lines()
+
+
+def _lines(path: Path, engine_mb: int) -> str:
+    """SQL reading the text file ``path`` as one column ``line``, in buffers of at most an eighth of the engine's
+    ``engine_mb`` (a line may be half a buffer, up to 64 MiB).
+
+    DuckDB's default buffer (16 x max_line_size) is one block the size of the whole file up to that size, which an
+    engine limit under the file's size cannot allocate (a 900 MB training text failed "could not allocate block
+    of size 857.9 MiB" under an 817 MiB limit) and which otherwise takes most of the limit."""
+    line = min(_MAX_LINE, engine_mb * 2**20 // 16)
+    return (
+        f"read_csv({_sql_string(path)}, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1f',"
+        f" quote = '', escape = '', auto_detect = false, max_line_size = {line}, buffer_size = {2 * line})"
+    )
+
+
 def write_sentences(sentences: Iterable[Sequence[str]], path: Path) -> None:
     """Stream token lists to ``path``, one space-separated sentence per line (empty ones skipped)."""
     with path.open("w", encoding="utf-8", newline="\n") as out:
@@ -334,6 +353,8 @@ def estimate_arpa(
     prune_thresholds: Sequence[int] | None = None,
     automatic_limits: bool = False,
     keep_model: bool = False,
+    scoring_sentences: Sequence[str] | None = None,
+    max_ngrams: int | None = None,
     fallback: tuple[float, float, float] = DEFAULT_FALLBACK,
     threads: int | None = None,
     progress: FractionCallback | None = None,
@@ -342,9 +363,14 @@ def estimate_arpa(
 
     ``max_vocabulary`` (words, specials not counted) and ``prune_thresholds`` (one count per
     order; 0: keep all; unigrams are never pruned) default to none, or with ``automatic_limits``
-    to :func:`auto_limits` of the corpus's word count. ``keep_model`` also returns the model as a
-    :class:`BackoffLM` (in memory: for scoring, e.g. perplexity). Raises ``ValueError`` for
-    an empty corpus or bad settings, and ``TrainingError`` ``lm_spill_limit_exceeded`` when more than
+    to :func:`auto_limits` of the corpus's word count. ``max_ngrams`` caps the model's n-grams (all orders):
+    when there are more, the thresholds of the orders >= 2 are raised (higher orders first) until the kept
+    n-grams fit, and the pruning report says which were used. ``keep_model`` also returns the whole model as
+    a :class:`BackoffLM` (in memory: it grows with the model); ``scoring_sentences`` instead returns the part
+    of it that scoring those normalised sentences can read — every unigram and the listed n-grams that occur
+    in them — which scores them exactly as the whole model would, in memory that grows with the sentences,
+    not with the model (``ngram_counts()`` of that model are not the model's: use the result's). Raises
+    ``ValueError`` for an empty corpus or bad settings, and ``TrainingError`` ``lm_spill_limit_exceeded`` when more than
     ``spill_limit_mb`` of disk would be needed.
     """
     if not 1 <= order <= 6:
@@ -355,6 +381,8 @@ def estimate_arpa(
         raise ValueError("spill_limit_mb must be positive")
     if max_vocabulary is not None and max_vocabulary < 1:
         raise ValueError("max_vocabulary must be positive")
+    if max_ngrams is not None and max_ngrams < 1:
+        raise ValueError("max_ngrams must be positive")
     thresholds = tuple(prune_thresholds) if prune_thresholds is not None else None
     if thresholds is not None and (len(thresholds) != order or any(t < 0 for t in thresholds)):
         raise ValueError(f"prune_thresholds needs {order} non-negative counts, one per order")
@@ -367,6 +395,10 @@ def estimate_arpa(
         else:
             text_path = scratch / "sentences.txt"
             write_sentences(corpus, text_path)
+        scoring = None
+        if scoring_sentences is not None:
+            scoring = scratch / "scoring.txt"
+            write_sentences((s.split() for s in scoring_sentences), scoring)
         (scratch / "spill").mkdir()
         engine = _Engine(scratch / "spill", memory_mb, spill_limit_mb, threads, tracker)
         try:
@@ -375,10 +407,10 @@ def estimate_arpa(
                 text_path,
                 arpa_path,
                 order,
-                (max_vocabulary, thresholds, automatic_limits),
+                (max_vocabulary, thresholds, automatic_limits, max_ngrams),
                 fallback,
                 scratch,
-                keep_model,
+                keep_model or scoring,
             )
         finally:
             engine.close()
@@ -392,19 +424,18 @@ def _estimate(
     text_path: Path,
     arpa_path: Path,
     requested_order: int,
-    limits: tuple[int | None, tuple[int, ...] | None, bool],
+    limits: tuple[int | None, tuple[int, ...] | None, bool, int | None],
     fallback: tuple[float, float, float],
     scratch: Path,
-    keep_model: bool,
+    keep_model: bool | Path | None,
 ) -> ExternalLMResult:
+    """The estimation on an open engine; ``keep_model``: True (whole model), a file of sentences (the part
+    that scores them) or falsy (none)."""
     run = engine.run
     share = _PHASES
     # 1. word counts -> vocabulary (ids 0, 1, 2 are <s>, </s>, <unk>); nothing per sentence is kept
-    source = (
-        f"read_csv({_sql_string(text_path)}, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1f',"
-        " quote = '', escape = '', auto_detect = false, max_line_size = 67108864)"
-    )
-    tokens = "list_filter(string_split(line, ' '), lambda x: x <> '')"
+    source = _lines(text_path, engine.engine_mb)
+    tokens = _TOKENS
     run(
         f"CREATE TEMP TABLE wc AS SELECT w, count(*) AS c FROM (SELECT unnest({tokens}) AS w FROM {source}) GROUP BY w",
         share["read"] * 0.6,
@@ -417,7 +448,7 @@ def _estimate(
     words = engine.count("SELECT sum(c) FROM wc")
     specials = f"('{BOS}', '{EOS}', '{UNK}')"
     types_before = engine.count(f"SELECT count(*) FROM wc WHERE w NOT IN {specials}")
-    max_vocabulary, chosen, automatic = limits
+    max_vocabulary, chosen, automatic, max_ngrams = limits
     if automatic:
         auto_vocabulary, auto_thresholds = auto_limits(int(words), requested_order)
         max_vocabulary = auto_vocabulary if max_vocabulary is None else max_vocabulary
@@ -538,20 +569,15 @@ def _estimate(
     engine.phase = "prune"
     # 4. pruning (top-down), with renormalised backoff weights where a context lost entries
     before = tuple(engine.count(f"SELECT count(*) FROM p{n}") for n in range(1, order + 1))
+    thresholds = tuple(thresholds[:order])
+    if max_ngrams is not None and order > 1 and sum(before) > max_ngrams:
+        thresholds = _fitted_thresholds(engine, before, thresholds, max_ngrams)
+    after = _prune(engine, order, thresholds, share["prune"] / order)
+    # the fit counts n-grams over the thresholds; the prefixes and suffixes of kept longer ones stay too
+    while max_ngrams is not None and order > 1 and sum(after) > max_ngrams:
+        thresholds = _stricter(thresholds)
+        after = _prune(engine, order, thresholds, 0.0)
     pruning = any(thresholds[1:order])
-    for n in range(order, 1, -1):
-        keep = f"c > {int(thresholds[n - 1])}"
-        if n < order:
-            prefix = _on("h", "p", ((i, i) for i in range(1, n + 1)))
-            suffix = _on("h", "p", ((i + 1, i) for i in range(1, n + 1)))
-            keep += f" OR EXISTS (SELECT 1 FROM k{n + 1} h WHERE {prefix})"
-            keep += f" OR EXISTS (SELECT 1 FROM k{n + 1} h WHERE {suffix})"
-        if pruning:
-            run(f"CREATE TEMP TABLE k{n} AS SELECT * FROM p{n} p WHERE {keep}", share["prune"] / order)
-        else:
-            run(f"CREATE TEMP VIEW k{n} AS SELECT * FROM p{n}")
-    run("CREATE TEMP VIEW k1 AS SELECT * FROM p1")
-    after = tuple(engine.count(f"SELECT count(*) FROM k{n}") for n in range(1, order + 1))
     for n in range(2, order + 1):
         ctx = _cols("w", 1, n - 1)
         if pruning:
@@ -620,13 +646,86 @@ def _estimate(
         pruning=report,
         words=int(words),
         sentences=int(sentences),
-        model=_backoff_model(engine, order, vocabulary) if keep_model else None,
+        model=_kept_model(engine, order, vocabulary, keep_model) if keep_model else None,
         seconds=dict(engine.seconds),
     )
 
 
-def _backoff_model(engine: _Engine, order: int, vocabulary: list[str]) -> BackoffLM:
-    """The kept n-grams as a :class:`BackoffLM` (the layout of :mod:`ngram_counts`), built by the engine."""
+def _stricter(thresholds: tuple[int, ...]) -> tuple[int, ...]:
+    """The next pruning step: the lowest order >= 2 that stays at most the threshold of the order above it goes
+    up by one (so (0, 0, 0) -> (0, 0, 1) -> (0, 1, 1) -> (0, 1, 2) -> (0, 2, 2) ...: higher orders first)."""
+    t = list(thresholds)
+    for n in range(1, len(t)):
+        if n == len(t) - 1 or t[n] < t[n + 1]:
+            t[n] += 1
+            return tuple(t)
+    return tuple(t)  # pragma: no cover - the loop always returns for orders >= 2
+
+
+def _fitted_thresholds(
+    engine: _Engine, before: tuple[int, ...], thresholds: tuple[int, ...], max_ngrams: int
+) -> tuple[int, ...]:
+    """The least strict thresholds (by :func:`_stricter` steps) whose n-grams over them number ``max_ngrams``
+    at most, from each order's counts of counts (the prefixes and suffixes that pruning keeps are not counted)."""
+    histograms: list[dict[int, int]] = [{}]
+    for n in range(2, len(before) + 1):
+        histograms.append(dict(engine.run(f"SELECT c, count(*) FROM p{n} WHERE c <= 100000 GROUP BY c")))
+
+    def kept(t: tuple[int, ...]) -> int:
+        pruned = sum(k for i in range(1, len(t)) for c, k in histograms[i].items() if c <= t[i])
+        return sum(before) - int(pruned)
+
+    while kept(thresholds) > max_ngrams and max(thresholds) < 100000:
+        thresholds = _stricter(thresholds)
+    return thresholds
+
+
+def _prune(engine: _Engine, order: int, thresholds: tuple[int, ...], share: float) -> tuple[int, ...]:
+    """Tables ``k1..kN`` of the kept n-grams (views of ``p1..pN`` when nothing is pruned); their sizes."""
+    pruning = any(thresholds[1:order])
+    for name, kind in engine.run(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE regexp_full_match(table_name, 'k[0-9]+')"
+    ):
+        engine.run(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+    for n in range(order, 1, -1):
+        keep = f"c > {int(thresholds[n - 1])}"
+        if n < order:
+            prefix = _on("h", "p", ((i, i) for i in range(1, n + 1)))
+            suffix = _on("h", "p", ((i + 1, i) for i in range(1, n + 1)))
+            keep += f" OR EXISTS (SELECT 1 FROM k{n + 1} h WHERE {prefix})"
+            keep += f" OR EXISTS (SELECT 1 FROM k{n + 1} h WHERE {suffix})"
+        if pruning:
+            engine.run(f"CREATE TEMP TABLE k{n} AS SELECT * FROM p{n} p WHERE {keep}", share)
+        else:
+            engine.run(f"CREATE TEMP VIEW k{n} AS SELECT * FROM p{n}")
+    engine.run("CREATE TEMP VIEW k1 AS SELECT * FROM p1")
+    return tuple(engine.count(f"SELECT count(*) FROM k{n}") for n in range(1, order + 1))
+
+
+def _kept_model(engine: _Engine, order: int, vocabulary: list[str], keep: bool | Path) -> BackoffLM:
+    """The whole model (``keep`` True), or the part of it that scores the sentences of file ``keep``: every
+    unigram and the listed n-grams occurring in them (with <s> and </s>), which is all that the backoff rule
+    reads when scoring them. Both n-gram sets are closed under prefixes, as the layout needs."""
+    if not isinstance(keep, Path):
+        return _backoff_model(engine, order, vocabulary, "k")
+    ids = f"list_transform({_TOKENS}, lambda x: coalesce(enum_code(try_cast(x AS voc))::INTEGER + 3, 2))"
+    sentences = _lines(keep, engine.engine_mb)
+    engine.run(f"CREATE TEMP TABLE probe AS SELECT list_concat([0], {ids}, [1]) AS p FROM {sentences}")
+    engine.run("CREATE TEMP VIEW s1 AS SELECT * FROM k1")
+    for n in range(2, order + 1):
+        grams = ", ".join(f"p[i + {j - 1}] AS w{j}" for j in range(1, n + 1))
+        engine.run(
+            f"""CREATE TEMP TABLE s{n} AS SELECT k.* FROM k{n} k JOIN (
+              SELECT DISTINCT {grams} FROM (SELECT p, unnest(range(1, len(p) - {n - 2})) AS i FROM probe)
+            ) q ON {_on("k", "q", ((j, j) for j in range(1, n + 1)))}"""
+        )
+    model = _backoff_model(engine, order, vocabulary, "s")
+    model.metadata["restricted_to"] = "the n-grams of the scoring sentences"
+    return model
+
+
+def _backoff_model(engine: _Engine, order: int, vocabulary: list[str], tables: str) -> BackoffLM:
+    """The n-grams of tables ``{tables}1..N`` as a :class:`BackoffLM` (the layout of :mod:`ngram_counts`)."""
     size = len(vocabulary)
     levels = []
     for n in range(1, order + 1):
@@ -637,7 +736,7 @@ def _backoff_model(engine: _Engine, order: int, vocabulary: list[str]) -> Backof
             engine.run(
                 f"""CREATE TEMP TABLE i{n - 1} AS
                 SELECT {prefix}, {"w1" if n == 2 else f"row_number() OVER (ORDER BY {prefix}) - 1"} AS idx
-                FROM k{n - 1}"""
+                FROM {tables}{n - 1}"""
             )
             index = f"i.idx::BIGINT * {size} + k.w{n}"  # INTEGER * vocabulary overflows past 46,340 words
         prefix_join = f"JOIN i{n - 1} i ON {_on('k', 'i', ((j, j) for j in range(1, n)))}" if n > 1 else ""
@@ -647,7 +746,7 @@ def _backoff_model(engine: _Engine, order: int, vocabulary: list[str]) -> Backof
             f"""SELECT ({index})::BIGINT AS key,
               CASE WHEN k.p > 0 THEN log10(k.p) ELSE {_LOG10_ZERO} END AS prob,
               coalesce(log10({bow}), 0.0) AS bow, {bow} IS NOT NULL AS has_bow
-            FROM k{n} k {prefix_join} {bow_join} ORDER BY key"""
+            FROM {tables}{n} k {prefix_join} {bow_join} ORDER BY key"""
         ).fetchnumpy()
         levels.append(LevelTable(table["key"], table["prob"], table["bow"], table["has_bow"]))
     metadata = {"smoothing": "interpolated modified Kneser-Ney"}

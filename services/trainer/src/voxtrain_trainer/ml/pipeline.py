@@ -34,7 +34,7 @@ from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.decoder import AcousticFiles, DecoderConfig
 from voxtrain_trainer.ml.encoding import SPECIALS
 from voxtrain_trainer.ml.errors import TrainingError
-from voxtrain_trainer.ml.evaluation import compare_perplexity, compare_wer
+from voxtrain_trainer.ml.evaluation import cap_sentences, compare_perplexity, compare_wer
 from voxtrain_trainer.ml.g2p_learn import learned_g2p
 from voxtrain_trainer.ml.general_lm import GeneralPruning, general_model
 from voxtrain_trainer.ml.interpolate import (
@@ -44,10 +44,9 @@ from voxtrain_trainer.ml.interpolate import (
     tune_weight,
     write_model,
 )
-from voxtrain_trainer.ml.kneser_ney import Discounts
 from voxtrain_trainer.ml.lexicon import Lexicon, build_lexicon, load_base_dictionary, write_dictionary
 from voxtrain_trainer.ml.lm_binary import convert_to_binary
-from voxtrain_trainer.ml.lm_external import auto_limits, estimate_arpa
+from voxtrain_trainer.ml.lm_external import ExternalLMResult, auto_limits, estimate_arpa
 from voxtrain_trainer.ml.model_card import render_model_card
 from voxtrain_trainer.ml.prepare import PreparedData, SentenceFile, prepare_data
 from voxtrain_trainer.ml.tuning import DEFAULT_LW, DEFAULT_WIP, tune_weights
@@ -105,31 +104,31 @@ def _write_lm(
     settings: TrainingSettings,
     directory: Path,
     progress: Callable[[float], None] | None = None,
-) -> tuple[BackoffLM, list[Discounts], list[int], Path]:
-    """Estimate (out of core, in ``settings.lm_memory_mb``); write ``lm.arpa`` and ``lm.bin`` into ``directory``.
+    scoring: Sequence[str] | None = None,
+) -> tuple[BackoffLM | None, ExternalLMResult, Path]:
+    """Estimate (out of core, in the estimator's share of the worker's budget, the model capped at what the binary
+    conversion holds in it); write ``lm.arpa`` and ``lm.bin`` into ``directory``.
 
-    Returns the model, discounts, n-gram counts and bin path; ``lm.metadata["pruning"]`` says what
-    the vocabulary cap and count pruning removed.
+    Returns the model restricted to what scoring the ``scoring`` sentences reads (None without them: the
+    whole model is never held in memory), the estimation and the bin path.
     """
     estimated = estimate_arpa(
         corpus.path,
         directory / model_files.LM_FILE,
         settings.order,
-        memory_mb=settings.lm_memory_mb,
+        memory_mb=settings.estimator_memory_mb,
         spill_limit_mb=settings.lm_spill_limit_mb,
         work_dir=directory,
         max_vocabulary=settings.lm_max_vocabulary,
         prune_thresholds=settings.lm_prune_thresholds,
+        max_ngrams=settings.max_model_ngrams,
         automatic_limits=True,
-        keep_model=True,
+        scoring_sentences=scoring,
         fallback=settings.fallback_discounts,
         progress=progress,
     )
-    assert estimated.model is not None  # keep_model=True
-    lm, discounts, counts = estimated.model, estimated.discounts, estimated.ngram_counts
-    lm.metadata["pruning"] = estimated.pruning.to_dict()
     bin_path = convert_to_binary(directory / model_files.LM_FILE, directory / model_files.LM_BIN_FILE)
-    return lm, discounts, counts, bin_path
+    return estimated.model, estimated, bin_path
 
 
 def _tuning_config(
@@ -144,7 +143,7 @@ def _tuning_config(
     other = data.training_sentences.rewritten(directory / "sentences.txt", vocabulary, set(data.pair_sentences))
     if not other.count:
         return final, "full LM (the train pairs are the only text; their transcripts are in it)"
-    _, _, _, bin_path = _write_lm(other, settings, directory)
+    _, _, bin_path = _write_lm(other, settings, directory)
     return DecoderConfig(bin_path, final.dictionary, final.hmm), "LM without the train pairs' transcripts"
 
 
@@ -364,7 +363,9 @@ def _run(
         )
 
     with stages.run("estimate_lm") as step:
-        lm, discounts, ngram_counts, bin_path = _write_lm(corpus, settings, model_dir, step)
+        scored = cap_sentences(data.test_sentences, settings.max_perplexity_words)
+        lm, estimated, bin_path = _write_lm(corpus, settings, model_dir, step, scored if scored else None)
+        discounts, ngram_counts, lm_order = estimated.discounts, estimated.ngram_counts, estimated.order
         lm_path = model_dir / model_files.LM_FILE
         dict_path = model_dir / model_files.DICT_FILE
         custom = DecoderConfig(lm=bin_path, dictionary=dict_path, hmm=base_model_files().hmm)
@@ -392,10 +393,8 @@ def _run(
                 shutil.copyfile(mixing.tuning.lm, tuning_config.lm)
             shutil.rmtree(work_dir / "mixed-lm", ignore_errors=True)
             lexicon.entries.update({w: list(base_dict[w]) for w in mixing.general if w not in lexicon.entries})
-            metadata = dict(lm.metadata)  # what the estimator reported (pruning) still describes the domain LM
-            lm = mixing.lm
-            lm.metadata.update(metadata)
-            ngram_counts = lm.ngram_counts()
+            lm = mixing.lm  # held by the mix already (bounded by general_mix_max_words)
+            ngram_counts, lm_order = lm.ngram_counts(), lm.order
         write_dictionary(lexicon.entries, dict_path)
 
     tuning = None
@@ -454,9 +453,7 @@ def _run(
                 wer = compare_wer(
                     PcmSequence(test_audio), models, progress=lambda f: step(AUDIO_SHARE + (0.97 - AUDIO_SHARE) * f)
                 )
-        ppl = (
-            compare_perplexity(lm, data.test_sentences, settings.max_perplexity_words) if data.test_sentences else None
-        )
+        ppl = compare_perplexity(lm, scored, settings.max_perplexity_words) if lm is not None else None
 
     with stages.run("report"):
         metrics = {
@@ -478,15 +475,15 @@ def _run(
                 "notes": data.notes + _audio_notes(inputs),
             },
             "lm": {
-                "order": lm.order,
+                "order": lm_order,
                 "requested_order": settings.order,
                 "smoothing": "interpolated modified Kneser-Ney" + (", mixed with general English" if mixing else ""),
                 "general_english": mixing.report if mixing else unmixed,
                 "ngram_counts": ngram_counts,
-                "vocabulary_size": lm.vocab_size,
+                "vocabulary_size": ngram_counts[0],
                 "discounts": [d.to_dict() for d in discounts],
                 "discount_fallback": any(d.fallback for d in discounts),
-                "pruning": lm.metadata["pruning"],
+                "pruning": estimated.pruning.to_dict(),
             },
             "lexicon": {
                 "words": len(lexicon.entries),
@@ -509,7 +506,7 @@ def _run(
             "settings": settings.to_dict(),
             "durations": stages.durations,
         }
-        decoder_path = model_files.write_decoder_json(model_dir, lw, wip, lm.order, acoustic, adaptation["method"])
+        decoder_path = model_files.write_decoder_json(model_dir, lw, wip, lm_order, acoustic, adaptation["method"])
         metrics["durations"] = dict(stages.durations)
         metrics_path = model_dir / model_files.METRICS_FILE
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

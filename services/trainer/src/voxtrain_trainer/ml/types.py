@@ -13,6 +13,15 @@ from pathlib import Path
 
 ProgressCallback = Callable[[str, float], None]
 
+# The worker's memory budget (worker_memory_mb) is shared by what it holds for the whole run (interpreter,
+# numpy, DuckDB, PocketSphinx, the base dictionary, the lexicon, the G2P model: WORKER_RESERVE_MB, measured
+# below) and the LM stage's two big steps, one after the other: the DuckDB estimator (which keeps its process
+# within its own memory_mb) and PocketSphinx's ARPA-to-binary conversion, which holds every n-gram at once
+# (69 bytes an n-gram at 10.9M n-grams of a trigram model; see bench/e2e/RESULTS.md).
+WORKER_RESERVE_MB = 512
+CONVERT_BYTES_PER_NGRAM = 72
+MIN_WORKER_MEMORY_MB = 768
+
 
 @dataclass(frozen=True)
 class TextFile:
@@ -62,7 +71,9 @@ class TrainingSettings:
     max_tuning_decodes: int = 180
     max_perplexity_words: int = 200_000
     g2p_voice: str = "en-us"
-    lm_memory_mb: int = 2048  # budget of the out-of-core LM estimator
+    worker_memory_mb: int = 2048  # budget of the whole training worker (see worker_budget)
+    lm_memory_mb: int | None = None  # the LM estimator's share of it; None: the budget less WORKER_RESERVE_MB
+    lm_max_ngrams: int | None = None  # n-grams of the model (all orders); None: what the budget converts
     lm_spill_limit_mb: int = 32768  # disk it may spill to (lm_spill_limit_exceeded beyond)
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
     lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
@@ -92,8 +103,14 @@ class TrainingSettings:
             raise ValueError("heldout_fraction must be between 0 and 1")
         if not self.lw_grid or not self.wip_grid or self.max_tuning_decodes < 1:
             raise ValueError("the tuning grid and decode budget must not be empty")
-        if self.lm_memory_mb < 256 or (self.lm_max_vocabulary is not None and self.lm_max_vocabulary < 1):
-            raise ValueError("lm_memory_mb must be at least 256 and lm_max_vocabulary positive")
+        if self.worker_memory_mb < MIN_WORKER_MEMORY_MB:
+            raise ValueError(f"worker_memory_mb must be at least {MIN_WORKER_MEMORY_MB}")
+        if self.lm_memory_mb is not None and not 256 <= self.lm_memory_mb <= self.worker_memory_mb:
+            raise ValueError("lm_memory_mb must be at least 256 and at most worker_memory_mb")
+        if (self.lm_max_vocabulary is not None and self.lm_max_vocabulary < 1) or (
+            self.lm_max_ngrams is not None and self.lm_max_ngrams < 1
+        ):
+            raise ValueError("lm_max_vocabulary and lm_max_ngrams must be positive")
         if min(self.max_pair_seconds, self.max_train_audio_seconds, self.max_test_pairs, self.max_training_words) <= 0:
             raise ValueError("max_pair_seconds, max_train_audio_seconds, max_test_pairs, max_training_words: positive")
         if self.lm_spill_limit_mb < 64:
@@ -102,9 +119,23 @@ class TrainingSettings:
         if thresholds is not None and (len(thresholds) != self.order or min(thresholds) < 0):
             raise ValueError("lm_prune_thresholds needs one non-negative count per order")
 
+    @property
+    def estimator_memory_mb(self) -> int:
+        """The LM estimator's budget: ``lm_memory_mb``, else the worker's budget less what the rest of the worker
+        holds while it runs."""
+        return self.lm_memory_mb or max(self.worker_memory_mb - WORKER_RESERVE_MB, 256)
+
+    @property
+    def max_model_ngrams(self) -> int:
+        """The model's n-gram cap: ``lm_max_ngrams``, else as many as PocketSphinx's ARPA-to-binary conversion
+        (``CONVERT_BYTES_PER_NGRAM`` each) holds in the worker's budget beside the rest of the worker."""
+        fit = (self.worker_memory_mb - WORKER_RESERVE_MB) * 2**20 // CONVERT_BYTES_PER_NGRAM
+        return self.lm_max_ngrams or max(int(fit), 1)
+
     def to_dict(self) -> dict:
         """JSON-ready view."""
-        return asdict(self)
+        derived = {"estimator_memory_mb": self.estimator_memory_mb, "max_model_ngrams": self.max_model_ngrams}
+        return {**asdict(self), **derived}
 
 
 @dataclass(frozen=True)
