@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from voxtrain_shared.vocab import DatasetType
 
 from .ml.errors import TrainingError
-from .ml.pairing import MAX_PAIRS, NamedFile, Skips, pair_recordings
+from .ml.pairing import MAX_PAIRS, TIMED_FORMATS, NamedFile, Skips, pair_recordings
 from .ml.transcripts import read_utterances
 from .ml.types import AudioPair, TextFile, TrainingInputs
 
@@ -100,6 +100,39 @@ def _manifest_pairs(
                     continue
                 (test if split == "test" else train).append(pair)
     return train, test, not_read
+
+
+def audio_to_read(datasets: Sequence[LocalDataset]) -> set[str]:
+    """The ids of the AUDIO datasets a run can read: named by a manifest line, or with a same-named .vtt/.srt.
+
+    Every other recording is never opened by :func:`build_inputs` (it is reported unused), so the worker does not
+    download it: ten unpaired 10 GB recordings would otherwise take 100 GB of the worker's disk for nothing. Needs the
+    manifests on disk (their paths are read); the AUDIO paths are not. A manifest line that is not JSON or names no
+    AUDIO dataset is passed over here: :func:`build_inputs` refuses it with its message."""
+    audio = {d.dataset_id for d in datasets if d.type is DatasetType.AUDIO}
+    timed = {
+        PurePath(d.file_name).stem.lower()
+        for d in datasets
+        if d.type in (DatasetType.TRANSCRIPT, DatasetType.TEST)
+        and PurePath(d.file_name).suffix.lower() in TIMED_FORMATS
+    }
+    wanted = {
+        d.dataset_id for d in datasets if d.type is DatasetType.AUDIO and PurePath(d.file_name).stem.lower() in timed
+    }
+    by_ref = _index(datasets)
+    for manifest in (d for d in datasets if d.type is DatasetType.MANIFEST):
+        with manifest.path.open(encoding="utf-8-sig") as lines:
+            for line in lines:
+                if wanted == audio:
+                    return wanted
+                try:
+                    entry = json.loads(line) if line.strip() else None
+                except json.JSONDecodeError:
+                    continue
+                named = by_ref.get(str(entry.get("audio"))) if isinstance(entry, dict) else None
+                if named is not None and named.type is DatasetType.AUDIO:
+                    wanted.add(named.dataset_id)
+    return wanted
 
 
 def build_inputs(datasets: Sequence[LocalDataset]) -> tuple[TrainingInputs, dict[str, int]]:

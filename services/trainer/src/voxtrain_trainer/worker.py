@@ -38,7 +38,7 @@ from voxtrain_shared.vocab import DatasetType, ErrorCode
 from .audio_probe import duration_seconds
 from .domain import redact
 from .eta import CALIBRATION, Eta, Workload, reference_work
-from .inputs import LocalDataset, build_inputs
+from .inputs import LocalDataset, audio_to_read, build_inputs
 from .ml.errors import TrainingError
 from .ml.types import AudioPair, TrainingInputs, TrainingSettings
 from .storage_errors import transient
@@ -150,12 +150,27 @@ def _train(
     from .ml.pipeline import run_training
 
     client = make_client(MinioSettings.model_validate(minio))
-    local: list[LocalDataset] = []
-    for i, d in enumerate(req.datasets):
-        report("download", 100.0 * i / max(1, len(req.datasets)))
-        path = work / "data" / f"{d.dataset_id}{Path(d.file_name).suffix.lower()}"  # never the user's name
-        _storage("download", functools.partial(client.fget_object, d.bucket, d.object_key, str(path)))
-        local.append(LocalDataset(str(d.dataset_id), d.dataset_type, d.file_name, path))
+    local = [
+        LocalDataset(
+            str(d.dataset_id),
+            d.dataset_type,
+            d.file_name,
+            work / "data" / f"{d.dataset_id}{Path(d.file_name).suffix.lower()}",
+        )  # never the user's name
+        for d in req.datasets
+    ]
+    objects = {str(d.dataset_id): d for d in req.datasets}
+
+    def download(datasets: list[LocalDataset], done: int) -> None:
+        for i, ds in enumerate(datasets, start=done):
+            report("download", 100.0 * i / max(1, len(local)))
+            o = objects[ds.dataset_id]
+            _storage("download", functools.partial(client.fget_object, o.bucket, o.object_key, str(ds.path)))
+
+    # text and manifests first: they say which recordings the run reads; the others are never fetched
+    download([d for d in local if d.type is not DatasetType.AUDIO], 0)
+    wanted = audio_to_read(local)
+    download([d for d in local if d.dataset_id in wanted], len(local) - len(wanted))
     report("gather", 0.0)
     inputs, used = build_inputs(local)
     estimate.workload = measured_workload(inputs, estimate.workload)

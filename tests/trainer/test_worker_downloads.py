@@ -1,0 +1,119 @@
+"""The training worker downloads only the recordings a run reads: text and manifests first, then the AUDIO datasets a
+manifest line names or a same-named .vtt/.srt goes with (an unpaired 10 GB recording is never fetched)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import queue
+import uuid
+from pathlib import Path
+
+from tests.support import settings_for
+from tests.trainer.medical_domain import TRAINING_TEXT
+from voxtrain_shared import events as ev
+from voxtrain_shared.settings import TrainerSettings
+from voxtrain_shared.storage import ensure_bucket, make_client
+from voxtrain_shared.vocab import DatasetType
+from voxtrain_trainer import worker
+from voxtrain_trainer.inputs import LocalDataset, audio_to_read
+from voxtrain_trainer.processes import training_settings
+
+
+def _ds(tmp: Path, kind: DatasetType, name: str, text: str | None = None) -> LocalDataset:
+    ds = LocalDataset(uuid.uuid4().hex, kind, name, tmp / f"{uuid.uuid4().hex}{Path(name).suffix}")
+    if text is not None:
+        ds.path.write_text(text, encoding="utf-8")
+    return ds  # AUDIO paths are never written: audio_to_read must not need them
+
+
+def test_only_recordings_named_by_a_manifest_or_a_same_named_subtitle_file_are_read(tmp_path: Path) -> None:
+    by_cues = _ds(tmp_path, DatasetType.AUDIO, "Talk.MP3")
+    by_name = _ds(tmp_path, DatasetType.AUDIO, "long.flac")
+    by_id = _ds(tmp_path, DatasetType.AUDIO, "other.wav")
+    alone = _ds(tmp_path, DatasetType.AUDIO, "alone.wav")
+    same_stem_plain_text = _ds(tmp_path, DatasetType.AUDIO, "notes.m4a")
+    lines = [
+        {"audio": "long.flac", "offset": 5, "duration": 2.5, "text": "hello there"},
+        "not json {",
+        {"audio": "missing.wav", "text": "a line naming no dataset is build_inputs' to refuse"},
+        {"audio": "notes.txt", "text": "names a transcript, not a recording"},
+        {"audio": by_id.dataset_id, "text": "by id"},
+    ]
+    manifest = _ds(
+        tmp_path,
+        DatasetType.MANIFEST,
+        "segments.jsonl",
+        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n",
+    )
+    datasets = [
+        by_cues,
+        by_name,
+        by_id,
+        alone,
+        same_stem_plain_text,
+        manifest,
+        _ds(tmp_path, DatasetType.TEST, "talk.vtt", "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"),
+        _ds(tmp_path, DatasetType.TRANSCRIPT, "notes.txt", "some text\n"),
+    ]
+    assert audio_to_read(datasets) == {by_cues.dataset_id, by_name.dataset_id, by_id.dataset_id}
+
+
+def test_without_manifest_or_subtitles_no_recording_is_read(tmp_path: Path) -> None:
+    datasets = [
+        _ds(tmp_path, DatasetType.AUDIO, "a.wav"),
+        _ds(tmp_path, DatasetType.TRANSCRIPT, "a.txt", "text\n"),
+        _ds(tmp_path, DatasetType.TRANSCRIPT, "b.srt", "1\n00:00:00,000 --> 00:00:01,000\nhi\n"),
+    ]
+    assert audio_to_read(datasets) == set()
+
+
+def test_a_worker_on_real_storage_trains_without_fetching_an_unpaired_recording(stack, tmp_path: Path) -> None:
+    """The unpaired recording's object does not exist in the bucket: fetching it would fail the run (NoSuchKey)."""
+    settings = settings_for(TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"))
+    client = make_client(settings.minio)
+    bucket = settings.minio.bucket
+    ensure_bucket(client, bucket)
+    text = (TRAINING_TEXT * 3).encode()
+    key = f"tenants/acme/models/m/datasets/{uuid.uuid4()}/data"
+    client.put_object(bucket, key, io.BytesIO(text), len(text))
+
+    def obj(kind: DatasetType, name: str, object_key: str, size: int) -> ev.DatasetObject:
+        return ev.DatasetObject(
+            dataset_id=uuid.uuid4(),
+            dataset_type=kind,
+            file_name=name,
+            bucket=bucket,
+            object_key=object_key,
+            size=size,
+            sha256=hashlib.sha256(text).hexdigest(),
+        )
+
+    datasets = [
+        obj(DatasetType.AUDIO, "long.flac", "tenants/acme/models/m/datasets/absent/data", 10 * 1024**3),
+        obj(DatasetType.TRANSCRIPT, "notes.txt", key, len(text)),
+    ]
+    request = ev.wrap(
+        ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=datasets),
+        tenant_id="acme",
+        model_id=uuid.uuid4(),
+    ).to_bytes()
+    minio = {
+        "endpoint": settings.minio.endpoint,
+        "access_key": settings.minio.access_key.get_secret_value(),
+        "secret_key": settings.minio.secret_key.get_secret_value(),
+        "secure": settings.minio.secure,
+        "region": settings.minio.region,
+    }
+    try:
+        result = worker.execute(
+            request, 1, minio, bucket, str(tmp_path / "work"), training_settings(settings), queue.Queue()
+        )
+        assert "error" not in result, result.get("error")
+        assert result["used"]["train_pairs"] == 0
+        assert result["metrics"]["data"]["pairing"]["unused_audio"] == ["long.flac"]
+    finally:
+        for o in client.list_objects(bucket, recursive=True):
+            client.remove_object(bucket, o.object_name)
+        client.remove_bucket(bucket)
