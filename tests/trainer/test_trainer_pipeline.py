@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import wave
 from pathlib import Path
@@ -23,6 +24,7 @@ from voxtrain_trainer.ml import (
 )
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.audio import load_pcm
+from voxtrain_trainer.ml.g2p import espeak_pronunciations
 
 # Small grid: the test must stay fast on two shared cores (3 points x 3 utterances). The test
 # sentences use domain words only, so the domain-only LM is measured here (general-English mixing
@@ -170,6 +172,17 @@ def test_no_test_data_holds_out_text(tmp_path: Path) -> None:
     assert m["heldout"] is True and m["heldout_text"] is True and m["evaluation"]["wer"] is None
     assert m["evaluation"]["perplexity"]["custom"]["sentences"] > 0
     assert "Held out" in result.artifacts["model_card"].read_text()
+
+
+def test_the_g2p_method_setting_picks_the_g2p_of_new_words(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT, encoding="utf-8")
+    settings = dataclasses.replace(SETTINGS, g2p_method="espeak")
+    result = run_training(TrainingInputs(transcripts=[TextFile(notes)]), tmp_path, settings)
+    lexicon = result.metrics["lexicon"]
+    assert lexicon["g2p"]["method"] == "espeak-ng table (chosen by the g2p_method setting)"
+    espeak = espeak_pronunciations(["metoprolol"])["metoprolol"]
+    assert lexicon["g2p_examples"]["metoprolol"] == " ".join(espeak[0])
 
 
 def test_only_audio_pairs_hold_out_audio_and_tune_on_the_full_lm(spoken, tmp_path: Path) -> None:

@@ -350,7 +350,7 @@ def _run(
 
     with stages.run("lexicon"):
         base_dict = load_base_dictionary(base_model_files().dictionary)
-        g2p = learned_g2p(base_model_files().dictionary, settings.g2p_voice)
+        g2p = learned_g2p(base_model_files().dictionary, settings.g2p_voice, method=settings.g2p_method)
         lexicon = build_lexicon(_lexicon_words(word_counts, n_words, settings), base_dict, g2p.pronounce)
         corpus = data.training_sentences
         if any(word not in lexicon.entries for word in word_counts):

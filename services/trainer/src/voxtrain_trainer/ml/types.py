@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ProgressCallback = Callable[[str, float], None]
+G2P_METHODS = ("phonetisaurus", "espeak")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class TrainingSettings:
     max_tuning_decodes: int = 180
     max_perplexity_words: int = 200_000
     g2p_voice: str = "en-us"
+    # G2P for words the base dictionary lacks: "phonetisaurus" (a model trained on the base dictionary, see
+    # ml/g2p_learn.py) or "espeak" (the espeak-ng table, what runs used before it: for comparisons)
+    g2p_method: str = "phonetisaurus"
     lm_memory_mb: int = 2048  # budget of the out-of-core LM estimator
     lm_spill_limit_mb: int = 32768  # disk it may spill to (lm_spill_limit_exceeded beyond)
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
@@ -96,6 +100,8 @@ class TrainingSettings:
             raise ValueError("lm_memory_mb must be at least 256 and lm_max_vocabulary positive")
         if min(self.max_pair_seconds, self.max_train_audio_seconds, self.max_test_pairs, self.max_training_words) <= 0:
             raise ValueError("max_pair_seconds, max_train_audio_seconds, max_test_pairs, max_training_words: positive")
+        if self.g2p_method not in G2P_METHODS:
+            raise ValueError(f"g2p_method must be one of {', '.join(G2P_METHODS)}")
         if self.lm_spill_limit_mb < 64:
             raise ValueError("lm_spill_limit_mb must be at least 64")
         thresholds = self.lm_prune_thresholds
