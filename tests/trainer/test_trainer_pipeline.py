@@ -186,23 +186,23 @@ def test_the_g2p_method_setting_picks_the_g2p_of_new_words(tmp_path: Path) -> No
     assert lexicon["g2p_examples"]["metoprolol"] == " ".join(espeak[0])
 
 
-@pytest.mark.timeout(1200)  # speaks 14 utterances, adapts and decodes: minutes on a loaded machine
+@pytest.mark.timeout(1200)  # speaks 26 utterances, adapts and decodes: minutes on a loaded machine
 def test_an_adapted_acoustic_model_ships_with_weights_tuned_for_it(spoken, tmp_path: Path) -> None:
     # lw/wip tuned with the base acoustic model cost the e2e set 0.16 -> 0.38 WER once the adapted model used them
     notes = tmp_path / "notes.txt"
     notes.write_text(TRAINING_TEXT, encoding="utf-8")
-    pairs = [AudioPair(path, text) for path, text in spoken_sentences(ADAPTATION_SENTENCES[:12], tmp_path / "a", "a")]
+    pairs = [AudioPair(path, text) for path, text in spoken_sentences(ADAPTATION_SENTENCES[:24], tmp_path / "a", "a")]
     inputs = TrainingInputs(
         transcripts=[TextFile(notes)],
         train_pairs=pairs,
         test_pairs=[AudioPair(path, text) for path, text in spoken.test[:2]],
     )
-    settings = dataclasses.replace(SETTINGS, lw_grid=(6.5, 12.0), wip_grid=(0.2, 0.65), max_tuning_decodes=20)
+    settings = dataclasses.replace(SETTINGS, lw_grid=(6.5, 12.0), wip_grid=(0.2, 0.65), max_tuning_decodes=24)
     result = run_training(inputs, tmp_path / "run", settings)
     m = result.metrics
     assert m["acoustic"]["method"] in {"mllr", "map", "mllr+map"}, m["acoustic"]  # else there is nothing to check
     adapted = m["decoder"]["adapted_tuning"]
-    assert adapted["utterances"] == m["acoustic"]["dev_utterances"] == 3  # the pairs held out from the adaptation
+    assert adapted["utterances"] == m["acoustic"]["dev_utterances"] >= 5  # the pairs held out from the adaptation
     assert len(adapted["grid"]) == 4
     shipped = json.loads(result.artifacts["decoder"].read_text())
     assert (shipped["lw"], shipped["wip"]) == (adapted["lw"], adapted["wip"])

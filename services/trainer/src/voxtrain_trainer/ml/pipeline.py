@@ -440,6 +440,7 @@ def _run(
             )
         shutil.rmtree(work_dir / "acoustic", ignore_errors=True)
         shutil.rmtree(work_dir / "tuning-lm", ignore_errors=True)
+    shipped_lw, shipped_wip = (adapted_tuning.lw, adapted_tuning.wip) if adapted_tuning else (lw, wip)
 
     with stages.run("evaluate") as step:
         wer = None
@@ -460,8 +461,7 @@ def _run(
             audio_skipped += skipped
             models = [("base", DecoderConfig.base()), ("text_only", custom)]
             if acoustic is not None:
-                adapted_weights = (adapted_tuning.lw, adapted_tuning.wip) if adapted_tuning else (lw, wip)
-                models.append(("text_audio", custom.with_weights(*adapted_weights).with_acoustic(acoustic)))
+                models.append(("text_audio", custom.with_weights(shipped_lw, shipped_wip).with_acoustic(acoustic)))
             if test_audio:
                 wer = compare_wer(
                     PcmSequence(test_audio), models, progress=lambda f: step(AUDIO_SHARE + (0.97 - AUDIO_SHARE) * f)
@@ -523,7 +523,6 @@ def _run(
             "settings": settings.to_dict(),
             "durations": stages.durations,
         }
-        shipped_lw, shipped_wip = (adapted_tuning.lw, adapted_tuning.wip) if adapted_tuning else (lw, wip)
         decoder_path = model_files.write_decoder_json(
             model_dir, shipped_lw, shipped_wip, lm.order, acoustic, adaptation["method"]
         )
