@@ -5,10 +5,11 @@
 For each domain (bench/trainer/acoustic_domains.py) espeak-ng speaks the adaptation and the test
 sentences with a rotation of voices and speeds (test and adaptation recordings are disjoint: other
 sentences, other files). The aviation adaptation audio is four long recordings with a VTT
-transcript each, paired by base name and cut by cue times like a customer upload. Two runs per
-domain: the domain LM alone as before general-English mixing (no audio), text only (no audio) and
-text + audio; the table prints the base model, those runs, and the text + audio run's text-only
-and adapted models, all on the same test audio.
+transcript each, paired by base name and cut by cue times like a customer upload. Per domain, one
+text-only run per step of TEXT_STEPS (the text-only model as issue 13 was filed -- espeak-ng G2P and
+the domain LM alone --, the learned G2P alone, the general-English mix alone, both) and one text +
+audio run; the table prints the base model, those runs, and the text + audio run's text-only and
+adapted models, all on the same test audio, with each step's relative WER change.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from time import perf_counter, process_time
 
@@ -56,8 +58,30 @@ def decode_rtf(result: TrainingResult, pairs: list[AudioPair]) -> dict:
     }
 
 
-def bench_domain(name: str, root: Path, with_audio_run: bool = True) -> dict:
+# The text-only model one step at a time: "today" is the text-only model as issue 13 was filed (espeak-ng G2P,
+# domain LM alone); then each of the two text steps alone, then both (what runs ship now).
+TEXT_STEPS = {
+    "today": ("as at issue filing: espeak-ng G2P, domain LM alone", {"g2p_method": "espeak", "general_words": 0}),
+    "g2p": ("learned G2P, domain LM alone", {"general_words": 0}),
+    "mix": ("espeak-ng G2P, domain LM + general English", {"g2p_method": "espeak"}),
+    "current": ("learned G2P + general English (shipped)", {}),
+    # a candidate: the commonest 30,000 pronounceable words of the base LM instead of 10,000
+    "vocab30k": ("learned G2P + general English, 30,000 words", {"general_words": 30_000}),
+}
+DEFAULT_STEPS = ("today", "g2p", "mix", "current")
+RTF_STEPS = ("today", "current", "vocab30k")
+
+
+def bench_domain(
+    name: str,
+    root: Path,
+    with_audio_run: bool = True,
+    steps: Sequence[str] = DEFAULT_STEPS,
+    test_on_adaptation: bool = False,
+) -> dict:
     text, adapt, test = DOMAINS[name]
+    if test_on_adaptation:  # a second held-out set for text-only runs (they never see the adaptation audio)
+        test, with_audio_run = adapt[::2], False
     directory = root / name
     directory.mkdir(parents=True)
     notes = directory / "text.txt"
@@ -72,77 +96,117 @@ def bench_domain(name: str, root: Path, with_audio_run: bool = True) -> dict:
         train_pairs, pairing = paired.train_pairs, paired.report()
     else:
         train_pairs = [AudioPair(p, s) for p, s in spoken(adapt, directory / "adapt", "a", 0)]
-    settings = TrainingSettings()
     text_inputs = TrainingInputs(transcripts=[TextFile(notes)], test_pairs=test_pairs)
-    today = run_training(text_inputs, directory / "run-today", TrainingSettings(general_words=0))
-    began = perf_counter()
-    text_only = run_training(
-        TrainingInputs(transcripts=[TextFile(notes)], test_pairs=test_pairs), directory / "run-text", settings
-    )
-    t_text = perf_counter() - began
-    began = perf_counter()
-    with_audio = text_only
+    runs: dict[str, TrainingResult] = {}
+    seconds: dict[str, float] = {}
+    for step in steps:
+        began = perf_counter()
+        runs[step] = run_training(text_inputs, directory / f"run-{step}", TrainingSettings(**TEXT_STEPS[step][1]))
+        seconds[step] = round(perf_counter() - began, 1)
+    out: dict = {
+        "domain": name,
+        "text_only": {step: r.metrics["evaluation"]["wer"]["text_only"] for step, r in runs.items()},
+        "general_english": {step: r.metrics["lm"]["general_english"] for step, r in runs.items()},
+        "g2p": {step: _g2p_words(r) for step, r in runs.items()},
+        "seconds": seconds,
+        "examples": {
+            step: [(e["reference"], e["text_only"]) for e in r.metrics["evaluation"]["wer"]["examples"][:12]]
+            for step, r in runs.items()
+        },
+    }
+    if runs:
+        out["base"] = next(iter(runs.values())).metrics["evaluation"]["wer"]["base"]
+    if "today" in runs and "current" in runs:
+        out["decode_rtf"] = {
+            "today": decode_rtf(runs["today"], test_pairs),
+            "current": decode_rtf(runs["current"], test_pairs),
+        }
     if with_audio_run:
+        began = perf_counter()
         with_audio = run_training(
             TrainingInputs(
                 transcripts=[TextFile(notes)], train_pairs=train_pairs, test_pairs=test_pairs, pairing=pairing
             ),
             directory / "run-audio",
-            settings,
+            TrainingSettings(),
         )
-    t_audio = perf_counter() - began
-    w_text = text_only.metrics["evaluation"]["wer"]
-    w_audio = with_audio.metrics["evaluation"]["wer"]
-    return {
-        "domain": name,
-        "base": w_text["base"],
-        "today_text_only": today.metrics["evaluation"]["wer"]["text_only"],
-        "general_english": {
-            "text_only_run": text_only.metrics["lm"]["general_english"],
-            "text_audio_run": with_audio.metrics["lm"]["general_english"],
-        },
-        "decode_rtf": {"domain_lm_alone": decode_rtf(today, test_pairs), "mixed_lm": decode_rtf(text_only, test_pairs)},
-        "text_only_run": w_text["text_only"],
-        "audio_run_text_only": w_audio["text_only"],
-        "audio_run_text_audio": w_audio.get("text_audio"),
-        "acoustic": with_audio.metrics["acoustic"],
-        "pairing": with_audio.metrics["data"]["pairing"],
-        "train_audio_seconds": with_audio.metrics["data"]["train_audio_seconds"],
-        "seconds": {"text_only_run": round(t_text, 1), "text_audio_run": round(t_audio, 1)},
-        "examples": w_audio["examples"][:6],
-    }
+        seconds["audio"] = round(perf_counter() - began, 1)
+        w_audio = with_audio.metrics["evaluation"]["wer"]
+        out.update(
+            {
+                "base": w_audio["base"],
+                "audio_run_text_only": w_audio["text_only"],
+                "audio_run_text_audio": w_audio.get("text_audio"),
+                "audio_run_general_english": with_audio.metrics["lm"]["general_english"],
+                "audio_run_decoder": {k: with_audio.metrics["decoder"][k] for k in ("lw", "wip")},
+                "acoustic": with_audio.metrics["acoustic"],
+                "pairing": with_audio.metrics["data"]["pairing"],
+                "train_audio_seconds": with_audio.metrics["data"]["train_audio_seconds"],
+            }
+        )
+    return out
+
+
+def _g2p_words(result: TrainingResult) -> dict:
+    lexicon = result.metrics["lexicon"]
+    return {"method": lexicon["g2p"]["method"], "from_g2p": lexicon["from_g2p"], "examples": lexicon["g2p_examples"]}
+
+
+def print_domain(r: dict) -> None:
+    print(f"\n## {r['domain']}")
+    print("| model | WER | S | D | I | words |\n|---|---|---|---|---|---|")
+    print(row("base", r["base"]))
+    for step, result in r["text_only"].items():
+        print(row(f"text only, {TEXT_STEPS[step][0]}", result))
+    if r.get("audio_run_text_audio"):
+        print(
+            row("text + audio run: text-only model (LM weight and lw/wip tuned on the audio)", r["audio_run_text_only"])
+        )
+        print(row(f"text + audio run: adapted acoustic model ({r['acoustic']['method']})", r["audio_run_text_audio"]))
+    t = r["text_only"]
+    if "today" in t:
+        # relative WER reduction vs today's text-only model (negative = fewer errors)
+        for step in ("g2p", "mix", "current", "vocab30k"):
+            if step in t:
+                print(f"relative WER change vs today, {step}: {_relative(t['today'], t[step])}")
+    if "current" in t and r.get("audio_run_text_audio"):
+        print(
+            "relative WER change, text + audio vs current text only:",
+            _relative(t["current"], r["audio_run_text_audio"]),
+        )
+    print(f"G2P: {json.dumps(r['g2p'])}")
+    print(f"general English: {json.dumps(r['general_english'])}")
+    print(f"durations: {r['seconds']}; decode RTF: {r.get('decode_rtf')}")
+    if r.get("acoustic"):
+        print(f"adaptation: {r['acoustic']['reason']}; dev WER {r['acoustic']['dev_wer']}; pairing {r['pairing']}")
+
+
+def _relative(before: dict, after: dict) -> str:
+    return f"{after['wer'] / before['wer'] - 1:+.1%}" if before["wer"] else "n/a"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None, help="write the JSON results here")
     parser.add_argument("--domains", default="aviation,medical")
-    parser.add_argument("--no-audio", action="store_true", help="skip the audio (the text + audio run trains on text)")
+    parser.add_argument(
+        "--steps", default=",".join(DEFAULT_STEPS), help=f"text-only steps to run ({', '.join(TEXT_STEPS)})"
+    )
+    parser.add_argument("--no-audio", action="store_true", help="skip the text + audio run")
+    parser.add_argument(
+        "--test-on-adaptation", action="store_true", help="text-only runs tested on the adaptation sentences instead"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-acoustic-"))
+    steps = [s for s in args.steps.split(",") if s]
     try:
-        results = [bench_domain(d, root, not args.no_audio) for d in args.domains.split(",")]
+        results = [
+            bench_domain(d, root, not args.no_audio, steps, args.test_on_adaptation) for d in args.domains.split(",")
+        ]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     for r in results:
-        print(
-            f"\n## {r['domain']} ({r['train_audio_seconds']} s adaptation audio; adaptation: {r['acoustic']['method']})"
-        )
-        print(f"{r['acoustic']['reason']}; dev WER {r['acoustic']['dev_wer']}")
-        print("| model | WER | S | D | I | words |\n|---|---|---|---|---|---|")
-        print(row("base", r["base"]))
-        print(row("text only, domain LM alone (before this change)", r["today_text_only"]))
-        print(row("text only (run without audio)", r["text_only_run"]))
-        print(row("text only (LM + weights tuned on the audio)", r["audio_run_text_only"]))
-        if r["audio_run_text_audio"]:
-            print(row("text + audio (adapted acoustic model)", r["audio_run_text_audio"]))
-            gain = 1 - r["audio_run_text_audio"]["wer"] / r["text_only_run"]["wer"]
-            print(f"relative gain of audio vs text-only run: {gain:.1%}")
-        text_gain = 1 - r["text_only_run"]["wer"] / r["today_text_only"]["wer"]
-        print(f"relative gain of the text-only run vs the domain LM alone: {text_gain:.1%}")
-        print(f"general English: {r['general_english']}")
-        print(f"decode real-time factor (base acoustic model): {r['decode_rtf']}")
-        print(f"durations: {r['seconds']}; pairing: {r['pairing']}")
+        print_domain(r)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

@@ -24,6 +24,7 @@ from voxtrain_trainer.ml.g2p_learn import (
     trained_g2p,
 )
 from voxtrain_trainer.ml.lexicon import load_base_dictionary
+from voxtrain_trainer.ml.types import TrainingSettings
 
 # Consonant-vowel-consonant words, where each letter (and "ph") is one phone, with the vowels seen
 # at word edges too so that EM cannot pair a consonant with the vowel.
@@ -193,3 +194,18 @@ def test_without_a_trainable_model_the_espeak_table_is_used_and_reported(tmp_pat
     assert g2p.report["heldout_words"] == 8 and g2p.report["phone_error_rate"] == g2p.report["phone_error_rate_espeak"]
     assert g2p.pronounce(["cad"]) == espeak_pronunciations(["cad"])
     assert not list((tmp_path / "cache").glob("*/report.json"))  # not cached: the next run tries again
+
+
+def test_the_espeak_method_reproduces_the_g2p_before_the_learned_model(tmp_path: Path) -> None:
+    dictionary = tmp_path / "tiny.dict"
+    dictionary.write_text(TINY + "\n", encoding="utf-8")
+    g2p = learned_g2p(dictionary, cache_dir=tmp_path / "cache", method="espeak")
+    assert g2p.report["method"] == "espeak-ng table (chosen by the g2p_method setting)"
+    assert g2p.pronounce(["borescope", "cad"]) == espeak_pronunciations(["borescope", "cad"])
+    assert not (tmp_path / "cache").exists()  # nothing trained
+
+
+def test_the_g2p_method_setting_names_a_known_method() -> None:
+    assert TrainingSettings(g2p_method="espeak").g2p_method == "espeak"
+    with pytest.raises(ValueError, match="g2p_method"):
+        TrainingSettings(g2p_method="sequitur")

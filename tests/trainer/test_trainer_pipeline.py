@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import wave
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.trainer.medical_domain import TEST_SENTENCES, TRAINING_TEXT
+from tests.trainer.medical_domain import ADAPTATION_SENTENCES, TEST_SENTENCES, TRAINING_TEXT
+from tests.trainer.recordings import spoken as spoken_sentences
 from voxtrain_trainer.ml import (
     AudioPair,
     TextFile,
@@ -23,6 +25,7 @@ from voxtrain_trainer.ml import (
 )
 from voxtrain_trainer.ml.arpa import read_arpa
 from voxtrain_trainer.ml.audio import load_pcm
+from voxtrain_trainer.ml.g2p import espeak_pronunciations
 
 # Small grid: the test must stay fast on two shared cores (3 points x 3 utterances). The test
 # sentences use domain words only, so the domain-only LM is measured here (general-English mixing
@@ -170,6 +173,44 @@ def test_no_test_data_holds_out_text(tmp_path: Path) -> None:
     assert m["heldout"] is True and m["heldout_text"] is True and m["evaluation"]["wer"] is None
     assert m["evaluation"]["perplexity"]["custom"]["sentences"] > 0
     assert "Held out" in result.artifacts["model_card"].read_text()
+
+
+def test_the_g2p_method_setting_picks_the_g2p_of_new_words(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT, encoding="utf-8")
+    settings = dataclasses.replace(SETTINGS, g2p_method="espeak")
+    result = run_training(TrainingInputs(transcripts=[TextFile(notes)]), tmp_path, settings)
+    lexicon = result.metrics["lexicon"]
+    assert lexicon["g2p"]["method"] == "espeak-ng table (chosen by the g2p_method setting)"
+    espeak = espeak_pronunciations(["metoprolol"])["metoprolol"]
+    assert lexicon["g2p_examples"]["metoprolol"] == " ".join(espeak[0])
+
+
+@pytest.mark.timeout(1200)  # speaks 26 utterances, adapts and decodes: minutes on a loaded machine
+def test_an_adapted_acoustic_model_ships_with_weights_tuned_for_it(spoken, tmp_path: Path) -> None:
+    # lw/wip tuned with the base acoustic model cost the e2e set 0.16 -> 0.38 WER once the adapted model used them
+    notes = tmp_path / "notes.txt"
+    notes.write_text(TRAINING_TEXT, encoding="utf-8")
+    pairs = [AudioPair(path, text) for path, text in spoken_sentences(ADAPTATION_SENTENCES[:24], tmp_path / "a", "a")]
+    inputs = TrainingInputs(
+        transcripts=[TextFile(notes)],
+        train_pairs=pairs,
+        test_pairs=[AudioPair(path, text) for path, text in spoken.test[:2]],
+    )
+    settings = dataclasses.replace(SETTINGS, lw_grid=(6.5, 12.0), wip_grid=(0.2, 0.65), max_tuning_decodes=24)
+    result = run_training(inputs, tmp_path / "run", settings)
+    m = result.metrics
+    assert m["acoustic"]["method"] in {"mllr", "map", "mllr+map"}, m["acoustic"]  # else there is nothing to check
+    adapted = m["decoder"]["adapted_tuning"]
+    assert adapted["utterances"] == m["acoustic"]["dev_utterances"] >= 5  # the pairs held out from the adaptation
+    assert len(adapted["grid"]) == 4
+    shipped = json.loads(result.artifacts["decoder"].read_text())
+    assert (shipped["lw"], shipped["wip"]) == (adapted["lw"], adapted["wip"])
+    wer = m["evaluation"]["wer"]
+    assert (wer["text_audio"]["lw"], wer["text_audio"]["wip"]) == (adapted["lw"], adapted["wip"])
+    assert (wer["text_only"]["lw"], wer["text_only"]["wip"]) == (m["decoder"]["lw"], m["decoder"]["wip"])
+    card = result.artifacts["model_card"].read_text()
+    assert f"With the adapted acoustic model (shipped): lw {adapted['lw']}, wip {adapted['wip']}" in card
 
 
 def test_only_audio_pairs_hold_out_audio_and_tune_on_the_full_lm(spoken, tmp_path: Path) -> None:

@@ -254,12 +254,12 @@ def _train_and_measure(base: Dictionary, target: Path, voice: str, order: int, h
 
 
 def _espeak_only(base: Dictionary, heldout: int, voice: str, reason: str) -> TrainedG2P:
-    """The espeak-ng table with its held-out report, when no model can be trained (not cached: tried again)."""
+    """The espeak-ng table with its held-out report, when no model is trained (not cached on disk)."""
     _, held = heldout_split(base, heldout)
     espeak = error_rates(espeak_pronunciations(held, voice), held)
     rates = {"phone_error_rate": round(espeak.phone_error_rate, 4), "word_error_rate": round(espeak.word_error_rate, 4)}
     report = {
-        "method": f"espeak-ng table (no trained model: {reason[:200]})",
+        "method": f"espeak-ng table ({reason[:200]})",
         "heldout_words": espeak.words,
         **rates,
         **{f"{k}_espeak": v for k, v in rates.items()},
@@ -292,21 +292,26 @@ def trained_g2p(
                     shutil.rmtree(root, ignore_errors=True)
                     partial.rename(root)
                 except G2PUnavailable as exc:
-                    return _espeak_only(base, heldout, voice, str(exc))
+                    return _espeak_only(base, heldout, voice, f"no trained model: {exc}")
                 finally:
                     shutil.rmtree(partial, ignore_errors=True)
     report = json.loads(report_path.read_text(encoding="utf-8"))
     return TrainedG2P(root / "model.fst", {**report, "cached_model": root.name}, frozenset(report["letters"]), voice)
 
 
-@lru_cache(maxsize=2)
-def _cached(dictionary: str, voice: str, cache_dir: str | None) -> TrainedG2P:
+@lru_cache(maxsize=4)
+def _cached(dictionary: str, voice: str, cache_dir: str | None, method: str) -> TrainedG2P:
+    if method == "espeak":
+        return _espeak_only(read_dictionary(Path(dictionary)), HELDOUT_WORDS, voice, "chosen by the g2p_method setting")
     return trained_g2p(Path(dictionary), Path(cache_dir) if cache_dir else None, voice)
 
 
-def learned_g2p(dictionary: Path, voice: str = "en-us", cache_dir: Path | None = None) -> TrainedG2P:
-    """:func:`trained_g2p` with the default parameters, looked up once per process."""
-    return _cached(str(dictionary), voice, str(cache_dir) if cache_dir else None)
+def learned_g2p(
+    dictionary: Path, voice: str = "en-us", cache_dir: Path | None = None, method: str = METHOD
+) -> TrainedG2P:
+    """:func:`trained_g2p` with the default parameters, looked up once per process; ``method="espeak"``: the
+    espeak-ng table instead (the G2P before the trained model, kept to measure what the model changed)."""
+    return _cached(str(dictionary), voice, str(cache_dir) if cache_dir else None, method)
 
 
 def main() -> None:

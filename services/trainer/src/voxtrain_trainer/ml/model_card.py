@@ -145,7 +145,13 @@ def render_model_card(metrics: dict) -> str:
         ),
         *_general_section(lm.get("general_english")),
         f"- Decoder weights: lw {dec['lw']}, wip {dec['wip']} "
-        + ("(tuned on the train audio)." if dec["tuned"] else "(PocketSphinx defaults: no train audio to tune on)."),
+        + ("(tuned on the train audio)." if dec["tuned"] else "(PocketSphinx defaults: no train audio to tune on).")
+        + (
+            f" With the adapted acoustic model (shipped): lw {adapted['lw']}, wip {adapted['wip']}, tuned with it on "
+            f"the {adapted['utterances']} pairs held out from the adaptation."
+            if (adapted := dec.get("adapted_tuning"))
+            else ""
+        ),
         "",
         *_acoustic_section(metrics.get("acoustic")),
         "## Results: base vs text only vs text + audio",

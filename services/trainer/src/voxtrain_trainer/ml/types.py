@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ProgressCallback = Callable[[str, float], None]
+G2P_METHODS = ("phonetisaurus", "espeak")
 
 # The worker's memory budget (worker_memory_mb) is shared by what it holds for the whole run (interpreter,
 # numpy, DuckDB, PocketSphinx, the base dictionary, the lexicon, the G2P model: WORKER_RESERVE_MB, measured
@@ -74,6 +75,9 @@ class TrainingSettings:
     worker_memory_mb: int = 2048  # budget of the whole training worker (see worker_budget)
     lm_memory_mb: int | None = None  # the LM estimator's share of it; None: the budget less WORKER_RESERVE_MB
     lm_max_ngrams: int | None = None  # n-grams of the model (all orders); None: what the budget converts
+    # G2P for words the base dictionary lacks: "phonetisaurus" (a model trained on the base dictionary, see
+    # ml/g2p_learn.py) or "espeak" (the espeak-ng table, what runs used before it: for comparisons)
+    g2p_method: str = "phonetisaurus"
     lm_spill_limit_mb: int = 32768  # disk it may spill to (lm_spill_limit_exceeded beyond)
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
     lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
@@ -113,6 +117,8 @@ class TrainingSettings:
             raise ValueError("lm_max_vocabulary and lm_max_ngrams must be positive")
         if min(self.max_pair_seconds, self.max_train_audio_seconds, self.max_test_pairs, self.max_training_words) <= 0:
             raise ValueError("max_pair_seconds, max_train_audio_seconds, max_test_pairs, max_training_words: positive")
+        if self.g2p_method not in G2P_METHODS:
+            raise ValueError(f"g2p_method must be one of {', '.join(G2P_METHODS)}")
         if self.lm_spill_limit_mb < 64:
             raise ValueError("lm_spill_limit_mb must be at least 64")
         thresholds = self.lm_prune_thresholds
