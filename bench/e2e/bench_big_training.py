@@ -395,6 +395,11 @@ class Scenario:
     described: dict[str, Any]
 
 
+def worker_budget_mb() -> int:
+    """The training worker's memory budget the trainer runs with (``VOXTRAIN_WORKER_MEMORY_MB`` or its default)."""
+    return int(os.environ.get("VOXTRAIN_WORKER_MEMORY_MB", TrainerSettings.model_fields["worker_memory_mb"].default))
+
+
 def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float, budget_mb: int) -> dict[str, Any]:
     headers = system.token("bigbench")
     models, datasets = system.url("models"), system.url("datasets")
@@ -539,8 +544,7 @@ def main() -> None:
     args = parser.parse_args()
     text_mb = args.text_mb or (50 if args.quick else 1000)
     minutes = args.audio_minutes or (10 if args.quick else 120)
-    budget_mb = TrainerSettings.model_fields["worker_memory_mb"].default
-    budget_mb = int(os.environ.get("VOXTRAIN_WORKER_MEMORY_MB", budget_mb))
+    budget_mb = worker_budget_mb()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the services are stopped (finally) on a kill
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (nohup ... &)

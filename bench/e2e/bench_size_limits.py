@@ -59,8 +59,9 @@ from bench.e2e.bench_big_training import (  # noqa: E402
     report,
     run_scenario,
     text_chunks,
+    worker_budget_mb,
 )
-from voxtrain_shared.settings import DatasetsSettings, TrainerSettings  # noqa: E402
+from voxtrain_shared.settings import DatasetsSettings  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "size_limits.json"
 LIMIT = DatasetsSettings.model_fields["max_file_bytes"].default
@@ -297,7 +298,7 @@ def main() -> None:
     parser.add_argument("--min-free-gb", type=float, default=4.0, help="kill the trainer when free disk falls under")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    budget_mb = int(os.environ.get("VOXTRAIN_LM_MEMORY_MB", TrainerSettings.model_fields["lm_memory_mb"].default))
+    budget_mb = worker_budget_mb()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
