@@ -167,12 +167,16 @@ def normalize_block(text: str) -> str:
     wide = [i for i, line in enumerate(lines) if not line.isascii()]
     if len(wide) == len(lines):
         return _general_block(text)
-    narrow = [i for i, line in enumerate(lines) if line.isascii()]
-    for indexes, normalise in ((wide, _general_block), (narrow, _ascii_block)):
-        done = normalise("\n".join([lines[i] for i in indexes])).split("\n")
-        for i, line in zip(indexes, done, strict=True):
-            lines[i] = line
+    _replace_lines(lines, wide, _general_block)
+    _replace_lines(lines, [i for i, line in enumerate(lines) if line.isascii()], _ascii_block)
     return "\n".join(lines)
+
+
+def _replace_lines(lines: list[str], indexes: list[int], transform: Callable[[str], str]) -> None:
+    """``lines[i]`` for each ``i`` of ``indexes`` replaced by its transform, all of them done as one block."""
+    done = transform("\n".join([lines[i] for i in indexes])).split("\n")
+    for i, line in zip(indexes, done, strict=True):
+        lines[i] = line
 
 
 def _general_block(text: str) -> str:
@@ -243,7 +247,5 @@ def _spelled_lines(text: str) -> str:
     with_digits = [i for i, line in enumerate(lines) if _HAS_DIGIT.search(line)]
     if len(with_digits) == len(lines):
         return _spell_numbers(text, _LINE_NUMBER_PASSES)
-    spelled = _spell_numbers("\n".join([lines[i] for i in with_digits]), _LINE_NUMBER_PASSES).split("\n")
-    for i, line in zip(with_digits, spelled, strict=True):
-        lines[i] = line
+    _replace_lines(lines, with_digits, lambda block: _spell_numbers(block, _LINE_NUMBER_PASSES))
     return "\n".join(lines)
