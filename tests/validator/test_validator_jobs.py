@@ -124,6 +124,16 @@ def test_a_manifest_waits_for_its_batch_and_its_audio_but_not_forever() -> None:
     assert not RULES.waits_for_audio(job(kind=T.MANIFEST, waited=4000), deferred)
 
 
+def test_a_waiting_manifest_is_looked_at_again_after_a_quarter_of_its_wait_so_far() -> None:
+    delays = [RULES.wait_delay(job(kind=T.MANIFEST, waited=w)) for w in (0, 2, 8, 40, 600, 3000)]
+    assert delays == [domain.WAIT_POLL_SECONDS, 1.0, 2.0, 10.0, 30.0, domain.MAX_WAIT_POLL_SECONDS]
+    rechecks, waited = 0, 0.0  # a manifest waiting ten minutes for its recording's verdict
+    while waited < 600:
+        waited += RULES.wait_delay(job(kind=T.MANIFEST, waited=waited))
+        rechecks += 1
+    assert rechecks < 40  # once a second would be 600
+
+
 def test_verdicts_carry_the_result() -> None:
     d = job().dataset
     ok = domain.verdict(d, PASSED)

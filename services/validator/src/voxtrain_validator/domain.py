@@ -22,8 +22,11 @@ from voxtrain_shared.vocab import DatasetType, ErrorCode
 
 #: Claims of a manifest that waits for its batch or its audio are not counted as attempts, for this long.
 MAX_WAIT_SECONDS = 3600.0
-#: How long a waiting manifest sleeps before it is looked at again.
+#: How long a waiting manifest sleeps before it is looked at again: a quarter of the time it has waited so far,
+#: between these bounds (a short wait is noticed at once; a manifest waiting ten minutes for a large recording's
+#: verdict is checked again about 25 times, not 600).
 WAIT_POLL_SECONDS = 1.0
+MAX_WAIT_POLL_SECONDS = 30.0
 #: Recorded as a job's last error when its lease expired (the worker died or stopped renewing).
 LEASE_LOST = "the validator stopped while checking it"
 
@@ -182,6 +185,10 @@ class JobRules:
                 f"error ({detail}). Please report this; uploading the file again will not help."
             )
         return GiveUp(failure(message))
+
+    def wait_delay(self, job: Job) -> float:
+        """How long a waiting manifest sleeps before it is claimed again (see ``WAIT_POLL_SECONDS``)."""
+        return min(MAX_WAIT_POLL_SECONDS, max(WAIT_POLL_SECONDS, job.waited_seconds / 4))
 
     def waits_for_batch(self, job: Job, known: set[uuid.UUID]) -> bool:
         """A manifest waits until every dataset uploaded with it is known here (its references may name files

@@ -191,7 +191,8 @@ async def retry_or_give_up(
     return step
 
 
-async def wait(uow: ValidatorWork, job: Job) -> None:
-    """A manifest waits for its batch or audio: back to the queue shortly, the attempt given back."""
+async def wait(uow: ValidatorWork, job: Job, delay: float = domain.WAIT_POLL_SECONDS) -> None:
+    """A manifest waits for its batch or audio (or the service stops): back to the queue after ``delay``
+    seconds, the attempt given back."""
     async with uow(_context(job)) as tx:
-        await tx.repo.release(job.dataset.dataset_id, job.lease, domain.WAIT_POLL_SECONDS, error=None, counted=False)
+        await tx.repo.release(job.dataset.dataset_id, job.lease, delay, error=None, counted=False)

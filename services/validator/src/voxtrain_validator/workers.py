@@ -142,7 +142,7 @@ class JobLoop:
                 attempt=job.attempts,
             )
             if self._rules.waits_for_batch(job, set(claimed.siblings)):
-                await self._commit(job, lambda: h.wait(self._uow, job))
+                await self._commit(job, lambda: h.wait(self._uow, job, self._rules.wait_delay(job)))
                 return
             started = time.perf_counter()
             cancelled = self._checks[job.dataset.dataset_id] = threading.Event()
@@ -205,8 +205,9 @@ class JobLoop:
             self._count_error(job, step, Cause.CRASHED, detail)
             return
         if self._rules.waits_for_audio(job, result):
-            log.info("manifest_waits_for_audio", dataset_id=str(job.dataset.dataset_id))
-            await self._commit(job, lambda: h.wait(self._uow, job))
+            delay = self._rules.wait_delay(job)
+            log.info("manifest_waits_for_audio", dataset_id=str(job.dataset.dataset_id), recheck_in=delay)
+            await self._commit(job, lambda: h.wait(self._uow, job, delay))
             return
         if not await self._commit(job, lambda: h.finish(self._uow, job, result)):
             return
