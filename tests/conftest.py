@@ -8,8 +8,9 @@ from voxtrain_devstack import Endpoints
 
 try:  # tests/ is a plain folder on sys.path (pytest's default "prepend" import mode) ...
     import _stack
+    import support
 except ImportError:  # ... or a package, when a tests/__init__.py exists
-    from tests import _stack
+    from tests import _stack, support
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,7 @@ def stack() -> Iterator[Endpoints]:
     """Real Kafka, PostgreSQL and MinIO for this test session (see tests/_stack.py for where from)."""
     with _stack.provide() as endpoints:
         yield endpoints
+        _stack.forget(endpoints, support.RUN_TAG)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

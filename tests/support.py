@@ -33,9 +33,14 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+#: This test process's mark inside every name :func:`unique` makes: at the end of the session the Kafka topics that
+#: carry it are deleted (``_stack.forget``), and no other run's, on a stack shared by several runs.
+RUN_TAG = uuid.uuid4().hex[:6]
+
+
 def unique(prefix: str) -> str:
     """A name no other test (or test run) uses: tests isolate by names, not teardown."""
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+    return f"{prefix}_{RUN_TAG}{uuid.uuid4().hex[:8]}"
 
 
 def service_env(stack: Any, **extra: str) -> dict[str, str]:
