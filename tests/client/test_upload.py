@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from voxtrain_client.api import COMPLETE_READ_TIMEOUT, SEND_CHUNK, Client
+from voxtrain_client.api import COMPLETE_READ_TIMEOUT, SEND_CHUNK, Client, part_checksum
 from voxtrain_client.config import ClientConfig
-from voxtrain_client.upload import Stopped, Uploader, UploadRefused, expand, plan_for, sha256_of
+from voxtrain_client.upload import Stopped, Uploader, UploadRefused, expand, plan_for, read_part, sha256_of
 
 
 class FakeVoxtrain:
@@ -26,7 +26,9 @@ class FakeVoxtrain:
         self.sessions: dict[str, dict] = {}
         self.puts: list[tuple[str, int]] = []
         self.fail_after: int | None = None
+        self.damage_next = 0
         self.completed: list[list[str]] = []
+        self.reported: dict[str, dict[int, str]] = {}  # part checksums each completion reported
 
     def view(self, sid: str) -> dict:
         s = self.sessions[sid]
@@ -51,6 +53,11 @@ class FakeVoxtrain:
             if self.fail_after is not None and len(self.puts) >= self.fail_after:
                 return httpx.Response(403, text="storage says no")  # permanent: not retried
             _, sid, n = path.split("/")
+            if request.headers.get("x-amz-checksum-sha256") != part_checksum(request.content):
+                return httpx.Response(400, text="<Code>InvalidArgument</Code> checksum missing or wrong")
+            if self.damage_next:  # as if a bit flipped on the way: storage refuses the part
+                self.damage_next -= 1
+                return httpx.Response(400, text="<Code>XAmzContentChecksumMismatch</Code>")
             self.sessions[sid]["parts"][int(n)] = request.content
             self.puts.append((sid, int(n)))
             return httpx.Response(200)
@@ -75,6 +82,10 @@ class FakeVoxtrain:
                 data = b"".join(s["parts"][n] for n in sorted(s["parts"]))
                 if len(data) != s["size"] or hashlib.sha256(data).hexdigest() != it["sha256"]:
                     return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
+                reported = {p["part_number"]: p["checksum_sha256"] for p in it["parts"]}
+                if any(part_checksum(s["parts"][n]) != c for n, c in reported.items()):
+                    return httpx.Response(422, json={"error": {"code": "part_checksum_mismatch", "message": "x"}})
+                self.reported[it["id"]] = reported
                 out.append(
                     {
                         "id": s["dataset_id"],
@@ -138,6 +149,19 @@ def test_twelve_files_go_as_two_uploads_and_a_killed_transfer_resumes_where_it_s
     assert sent_before == 25 and len(fake.sessions) == 12, "the resumed run reused the first run's sessions"
     assert seen == {p.name: p.stat().st_size for p in paths}, "progress covers every byte once"
     assert not resumed.path.exists(), "a finished upload leaves no state behind"
+    # a file hashed in this run reports every part's checksum (the fake checks each against the stored part), also
+    # of parts the first run sent; one the first run finished (hash saved) is not read again
+    reported = {sid: len(r) for sid, r in fake.reported.items()}
+    assert all(reported[sid] in (0, len(s["parts"])) for sid, s in fake.sessions.items())
+    assert sum(reported.values()) >= total_parts - sent_before and 0 in reported.values()
+
+
+def test_a_part_damaged_on_the_way_is_sent_again(fake, tmp_path: Path) -> None:
+    plan = plan_for("m1", files(tmp_path / "in", 1), "auto", auto_train=False)
+    fake.damage_next = 1
+    with client_for(fake) as c:
+        [dataset] = Uploader(c).run(plan)
+    assert dataset.size == (tmp_path / "in" / "notes-00.txt").stat().st_size and fake.damage_next == 0
 
 
 class StreamRecorder(httpx.BaseTransport):
@@ -158,29 +182,30 @@ class StreamRecorder(httpx.BaseTransport):
         return httpx.Response(200, headers={"etag": '"x"'})
 
 
-def test_a_part_is_read_from_the_file_while_it_is_sent_with_its_exact_length(tmp_path: Path) -> None:
+def test_a_part_is_read_once_hashed_and_sent_with_its_exact_length_and_checksum(tmp_path: Path) -> None:
     data = os.urandom(3 * SEND_CHUNK + 5)
     path = tmp_path / "big.wav"
     path.write_bytes(b"head" + data + b"tail")
+    buffer = memoryview(bytearray(len(data)))
+    checksum = read_part(path, 4, buffer)
+    assert checksum == part_checksum(data) and bytes(buffer) == data
     storage = StreamRecorder()
     with Client(ClientConfig("http://vt", "t"), transport=storage) as c:
-        c.put_file_part("http://storage/part/2", path, 4, len(data))
+        c.put_part("http://storage/part/2", buffer, checksum)
 
     assert storage.bodies == [data]
-    assert max(storage.pieces) <= SEND_CHUNK, "the part never sat whole in memory"
+    assert max(storage.pieces) <= SEND_CHUNK, "sent in pieces from the part's buffer"
     sent = storage.headers[0]
     assert sent["content-length"] == str(len(data)) and "transfer-encoding" not in sent  # presigned URLs sign it
+    assert sent["x-amz-checksum-sha256"] == checksum
     assert "authorization" not in sent, "no voxtrain credentials go to storage"
 
 
 def test_a_file_that_shrank_after_its_upload_started_is_not_sent_short(tmp_path: Path) -> None:
     path = tmp_path / "short.wav"
     path.write_bytes(b"x" * 10)
-    with (
-        Client(ClientConfig("http://vt", "t"), transport=StreamRecorder()) as c,
-        pytest.raises(OSError, match="shorter than it was"),
-    ):
-        c.put_file_part("http://storage/part/1", path, 0, 20)
+    with pytest.raises(OSError, match="shorter than it was"):
+        read_part(path, 0, memoryview(bytearray(20)))
 
 
 def test_hashing_gives_up_when_told_to(tmp_path: Path) -> None:

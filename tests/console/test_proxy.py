@@ -4,6 +4,8 @@ relay of resumable-upload parts. Fast: the APIs and the storage are fakes behind
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -258,6 +260,34 @@ async def test_a_part_goes_to_the_presigned_url_the_datasets_api_gives_for_it(co
         "storage.test",
         "storage.test",
     ]
+
+
+async def test_a_part_goes_to_storage_with_its_checksum_as_the_page_sent_it_or_computed_here(console) -> None:
+    client, up = console(storage_and_datasets(upload_view({3: "http://storage.test/3"})))
+    sent = base64.b64encode(hashlib.sha256(b"0123456789").digest()).decode()
+    r = await client.put(
+        f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers={**ACME, "x-amz-checksum-sha256": sent}
+    )
+    assert r.status_code == 200 and up.requests[-1].headers["x-amz-checksum-sha256"] == sent
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    r = await client.put(  # passed on as the page sent it: storage is the one that checks it
+        f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers={**ACME, "x-amz-checksum-sha256": wrong}
+    )
+    assert up.requests[-1].headers["x-amz-checksum-sha256"] == wrong
+    r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)  # no WebCrypto
+    assert r.status_code == 200 and up.requests[-1].headers["x-amz-checksum-sha256"] == sent
+    assert up.bodies[-1] == b"0123456789"
+
+
+async def test_a_part_storage_finds_damaged_is_a_retryable_502(console) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "storage.test":
+            return httpx.Response(400, text="<Error><Code>XAmzContentChecksumMismatch</Code></Error>")
+        return storage_and_datasets(upload_view({3: "http://storage.test/3"}))(request)
+
+    client, _ = console(handler)
+    r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
+    assert r.status_code == 502 and "arrived damaged" in r.json()["error"]["message"]
 
 
 async def test_a_part_of_the_wrong_size_or_number_is_refused_before_storage(console) -> None:

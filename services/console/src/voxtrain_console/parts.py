@@ -6,13 +6,21 @@ size against the plan, and streams the body to the URL for part ``n``. The brows
 to the console's origin: no CORS rule on the storage, no storage host in the page's CSP, and it works
 behind an Ingress that does not expose the storage. URLs come from the datasets API, never from the
 browser, so this cannot be used to reach any other host.
+
+Each part goes to storage with its SHA-256 (``x-amz-checksum-sha256``, base64), which storage verifies on
+arrival and refuses the part when the bytes differ. The page computes it in the browser and sends it with the
+part, so the bytes are checked from the browser to storage; a page without WebCrypto (plain http on a host
+other than localhost) sends none, and the console then reads that part (one part, at most the part size) to
+compute it before sending it on.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +33,8 @@ from voxtrain_shared.logs import get_logger
 from .proxy import body_of, error, forwarded_headers
 
 log = get_logger(__name__)
+#: The header a part is sent with (by the page, and on to storage): base64 of the part's SHA-256.
+CHECKSUM_HEADER = "x-amz-checksum-sha256"
 #: Presigned URLs are used until this long before they expire.
 EXPIRY_MARGIN_SECONDS = 60.0
 
@@ -102,11 +112,23 @@ async def put_part(
         return error(422, "validation_failed", f"Part {number} must be exactly {found.size} bytes (got {length}).")
     if found.url is None:  # storage has it already (a retry after a lost answer)
         return JSONResponse({"part_number": number, "size": found.size, "etag": None, "already_received": True})
+    headers = {"content-length": length}
+    checksum = request.headers.get(CHECKSUM_HEADER)
+    body: AsyncIterator[bytes] | bytes = body_of(request)
+    if checksum is None:  # a page without WebCrypto: this part is read here to hash it (its size was checked)
+        body = await request.body()
+        checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    headers[CHECKSUM_HEADER] = checksum
     try:
-        r = await client.put(found.url, content=body_of(request), headers={"content-length": length})
+        r = await client.put(found.url, content=body, headers=headers)
     except httpx.TransportError as exc:
         log.warning("part_upload_failed", upload_id=upload_id, part=number, error=repr(exc))
         return error(502, "storage_unavailable", f"Part {number} could not be stored; send it again.")
+    if r.status_code == 400 and b"XAmzContentChecksumMismatch" in r.content:
+        log.warning("part_damaged", upload_id=upload_id, part=number)
+        return error(
+            502, "storage_unavailable", f"Part {number} arrived damaged (its SHA-256 did not match); send it again."
+        )
     if r.status_code // 100 != 2:
         urls.forget(request, model_id, upload_id)  # e.g. an expired URL: fetch fresh ones next time
         log.warning(
