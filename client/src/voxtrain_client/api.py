@@ -41,7 +41,8 @@ RETRIED_STATUS = {502, 503, 504}
 SEND_CHUNK = 1024 * 1024
 #: The header a part is sent with: storage verifies the part's bytes against it, and refuses the part without it.
 PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
-#: seconds to wait for the answer to an upload's completion (the server hashes up to 10 files × 10 GB first)
+#: seconds to wait for the answer to an upload's completion (a file given without its SHA-256 is read back and hashed by
+#: the server first: up to 10 files × 10 GB)
 COMPLETE_READ_TIMEOUT = 3600.0
 #: the checksum manifest of an exported model (``sha256sum -c`` format)
 MANIFEST = "SHA256SUMS"
