@@ -66,6 +66,9 @@ class ObjectTooLarge(Exception):
 #: The header an uploader sends with each part of a checksummed upload: the base64 of the part's SHA-256.
 #: Storage verifies it against the bytes it receives and refuses the part (400 ``XAmzContentChecksumMismatch``)
 #: when they differ; a part of a checksummed upload sent without it is refused too (400 ``InvalidArgument``).
+#: Part URLs do not sign it (they sign the length): MinIO verifies it signed or not (the integration tests pin
+#: it). AWS S3 itself refuses a presigned request carrying an unsigned ``x-amz-*`` header; on it the checksum
+#: would have to be signed into each part's URL, so the uploader would give it when asking for the URL.
 PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
 
 
