@@ -11,6 +11,7 @@ import threading
 import tracemalloc
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -57,6 +58,8 @@ class FakeVoxtrain:
             if self.fail_after is not None and len(self.puts) >= self.fail_after:
                 return httpx.Response(403, text="storage says no")  # permanent: not retried
             _, sid, n = path.split("/")
+            if request.headers.get("x-amz-checksum-sha256") != request.url.params.get("signed-checksum"):
+                return httpx.Response(403, text="<Code>SignatureDoesNotMatch</Code>")  # as storage: permanent
             if request.headers.get("x-amz-checksum-sha256") != part_checksum(request.content):
                 return httpx.Response(400, text="<Code>InvalidArgument</Code> checksum missing or wrong")
             if self.damage_next:  # as if a bit flipped on the way: storage refuses the part
@@ -76,6 +79,18 @@ class FakeVoxtrain:
                 "dataset_id": str(uuid.uuid4()),
             }
             return httpx.Response(201, json=self.view(sid))
+        if method == "POST" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)/part-urls", path)):
+            sid = m.group(1)
+            view = {u["part_number"]: u for u in self.view(sid)["part_urls"]}
+            urls = [
+                {
+                    **view[p["part_number"]],
+                    "url": f"http://storage/{sid}/{p['part_number']}?signed-checksum={quote(c, safe='')}",
+                }
+                for p in json.loads(request.content)["parts"]
+                for c in [p["checksum_sha256"]]
+            ]
+            return httpx.Response(200, json={"part_urls": urls})
         if method == "GET" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)", path)):
             return httpx.Response(200, json=self.view(m.group(1)))
         if method == "POST" and path.endswith("/uploads/complete"):
@@ -183,7 +198,7 @@ class PieceByPiece(httpx.BaseTransport):
             h.update(piece)
             size += len(piece)
         checksum = base64.b64encode(h.digest()).decode()
-        assert request.headers["x-amz-checksum-sha256"] == checksum
+        assert request.headers["x-amz-checksum-sha256"] == checksum == request.url.params["signed-checksum"]
         _, sid, n = request.url.path.split("/")
         self.fake.sessions[sid]["parts"][int(n)] = (size, checksum)
         return httpx.Response(200)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -229,12 +231,22 @@ def upload_view(urls: dict[int, str], received: dict[int, int] | None = None, st
     }
 
 
+def signed(url: str, part: dict) -> str:
+    """The URL the fake datasets API signs for ``part`` (its checksum in the query, where a test can see it)."""
+    return f"{url}{'&' if '?' in url else '?'}signed={quote(part['checksum_sha256'], safe='')}"
+
+
 def storage_and_datasets(view: dict, storage_status: int = 200) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.host == "datasets.test":
-            assert request.method == "GET" and "content-length" not in request.headers
             if request.headers.get("authorization") != ACME["Authorization"]:
                 return httpx.Response(404, json={"error": {"code": "not_found", "message": "No upload"}})
+            if request.method == "POST":  # a URL that signs the part's checksum
+                assert request.url.path.endswith("/part-urls")
+                [part] = json.loads(request.content)["parts"]
+                unsigned = next(u for u in view["part_urls"] if u["part_number"] == part["part_number"])
+                return httpx.Response(200, json={"part_urls": [{**unsigned, "url": signed(unsigned["url"], part)}]})
+            assert request.method == "GET" and "content-length" not in request.headers
             return httpx.Response(200, json=view)
         assert request.url.host == "storage.test" and request.method == "PUT"
         return httpx.Response(
@@ -249,15 +261,20 @@ async def test_a_part_goes_to_the_presigned_url_the_datasets_api_gives_for_it(co
     client, up = console(storage_and_datasets(upload_view({3: url})))
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
     assert r.status_code == 200 and r.json() == {"part_number": 3, "size": 10, "etag": "abc123"}
-    get, put = up.requests
+    get, sign, put = up.requests
     assert str(get.url) == f"http://datasets.test/v1/models/{MID}/uploads/{UID}"
-    assert str(put.url) == url and up.bodies[1] == b"0123456789"
+    checksum = base64.b64encode(hashlib.sha256(b"0123456789").digest()).decode()
+    assert str(sign.url) == f"http://datasets.test/v1/models/{MID}/uploads/{UID}/part-urls"
+    assert json.loads(up.bodies[1]) == {"parts": [{"part_number": 3, "checksum_sha256": checksum}]}
+    assert str(put.url) == signed(url, {"checksum_sha256": checksum}) and up.bodies[2] == b"0123456789"
     assert "authorization" not in put.headers  # the signature in the URL is the storage's only credential
-    # the URLs are kept until shortly before they expire: the next part needs no second look-up
+    # the parts are kept until shortly before their URLs expire: the next part needs only its signed URL
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
     assert r.status_code == 200 and [q.url.host for q in up.requests] == [
         "datasets.test",
+        "datasets.test",
         "storage.test",
+        "datasets.test",
         "storage.test",
     ]
 
@@ -269,11 +286,12 @@ async def test_a_part_goes_to_storage_with_its_checksum_as_the_page_sent_it_or_c
         f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers={**ACME, "x-amz-checksum-sha256": sent}
     )
     assert r.status_code == 200 and up.requests[-1].headers["x-amz-checksum-sha256"] == sent
+    assert up.requests[-1].url.params["signed"] == sent  # to a URL that signs it
     wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
     r = await client.put(  # passed on as the page sent it: storage is the one that checks it
         f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers={**ACME, "x-amz-checksum-sha256": wrong}
     )
-    assert up.requests[-1].headers["x-amz-checksum-sha256"] == wrong
+    assert up.requests[-1].headers["x-amz-checksum-sha256"] == wrong == up.requests[-1].url.params["signed"]
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)  # no WebCrypto
     assert r.status_code == 200 and up.requests[-1].headers["x-amz-checksum-sha256"] == sent
     assert up.bodies[-1] == b"0123456789"
@@ -306,7 +324,7 @@ async def test_another_tenant_cannot_use_an_upload_nor_its_cached_urls(console) 
     ).status_code == 200
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=auth_headers("globex"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-    assert [q.url.host for q in up.requests] == ["datasets.test", "storage.test", "datasets.test"]
+    assert [q.url.host for q in up.requests] == ["datasets.test", "datasets.test", "storage.test", "datasets.test"]
 
 
 async def test_a_part_storage_already_has_is_not_sent_again(console) -> None:
@@ -320,9 +338,10 @@ async def test_storage_refusing_a_part_is_a_retryable_502(console) -> None:
     client, up = console(storage_and_datasets(upload_view({3: "http://storage.test/3"}), storage_status=403))
     r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
     assert r.status_code == 502 and r.json()["error"]["code"] == "storage_unavailable"
-    # the cached URLs were dropped (an expired signature, say): the retry asks for fresh ones
+    # the cached parts were dropped (an expired upload, say): the retry looks the upload up again
     await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
-    assert [q.url.host for q in up.requests] == ["datasets.test", "storage.test", "datasets.test", "storage.test"]
+    hosts = [q.url.host for q in up.requests]
+    assert hosts == ["datasets.test", "datasets.test", "storage.test"] * 2
 
 
 async def test_a_completed_upload_takes_no_more_parts(console) -> None:

@@ -132,8 +132,11 @@ class FakeObjectStore:
     async def keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
-        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}&length={size}"
+    def presign_part(
+        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+    ) -> str:
+        signed = f"&checksum={checksum_sha256}" if checksum_sha256 else ""
+        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}&length={size}{signed}"
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         return f"fake://{self.bucket}/{key}"

@@ -131,6 +131,42 @@ async def test_storage_refuses_a_part_whose_bytes_do_not_match_its_checksum(data
     assert state["parts_received"][0]["checksum_sha256"] == part_checksum(b"WEBVTT")
 
 
+async def test_a_url_that_signs_the_part_checksum_takes_only_that_checksum_and_matching_bytes(datasets) -> None:
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    s = (await datasets.client.post(base, headers=ACME, json={"file_name": "t.vtt", "size": 6})).json()
+    good = part_checksum(b"WEBVTT")
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/part-urls", headers=ACME, json={"parts": [{"part_number": 1, "checksum_sha256": good}]}
+    )
+    assert r.status_code == 200, r.text
+    [signed] = r.json()["part_urls"]
+    assert signed["part_number"] == 1 and signed["size"] == 6
+    assert "x-amz-checksum-sha256" in signed["url"]  # among the signed headers
+    async with httpx.AsyncClient() as outside:
+        r = await outside.put(signed["url"], content=b"WEBVTX", headers={"x-amz-checksum-sha256": good})
+        assert r.status_code == 400 and b"XAmzContentChecksumMismatch" in r.content, r.text
+        other = part_checksum(b"WEBVTX")  # the damaged bytes with their own checksum: not the signed one
+        r = await outside.put(signed["url"], content=b"WEBVTX", headers={"x-amz-checksum-sha256": other})
+        assert r.status_code == 403 and b"SignatureDoesNotMatch" in r.content, r.text
+        r = await outside.put(signed["url"], content=b"WEBVTT")  # without the header
+        assert r.status_code in (400, 403), r.text
+        state = (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()
+        assert state["parts_received"] == []
+        await put_part(outside, signed["url"], b"WEBVTT")
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/part-urls", headers=ACME, json={"parts": [{"part_number": 2, "checksum_sha256": good}]}
+    )
+    assert r.status_code == 422 and "it has parts 1-1" in r.json()["error"]["message"]
+    digest = hashlib.sha256(b"WEBVTT").hexdigest()
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest})
+    assert r.status_code == 201, r.text
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/part-urls", headers=ACME, json={"parts": [{"part_number": 1, "checksum_sha256": good}]}
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+
+
 async def test_a_reported_part_checksum_that_storage_does_not_hold_is_refused(datasets) -> None:
     mid = await datasets.new_model()
     base = f"/v1/models/{mid}/uploads"

@@ -216,6 +216,20 @@ async def test_parts_stored_without_a_checksum_are_refused_and_listed_as_missing
     assert ds.sha256 == "0" * 64  # as the uploader gave it: recorded, not recomputed
 
 
+async def test_part_urls_can_sign_each_part_checksum_while_the_session_is_open(w: World) -> None:
+    mid = await w.model()
+    s = (await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", 6 * MiB, "auto")).session
+    c = part_checksum(b"z" * MiB)
+    [url] = await sessions.sign_parts(w.deps, TENANT, mid, s.id, {2: c})
+    assert (url.number, url.size) == (2, MiB) and url.url.endswith(f"&checksum={c}")
+    with pytest.raises(d.Rejected) as err:
+        await sessions.sign_parts(w.deps, TENANT, mid, s.id, {1: c, 3: c})
+    assert err.value.code is ErrorCode.VALIDATION_FAILED and err.value.details == {"parts": [3], "part_count": 2}
+    with pytest.raises(d.Rejected) as err:
+        await sessions.sign_parts(w.deps, "globex", mid, s.id, {1: c})
+    assert err.value.code is ErrorCode.NOT_FOUND
+
+
 async def test_storage_refuses_a_corrupted_part_and_a_part_without_its_checksum(w: World) -> None:
     mid = await w.model()
     s = (await sessions.start_direct_upload(w.deps, w.ctx, mid, "a.txt", 5, None)).session

@@ -375,6 +375,13 @@ class Client:
     def get_upload(self, model_id: str, upload_id: str) -> Upload:
         return Upload.model_validate(self._call("GET", f"/v1/models/{model_id}/uploads/{upload_id}").json())
 
+    def sign_parts(self, model_id: str, upload_id: str, checksums: dict[int, str]) -> list[PartUrl]:
+        """URLs for parts of an upload that sign each part's checksum (:func:`part_checksum`) with its length:
+        storage takes a part only with that checksum, and only when its bytes match it."""
+        body = {"parts": [{"part_number": n, "checksum_sha256": c} for n, c in sorted(checksums.items())]}
+        r = self._call("POST", f"/v1/models/{model_id}/uploads/{upload_id}/part-urls", json=body)
+        return [PartUrl.model_validate(u) for u in r.json()["part_urls"]]
+
     @retry_transient
     def put_part(self, url: str, data: bytes | memoryview, checksum_sha256: str | None = None) -> None:
         """PUT a part to its presigned URL with its exact length and its checksum (:func:`part_checksum`), which

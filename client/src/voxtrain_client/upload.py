@@ -2,9 +2,10 @@
 
 Every file goes through a resumable upload session (parts PUT straight to object storage in parallel, each
 retried with backoff). Each part is read from the file once, into a buffer of its thread (memory: ``parallel``
-parts, whatever the file's size), hashed as it is read and sent with its SHA-256, which storage verifies on
-arrival (a part damaged on the way is refused and sent again); the same bytes feed the file's SHA-256, in part
-order, which the completion gives the server as the dataset's hash — the server does not read the file back.
+parts, whatever the file's size), hashed as it is read and sent with its SHA-256 to a URL that signs it, and
+storage verifies the bytes on arrival (a part damaged on the way is refused and sent again); the same bytes
+feed the file's SHA-256, in part order, which the completion gives the server as the dataset's hash — the
+server does not read the file back.
 The plan — which files form which upload and which session each file has — is written to a state file
 before any byte is sent, so a dropped connection or a killed process resumes where it stopped: the server
 says which parts it already has. At most 10 files form one upload (the product's limit); more become
@@ -210,7 +211,9 @@ class Uploader:
             sessions = [self._session(plan, f) for f in batch.files]
             stop = threading.Event()
             with ThreadPoolExecutor(self._parallel) as pool:
-                sending = [self._send(pool, f, s, stop) for f, s in zip(batch.files, sessions, strict=True)]
+                sending = [
+                    self._send(pool, plan.model_id, f, s, stop) for f, s in zip(batch.files, sessions, strict=True)
+                ]
                 for f, (parts, _, whole) in zip(batch.files, sending, strict=True):
                     for part in parts:
                         part.result()  # re-raises the first failure (the others then stop)
@@ -255,7 +258,7 @@ class Uploader:
         return memoryview(buffer)[:size]
 
     def _send(
-        self, pool: ThreadPoolExecutor, f: FileState, session: Upload, stop: threading.Event
+        self, pool: ThreadPoolExecutor, model_id: str, f: FileState, session: Upload, stop: threading.Event
     ) -> tuple[list[Future[None]], dict[int, str], FileHash | None]:
         """Queue the parts of one file: each missing part is read, hashed and sent; while the file's SHA-256 is not
         known yet, the parts storage has already are read and hashed too (in order, for it), not sent."""
@@ -274,8 +277,9 @@ class Uploader:
                 checksums[number] = read_part(path, (number - 1) * session.part_size, data)
                 if whole is not None:
                     whole.feed(number, data)
-                if number in missing:
-                    self._client.put_part(missing[number].url, data, checksums[number])
+                if number in missing:  # to a URL that signs the part's checksum (any S3 store verifies it then)
+                    [signed] = self._client.sign_parts(model_id, session.id, {number: checksums[number]})
+                    self._client.put_part(signed.url, data, checksums[number])
                     self._progress(name, size, f.size)
             except BaseException:
                 stop.set()

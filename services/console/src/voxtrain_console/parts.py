@@ -1,14 +1,15 @@
 """Parts of a resumable upload, relayed from the browser to object storage.
 
 ``PUT /api/uploads/{model_id}/{upload_id}/parts/{n}``: the console asks the datasets API (with the
-caller's token, so its tenant rules apply) for the upload's presigned part URLs, checks the part's
-size against the plan, and streams the body to the URL for part ``n``. The browser only ever talks
+caller's token, so its tenant rules apply) for the upload's parts, checks the part's size against the plan,
+asks it for a URL for part ``n`` and streams the body there. The browser only ever talks
 to the console's origin: no CORS rule on the storage, no storage host in the page's CSP, and it works
 behind an Ingress that does not expose the storage. URLs come from the datasets API, never from the
 browser, so this cannot be used to reach any other host.
 
-Each part goes to storage with its SHA-256 (``x-amz-checksum-sha256``, base64), which storage verifies on
-arrival and refuses the part when the bytes differ. The page computes it in the browser and sends it with the
+Each part goes to storage with its SHA-256 (``x-amz-checksum-sha256``, base64), to a URL the datasets API
+signs for that checksum (``POST …/uploads/{id}/part-urls``); storage verifies the bytes on arrival and refuses
+the part when they differ. The page computes it in the browser and sends it with the
 part, so the bytes are checked from the browser to storage; a page without WebCrypto (plain http on a host
 other than localhost) sends none, and the console then reads that part (one part, at most the part size) to
 compute it before sending it on.
@@ -47,6 +48,11 @@ class Part:
     usable_until: float  #: monotonic clock
 
 
+def _caller(request: Request) -> dict[str, str]:
+    """The headers that go with the console's own calls to the datasets API for the caller."""
+    return {k: v for k, v in forwarded_headers(request).items() if k.lower() in ("authorization", "x-correlation-id")}
+
+
 class PartUrls:
     """Presigned part URLs per (caller's token, upload), cached until shortly before they expire."""
 
@@ -59,6 +65,19 @@ class PartUrls:
         token = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()
         return token, model_id, upload_id
 
+    async def signed(
+        self, request: Request, model_id: str, upload_id: str, number: int, checksum: str
+    ) -> str | Response:
+        """A URL for part ``number`` that signs its checksum (asked for each part: the checksum is the part's), or
+        the datasets API's refusal as a response."""
+        body = {"parts": [{"part_number": number, "checksum_sha256": checksum}]}
+        r = await self._client.post(
+            f"{self._base}/v1/models/{model_id}/uploads/{upload_id}/part-urls", json=body, headers=_caller(request)
+        )
+        if r.status_code != 200:
+            return Response(r.content, status_code=r.status_code, media_type=r.headers.get("content-type"))
+        return str(r.json()["part_urls"][0]["url"])
+
     def forget(self, request: Request, model_id: str, upload_id: str) -> None:
         self._cache.pop(self._key(request, model_id, upload_id), None)
 
@@ -68,10 +87,7 @@ class PartUrls:
         cached = self._cache.get(key, {}).get(number)
         if cached is not None and cached.url is not None and cached.usable_until > time.monotonic():
             return cached
-        headers = {
-            k: v for k, v in forwarded_headers(request).items() if k.lower() in ("authorization", "x-correlation-id")
-        }
-        r = await self._client.get(f"{self._base}/v1/models/{model_id}/uploads/{upload_id}", headers=headers)
+        r = await self._client.get(f"{self._base}/v1/models/{model_id}/uploads/{upload_id}", headers=_caller(request))
         if r.status_code != 200:
             return Response(r.content, status_code=r.status_code, media_type=r.headers.get("content-type"))
         body = r.json()
@@ -119,8 +135,11 @@ async def put_part(
         body = await request.body()
         checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
     headers[CHECKSUM_HEADER] = checksum
+    url = await urls.signed(request, model_id, upload_id, number, checksum)
+    if isinstance(url, Response):
+        return url
     try:
-        r = await client.put(found.url, content=body, headers=headers)
+        r = await client.put(url, content=body, headers=headers)
     except httpx.TransportError as exc:
         log.warning("part_upload_failed", upload_id=upload_id, part=number, error=repr(exc))
         return error(502, "storage_unavailable", f"Part {number} could not be stored; send it again.")

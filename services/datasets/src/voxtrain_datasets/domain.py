@@ -358,6 +358,17 @@ def check_parts(plan: PartPlan, received: dict[int, int]) -> None:
     )
 
 
+def check_part_numbers(plan: PartPlan, numbers: list[int]) -> None:
+    """Every number names a part of the plan (raises :class:`Rejected`)."""
+    wrong = sorted({n for n in numbers if not 1 <= n <= plan.count})
+    if wrong:
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED,
+            f"No part {', '.join(map(str, wrong[:5]))} in this upload: it has parts 1-{plan.count}.",
+            {"parts": wrong[:20], "part_count": plan.count},
+        )
+
+
 def check_part_checksums(file_name: str, stored: dict[int, str | None], reported: dict[int, str]) -> None:
     """Every part carries the SHA-256 storage verified on arrival, and each part checksum the uploader reports is
     that one (raises :class:`Rejected`; the parts named are to be sent again, with their checksum)."""

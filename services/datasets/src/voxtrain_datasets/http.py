@@ -174,6 +174,18 @@ class PartChecksum(BaseModel):
     checksum_sha256: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="base64 of the part's SHA-256")
 
 
+class SignParts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parts: list[PartChecksum] = Field(min_length=1, max_length=100, description="1-100 parts and their checksums")
+
+
+class SignedPartUrls(BaseModel):
+    part_urls: list[PartUrlView] = Field(
+        description="presigned PUT URLs that sign each part's length and x-amz-checksum-sha256: send the part with "
+        "exactly that header value; storage refuses it without, with another value, or when the bytes differ"
+    )
+
+
 class CompleteUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sha256: str | None = Field(
@@ -234,9 +246,10 @@ class UploadView(BaseModel):
     parts_received: list[PartView]
     missing_parts: list[int]
     part_urls: list[PartUrlView] = Field(
-        description="presigned PUT URLs for the missing parts. Send each part with its exact size and the header "
-        "x-amz-checksum-sha256: base64 of the part's SHA-256; storage refuses a part without it, or whose bytes "
-        "do not match it"
+        description="presigned PUT URLs for the missing parts, signing their length. Send each part with its exact "
+        "size and the header x-amz-checksum-sha256: base64 of the part's SHA-256; storage refuses a part without it, "
+        "or whose bytes do not match it. MinIO takes the header unsigned; for stores that refuse unsigned x-amz-* "
+        "headers (AWS S3) get a URL that signs it: POST .../uploads/{id}/part-urls"
     )
     dataset: DatasetView | None = None
 
@@ -269,6 +282,10 @@ def view(ds: d.Dataset) -> DatasetView:
     )
 
 
+def url_view(u: sessions.PartUrl) -> PartUrlView:
+    return PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at)
+
+
 def upload_view(st: sessions.SessionState) -> UploadView:
     s = st.session
     return UploadView(
@@ -289,7 +306,7 @@ def upload_view(st: sessions.SessionState) -> UploadView:
             for p in st.received
         ],
         missing_parts=st.missing,
-        part_urls=[PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at) for u in st.urls],
+        part_urls=[url_view(u) for u in st.urls],
         dataset=view(st.dataset) if st.dataset else None,
     )
 
@@ -411,6 +428,15 @@ def router(deps: Deps) -> APIRouter:
     async def get_upload(model_id: uuid.UUID, upload_id: uuid.UUID, principal: CurrentPrincipal) -> UploadView:
         """Parts received so far, the missing ones, and fresh URLs for them (to resume)."""
         return upload_view(await sessions.get_direct_upload(deps, principal.tenant_id, model_id, upload_id))
+
+    @r.post("/uploads/{upload_id}/part-urls", response_model=SignedPartUrls)
+    async def sign_parts(
+        model_id: uuid.UUID, upload_id: uuid.UUID, body: SignParts, principal: CurrentPrincipal
+    ) -> SignedPartUrls:
+        """URLs for parts that sign each part's SHA-256 as you computed it (works with every S3 store)."""
+        checksums = {p.part_number: p.checksum_sha256 for p in body.parts}
+        urls = await sessions.sign_parts(deps, principal.tenant_id, model_id, upload_id, checksums)
+        return SignedPartUrls(part_urls=[url_view(u) for u in urls])
 
     @r.post(
         "/uploads/complete",

@@ -66,9 +66,9 @@ class ObjectTooLarge(Exception):
 #: The header an uploader sends with each part of a checksummed upload: the base64 of the part's SHA-256.
 #: Storage verifies it against the bytes it receives and refuses the part (400 ``XAmzContentChecksumMismatch``)
 #: when they differ; a part of a checksummed upload sent without it is refused too (400 ``InvalidArgument``).
-#: Part URLs do not sign it (they sign the length): MinIO verifies it signed or not (the integration tests pin
-#: it). AWS S3 itself refuses a presigned request carrying an unsigned ``x-amz-*`` header; on it the checksum
-#: would have to be signed into each part's URL, so the uploader would give it when asking for the URL.
+#: MinIO verifies it whether the part's URL signs it or not (the integration tests pin both). AWS S3 refuses a
+#: presigned request carrying an unsigned ``x-amz-*`` header, so uploaders ask for a URL that signs their part's
+#: checksum (``POST …/uploads/{id}/part-urls``); the URLs a session lists sign the length only (for MinIO).
 PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
 
 
@@ -139,9 +139,12 @@ class ObjectStore(Protocol):
     async def sha256_of(self, key: str) -> tuple[int, str]:
         """Read the object once: its size and SHA-256 hex digest."""
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+    def presign_part(
+        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+    ) -> str:
         """A URL an outside client PUTs part ``number`` to, valid for ``ttl``; storage refuses a body that is not
-        exactly ``size`` bytes."""
+        exactly ``size`` bytes. With ``checksum_sha256`` the URL signs it too: the PUT must carry it in
+        :data:`PART_CHECKSUM_HEADER` (storage refuses another value, or none), and storage verifies the bytes."""
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         """A URL to download the object (as an attachment named ``download_name``), valid for ``ttl``."""
@@ -308,10 +311,12 @@ class S3ObjectStore:
             lambda: [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
         )
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
-        return presigned_put(
-            self._public, self.bucket, key, {"uploadId": upload_id, "partNumber": str(number)}, ttl, size
-        )
+    def presign_part(
+        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+    ) -> str:
+        query = {"uploadId": upload_id, "partNumber": str(number)}
+        headers = {PART_CHECKSUM_HEADER: checksum_sha256} if checksum_sha256 else None
+        return presigned_put(self._public, self.bucket, key, query, ttl, size, headers=headers)
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         disposition = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}"

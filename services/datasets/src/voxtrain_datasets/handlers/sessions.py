@@ -41,15 +41,31 @@ class SessionState:
     dataset: d.Dataset | None = None
 
 
-def part_urls(deps: Deps, s: d.UploadSession, numbers: list[int]) -> list[PartUrl]:
-    """Presigned PUT URLs for parts, valid for the presign TTL but never past the session's expiry."""
+def part_urls(
+    deps: Deps, s: d.UploadSession, numbers: list[int], checksums: dict[int, str] | None = None
+) -> list[PartUrl]:
+    """Presigned PUT URLs for parts, valid for the presign TTL but never past the session's expiry (signing each
+    part's checksum too when ``checksums`` gives it)."""
     left = (s.expires_at - now()).total_seconds()
     ttl = timedelta(seconds=max(1, min(deps.presign_ttl.total_seconds(), left)))
     expires = now() + ttl
+    sums = checksums or {}
     return [
-        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size), expires)
+        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size, sums.get(n)), expires)
         for n, size in ((n, s.plan.part_bytes(n)) for n in numbers)
     ]
+
+
+async def sign_parts(
+    deps: Deps, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID, checksums: dict[int, str]
+) -> list[PartUrl]:
+    """URLs for parts of an open session that sign each part's checksum as the uploader computed it: storage then
+    takes the part only with that checksum, and only when the bytes match it (any S3 store, AWS S3 included)."""
+    s = await _session(deps, tenant_id, model_id, session_id)
+    if s.state != "open":
+        raise d.Rejected(ErrorCode.CONFLICT, f"Upload {session_id} is {s.state}: no more parts are accepted.")
+    d.check_part_numbers(s.plan, list(checksums))
+    return part_urls(deps, s, sorted(checksums), checksums)
 
 
 async def start_direct_upload(
