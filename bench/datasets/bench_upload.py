@@ -19,8 +19,7 @@ and the CPU seconds per GB of the client, the service and MinIO (when it runs on
 ``--sessions`` measures the way the product's own client uploads (``voxtrain upload``, the console): a
 file on disk goes through a resumable upload session — the service opens a multipart upload and hands out
 presigned part URLs, the client library (``voxtrain_client`` ``plan_for`` + ``Uploader``, as the CLI runs it)
-reads each part once, hashes it, asks the service for a URL that signs that SHA-256, PUTs the part straight to
-MinIO with it (MinIO verifies it on arrival),
+reads each part once, hashes it, PUTs it straight to MinIO with its SHA-256 (MinIO verifies it on arrival),
 feeds the file's SHA-256 on the way, and completes the session with it; the service checks the parts'
 sizes and storage-verified checksums and assembles the object without reading it back — against minio-py
 ``put_object`` (an open file) and ``fput_object`` (a path) of the same file, same part size, same MinIO.

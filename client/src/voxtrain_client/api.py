@@ -185,6 +185,11 @@ class PartDamaged(Exception):
     """Storage received other bytes for a part than the ones sent (their SHA-256 differs): sent again."""
 
 
+class HeaderNotSigned(Exception):
+    """Storage refused a part because its URL does not sign the checksum header (AWS S3 does; MinIO verifies the
+    header either way): the part needs a URL that signs it (:meth:`Client.sign_parts`)."""
+
+
 def part_checksum(data: bytes | memoryview) -> str:
     """A part's checksum as storage verifies it (:data:`PART_CHECKSUM_HEADER`): the base64 of its SHA-256."""
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
@@ -395,6 +400,8 @@ class Client:
         r = self._storage.put(url, content=cast(Iterable[bytes], pieces), headers=headers)
         if r.status_code == 400 and b"XAmzContentChecksumMismatch" in r.content:
             raise PartDamaged(f"storage received other bytes than were sent to {url.split('?')[0]}")
+        if r.status_code == 403 and b"were not signed" in r.content:
+            raise HeaderNotSigned(r.text[:300])
         raise_for(r)
 
     def complete_uploads(self, model_id: str, uploads: list[Completion]) -> list[Dataset]:

@@ -2,10 +2,10 @@
 
 Every file goes through a resumable upload session (parts PUT straight to object storage in parallel, each
 retried with backoff). Each part is read from the file once, into a buffer of its thread (memory: ``parallel``
-parts, whatever the file's size), hashed as it is read and sent with its SHA-256 to a URL that signs it, and
-storage verifies the bytes on arrival (a part damaged on the way is refused and sent again); the same bytes
-feed the file's SHA-256, in part order, which the completion gives the server as the dataset's hash — the
-server does not read the file back.
+parts, whatever the file's size), hashed as it is read and sent with its SHA-256 (to a URL that signs it, too,
+where storage wants that), and storage verifies the bytes on arrival (a part damaged on the way is refused and
+sent again); the same bytes feed the file's SHA-256, in part order, which the completion gives the server as
+the dataset's hash — the server does not read the file back.
 The plan — which files form which upload and which session each file has — is written to a state file
 before any byte is sent, so a dropped connection or a killed process resumes where it stopped: the server
 says which parts it already has. At most 10 files form one upload (the product's limit); more become
@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .api import SEND_CHUNK, ApiError, Client, Completion, Dataset, Upload
+from .api import SEND_CHUNK, ApiError, Client, Completion, Dataset, HeaderNotSigned, PartUrl, Upload
 from .config import state_dir
 
 MAX_FILES_PER_UPLOAD = 10
@@ -198,6 +198,7 @@ class Uploader:
         self._client, self._parallel = client, parallel
         self._progress = progress or (lambda *_: None)
         self._buffers = threading.local()
+        self._sign_checksums = False  # storage wants the part checksum signed into each part's URL
         self.earlier = 0
 
     def run(self, plan: Plan) -> list[Dataset]:
@@ -250,6 +251,19 @@ class Uploader:
         plan.save()
         return session
 
+    def _put(self, model_id: str, upload_id: str, part: PartUrl, data: memoryview, checksum: str) -> None:
+        """PUT a part with its checksum: to the session's URL for it (MinIO verifies the unsigned header) until
+        storage refuses an unsigned header (AWS S3), then, for this part and every later one, to a URL that signs
+        the checksum."""
+        if not self._sign_checksums:
+            try:
+                self._client.put_part(part.url, data, checksum)
+                return
+            except HeaderNotSigned:
+                self._sign_checksums = True
+        [signed] = self._client.sign_parts(model_id, upload_id, {part.part_number: checksum})
+        self._client.put_part(signed.url, data, checksum)
+
     def _buffer(self, size: int) -> memoryview:
         """This thread's part buffer (one per thread, reused for every part it sends)."""
         buffer: bytearray | None = getattr(self._buffers, "buffer", None)
@@ -277,9 +291,8 @@ class Uploader:
                 checksums[number] = read_part(path, (number - 1) * session.part_size, data)
                 if whole is not None:
                     whole.feed(number, data)
-                if number in missing:  # to a URL that signs the part's checksum (any S3 store verifies it then)
-                    [signed] = self._client.sign_parts(model_id, session.id, {number: checksums[number]})
-                    self._client.put_part(signed.url, data, checksums[number])
+                if number in missing:
+                    self._put(model_id, session.id, missing[number], data, checksums[number])
                     self._progress(name, size, f.size)
             except BaseException:
                 stop.set()

@@ -7,12 +7,13 @@ to the console's origin: no CORS rule on the storage, no storage host in the pag
 behind an Ingress that does not expose the storage. URLs come from the datasets API, never from the
 browser, so this cannot be used to reach any other host.
 
-Each part goes to storage with its SHA-256 (``x-amz-checksum-sha256``, base64), to a URL the datasets API
-signs for that checksum (``POST …/uploads/{id}/part-urls``); storage verifies the bytes on arrival and refuses
-the part when they differ. The page computes it in the browser and sends it with the
+Each part goes to storage with its SHA-256 (``x-amz-checksum-sha256``, base64), which storage verifies on
+arrival, refusing the part when the bytes differ. The page computes it in the browser and sends it with the
 part, so the bytes are checked from the browser to storage; a page without WebCrypto (plain http on a host
 other than localhost) sends none, and the console then reads that part (one part, at most the part size) to
-compute it before sending it on.
+compute it before sending it on. Once storage refuses the header because the URL does not sign it (AWS S3
+does; MinIO does not), every later part goes to a URL the datasets API signs for its checksum
+(``POST …/uploads/{id}/part-urls``); the refused part is answered "send it again".
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class PartUrls:
 
     def __init__(self, client: httpx.AsyncClient, datasets_url: str, max_uploads: int = 512) -> None:
         self._client, self._base, self._max = client, datasets_url, max_uploads
+        #: storage refused a checksum header its URL does not sign (AWS S3; MinIO verifies it either way): from
+        #: then on each part goes to a URL the datasets API signs for its checksum
+        self.sign_checksums = False
         self._cache: OrderedDict[tuple[str, str, str], dict[int, Part]] = OrderedDict()
 
     def _key(self, request: Request, model_id: str, upload_id: str) -> tuple[str, str, str]:
@@ -135,9 +139,12 @@ async def put_part(
         body = await request.body()
         checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
     headers[CHECKSUM_HEADER] = checksum
-    url = await urls.signed(request, model_id, upload_id, number, checksum)
-    if isinstance(url, Response):
-        return url
+    url = found.url
+    if urls.sign_checksums:
+        signed = await urls.signed(request, model_id, upload_id, number, checksum)
+        if isinstance(signed, Response):
+            return signed
+        url = signed
     try:
         r = await client.put(url, content=body, headers=headers)
     except httpx.TransportError as exc:
@@ -148,6 +155,9 @@ async def put_part(
         return error(
             502, "storage_unavailable", f"Part {number} arrived damaged (its SHA-256 did not match); send it again."
         )
+    if r.status_code == 403 and b"were not signed" in r.content:  # storage wants the checksum signed (AWS S3)
+        urls.sign_checksums = True
+        return error(502, "storage_unavailable", f"Part {number} was not stored; send it again.")
     if r.status_code // 100 != 2:
         urls.forget(request, model_id, upload_id)  # e.g. an expired URL: fetch fresh ones next time
         log.warning(

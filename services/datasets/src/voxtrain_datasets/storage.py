@@ -67,8 +67,8 @@ class ObjectTooLarge(Exception):
 #: Storage verifies it against the bytes it receives and refuses the part (400 ``XAmzContentChecksumMismatch``)
 #: when they differ; a part of a checksummed upload sent without it is refused too (400 ``InvalidArgument``).
 #: MinIO verifies it whether the part's URL signs it or not (the integration tests pin both). AWS S3 refuses a
-#: presigned request carrying an unsigned ``x-amz-*`` header, so uploaders ask for a URL that signs their part's
-#: checksum (``POST …/uploads/{id}/part-urls``); the URLs a session lists sign the length only (for MinIO).
+#: presigned request carrying an unsigned ``x-amz-*`` header: there, uploaders ask for URLs that sign their parts'
+#: checksums (``POST …/uploads/{id}/part-urls``); the URLs a session lists sign the length only.
 PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
 
 
