@@ -19,17 +19,19 @@ and the CPU seconds per GB of the client, the service and MinIO (when it runs on
 ``--sessions`` measures the way the product's own client uploads (``voxtrain upload``, the console): a
 file on disk goes through a resumable upload session — the service opens a multipart upload and hands out
 presigned part URLs, the client library (``voxtrain_client`` ``plan_for`` + ``Uploader``, as the CLI runs it)
-hashes the file, PUTs the parts straight to MinIO in parallel and completes the session, and the service
-reads the assembled object back to check its size and sha256 — against minio-py ``put_object`` (an open
-file) and ``fput_object`` (a path) of the same file, same part size, same MinIO. Every way runs in a child
-process of its own (its CPU time and peak RSS are its own), interleaved ``--reps`` times; the stored
-object's sha256 is checked after each timed upload. Sizes 256 MB, 1 GB and 4 GB (``--quick``: 64 and
-256 MB)::
+reads each part once, hashes it, PUTs it straight to MinIO with its SHA-256 (MinIO verifies it on arrival),
+feeds the file's SHA-256 on the way, and completes the session with it; the service checks the parts'
+sizes and storage-verified checksums and assembles the object without reading it back — against minio-py
+``put_object`` (an open file) and ``fput_object`` (a path) of the same file, same part size, same MinIO.
+Every way runs in a child process of its own (its CPU time and peak RSS are its own), interleaved ``--reps``
+times; the stored object's sha256 is checked after each timed upload (for the session: against the sha256 the
+dataset recorded too). Sizes 256 MB, 1 GB and 4 GB (``--quick``: 64 and 256 MB)::
 
     uv run python bench/datasets/bench_upload.py --sessions
-    # before/after: also upload with another version of the client library, e.g. main's
-    git archive main client/src | tar -x -C /tmp/main && \
-        uv run python bench/datasets/bench_upload.py --sessions --compare-client /tmp/main/client/src
+    # before/after: also upload with another version of the client library (one that sends part checksums:
+    # a client from before them has its parts refused by storage)
+    git archive BRANCH client/src | tar -x -C /tmp/other && \
+        uv run python bench/datasets/bench_upload.py --sessions --compare-client /tmp/other/client/src
 
 ``--parallel N`` instead sends N uploads at once to two fresh service processes: one whose upload
 memory budget is too large to matter (what the service held before it had one) and one with
@@ -55,6 +57,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 from minio import Minio
@@ -426,11 +429,11 @@ def child(spec: dict) -> None:
         from voxtrain_client.upload import Uploader, plan_for
 
         class TimedClient(Client):
-            """The client, timing the completion (the service assembles the object, reads it back, hashes it)."""
+            """The client, timing the completion (the service checks the parts and assembles the object)."""
 
             completing = 0.0
 
-            def complete_uploads(self, model_id: str, uploads: list[tuple[str, str | None]]) -> list[Dataset]:
+            def complete_uploads(self, model_id: str, uploads: list[Any]) -> list[Dataset]:
                 started = time.perf_counter()
                 try:
                     return super().complete_uploads(model_id, uploads)
@@ -442,7 +445,7 @@ def child(spec: dict) -> None:
             plan = plan_for(spec["model_id"], [path], "AUDIO", auto_train=False)
             (dataset,) = Uploader(client, parallel=spec["parallel"]).run(plan)
             seconds = time.perf_counter() - started
-            out = {"dataset_id": dataset.id, "completing": client.completing}
+            out = {"dataset_id": dataset.id, "sha256": dataset.sha256, "completing": client.completing}
     else:
         m = spec["minio"]
         storage = make_client(MinioSettings(endpoint=m[0], access_key=m[1], secret_key=m[2]))
@@ -564,6 +567,7 @@ async def sessions(args: argparse.Namespace) -> None:
                             key = spec["key"]
                         got = await asyncio.to_thread(stored_sha256, storage, bucket, key)
                         assert got == digest, f"{way}: stored sha256 {got} is not the file's {digest}"
+                        assert out.get("sha256", digest) == digest, f"{way}: the dataset records {out['sha256']}"
                         if way in ("session", OTHER_CLIENT):
                             url = f"/v1/models/{mid}/datasets/{out['dataset_id']}"
                             r = await service.client.delete(url, headers=headers)
@@ -603,7 +607,7 @@ async def sessions(args: argparse.Namespace) -> None:
     for size, arms in results:
         s = arms["session"]
         print(
-            f"{human(size)}: the session's completion (the service assembles, reads back and hashes the object)"
+            f"{human(size)}: the session's completion (the service checks the parts and assembles the object)"
             f" took {statistics.median(s.completing):.1f} s of {statistics.median(s.seconds):.1f} s (medians)"
         )
 

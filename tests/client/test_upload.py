@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import re
 import threading
+import tracemalloc
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from voxtrain_client.api import COMPLETE_READ_TIMEOUT, SEND_CHUNK, Client
+from voxtrain_client.api import COMPLETE_READ_TIMEOUT, SEND_CHUNK, Client, part_checksum
 from voxtrain_client.config import ClientConfig
-from voxtrain_client.upload import Stopped, Uploader, UploadRefused, expand, plan_for, sha256_of
+from voxtrain_client.upload import Stopped, Uploader, UploadRefused, expand, plan_for, read_part, sha256_of
 
 
 class FakeVoxtrain:
     """The upload-session API and object storage, as far as the client uses them."""
 
-    def __init__(self, part_size: int = 4) -> None:
+    def __init__(self, part_size: int = 4, keep_bytes: bool = True) -> None:
         self.part_size = part_size
+        self.keep_bytes = keep_bytes  # False: storage keeps (size, checksum) per part (:class:`PieceByPiece`)
+        self.refuse_unsigned = False  # True: storage refuses a checksum header its URL does not sign (AWS S3)
+        self.signed_urls = 0  # URLs asked for that sign a part's checksum
         self.sessions: dict[str, dict] = {}
         self.puts: list[tuple[str, int]] = []
         self.fail_after: int | None = None
+        self.damage_next = 0
         self.completed: list[list[str]] = []
+        self.reported: dict[str, dict[int, str]] = {}  # part checksums each completion reported
+        self.file_hashes: dict[str, str] = {}  # the sha256 each completion gave
 
     def view(self, sid: str) -> dict:
         s = self.sessions[sid]
@@ -51,6 +60,18 @@ class FakeVoxtrain:
             if self.fail_after is not None and len(self.puts) >= self.fail_after:
                 return httpx.Response(403, text="storage says no")  # permanent: not retried
             _, sid, n = path.split("/")
+            signed = request.url.params.get("signed-checksum")
+            if signed is None and self.refuse_unsigned:  # as AWS S3: an x-amz-* header the URL does not sign
+                return httpx.Response(
+                    403, text="<Message>There were headers present in the request which were not signed"
+                )
+            if signed is not None and request.headers.get("x-amz-checksum-sha256") != signed:
+                return httpx.Response(403, text="<Code>SignatureDoesNotMatch</Code>")  # as storage: permanent
+            if request.headers.get("x-amz-checksum-sha256") != part_checksum(request.content):
+                return httpx.Response(400, text="<Code>InvalidArgument</Code> checksum missing or wrong")
+            if self.damage_next:  # as if a bit flipped on the way: storage refuses the part
+                self.damage_next -= 1
+                return httpx.Response(400, text="<Code>XAmzContentChecksumMismatch</Code>")
             self.sessions[sid]["parts"][int(n)] = request.content
             self.puts.append((sid, int(n)))
             return httpx.Response(200)
@@ -65,6 +86,19 @@ class FakeVoxtrain:
                 "dataset_id": str(uuid.uuid4()),
             }
             return httpx.Response(201, json=self.view(sid))
+        if method == "POST" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)/part-urls", path)):
+            sid = m.group(1)
+            self.signed_urls += 1
+            view = {u["part_number"]: u for u in self.view(sid)["part_urls"]}
+            urls = [
+                {
+                    **view[p["part_number"]],
+                    "url": f"http://storage/{sid}/{p['part_number']}?signed-checksum={quote(c, safe='')}",
+                }
+                for p in json.loads(request.content)["parts"]
+                for c in [p["checksum_sha256"]]
+            ]
+            return httpx.Response(200, json={"part_urls": urls})
         if method == "GET" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)", path)):
             return httpx.Response(200, json=self.view(m.group(1)))
         if method == "POST" and path.endswith("/uploads/complete"):
@@ -72,9 +106,20 @@ class FakeVoxtrain:
             out = []
             for it in items:
                 s = self.sessions[it["id"]]
-                data = b"".join(s["parts"][n] for n in sorted(s["parts"]))
-                if len(data) != s["size"] or hashlib.sha256(data).hexdigest() != it["sha256"]:
-                    return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
+                if self.keep_bytes:
+                    data = b"".join(s["parts"][n] for n in sorted(s["parts"]))
+                    if len(data) != s["size"] or hashlib.sha256(data).hexdigest() != it["sha256"]:
+                        return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
+                    stored = {n: part_checksum(p) for n, p in s["parts"].items()}
+                else:
+                    if sum(size for size, _ in s["parts"].values()) != s["size"]:
+                        return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
+                    stored = {n: c for n, (_, c) in s["parts"].items()}
+                reported = {p["part_number"]: p["checksum_sha256"] for p in it["parts"]}
+                if any(stored.get(n) != c for n, c in reported.items()):
+                    return httpx.Response(422, json={"error": {"code": "part_checksum_mismatch", "message": "x"}})
+                self.reported[it["id"]] = reported
+                self.file_hashes[it["id"]] = it["sha256"]
                 out.append(
                     {
                         "id": s["dataset_id"],
@@ -138,6 +183,80 @@ def test_twelve_files_go_as_two_uploads_and_a_killed_transfer_resumes_where_it_s
     assert sent_before == 25 and len(fake.sessions) == 12, "the resumed run reused the first run's sessions"
     assert seen == {p.name: p.stat().st_size for p in paths}, "progress covers every byte once"
     assert not resumed.path.exists(), "a finished upload leaves no state behind"
+    # a file hashed in this run reports every part's checksum (the fake checks each against the stored part), also
+    # of parts the first run sent; one the first run finished (hash saved) is not read again
+    reported = {sid: len(r) for sid, r in fake.reported.items()}
+    assert all(reported[sid] in (0, len(s["parts"])) for sid, s in fake.sessions.items())
+    assert sum(reported.values()) >= total_parts - sent_before and 0 in reported.values()
+
+
+class PieceByPiece(httpx.BaseTransport):
+    """:class:`FakeVoxtrain` whose storage reads each part's body piece by piece, as a socket would, and keeps its size
+    and checksum only (so the test measures the client's memory, not the transport's copy of every body)."""
+
+    def __init__(self, fake: FakeVoxtrain) -> None:
+        self.fake = fake
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "storage":
+            request.read()
+            return self.fake.handle(request)
+        h, size = hashlib.sha256(), 0
+        for piece in request.stream:
+            h.update(piece)
+            size += len(piece)
+        checksum = base64.b64encode(h.digest()).decode()
+        assert request.headers["x-amz-checksum-sha256"] == checksum
+        _, sid, n = request.url.path.split("/")
+        self.fake.sessions[sid]["parts"][int(n)] = (size, checksum)
+        return httpx.Response(200)
+
+
+def test_memory_holds_one_part_per_sending_thread_whatever_the_file_size(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VT_STATE_DIR", str(tmp_path / "state"))
+    part, parallel = 2 * 1024**2, 3
+    fake = FakeVoxtrain(part_size=part, keep_bytes=False)
+    path, digest = tmp_path / "talk.wav", hashlib.sha256()
+    with path.open("wb") as f:
+        for _ in range(40):  # 80 MiB: 40 parts
+            block = os.urandom(part)
+            f.write(block)
+            digest.update(block)
+    plan = plan_for("m1", [path], "AUDIO", auto_train=False)
+    tracemalloc.start()
+    try:
+        with Client(ClientConfig("http://vt", "t"), transport=PieceByPiece(fake)) as c:
+            Uploader(c, parallel=parallel).run(plan)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    [(sid, sent)] = fake.file_hashes.items()
+    assert sent == digest.hexdigest() and len(fake.reported[sid]) == 40  # the file's hash from the parts' bytes
+    # a buffer of one part per thread: measured 6.3 MiB (3 parts) in every run; the bound, 10 parts (20 MiB, 3x the
+    # measurement), is a quarter of the file, so a client holding more of the file than its threads' parts fails
+    assert peak < 10 * part, f"peak {peak / 2**20:.1f} MiB for an 80 MiB file"
+
+
+def test_parts_go_to_urls_signing_their_checksum_once_storage_refuses_an_unsigned_one(fake, tmp_path: Path) -> None:
+    paths = files(tmp_path / "in", 2)
+    with client_for(fake) as c:  # MinIO: the session's URLs, the checksum header unsigned
+        Uploader(c).run(plan_for("m1", paths[:1], "auto", auto_train=False))
+    assert fake.signed_urls == 0
+    fake.refuse_unsigned = True  # AWS S3: the first part is refused once, then every part gets a signed URL
+    with client_for(fake) as c:
+        [dataset] = Uploader(c, parallel=1).run(plan_for("m1", paths[1:], "auto", auto_train=False))
+    parts = -(-paths[1].stat().st_size // fake.part_size)
+    assert dataset.size == paths[1].stat().st_size and fake.signed_urls == parts
+
+
+def test_a_part_damaged_on_the_way_is_sent_again(fake, tmp_path: Path) -> None:
+    plan = plan_for("m1", files(tmp_path / "in", 1), "auto", auto_train=False)
+    fake.damage_next = 1
+    with client_for(fake) as c:
+        [dataset] = Uploader(c).run(plan)
+    assert dataset.size == (tmp_path / "in" / "notes-00.txt").stat().st_size and fake.damage_next == 0
 
 
 class StreamRecorder(httpx.BaseTransport):
@@ -158,29 +277,30 @@ class StreamRecorder(httpx.BaseTransport):
         return httpx.Response(200, headers={"etag": '"x"'})
 
 
-def test_a_part_is_read_from_the_file_while_it_is_sent_with_its_exact_length(tmp_path: Path) -> None:
+def test_a_part_is_read_once_hashed_and_sent_with_its_exact_length_and_checksum(tmp_path: Path) -> None:
     data = os.urandom(3 * SEND_CHUNK + 5)
     path = tmp_path / "big.wav"
     path.write_bytes(b"head" + data + b"tail")
+    buffer = memoryview(bytearray(len(data)))
+    checksum = read_part(path, 4, buffer)
+    assert checksum == part_checksum(data) and bytes(buffer) == data
     storage = StreamRecorder()
     with Client(ClientConfig("http://vt", "t"), transport=storage) as c:
-        c.put_file_part("http://storage/part/2", path, 4, len(data))
+        c.put_part("http://storage/part/2", buffer, checksum)
 
     assert storage.bodies == [data]
-    assert max(storage.pieces) <= SEND_CHUNK, "the part never sat whole in memory"
+    assert max(storage.pieces) <= SEND_CHUNK, "sent in pieces from the part's buffer"
     sent = storage.headers[0]
     assert sent["content-length"] == str(len(data)) and "transfer-encoding" not in sent  # presigned URLs sign it
+    assert sent["x-amz-checksum-sha256"] == checksum
     assert "authorization" not in sent, "no voxtrain credentials go to storage"
 
 
 def test_a_file_that_shrank_after_its_upload_started_is_not_sent_short(tmp_path: Path) -> None:
     path = tmp_path / "short.wav"
     path.write_bytes(b"x" * 10)
-    with (
-        Client(ClientConfig("http://vt", "t"), transport=StreamRecorder()) as c,
-        pytest.raises(OSError, match="shorter than it was"),
-    ):
-        c.put_file_part("http://storage/part/1", path, 0, 20)
+    with pytest.raises(OSError, match="shorter than it was"):
+        read_part(path, 0, memoryview(bytearray(20)))
 
 
 def test_hashing_gives_up_when_told_to(tmp_path: Path) -> None:
@@ -193,7 +313,7 @@ def test_hashing_gives_up_when_told_to(tmp_path: Path) -> None:
         sha256_of(path, stop)
 
 
-def test_completion_waits_for_the_server_to_hash_what_it_stored(fake, tmp_path: Path) -> None:
+def test_completion_is_given_a_long_read_timeout(fake, tmp_path: Path) -> None:
     timeouts: list[dict] = []
 
     def handle(request: httpx.Request) -> httpx.Response:

@@ -10,6 +10,7 @@ state go to test-artifacts/console/.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import struct
 import wave
@@ -321,6 +322,11 @@ async def test_a_big_file_uses_the_resumable_upload(system, page, artifacts, tmp
       new MutationObserver(() => list.querySelectorAll('.bar').forEach(
         (b) => window.__percents.push(Number(b.dataset.percent)))).observe(list, {childList: true, subtree: true});
     }""")
+    checksums: dict[str, str | None] = {}  # part URL -> the checksum header the page sent with it
+    page.on(
+        "request",
+        lambda r: "/parts/" in r.url and checksums.__setitem__(r.url, r.headers.get("x-amz-checksum-sha256")),
+    )
     await page.click("#nd-create")
     await page.wait_for_selector("#nd-list li[data-state=uploading]")
     await shot(page, artifacts, "15-resumable-upload-progress", full_page=False)
@@ -334,6 +340,16 @@ async def test_a_big_file_uses_the_resumable_upload(system, page, artifacts, tmp
     assert set(by_name) == {"ward-round.wav", "ward-round-notes.txt"}
     ds = by_name["ward-round.wav"]
     assert ds["source"] == "direct" and ds["size"] == big.stat().st_size
+    assert ds["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()  # the service's, from the stored bytes
+    data, part = big.read_bytes(), 5 * 1024**2  # every part went with its SHA-256, computed in the page
+    expected = {
+        n: base64.b64encode(hashlib.sha256(data[(n - 1) * part : n * part]).digest()).decode() for n in (1, 2, 3)
+    }
+    by_upload: dict[str, dict[int, str | None]] = {}
+    for url, checksum in checksums.items():  # .../api/uploads/{model}/{upload}/parts/{n}
+        upload, n = url.split("/")[-3], int(url.rsplit("/", 1)[1])
+        by_upload.setdefault(upload, {})[n] = checksum
+    assert expected in by_upload.values(), by_upload
     assert by_name["ward-round-notes.txt"]["source"] == "direct"  # sent with the big one, as one upload
     # auto-train off: the model stays Not Running, and Train is offered
     assert await status_of(page) == 1

@@ -4,9 +4,13 @@ relay of resumable-upload parts. Fast: the APIs and the storage are fakes behind
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -227,12 +231,22 @@ def upload_view(urls: dict[int, str], received: dict[int, int] | None = None, st
     }
 
 
+def signed(url: str, part: dict) -> str:
+    """The URL the fake datasets API signs for ``part`` (its checksum in the query, where a test can see it)."""
+    return f"{url}{'&' if '?' in url else '?'}signed={quote(part['checksum_sha256'], safe='')}"
+
+
 def storage_and_datasets(view: dict, storage_status: int = 200) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.host == "datasets.test":
-            assert request.method == "GET" and "content-length" not in request.headers
             if request.headers.get("authorization") != ACME["Authorization"]:
                 return httpx.Response(404, json={"error": {"code": "not_found", "message": "No upload"}})
+            if request.method == "POST":  # a URL that signs the part's checksum
+                assert request.url.path.endswith("/part-urls")
+                [part] = json.loads(request.content)["parts"]
+                unsigned = next(u for u in view["part_urls"] if u["part_number"] == part["part_number"])
+                return httpx.Response(200, json={"part_urls": [{**unsigned, "url": signed(unsigned["url"], part)}]})
+            assert request.method == "GET" and "content-length" not in request.headers
             return httpx.Response(200, json=view)
         assert request.url.host == "storage.test" and request.method == "PUT"
         return httpx.Response(
@@ -258,6 +272,55 @@ async def test_a_part_goes_to_the_presigned_url_the_datasets_api_gives_for_it(co
         "storage.test",
         "storage.test",
     ]
+
+
+async def test_once_storage_wants_the_checksum_signed_parts_go_to_urls_that_sign_it(console) -> None:
+    url = "http://storage.test/3?X-Amz-Signature=sig"
+
+    def aws(request: httpx.Request) -> httpx.Response:  # refuses an x-amz-* header its URL does not sign
+        if request.url.host == "storage.test" and "signed" not in request.url.params:
+            return httpx.Response(403, text="<Message>There were headers present in the request which were not signed")
+        return storage_and_datasets(upload_view({3: url}))(request)
+
+    client, up = console(aws)
+    r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
+    assert r.status_code == 502 and "send it again" in r.json()["error"]["message"]  # the page retries
+    r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
+    assert r.status_code == 200, r.text
+    sign, put = up.requests[-2:]
+    checksum = base64.b64encode(hashlib.sha256(b"0123456789").digest()).decode()
+    assert str(sign.url) == f"http://datasets.test/v1/models/{MID}/uploads/{UID}/part-urls"
+    assert json.loads(up.bodies[-2]) == {"parts": [{"part_number": 3, "checksum_sha256": checksum}]}
+    assert str(put.url) == signed(url, {"checksum_sha256": checksum}) and up.bodies[-1] == b"0123456789"
+    assert put.headers["x-amz-checksum-sha256"] == checksum
+
+
+async def test_a_part_goes_to_storage_with_its_checksum_as_the_page_sent_it_or_computed_here(console) -> None:
+    client, up = console(storage_and_datasets(upload_view({3: "http://storage.test/3"})))
+    sent = base64.b64encode(hashlib.sha256(b"0123456789").digest()).decode()
+    r = await client.put(
+        f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers={**ACME, "x-amz-checksum-sha256": sent}
+    )
+    assert r.status_code == 200 and up.requests[-1].headers["x-amz-checksum-sha256"] == sent
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    r = await client.put(  # passed on as the page sent it: storage is the one that checks it
+        f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers={**ACME, "x-amz-checksum-sha256": wrong}
+    )
+    assert up.requests[-1].headers["x-amz-checksum-sha256"] == wrong
+    r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)  # no WebCrypto
+    assert r.status_code == 200 and up.requests[-1].headers["x-amz-checksum-sha256"] == sent
+    assert up.bodies[-1] == b"0123456789"
+
+
+async def test_a_part_storage_finds_damaged_is_a_retryable_502(console) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "storage.test":
+            return httpx.Response(400, text="<Error><Code>XAmzContentChecksumMismatch</Code></Error>")
+        return storage_and_datasets(upload_view({3: "http://storage.test/3"}))(request)
+
+    client, _ = console(handler)
+    r = await client.put(f"/api/uploads/{MID}/{UID}/parts/3", content=b"0123456789", headers=ACME)
+    assert r.status_code == 502 and "arrived damaged" in r.json()["error"]["message"]
 
 
 async def test_a_part_of_the_wrong_size_or_number_is_refused_before_storage(console) -> None:

@@ -26,19 +26,25 @@ PART = 5 * MiB
 
 
 class SpyStore(S3ObjectStore):
-    """The real store, remembering every key it started writing (to prove nothing is left there)."""
+    """The real store, remembering every key it started writing (to prove nothing is left there) and counting
+    the objects it read back whole."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.written: list[str] = []
+        self.read_backs = 0  #: objects read whole to hash them
+
+    async def sha256_of(self, key):
+        self.read_backs += 1
+        return await super().sha256_of(key)
 
     async def put(self, key, data, content_type):
         self.written.append(key)
         await super().put(key, data, content_type)
 
-    async def start_multipart(self, key, content_type):
+    async def start_multipart(self, key, content_type, *, checksummed=False):
         self.written.append(key)
-        return await super().start_multipart(key, content_type)
+        return await super().start_multipart(key, content_type, checksummed=checksummed)
 
     async def leftovers(self, prefix: str) -> list[str]:
         """Objects under ``prefix`` plus unfinished multipart uploads of any key written under it."""

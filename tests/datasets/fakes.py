@@ -4,6 +4,7 @@ real one) and :class:`~voxtrain_datasets.repository.DatasetRepository` (for hand
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import uuid
 from dataclasses import dataclass, replace
@@ -11,8 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from voxtrain_datasets.domain import Dataset, DatasetStatus, UploadSession
-from voxtrain_datasets.storage import ReceivedPart, StorageUnavailable, UploadGone
+from voxtrain_datasets.storage import PartRefused, ReceivedPart, StorageUnavailable, UploadGone
 from voxtrain_shared.vocab import ModelStatus
+
+
+def part_checksum(data: bytes | memoryview) -> str:
+    """What an uploader sends with a part: the base64 of its SHA-256."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 class FakeObjectStore:
@@ -20,6 +26,9 @@ class FakeObjectStore:
         self.bucket = bucket
         self.objects: dict[str, bytes] = {}
         self.uploads: dict[str, tuple[str, dict[int, bytes | int]]] = {}  # upload id -> (key, parts or sizes)
+        self.checksums: dict[str, dict[int, str | None]] = {}  # upload id -> part's verified checksum
+        self.checksummed: set[str] = set()  # upload ids whose parts must carry a checksum
+        self.read_backs = 0  # objects read whole (sha256_of)
         self.keep_bytes = keep_bytes  # False: count sizes only (memory tests)
         self.down = False
 
@@ -37,10 +46,13 @@ class FakeObjectStore:
         self._check()
         self.objects[key] = bytes(data)
 
-    async def start_multipart(self, key: str, content_type: str) -> str:
+    async def start_multipart(self, key: str, content_type: str, *, checksummed: bool = False) -> str:
         self._check()
         upload_id = uuid.uuid4().hex
         self.uploads[upload_id] = (key, {})
+        self.checksums[upload_id] = {}
+        if checksummed:
+            self.checksummed.add(upload_id)
         return upload_id
 
     def _upload(self, key: str, upload_id: str) -> dict[int, bytes | int]:
@@ -48,26 +60,46 @@ class FakeObjectStore:
             raise UploadGone(upload_id)
         return self.uploads[upload_id][1]
 
-    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | memoryview, checksum_sha256: str | None = None
+    ) -> str:
         self._check()
         await asyncio.sleep(0)
-        self._upload(key, upload_id)[number] = bytes(data) if self.keep_bytes else len(data)
+        parts = self._upload(key, upload_id)
+        if checksum_sha256 is None and upload_id in self.checksummed:
+            raise PartRefused("InvalidArgument: a part of a checksummed upload needs its checksum")
+        if checksum_sha256 is not None and checksum_sha256 != part_checksum(data):
+            raise PartRefused("XAmzContentChecksumMismatch")
+        parts[number] = bytes(data) if self.keep_bytes else len(data)
+        self.checksums[upload_id][number] = checksum_sha256
         return hashlib.md5(str(number).encode()).hexdigest()
 
     async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
         self._check()
         parts = self._upload(key, upload_id)
         return [
-            ReceivedPart(n, len(p) if isinstance(p, bytes) else p, hashlib.md5(str(n).encode()).hexdigest())
+            ReceivedPart(
+                n,
+                len(p) if isinstance(p, bytes) else p,
+                hashlib.md5(str(n).encode()).hexdigest(),
+                self.checksums[upload_id].get(n),
+            )
             for n, p in sorted(parts.items())
         ]
 
-    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> None:
+    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> str | None:
         self._check()
         stored = self._upload(key, upload_id)
-        ordered = [stored[p.number] for p in sorted(parts, key=lambda p: p.number)]
-        self.objects[key] = b"".join(p for p in ordered if isinstance(p, bytes))
+        ordered = sorted(parts, key=lambda p: p.number)
+        if any(p.checksum_sha256 != self.checksums[upload_id].get(p.number) for p in ordered):
+            raise PartRefused("InvalidPart")
+        self.objects[key] = b"".join(b for b in (stored[p.number] for p in ordered) if isinstance(b, bytes))
         del self.uploads[upload_id]
+        sums = [p.checksum_sha256 for p in ordered]
+        if upload_id not in self.checksummed or not all(sums):  # as MinIO: a composite only for a checksummed upload
+            return None
+        joined = b"".join(base64.b64decode(c or "") for c in sums)
+        return f"{base64.b64encode(hashlib.sha256(joined).digest()).decode()}-{len(sums)}"
 
     async def abort(self, key: str, upload_id: str) -> None:
         self._check()
@@ -90,6 +122,7 @@ class FakeObjectStore:
 
     async def sha256_of(self, key: str) -> tuple[int, str]:
         self._check()
+        self.read_backs += 1
         data = self.objects[key]
         return len(data), hashlib.sha256(data).hexdigest()
 
@@ -99,8 +132,11 @@ class FakeObjectStore:
     async def keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
-        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}&length={size}"
+    def presign_part(
+        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+    ) -> str:
+        signed = f"&checksum={checksum_sha256}" if checksum_sha256 else ""
+        return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}&length={size}{signed}"
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         return f"fake://{self.bucket}/{key}"

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.datasets.conftest import LIMIT, PART, MiB, at
+from tests.datasets.fakes import part_checksum
 from tests.support import TopicReader, auth_headers
 from voxtrain_datasets.storage import S3ObjectStore
 from voxtrain_shared import events as ev
@@ -20,7 +21,7 @@ ACME = auth_headers("acme")
 
 
 async def put_part(outside: httpx.AsyncClient, url: str, data: bytes) -> None:
-    r = await outside.put(url, content=data)
+    r = await outside.put(url, content=data, headers={"x-amz-checksum-sha256": part_checksum(data)})
     assert r.status_code == 200, r.text
     assert r.headers["etag"]
 
@@ -54,10 +55,15 @@ async def test_a_client_uploads_parts_directly_and_resumes_after_a_missing_part(
         await put_part(outside, state["part_urls"][0]["url"], chunks[2])
 
     digest = hashlib.sha256(data).hexdigest()
+    read_backs = datasets.store.read_backs
+    reported = [{"part_number": n, "checksum_sha256": part_checksum(c)} for n, c in chunks.items()]
     async with TopicReader(stack.kafka_bootstrap, datasets.topics.datasets) as reader:
-        r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest.upper()})
+        r = await datasets.client.post(
+            f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest.upper(), "parts": reported}
+        )
         assert r.status_code == 201, r.text
         records = await reader.read(1)
+    assert datasets.store.read_backs == read_backs  # the object was not read back to hash it
     ds = r.json()["dataset"]
     assert (ds["id"], ds["size"], ds["sha256"], ds["source"]) == (s["dataset_id"], len(data), digest, "direct")
     assert await datasets.object_bytes(f"tenants/acme/models/{mid}/datasets/{ds['id']}/data") == data
@@ -108,16 +114,108 @@ async def test_sessions_are_checked_cancelled_and_swept(datasets) -> None:
     assert await datasets.listing(mid) == []
 
 
-async def test_a_wrong_checksum_discards_the_upload(datasets) -> None:
+async def test_storage_refuses_a_part_whose_bytes_do_not_match_its_checksum(datasets) -> None:
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    s = (await datasets.client.post(base, headers=ACME, json={"file_name": "t.vtt", "size": 6})).json()
+    url = s["part_urls"][0]["url"]
+    async with httpx.AsyncClient() as outside:
+        r = await outside.put(url, content=b"WEBVTX", headers={"x-amz-checksum-sha256": part_checksum(b"WEBVTT")})
+        assert r.status_code == 400 and b"XAmzContentChecksumMismatch" in r.content, r.text
+        r = await outside.put(url, content=b"WEBVTT")  # without a checksum: refused as well
+        assert r.status_code == 400 and b"InvalidArgument" in r.content, r.text
+        state = (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()
+        assert state["parts_received"] == [] and state["missing_parts"] == [1]
+        await put_part(outside, url, b"WEBVTT")
+    state = (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()
+    assert state["parts_received"][0]["checksum_sha256"] == part_checksum(b"WEBVTT")
+
+
+async def test_a_url_that_signs_the_part_checksum_takes_only_that_checksum_and_matching_bytes(datasets) -> None:
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    s = (await datasets.client.post(base, headers=ACME, json={"file_name": "t.vtt", "size": 6})).json()
+    good = part_checksum(b"WEBVTT")
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/part-urls", headers=ACME, json={"parts": [{"part_number": 1, "checksum_sha256": good}]}
+    )
+    assert r.status_code == 200, r.text
+    [signed] = r.json()["part_urls"]
+    assert signed["part_number"] == 1 and signed["size"] == 6
+    assert "x-amz-checksum-sha256" in signed["url"]  # among the signed headers
+    async with httpx.AsyncClient() as outside:
+        r = await outside.put(signed["url"], content=b"WEBVTX", headers={"x-amz-checksum-sha256": good})
+        assert r.status_code == 400 and b"XAmzContentChecksumMismatch" in r.content, r.text
+        other = part_checksum(b"WEBVTX")  # the damaged bytes with their own checksum: not the signed one
+        r = await outside.put(signed["url"], content=b"WEBVTX", headers={"x-amz-checksum-sha256": other})
+        assert r.status_code == 403 and b"SignatureDoesNotMatch" in r.content, r.text
+        r = await outside.put(signed["url"], content=b"WEBVTT")  # without the header
+        assert r.status_code in (400, 403), r.text
+        state = (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()
+        assert state["parts_received"] == []
+        await put_part(outside, signed["url"], b"WEBVTT")
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/part-urls", headers=ACME, json={"parts": [{"part_number": 2, "checksum_sha256": good}]}
+    )
+    assert r.status_code == 422 and "it has parts 1-1" in r.json()["error"]["message"]
+    digest = hashlib.sha256(b"WEBVTT").hexdigest()
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest})
+    assert r.status_code == 201, r.text
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/part-urls", headers=ACME, json={"parts": [{"part_number": 1, "checksum_sha256": good}]}
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+
+
+async def test_a_reported_part_checksum_that_storage_does_not_hold_is_refused(datasets) -> None:
     mid = await datasets.new_model()
     base = f"/v1/models/{mid}/uploads"
     s = (await datasets.client.post(base, headers=ACME, json={"file_name": "t.vtt", "size": 6})).json()
     async with httpx.AsyncClient() as outside:
         await put_part(outside, s["part_urls"][0]["url"], b"WEBVTT")
+    wrong = {
+        "sha256": hashlib.sha256(b"WEBVTT").hexdigest(),
+        "parts": [{"part_number": 1, "checksum_sha256": part_checksum(b"other!")}],
+    }
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json=wrong)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "part_checksum_mismatch" and "part 1" in err["message"] and "again" in err["message"]
+    assert err["details"]["parts"][0]["stored"] == part_checksum(b"WEBVTT")
+    assert (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()["state"] == "open"  # resumable
+    # Without a file hash the service reads the object once to compute it (the console's case).
+    read_backs = datasets.store.read_backs
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME)
+    assert r.status_code == 201, r.text
+    assert r.json()["dataset"]["sha256"] == hashlib.sha256(b"WEBVTT").hexdigest()
+    assert datasets.store.read_backs == read_backs + 1
+
+
+async def test_an_upload_whose_parts_carry_no_checksum_is_refused_at_completion(datasets, stack) -> None:
+    """A session opened before part checksums: storage took its parts unverified; they must be sent again."""
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    s = (await datasets.client.post(base, headers=ACME, json={"file_name": "t.vtt", "size": 6})).json()
+    key = f"tenants/acme/models/{mid}/datasets/{s['dataset_id']}/data"
+    # as such a session's upload looks in storage: opened without a checksum algorithm, its part sent without one
+    [upload_id] = await datasets.store.incomplete_uploads(key)
+    await datasets.store.abort(key, upload_id)
+    async with datasets.service.pool.acquire() as conn:  # (the service's own row, rewritten as a test)
+        old = await datasets.store.start_multipart(key, "text/vtt")
+        await conn.execute("UPDATE upload_sessions SET s3_upload_id=$1 WHERE session_id=$2", old, uuid.UUID(s["id"]))
+    await datasets.store.upload_part(key, old, 1, b"WEBVTT")
     r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": "0" * 64})
-    assert r.status_code == 422 and r.json()["error"]["details"]["sha256"] == hashlib.sha256(b"WEBVTT").hexdigest()
-    assert await datasets.store.leftovers(datasets.prefix(mid)) == []
-    assert (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).status_code == 404
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "part_checksum_missing" and err["details"]["parts"] == [1]
+    state = (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()
+    assert state["state"] == "open" and state["missing_parts"] == [1]  # sent again by a resuming uploader
+    async with httpx.AsyncClient() as outside:
+        await put_part(outside, state["part_urls"][0]["url"], b"WEBVTT")
+    digest = hashlib.sha256(b"WEBVTT").hexdigest()
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest})
+    assert r.status_code == 201 and r.json()["dataset"]["sha256"] == digest, r.text
+    assert await datasets.object_bytes(key) == b"WEBVTT"
 
 
 async def test_part_urls_are_signed_for_the_public_endpoint(stack) -> None:

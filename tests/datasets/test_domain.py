@@ -183,6 +183,20 @@ def test_parts_are_checked_against_the_plan() -> None:
     assert "parts 2-4, 6-8 missing" in info.value.message
 
 
+def test_every_part_needs_its_storage_verified_checksum_and_reported_ones_must_match() -> None:
+    a, b = "A" * 43 + "=", "B" * 43 + "="
+    d.check_part_checksums("f.wav", {1: a, 2: b}, {})
+    d.check_part_checksums("f.wav", {1: a, 2: b}, {2: b})  # the uploader may report some parts only
+    with pytest.raises(d.Rejected) as info:
+        d.check_part_checksums("f.wav", {1: a, 2: None, 3: None, 5: None}, {1: a})
+    assert info.value.code is ErrorCode.PART_CHECKSUM_MISSING and info.value.details == {"parts": [2, 3, 5]}
+    assert "f.wav: parts 2-3, 5 reached storage without a SHA-256" in info.value.message
+    with pytest.raises(d.Rejected) as info:
+        d.check_part_checksums("f.wav", {1: a, 2: b}, {1: a, 2: a})
+    assert info.value.code is ErrorCode.PART_CHECKSUM_MISMATCH and "part 2" in info.value.message
+    assert info.value.details == {"parts": [{"part_number": 2, "reported": a, "stored": b}]}
+
+
 @pytest.mark.parametrize(
     ("status", "code"),
     [

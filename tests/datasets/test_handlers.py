@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.datasets.fakes import FakeDatasetRepository, FakeObjectStore
+from tests.datasets.fakes import FakeDatasetRepository, FakeObjectStore, part_checksum
 from tests.fakes import FakeUnitOfWork
 from voxtrain_datasets import consumers
 from voxtrain_datasets import domain as d
 from voxtrain_datasets.formdata import Field, FileData, FileEnd, FileStart, FormEvent
 from voxtrain_datasets.handlers import Deps, deletes, reads, sessions, sweeping, uploads
-from voxtrain_datasets.storage import StorageUnavailable
+from voxtrain_datasets.storage import PartRefused, StorageUnavailable
 from voxtrain_shared import events as ev
 from voxtrain_shared.kafka import Handler
 from voxtrain_shared.uow import Context
@@ -148,29 +148,96 @@ async def test_deleting_a_dataset_publishes_it_and_removes_its_object(w: World) 
     assert (await reads.list_datasets(w.deps, TENANT, mid))[1] == []
 
 
-async def test_a_resumable_upload_completes_once(w: World) -> None:
+async def send_parts(w: World, s: d.UploadSession, data: bytes, checksums: bool = True) -> dict[int, str]:
+    """PUT every part as an uploader would (with its checksum); returns the checksums sent."""
+    sent: dict[int, str] = {}
+    for n in range(1, s.part_count + 1):
+        part = data[(n - 1) * s.part_size : n * s.part_size]
+        sent[n] = part_checksum(part)
+        await w.store.upload_part(s.object_key, s.s3_upload_id, n, part, sent[n] if checksums else None)
+    return sent
+
+
+async def test_a_resumable_upload_completes_once_without_reading_the_object_back(w: World) -> None:
     mid = await w.model()
     data = b"x" * (6 * MiB)
     st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", len(data), "auto")
     assert st.missing == [1, 2] and len(st.urls) == 2
     s = st.session
-    await w.store.upload_part(s.object_key, s.s3_upload_id, 1, data[: 5 * MiB])
-    await w.store.upload_part(s.object_key, s.s3_upload_id, 2, data[5 * MiB :])
-    ds, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, s.id, hashlib.sha256(data).hexdigest())
-    assert created and ds.size == len(data) and ds.source == "direct"
-    again, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, s.id, None)
+    assert s.s3_upload_id in w.store.checksummed  # storage demands and verifies a checksum per part
+    sent = await send_parts(w, s, data)
+    digest = hashlib.sha256(data).hexdigest()
+    ds, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, digest.upper(), sent))
+    assert created and (ds.size, ds.sha256, ds.source) == (len(data), digest, "direct")
+    assert w.store.read_backs == 0 and w.store.objects[s.object_key] == data
+    again, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id))
     assert not created and again.id == ds.id
     assert len(w.uow.messages(ev.DatasetUploaded)) == 1
 
 
-async def test_a_wrong_hash_discards_the_resumable_upload(w: World) -> None:
+async def test_without_a_file_hash_the_object_is_read_once_to_compute_it(w: World) -> None:
     mid = await w.model()
     st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "a.txt", 5, None)
-    await w.store.upload_part(st.session.object_key, st.session.s3_upload_id, 1, b"hello")
+    await send_parts(w, st.session, b"hello")
+    ds, _ = await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(st.session.id))
+    assert ds.sha256 == hashlib.sha256(b"hello").hexdigest() and w.store.read_backs == 1
+
+
+async def test_a_part_checksum_that_differs_from_storage_is_refused_and_the_upload_stays_open(w: World) -> None:
+    mid = await w.model()
+    data = b"y" * (6 * MiB)
+    st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", len(data), "auto")
+    sent = await send_parts(w, st.session, data)
+    told = d.Completion(st.session.id, hashlib.sha256(data).hexdigest(), {**sent, 2: part_checksum(b"other")})
     with pytest.raises(d.Rejected) as err:
-        await sessions.complete_direct_upload(w.deps, w.ctx, mid, st.session.id, "0" * 64)
-    assert err.value.code is ErrorCode.VALIDATION_FAILED
-    assert w.store.objects == {} and w.repo.sessions == {} and w.uow.emitted == []
+        await sessions.complete_direct_upload(w.deps, w.ctx, mid, told)
+    assert err.value.code is ErrorCode.PART_CHECKSUM_MISMATCH and "part 2" in err.value.message
+    assert err.value.details["parts"][0]["stored"] == sent[2]
+    assert w.uow.emitted == [] and w.repo.sessions[st.session.id].state == "open"  # resumable: send part 2 again
+    ds, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(st.session.id, None, sent))
+    assert created and ds.size == len(data)
+
+
+async def test_parts_stored_without_a_checksum_are_refused_and_listed_as_missing(w: World) -> None:
+    """An upload opened before part checksums (an older session) has parts storage did not verify."""
+    mid = await w.model()
+    st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", 6 * MiB, "auto")
+    s = st.session
+    w.store.checksummed.discard(s.s3_upload_id)  # as storage has sessions opened before the change
+    await send_parts(w, s, b"z" * (6 * MiB), checksums=False)
+    with pytest.raises(d.Rejected) as err:
+        await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, "0" * 64))
+    assert err.value.code is ErrorCode.PART_CHECKSUM_MISSING and err.value.details == {"parts": [1, 2]}
+    assert "x-amz-checksum-sha256" in err.value.message and w.repo.sessions[s.id].state == "open"
+    again = await sessions.get_direct_upload(w.deps, TENANT, mid, s.id)  # so a resuming uploader sends them again
+    assert again.missing == [1, 2] and [u.number for u in again.urls] == [1, 2]
+    await send_parts(w, s, b"z" * (6 * MiB))
+    ds, _ = await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, "0" * 64))
+    assert ds.sha256 == "0" * 64  # as the uploader gave it: recorded, not recomputed
+
+
+async def test_part_urls_can_sign_each_part_checksum_while_the_session_is_open(w: World) -> None:
+    mid = await w.model()
+    s = (await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", 6 * MiB, "auto")).session
+    c = part_checksum(b"z" * MiB)
+    [url] = await sessions.sign_parts(w.deps, TENANT, mid, s.id, {2: c})
+    assert (url.number, url.size) == (2, MiB) and url.url.endswith(f"&checksum={c}")
+    with pytest.raises(d.Rejected) as err:
+        await sessions.sign_parts(w.deps, TENANT, mid, s.id, {1: c, 3: c})
+    assert err.value.code is ErrorCode.VALIDATION_FAILED and err.value.details == {"parts": [3], "part_count": 2}
+    with pytest.raises(d.Rejected) as err:
+        await sessions.sign_parts(w.deps, "globex", mid, s.id, {1: c})
+    assert err.value.code is ErrorCode.NOT_FOUND
+
+
+async def test_storage_refuses_a_corrupted_part_and_a_part_without_its_checksum(w: World) -> None:
+    mid = await w.model()
+    s = (await sessions.start_direct_upload(w.deps, w.ctx, mid, "a.txt", 5, None)).session
+    with pytest.raises(PartRefused):
+        await w.store.upload_part(s.object_key, s.s3_upload_id, 1, b"hellO", part_checksum(b"hello"))
+    with pytest.raises(PartRefused):
+        await w.store.upload_part(s.object_key, s.s3_upload_id, 1, b"hello")
+    assert await w.store.list_parts(s.object_key, s.s3_upload_id) == []
 
 
 async def test_the_sweeper_aborts_expired_sessions(w: World) -> None:

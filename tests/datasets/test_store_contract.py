@@ -1,15 +1,17 @@
 """One contract for object stores, run against the in-memory fake and real MinIO; and the streaming
 writer on top of it (exact parts, hashes, limits, aborts, flat memory)."""
 
+import base64
 import hashlib
 import os
 import tracemalloc
 import uuid
+from dataclasses import replace
 
 import pytest
 
-from tests.datasets.fakes import FakeObjectStore
-from voxtrain_datasets.storage import ObjectTooLarge, S3ObjectStore, StreamingWriter, UploadGone
+from tests.datasets.fakes import FakeObjectStore, part_checksum
+from voxtrain_datasets.storage import ObjectTooLarge, PartRefused, S3ObjectStore, StreamingWriter, UploadGone
 from voxtrain_shared.settings import MinioSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
 
@@ -59,6 +61,46 @@ async def test_multipart_lifecycle(store) -> None:
     with pytest.raises(UploadGone):
         await store.list_parts(k, upload)
     await store.abort(k, upload)  # a finished upload: nothing to do
+
+
+async def test_a_checksummed_upload_takes_only_parts_whose_bytes_match_their_checksum(store) -> None:
+    k = key()
+    upload = await store.start_multipart(k, "audio/wav", checksummed=True)
+    one, two = os.urandom(5 * MiB), b"tail"
+    corrupted = bytes([one[0] ^ 1]) + one[1:]
+    with pytest.raises(PartRefused):  # one bit flipped on the way: storage refuses the part
+        await store.upload_part(k, upload, 1, corrupted, part_checksum(one))
+    with pytest.raises(PartRefused):  # no checksum at all: refused too
+        await store.upload_part(k, upload, 2, two)
+    assert await store.list_parts(k, upload) == []
+    await store.upload_part(k, upload, 2, two, part_checksum(two))
+    await store.upload_part(k, upload, 1, one, part_checksum(one))
+    parts = await store.list_parts(k, upload)
+    assert [(p.number, p.size, p.checksum_sha256) for p in parts] == [
+        (1, 5 * MiB, part_checksum(one)),
+        (2, 4, part_checksum(two)),
+    ]
+    with pytest.raises(PartRefused):  # completing with other checksums than the stored ones: refused
+        await store.complete(k, upload, [replace(parts[0], checksum_sha256=part_checksum(two)), parts[1]])
+    composite = await store.complete(k, upload, parts)
+    joined = hashlib.sha256(hashlib.sha256(one).digest() + hashlib.sha256(two).digest()).digest()
+    assert composite == f"{base64.b64encode(joined).decode()}-2"
+    assert await store.sha256_of(k) == (5 * MiB + 4, hashlib.sha256(one + two).hexdigest())
+
+
+async def test_parts_of_an_unchecksummed_upload_sent_again_with_checksums_complete(store) -> None:
+    """Upload sessions opened before part checksums: their parts are sent again, with them."""
+    k = key()
+    upload = await store.start_multipart(k, "audio/wav")
+    await store.upload_part(k, upload, 1, b"tail")
+    assert [p.checksum_sha256 for p in await store.list_parts(k, upload)] == [None]
+    with pytest.raises(PartRefused):  # storage verifies a checksum sent with a part of any upload
+        await store.upload_part(k, upload, 1, b"tall", part_checksum(b"tail"))
+    await store.upload_part(k, upload, 1, b"tail", part_checksum(b"tail"))
+    parts = await store.list_parts(k, upload)
+    assert [p.checksum_sha256 for p in parts] == [part_checksum(b"tail")]
+    assert await store.complete(k, upload, parts) is None  # completes; no composite checksum for such an upload
+    assert await store.sha256_of(k) == (4, hashlib.sha256(b"tail").hexdigest())
 
 
 async def test_abort_discards_parts(store) -> None:

@@ -1,11 +1,13 @@
 """A typed client of voxtrain's public HTTP API (one base URL: the Ingress, or the console locally).
 
 Every refusal becomes an :class:`ApiError` with the API's error code and message. Transient failures
-(connection errors, 502/503/504) are retried with exponential backoff; nothing else is.
+(connection errors, 502/503/504, and an upload part storage received damaged) are retried with exponential
+backoff; nothing else is.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import os
@@ -13,9 +15,10 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import httpx
 from httpx_sse import connect_sse
@@ -36,7 +39,10 @@ from .config import ClientConfig
 RETRIED_STATUS = {502, 503, 504}
 #: bytes read from a file per write while a part is sent
 SEND_CHUNK = 1024 * 1024
-#: seconds to wait for the answer to an upload's completion (the server hashes up to 10 files × 10 GB first)
+#: The header a part is sent with: storage verifies the part's bytes against it, and refuses the part without it.
+PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
+#: seconds to wait for the answer to an upload's completion (a file given without its SHA-256 is read back and hashed by
+#: the server first: up to 10 files × 10 GB)
 COMPLETE_READ_TIMEOUT = 3600.0
 #: the checksum manifest of an exported model (``sha256sum -c`` format)
 MANIFEST = "SHA256SUMS"
@@ -139,6 +145,7 @@ class Dataset(_View):
     type: str
     file_name: str
     size: int
+    sha256: str | None = None
     status: str
     validation: dict[str, Any] | None = None
 
@@ -147,6 +154,15 @@ class PartUrl(_View):
     part_number: int
     size: int
     url: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What completes an upload session: the file's SHA-256 (hex) and the base64 SHA-256 of the parts sent."""
+
+    upload_id: str
+    sha256: str | None
+    part_checksums: dict[int, str] = field(default_factory=dict)
 
 
 class Upload(_View):
@@ -165,8 +181,22 @@ class Upload(_View):
 DownloadProgress = Callable[[int, int | None], None]
 
 
+class PartDamaged(Exception):
+    """Storage received other bytes for a part than the ones sent (their SHA-256 differs): sent again."""
+
+
+class HeaderNotSigned(Exception):
+    """Storage refused a part because its URL does not sign the checksum header (AWS S3 does; MinIO verifies the
+    header either way): the part needs a URL that signs it (:meth:`Client.sign_parts`)."""
+
+
+def part_checksum(data: bytes | memoryview) -> str:
+    """A part's checksum as storage verifies it (:data:`PART_CHECKSUM_HEADER`): the base64 of its SHA-256."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, httpx.TransportError | PartDamaged):
         return True
     return isinstance(exc, ApiError) and exc.status in RETRIED_STATUS
 
@@ -350,33 +380,45 @@ class Client:
     def get_upload(self, model_id: str, upload_id: str) -> Upload:
         return Upload.model_validate(self._call("GET", f"/v1/models/{model_id}/uploads/{upload_id}").json())
 
-    @retry_transient
-    def put_part(self, url: str, data: bytes) -> None:
-        raise_for(self._storage.put(url, content=data))
+    def sign_parts(self, model_id: str, upload_id: str, checksums: dict[int, str]) -> list[PartUrl]:
+        """URLs for parts of an upload that sign each part's checksum (:func:`part_checksum`) with its length:
+        storage takes a part only with that checksum, and only when its bytes match it."""
+        body = {"parts": [{"part_number": n, "checksum_sha256": c} for n, c in sorted(checksums.items())]}
+        r = self._call("POST", f"/v1/models/{model_id}/uploads/{upload_id}/part-urls", json=body)
+        return [PartUrl.model_validate(u) for u in r.json()["part_urls"]]
 
     @retry_transient
-    def put_file_part(self, url: str, path: Path, offset: int, size: int) -> None:
-        """PUT ``size`` bytes of ``path`` from ``offset`` to a presigned part URL, read from the file as they are
-        sent (each attempt reads them again), so a part never sits whole in memory."""
+    def put_part(self, url: str, data: bytes | memoryview, checksum_sha256: str | None = None) -> None:
+        """PUT a part to its presigned URL with its exact length and its checksum (:func:`part_checksum`), which
+        storage verifies: a part damaged on the way is refused by storage and sent again."""
+        view = memoryview(data).cast("B")
+        headers = {"Content-Length": str(len(view))}
+        if checksum_sha256 is not None:
+            headers[PART_CHECKSUM_HEADER] = checksum_sha256
+        pieces = (view[i : i + SEND_CHUNK] for i in range(0, len(view), SEND_CHUNK))
+        # (httpx hands each piece to h11, which takes any bytes-like object: no copy of the part here)
+        r = self._storage.put(url, content=cast(Iterable[bytes], pieces), headers=headers)
+        if r.status_code == 400 and b"XAmzContentChecksumMismatch" in r.content:
+            raise PartDamaged(f"storage received other bytes than were sent to {url.split('?')[0]}")
+        if r.status_code == 403 and b"were not signed" in r.content:
+            raise HeaderNotSigned(r.text[:300])
+        raise_for(r)
 
-        def chunks() -> Iterator[bytes]:
-            with path.open("rb") as f:
-                f.seek(offset)
-                left = size
-                while left:
-                    chunk = f.read(min(SEND_CHUNK, left))
-                    if not chunk:
-                        raise OSError(f"{path} is shorter than it was when its upload started")
-                    left -= len(chunk)
-                    yield chunk
-
-        raise_for(self._storage.put(url, content=chunks(), headers={"Content-Length": str(size)}))
-
-    def complete_uploads(self, model_id: str, uploads: list[tuple[str, str | None]]) -> list[Dataset]:
+    def complete_uploads(self, model_id: str, uploads: list[Completion]) -> list[Dataset]:
         """Complete several sessions as one upload (one batch: training waits for all of them)."""
-        body = {"uploads": [{"id": u, "sha256": sha} for u, sha in uploads]}
-        # the server reads every object back and hashes it before it answers: minutes for 10 GB on a busy
-        # store, and a retry after a read timeout would only find the upload "being completed"
+        body = {
+            "uploads": [
+                {
+                    "id": u.upload_id,
+                    "sha256": u.sha256,
+                    "parts": [{"part_number": n, "checksum_sha256": c} for n, c in sorted(u.part_checksums.items())],
+                }
+                for u in uploads
+            ]
+        }
+        # Given the file's SHA-256 the server reads nothing back (storage verified each part on arrival); without
+        # it, it reads every object back to hash it: minutes for 10 GB on a busy store, and a retry after a read
+        # timeout would only find the upload "being completed"
         timeout = httpx.Timeout(self._http.timeout.connect, read=COMPLETE_READ_TIMEOUT)
         r = self._call("POST", f"/v1/models/{model_id}/uploads/complete", json=body, timeout=timeout)
         return [Dataset.model_validate(d) for d in r.json()["datasets"]]

@@ -1,8 +1,11 @@
 """Uploads of any size: resumable sessions, parallel parts, retries, and state kept on disk.
 
-Every file goes through a resumable upload session (parts PUT straight to object storage in parallel,
-each retried with backoff and read from the file as it is sent, so memory does not grow with the part size
-or the file; the file's SHA-256, which the server checks against the stored object, is computed meanwhile).
+Every file goes through a resumable upload session (parts PUT straight to object storage in parallel, each
+retried with backoff). Each part is read from the file once, into a buffer of its thread (memory: ``parallel``
+parts, whatever the file's size), hashed as it is read and sent with its SHA-256 (to a URL that signs it, too,
+where storage wants that), and storage verifies the bytes on arrival (a part damaged on the way is refused and
+sent again); the same bytes feed the file's SHA-256, in part order, which the completion gives the server as
+the dataset's hash — the server does not read the file back.
 The plan — which files form which upload and which session each file has — is written to a state file
 before any byte is sent, so a dropped connection or a killed process resumes where it stopped: the server
 says which parts it already has. At most 10 files form one upload (the product's limit); more become
@@ -12,16 +15,17 @@ queue the model for training and lock it).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .api import ApiError, Client, Dataset, Upload
+from .api import SEND_CHUNK, ApiError, Client, Completion, Dataset, HeaderNotSigned, PartUrl, Upload
 from .config import state_dir
 
 MAX_FILES_PER_UPLOAD = 10
@@ -142,12 +146,59 @@ def sha256_of(path: Path, stop: threading.Event | None = None) -> str:
     return h.hexdigest()
 
 
+def read_part(path: Path, offset: int, into: memoryview) -> str:
+    """Fill ``into`` with the bytes of ``path`` from ``offset``, hashing them as they are read; returns the part's
+    checksum (:func:`~voxtrain_client.api.part_checksum`)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        f.seek(offset)
+        done = 0
+        while done < len(into):
+            n = f.readinto(into[done : done + SEND_CHUNK])
+            if not n:
+                raise OSError(f"{path} is shorter than it was when its upload started")
+            h.update(into[done : done + n])
+            done += n
+    return base64.b64encode(h.digest()).decode()
+
+
+class FileHash:
+    """A file's SHA-256, fed its parts in order by the threads that read them (each waits for its turn, holding
+    only its own part); ``stop`` ends every wait (another part failed)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._sha = hashlib.sha256()
+        self._next = 1
+        self._turn = threading.Condition()
+        self._stop = stop
+
+    def feed(self, number: int, data: memoryview) -> None:
+        with self._turn:
+            self._turn.wait_for(lambda: self._next == number or self._stop.is_set())
+            if self._stop.is_set():
+                raise Stopped(f"part {number}")
+        self._sha.update(data)  # the only feeder now: the others wait for their turn
+        with self._turn:
+            self._next += 1
+            self._turn.notify_all()
+
+    def wake(self) -> None:
+        """Let every waiting feeder see ``stop``."""
+        with self._turn:
+            self._turn.notify_all()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
 class Uploader:
     """Carries out a :class:`Plan` with ``parallel`` part uploads at once."""
 
     def __init__(self, client: Client, *, parallel: int = 4, progress: Progress | None = None) -> None:
         self._client, self._parallel = client, parallel
         self._progress = progress or (lambda *_: None)
+        self._buffers = threading.local()
+        self._sign_checksums = False  # storage wants the part checksum signed into each part's URL
         self.earlier = 0
 
     def run(self, plan: Plan) -> list[Dataset]:
@@ -159,20 +210,21 @@ class Uploader:
             if batch.done:
                 continue
             sessions = [self._session(plan, f) for f in batch.files]
-            # the hashes are computed while the parts go (one more thread), not in a pass before them
             stop = threading.Event()
-            with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
-                hashed = [hasher.submit(self._hash, plan, f, stop) for f in batch.files]
-                try:
-                    with ThreadPoolExecutor(self._parallel) as pool:
-                        for f, s in zip(batch.files, sessions, strict=True):
-                            self._send(pool, f, s)
-                except BaseException:
-                    stop.set()  # no need to finish hashing what will not be completed now
-                    raise
-                for h in hashed:
-                    h.result()
-            created = self._client.complete_uploads(plan.model_id, [(f.upload_id or "", f.sha256) for f in batch.files])
+            with ThreadPoolExecutor(self._parallel) as pool:
+                sending = [
+                    self._send(pool, plan.model_id, f, s, stop) for f, s in zip(batch.files, sessions, strict=True)
+                ]
+                for f, (parts, _, whole) in zip(batch.files, sending, strict=True):
+                    for part in parts:
+                        part.result()  # re-raises the first failure (the others then stop)
+                    if whole is not None:
+                        f.sha256 = whole.hexdigest()
+                        plan.save()
+            completions = [
+                Completion(f.upload_id or "", f.sha256, c) for f, (_, c, _) in zip(batch.files, sending, strict=True)
+            ]
+            created = self._client.complete_uploads(plan.model_id, completions)
             batch.datasets = [d.id for d in created]
             plan.save()
             datasets += created
@@ -199,21 +251,54 @@ class Uploader:
         plan.save()
         return session
 
-    @staticmethod
-    def _hash(plan: Plan, f: FileState, stop: threading.Event) -> None:
-        if f.sha256 is None:
-            f.sha256 = sha256_of(Path(f.path), stop)
-            plan.save()
+    def _put(self, model_id: str, upload_id: str, part: PartUrl, data: memoryview, checksum: str) -> None:
+        """PUT a part with its checksum: to the session's URL for it (MinIO verifies the unsigned header) until
+        storage refuses an unsigned header (AWS S3), then, for this part and every later one, to a URL that signs
+        the checksum."""
+        if not self._sign_checksums:
+            try:
+                self._client.put_part(part.url, data, checksum)
+                return
+            except HeaderNotSigned:
+                self._sign_checksums = True
+        [signed] = self._client.sign_parts(model_id, upload_id, {part.part_number: checksum})
+        self._client.put_part(signed.url, data, checksum)
 
-    def _send(self, pool: ThreadPoolExecutor, f: FileState, session: Upload) -> None:
-        name = Path(f.path).name
+    def _buffer(self, size: int) -> memoryview:
+        """This thread's part buffer (one per thread, reused for every part it sends)."""
+        buffer: bytearray | None = getattr(self._buffers, "buffer", None)
+        if buffer is None or len(buffer) < size:
+            buffer = self._buffers.buffer = bytearray(size)
+        return memoryview(buffer)[:size]
+
+    def _send(
+        self, pool: ThreadPoolExecutor, model_id: str, f: FileState, session: Upload, stop: threading.Event
+    ) -> tuple[list[Future[None]], dict[int, str], FileHash | None]:
+        """Queue the parts of one file: each missing part is read, hashed and sent; while the file's SHA-256 is not
+        known yet, the parts storage has already are read and hashed too (in order, for it), not sent."""
+        path, name = Path(f.path), Path(f.path).name
         missing = {u.part_number: u for u in session.part_urls}
         self._progress(name, f.size - sum(u.size for u in missing.values()), f.size)
+        whole = FileHash(stop) if f.sha256 is None else None
+        checksums: dict[int, str] = {}
 
-        def send(part_number: int) -> None:
-            part = missing[part_number]
-            self._client.put_file_part(part.url, Path(f.path), (part_number - 1) * session.part_size, part.size)
-            self._progress(name, part.size, f.size)
+        def part(number: int) -> None:
+            try:
+                if stop.is_set():
+                    raise Stopped(f"{name} part {number}")
+                size = min(session.part_size, f.size - (number - 1) * session.part_size)
+                data = self._buffer(size)
+                checksums[number] = read_part(path, (number - 1) * session.part_size, data)
+                if whole is not None:
+                    whole.feed(number, data)
+                if number in missing:
+                    self._put(model_id, session.id, missing[number], data, checksums[number])
+                    self._progress(name, size, f.size)
+            except BaseException:
+                stop.set()
+                if whole is not None:
+                    whole.wake()
+                raise
 
-        for result in pool.map(send, sorted(missing)):
-            del result  # re-raises the first failure
+        numbers = range(1, session.part_count + 1) if whole is not None else sorted(missing)
+        return [pool.submit(part, n) for n in numbers], checksums, whole

@@ -128,6 +128,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_UPLOADS = "too_many_uploads"
     SERVER_BUSY = "server_busy"
     UPLOAD_ABANDONED = "upload_abandoned"
+    PART_CHECKSUM_MISSING = "part_checksum_missing"
+    PART_CHECKSUM_MISMATCH = "part_checksum_mismatch"
 
 
 class Scope(StrEnum):

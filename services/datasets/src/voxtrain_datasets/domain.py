@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -99,6 +99,17 @@ class UploadSession:
     @property
     def plan(self) -> PartPlan:
         return PartPlan(self.size, self.part_size, self.part_count)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What an uploader says when it completes an upload session: the file's SHA-256 as it computed it while
+    sending (hex; recorded as the dataset's ``sha256``) and, optionally, the base64 SHA-256 of parts it sent
+    (checked against the ones storage verified on arrival)."""
+
+    session_id: uuid.UUID
+    sha256: str | None = None
+    part_checksums: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -345,6 +356,41 @@ def check_parts(plan: PartPlan, received: dict[int, int]) -> None:
         f"Upload incomplete ({plan.count} parts planned): {'; '.join(problems)}.",
         {"missing_parts": missing, "wrong_size_parts": wrong, "unexpected_parts": extra},
     )
+
+
+def check_part_numbers(plan: PartPlan, numbers: list[int]) -> None:
+    """Every number names a part of the plan (raises :class:`Rejected`)."""
+    wrong = sorted({n for n in numbers if not 1 <= n <= plan.count})
+    if wrong:
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED,
+            f"No part {', '.join(map(str, wrong[:5]))} in this upload: it has parts 1-{plan.count}.",
+            {"parts": wrong[:20], "part_count": plan.count},
+        )
+
+
+def check_part_checksums(file_name: str, stored: dict[int, str | None], reported: dict[int, str]) -> None:
+    """Every part carries the SHA-256 storage verified on arrival, and each part checksum the uploader reports is
+    that one (raises :class:`Rejected`; the parts named are to be sent again, with their checksum)."""
+    unchecked = sorted(n for n, c in stored.items() if not c)
+    if unchecked:
+        raise Rejected(
+            ErrorCode.PART_CHECKSUM_MISSING,
+            f"{file_name}: part{'s' if len(unchecked) > 1 else ''} {_ranges(unchecked)} reached storage without a "
+            "SHA-256 checksum, so nothing verified their bytes. Send them again with the header "
+            "x-amz-checksum-sha256 (base64 of the part's SHA-256) — `vt datasets upload` does this when you run "
+            "it again — then complete the upload.",
+            {"parts": unchecked},
+        )
+    differ = sorted(n for n, c in reported.items() if stored.get(n) != c)
+    if differ:
+        raise Rejected(
+            ErrorCode.PART_CHECKSUM_MISMATCH,
+            f"{file_name}: storage holds other bytes than the ones you sent for part{'s' if len(differ) > 1 else ''} "
+            f"{_ranges(differ)} (their SHA-256 differs from the one you report). Send "
+            f"{'them' if len(differ) > 1 else 'it'} again, then complete the upload.",
+            {"parts": [{"part_number": n, "reported": reported[n], "stored": stored.get(n)} for n in differ[:20]]},
+        )
 
 
 def _ranges(numbers: list[int]) -> str:

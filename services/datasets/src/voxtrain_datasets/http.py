@@ -125,7 +125,12 @@ class DatasetView(BaseModel):
     file_name: str = Field(description="display name: sanitised, never used in storage keys")
     original_name: str = Field(description="the name as sent, control and invisible characters escaped")
     size: int
-    sha256: str
+    sha256: str = Field(
+        description="the file's SHA-256 (hex). form: computed by this API from the bytes it stored. direct: as the "
+        "uploader computed it and gave it at completion — storage verified every part's bytes on arrival against "
+        "the part's SHA-256 the uploader sent with it; when the uploader gave none, computed by this API from the "
+        "stored object"
+    )
     content_type: str
     source: str = Field(description="form (streamed through this API) or direct (resumable upload)")
     status: str = Field(description="uploaded → validating → valid | invalid")
@@ -163,11 +168,41 @@ class StartUpload(BaseModel):
     type: str | int = Field("auto", description=TYPE_HELP)
 
 
+class PartChecksum(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    part_number: int = Field(ge=1, le=d.MAX_PARTS)
+    checksum_sha256: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="base64 of the part's SHA-256")
+
+
+class SignParts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parts: list[PartChecksum] = Field(min_length=1, max_length=100, description="1-100 parts and their checksums")
+
+
+class SignedPartUrls(BaseModel):
+    part_urls: list[PartUrlView] = Field(
+        description="presigned PUT URLs that sign each part's length and x-amz-checksum-sha256: send the part with "
+        "exactly that header value; storage refuses it without, with another value, or when the bytes differ"
+    )
+
+
 class CompleteUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sha256: str | None = Field(
-        None, pattern=r"^[0-9a-fA-F]{64}$", description="optional: refused unless it matches what the server computes"
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="the whole file's SHA-256 as the uploader computed it while sending (recorded as the dataset's "
+        "sha256; the object is not read back). Without it, this API reads the stored object once to compute it",
     )
+    parts: list[PartChecksum] = Field(
+        default_factory=list,
+        max_length=d.MAX_PARTS,
+        description="optional: the SHA-256 of parts as the uploader sent them; refused (part_checksum_mismatch) "
+        "unless each is the one storage verified on arrival",
+    )
+
+    def completion(self, upload_id: uuid.UUID) -> d.Completion:
+        return d.Completion(upload_id, self.sha256, {p.part_number: p.checksum_sha256 for p in self.parts})
 
 
 class CompleteItem(CompleteUpload):
@@ -183,6 +218,9 @@ class PartView(BaseModel):
     part_number: int
     size: int
     etag: str | None = None
+    checksum_sha256: str | None = Field(
+        None, description="base64 SHA-256 storage verified on arrival; a part without one is listed as missing"
+    )
 
 
 class PartUrlView(BaseModel):
@@ -207,7 +245,12 @@ class UploadView(BaseModel):
     expires_at: datetime
     parts_received: list[PartView]
     missing_parts: list[int]
-    part_urls: list[PartUrlView] = Field(description="presigned PUT URLs for the missing parts")
+    part_urls: list[PartUrlView] = Field(
+        description="presigned PUT URLs for the missing parts, signing their length. Send each part with its exact "
+        "size and the header x-amz-checksum-sha256: base64 of the part's SHA-256; storage refuses a part without it, "
+        "or whose bytes do not match it. MinIO takes the header unsigned; for stores that refuse unsigned x-amz-* "
+        "headers (AWS S3) get a URL that signs it: POST .../uploads/{id}/part-urls"
+    )
     dataset: DatasetView | None = None
 
 
@@ -239,6 +282,10 @@ def view(ds: d.Dataset) -> DatasetView:
     )
 
 
+def url_view(u: sessions.PartUrl) -> PartUrlView:
+    return PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at)
+
+
 def upload_view(st: sessions.SessionState) -> UploadView:
     s = st.session
     return UploadView(
@@ -254,9 +301,12 @@ def upload_view(st: sessions.SessionState) -> UploadView:
         state=s.state,
         created_at=s.created_at,
         expires_at=s.expires_at,
-        parts_received=[PartView(part_number=p.number, size=p.size, etag=p.etag) for p in st.received],
+        parts_received=[
+            PartView(part_number=p.number, size=p.size, etag=p.etag, checksum_sha256=p.checksum_sha256)
+            for p in st.received
+        ],
         missing_parts=st.missing,
-        part_urls=[PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at) for u in st.urls],
+        part_urls=[url_view(u) for u in st.urls],
         dataset=view(st.dataset) if st.dataset else None,
     )
 
@@ -379,6 +429,15 @@ def router(deps: Deps) -> APIRouter:
         """Parts received so far, the missing ones, and fresh URLs for them (to resume)."""
         return upload_view(await sessions.get_direct_upload(deps, principal.tenant_id, model_id, upload_id))
 
+    @r.post("/uploads/{upload_id}/part-urls", response_model=SignedPartUrls)
+    async def sign_parts(
+        model_id: uuid.UUID, upload_id: uuid.UUID, body: SignParts, principal: CurrentPrincipal
+    ) -> SignedPartUrls:
+        """URLs for parts that sign each part's SHA-256 as you computed it (works with every S3 store)."""
+        checksums = {p.part_number: p.checksum_sha256 for p in body.parts}
+        urls = await sessions.sign_parts(deps, principal.tenant_id, model_id, upload_id, checksums)
+        return SignedPartUrls(part_urls=[url_view(u) for u in urls])
+
     @r.post(
         "/uploads/complete",
         response_model=Uploaded,
@@ -390,7 +449,7 @@ def router(deps: Deps) -> APIRouter:
     ) -> Uploaded:
         """Complete several upload sessions as one upload (one batch: training waits for all of them)."""
         saved, created = await sessions.complete_direct_uploads(
-            deps, ctx(principal, request), model_id, [(u.id, u.sha256) for u in body.uploads]
+            deps, ctx(principal, request), model_id, [u.completion(u.id) for u in body.uploads]
         )
         if not created:
             response.status_code = status.HTTP_200_OK
@@ -410,9 +469,9 @@ def router(deps: Deps) -> APIRouter:
         response: Response,
         body: Annotated[CompleteUpload | None, Body()] = None,
     ) -> Completed:
-        """Check every part, assemble the object, hash it and create the dataset (idempotent)."""
+        """Check every part and its storage-verified checksum, assemble the object, create the dataset (idempotent)."""
         ds, created = await sessions.complete_direct_upload(
-            deps, ctx(principal, request), model_id, upload_id, body.sha256 if body else None
+            deps, ctx(principal, request), model_id, (body or CompleteUpload()).completion(upload_id)
         )
         if not created:
             response.status_code = status.HTTP_200_OK

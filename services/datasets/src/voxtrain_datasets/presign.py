@@ -1,6 +1,7 @@
 """Presigned part URLs that carry their length: AWS Signature V4 in the query string with ``content-length``
 among the signed headers, so storage refuses (403 ``SignatureDoesNotMatch``) a PUT of any other length —
-and a chunked PUT, which has none.
+and a chunked PUT, which has none. A URL may sign more headers (a part's ``x-amz-checksum-sha256``): the PUT
+must then carry each with the signed value.
 
 minio-py's ``get_presigned_url`` signs the ``host`` header only, so the canonical request is built here,
 on minio-py's own URL builder, credentials and signing-key helpers (its private API, like the multipart
@@ -18,9 +19,17 @@ from minio.signer import _get_canonical_query_string, _get_scope, _get_signature
 
 
 def presigned_put(
-    client: Minio, bucket: str, key: str, query: dict[str, str], ttl: timedelta, length: int, at: datetime | None = None
+    client: Minio,
+    bucket: str,
+    key: str,
+    query: dict[str, str],
+    ttl: timedelta,
+    length: int,
+    at: datetime | None = None,
+    headers: dict[str, str] | None = None,
 ) -> str:
-    """A URL to PUT exactly ``length`` bytes to ``key`` (with ``query``, e.g. a part's), valid for ``ttl``."""
+    """A URL to PUT exactly ``length`` bytes to ``key`` (with ``query``, e.g. a part's), valid for ``ttl``; the request
+    must carry ``headers`` too, with these values (they are signed; names in lower case)."""
     expires = int(ttl.total_seconds())
     if not 1 <= expires <= 7 * 24 * 3600:
         raise ValueError("a presigned URL lives 1 second to 7 days")
@@ -34,7 +43,8 @@ def presigned_put(
     url = client._base_url.build(method="PUT", region=region, bucket_name=bucket, object_name=key, query_params=params)
     date = at or time.utcnow()
     scope = _get_scope(date, region, "s3")
-    signed_headers = "content-length;host"
+    signed = {"content-length": str(length), "host": url.netloc, **(headers or {})}
+    signed_headers = ";".join(sorted(signed))
     signed_query = (
         (url.query + "&" if url.query else "")
         + "X-Amz-Algorithm=AWS4-HMAC-SHA256"
@@ -48,7 +58,7 @@ def presigned_put(
             "PUT",
             url.path or "/",
             _get_canonical_query_string(signed_query),
-            f"content-length:{length}\nhost:{url.netloc}\n",
+            "".join(f"{name}:{signed[name]}\n" for name in sorted(signed)),
             signed_headers,
             "UNSIGNED-PAYLOAD",
         ]
@@ -57,5 +67,5 @@ def presigned_put(
         _get_signing_key(creds.secret_key, date, region, "s3"),
         _get_string_to_sign(date, scope, sha256_hash(canonical_request)),
     )
-    signed = SplitResult(url.scheme, url.netloc, url.path, f"{signed_query}&X-Amz-Signature={signature}", url.fragment)
-    return urlunsplit(signed)
+    result = SplitResult(url.scheme, url.netloc, url.path, f"{signed_query}&X-Amz-Signature={signature}", url.fragment)
+    return urlunsplit(result)

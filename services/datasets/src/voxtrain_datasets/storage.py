@@ -4,7 +4,9 @@ streaming writer that turns a byte stream of unknown length into an S3 multipart
 Only S3 API calls are used, so any S3-compatible store works. minio-py keeps the multipart
 primitives (create / upload part / list parts / complete / abort / list uploads) private — its
 maintainers point to them for resumable uploads (minio/minio-py#1484) — so their use is confined
-to :class:`S3ObjectStore`, whose behaviour the integration tests pin. minio-py is blocking: every
+to :class:`S3ObjectStore`, whose behaviour the integration tests pin. Its ListParts and
+CompleteMultipartUpload know no part checksums, so those two requests are sent through its request
+executor here, with the checksums written and read. minio-py is blocking: every
 call runs on this store's own thread pool, never on the event loop.
 """
 
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,8 +27,9 @@ from urllib.parse import quote
 
 import urllib3
 from minio import Minio
-from minio.datatypes import Part
 from minio.error import MinioException, S3Error
+from minio.helpers import DictType, md5sum_hash
+from minio.xml import Element, SubElement, findall, findtext, getbytes
 
 from voxtrain_shared.errors import Rejected
 from voxtrain_shared.logs import get_logger
@@ -47,6 +51,10 @@ class UploadGone(Exception):
     """The multipart upload does not exist (any more): completed or aborted."""
 
 
+class PartRefused(Exception):
+    """Storage refused a part: its bytes do not match its checksum, or it is not the part named."""
+
+
 class ObjectTooLarge(Exception):
     """More bytes arrived than the writer's limit allows."""
 
@@ -55,11 +63,22 @@ class ObjectTooLarge(Exception):
         self.limit = limit
 
 
+#: The header an uploader sends with each part of a checksummed upload: the base64 of the part's SHA-256.
+#: Storage verifies it against the bytes it receives and refuses the part (400 ``XAmzContentChecksumMismatch``)
+#: when they differ; a part of a checksummed upload sent without it is refused too (400 ``InvalidArgument``).
+#: MinIO verifies it whether the part's URL signs it or not (the integration tests pin both). AWS S3 refuses a
+#: presigned request carrying an unsigned ``x-amz-*`` header: there, uploaders ask for URLs that sign their parts'
+#: checksums (``POST …/uploads/{id}/part-urls``); the URLs a session lists sign the length only.
+PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
+
+
 @dataclass(frozen=True)
 class ReceivedPart:
     number: int
     size: int
     etag: str
+    #: base64 SHA-256 of the part as storage verified it on arrival (None: sent without a checksum)
+    checksum_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,17 +105,24 @@ class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes | memoryview, content_type: str) -> None:
         """Store ``data`` at ``key`` in one request."""
 
-    async def start_multipart(self, key: str, content_type: str) -> str:
-        """Begin a multipart upload to ``key``; returns its upload id."""
+    async def start_multipart(self, key: str, content_type: str, *, checksummed: bool = False) -> str:
+        """Begin a multipart upload to ``key``; returns its upload id. ``checksummed``: every part must come with
+        its SHA-256 (:data:`PART_CHECKSUM_HEADER`), which storage verifies on arrival."""
 
-    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
-        """Upload part ``number``; returns its ETag (raises :class:`UploadGone`)."""
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | memoryview, checksum_sha256: str | None = None
+    ) -> str:
+        """Upload part ``number`` (with its base64 SHA-256, which storage verifies); returns its ETag (raises
+        :class:`UploadGone`, or :class:`PartRefused` when the bytes do not match the checksum)."""
 
     async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
-        """Parts received so far, by number (raises :class:`UploadGone`)."""
+        """Parts received so far, by number, with the checksums storage verified (raises :class:`UploadGone`)."""
 
-    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> None:
-        """Assemble the object from ``parts`` (raises :class:`UploadGone`)."""
+    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> str | None:
+        """Assemble the object from ``parts`` (their checksums, when they have them, are checked again by storage);
+        returns storage's composite checksum of the object (base64 SHA-256 of the parts' SHA-256s, ``-<count>``)
+        or None for parts without checksums. Raises :class:`UploadGone`, or :class:`PartRefused` when a part is
+        not (any more) what ``parts`` says."""
 
     async def abort(self, key: str, upload_id: str) -> None:
         """Discard a multipart upload and its parts; a missing upload is fine."""
@@ -113,9 +139,12 @@ class ObjectStore(Protocol):
     async def sha256_of(self, key: str) -> tuple[int, str]:
         """Read the object once: its size and SHA-256 hex digest."""
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
+    def presign_part(
+        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+    ) -> str:
         """A URL an outside client PUTs part ``number`` to, valid for ``ttl``; storage refuses a body that is not
-        exactly ``size`` bytes."""
+        exactly ``size`` bytes. With ``checksum_sha256`` the URL signs it too: the PUT must carry it in
+        :data:`PART_CHECKSUM_HEADER` (storage refuses another value, or none), and storage verifies the bytes."""
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         """A URL to download the object (as an attachment named ``download_name``), valid for ``ttl``."""
@@ -124,6 +153,11 @@ class ObjectStore(Protocol):
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, S3Error) and exc.code in ("NoSuchUpload",):
         return UploadGone(str(exc.message or exc.code))
+    if isinstance(exc, S3Error) and (
+        exc.code in ("XAmzContentChecksumMismatch", "BadDigest", "InvalidPart")
+        or (exc.code == "InvalidArgument" and "checksum" in (exc.message or "").lower())  # a part without one
+    ):
+        return PartRefused(f"{exc.code}: {exc.message}")
     if isinstance(exc, S3Error):
         return StorageUnavailable(f"object store refused the request: {exc.code}: {exc.message}")
     return StorageUnavailable(f"object store unreachable: {type(exc).__name__}: {str(exc)[:300]}")
@@ -165,28 +199,59 @@ class S3ObjectStore:
             lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
         )
 
-    async def start_multipart(self, key: str, content_type: str) -> str:
-        return await self.run(self._client._create_multipart_upload, self.bucket, key, {"Content-Type": content_type})
+    async def start_multipart(self, key: str, content_type: str, *, checksummed: bool = False) -> str:
+        headers = {"Content-Type": content_type}
+        if checksummed:
+            headers["x-amz-checksum-algorithm"] = "SHA256"
+        return await self.run(self._client._create_multipart_upload, self.bucket, key, headers)
 
-    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
-        return await self.run(self._client._upload_part, self.bucket, key, data, None, upload_id, number)
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | memoryview, checksum_sha256: str | None = None
+    ) -> str:
+        headers = {PART_CHECKSUM_HEADER: checksum_sha256} if checksum_sha256 else None
+        return await self.run(self._client._upload_part, self.bucket, key, data, headers, upload_id, number)
 
     async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
+        # minio-py's ListParts result has no checksums: the same request, its answer read here
         def all_parts() -> list[ReceivedPart]:
             out: list[ReceivedPart] = []
-            marker: str | None = None
+            marker = "0"
             while True:
-                page = self._client._list_parts(self.bucket, key, upload_id, max_parts=1000, part_number_marker=marker)
-                out.extend(ReceivedPart(p.part_number, p.size or 0, p.etag) for p in page.parts)
-                if not page.is_truncated or not page.next_part_number_marker:
+                query: DictType = {"uploadId": upload_id, "max-parts": "1000", "part-number-marker": marker}
+                page = ET.fromstring(self._client._execute("GET", self.bucket, key, query_params=query).data)
+                out.extend(
+                    ReceivedPart(
+                        int(findtext(p, "PartNumber", True) or 0),
+                        int(findtext(p, "Size") or 0),
+                        (findtext(p, "ETag", True) or "").replace('"', ""),
+                        findtext(p, "ChecksumSHA256") or None,
+                    )
+                    for p in findall(page, "Part")
+                )
+                marker = findtext(page, "NextPartNumberMarker") or ""
+                if findtext(page, "IsTruncated") != "true" or not marker:
                     return out
-                marker = page.next_part_number_marker
 
         return await self.run(all_parts)
 
-    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> None:
-        ordered = [Part(p.number, p.etag) for p in sorted(parts, key=lambda p: p.number)]
-        await self.run(self._client._complete_multipart_upload, self.bucket, key, upload_id, ordered)
+    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> str | None:
+        # minio-py's CompleteMultipartUpload sends no checksums: the same request, with them
+        def complete_upload() -> str | None:
+            element = Element("CompleteMultipartUpload")
+            for p in sorted(parts, key=lambda p: p.number):
+                tag = SubElement(element, "Part")
+                SubElement(tag, "PartNumber", str(p.number))
+                SubElement(tag, "ETag", f'"{p.etag}"')
+                if p.checksum_sha256:
+                    SubElement(tag, "ChecksumSHA256", p.checksum_sha256)
+            body = getbytes(element)
+            headers: DictType = {"Content-Type": "application/xml", "Content-MD5": md5sum_hash(body) or ""}
+            answer = self._client._execute(
+                "POST", self.bucket, key, body=body, headers=headers, query_params={"uploadId": upload_id}
+            )
+            return findtext(ET.fromstring(answer.data), "ChecksumSHA256") or None
+
+        return await self.run(complete_upload)
 
     async def abort(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(UploadGone):
@@ -246,10 +311,12 @@ class S3ObjectStore:
             lambda: [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
         )
 
-    def presign_part(self, key: str, upload_id: str, number: int, ttl: timedelta, size: int) -> str:
-        return presigned_put(
-            self._public, self.bucket, key, {"uploadId": upload_id, "partNumber": str(number)}, ttl, size
-        )
+    def presign_part(
+        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+    ) -> str:
+        query = {"uploadId": upload_id, "partNumber": str(number)}
+        headers = {PART_CHECKSUM_HEADER: checksum_sha256} if checksum_sha256 else None
+        return presigned_put(self._public, self.bucket, key, query, ttl, size, headers=headers)
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         disposition = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}"

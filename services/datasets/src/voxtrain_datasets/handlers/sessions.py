@@ -15,7 +15,7 @@ from voxtrain_shared.uow import Context
 from voxtrain_shared.vocab import ErrorCode
 
 from .. import domain as d
-from ..storage import ReceivedPart, StorageUnavailable, UploadGone
+from ..storage import PartRefused, ReceivedPart, StorageUnavailable, UploadGone
 from .deps import COMPLETION_STALL, Deps, now
 from .guards import guard
 from .quotas import check_sessions, sessions_left
@@ -41,15 +41,31 @@ class SessionState:
     dataset: d.Dataset | None = None
 
 
-def part_urls(deps: Deps, s: d.UploadSession, numbers: list[int]) -> list[PartUrl]:
-    """Presigned PUT URLs for parts, valid for the presign TTL but never past the session's expiry."""
+def part_urls(
+    deps: Deps, s: d.UploadSession, numbers: list[int], checksums: dict[int, str] | None = None
+) -> list[PartUrl]:
+    """Presigned PUT URLs for parts, valid for the presign TTL but never past the session's expiry (signing each
+    part's checksum too when ``checksums`` gives it)."""
     left = (s.expires_at - now()).total_seconds()
     ttl = timedelta(seconds=max(1, min(deps.presign_ttl.total_seconds(), left)))
     expires = now() + ttl
+    sums = checksums or {}
     return [
-        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size), expires)
+        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size, sums.get(n)), expires)
         for n, size in ((n, s.plan.part_bytes(n)) for n in numbers)
     ]
+
+
+async def sign_parts(
+    deps: Deps, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID, checksums: dict[int, str]
+) -> list[PartUrl]:
+    """URLs for parts of an open session that sign each part's checksum as the uploader computed it: storage then
+    takes the part only with that checksum, and only when the bytes match it (any S3 store, AWS S3 included)."""
+    s = await _session(deps, tenant_id, model_id, session_id)
+    if s.state != "open":
+        raise d.Rejected(ErrorCode.CONFLICT, f"Upload {session_id} is {s.state}: no more parts are accepted.")
+    d.check_part_numbers(s.plan, list(checksums))
+    return part_urls(deps, s, sorted(checksums), checksums)
 
 
 async def start_direct_upload(
@@ -65,7 +81,7 @@ async def start_direct_upload(
     dataset_id = uuid.uuid4()
     key = d.object_key(ctx.tenant_id, model_id, dataset_id)
     content_type = d.content_type_for(name)
-    upload_id = await deps.store.start_multipart(key, content_type)
+    upload_id = await deps.store.start_multipart(key, content_type, checksummed=True)
     created = now()
     session = d.UploadSession(
         id=uuid.uuid4(),
@@ -119,7 +135,7 @@ async def get_direct_upload(deps: Deps, tenant_id: str, model_id: uuid.UUID, ses
         received = await deps.store.list_parts(s.object_key, s.s3_upload_id)
     except UploadGone:  # being completed right now
         received = []
-    have = {p.number for p in received}
+    have = {p.number for p in received if p.checksum_sha256}  # one without (an older uploader's) is sent again
     missing = [n for n in range(1, s.part_count + 1) if n not in have]
     return SessionState(s, received, missing, part_urls(deps, s, missing) if s.state == "open" else [])
 
@@ -140,8 +156,9 @@ async def _claim(
     raise d.Rejected(ErrorCode.CONFLICT, f"Upload {session_id} is being completed by another request.")
 
 
-async def _assemble(deps: Deps, ctx: Context, s: d.UploadSession) -> None:
-    """Check the parts against the plan and complete the multipart upload (once)."""
+async def _assemble(deps: Deps, ctx: Context, s: d.UploadSession, part_checksums: dict[int, str]) -> None:
+    """Check the parts against the plan and their storage-verified checksums (and the ones the uploader reports),
+    and complete the multipart upload (once). Nothing of the object is read back."""
     try:
         received = await deps.store.list_parts(s.object_key, s.s3_upload_id)
     except UploadGone:
@@ -151,19 +168,28 @@ async def _assemble(deps: Deps, ctx: Context, s: d.UploadSession) -> None:
         raise d.Rejected(ErrorCode.CONFLICT, "The upload no longer exists in storage; start a new upload.") from None
     d.check_size(s.file_name, sum(p.size for p in received), deps.limits.max_file_bytes)
     d.check_parts(s.plan, {p.number: p.size for p in received})
-    await deps.store.complete(s.object_key, s.s3_upload_id, received)
+    d.check_part_checksums(s.file_name, {p.number: p.checksum_sha256 for p in received}, part_checksums)
+    try:
+        composite = await deps.store.complete(s.object_key, s.s3_upload_id, received)
+    except PartRefused as exc:  # a part was sent again between the listing and now
+        raise d.Rejected(
+            ErrorCode.CONFLICT,
+            f"{s.file_name}: a part changed while the upload was being completed; complete it again.",
+            {"reason": str(exc)[:300]},
+        ) from None
+    log.info("upload_session_assembled", session_id=str(s.id), parts=len(received), checksum_sha256=composite)
 
 
 async def complete_direct_upload(
-    deps: Deps, ctx: Context, model_id: uuid.UUID, session_id: uuid.UUID, sha256: str | None
+    deps: Deps, ctx: Context, model_id: uuid.UUID, completion: d.Completion
 ) -> tuple[d.Dataset, bool]:
-    """Assemble the object, hash it, record the dataset; returns it and whether it was created now."""
-    saved, created = await complete_direct_uploads(deps, ctx, model_id, [(session_id, sha256)])
+    """Assemble the object, record the dataset; returns it and whether it was created now."""
+    saved, created = await complete_direct_uploads(deps, ctx, model_id, [completion])
     return saved[0], created
 
 
 async def complete_direct_uploads(
-    deps: Deps, ctx: Context, model_id: uuid.UUID, items: list[tuple[uuid.UUID, str | None]]
+    deps: Deps, ctx: Context, model_id: uuid.UUID, items: list[d.Completion]
 ) -> tuple[list[d.Dataset], bool]:
     """Complete several upload sessions as ONE upload: all their datasets are recorded in one transaction
     (one DatasetUploaded batch), so a model with auto-train waits for all of them. Returns the datasets
@@ -172,8 +198,8 @@ async def complete_direct_uploads(
     claimed: list[d.UploadSession] = []
     done_before: list[d.Dataset] = []
     try:
-        for session_id, _ in items:
-            s, done = await _claim(deps, ctx, model_id, session_id)
+        for item in items:
+            s, done = await _claim(deps, ctx, model_id, item.session_id)
             if s is None:
                 assert done is not None
                 done_before.append(done)
@@ -188,8 +214,8 @@ async def complete_direct_uploads(
         if not claimed:
             return done_before, False
         await guard(deps, ctx.tenant_id, model_id)
-        hashes = dict(items)
-        datasets = [await _assembled(deps, ctx, model_id, s, hashes[s.id]) for s in claimed]
+        told = {c.session_id: c for c in items}
+        datasets = [await _assembled(deps, ctx, model_id, s, told[s.id]) for s in claimed]
         saved = await record(deps, ctx, model_id, datasets, completed_sessions=[s.id for s in claimed])
         for s, ds in zip(claimed, saved, strict=True):
             UPLOAD_BYTES.labels(mode="multipart").inc(ds.size)
@@ -206,17 +232,23 @@ async def complete_direct_uploads(
 
 
 async def _assembled(
-    deps: Deps, ctx: Context, model_id: uuid.UUID, s: d.UploadSession, sha256: str | None
+    deps: Deps, ctx: Context, model_id: uuid.UUID, s: d.UploadSession, told: d.Completion
 ) -> d.Dataset:
-    """Complete one session's object in storage and check its size and hash."""
-    await _assemble(deps, ctx, s)
-    size, digest = await deps.store.sha256_of(s.object_key)
-    if size != s.size or (sha256 is not None and sha256.lower() != digest):
+    """Complete one session's object in storage: its dataset, with the file's SHA-256 as the uploader gives it.
+
+    Storage verified every part's bytes against the uploader's part checksum on arrival, and the sizes are the
+    plan's, so the object is not read back. An uploader that gives no file SHA-256 (the console) gets it computed
+    from the stored object, which is read once for that."""
+    await _assemble(deps, ctx, s, told.part_checksums)
+    if told.sha256 is not None:
+        size, digest = s.size, told.sha256.lower()
+    else:
+        size, digest = await deps.store.sha256_of(s.object_key)
+    if size != s.size:
         await _drop_session(deps, ctx, s)
         raise d.Rejected(
             ErrorCode.VALIDATION_FAILED,
-            f"{s.file_name}: the stored bytes ({size} bytes, sha256 {digest}) are not what was "
-            f"announced ({s.size} bytes, sha256 {sha256 or 'not given'}); the upload was discarded.",
+            f"{s.file_name}: storage holds {size} bytes, not the {s.size} announced; the upload was discarded.",
             {"size": size, "sha256": digest},
         )
     return d.Dataset(

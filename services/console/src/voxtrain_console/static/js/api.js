@@ -28,6 +28,8 @@ export const ERROR_WORDS = {
   no_datasets: "The model has no datasets yet",
   server_busy: "voxtrain is busy: try again shortly",
   upload_abandoned: "The upload was not completed",
+  part_checksum_missing: "Part of the upload was not verified: retry to resend it",
+  part_checksum_mismatch: "Part of the upload arrived damaged: retry to resend it",
   upstream_unavailable: "A voxtrain service is unavailable",
   upstream_timeout: "A voxtrain service did not answer in time",
   network: "The console cannot be reached",
@@ -132,13 +134,14 @@ export async function download(path, fallbackName) {
  * Send with XMLHttpRequest so upload progress can be shown: onProgress(loadedBytes, totalBytes).
  * Resolves with the parsed JSON answer; rejects with ApiError. `signal` aborts.
  */
-export function send(method, path, body, { onProgress = () => {}, signal = null, contentType = null } = {}) {
+export function send(method, path, body, { onProgress = () => {}, signal = null, contentType = null, headers = {} } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, path);
     if (auth.token) xhr.setRequestHeader("Authorization", `Bearer ${auth.token}`);
     xhr.setRequestHeader("Accept", "application/json");
     if (contentType) xhr.setRequestHeader("Content-Type", contentType);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
     xhr.onload = () => {
       let json = null;

@@ -1,6 +1,7 @@
 // Dataset uploads: the checks the datasets API makes (so mistakes show before a byte is sent) and the
 // two ways to send — one streamed multipart request for ordinary files, and the resumable upload
-// (parts relayed by the console to object storage, then "complete") for big ones.
+// (parts relayed by the console to object storage, each with its SHA-256, which storage verifies; then
+// "complete") for big ones.
 
 import { ApiError, api, send } from "./api.js";
 
@@ -91,11 +92,23 @@ async function session(modelId, type, file) {
   return s;
 }
 
+/** The part's checksum storage verifies (base64 of its SHA-256), or null where the page has no WebCrypto
+ * (plain http on another host than localhost): the console then computes it. */
+async function partChecksum(blob) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+  let text = "";
+  for (const byte of digest) text += String.fromCharCode(byte);
+  return btoa(text);
+}
+
 async function putPart(modelId, uploadId, number, blob, signal, onProgress) {
+  const checksum = await partChecksum(blob);
+  const headers = checksum ? { "x-amz-checksum-sha256": checksum } : {};
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await send("PUT", `/api/uploads/${modelId}/${uploadId}/parts/${number}`, blob,
-        { onProgress, signal, contentType: "application/octet-stream" });
+        { onProgress, signal, contentType: "application/octet-stream", headers });
     } catch (err) {
       const retriable = err.status === 0 || err.status >= 500 || err.status === 408;
       if (err.code === "aborted" || !retriable || attempt >= PART_ATTEMPTS) throw err;
