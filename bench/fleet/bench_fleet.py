@@ -212,6 +212,11 @@ class Fleet:
         return cpuacct.account({f"{r.service}-{r.index}": [r.proc.pid] for rs in self.procs.values() for r in rs})
 
     async def stop(self) -> None:
+        """Stop every replica, then delete the phase's topics (a shared broker keeps two open files per partition)."""
+        await self._stop_processes()
+        await forget_topics(self.servers.kafka_bootstrap, self.namespace)
+
+    async def _stop_processes(self) -> None:
         everyone = [r for rs in self.procs.values() for r in rs]
         for r in everyone:
             if r.proc.poll() is None:
@@ -223,6 +228,20 @@ class Fleet:
             if r.proc.poll() is None:
                 r.proc.kill()
                 r.proc.wait()
+
+
+async def forget_topics(bootstrap: str, namespace: str) -> None:
+    """Delete the topics of ``namespace`` (best effort: a failure is only reported)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        ours = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
+        if ours:
+            await admin.delete_topics(ours, timeout_ms=60_000)
+    except Exception as exc:  # the phase's results stand; the topics are only left behind
+        say(f"could not delete the topics of {namespace}: {exc!r}")
+    finally:
+        await admin.close()
 
 
 async def partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
