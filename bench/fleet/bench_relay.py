@@ -18,6 +18,8 @@ import asyncio
 import time
 import uuid
 
+import asyncpg
+
 from bench.fleet import cpu
 from bench.fleet.bench_fleet import endpoints
 from voxtrain_shared import events as ev
@@ -36,30 +38,43 @@ class Sink:
         self.published += 1
 
 
+class Counted:
+    """The relays' connector, counting the statements they send to PostgreSQL (asyncpg's query logger)."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        self._connect, self.statements = connector(dsn, schema, role="bench"), 0
+
+    async def __call__(self) -> asyncpg.Connection:
+        conn = await self._connect()
+        conn.add_query_logger(self._count)
+        return conn
+
+    def _count(self, _: object) -> None:
+        self.statements += 1
+
+
 def postgres_cpu() -> float:
     stats = cpu.snapshot()
     return sum(sum(cpu.split(stats, p)) for p in cpu.servers(stats)["postgresql"])
 
 
-async def one(dsn: str, relays: int, events: int, gap: float) -> tuple[float, float]:
-    """(this process's, PostgreSQL's) CPU milliseconds per event with ``relays`` relays running."""
+async def one(dsn: str, relays: int, events: int, gap: float) -> tuple[float, float, float]:
+    """(this process's, PostgreSQL's) CPU milliseconds and the relays' statements per event with ``relays``
+    relays running."""
     schema = f"relaybench_{uuid.uuid4().hex[:8]}"
     pool = await create_pool(dsn, schema)
     try:
         async with pool.acquire() as conn:
             await migrate(conn, schema, None)
-        sink, stop = Sink(), asyncio.Event()
-        running = [
-            asyncio.create_task(outbox.OutboxRelay(connector(dsn, schema, role="bench"), schema, sink).run(stop))
-            for _ in range(relays)
-        ]
+        sink, stop, counted = Sink(), asyncio.Event(), Counted(dsn, schema)
+        running = [asyncio.create_task(outbox.OutboxRelay(counted, schema, sink).run(stop)) for _ in range(relays)]
         await asyncio.sleep(1.0)  # connected and listening
         topics = Topics("relaybench")
         envs = [
             ev.wrap(ev.ModelCreated(name="n", language="en-US"), tenant_id="bench", model_id=uuid.uuid4())
             for _ in range(events)
         ]
-        own, pg = time.process_time(), postgres_cpu()
+        own, pg, sent = time.process_time(), postgres_cpu(), counted.statements
         for env in envs:
             async with pool.acquire() as conn, conn.transaction():
                 await outbox.add(conn, schema, topics, env)
@@ -67,28 +82,31 @@ async def one(dsn: str, relays: int, events: int, gap: float) -> tuple[float, fl
         while relays and sink.published < events:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.5)
-        own, pg = time.process_time() - own, postgres_cpu() - pg
+        own, pg, sent = time.process_time() - own, postgres_cpu() - pg, counted.statements - sent
         stop.set()
         await asyncio.gather(*running)
         async with pool.acquire() as conn:
             await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        return 1000 * own / events, 1000 * pg / events
+        return 1000 * own / events, 1000 * pg / events, sent / events
     finally:
         await pool.close()
 
 
 async def run(events: int, rounds: int, gap: float) -> None:
     dsn = endpoints().postgres_dsn
-    results: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
+    results: dict[int, list[tuple[float, float, float]]] = {0: [], 1: [], 2: []}
     for _ in range(rounds):
         for relays in results:
             results[relays].append(await one(dsn, relays, events, gap))
-    base_own = min(o for o, _ in results[0])
-    base_pg = min(p for _, p in results[0])
+    base_own = min(r[0] for r in results[0])
+    base_pg = min(r[1] for r in results[0])
     for relays, got in results.items():
-        own = min(o for o, _ in got)
-        pg = min(p for _, p in got)
-        extra = "" if not relays else f" → the relays: {own - base_own:.2f} + {pg - base_pg:.2f} ms per event"
+        own, pg, sent = (min(r[i] for r in got) for i in range(3))
+        extra = (
+            ""
+            if not relays
+            else f" → the relays: {own - base_own:.2f} + {pg - base_pg:.2f} ms and {sent:.1f} statements per event"
+        )
         print(f"{relays} relays: this process {own:.2f} ms, PostgreSQL {pg:.2f} ms per event (best of {rounds}){extra}")
 
 
