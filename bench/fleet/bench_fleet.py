@@ -44,7 +44,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.fleet.ledger import Seen, Track, Verdict, judge, percentile
+from bench.fleet import cpu as cpuacct
+from bench.fleet.ledger import Seen, Track, Verdict, judge, occupancy, percentile
 from tests._stack import from_env
 from tests.support import free_ports
 from voxtrain_devstack import Endpoints
@@ -77,6 +78,8 @@ SENTENCES = [
 ]
 #: A tenant's streamed uploads in progress at once (the datasets service's default per-tenant cap is 4).
 UPLOADS_PER_TENANT = 4
+#: Seconds the started fleet is watched with no work before the workload (each component's background CPU).
+IDLE_SECONDS = 10.0
 
 
 def say(message: str) -> None:
@@ -100,22 +103,6 @@ def corpus(seed: int, sentences: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- processes
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and of its children it has waited for (training workers)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return float(sum(values) - idle), float(sum(values))
 
 
 def loadavg() -> str:
@@ -220,10 +207,16 @@ class Fleet:
             for r in self.procs[name]
         }
 
-    def cpu(self, name: str) -> float:
-        return sum(cpu_seconds(r.proc.pid) for r in self.procs.get(name, []))
+    def cpu(self) -> cpuacct.Account:
+        """CPU seconds so far per component (each service's processes, their children, the servers, the bench)."""
+        return cpuacct.account({f"{r.service}-{r.index}": [r.proc.pid] for rs in self.procs.values() for r in rs})
 
     async def stop(self) -> None:
+        """Stop every replica, then delete the phase's topics (a shared broker keeps two open files per partition)."""
+        await self._stop_processes()
+        await forget_topics(self.servers.kafka_bootstrap, self.namespace)
+
+    async def _stop_processes(self) -> None:
         everyone = [r for rs in self.procs.values() for r in rs]
         for r in everyone:
             if r.proc.poll() is None:
@@ -235,6 +228,20 @@ class Fleet:
             if r.proc.poll() is None:
                 r.proc.kill()
                 r.proc.wait()
+
+
+async def forget_topics(bootstrap: str, namespace: str) -> None:
+    """Delete the topics of ``namespace`` (best effort: a failure is only reported)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        ours = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
+        if ours:
+            await admin.delete_topics(ours, timeout_ms=60_000)
+    except Exception as exc:  # the phase's results stand; the topics are only left behind
+        say(f"could not delete the topics of {namespace}: {exc!r}")
+    finally:
+        await admin.close()
 
 
 async def partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
@@ -394,6 +401,8 @@ class Phase:
     partitions: dict[str, int]
     trainer_cpu_seconds: float
     service_cpu_seconds: dict[str, float]  #: CPU of each service's processes (workers too) during the workload
+    cpu: cpuacct.Account  #: CPU seconds per component during the workload (see bench/fleet/cpu.py)
+    idle: cpuacct.Account  #: CPU seconds per component in IDLE_SECONDS before the workload
     machine_busy_percent: float
     load_before: str
     load_after: str
@@ -429,8 +438,10 @@ async def _measure(fleet: Fleet, servers: Endpoints, signing: AuthSettings, work
         tenants = [Tenant(f"fleet-tenant-{i}", fleet.urls("identity"), client) for i in range(work.tenants)]
         await asyncio.gather(*(t.enrol(signing) for t in tenants))
         api = Api(fleet, client)
-        load_before, busy_before = loadavg(), machine_busy()
-        cpu_before = {name: fleet.cpu(name) for name in SERVICES}
+        idle_from = fleet.cpu()
+        await asyncio.sleep(IDLE_SECONDS)  # the fleet's background: what every component costs with no work
+        idle = fleet.cpu().minus(idle_from)
+        load_before, cpu_before = loadavg(), fleet.cpu()
         say(f"{work.models} models over {work.tenants} tenants: create, upload, Train (load {load_before})")
         complaints = [
             c
@@ -452,8 +463,7 @@ async def _measure(fleet: Fleet, servers: Endpoints, signing: AuthSettings, work
                 say(f"  {done}/{len(accepted)} at 4/5 (load {loadavg()})")
                 last_report = time.monotonic()
         await asyncio.sleep(2.0)  # late duplicates, if any, arrive now
-        busy_after = machine_busy()
-        cpu = {name: fleet.cpu(name) for name in SERVICES}
+        used = fleet.cpu().minus(cpu_before)
         finals = await asyncio.gather(
             *(
                 api.call(next(x for x in tenants if x.name == t.tenant), "models", "GET", f"/v1/models/{t.model_id}")
@@ -477,9 +487,13 @@ async def _measure(fleet: Fleet, servers: Endpoints, signing: AuthSettings, work
         tracks=list(track.values()),
         complaints=complaints,
         partitions=counts,
-        trainer_cpu_seconds=cpu["trainer"] - cpu_before["trainer"],
-        service_cpu_seconds={name: cpu[name] - cpu_before[name] for name in SERVICES},
-        machine_busy_percent=100.0 * (busy_after[0] - busy_before[0]) / max(1.0, busy_after[1] - busy_before[1]),
+        trainer_cpu_seconds=used.components["trainer parent"] + used.components["trainer children"],
+        service_cpu_seconds={
+            name: used.components[f"{name} parent"] + used.components[f"{name} children"] for name in SERVICES
+        },
+        cpu=used,
+        idle=idle,
+        machine_busy_percent=100.0 * used.busy / max(1.0, used.total),
         load_before=load_before,
         load_after=loadavg(),
         stage_seconds={k: sum(v) / len(v) for k, v in sorted(stages.items())},
@@ -521,6 +535,14 @@ def describe(p: Phase) -> Iterator[str]:
             + f"; shared Kafka/PostgreSQL/MinIO not counted) → at most {60 * (os.cpu_count() or 1) / total:.1f}"
             " trainings/min on this machine's CPUs"
         )
+    if v.succeeded:
+        yield "  CPU-s per training by component: " + ", ".join(f"{k} {s:.2f}" for k, s in per_training(p).items())
+        yield "  of which background (idle CPU-s per second × the workload's seconds, per training): " + ", ".join(
+            f"{k} {s:.2f}" for k, s in background(p).items()
+        )
+    yield "  share of the window with k trainings running: " + ", ".join(
+        f"{k}: {share:.0%}" for k, share in running_shares(p).items()
+    )
     yield f"  runs started per trainer replica: {p.runs_per_trainer}"
     yield "  a run's stages (mean s): " + ", ".join(f"{k} {s:.2f}" for k, s in p.stage_seconds.items())
     yield f"  lost {len(v.lost)}, stuck {len(v.stuck)}, duplicated {len(v.duplicated)} (gaps {len(v.gapped)})"
@@ -540,6 +562,31 @@ def describe(p: Phase) -> Iterator[str]:
     small = {t: n for t, n in p.partitions.items() if n < 2}
     if small:
         yield f"  topics with fewer than 2 partitions (a second replica idles on them): {small}"
+
+
+def per_training(p: Phase) -> dict[str, float]:
+    """CPU seconds per successful training of every component, largest first; then the machine's total busy time
+    and what no component accounts for (other users of the machine, the kernel)."""
+    n = max(1, p.verdict.succeeded)
+    parts = dict(sorted(((k, s / n) for k, s in p.cpu.components.items()), key=lambda kv: -kv[1]))
+    return parts | {"other": cpuacct.other(p.cpu) / n, "machine busy": p.cpu.busy / n}
+
+
+def running_shares(p: Phase) -> dict[int, float]:
+    """Of the window (first Train → last 4/5), the share with k trainings running: with n replicas, k < n is a
+    replica without a training (waiting for work, handing over between runs)."""
+    v = p.verdict
+    if v.first_train is None or v.last_terminal is None:
+        return {}
+    return occupancy(p.tracks, v.first_train, v.last_terminal)
+
+
+def background(p: Phase) -> dict[str, float]:
+    """What each component would have cost per training had it stayed as busy as when idle for the whole workload
+    (the fleet's polling and heartbeats, and other users of the shared servers), largest first."""
+    scale = p.verdict.wall_seconds / IDLE_SECONDS / max(1, p.verdict.succeeded)
+    idle = p.idle.components | {"other": cpuacct.other(p.idle)}
+    return dict(sorted(((k, s * scale) for k, s in idle.items() if s * scale >= 0.005), key=lambda kv: -kv[1]))
 
 
 def to_json(p: Phase) -> dict[str, Any]:
@@ -562,6 +609,13 @@ def to_json(p: Phase) -> dict[str, Any]:
         "gapped": v.gapped,
         "trainer_cpu_seconds": round(p.trainer_cpu_seconds, 1),
         "service_cpu_seconds": {k: round(s, 1) for k, s in p.service_cpu_seconds.items()},
+        "cpu_seconds": {k: round(s, 2) for k, s in p.cpu.components.items()}
+        | {"other": round(cpuacct.other(p.cpu), 2), "machine_busy": round(p.cpu.busy, 2)},
+        "cpu_seconds_per_training": {k: round(s, 3) for k, s in per_training(p).items()},
+        "idle_cpu_seconds": {k: round(s, 3) for k, s in p.idle.components.items()}
+        | {"other": round(cpuacct.other(p.idle), 3), "seconds": IDLE_SECONDS},
+        "background_cpu_seconds_per_training": {k: round(s, 3) for k, s in background(p).items()},
+        "share_with_k_running": {str(k): round(s, 4) for k, s in running_shares(p).items()},
         "machine_busy_percent": round(p.machine_busy_percent, 1),
         "load_before": p.load_before,
         "load_after": p.load_after,

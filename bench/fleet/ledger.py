@@ -128,3 +128,24 @@ def percentile(values: list[float], p: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(p / 100.0 * len(ordered)))
     return ordered[rank - 1]
+
+
+def occupancy(tracks: list[Track], start: float, end: float) -> dict[int, float]:
+    """Share of ``start``–``end`` during which exactly k trainings were running (RUNNING received, 4/5 not yet),
+    as {k: share}. With two trainer replicas, the share at k < 2 is where a replica had no training: a bubble."""
+    moves: list[tuple[float, int]] = []
+    for t in tracks:
+        running, end_seen = t.first(RUNNING), t.terminal
+        if running is not None:
+            moves.append((max(start, running.at), +1))
+            moves.append((min(end, end_seen.at if end_seen is not None else end), -1))
+    shares: dict[int, float] = {}
+    if end <= start:
+        return shares
+    at, level = start, 0
+    for when, step in sorted(moves):
+        when = min(max(when, start), end)
+        shares[level] = shares.get(level, 0.0) + (when - at) / (end - start)
+        at, level = when, level + step
+    shares[level] = shares.get(level, 0.0) + (end - at) / (end - start)
+    return {k: v for k, v in sorted(shares.items()) if v > 0}

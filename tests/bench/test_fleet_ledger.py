@@ -1,6 +1,8 @@
 """The fleet benchmark's judgement of what a status-topic consumer saw (bench/fleet/ledger.py)."""
 
-from bench.fleet.ledger import Seen, Track, judge, percentile
+import pytest
+
+from bench.fleet.ledger import Seen, Track, judge, occupancy, percentile
 
 
 def track(mid: str, sent: float | None, *moves: tuple[int, int, float], answer: int = 202) -> Track:
@@ -44,3 +46,15 @@ def test_nearest_rank_percentile() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile([3.0], 99) == 3.0
     assert percentile([], 50) is None
+
+
+def test_occupancy_is_the_share_of_the_window_with_k_trainings_running() -> None:
+    tracks = [
+        track("a", 100.0, (2, 3, 100.0), (3, 4, 104.0)),  # runs 100–104
+        track("b", 100.0, (2, 3, 102.0), (3, 4, 108.0)),  # runs 102–108
+        track("c", 100.0, (2, 3, 109.0)),  # still running at the end of the window
+        track("d", 100.0, (1, 2, 101.0)),  # never ran: counts nowhere
+    ]
+    shares = occupancy(tracks, 100.0, 110.0)
+    assert shares == pytest.approx({0: 0.1, 1: 0.7, 2: 0.2})  # 0: 108–109; 1: 100–102, 104–108, 109–110; 2: 102–104
+    assert occupancy(tracks, 110.0, 110.0) == {}

@@ -217,3 +217,58 @@ async def test_without_a_context_nothing_is_stored_and_no_trace_header_is_sent(s
     stored, headers = await _relay_traced(stack, tracing.off(), None)
     assert stored is None
     assert not {"traceparent", "tracestate"} & set(headers) and headers["event_type"] == "ModelUpdated"
+
+
+GAUGES = "FILTER (WHERE parked_at IS NULL)"  #: in the backlog gauges' query (outbox.backlog)
+
+
+class Statements:
+    """The relay's connector, recording every statement its connections run (asyncpg's query logger)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.sql = inner, []
+
+    async def __call__(self) -> Any:
+        conn = await self.inner()
+        conn.add_query_logger(lambda q: self.sql.append(q.query))
+        return conn
+
+    def count(self, text: str) -> int:
+        return sum(text in q for q in self.sql)
+
+
+async def test_a_short_batch_ends_the_drain_and_a_full_one_does_not(stack: Any) -> None:
+    async with Setup(stack) as s:
+        seen = Statements(connector(s.stack.postgres_dsn, s.schema, role="test"))
+        relay = outbox.OutboxRelay(seen, s.schema, BrokerPublisher(s.broker), batch_size=2)
+        await s.add(*(_updated(n) for n in "abcde"))
+        assert await relay.drain() == 5  # batches of 2, 2, 1: the short one is the last
+        assert seen.count("ORDER BY seq LIMIT") == 3  # no 4th, empty batch
+        await s.add(_updated("f"), _updated("g"))
+        assert await relay.drain() == 2  # a full batch: one more looks for what may follow
+        assert seen.count("ORDER BY seq LIMIT") == 5
+        await relay.close()
+
+
+async def test_a_relay_woken_per_event_refreshes_its_backlog_gauges_once_per_poll_interval(stack: Any) -> None:
+    async with Setup(stack) as s:
+        seen = Statements(connector(s.stack.postgres_dsn, s.schema, role="test"))
+        stop = asyncio.Event()
+        relay = outbox.OutboxRelay(seen, s.schema, BrokerPublisher(s.broker), poll_interval=3600)
+        task = asyncio.create_task(relay.run(stop))
+
+        async def first_round_done() -> bool:
+            return seen.count(GAUGES) == 1
+
+        try:
+            await eventually(first_round_done, timeout=30)  # its first round (empty) refreshed the gauges
+            async with TopicReader(stack.kafka_bootstrap, s.topics.models) as reader:
+                for i, name in enumerate("abc", start=1):  # each NOTIFY wakes the relay for a batch of its own
+                    await s.add(_updated(name))
+                    await reader.read(i, timeout=30)
+            assert seen.count("ORDER BY seq LIMIT") >= 3
+            assert seen.count(GAUGES) == 1  # not again for these three wakes: once per poll interval
+            assert OUTBOX_BACKLOG.labels(schema=s.schema)._value.get() == 0
+        finally:
+            stop.set()
+            await task

@@ -35,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -158,6 +160,7 @@ class OutboxRelay:
         self._tracing = tracing or tracing_off()
         self._wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
+        self._gauged = -math.inf  #: when the backlog gauges were last refreshed (time.monotonic())
         self._key = relay_lock_key(schema)
         self.component = f"outbox relay {schema}"
 
@@ -259,10 +262,15 @@ class OutboxRelay:
         )
 
     async def drain(self) -> int:
-        """Relay until nothing is left (or another relay holds the lock); returns the total done."""
+        """Relay until nothing is left (or another relay holds the lock); returns the total done.
+
+        A batch shorter than ``batch_size`` took every row committed before it: it ends the drain without one more
+        (empty) batch. A row committed since NOTIFYs this relay, which wakes :meth:`run` again at once."""
         total = 0
         while n := await self.run_once():
             total += n
+            if n < self._batch:
+                break
         return total
 
     # ------------------------------------------------------------ the long run
@@ -275,7 +283,8 @@ class OutboxRelay:
                 try:
                     self._wake.clear()
                     await self.drain()
-                    await self._gauge()
+                    if time.monotonic() - self._gauged >= self._poll:  # per poll, not per event: a query each
+                        await self._gauge()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -311,6 +320,7 @@ class OutboxRelay:
             await self.close()  # a fresh connection next time (re-LISTEN included)
 
     async def _gauge(self) -> None:
+        self._gauged = time.monotonic()
         b = await backlog(await self._connection(), self._schema)
         OUTBOX_BACKLOG.labels(schema=self._schema).set(b.unsent)
         OUTBOX_OLDEST_AGE.labels(schema=self._schema).set(b.oldest_age_seconds)
