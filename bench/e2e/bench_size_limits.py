@@ -61,7 +61,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.datasets.bench_upload import endpoints  # noqa: E402
+from bench.datasets.bench_upload import endpoints, status_kb  # noqa: E402
 from bench.e2e.bench_big_training import (  # noqa: E402
     ESPEAK_RATE,
     Scenario,
@@ -551,6 +551,17 @@ def scenario(args: argparse.Namespace, work: Path) -> Scenario:
     )
 
 
+def service_peaks(system: System) -> dict[str, float | None]:
+    """Peak RSS (``VmHWM``) of each service process of this run: the validator decodes in its own process."""
+    peaks: dict[str, float | None] = {}
+    for name, proc in system.procs.items():
+        try:
+            peaks[name] = round(status_kb(proc.pid, "VmHWM") / 1024, 1)
+        except (OSError, KeyError):  # the process is gone (the disk guard killed the trainer)
+            peaks[name] = None
+    return peaks
+
+
 def metrics_detail(system: System, model_id: str) -> dict[str, Any]:
     """What the run metrics say was read, capped, paired and skipped (the notes the model card repeats)."""
     headers = system.token("bigbench")
@@ -609,6 +620,7 @@ def main() -> None:
         disk.start()
         result = run_scenario(system, sc, args.timeout, args.max_worker_rss_mb, budget_mb)
         result["disk"] = disk.stop()
+        result["service_peak_rss_mb"] = service_peaks(system)
         if result.get("outcome") != "upload_refused":
             try:
                 result["detail"] = metrics_detail(system, result["model_id"])
