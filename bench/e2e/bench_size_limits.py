@@ -122,6 +122,7 @@ def subtitle_chunks(size: int, seed: int, kind: str) -> Iterator[bytes]:
             index = f"{cue}\n" if kind == "srt" else ""
             piece = (f"{index}{stamp(cue - 1)} --> {stamp(cue)}\n" + "\n".join(pending) + "\n\n").encode()
             if sent + len(piece) > size - reserve:
+                cue -= 1  # not written: the closing cue takes its number (SRT numbers run on)
                 break
             out.append(piece)
             sent += len(piece)
