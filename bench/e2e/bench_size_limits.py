@@ -25,7 +25,7 @@ directory first, streamed, and removed as soon as they are sent.
 - **mp3** / **m4a** / **flac**: the same content, 48 kHz stereo, as MP3 at 320 kb/s CBR (encoded blocks of
   28.8 s repeated frame by frame while sent), AAC-LC at 256 kb/s in an MP4 (ADTS blocks repeated into one
   ``ffmpeg -c copy`` remux) and 24-bit FLAC (encoded by one ffmpeg run, so that frame numbers run on); each as
-  large as fits in the limit (MP3 to the frame, the others within 0.1 %).
+  large as fits in the limit (MP3 to the frame, the others within 0.3 %).
 - **manifest**: a 10 GiB ``segments.jsonl`` whose lines name the cues of a small espeak-ng recording
   (``--manifest-minutes``, MP3, uploaded with it) by offset/duration with their text, each line moved by a tenth
   of a millisecond (none repeats another), plus ``notes.txt``.
