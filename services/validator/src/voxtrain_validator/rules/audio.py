@@ -171,6 +171,16 @@ def _judge(
     if container.streams.video:
         report.warn("The file also contains video; only the audio is used.")
 
+    stated = _stated_seconds(container, audio, ext, size, wav, flac, mp3_exact)
+    if stated is not None and stated > MAX_DURATION_HOURS * 3600:
+        # Refused before decoding: the budget below would stop at the same length, but only after hours of work.
+        return failed(
+            CODE,
+            f"The audio is {clock(stated)} long, as its header states: longer than {MAX_DURATION_HOURS:g} hours; "
+            "split it into shorter files.",
+            metadata={"size_bytes": size, "detected_format": format_name, "duration_seconds": round(stated, 3)},
+        )
+
     if wav is not None:
         _check_wav_layout(wav, size, report)
 
@@ -215,6 +225,24 @@ def _judge(
     if not report.failed:
         _warn_suspicious(report, rate, duration, channels, decoded.audible)
     return report.outcome(CODE, metadata, summary)
+
+
+def _stated_seconds(
+    container: Any, audio: Any, ext: str, size: int, wav: WavLayout | None, flac: FlacInfo | None, mp3_exact: bool
+) -> float | None:
+    """The length the file's own header states exactly (WAV data size, FLAC STREAMINFO, the MP4 index, an MP3
+    Xing/Info frame), or None where FFmpeg would only estimate it (a streamed WAV, an MP3 without such a frame)."""
+    if wav is not None:
+        if wav.declared_data_size is None or wav.data_offset is None or not wav.byte_rate:
+            return None
+        return min(wav.declared_data_size, size - wav.data_offset) / wav.byte_rate  # a cut-short file holds less
+    if flac is not None:
+        return flac.total_samples / flac.sample_rate if flac.total_samples and flac.sample_rate else None
+    if ext == "m4a" and audio.duration and audio.time_base:
+        return float(audio.duration * audio.time_base)
+    if ext == "mp3" and mp3_exact and container.duration:
+        return float(container.duration / av.time_base)
+    return None
 
 
 def _check_promised_length(
