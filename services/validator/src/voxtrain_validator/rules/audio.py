@@ -10,6 +10,8 @@ What is checked, and how:
   with what the file's own header promises: the WAV ``data`` size, the FLAC STREAMINFO sample
   count, the MP3 Xing/Info frame count, the MP4 sample table;
 * suspicious but usable files (low sample rate, very short, silent) pass with warnings.
+* audio longer than ``MAX_DURATION_HOURS`` is refused: before decoding when the header states the
+  length exactly, else once that much has been decoded.
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
