@@ -469,3 +469,37 @@ def test_a_file_that_makes_the_decoder_reread_is_refused(media, monkeypatch):
 
     assert not outcome.passed and outcome.code == CODE
     assert outcome.message.startswith("The file is malformed: decoding it re-reads the same data")
+
+
+@pytest.mark.parametrize("name", ["speech.m4a", "speech_faststart.m4a"])
+def test_the_mp4_packet_count_is_read_from_the_index_wherever_it_is(media, name):
+    import av
+
+    from voxtrain_validator.rules.audio_headers import mp4_audio_packets
+
+    with av.open(str(media[name])) as container:
+        expected = container.streams.audio[0].frames
+    with media[name].open("rb") as stream:
+        assert mp4_audio_packets(stream, media[name].stat().st_size) == expected > 0
+
+
+@pytest.mark.parametrize("name", ["speech.wav", "speech.mp3", "speech.flac", "image.png"])
+def test_files_that_are_not_mp4_have_no_packet_count(media, name):
+    from voxtrain_validator.rules.audio_headers import mp4_audio_packets
+
+    with media[name].open("rb") as stream:
+        assert mp4_audio_packets(stream, media[name].stat().st_size) is None
+
+
+def test_an_m4a_whose_index_lists_too_many_packets_is_refused_before_it_is_opened(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    monkeypatch.setattr(audio, "MAX_MP4_PACKETS", 10)
+
+    outcome = check(media["speech.m4a"])
+
+    assert not outcome.passed and outcome.code == CODE
+    assert outcome.message is not None and "index lists" in outcome.message
+    assert "more than 10 (about 0 hours" in outcome.message
+    assert outcome.message.endswith("Split the recording into shorter files and upload those.")
+    assert outcome.metadata["packets"] > 10 and "samples" not in outcome.metadata

@@ -11,7 +11,8 @@ What is checked, and how:
   count, the MP3 Xing/Info frame count, the MP4 sample table;
 * suspicious but usable files (low sample rate, very short, silent) pass with warnings.
 * audio longer than ``MAX_DURATION_HOURS`` is refused: before decoding when the header states the
-  length exactly, else once that much has been decoded.
+  length exactly, else once that much has been decoded; an M4A whose index lists more than
+  ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it (it would hold the whole index in memory).
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
@@ -33,6 +34,7 @@ from .audio_headers import (
     WavLayout,
     describe_magic,
     mp3_has_length_header,
+    mp4_audio_packets,
     read_flac_info,
     read_wav_layout,
 )
@@ -53,6 +55,10 @@ IO_BUFFER_BYTES = 256 * 1024
 # Work limits against files crafted to keep a worker busy (see _Budget).
 MAX_DURATION_HOURS = 400  # a 10 GB WAV of 8 kHz mono 8-bit telephone audio is ~350 hours
 MAX_REREAD_BYTES = 64 * 1024 * 1024
+# FFmpeg's MP4 demuxer reads a file's whole sample table into memory when it opens it, in the validator and in
+# every training worker: ~75 bytes a packet measured (1.3 GB for the 15.6M packets of a 10 GiB AAC file at
+# 256 kb/s, 92 h at 48 kHz; bench/trainer/SIZE_LIMITS.md). Past this many the file is refused before it is opened.
+MAX_MP4_PACKETS = 16_000_000
 
 _MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -112,6 +118,17 @@ def validate_audio(stream: BinaryIO, extension: str) -> Outcome:
     wav = read_wav_layout(stream, size) if ext == "wav" else None
     flac = read_flac_info(stream) if ext == "flac" else None
     mp3_exact = mp3_has_length_header(stream) if ext == "mp3" else False
+
+    packets = mp4_audio_packets(stream, size) if ext == "m4a" else None
+    if packets is not None and packets > MAX_MP4_PACKETS:
+        return failed(
+            CODE,
+            f"This M4A file's index lists {packets:,} audio packets; more than {MAX_MP4_PACKETS:,} (about "
+            f"{MAX_MP4_PACKETS * 1024 / 48000 / 3600:.0f} hours of AAC at 48 kHz) cannot be opened in the memory a "
+            "validation or a training has, because the whole index is held in memory. Split the recording into "
+            "shorter files and upload those.",
+            metadata={"size_bytes": size, "packets": packets},
+        )
 
     try:
         stream.seek(0)
