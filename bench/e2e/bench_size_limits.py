@@ -251,8 +251,11 @@ def _pcm_block(noise: np.ndarray, sentence: np.ndarray | None, width: int) -> by
     return full.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()  # little-endian 24-bit
 
 
-def _encode(pcm: bytes, kind: str) -> bytes:
+def _encode(pcm: bytes, kind: str, bitrate: str | None = None) -> bytes:
     args, fmt, width = ENCODINGS[kind]
+    if bitrate is not None:  # another bitrate than the format's own
+        at = args.index("-b:a") + 1
+        args = [*args[:at], bitrate, *args[at + 1 :]]
     raw = ["-f", "s16le" if width == 2 else "s24le", "-ar", str(RATE_48K), "-ac", "2", "-i", "-"]
     out = subprocess.run(["ffmpeg", "-v", "error", *raw, *args, "-f", fmt, "-"], input=pcm, capture_output=True)
     if out.returncode:
@@ -260,7 +263,7 @@ def _encode(pcm: bytes, kind: str) -> bytes:
     return out.stdout
 
 
-def make_blocks(kind: str, seed: int, speech: int) -> Blocks:
+def make_blocks(kind: str, seed: int, speech: int, bitrate: str | None = None) -> Blocks:
     width = ENCODINGS[kind][2]
     noise = np.random.default_rng(seed).standard_normal((BLOCK_SAMPLES, 2)) * 327.67  # -40 dBFS
     waves = _speech_waves(RATE_48K, speech)
@@ -272,8 +275,8 @@ def make_blocks(kind: str, seed: int, speech: int) -> Blocks:
         [len(w) / RATE_48K for _, w in waves],
     )
     if kind != "flac":  # FLAC frames carry their own sample numbers: the whole file is encoded in one go
-        blocks.noise = _encode(blocks.noise_pcm, kind)
-        blocks.speech = [_encode(p, kind) for p in blocks.speech_pcm]
+        blocks.noise = _encode(blocks.noise_pcm, kind, bitrate)
+        blocks.speech = [_encode(p, kind, bitrate) for p in blocks.speech_pcm]
     return blocks
 
 
@@ -521,7 +524,7 @@ def scenario(args: argparse.Namespace, work: Path) -> Scenario:
         written = size
         form = {"audio_rate": args.audio_rate, "audio_hours": round((size - 80) / 2 / args.audio_rate / 3600, 2)}
     else:
-        blocks = make_blocks(kind, args.seed, args.segments)
+        blocks = make_blocks(kind, args.seed, args.segments, args.aac_bitrate if kind == "m4a" else None)
         if kind == "mp3":
             written, segments, audio = mp3_recording(size, blocks)
         elif kind == "m4a":
@@ -529,20 +532,23 @@ def scenario(args: argparse.Namespace, work: Path) -> Scenario:
         else:
             written, segments, audio = flac_recording(size, blocks, work)
         form = {
-            "encoding": {"mp3": "MP3 320 kb/s CBR", "m4a": "AAC-LC 256 kb/s in MP4", "flac": "FLAC 24-bit"}[kind]
+            "encoding": {"mp3": "MP3 320 kb/s CBR", "m4a": f"AAC-LC {args.aac_bitrate} in MP4", "flac": "FLAC 24-bit"}[
+                kind
+            ]
             + ", 48 kHz stereo",
             "last_segment_end_hours": round((segments[-1]["offset"] + segments[-1]["duration"]) / 3600, 2),
         }
     manifest = "".join(json.dumps({"audio": f"long.{kind}", **s}) + "\n" for s in segments).encode()
+    name = f"m4a-{args.aac_bitrate}" if kind == "m4a" and args.aac_bitrate != "256k" else kind  # recorded apart
     return Scenario(
-        f"size limit {kind} {written:,} B",
+        f"size limit {name} {written:,} B",
         [
             text,
             ("segments.jsonl", "application/jsonl", len(manifest), iter([manifest])),
             (f"long.{kind}", AUDIO_TYPES[kind], written, audio),
         ],
         {
-            "kind": kind,
+            "kind": name,
             "file_bytes": written,
             "limit_bytes": size,
             "generation_seconds": round(time.perf_counter() - started, 1),
@@ -592,6 +598,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--audio-rate", type=int, default=16000)
     parser.add_argument("--segments", type=int, default=12, help="spoken sentences in the long recording")
+    parser.add_argument("--aac-bitrate", default="256k", help="the m4a scenario's AAC bitrate (another is kept apart)")
     parser.add_argument("--manifest-minutes", type=float, default=5.0, help="the manifest scenario's recording")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds from upload to 4 or 5")
     parser.add_argument("--max-worker-rss-mb", type=float, default=7_000, help="cancel a run past this (guard)")
