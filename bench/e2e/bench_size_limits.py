@@ -5,19 +5,30 @@ One command per scenario (the shared servers from ``VOXTRAIN_TEST_*`` when set, 
     uv run python bench/e2e/bench_size_limits.py --scenario txt            # a 10 GiB .txt transcript
     uv run python bench/e2e/bench_size_limits.py --scenario vtt            # a 10 GiB .vtt transcript, no audio
     uv run python bench/e2e/bench_size_limits.py --scenario srt
-    uv run python bench/e2e/bench_size_limits.py --scenario audio          # a 10 GiB .wav (RF64) + manifest + text
+    uv run python bench/e2e/bench_size_limits.py --scenario wav            # a 10 GiB RF64 .wav + manifest + text
+    uv run python bench/e2e/bench_size_limits.py --scenario mp3            # likewise .mp3, .flac, .m4a
+    uv run python bench/e2e/bench_size_limits.py --scenario manifest       # a 10 GiB .jsonl + a small recording
     uv run python bench/e2e/bench_size_limits.py --scenario txt --size 200MB   # a small rehearsal
 
 "The limit" is the datasets service's ``max_file_bytes`` (10 GiB, the spec's "10GB"); ``--size`` overrides it.
 The services, tenant, credits and the follow-up to 4/5 are those of ``bench_big_training.py`` (imported, not
-copied). Every input is generated while it is streamed to ``POST /v1/models/{id}/datasets`` (never held in memory
-or written to disk).
+copied). Inputs are generated while they are streamed to ``POST /v1/models/{id}/datasets`` (never held in memory),
+except where the format needs a seekable output (FLAC's STREAMINFO, MP4's index): those are written to the run's
+directory first, streamed, and removed as soon as they are sent.
 
 - **txt**: ``bench_big_training.text_chunks`` (Zipf-drawn words of the base dictionary, domain sentences).
 - **vtt** / **srt**: the same text, two lines to a cue, one cue a second.
-- **audio**: ``--audio-rate`` Hz mono 16-bit WAV (RF64: a RIFF header cannot say more than 4 GiB) of white noise
-  at -40 dBFS with espeak-ng sentences placed at ``--segments`` offsets spread over the whole recording;
-  ``segments.jsonl`` names each by ``offset``/``duration`` with its text, and ``notes.txt`` carries the domain text.
+- **wav** (alias **audio**): ``--audio-rate`` Hz mono 16-bit WAV (RF64: a RIFF header cannot say more than
+  4 GiB) of white noise at -40 dBFS with espeak-ng sentences placed at ``--segments`` offsets spread over the whole
+  recording; ``segments.jsonl`` names each by ``offset``/``duration`` with its text, ``notes.txt`` carries the
+  domain text.
+- **mp3** / **m4a** / **flac**: the same content, 48 kHz stereo, as MP3 at 320 kb/s CBR (encoded blocks of
+  28.8 s repeated frame by frame while sent), AAC-LC at 256 kb/s in an MP4 (ADTS blocks repeated into one
+  ``ffmpeg -c copy`` remux) and 24-bit FLAC (encoded by one ffmpeg run, so that frame numbers run on); each as
+  large as fits in the limit (MP3 to the frame, the others within 0.3 %).
+- **manifest**: a 10 GiB ``segments.jsonl`` whose lines name the cues of a small espeak-ng recording
+  (``--manifest-minutes``, MP3, uploaded with it) by offset/duration with their text, each line moved by a tenth
+  of a millisecond (none repeats another), plus ``notes.txt``.
 
 Besides the figures of ``run_scenario`` (upload, validation, training, stage seconds, the worker's peak RSS, the
 model's size) it records the run metrics' notes and pairing, the disk: the trainer's work directory's peak size
@@ -40,6 +51,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +61,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.datasets.bench_upload import endpoints  # noqa: E402
+from bench.datasets.bench_upload import endpoints, status_kb  # noqa: E402
 from bench.e2e.bench_big_training import (  # noqa: E402
     ESPEAK_RATE,
     Scenario,
     System,
     _espeak,
     domain_sentences,
+    file_chunks,
+    recording,
     report,
     run_scenario,
     text_chunks,
@@ -108,6 +122,7 @@ def subtitle_chunks(size: int, seed: int, kind: str) -> Iterator[bytes]:
             index = f"{cue}\n" if kind == "srt" else ""
             piece = (f"{index}{stamp(cue - 1)} --> {stamp(cue)}\n" + "\n".join(pending) + "\n\n").encode()
             if sent + len(piece) > size - reserve:
+                cue -= 1  # not written: the closing cue takes its number (SRT numbers run on)
                 break
             out.append(piece)
             sent += len(piece)
@@ -129,13 +144,18 @@ def subtitle_chunks(size: int, seed: int, kind: str) -> Iterator[bytes]:
 
 def _speech(rate: int, count: int) -> list[tuple[str, bytes]]:
     """``count`` espeak-ng domain sentences as 16-bit mono PCM at ``rate``."""
+    return [(text, samples.astype("<i2").tobytes()) for text, samples in _speech_waves(rate, count)]
+
+
+def _speech_waves(rate: int, count: int) -> list[tuple[str, np.ndarray]]:
+    """``count`` espeak-ng domain sentences as int16-scaled float mono samples at ``rate``."""
     pool = domain_sentences()
     out = []
     for k in range(count):
         text = pool[k % len(pool)]
         pcm = np.frombuffer(_espeak((text, "en-us+m3", 160)), dtype="<i2")
         at = np.arange(0, len(pcm) * rate / ESPEAK_RATE) * ESPEAK_RATE / rate
-        out.append((text, np.interp(at, np.arange(len(pcm)), pcm).astype("<i2").tobytes()))
+        out.append((text, np.interp(at, np.arange(len(pcm)), pcm)))
     return out
 
 
@@ -180,6 +200,232 @@ def wav_recording(size: int, rate: int, seed: int, speech: int) -> tuple[list[di
             written += len(pcm)
 
     return segments, chunks()
+
+
+# Compressed recordings (mp3, m4a, flac) are made of blocks of BLOCK_SAMPLES at 48 kHz stereo: 28.8 s, a whole
+# number of MP3 (1152), AAC (1024) and FLAC (4608) frames. Each block is white noise at -40 dBFS; a few blocks
+# carry a sentence starting SPEECH_AT s into the block. A block is encoded once and repeated.
+RATE_48K = 48_000
+BLOCK_SAMPLES = 1_382_400
+SPEECH_AT = 5.0
+MP3_FRAME = 960  # bytes of an MPEG-1 Layer III frame at 320 kb/s and 48 kHz (never padded)
+# The formats: (ffmpeg encoder arguments of one block, elementary stream format, bytes per PCM sample).
+ENCODINGS = {
+    "mp3": (["-c:a", "libmp3lame", "-b:a", "320k", "-write_xing", "0", "-id3v2_version", "0"], "mp3", 2),
+    "m4a": (["-c:a", "aac", "-b:a", "256k"], "adts", 2),
+    "flac": (["-c:a", "flac"], "flac", 3),
+}
+
+
+@dataclass
+class Blocks:
+    """The PCM (and, but for FLAC, the encoded bytes) of the noise block and of each speech block."""
+
+    kind: str
+    noise_pcm: bytes
+    speech_pcm: list[bytes]
+    texts: list[str]
+    sentence_seconds: list[float]
+    noise: bytes = b""
+    speech: list[bytes] = field(default_factory=list)
+
+    def layout(self, blocks: int, block_seconds: float) -> tuple[list[int], list[dict[str, Any]]]:
+        """Where the speech blocks go among ``blocks`` (spread evenly) and the manifest segments they make."""
+        at = [int(x) for x in np.linspace(0, blocks - 1, len(self.speech_pcm))]
+        segments = [
+            {"offset": round(i * block_seconds + SPEECH_AT - 0.2, 3), "duration": round(s + 0.5, 3), "text": t}
+            for i, s, t in zip(at, self.sentence_seconds, self.texts, strict=True)
+        ]
+        return at, segments
+
+
+def _pcm_block(noise: np.ndarray, sentence: np.ndarray | None, width: int) -> bytes:
+    """One block of interleaved stereo PCM of ``width`` bytes a sample: noise, plus a sentence on both channels."""
+    block = noise.copy()
+    if sentence is not None:
+        start = int(SPEECH_AT * RATE_48K)
+        block[start : start + len(sentence)] += sentence[:, None]
+    if width == 2:
+        return np.clip(block, -32768, 32767).astype("<i2").tobytes()
+    full = np.clip(block * 256, -(2**23), 2**23 - 1).astype("<i4")
+    return full.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()  # little-endian 24-bit
+
+
+def _encode(pcm: bytes, kind: str, bitrate: str | None = None) -> bytes:
+    args, fmt, width = ENCODINGS[kind]
+    if bitrate is not None:  # another bitrate than the format's own
+        at = args.index("-b:a") + 1
+        args = [*args[:at], bitrate, *args[at + 1 :]]
+    raw = ["-f", "s16le" if width == 2 else "s24le", "-ar", str(RATE_48K), "-ac", "2", "-i", "-"]
+    out = subprocess.run(["ffmpeg", "-v", "error", *raw, *args, "-f", fmt, "-"], input=pcm, capture_output=True)
+    if out.returncode:
+        raise RuntimeError(f"ffmpeg {kind}: {out.stderr.decode()[-500:]}")
+    return out.stdout
+
+
+def make_blocks(kind: str, seed: int, speech: int, bitrate: str | None = None) -> Blocks:
+    width = ENCODINGS[kind][2]
+    noise = np.random.default_rng(seed).standard_normal((BLOCK_SAMPLES, 2)) * 327.67  # -40 dBFS
+    waves = _speech_waves(RATE_48K, speech)
+    blocks = Blocks(
+        kind,
+        _pcm_block(noise, None, width),
+        [_pcm_block(noise, w, width) for _, w in waves],
+        [t for t, _ in waves],
+        [len(w) / RATE_48K for _, w in waves],
+    )
+    if kind != "flac":  # FLAC frames carry their own sample numbers: the whole file is encoded in one go
+        blocks.noise = _encode(blocks.noise_pcm, kind, bitrate)
+        blocks.speech = [_encode(p, kind, bitrate) for p in blocks.speech_pcm]
+    return blocks
+
+
+def adts_frames(data: bytes) -> list[int]:
+    """The lengths of the ADTS frames in ``data`` (each self-contained: a stream of them may be concatenated)."""
+    lengths, at = [], 0
+    while at < len(data):
+        assert data[at] == 0xFF and data[at + 1] & 0xF0 == 0xF0, f"no ADTS sync at {at}"
+        lengths.append(((data[at + 3] & 3) << 11) | (data[at + 4] << 3) | (data[at + 5] >> 5))
+        at += lengths[-1]
+    return lengths
+
+
+def mp3_recording(size: int, blocks: Blocks) -> tuple[int, list[dict[str, Any]], Iterator[bytes]]:
+    """MPEG-1 Layer III at 320 kb/s, 48 kHz stereo (CBR, no Xing/ID3 header) of at most ``size`` bytes, made by
+    repeating the encoded blocks' frames while sent (each block starts with a frame whose bit reservoir is empty,
+    and the MP3 demuxer times frames by their count, so the concatenation is one continuous stream).
+
+    ``(bytes, segments, chunks)``."""
+    per_block = len(blocks.noise)
+    assert per_block % MP3_FRAME == 0 and all(len(s) == per_block for s in blocks.speech)
+    block_seconds = per_block // MP3_FRAME * 1152 / RATE_48K
+    whole, rest = divmod(size, per_block)
+    at, segments = blocks.layout(whole, block_seconds)
+    tail = blocks.noise[: rest // MP3_FRAME * MP3_FRAME]
+    speech = dict(zip(at, blocks.speech, strict=True))
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(whole):
+            yield speech.get(i, blocks.noise)
+        yield tail
+
+    return whole * per_block + len(tail), segments, chunks()
+
+
+def _spool(path: Path) -> Iterator[bytes]:
+    """The file's bytes, then the file is removed (a generated recording lives on disk only while uploaded)."""
+    try:
+        yield from file_chunks(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _ffmpeg_from(chunks: Iterator[bytes], args: list[str], out: Path) -> None:
+    """Run ffmpeg reading ``chunks`` on its standard input and writing ``out`` (a seekable file)."""
+    proc = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-y", *args, str(out)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    try:
+        for chunk in chunks:
+            proc.stdin.write(chunk)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.wait():
+        raise RuntimeError(f"ffmpeg: {err[-1000:]}")
+
+
+def m4a_recording(size: int, blocks: Blocks, directory: Path) -> tuple[int, list[dict[str, Any]], Iterator[bytes]]:
+    """AAC-LC at 256 kb/s, 48 kHz stereo in an MP4 (.m4a) of at most ``size`` bytes: the blocks' ADTS frames
+    repeated into ffmpeg, which remuxes them (``-c copy``) into an MP4 on disk (its index, the moov box, is
+    written at the end, so the output must be seekable); the file is streamed and removed as it is sent."""
+    frames = adts_frames(blocks.noise)
+    assert all(len(adts_frames(s)) == len(frames) for s in blocks.speech)
+    block_seconds = len(frames) * 1024 / RATE_48K
+    # In the MP4 a frame costs its payload (the 7-byte ADTS header dropped) and 4 bytes of the sample-size table;
+    # chunk offsets and the rest of the index stay well under the 1 MB kept free (checked after writing).
+    per_block = len(blocks.noise) - 7 * len(frames) + 4 * len(frames)
+    whole = (size - 1_000_000) // per_block
+    at, segments = blocks.layout(whole, block_seconds)
+    speech = dict(zip(at, blocks.speech, strict=True))
+    out = directory / "long.m4a"
+    adts = (speech.get(i, blocks.noise) for i in range(whole))
+    _ffmpeg_from(adts, ["-f", "aac", "-i", "-", "-c", "copy", "-f", "ipod"], out)
+    written = out.stat().st_size
+    if written > size:
+        out.unlink()
+        raise RuntimeError(f"the M4A came out at {written:,} B, over {size:,}: keep more room for the index")
+    return written, segments, _spool(out)
+
+
+def flac_recording(size: int, blocks: Blocks, directory: Path) -> tuple[int, list[dict[str, Any]], Iterator[bytes]]:
+    """FLAC, 48 kHz stereo 24-bit, of at most ``size`` bytes: the blocks' PCM encoded by one ffmpeg run (so that
+    frame numbers run on and the STREAMINFO header states the total sample count) into a file on disk, streamed
+    and removed as it is sent. The number of blocks comes from the size of one encoded block (0.1 % kept free for
+    frame headers growing with their numbers)."""
+    per_block = len(_encode(blocks.noise_pcm, "flac"))
+    whole = int(size * 0.999) // per_block
+    at, segments = blocks.layout(whole, BLOCK_SAMPLES / RATE_48K)
+    speech = dict(zip(at, blocks.speech_pcm, strict=True))
+    out = directory / "long.flac"
+    pcm = (speech.get(i, blocks.noise_pcm) for i in range(whole))
+    _ffmpeg_from(pcm, ["-f", "s24le", "-ar", str(RATE_48K), "-ac", "2", "-i", "-", "-c:a", "flac"], out)
+    written = out.stat().st_size
+    if written > size:
+        out.unlink()
+        raise RuntimeError(f"the FLAC came out at {written:,} B, over {size:,}")
+    return written, segments, _spool(out)
+
+
+def manifest_lines(size: int, cues: list[tuple[float, float, str]], audio: str) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of JSON lines, each naming a segment of ``audio`` by offset/duration with its text:
+    the cues in turn, each round with an offset and a duration moved by a tenth of a millisecond more (no line
+    repeats another). The last line is padded with spaces inside its object."""
+    parts = [
+        (f'{{"audio": "{audio}", "offset": ', s - 0.2, ', "duration": ', e - s + 0.2, f', "text": {json.dumps(t)}}}\n')
+        for s, e, t in cues
+    ]
+    sent, j = 0, 0
+    room = size - 400  # kept for the closing line
+    while True:
+        shift, stretch = j % 2000 * 0.0001, j // 2000 % 2000 * 0.0001
+        lines = [f"{a}{max(o + shift, 0.0):.4f}{b}{d + stretch:.4f}{c}" for a, o, b, d, c in parts]
+        block = "".join(lines)
+        if sent + len(block) > room:  # the last round: as many of its lines as fit
+            fit = []
+            for line in lines:
+                if sent + len(line) > room:
+                    break
+                fit.append(line)
+                sent += len(line)
+            block = "".join(fit)
+            break
+        sent += len(block)
+        j += 1
+        yield block.encode()  # ASCII only: json.dumps escapes the rest
+    start, end, text = cues[0]
+    last = f'"audio": "{audio}", "offset": {start:.4f}, "duration": {end - start:.4f}, "text": {json.dumps(text)}}}\n'
+    closing = "{" + " " * (size - sent - len(last) - 1) + last
+    assert sent + len(closing) == size, (sent, len(closing), size)
+    yield (block + closing).encode()
+
+
+def vtt_cues(path: Path) -> list[tuple[float, float, str]]:
+    """``(start, end, text)`` of the cues of a VTT file written by ``bench_big_training.recording``."""
+
+    def seconds(stamp: str) -> float:
+        h, m, s = stamp.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    cues = []
+    for block in path.read_text(encoding="utf-8").split("\n\n")[1:]:
+        lines = block.strip().splitlines()
+        if len(lines) >= 2 and " --> " in lines[0]:
+            a, b = lines[0].split(" --> ")
+            cues.append((seconds(a), seconds(b), " ".join(lines[1:])))
+    return cues
 
 
 # ------------------------------------------------------------------ measuring the disk
@@ -231,7 +477,10 @@ class DiskSampler(threading.Thread):
 # ------------------------------------------------------------------ scenarios
 
 
-def scenario(args: argparse.Namespace) -> Scenario:
+AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "flac": "audio/flac"}
+
+
+def scenario(args: argparse.Namespace, work: Path) -> Scenario:
     size = args.size
     if args.scenario == "txt":
         return Scenario(
@@ -246,24 +495,78 @@ def scenario(args: argparse.Namespace) -> Scenario:
             [(f"captions.{args.scenario}", ctype, size, subtitle_chunks(size, args.seed, args.scenario))],
             {"kind": args.scenario, "file_bytes": size},
         )
-    segments, audio = wav_recording(size, args.audio_rate, args.seed, args.segments)
-    manifest = "".join(json.dumps({"audio": "long.wav", **s}) + "\n" for s in segments).encode()
     notes = "\n".join(domain_sentences()).encode() + b"\n"
+    text = ("notes.txt", "text/plain", len(notes), iter([notes]))
+    if args.scenario == "manifest":
+        started = time.perf_counter()
+        mp3, vtt, _ = recording(args.manifest_minutes, work / "recording", args.seed)
+        cues = vtt_cues(vtt)[:-1]  # the last cue ends at the recording's end: no room to move it
+        small = mp3.read_bytes()
+        described = {
+            "kind": "manifest",
+            "file_bytes": size,
+            "recording": {"file": "talk.mp3", "bytes": len(small), "minutes": args.manifest_minutes, "cues": len(cues)},
+            "generation_seconds": round(time.perf_counter() - started, 1),
+        }
+        return Scenario(
+            f"size limit manifest {size:,} B",
+            [
+                text,
+                ("talk.mp3", "audio/mpeg", len(small), iter([small])),
+                ("segments.jsonl", "application/jsonl", size, manifest_lines(size, cues, "talk.mp3")),
+            ],
+            described,
+        )
+    kind = "wav" if args.scenario in ("wav", "audio") else args.scenario
+    started = time.perf_counter()
+    if kind == "wav":
+        segments, audio = wav_recording(size, args.audio_rate, args.seed, args.segments)
+        written = size
+        form = {"audio_rate": args.audio_rate, "audio_hours": round((size - 80) / 2 / args.audio_rate / 3600, 2)}
+    else:
+        blocks = make_blocks(kind, args.seed, args.segments, args.aac_bitrate if kind == "m4a" else None)
+        if kind == "mp3":
+            written, segments, audio = mp3_recording(size, blocks)
+        elif kind == "m4a":
+            written, segments, audio = m4a_recording(size, blocks, work)
+        else:
+            written, segments, audio = flac_recording(size, blocks, work)
+        form = {
+            "encoding": {"mp3": "MP3 320 kb/s CBR", "m4a": f"AAC-LC {args.aac_bitrate} in MP4", "flac": "FLAC 24-bit"}[
+                kind
+            ]
+            + ", 48 kHz stereo",
+            "last_segment_end_hours": round((segments[-1]["offset"] + segments[-1]["duration"]) / 3600, 2),
+        }
+    manifest = "".join(json.dumps({"audio": f"long.{kind}", **s}) + "\n" for s in segments).encode()
+    name = f"m4a-{args.aac_bitrate}" if kind == "m4a" and args.aac_bitrate != "256k" else kind  # recorded apart
     return Scenario(
-        f"size limit audio {size:,} B",
+        f"size limit {name} {written:,} B",
         [
-            ("notes.txt", "text/plain", len(notes), iter([notes])),
+            text,
             ("segments.jsonl", "application/jsonl", len(manifest), iter([manifest])),
-            ("long.wav", "audio/wav", size, audio),
+            (f"long.{kind}", AUDIO_TYPES[kind], written, audio),
         ],
         {
-            "kind": "audio",
-            "file_bytes": size,
-            "audio_hours": round((size - 80) / 2 / args.audio_rate / 3600, 2),
-            "audio_rate": args.audio_rate,
+            "kind": name,
+            "file_bytes": written,
+            "limit_bytes": size,
+            "generation_seconds": round(time.perf_counter() - started, 1),
             "manifest_segments": len(segments),
+            **form,
         },
     )
+
+
+def service_peaks(system: System) -> dict[str, float | None]:
+    """Peak RSS (``VmHWM``) of each service process of this run: the validator decodes in its own process."""
+    peaks: dict[str, float | None] = {}
+    for name, proc in system.procs.items():
+        try:
+            peaks[name] = round(status_kb(proc.pid, "VmHWM") / 1024, 1)
+        except (OSError, KeyError):  # the process is gone (the disk guard killed the trainer)
+            peaks[name] = None
+    return peaks
 
 
 def metrics_detail(system: System, model_id: str) -> dict[str, Any]:
@@ -288,11 +591,15 @@ def metrics_detail(system: System, model_id: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scenario", choices=("txt", "vtt", "srt", "audio"), required=True)
+    parser.add_argument(
+        "--scenario", choices=("txt", "vtt", "srt", "wav", "mp3", "flac", "m4a", "manifest", "audio"), required=True
+    )
     parser.add_argument("--size", type=parse_size, default=LIMIT, help=f"file size (default the limit, {LIMIT:,} B)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--audio-rate", type=int, default=16000)
     parser.add_argument("--segments", type=int, default=12, help="spoken sentences in the long recording")
+    parser.add_argument("--aac-bitrate", default="256k", help="the m4a scenario's AAC bitrate (another is kept apart)")
+    parser.add_argument("--manifest-minutes", type=float, default=5.0, help="the manifest scenario's recording")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds from upload to 4 or 5")
     parser.add_argument("--max-worker-rss-mb", type=float, default=7_000, help="cancel a run past this (guard)")
     parser.add_argument("--min-free-gb", type=float, default=4.0, help="kill the trainer when free disk falls under")
@@ -315,12 +622,13 @@ def main() -> None:
         work / "trainer-work", min_free=int(args.min_free_gb * 1e9), on_low=lambda: system.procs["trainer"].kill()
     )
     try:
-        sc = scenario(args)
+        sc = scenario(args, work)
         system.start()
         print(f"services up (run {system.run_id}, logs in {work}); {uptime_before}", flush=True)
         disk.start()
         result = run_scenario(system, sc, args.timeout, args.max_worker_rss_mb, budget_mb)
         result["disk"] = disk.stop()
+        result["service_peak_rss_mb"] = service_peaks(system)
         if result.get("outcome") != "upload_refused":
             try:
                 result["detail"] = metrics_detail(system, result["model_id"])
@@ -332,6 +640,9 @@ def main() -> None:
             disk.stop()
         system.stop()
         shutil.rmtree(work / "trainer-work", ignore_errors=True)
+        shutil.rmtree(work / "recording", ignore_errors=True)
+        for generated in work.glob("long.*"):  # left over when a run stopped before its upload
+            generated.unlink(missing_ok=True)
 
 
 def record(args: argparse.Namespace, result: dict[str, Any], uptime_before: str, load: tuple[float, ...]) -> None:

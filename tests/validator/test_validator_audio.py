@@ -423,15 +423,40 @@ def test_concurrent_validations_agree_with_sequential_ones(media):
 # ------------------------------------------------------------------ work limits
 
 
-def test_audio_longer_than_the_limit_is_refused(media, monkeypatch):
+def test_audio_longer_than_the_limit_is_refused_once_decoded_when_no_header_states_its_length(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 0.0005)  # 1.8 seconds
+    streamed = bytearray(media.bytes("speech.wav"))  # as a streaming writer leaves it: the data size unknown
+    streamed[wav_data_offset(bytes(streamed)) - 4 : wav_data_offset(bytes(streamed))] = b"\xff\xff\xff\xff"
+
+    outcome = validate_audio(io.BytesIO(bytes(streamed)), "wav")
+
+    assert not outcome.passed and outcome.code == CODE
+    assert outcome.message == "The audio is longer than 0.0005 hours; split it into shorter files."
+
+
+@pytest.mark.parametrize("name", ["speech.wav", "speech.mp3", "speech.m4a", "speech.flac"])
+def test_audio_whose_header_states_more_than_the_limit_is_refused_before_decoding(media, monkeypatch, name):
     from voxtrain_validator.rules import audio
 
     monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 0.0005)  # 1.8 seconds
 
-    outcome = check(media["speech.mp3"])
+    outcome = check(media[name])
 
     assert not outcome.passed and outcome.code == CODE
-    assert outcome.message == "The audio is longer than 0.0005 hours; split it into shorter files."
+    assert outcome.message is not None and outcome.message.startswith("The audio is ")
+    assert outcome.message.endswith(", as its header states: longer than 0.0005 hours; split it into shorter files.")
+    assert outcome.metadata["duration_seconds"] > 1.8
+    assert "samples" not in outcome.metadata  # nothing was decoded
+
+
+def test_audio_whose_header_states_less_than_the_limit_is_decoded(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 1.0)
+
+    assert check(media["speech.mp3"]).passed
 
 
 def test_a_file_that_makes_the_decoder_reread_is_refused(media, monkeypatch):
@@ -444,3 +469,37 @@ def test_a_file_that_makes_the_decoder_reread_is_refused(media, monkeypatch):
 
     assert not outcome.passed and outcome.code == CODE
     assert outcome.message.startswith("The file is malformed: decoding it re-reads the same data")
+
+
+@pytest.mark.parametrize("name", ["speech.m4a", "speech_faststart.m4a"])
+def test_the_mp4_packet_count_is_read_from_the_index_wherever_it_is(media, name):
+    import av
+
+    from voxtrain_validator.rules.audio_headers import mp4_audio_packets
+
+    with av.open(str(media[name])) as container:
+        expected = container.streams.audio[0].frames
+    with media[name].open("rb") as stream:
+        assert mp4_audio_packets(stream, media[name].stat().st_size) == expected > 0
+
+
+@pytest.mark.parametrize("name", ["speech.wav", "speech.mp3", "speech.flac", "image.png"])
+def test_files_that_are_not_mp4_have_no_packet_count(media, name):
+    from voxtrain_validator.rules.audio_headers import mp4_audio_packets
+
+    with media[name].open("rb") as stream:
+        assert mp4_audio_packets(stream, media[name].stat().st_size) is None
+
+
+def test_an_m4a_whose_index_lists_too_many_packets_is_refused_before_it_is_opened(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    monkeypatch.setattr(audio, "MAX_MP4_PACKETS", 10)
+
+    outcome = check(media["speech.m4a"])
+
+    assert not outcome.passed and outcome.code == CODE
+    assert outcome.message is not None and "index lists" in outcome.message
+    assert "more than 10 (about 0 hours" in outcome.message
+    assert outcome.message.endswith("Split the recording into shorter files and upload those.")
+    assert outcome.metadata["packets"] > 10 and "samples" not in outcome.metadata

@@ -10,6 +10,9 @@ What is checked, and how:
   with what the file's own header promises: the WAV ``data`` size, the FLAC STREAMINFO sample
   count, the MP3 Xing/Info frame count, the MP4 sample table;
 * suspicious but usable files (low sample rate, very short, silent) pass with warnings.
+* audio longer than ``MAX_DURATION_HOURS`` is refused: before decoding when the header states the
+  length exactly, else once that much has been decoded; an M4A whose index lists more than
+  ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it (it would hold the whole index in memory).
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
@@ -31,6 +34,7 @@ from .audio_headers import (
     WavLayout,
     describe_magic,
     mp3_has_length_header,
+    mp4_audio_packets,
     read_flac_info,
     read_wav_layout,
 )
@@ -51,6 +55,10 @@ IO_BUFFER_BYTES = 256 * 1024
 # Work limits against files crafted to keep a worker busy (see _Budget).
 MAX_DURATION_HOURS = 400  # a 10 GB WAV of 8 kHz mono 8-bit telephone audio is ~350 hours
 MAX_REREAD_BYTES = 64 * 1024 * 1024
+# FFmpeg's MP4 demuxer reads a file's whole sample table into memory when it opens it, in the validator and in
+# every training worker: ~75 bytes a packet measured (1.3 GB for the 15.6M packets of a 10 GiB AAC file at
+# 256 kb/s, 92 h at 48 kHz; bench/trainer/SIZE_LIMITS.md). Past this many the file is refused before it is opened.
+MAX_MP4_PACKETS = 16_000_000
 
 _MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -110,6 +118,17 @@ def validate_audio(stream: BinaryIO, extension: str) -> Outcome:
     wav = read_wav_layout(stream, size) if ext == "wav" else None
     flac = read_flac_info(stream) if ext == "flac" else None
     mp3_exact = mp3_has_length_header(stream) if ext == "mp3" else False
+
+    packets = mp4_audio_packets(stream, size) if ext == "m4a" else None
+    if packets is not None and packets > MAX_MP4_PACKETS:
+        return failed(
+            CODE,
+            f"This M4A file's index lists {packets:,} audio packets; more than {MAX_MP4_PACKETS:,} (about "
+            f"{MAX_MP4_PACKETS * 1024 / 48000 / 3600:.0f} hours of AAC at 48 kHz) cannot be opened in the memory a "
+            "validation or a training has, because the whole index is held in memory. Split the recording into "
+            "shorter files and upload those.",
+            metadata={"size_bytes": size, "packets": packets},
+        )
 
     try:
         stream.seek(0)
@@ -171,6 +190,16 @@ def _judge(
     if container.streams.video:
         report.warn("The file also contains video; only the audio is used.")
 
+    stated = _stated_seconds(container, audio, ext, size, wav, flac, mp3_exact)
+    if stated is not None and stated > MAX_DURATION_HOURS * 3600:
+        # Refused before decoding: the budget below would stop at the same length, but only after hours of work.
+        return failed(
+            CODE,
+            f"The audio is {clock(stated)} long, as its header states: longer than {MAX_DURATION_HOURS:g} hours; "
+            "split it into shorter files.",
+            metadata={"size_bytes": size, "detected_format": format_name, "duration_seconds": round(stated, 3)},
+        )
+
     if wav is not None:
         _check_wav_layout(wav, size, report)
 
@@ -215,6 +244,24 @@ def _judge(
     if not report.failed:
         _warn_suspicious(report, rate, duration, channels, decoded.audible)
     return report.outcome(CODE, metadata, summary)
+
+
+def _stated_seconds(
+    container: Any, audio: Any, ext: str, size: int, wav: WavLayout | None, flac: FlacInfo | None, mp3_exact: bool
+) -> float | None:
+    """The length the file's own header states exactly (WAV data size, FLAC STREAMINFO, the MP4 index, an MP3
+    Xing/Info frame), or None where FFmpeg would only estimate it (a streamed WAV, an MP3 without such a frame)."""
+    if wav is not None:
+        if wav.declared_data_size is None or wav.data_offset is None or not wav.byte_rate:
+            return None
+        return min(wav.declared_data_size, size - wav.data_offset) / wav.byte_rate  # a cut-short file holds less
+    if flac is not None:
+        return flac.total_samples / flac.sample_rate if flac.total_samples and flac.sample_rate else None
+    if ext == "m4a" and audio.duration and audio.time_base:
+        return float(audio.duration * audio.time_base)
+    if ext == "mp3" and mp3_exact and container.duration:
+        return float(container.duration / av.time_base)
+    return None
 
 
 def _check_promised_length(

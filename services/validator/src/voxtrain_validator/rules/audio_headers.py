@@ -1,4 +1,4 @@
-"""What the headers of WAV, FLAC and MP3 files promise, read straight from the bytes.
+"""What the headers of WAV, FLAC, MP3 and MP4 files promise, read straight from the bytes.
 
 The decoder tells us how much audio it could decode; these headers tell us how much there should
 be. Comparing the two is how truncated and damaged files are found (FFmpeg quietly stops at the
@@ -9,6 +9,7 @@ bytes they need.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -159,6 +160,57 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"),
     (0, b"FORM", "an AIFF file"),
 )
+
+
+def mp4_audio_packets(stream: BinaryIO, size: int) -> int | None:
+    """The number of packets in the sample table (``stsz``/``stz2``) of the first sound track of an MP4/M4A,
+    found by walking box headers only (a few small reads wherever the moov box is); None when there is no such
+    table (not an MP4, damaged, or fragmented)."""
+    moov = next((b for b in _boxes(stream, 0, size) if b[0] == b"moov"), None)
+    if moov is None:
+        return None
+    for kind, start, end in _boxes(stream, moov[1], moov[2]):
+        if kind != b"trak":
+            continue
+        mdia = _child(stream, (start, end), b"mdia")
+        hdlr = _child(stream, mdia, b"hdlr") if mdia else None
+        if hdlr is None or read_at(stream, hdlr[0] + 8, 4) != b"soun":
+            continue
+        minf = _child(stream, mdia, b"minf") if mdia else None
+        stbl = _child(stream, minf, b"stbl") if minf else None
+        if stbl is None:
+            return None
+        for name, at in ((b"stsz", 8), (b"stz2", 8)):
+            table = _child(stream, stbl, name)
+            if table is not None:
+                count = read_at(stream, table[0] + at, 4)
+                return int.from_bytes(count, "big") if len(count) == 4 else None
+        return None
+    return None
+
+
+def _boxes(stream: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """``(type, payload start, end)`` of the ISO-BMFF boxes between ``start`` and ``end``."""
+    at, seen = start, 0
+    while at + 8 <= end and seen < _MAX_CHUNKS:
+        head = read_at(stream, at, 16)
+        if len(head) < 8:
+            return
+        box_size, kind = struct.unpack(">I4s", head[:8])
+        header = 8
+        if box_size == 1 and len(head) == 16:  # a 64-bit size follows
+            box_size, header = struct.unpack(">Q", head[8:16])[0], 16
+        elif box_size == 0:  # to the end of the enclosing box
+            box_size = end - at
+        if box_size < header:
+            return
+        yield kind, at + header, min(at + box_size, end)
+        at += box_size
+        seen += 1
+
+
+def _child(stream: BinaryIO, parent: tuple[int, int], kind: bytes) -> tuple[int, int] | None:
+    return next(((start, end) for k, start, end in _boxes(stream, *parent) if k == kind), None)
 
 
 def describe_magic(head: bytes) -> str | None:
