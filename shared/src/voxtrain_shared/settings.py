@@ -237,6 +237,14 @@ class ValidatorSettings(ServiceSettings):
     http: HttpSettings = HttpSettings(port=8103)
     minio: MinioSettings
     concurrency: int = Field(2, ge=1)
+    check_memory_mb: int = Field(
+        1280,
+        ge=16,
+        description="MiB the concurrent checks of one replica may hold for what grows with a file (an M4A's index, "
+        "~80 B a packet, which FFmpeg holds whole): a check waits until its file fits next to the others; a file "
+        "that alone needs more is refused with invalid_audio_format. With the ~150 MiB each check and the service "
+        "use besides, the default fits the validator pod's 2 GiB limit",
+    )
     max_attempts: int = Field(
         6,
         ge=1,

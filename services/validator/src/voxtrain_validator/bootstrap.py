@@ -14,6 +14,7 @@ from voxtrain_shared.storage import make_client
 
 from . import consumers, handlers
 from .domain import JobRules
+from .rules.memory import MemoryBudget
 from .storage import Validator, object_validator, reachable
 from .workers import JobLoop
 
@@ -48,7 +49,7 @@ def build(
     uow = handlers.unit_of_work(lambda: svc.pool, svc.schema, svc.topics)
     jobs = JobLoop(
         uow,
-        validate or object_validator(minio),
+        validate or object_validator(minio, MemoryBudget(settings.check_memory_mb * 2**20)),
         rules_of(settings),
         owner=owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         concurrency=settings.concurrency,

@@ -22,6 +22,7 @@ from .adapters.s3_reader import RangeSource, S3RangeReader
 from .domain import Dataset, JobStatus, Sibling
 from .rules.dispatch import validate_dataset
 from .rules.manifest import AmbiguousReference, DatasetRef, DatasetState, Resolver
+from .rules.memory import MemoryBudget, WaitAbandoned
 from .rules.outcome import Outcome, SourceReadError
 
 #: S3 error codes meaning the object is not there (retrying will not bring it back).
@@ -88,10 +89,16 @@ def resolver(dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling]) -> Resolve
     return resolve
 
 
-def run_rules(stream: BinaryIO, dataset: Dataset, siblings: Mapping[uuid.UUID, Sibling]) -> Outcome:
-    """The content rule of the dataset's type over ``stream``."""
+def run_rules(
+    stream: BinaryIO,
+    dataset: Dataset,
+    siblings: Mapping[uuid.UUID, Sibling],
+    memory: MemoryBudget | None = None,
+    abandoned: threading.Event | None = None,
+) -> Outcome:
+    """The content rule of the dataset's type over ``stream`` (``memory``: see rules.memory)."""
     resolve = resolver(dataset, siblings) if dataset.type is DatasetType.MANIFEST else None
-    return validate_dataset(stream, dataset.type, dataset.file_name, resolve)
+    return validate_dataset(stream, dataset.type, dataset.file_name, resolve, memory, abandoned)
 
 
 class _Cancellable(io.RawIOBase):
@@ -136,8 +143,8 @@ def _codes(exc: BaseException) -> set[str]:
     return codes
 
 
-def object_validator(client: Minio) -> Validator:
-    """The :class:`Validator` over object storage."""
+def object_validator(client: Minio, memory: MemoryBudget | None = None) -> Validator:
+    """The :class:`Validator` over object storage; its checks share ``memory`` (see rules.memory)."""
     # minio's typed get_object returns urllib3's BaseHTTPResponse, whose read() takes more arguments than the
     # reader's protocol spells out; it is the client the protocol was written for.
     source = cast(RangeSource, client)
@@ -146,7 +153,10 @@ def object_validator(client: Minio) -> Validator:
         raw = _Cancellable(S3RangeReader(source, dataset.bucket, dataset.object_key, dataset.size), cancelled)
         try:
             with io.BufferedReader(raw, buffer_size=1024 * 1024) as stream:
-                outcome = run_rules(cast(BinaryIO, stream), dataset, siblings)  # a BufferedReader is a binary file
+                # a BufferedReader is a binary file
+                outcome = run_rules(cast(BinaryIO, stream), dataset, siblings, memory, cancelled)
+        except WaitAbandoned as exc:
+            raise Cancelled(str(exc)) from exc
         except SourceReadError as exc:
             if cancelled.is_set():
                 raise Cancelled(str(exc)) from exc

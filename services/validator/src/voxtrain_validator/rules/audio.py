@@ -12,7 +12,9 @@ What is checked, and how:
 * suspicious but usable files (low sample rate, very short, silent) pass with warnings.
 * audio longer than ``MAX_DURATION_HOURS`` is refused: before decoding when the header states the
   length exactly, else once that much has been decoded; an M4A whose index lists more than
-  ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it (it would hold the whole index in memory).
+  ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it (it would hold the whole index in memory),
+  and a smaller one is opened only while its index fits the memory budget the process's concurrent checks
+  share (:mod:`.memory`).
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
@@ -21,6 +23,8 @@ exactly like a shorter MP3.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -38,6 +42,7 @@ from .audio_headers import (
     read_flac_info,
     read_wav_layout,
 )
+from .memory import MemoryBudget
 from .outcome import Outcome, Report, SourceReadError, clock, failed, plural
 from .source import GuardedStream, read_at, stream_size
 
@@ -59,6 +64,9 @@ MAX_REREAD_BYTES = 64 * 1024 * 1024
 # every training worker: ~75 bytes a packet measured (1.3 GB for the 15.6M packets of a 10 GiB AAC file at
 # 256 kb/s, 92 h at 48 kHz; bench/trainer/SIZE_LIMITS.md). Past this many the file is refused before it is opened.
 MAX_MP4_PACKETS = 16_000_000
+# What one packet of that index is reserved at in the process's memory budget (``memory.MemoryBudget``): the ~75 B
+# measured, rounded up.
+MP4_INDEX_BYTES_PER_PACKET = 80
 
 _MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -97,13 +105,17 @@ _FOUND: dict[str, str] = {
 }
 
 
-def validate_audio(stream: BinaryIO, extension: str) -> Outcome:
+def validate_audio(
+    stream: BinaryIO, extension: str, memory: MemoryBudget | None = None, abandoned: threading.Event | None = None
+) -> Outcome:
     """Decode the whole file in ``stream`` (readable, seekable) and judge it as an AUDIO dataset.
 
     ``extension`` is the uploaded file's extension (".wav", "mp3", any case). Content problems
     become a failed Outcome with code ``invalid_audio_format``; a failure of the stream itself
-    raises SourceReadError. Synchronous and thread-safe (no shared state); memory stays bounded
-    whatever the file's size.
+    raises SourceReadError. Synchronous and thread-safe; memory stays bounded whatever the file's
+    size, except an M4A's index, which FFmpeg holds whole: with ``memory`` (the budget the process's
+    concurrent checks share) the check waits until the index fits, and a file whose index alone
+    exceeds the budget is refused (WaitAbandoned when ``abandoned`` is set while it waits).
     """
     ext = extension.lower().lstrip(".")
     kind = KINDS.get(ext)
@@ -129,7 +141,29 @@ def validate_audio(stream: BinaryIO, extension: str) -> Outcome:
             "shorter files and upload those.",
             metadata={"size_bytes": size, "packets": packets},
         )
+    index_bytes = (packets or 0) * MP4_INDEX_BYTES_PER_PACKET
+    if memory is not None and index_bytes > memory.budget_bytes:
+        return failed(
+            CODE,
+            f"This M4A file's index lists {packets:,} audio packets, which take about {index_bytes / 2**20:,.0f} MiB "
+            f"of memory to open: more than the {memory.budget_bytes / 2**20:,.0f} MiB a validation may use. Split "
+            "the recording into shorter files and upload those.",
+            metadata={"size_bytes": size, "packets": packets},
+        )
+    with memory.hold(index_bytes, abandoned) if memory is not None and index_bytes else contextlib.nullcontext():
+        return _open_and_judge(stream, ext, kind, size, head, wav, flac, mp3_exact)
 
+
+def _open_and_judge(
+    stream: BinaryIO,
+    ext: str,
+    kind: _Kind,
+    size: int,
+    head: bytes,
+    wav: WavLayout | None,
+    flac: FlacInfo | None,
+    mp3_exact: bool,
+) -> Outcome:
     try:
         stream.seek(0)
     except Exception as exc:  # the caller's stream, not the content

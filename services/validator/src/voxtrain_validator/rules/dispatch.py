@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
@@ -9,6 +10,7 @@ from voxtrain_shared.vocab import DatasetType
 
 from .audio import validate_audio
 from .manifest import Resolver, validate_manifest
+from .memory import MemoryBudget
 from .outcome import Outcome
 from .transcript import validate_transcript
 
@@ -19,17 +21,23 @@ def extension(file_name: str) -> str:
 
 
 def validate_dataset(
-    stream: BinaryIO, dataset_type: DatasetType, file_name: str, resolve: Resolver | None = None
+    stream: BinaryIO,
+    dataset_type: DatasetType,
+    file_name: str,
+    resolve: Resolver | None = None,
+    memory: MemoryBudget | None = None,
+    abandoned: threading.Event | None = None,
 ) -> Outcome:
     """Validate ``stream`` as a dataset of ``dataset_type`` uploaded as ``file_name``.
 
-    ``resolve`` is required for MANIFEST datasets (see validate_manifest). Same contract as the
+    ``resolve`` is required for MANIFEST datasets (see validate_manifest); ``memory`` and ``abandoned`` are the
+    process's shared budget and this check's give-up signal (see validate_audio). Same contract as the
     per-type functions: content problems are a failed Outcome, stream failures raise
     SourceReadError.
     """
     ext = extension(file_name)
     if dataset_type == DatasetType.AUDIO:
-        return validate_audio(stream, ext)
+        return validate_audio(stream, ext, memory, abandoned)
     if dataset_type in (DatasetType.TRANSCRIPT, DatasetType.TEST):
         return validate_transcript(stream, ext)
     if dataset_type == DatasetType.MANIFEST:
