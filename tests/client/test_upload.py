@@ -247,7 +247,8 @@ def test_memory_holds_one_part_per_sending_thread_whatever_the_file_size(
         tracemalloc.stop()
     [(sid, sent)] = fake.file_hashes.items()
     assert sent == digest.hexdigest() and len(fake.reported[sid]) == 40  # the file's hash from the parts' bytes
-    # a buffer of one part per thread: measured 6.3 MiB (3 parts) in every run; the bound, 10 parts (20 MiB, 3x the
+    # a buffer of one part per thread: measured 6.3 MiB (3 parts) with SHA-256 parts, 9.3 MiB with CRC32C parts (each
+    # thread also holds the 1 MiB piece it copies for google-crc32c); the bound, 10 parts (20 MiB, 2.2x the
     # measurement), is a quarter of the file, so a client holding more of the file than its threads' parts fails
     assert peak < 10 * part, f"peak {peak / 2**20:.1f} MiB for an 80 MiB file"
 
