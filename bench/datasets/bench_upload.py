@@ -19,10 +19,12 @@ and the CPU seconds per GB of the client, the service and MinIO (when it runs on
 ``--sessions`` measures the way the product's own client uploads (``voxtrain upload``, the console): a
 file on disk goes through a resumable upload session — the service opens a multipart upload and hands out
 presigned part URLs, the client library (``voxtrain_client`` ``plan_for`` + ``Uploader``, as the CLI runs it)
-reads each part once, hashes it, PUTs it straight to MinIO with its SHA-256 (MinIO verifies it on arrival),
+reads each part once, checksums it, PUTs it straight to MinIO with its CRC32C (MinIO verifies it on arrival),
 feeds the file's SHA-256 on the way, and completes the session with it; the service checks the parts'
 sizes and storage-verified checksums and assembles the object without reading it back — against minio-py
 ``put_object`` (an open file) and ``fput_object`` (a path) of the same file, same part size, same MinIO.
+``session, SHA256 parts`` is the same client asking for a session whose parts carry SHA-256 (the console's
+and the client's before CRC32C).
 Every way runs in a child process of its own (its CPU time and peak RSS are its own), interleaved ``--reps``
 times; the stored object's sha256 is checked after each timed upload (for the session: against the sha256 the
 dataset recorded too). Sizes 256 MB, 1 GB and 4 GB (``--quick``: 64 and 256 MB)::
@@ -414,7 +416,10 @@ class Service:
 
 # ---------------------------------------------------------------- resumable sessions vs put_object, from disk
 
-SESSION_WAYS = ("session", "put_object", "fput_object")
+#: the session way with SHA-256 part checksums (the client's default is CRC32C)
+SHA256_PARTS = "session, SHA256 parts"
+SESSION_WAYS = ("session", SHA256_PARTS, "put_object", "fput_object")
+CLIENT_WAYS = ("session", SHA256_PARTS)
 #: the session way with the client library from another folder (``--compare-client``)
 OTHER_CLIENT = "session, other client"
 
@@ -423,7 +428,7 @@ def child(spec: dict) -> None:
     """One timed upload of ``spec["file"]`` the way ``spec["way"]`` says, in this (child) process; prints a JSON
     line with its seconds, CPU seconds and this process's peak RSS."""
     path, way = Path(spec["file"]), spec["way"]
-    if way in ("session", OTHER_CLIENT):
+    if way in (*CLIENT_WAYS, OTHER_CLIENT):
         from voxtrain_client.api import Client, Dataset
         from voxtrain_client.config import ClientConfig
         from voxtrain_client.upload import Uploader, plan_for
@@ -443,7 +448,8 @@ def child(spec: dict) -> None:
         with TimedClient(ClientConfig(url=spec["url"], token=spec["token"])) as client:
             cpu, started = time.process_time(), time.perf_counter()
             plan = plan_for(spec["model_id"], [path], "AUDIO", auto_train=False)
-            (dataset,) = Uploader(client, parallel=spec["parallel"]).run(plan)
+            algorithm = {"checksum_algorithm": "SHA256"} if way == SHA256_PARTS else {}
+            (dataset,) = Uploader(client, parallel=spec["parallel"], **algorithm).run(plan)
             seconds = time.perf_counter() - started
             out = {"dataset_id": dataset.id, "sha256": dataset.sha256, "completing": client.completing}
     else:
@@ -559,7 +565,7 @@ async def sessions(args: argparse.Namespace) -> None:
                         arm.completing.append(out.get("completing", 0.0))
                         arm.peak_kib.append(status_kb(service.proc.pid, "VmHWM"))
                         # after timing: the stored object is the file, byte for byte
-                        if way in ("session", OTHER_CLIENT):
+                        if way in (*CLIENT_WAYS, OTHER_CLIENT):
                             from voxtrain_datasets.domain import object_key
 
                             key = object_key("bench", mid, uuid.UUID(out["dataset_id"]))
@@ -568,7 +574,7 @@ async def sessions(args: argparse.Namespace) -> None:
                         got = await asyncio.to_thread(stored_sha256, storage, bucket, key)
                         assert got == digest, f"{way}: stored sha256 {got} is not the file's {digest}"
                         assert out.get("sha256", digest) == digest, f"{way}: the dataset records {out['sha256']}"
-                        if way in ("session", OTHER_CLIENT):
+                        if way in (*CLIENT_WAYS, OTHER_CLIENT):
                             url = f"/v1/models/{mid}/datasets/{out['dataset_id']}"
                             r = await service.client.delete(url, headers=headers)
                             assert r.status_code == 204, r.text
@@ -601,7 +607,7 @@ async def sessions(args: argparse.Namespace) -> None:
                 f"| {human(size)} | {way} | {arm.rate(size):.1f} | "
                 + (f"{arm.ratio_to(put):.2f}" if arm is not put else "–")
                 + f" | {max(arm.client_kib) / 1024:.0f} MiB"
-                + (f" | {max(arm.peak_kib) / 1024:.0f} MiB" if way in ("session", OTHER_CLIENT) else " | –")
+                + (f" | {max(arm.peak_kib) / 1024:.0f} MiB" if way in (*CLIENT_WAYS, OTHER_CLIENT) else " | –")
                 + f" | {cpu[0]:.1f} / {cpu[1]:.1f} / {cpu[2]:.1f} |"
             )
     for size, arms in results:

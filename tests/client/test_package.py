@@ -11,7 +11,7 @@ from pathlib import Path
 
 CLIENT = Path(__file__).parents[2] / "client"
 #: distribution name -> the module it installs, where they differ
-MODULE_OF = {"httpx-sse": "httpx_sse"}
+MODULE_OF = {"httpx-sse": "httpx_sse", "google-crc32c": "google_crc32c"}
 
 
 def test_the_client_imports_only_the_stdlib_itself_and_its_declared_dependencies() -> None:

@@ -13,12 +13,20 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+import google_crc32c
 import httpx
 import pytest
 
 from voxtrain_client.api import COMPLETE_READ_TIMEOUT, SEND_CHUNK, Client, part_checksum
 from voxtrain_client.config import ClientConfig
 from voxtrain_client.upload import Stopped, Uploader, UploadRefused, expand, plan_for, read_part, sha256_of
+
+
+def checksum(data: bytes, algorithm: str) -> str:
+    """A part's checksum as storage computes it (independently of the client's code)."""
+    if algorithm == "CRC32C":
+        return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 class FakeVoxtrain:
@@ -36,6 +44,7 @@ class FakeVoxtrain:
         self.completed: list[list[str]] = []
         self.reported: dict[str, dict[int, str]] = {}  # part checksums each completion reported
         self.file_hashes: dict[str, str] = {}  # the sha256 each completion gave
+        self.algorithm: str | None = None  # sessions opened with this part checksum whatever is asked (the console's)
 
     def view(self, sid: str) -> dict:
         s = self.sessions[sid]
@@ -51,6 +60,7 @@ class FakeVoxtrain:
             "part_count": count,
             "state": "open",
             "missing_parts": missing,
+            "checksum_algorithm": s["algorithm"],
             "part_urls": [{"part_number": n, "size": size(n), "url": f"http://storage/{sid}/{n}"} for n in missing],
         }
 
@@ -60,14 +70,16 @@ class FakeVoxtrain:
             if self.fail_after is not None and len(self.puts) >= self.fail_after:
                 return httpx.Response(403, text="storage says no")  # permanent: not retried
             _, sid, n = path.split("/")
+            algorithm = self.sessions[sid]["algorithm"]
+            header = f"x-amz-checksum-{algorithm.lower()}"
             signed = request.url.params.get("signed-checksum")
             if signed is None and self.refuse_unsigned:  # as AWS S3: an x-amz-* header the URL does not sign
                 return httpx.Response(
                     403, text="<Message>There were headers present in the request which were not signed"
                 )
-            if signed is not None and request.headers.get("x-amz-checksum-sha256") != signed:
+            if signed is not None and request.headers.get(header) != signed:
                 return httpx.Response(403, text="<Code>SignatureDoesNotMatch</Code>")  # as storage: permanent
-            if request.headers.get("x-amz-checksum-sha256") != part_checksum(request.content):
+            if request.headers.get(header) != checksum(request.content, algorithm):
                 return httpx.Response(400, text="<Code>InvalidArgument</Code> checksum missing or wrong")
             if self.damage_next:  # as if a bit flipped on the way: storage refuses the part
                 self.damage_next -= 1
@@ -84,6 +96,7 @@ class FakeVoxtrain:
                 "file_name": body["file_name"],
                 "parts": {},
                 "dataset_id": str(uuid.uuid4()),
+                "algorithm": self.algorithm or body.get("checksum_algorithm", "SHA256"),
             }
             return httpx.Response(201, json=self.view(sid))
         if method == "POST" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)/part-urls", path)):
@@ -96,7 +109,7 @@ class FakeVoxtrain:
                     "url": f"http://storage/{sid}/{p['part_number']}?signed-checksum={quote(c, safe='')}",
                 }
                 for p in json.loads(request.content)["parts"]
-                for c in [p["checksum_sha256"]]
+                for c in [p[f"checksum_{self.sessions[sid]['algorithm'].lower()}"]]
             ]
             return httpx.Response(200, json={"part_urls": urls})
         if method == "GET" and (m := re.fullmatch(r"/v1/models/[^/]+/uploads/([^/]+)", path)):
@@ -110,12 +123,12 @@ class FakeVoxtrain:
                     data = b"".join(s["parts"][n] for n in sorted(s["parts"]))
                     if len(data) != s["size"] or hashlib.sha256(data).hexdigest() != it["sha256"]:
                         return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
-                    stored = {n: part_checksum(p) for n, p in s["parts"].items()}
+                    stored = {n: checksum(p, s["algorithm"]) for n, p in s["parts"].items()}
                 else:
                     if sum(size for size, _ in s["parts"].values()) != s["size"]:
                         return httpx.Response(422, json={"error": {"code": "validation_failed", "message": "parts"}})
                     stored = {n: c for n, (_, c) in s["parts"].items()}
-                reported = {p["part_number"]: p["checksum_sha256"] for p in it["parts"]}
+                reported = {p["part_number"]: p[f"checksum_{s['algorithm'].lower()}"] for p in it["parts"]}
                 if any(stored.get(n) != c for n, c in reported.items()):
                     return httpx.Response(422, json={"error": {"code": "part_checksum_mismatch", "message": "x"}})
                 self.reported[it["id"]] = reported
@@ -201,14 +214,14 @@ class PieceByPiece(httpx.BaseTransport):
         if request.url.host != "storage":
             request.read()
             return self.fake.handle(request)
-        h, size = hashlib.sha256(), 0
-        for piece in request.stream:
-            h.update(piece)
-            size += len(piece)
-        checksum = base64.b64encode(h.digest()).decode()
-        assert request.headers["x-amz-checksum-sha256"] == checksum
         _, sid, n = request.url.path.split("/")
-        self.fake.sessions[sid]["parts"][int(n)] = (size, checksum)
+        crc, size = 0, 0
+        for piece in request.stream:
+            crc = google_crc32c.extend(crc, bytes(piece))
+            size += len(piece)
+        sent = base64.b64encode(crc.to_bytes(4, "big")).decode()
+        assert self.fake.sessions[sid]["algorithm"] == "CRC32C" and request.headers["x-amz-checksum-crc32c"] == sent
+        self.fake.sessions[sid]["parts"][int(n)] = (size, sent)
         return httpx.Response(200)
 
 
@@ -234,7 +247,8 @@ def test_memory_holds_one_part_per_sending_thread_whatever_the_file_size(
         tracemalloc.stop()
     [(sid, sent)] = fake.file_hashes.items()
     assert sent == digest.hexdigest() and len(fake.reported[sid]) == 40  # the file's hash from the parts' bytes
-    # a buffer of one part per thread: measured 6.3 MiB (3 parts) in every run; the bound, 10 parts (20 MiB, 3x the
+    # a buffer of one part per thread: measured 6.3 MiB (3 parts) with SHA-256 parts, 9.3 MiB with CRC32C parts (each
+    # thread also holds the 1 MiB piece it copies for google-crc32c); the bound, 10 parts (20 MiB, 2.2x the
     # measurement), is a quarter of the file, so a client holding more of the file than its threads' parts fails
     assert peak < 10 * part, f"peak {peak / 2**20:.1f} MiB for an 80 MiB file"
 
@@ -325,3 +339,48 @@ def test_completion_is_given_a_long_read_timeout(fake, tmp_path: Path) -> None:
     with Client(ClientConfig("http://vt", "t"), transport=httpx.MockTransport(handle), timeout=5) as c:
         Uploader(c).run(plan)
     assert [t["read"] for t in timeouts] == [COMPLETE_READ_TIMEOUT] and timeouts[0]["connect"] == 5
+
+
+def test_part_checksums_are_what_s3_computes() -> None:
+    """CRC32C's check value (RFC 3720) and SHA-256's, base64 of the big-endian bytes."""
+    assert part_checksum(b"123456789", "CRC32C") == base64.b64encode(bytes.fromhex("e3069283")).decode()
+    assert part_checksum(memoryview(bytearray(b"123456789")), "CRC32C") == "4waSgw=="
+    assert part_checksum(b"abc") == base64.b64encode(hashlib.sha256(b"abc").digest()).decode()
+    path = Path(__file__)
+    buffer = memoryview(bytearray(10))
+    assert read_part(path, 3, buffer, "CRC32C") == checksum(path.read_bytes()[3:13], "CRC32C")
+
+
+def test_new_uploads_send_crc32c_part_checksums_and_report_them(fake, tmp_path: Path) -> None:
+    paths = files(tmp_path / "in", 2)
+    with client_for(fake) as c:
+        datasets = Uploader(c).run(plan_for("m1", paths, "auto", auto_train=False))
+    assert len(datasets) == 2 and {s["algorithm"] for s in fake.sessions.values()} == {"CRC32C"}
+    for sid, s in fake.sessions.items():  # storage checked each part's CRC32C header; completion reported them
+        assert fake.reported[sid] == {n: checksum(p, "CRC32C") for n, p in s["parts"].items()}
+        whole = b"".join(s["parts"][n] for n in sorted(s["parts"]))
+        assert fake.file_hashes[sid] == hashlib.sha256(whole).hexdigest()  # the dataset's identity: SHA-256
+
+
+def test_a_session_opened_with_sha256_is_resumed_with_sha256(fake, tmp_path: Path) -> None:
+    paths = files(tmp_path / "in", 3)
+    fake.algorithm = "SHA256"  # as a session opened by the console or an older client
+    fake.fail_after = 4
+    plan = plan_for("m1", paths, "auto", auto_train=False)
+    with client_for(fake) as c, pytest.raises(Exception, match="storage says no"):
+        Uploader(c, parallel=1).run(plan)
+    fake.algorithm, fake.fail_after = None, None
+    with client_for(fake) as c:
+        datasets = Uploader(c, parallel=2).run(plan_for("m1", paths, "auto", auto_train=False))
+    assert len(datasets) == 3 and {s["algorithm"] for s in fake.sessions.values()} == {"SHA256"}
+    for sid, s in fake.sessions.items():
+        assert fake.reported[sid] == {n: checksum(p, "SHA256") for n, p in s["parts"].items()}
+
+
+def test_a_crc32c_part_damaged_on_the_way_is_sent_again_and_signed_urls_sign_crc32c(fake, tmp_path: Path) -> None:
+    fake.damage_next, fake.refuse_unsigned = 1, True
+    with client_for(fake) as c:
+        [dataset] = Uploader(c, parallel=1).run(plan_for("m1", files(tmp_path / "in", 1), "auto", auto_train=False))
+    [s] = fake.sessions.values()
+    assert s["algorithm"] == "CRC32C" and fake.damage_next == 0 and fake.signed_urls == len(s["parts"])
+    assert dataset.size == sum(len(p) for p in s["parts"].values())

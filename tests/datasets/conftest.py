@@ -42,9 +42,9 @@ class SpyStore(S3ObjectStore):
         self.written.append(key)
         await super().put(key, data, content_type)
 
-    async def start_multipart(self, key, content_type, *, checksummed=False):
+    async def start_multipart(self, key, content_type, *, checksum=None):
         self.written.append(key)
-        return await super().start_multipart(key, content_type, checksummed=checksummed)
+        return await super().start_multipart(key, content_type, checksum=checksum)
 
     async def leftovers(self, prefix: str) -> list[str]:
         """Objects under ``prefix`` plus unfinished multipart uploads of any key written under it."""

@@ -11,14 +11,24 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from voxtrain_datasets.domain import Dataset, DatasetStatus, UploadSession
+import google_crc32c
+
+from voxtrain_datasets.domain import ChecksumAlgorithm, Dataset, DatasetStatus, UploadSession
 from voxtrain_datasets.storage import PartRefused, ReceivedPart, StorageUnavailable, UploadGone
 from voxtrain_shared.vocab import ModelStatus
 
+SHA256, CRC32C = ChecksumAlgorithm.SHA256, ChecksumAlgorithm.CRC32C
 
-def part_checksum(data: bytes | memoryview) -> str:
-    """What an uploader sends with a part: the base64 of its SHA-256."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+def checksum_bytes(data: bytes | memoryview, algorithm: ChecksumAlgorithm = SHA256) -> bytes:
+    if algorithm is CRC32C:
+        return int(google_crc32c.value(bytes(data))).to_bytes(4, "big")
+    return hashlib.sha256(data).digest()
+
+
+def part_checksum(data: bytes | memoryview, algorithm: ChecksumAlgorithm = SHA256) -> str:
+    """What an uploader sends with a part: the base64 of its SHA-256 or CRC32C (4 bytes, big-endian)."""
+    return base64.b64encode(checksum_bytes(data, algorithm)).decode()
 
 
 class FakeObjectStore:
@@ -26,8 +36,8 @@ class FakeObjectStore:
         self.bucket = bucket
         self.objects: dict[str, bytes] = {}
         self.uploads: dict[str, tuple[str, dict[int, bytes | int]]] = {}  # upload id -> (key, parts or sizes)
-        self.checksums: dict[str, dict[int, str | None]] = {}  # upload id -> part's verified checksum
-        self.checksummed: set[str] = set()  # upload ids whose parts must carry a checksum
+        self.checksums: dict[str, dict[int, tuple[ChecksumAlgorithm, str] | None]] = {}  # upload id -> part's
+        self.checksummed: dict[str, ChecksumAlgorithm] = {}  # upload ids whose parts must carry a checksum of this
         self.read_backs = 0  # objects read whole (sha256_of)
         self.keep_bytes = keep_bytes  # False: count sizes only (memory tests)
         self.down = False
@@ -46,13 +56,13 @@ class FakeObjectStore:
         self._check()
         self.objects[key] = bytes(data)
 
-    async def start_multipart(self, key: str, content_type: str, *, checksummed: bool = False) -> str:
+    async def start_multipart(self, key: str, content_type: str, *, checksum: ChecksumAlgorithm | None = None) -> str:
         self._check()
         upload_id = uuid.uuid4().hex
         self.uploads[upload_id] = (key, {})
         self.checksums[upload_id] = {}
-        if checksummed:
-            self.checksummed.add(upload_id)
+        if checksum is not None:
+            self.checksummed[upload_id] = checksum
         return upload_id
 
     def _upload(self, key: str, upload_id: str) -> dict[int, bytes | int]:
@@ -61,20 +71,32 @@ class FakeObjectStore:
         return self.uploads[upload_id][1]
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, data: bytes | memoryview, checksum_sha256: str | None = None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes | memoryview,
+        checksum: str | None = None,
+        algorithm: ChecksumAlgorithm = SHA256,
     ) -> str:
         self._check()
         await asyncio.sleep(0)
         parts = self._upload(key, upload_id)
-        if checksum_sha256 is None and upload_id in self.checksummed:
-            raise PartRefused("InvalidArgument: a part of a checksummed upload needs its checksum")
-        if checksum_sha256 is not None and checksum_sha256 != part_checksum(data):
+        chosen = self.checksummed.get(upload_id)
+        if chosen is not None and (checksum is None or algorithm is not chosen):
+            raise PartRefused(f"InvalidArgument: a part of this upload needs its {chosen} checksum")
+        if checksum is not None and checksum != part_checksum(data, algorithm):
             raise PartRefused("XAmzContentChecksumMismatch")
         parts[number] = bytes(data) if self.keep_bytes else len(data)
-        self.checksums[upload_id][number] = checksum_sha256
+        self.checksums[upload_id][number] = (algorithm, checksum) if checksum is not None else None
         return hashlib.md5(str(number).encode()).hexdigest()
 
-    async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
+    def _checksum(self, upload_id: str, number: int, algorithm: ChecksumAlgorithm) -> str | None:
+        """A part's checksum of ``algorithm``, as ListParts shows it (none of another algorithm)."""
+        stored = self.checksums[upload_id].get(number)
+        return stored[1] if stored is not None and stored[0] is algorithm else None
+
+    async def list_parts(self, key: str, upload_id: str, algorithm: ChecksumAlgorithm = SHA256) -> list[ReceivedPart]:
         self._check()
         parts = self._upload(key, upload_id)
         return [
@@ -82,24 +104,26 @@ class FakeObjectStore:
                 n,
                 len(p) if isinstance(p, bytes) else p,
                 hashlib.md5(str(n).encode()).hexdigest(),
-                self.checksums[upload_id].get(n),
+                self._checksum(upload_id, n, algorithm),
             )
             for n, p in sorted(parts.items())
         ]
 
-    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> str | None:
+    async def complete(
+        self, key: str, upload_id: str, parts: list[ReceivedPart], algorithm: ChecksumAlgorithm = SHA256
+    ) -> str | None:
         self._check()
         stored = self._upload(key, upload_id)
         ordered = sorted(parts, key=lambda p: p.number)
-        if any(p.checksum_sha256 != self.checksums[upload_id].get(p.number) for p in ordered):
+        if any(p.checksum != self._checksum(upload_id, p.number, algorithm) for p in ordered):
             raise PartRefused("InvalidPart")
         self.objects[key] = b"".join(b for b in (stored[p.number] for p in ordered) if isinstance(b, bytes))
         del self.uploads[upload_id]
-        sums = [p.checksum_sha256 for p in ordered]
+        sums = [p.checksum for p in ordered]
         if upload_id not in self.checksummed or not all(sums):  # as MinIO: a composite only for a checksummed upload
             return None
         joined = b"".join(base64.b64decode(c or "") for c in sums)
-        return f"{base64.b64encode(hashlib.sha256(joined).digest()).decode()}-{len(sums)}"
+        return f"{part_checksum(joined, algorithm)}-{len(sums)}"
 
     async def abort(self, key: str, upload_id: str) -> None:
         self._check()
@@ -133,9 +157,16 @@ class FakeObjectStore:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
     def presign_part(
-        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        ttl: timedelta,
+        size: int,
+        checksum: str | None = None,
+        algorithm: ChecksumAlgorithm = SHA256,
     ) -> str:
-        signed = f"&checksum={checksum_sha256}" if checksum_sha256 else ""
+        signed = f"&{algorithm.header}={checksum}" if checksum else ""
         return f"fake://{self.bucket}/{key}?uploadId={upload_id}&partNumber={number}&length={size}{signed}"
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.datasets.conftest import LIMIT, PART, MiB, at
-from tests.datasets.fakes import part_checksum
+from tests.datasets.fakes import CRC32C, SHA256, part_checksum
 from tests.support import TopicReader, auth_headers
 from voxtrain_datasets.storage import S3ObjectStore
 from voxtrain_shared import events as ev
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 ACME = auth_headers("acme")
 
 
-async def put_part(outside: httpx.AsyncClient, url: str, data: bytes) -> None:
-    r = await outside.put(url, content=data, headers={"x-amz-checksum-sha256": part_checksum(data)})
+async def put_part(outside: httpx.AsyncClient, url: str, data: bytes, alg=SHA256) -> None:
+    r = await outside.put(url, content=data, headers={alg.header: part_checksum(data, alg)})
     assert r.status_code == 200, r.text
     assert r.headers["etag"]
 
@@ -191,11 +191,13 @@ async def test_a_reported_part_checksum_that_storage_does_not_hold_is_refused(da
     assert datasets.store.read_backs == read_backs + 1
 
 
-async def test_an_upload_whose_parts_carry_no_checksum_is_refused_at_completion(datasets, stack) -> None:
+@pytest.mark.parametrize("alg", [SHA256, CRC32C])
+async def test_an_upload_whose_parts_carry_no_checksum_is_refused_at_completion(datasets, alg) -> None:
     """A session opened before part checksums: storage took its parts unverified; they must be sent again."""
     mid = await datasets.new_model()
     base = f"/v1/models/{mid}/uploads"
-    s = (await datasets.client.post(base, headers=ACME, json={"file_name": "t.vtt", "size": 6})).json()
+    start = {"file_name": "t.vtt", "size": 6, "checksum_algorithm": alg.value}
+    s = (await datasets.client.post(base, headers=ACME, json=start)).json()
     key = f"tenants/acme/models/{mid}/datasets/{s['dataset_id']}/data"
     # as such a session's upload looks in storage: opened without a checksum algorithm, its part sent without one
     [upload_id] = await datasets.store.incomplete_uploads(key)
@@ -207,11 +209,12 @@ async def test_an_upload_whose_parts_carry_no_checksum_is_refused_at_completion(
     r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": "0" * 64})
     assert r.status_code == 422, r.text
     err = r.json()["error"]
-    assert err["code"] == "part_checksum_missing" and err["details"]["parts"] == [1]
+    assert err["code"] == "part_checksum_missing" and err["details"] == {"parts": [1], "checksum_algorithm": alg.value}
+    assert alg.header in err["message"]
     state = (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()
     assert state["state"] == "open" and state["missing_parts"] == [1]  # sent again by a resuming uploader
     async with httpx.AsyncClient() as outside:
-        await put_part(outside, state["part_urls"][0]["url"], b"WEBVTT")
+        await put_part(outside, state["part_urls"][0]["url"], b"WEBVTT", alg)
     digest = hashlib.sha256(b"WEBVTT").hexdigest()
     r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest})
     assert r.status_code == 201 and r.json()["dataset"]["sha256"] == digest, r.text
@@ -275,3 +278,67 @@ async def test_several_sessions_complete_as_one_upload_batch(datasets, stack) ->
     assert all(set(p.batch) == expected for p in got)  # one batch for both
     again = await datasets.client.post(f"{base}/complete", headers=ACME, json={"uploads": ids})
     assert again.status_code == 200 and {d["id"] for d in again.json()["datasets"]} == {str(x) for x in expected}
+
+
+async def test_a_crc32c_session_takes_parts_storage_verified_by_crc32c_and_completes_on_them(datasets) -> None:
+    mid = await datasets.new_model()
+    base = f"/v1/models/{mid}/uploads"
+    data = os.urandom(PART + 3)
+    chunks = {1: data[:PART], 2: data[PART:]}
+    start = {"file_name": "talk.wav", "size": len(data), "checksum_algorithm": "CRC32C"}
+    s = (await datasets.client.post(base, headers=ACME, json=start)).json()
+    assert (s["checksum_algorithm"], s["checksum_header"]) == ("CRC32C", "x-amz-checksum-crc32c")
+    key = f"tenants/acme/models/{mid}/datasets/{s['dataset_id']}/data"
+    urls = {u["part_number"]: u["url"] for u in s["part_urls"]}
+    damaged = bytes([chunks[2][0] ^ 1]) + chunks[2][1:]
+    async with httpx.AsyncClient(timeout=30) as outside:
+        crc = {"x-amz-checksum-crc32c": part_checksum(chunks[2], CRC32C)}
+        r = await outside.put(urls[2], content=damaged, headers=crc)  # one bit flipped on the way
+        assert r.status_code == 400 and b"XAmzContentChecksumMismatch" in r.content, r.text
+        r = await outside.put(urls[2], content=chunks[2])  # without a checksum
+        assert r.status_code == 400 and b"InvalidArgument" in r.content, r.text
+        r = await outside.put(urls[2], content=chunks[2], headers={SHA256.header: part_checksum(chunks[2])})
+        assert r.status_code == 400 and b"InvalidArgument" in r.content, r.text  # not the upload's algorithm
+        assert (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()["parts_received"] == []
+        for n, chunk in chunks.items():
+            await put_part(outside, urls[n], chunk, CRC32C)
+        # the signed-URL fallback signs the CRC32C header
+        good = part_checksum(chunks[2], CRC32C)
+        r = await datasets.client.post(
+            f"{base}/{s['id']}/part-urls", headers=ACME, json={"parts": [{"part_number": 2, "checksum_crc32c": good}]}
+        )
+        assert r.status_code == 200 and r.json()["checksum_header"] == "x-amz-checksum-crc32c", r.text
+        [signed] = r.json()["part_urls"]
+        assert "x-amz-checksum-crc32c" in signed["url"]
+        other = part_checksum(damaged, CRC32C)
+        r = await outside.put(signed["url"], content=damaged, headers={"x-amz-checksum-crc32c": other})
+        assert r.status_code == 403 and b"SignatureDoesNotMatch" in r.content, r.text
+        await put_part(outside, signed["url"], chunks[2], CRC32C)
+        sha_part = {"parts": [{"part_number": 2, "checksum_sha256": part_checksum(chunks[2])}]}
+        r = await datasets.client.post(f"{base}/{s['id']}/part-urls", headers=ACME, json=sha_part)
+        assert r.status_code == 422 and "checksum_crc32c" in r.json()["error"]["message"], r.text
+    state = (await datasets.client.get(f"{base}/{s['id']}", headers=ACME)).json()
+    assert [(p["part_number"], p["checksum_crc32c"], p["checksum_sha256"]) for p in state["parts_received"]] == [
+        (n, part_checksum(c, CRC32C), None) for n, c in chunks.items()
+    ]
+    digest = hashlib.sha256(data).hexdigest()
+    reported = [{"part_number": n, "checksum_crc32c": part_checksum(c, CRC32C)} for n, c in chunks.items()]
+    wrong = [reported[0], {"part_number": 2, "checksum_crc32c": part_checksum(b"other", CRC32C)}]
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest, "parts": wrong})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "part_checksum_mismatch", r.text
+    assert "CRC32C" in r.json()["error"]["message"]
+    sha_parts = [{"part_number": n, "checksum_sha256": part_checksum(c)} for n, c in chunks.items()]
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest, "parts": sha_parts}
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_failed", r.text
+    mixed = [reported[0], sha_parts[1]]
+    r = await datasets.client.post(f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest, "parts": mixed})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_failed", r.text
+    read_backs = datasets.store.read_backs
+    r = await datasets.client.post(
+        f"{base}/{s['id']}/complete", headers=ACME, json={"sha256": digest, "parts": reported}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["dataset"]["sha256"] == digest and datasets.store.read_backs == read_backs  # nothing read back
+    assert await datasets.object_bytes(key) == data

@@ -189,12 +189,62 @@ def test_every_part_needs_its_storage_verified_checksum_and_reported_ones_must_m
     d.check_part_checksums("f.wav", {1: a, 2: b}, {2: b})  # the uploader may report some parts only
     with pytest.raises(d.Rejected) as info:
         d.check_part_checksums("f.wav", {1: a, 2: None, 3: None, 5: None}, {1: a})
-    assert info.value.code is ErrorCode.PART_CHECKSUM_MISSING and info.value.details == {"parts": [2, 3, 5]}
+    assert info.value.code is ErrorCode.PART_CHECKSUM_MISSING
+    assert info.value.details == {"parts": [2, 3, 5], "checksum_algorithm": "SHA256"}
     assert "f.wav: parts 2-3, 5 reached storage without a SHA-256" in info.value.message
     with pytest.raises(d.Rejected) as info:
         d.check_part_checksums("f.wav", {1: a, 2: b}, {1: a, 2: a})
     assert info.value.code is ErrorCode.PART_CHECKSUM_MISMATCH and "part 2" in info.value.message
     assert info.value.details == {"parts": [{"part_number": 2, "reported": a, "stored": b}]}
+
+
+def test_part_checksum_refusals_name_the_algorithm_of_the_upload() -> None:
+    crc = d.ChecksumAlgorithm.CRC32C
+    with pytest.raises(d.Rejected) as info:
+        d.check_part_checksums("f.wav", {1: None}, {}, crc)
+    assert info.value.code is ErrorCode.PART_CHECKSUM_MISSING
+    assert "without a CRC32C checksum" in info.value.message and "x-amz-checksum-crc32c" in info.value.message
+    with pytest.raises(d.Rejected) as info:
+        d.check_part_checksums("f.wav", {1: "AAAAAA=="}, {1: "AAAAAQ=="}, crc)
+    assert info.value.code is ErrorCode.PART_CHECKSUM_MISMATCH and "their CRC32C differs" in info.value.message
+
+
+def test_the_checksum_algorithm_names_its_header_and_field() -> None:
+    assert [(a.value, a.header, a.body_field) for a in d.ChecksumAlgorithm] == [
+        ("SHA256", "x-amz-checksum-sha256", "checksum_sha256"),
+        ("CRC32C", "x-amz-checksum-crc32c", "checksum_crc32c"),
+    ]
+
+
+def test_reported_part_checksums_are_of_one_algorithm_the_sessions() -> None:
+    sha, crc = d.ChecksumAlgorithm.SHA256, d.ChecksumAlgorithm.CRC32C
+    assert d.reported_algorithm(set()) is None and d.reported_algorithm({crc}) is crc
+    assert code_of(d.reported_algorithm, {sha, crc}) is ErrorCode.VALIDATION_FAILED
+    session = d.UploadSession(
+        id=uuid.uuid4(),
+        tenant_id="acme",
+        model_id=uuid.uuid4(),
+        dataset_id=uuid.uuid4(),
+        type=T.AUDIO,
+        file_name="f.wav",
+        original_name="f.wav",
+        content_type="audio/wav",
+        object_key="k",
+        s3_upload_id="u",
+        size=1,
+        part_size=MiB,
+        part_count=1,
+        state="open",
+        created_at=d.datetime.now(),
+        expires_at=d.datetime.now(),
+        checksum_algorithm=crc,
+    )
+    d.check_checksum_algorithm(session, crc)
+    d.check_checksum_algorithm(session, None)  # none reported: nothing to check
+    with pytest.raises(d.Rejected) as info:
+        d.check_checksum_algorithm(session, sha)
+    assert info.value.code is ErrorCode.VALIDATION_FAILED and info.value.details == {"checksum_algorithm": "CRC32C"}
+    assert "give each part's checksum_crc32c, not checksum_sha256" in info.value.message
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.datasets.fakes import FakeDatasetRepository, FakeObjectStore, part_checksum
+from tests.datasets.fakes import CRC32C, SHA256, FakeDatasetRepository, FakeObjectStore, part_checksum
 from tests.fakes import FakeUnitOfWork
 from voxtrain_datasets import consumers
 from voxtrain_datasets import domain as d
@@ -153,8 +153,10 @@ async def send_parts(w: World, s: d.UploadSession, data: bytes, checksums: bool 
     sent: dict[int, str] = {}
     for n in range(1, s.part_count + 1):
         part = data[(n - 1) * s.part_size : n * s.part_size]
-        sent[n] = part_checksum(part)
-        await w.store.upload_part(s.object_key, s.s3_upload_id, n, part, sent[n] if checksums else None)
+        sent[n] = part_checksum(part, s.checksum_algorithm)
+        await w.store.upload_part(
+            s.object_key, s.s3_upload_id, n, part, sent[n] if checksums else None, s.checksum_algorithm
+        )
     return sent
 
 
@@ -164,7 +166,7 @@ async def test_a_resumable_upload_completes_once_without_reading_the_object_back
     st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", len(data), "auto")
     assert st.missing == [1, 2] and len(st.urls) == 2
     s = st.session
-    assert s.s3_upload_id in w.store.checksummed  # storage demands and verifies a checksum per part
+    assert w.store.checksummed[s.s3_upload_id] is SHA256  # storage demands and verifies a checksum per part
     sent = await send_parts(w, s, data)
     digest = hashlib.sha256(data).hexdigest()
     ds, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, digest.upper(), sent))
@@ -203,11 +205,12 @@ async def test_parts_stored_without_a_checksum_are_refused_and_listed_as_missing
     mid = await w.model()
     st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", 6 * MiB, "auto")
     s = st.session
-    w.store.checksummed.discard(s.s3_upload_id)  # as storage has sessions opened before the change
+    del w.store.checksummed[s.s3_upload_id]  # as storage has sessions opened before the change
     await send_parts(w, s, b"z" * (6 * MiB), checksums=False)
     with pytest.raises(d.Rejected) as err:
         await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, "0" * 64))
-    assert err.value.code is ErrorCode.PART_CHECKSUM_MISSING and err.value.details == {"parts": [1, 2]}
+    assert err.value.code is ErrorCode.PART_CHECKSUM_MISSING
+    assert err.value.details == {"parts": [1, 2], "checksum_algorithm": "SHA256"}
     assert "x-amz-checksum-sha256" in err.value.message and w.repo.sessions[s.id].state == "open"
     again = await sessions.get_direct_upload(w.deps, TENANT, mid, s.id)  # so a resuming uploader sends them again
     assert again.missing == [1, 2] and [u.number for u in again.urls] == [1, 2]
@@ -220,14 +223,65 @@ async def test_part_urls_can_sign_each_part_checksum_while_the_session_is_open(w
     mid = await w.model()
     s = (await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", 6 * MiB, "auto")).session
     c = part_checksum(b"z" * MiB)
-    [url] = await sessions.sign_parts(w.deps, TENANT, mid, s.id, {2: c})
-    assert (url.number, url.size) == (2, MiB) and url.url.endswith(f"&checksum={c}")
+    _, [url] = await sessions.sign_parts(w.deps, TENANT, mid, s.id, {2: c}, SHA256)
+    assert (url.number, url.size) == (2, MiB) and url.url.endswith(f"&x-amz-checksum-sha256={c}")
     with pytest.raises(d.Rejected) as err:
         await sessions.sign_parts(w.deps, TENANT, mid, s.id, {1: c, 3: c})
     assert err.value.code is ErrorCode.VALIDATION_FAILED and err.value.details == {"parts": [3], "part_count": 2}
     with pytest.raises(d.Rejected) as err:
         await sessions.sign_parts(w.deps, "globex", mid, s.id, {1: c})
     assert err.value.code is ErrorCode.NOT_FOUND
+
+
+async def test_a_session_may_choose_crc32c_part_checksums_and_completes_on_them(w: World) -> None:
+    mid = await w.model()
+    data = b"c" * (6 * MiB)
+    st = await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", len(data), "auto", CRC32C)
+    s = st.session
+    assert s.checksum_algorithm is CRC32C and w.repo.sessions[s.id].checksum_algorithm is CRC32C
+    assert w.store.checksummed[s.s3_upload_id] is CRC32C  # the multipart upload is opened with it
+    with pytest.raises(PartRefused):  # a SHA-256 part checksum does not do for a CRC32C upload
+        await w.store.upload_part(s.object_key, s.s3_upload_id, 1, data[:MiB], part_checksum(data[:MiB]), SHA256)
+    sent = await send_parts(w, s, data)
+    assert sent[2] == part_checksum(data[5 * MiB :], CRC32C) and len(sent[2]) == 8
+    digest = hashlib.sha256(data).hexdigest()
+    wrong = d.Completion(s.id, digest, {**sent, 2: part_checksum(b"other", CRC32C)}, CRC32C)
+    with pytest.raises(d.Rejected) as err:
+        await sessions.complete_direct_upload(w.deps, w.ctx, mid, wrong)
+    assert err.value.code is ErrorCode.PART_CHECKSUM_MISMATCH and "CRC32C differs" in err.value.message
+    assert err.value.details["parts"][0]["stored"] == sent[2]
+    sha_sums = {n: part_checksum(data[(n - 1) * s.part_size : n * s.part_size]) for n in sent}
+    with pytest.raises(d.Rejected) as err:  # checksums of another algorithm than the session's
+        await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, digest, sha_sums, SHA256))
+    assert err.value.code is ErrorCode.VALIDATION_FAILED and "checksum_crc32c, not checksum_sha256" in err.value.message
+    assert w.repo.sessions[s.id].state == "open" and w.uow.emitted == []
+    ds, created = await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, digest, sent, CRC32C))
+    assert created and (ds.size, ds.sha256) == (len(data), digest)  # the dataset's identity stays the SHA-256
+    assert w.store.read_backs == 0 and w.store.objects[s.object_key] == data
+
+
+async def test_crc32c_parts_stored_without_a_checksum_are_refused_naming_the_crc32c_header(w: World) -> None:
+    mid = await w.model()
+    s = (await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", 6 * MiB, "auto", CRC32C)).session
+    del w.store.checksummed[s.s3_upload_id]  # storage that took parts without a checksum
+    await send_parts(w, s, b"z" * (6 * MiB), checksums=False)
+    with pytest.raises(d.Rejected) as err:
+        await sessions.complete_direct_upload(w.deps, w.ctx, mid, d.Completion(s.id, "0" * 64))
+    assert err.value.code is ErrorCode.PART_CHECKSUM_MISSING
+    assert err.value.details == {"parts": [1, 2], "checksum_algorithm": "CRC32C"}
+    assert "x-amz-checksum-crc32c" in err.value.message
+    assert (await sessions.get_direct_upload(w.deps, TENANT, mid, s.id)).missing == [1, 2]
+
+
+async def test_part_urls_of_a_crc32c_session_sign_its_crc32c(w: World) -> None:
+    mid = await w.model()
+    s = (await sessions.start_direct_upload(w.deps, w.ctx, mid, "big.flac", 6 * MiB, "auto", CRC32C)).session
+    c = part_checksum(b"z" * MiB, CRC32C)
+    session, [url] = await sessions.sign_parts(w.deps, TENANT, mid, s.id, {2: c}, CRC32C)
+    assert session.checksum_algorithm is CRC32C and url.url.endswith(f"&x-amz-checksum-crc32c={c}")
+    with pytest.raises(d.Rejected) as err:
+        await sessions.sign_parts(w.deps, TENANT, mid, s.id, {2: part_checksum(b"z" * MiB)}, SHA256)
+    assert err.value.code is ErrorCode.VALIDATION_FAILED and err.value.details == {"checksum_algorithm": "CRC32C"}
 
 
 async def test_storage_refuses_a_corrupted_part_and_a_part_without_its_checksum(w: World) -> None:

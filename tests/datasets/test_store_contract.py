@@ -1,7 +1,6 @@
 """One contract for object stores, run against the in-memory fake and real MinIO; and the streaming
 writer on top of it (exact parts, hashes, limits, aborts, flat memory)."""
 
-import base64
 import hashlib
 import os
 import tracemalloc
@@ -10,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.datasets.fakes import FakeObjectStore, part_checksum
+from tests.datasets.fakes import CRC32C, SHA256, FakeObjectStore, checksum_bytes, part_checksum
 from voxtrain_datasets.storage import ObjectTooLarge, PartRefused, S3ObjectStore, StreamingWriter, UploadGone
 from voxtrain_shared.settings import MinioSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
@@ -63,28 +62,33 @@ async def test_multipart_lifecycle(store) -> None:
     await store.abort(k, upload)  # a finished upload: nothing to do
 
 
-async def test_a_checksummed_upload_takes_only_parts_whose_bytes_match_their_checksum(store) -> None:
+@pytest.mark.parametrize("alg", [SHA256, CRC32C])
+async def test_a_checksummed_upload_takes_only_parts_whose_bytes_match_their_checksum(store, alg) -> None:
     k = key()
-    upload = await store.start_multipart(k, "audio/wav", checksummed=True)
+    upload = await store.start_multipart(k, "audio/wav", checksum=alg)
     one, two = os.urandom(5 * MiB), b"tail"
     corrupted = bytes([one[0] ^ 1]) + one[1:]
     with pytest.raises(PartRefused):  # one bit flipped on the way: storage refuses the part
-        await store.upload_part(k, upload, 1, corrupted, part_checksum(one))
+        await store.upload_part(k, upload, 1, corrupted, part_checksum(one, alg), alg)
     with pytest.raises(PartRefused):  # no checksum at all: refused too
         await store.upload_part(k, upload, 2, two)
-    assert await store.list_parts(k, upload) == []
-    await store.upload_part(k, upload, 2, two, part_checksum(two))
-    await store.upload_part(k, upload, 1, one, part_checksum(one))
-    parts = await store.list_parts(k, upload)
-    assert [(p.number, p.size, p.checksum_sha256) for p in parts] == [
-        (1, 5 * MiB, part_checksum(one)),
-        (2, 4, part_checksum(two)),
+    other = CRC32C if alg is SHA256 else SHA256
+    with pytest.raises(PartRefused):  # a (right) checksum of another algorithm than the upload's: refused
+        await store.upload_part(k, upload, 2, two, part_checksum(two, other), other)
+    assert await store.list_parts(k, upload, alg) == []
+    await store.upload_part(k, upload, 2, two, part_checksum(two, alg), alg)
+    await store.upload_part(k, upload, 1, one, part_checksum(one, alg), alg)
+    parts = await store.list_parts(k, upload, alg)
+    assert [(p.number, p.size, p.checksum) for p in parts] == [
+        (1, 5 * MiB, part_checksum(one, alg)),
+        (2, 4, part_checksum(two, alg)),
     ]
+    assert [p.checksum for p in await store.list_parts(k, upload, other)] == [None, None]
     with pytest.raises(PartRefused):  # completing with other checksums than the stored ones: refused
-        await store.complete(k, upload, [replace(parts[0], checksum_sha256=part_checksum(two)), parts[1]])
-    composite = await store.complete(k, upload, parts)
-    joined = hashlib.sha256(hashlib.sha256(one).digest() + hashlib.sha256(two).digest()).digest()
-    assert composite == f"{base64.b64encode(joined).decode()}-2"
+        await store.complete(k, upload, [replace(parts[0], checksum=part_checksum(two, alg)), parts[1]], alg)
+    composite = await store.complete(k, upload, parts, alg)
+    # storage's composite: the checksum of the parts' checksums (big-endian bytes), and the part count
+    assert composite == f"{part_checksum(checksum_bytes(one, alg) + checksum_bytes(two, alg), alg)}-2"
     assert await store.sha256_of(k) == (5 * MiB + 4, hashlib.sha256(one + two).hexdigest())
 
 
@@ -93,12 +97,12 @@ async def test_parts_of_an_unchecksummed_upload_sent_again_with_checksums_comple
     k = key()
     upload = await store.start_multipart(k, "audio/wav")
     await store.upload_part(k, upload, 1, b"tail")
-    assert [p.checksum_sha256 for p in await store.list_parts(k, upload)] == [None]
+    assert [p.checksum for p in await store.list_parts(k, upload)] == [None]
     with pytest.raises(PartRefused):  # storage verifies a checksum sent with a part of any upload
         await store.upload_part(k, upload, 1, b"tall", part_checksum(b"tail"))
     await store.upload_part(k, upload, 1, b"tail", part_checksum(b"tail"))
     parts = await store.list_parts(k, upload)
-    assert [p.checksum_sha256 for p in parts] == [part_checksum(b"tail")]
+    assert [p.checksum for p in parts] == [part_checksum(b"tail")]
     assert await store.complete(k, upload, parts) is None  # completes; no composite checksum for such an upload
     assert await store.sha256_of(k) == (4, hashlib.sha256(b"tail").hexdigest())
 

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
+import google_crc32c
 import httpx
 from httpx_sse import connect_sse
 from pydantic import BaseModel, ConfigDict
@@ -39,8 +40,12 @@ from .config import ClientConfig
 RETRIED_STATUS = {502, 503, 504}
 #: bytes read from a file per write while a part is sent
 SEND_CHUNK = 1024 * 1024
-#: The header a part is sent with: storage verifies the part's bytes against it, and refuses the part without it.
-PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
+#: The checksum algorithms an upload session's parts can carry (chosen when it starts): storage verifies each part's
+#: bytes against the checksum sent with it (in :func:`checksum_header`), and refuses the part without it. The client
+#: asks for CRC32C (hardware-accelerated: the part checksum costs next to nothing beside the file's SHA-256, which
+#: identifies the dataset); a session started with SHA256 (the console's, or an older client's) is resumed with that.
+SHA256, CRC32C = "SHA256", "CRC32C"
+PART_CHECKSUM = CRC32C
 #: seconds to wait for the answer to an upload's completion (a file given without its SHA-256 is read back and hashed by
 #: the server first: up to 10 files × 10 GB)
 COMPLETE_READ_TIMEOUT = 3600.0
@@ -158,11 +163,13 @@ class PartUrl(_View):
 
 @dataclass(frozen=True)
 class Completion:
-    """What completes an upload session: the file's SHA-256 (hex) and the base64 SHA-256 of the parts sent."""
+    """What completes an upload session: the file's SHA-256 (hex) and the base64 checksums (of the session's
+    ``checksum_algorithm``) of the parts sent."""
 
     upload_id: str
     sha256: str | None
     part_checksums: dict[int, str] = field(default_factory=dict)
+    checksum_algorithm: str = SHA256
 
 
 class Upload(_View):
@@ -175,6 +182,7 @@ class Upload(_View):
     state: str
     missing_parts: list[int]
     part_urls: list[PartUrl]
+    checksum_algorithm: str = SHA256  #: what each part is sent with (the server's choice for the session)
 
 
 #: progress(bytes just received, total bytes or None when the server did not say)
@@ -182,7 +190,7 @@ DownloadProgress = Callable[[int, int | None], None]
 
 
 class PartDamaged(Exception):
-    """Storage received other bytes for a part than the ones sent (their SHA-256 differs): sent again."""
+    """Storage received other bytes for a part than the ones sent (their checksum differs): sent again."""
 
 
 class HeaderNotSigned(Exception):
@@ -190,9 +198,54 @@ class HeaderNotSigned(Exception):
     header either way): the part needs a URL that signs it (:meth:`Client.sign_parts`)."""
 
 
-def part_checksum(data: bytes | memoryview) -> str:
-    """A part's checksum as storage verifies it (:data:`PART_CHECKSUM_HEADER`): the base64 of its SHA-256."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+def checksum_header(algorithm: str) -> str:
+    """The header a part of an upload with this checksum algorithm is sent with."""
+    return f"x-amz-checksum-{algorithm.lower()}"
+
+
+def checksum_field(algorithm: str) -> str:
+    """The name of a part's checksum of this algorithm in the API's bodies."""
+    return f"checksum_{algorithm.lower()}"
+
+
+class Crc32c:
+    """CRC32C fed in pieces (google-crc32c's C implementation, hardware-accelerated), with hashlib's
+    ``update``/``digest``: the digest is the 4 bytes of the CRC, big-endian, as S3 checksums it."""
+
+    def __init__(self) -> None:
+        self._crc = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        # google-crc32c takes immutable bytes only: a piece of a mutable buffer is copied (1 MiB at a time, in cache)
+        self._crc = google_crc32c.extend(self._crc, data if isinstance(data, bytes) else bytes(data))
+
+    def digest(self) -> bytes:
+        return self._crc.to_bytes(4, "big")
+
+
+class PartHash(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+def part_hasher(algorithm: str) -> PartHash:
+    """A fresh hash of a part for this checksum algorithm (SHA256 or CRC32C)."""
+    if algorithm == CRC32C:
+        return Crc32c()
+    if algorithm == SHA256:
+        return hashlib.sha256()
+    raise ValueError(f"unknown part checksum algorithm {algorithm!r}")
+
+
+def part_checksum(data: bytes | memoryview, algorithm: str = SHA256) -> str:
+    """A part's checksum as storage verifies it (:func:`checksum_header`): the base64 of its SHA-256 or CRC32C."""
+    h = part_hasher(algorithm)
+    h.update(data)
+    return base64.b64encode(h.digest()).decode()
+
+
+def _part_checksums(checksums: dict[int, str], algorithm: str) -> list[dict[str, Any]]:
+    return [{"part_number": n, checksum_field(algorithm): c} for n, c in sorted(checksums.items())]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -373,28 +426,42 @@ class Client:
             for h in handles:
                 h.close()
 
-    def start_upload(self, model_id: str, file_name: str, size: int, dataset_type: str = "auto") -> Upload:
-        body = {"file_name": file_name, "size": size, "type": dataset_type}
+    def start_upload(
+        self,
+        model_id: str,
+        file_name: str,
+        size: int,
+        dataset_type: str = "auto",
+        checksum_algorithm: str = PART_CHECKSUM,
+    ) -> Upload:
+        """Open a resumable upload session whose parts carry ``checksum_algorithm`` checksums (SHA256 or CRC32C)."""
+        body = {"file_name": file_name, "size": size, "type": dataset_type, "checksum_algorithm": checksum_algorithm}
         return Upload.model_validate(self._call("POST", f"/v1/models/{model_id}/uploads", json=body).json())
 
     def get_upload(self, model_id: str, upload_id: str) -> Upload:
         return Upload.model_validate(self._call("GET", f"/v1/models/{model_id}/uploads/{upload_id}").json())
 
-    def sign_parts(self, model_id: str, upload_id: str, checksums: dict[int, str]) -> list[PartUrl]:
-        """URLs for parts of an upload that sign each part's checksum (:func:`part_checksum`) with its length:
-        storage takes a part only with that checksum, and only when its bytes match it."""
-        body = {"parts": [{"part_number": n, "checksum_sha256": c} for n, c in sorted(checksums.items())]}
+    def sign_parts(
+        self, model_id: str, upload_id: str, checksums: dict[int, str], algorithm: str = SHA256
+    ) -> list[PartUrl]:
+        """URLs for parts of an upload that sign each part's checksum (:func:`part_checksum`, of the session's
+        ``algorithm``) with its length: storage takes a part only with that checksum, and only when its bytes match
+        it."""
+        body = {"parts": _part_checksums(checksums, algorithm)}
         r = self._call("POST", f"/v1/models/{model_id}/uploads/{upload_id}/part-urls", json=body)
         return [PartUrl.model_validate(u) for u in r.json()["part_urls"]]
 
     @retry_transient
-    def put_part(self, url: str, data: bytes | memoryview, checksum_sha256: str | None = None) -> None:
-        """PUT a part to its presigned URL with its exact length and its checksum (:func:`part_checksum`), which
-        storage verifies: a part damaged on the way is refused by storage and sent again."""
+    def put_part(
+        self, url: str, data: bytes | memoryview, checksum: str | None = None, algorithm: str = SHA256
+    ) -> None:
+        """PUT a part to its presigned URL with its exact length and its checksum (:func:`part_checksum`, of the
+        session's ``algorithm``), which storage verifies: a part damaged on the way is refused by storage and sent
+        again."""
         view = memoryview(data).cast("B")
         headers = {"Content-Length": str(len(view))}
-        if checksum_sha256 is not None:
-            headers[PART_CHECKSUM_HEADER] = checksum_sha256
+        if checksum is not None:
+            headers[checksum_header(algorithm)] = checksum
         pieces = (view[i : i + SEND_CHUNK] for i in range(0, len(view), SEND_CHUNK))
         # (httpx hands each piece to h11, which takes any bytes-like object: no copy of the part here)
         r = self._storage.put(url, content=cast(Iterable[bytes], pieces), headers=headers)
@@ -411,7 +478,7 @@ class Client:
                 {
                     "id": u.upload_id,
                     "sha256": u.sha256,
-                    "parts": [{"part_number": n, "checksum_sha256": c} for n, c in sorted(u.part_checksums.items())],
+                    "parts": _part_checksums(u.part_checksums, u.checksum_algorithm),
                 }
                 for u in uploads
             ]

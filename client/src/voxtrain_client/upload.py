@@ -2,10 +2,11 @@
 
 Every file goes through a resumable upload session (parts PUT straight to object storage in parallel, each
 retried with backoff). Each part is read from the file once, into a buffer of its thread (memory: ``parallel``
-parts, whatever the file's size), hashed as it is read and sent with its SHA-256 (to a URL that signs it, too,
-where storage wants that), and storage verifies the bytes on arrival (a part damaged on the way is refused and
-sent again); the same bytes feed the file's SHA-256, in part order, which the completion gives the server as
-the dataset's hash — the server does not read the file back.
+parts, whatever the file's size), checksummed as it is read and sent with its checksum — CRC32C for the sessions
+this client starts (hardware-accelerated), SHA-256 for a resumed session started that way — (to a URL that signs
+it, too, where storage wants that), and storage verifies the bytes on arrival (a part damaged on the way is
+refused and sent again); the same bytes feed the file's SHA-256, in part order, which the completion gives the
+server as the dataset's hash — the server does not read the file back.
 The plan — which files form which upload and which session each file has — is written to a state file
 before any byte is sent, so a dropped connection or a killed process resumes where it stopped: the server
 says which parts it already has. At most 10 files form one upload (the product's limit); more become
@@ -25,7 +26,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .api import SEND_CHUNK, ApiError, Client, Completion, Dataset, HeaderNotSigned, PartUrl, Upload
+from .api import (
+    PART_CHECKSUM,
+    SEND_CHUNK,
+    SHA256,
+    ApiError,
+    Client,
+    Completion,
+    Dataset,
+    HeaderNotSigned,
+    PartUrl,
+    Upload,
+    part_hasher,
+)
 from .config import state_dir
 
 MAX_FILES_PER_UPLOAD = 10
@@ -146,10 +159,10 @@ def sha256_of(path: Path, stop: threading.Event | None = None) -> str:
     return h.hexdigest()
 
 
-def read_part(path: Path, offset: int, into: memoryview) -> str:
-    """Fill ``into`` with the bytes of ``path`` from ``offset``, hashing them as they are read; returns the part's
-    checksum (:func:`~voxtrain_client.api.part_checksum`)."""
-    h = hashlib.sha256()
+def read_part(path: Path, offset: int, into: memoryview, algorithm: str = SHA256) -> str:
+    """Fill ``into`` with the bytes of ``path`` from ``offset``, checksumming them (``algorithm``) as they are read;
+    returns the part's checksum (:func:`~voxtrain_client.api.part_checksum`)."""
+    h = part_hasher(algorithm)
     with path.open("rb") as f:
         f.seek(offset)
         done = 0
@@ -192,10 +205,19 @@ class FileHash:
 
 
 class Uploader:
-    """Carries out a :class:`Plan` with ``parallel`` part uploads at once."""
+    """Carries out a :class:`Plan` with ``parallel`` part uploads at once; the sessions it starts carry
+    ``checksum_algorithm`` part checksums (a session resumed keeps the one it was started with)."""
 
-    def __init__(self, client: Client, *, parallel: int = 4, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        parallel: int = 4,
+        progress: Progress | None = None,
+        checksum_algorithm: str = PART_CHECKSUM,
+    ) -> None:
         self._client, self._parallel = client, parallel
+        self._checksum_algorithm = checksum_algorithm
         self._progress = progress or (lambda *_: None)
         self._buffers = threading.local()
         self._sign_checksums = False  # storage wants the part checksum signed into each part's URL
@@ -222,7 +244,8 @@ class Uploader:
                         f.sha256 = whole.hexdigest()
                         plan.save()
             completions = [
-                Completion(f.upload_id or "", f.sha256, c) for f, (_, c, _) in zip(batch.files, sending, strict=True)
+                Completion(f.upload_id or "", f.sha256, c, s.checksum_algorithm)
+                for f, s, (_, c, _) in zip(batch.files, sessions, sending, strict=True)
             ]
             created = self._client.complete_uploads(plan.model_id, completions)
             batch.datasets = [d.id for d in created]
@@ -246,23 +269,26 @@ class Uploader:
                 if exc.status != 404:
                     raise
                 # the session expired or was cancelled: start a new one below
-        session = self._client.start_upload(plan.model_id, path.name, f.size, plan.dataset_type)
+        session = self._client.start_upload(
+            plan.model_id, path.name, f.size, plan.dataset_type, self._checksum_algorithm
+        )
         f.upload_id = session.id
         plan.save()
         return session
 
-    def _put(self, model_id: str, upload_id: str, part: PartUrl, data: memoryview, checksum: str) -> None:
+    def _put(self, model_id: str, session: Upload, part: PartUrl, data: memoryview, checksum: str) -> None:
         """PUT a part with its checksum: to the session's URL for it (MinIO verifies the unsigned header) until
         storage refuses an unsigned header (AWS S3), then, for this part and every later one, to a URL that signs
         the checksum."""
+        algorithm = session.checksum_algorithm
         if not self._sign_checksums:
             try:
-                self._client.put_part(part.url, data, checksum)
+                self._client.put_part(part.url, data, checksum, algorithm)
                 return
             except HeaderNotSigned:
                 self._sign_checksums = True
-        [signed] = self._client.sign_parts(model_id, upload_id, {part.part_number: checksum})
-        self._client.put_part(signed.url, data, checksum)
+        [signed] = self._client.sign_parts(model_id, session.id, {part.part_number: checksum}, algorithm)
+        self._client.put_part(signed.url, data, checksum, algorithm)
 
     def _buffer(self, size: int) -> memoryview:
         """This thread's part buffer (one per thread, reused for every part it sends)."""
@@ -288,11 +314,11 @@ class Uploader:
                     raise Stopped(f"{name} part {number}")
                 size = min(session.part_size, f.size - (number - 1) * session.part_size)
                 data = self._buffer(size)
-                checksums[number] = read_part(path, (number - 1) * session.part_size, data)
+                checksums[number] = read_part(path, (number - 1) * session.part_size, data, session.checksum_algorithm)
                 if whole is not None:
                     whole.feed(number, data)
                 if number in missing:
-                    self._put(model_id, session.id, missing[number], data, checksums[number])
+                    self._put(model_id, session, missing[number], data, checksums[number])
                     self._progress(name, size, f.size)
             except BaseException:
                 stop.set()

@@ -44,6 +44,30 @@ _REMOVED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 _SPACES = re.compile(r" +")
 
 
+class ChecksumAlgorithm(StrEnum):
+    """The checksum each part of a resumable upload carries, chosen when the upload starts; storage verifies it
+    on arrival. SHA256 (the default, what browsers can compute) or CRC32C (made for transit integrity,
+    hardware-accelerated: far less CPU per byte for the uploader and storage). Either way the dataset's identity
+    is the whole file's SHA-256."""
+
+    SHA256 = "SHA256"
+    CRC32C = "CRC32C"
+
+    @property
+    def header(self) -> str:
+        """The request header a part is sent with (base64 of the part's checksum, big-endian bytes)."""
+        return f"x-amz-checksum-{self.value.lower()}"
+
+    @property
+    def body_field(self) -> str:
+        """The name of a part's checksum of this algorithm in the API's bodies."""
+        return f"checksum_{self.value.lower()}"
+
+    @property
+    def label(self) -> str:
+        return "SHA-256" if self is ChecksumAlgorithm.SHA256 else "CRC32C"
+
+
 class DatasetStatus(StrEnum):
     """Lifecycle of one dataset in this service."""
 
@@ -95,6 +119,8 @@ class UploadSession:
     state: str
     created_at: datetime
     expires_at: datetime
+    #: what each part is sent with and storage verifies (the multipart upload is opened with it)
+    checksum_algorithm: ChecksumAlgorithm = ChecksumAlgorithm.SHA256
 
     @property
     def plan(self) -> PartPlan:
@@ -104,12 +130,13 @@ class UploadSession:
 @dataclass(frozen=True)
 class Completion:
     """What an uploader says when it completes an upload session: the file's SHA-256 as it computed it while
-    sending (hex; recorded as the dataset's ``sha256``) and, optionally, the base64 SHA-256 of parts it sent
-    (checked against the ones storage verified on arrival)."""
+    sending (hex; recorded as the dataset's ``sha256``) and, optionally, the base64 checksums of parts it sent, of
+    ``checksum_algorithm`` (checked against the ones storage verified on arrival)."""
 
     session_id: uuid.UUID
     sha256: str | None = None
     part_checksums: dict[int, str] = field(default_factory=dict)
+    checksum_algorithm: ChecksumAlgorithm | None = None  #: of ``part_checksums`` (None: none reported)
 
 
 @dataclass(frozen=True)
@@ -369,25 +396,55 @@ def check_part_numbers(plan: PartPlan, numbers: list[int]) -> None:
         )
 
 
-def check_part_checksums(file_name: str, stored: dict[int, str | None], reported: dict[int, str]) -> None:
-    """Every part carries the SHA-256 storage verified on arrival, and each part checksum the uploader reports is
-    that one (raises :class:`Rejected`; the parts named are to be sent again, with their checksum)."""
+def reported_algorithm(algorithms: set[ChecksumAlgorithm]) -> ChecksumAlgorithm | None:
+    """The one algorithm of the part checksums a request gives (None: it gives none; raises :class:`Rejected` for a
+    mix)."""
+    if len(algorithms) > 1:
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED,
+            "Give every part's checksum of the same algorithm: the one the upload was started with.",
+            {"algorithms": sorted(algorithms)},
+        )
+    return next(iter(algorithms), None)
+
+
+def check_checksum_algorithm(session: UploadSession, given: ChecksumAlgorithm | None) -> None:
+    """Part checksums a request gives are of the session's algorithm (raises :class:`Rejected`)."""
+    chosen = session.checksum_algorithm
+    if given is not None and given is not chosen:
+        raise Rejected(
+            ErrorCode.VALIDATION_FAILED,
+            f"{session.file_name}: this upload's parts carry {chosen.label} checksums (chosen when it was started), "
+            f"so give each part's {chosen.body_field}, not {given.body_field}.",
+            {"checksum_algorithm": chosen.value},
+        )
+
+
+def check_part_checksums(
+    file_name: str,
+    stored: dict[int, str | None],
+    reported: dict[int, str],
+    algorithm: ChecksumAlgorithm = ChecksumAlgorithm.SHA256,
+) -> None:
+    """Every part carries the checksum (of the upload's ``algorithm``) storage verified on arrival, and each part
+    checksum the uploader reports is that one (raises :class:`Rejected`; the parts named are to be sent again, with
+    their checksum)."""
     unchecked = sorted(n for n, c in stored.items() if not c)
     if unchecked:
         raise Rejected(
             ErrorCode.PART_CHECKSUM_MISSING,
             f"{file_name}: part{'s' if len(unchecked) > 1 else ''} {_ranges(unchecked)} reached storage without a "
-            "SHA-256 checksum, so nothing verified their bytes. Send them again with the header "
-            "x-amz-checksum-sha256 (base64 of the part's SHA-256) — `vt datasets upload` does this when you run "
-            "it again — then complete the upload.",
-            {"parts": unchecked},
+            f"{algorithm.label} checksum, so nothing verified their bytes. Send them again with the header "
+            f"{algorithm.header} (base64 of the part's {algorithm.label}) — `vt datasets upload` does this when you "
+            "run it again — then complete the upload.",
+            {"parts": unchecked, "checksum_algorithm": algorithm.value},
         )
     differ = sorted(n for n, c in reported.items() if stored.get(n) != c)
     if differ:
         raise Rejected(
             ErrorCode.PART_CHECKSUM_MISMATCH,
             f"{file_name}: storage holds other bytes than the ones you sent for part{'s' if len(differ) > 1 else ''} "
-            f"{_ranges(differ)} (their SHA-256 differs from the one you report). Send "
+            f"{_ranges(differ)} (their {algorithm.label} differs from the one you report). Send "
             f"{'them' if len(differ) > 1 else 'it'} again, then complete the upload.",
             {"parts": [{"part_number": n, "reported": reported[n], "stored": stored.get(n)} for n in differ[:20]]},
         )

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import ClientDisconnect
 
 from voxtrain_shared.auth import CurrentPrincipal
@@ -22,7 +22,7 @@ from voxtrain_shared.vocab import ErrorCode
 from . import domain as d
 from .formdata import FormError, read_form
 from .handlers import Deps, deletes, reads, sessions, uploads
-from .storage import StorageUnavailable
+from .storage import ReceivedPart, StorageUnavailable
 
 #: After refusing an upload early, read at most this much more of the body so the client gets the
 #: answer instead of a connection reset; beyond it the connection is closed.
@@ -166,12 +166,45 @@ class StartUpload(BaseModel):
     file_name: str = Field(min_length=1, max_length=4096)
     size: int = Field(gt=0, description="exact size in bytes")
     type: str | int = Field("auto", description=TYPE_HELP)
+    checksum_algorithm: d.ChecksumAlgorithm = Field(
+        d.ChecksumAlgorithm.SHA256,
+        description="the checksum every part is sent with (storage verifies it on arrival): SHA256 (default) or "
+        "CRC32C (hardware-accelerated, far less CPU per byte). The dataset's sha256 is the whole file's either way",
+    )
 
 
 class PartChecksum(BaseModel):
+    """A part's checksum: of the upload's algorithm (exactly one of the two)."""
+
     model_config = ConfigDict(extra="forbid")
     part_number: int = Field(ge=1, le=d.MAX_PARTS)
-    checksum_sha256: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="base64 of the part's SHA-256")
+    checksum_sha256: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9+/]{43}=$", description="base64 of the part's SHA-256 (a SHA256 upload)"
+    )
+    checksum_crc32c: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9+/]{6}==$",
+        description="base64 of the part's CRC32C, 4 bytes big-endian (a CRC32C upload)",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> PartChecksum:
+        if (self.checksum_sha256 is None) == (self.checksum_crc32c is None):
+            raise ValueError("give exactly one of checksum_sha256 and checksum_crc32c: the upload's algorithm")
+        return self
+
+    @property
+    def algorithm(self) -> d.ChecksumAlgorithm:
+        return d.ChecksumAlgorithm.SHA256 if self.checksum_sha256 is not None else d.ChecksumAlgorithm.CRC32C
+
+    @property
+    def value(self) -> str:
+        return self.checksum_sha256 or self.checksum_crc32c or ""
+
+
+def reported(parts: list[PartChecksum]) -> tuple[dict[int, str], d.ChecksumAlgorithm | None]:
+    """The part checksums a request gives, and their one algorithm (None: none given)."""
+    return {p.part_number: p.value for p in parts}, d.reported_algorithm({p.algorithm for p in parts})
 
 
 class SignParts(BaseModel):
@@ -180,8 +213,9 @@ class SignParts(BaseModel):
 
 
 class SignedPartUrls(BaseModel):
+    checksum_header: str = Field(description="the header each part is sent with: x-amz-checksum-sha256 or -crc32c")
     part_urls: list[PartUrlView] = Field(
-        description="presigned PUT URLs that sign each part's length and x-amz-checksum-sha256: send the part with "
+        description="presigned PUT URLs that sign each part's length and checksum header: send the part with "
         "exactly that header value; storage refuses it without, with another value, or when the bytes differ"
     )
 
@@ -197,12 +231,13 @@ class CompleteUpload(BaseModel):
     parts: list[PartChecksum] = Field(
         default_factory=list,
         max_length=d.MAX_PARTS,
-        description="optional: the SHA-256 of parts as the uploader sent them; refused (part_checksum_mismatch) "
-        "unless each is the one storage verified on arrival",
+        description="optional: the checksums (of the upload's algorithm) of parts as the uploader sent them; refused "
+        "(part_checksum_mismatch) unless each is the one storage verified on arrival",
     )
 
     def completion(self, upload_id: uuid.UUID) -> d.Completion:
-        return d.Completion(upload_id, self.sha256, {p.part_number: p.checksum_sha256 for p in self.parts})
+        checksums, algorithm = reported(self.parts)
+        return d.Completion(upload_id, self.sha256, checksums, algorithm)
 
 
 class CompleteItem(CompleteUpload):
@@ -219,7 +254,14 @@ class PartView(BaseModel):
     size: int
     etag: str | None = None
     checksum_sha256: str | None = Field(
-        None, description="base64 SHA-256 storage verified on arrival; a part without one is listed as missing"
+        None,
+        description="of a SHA256 upload: the base64 SHA-256 storage verified on arrival; a part without one is "
+        "listed as missing",
+    )
+    checksum_crc32c: str | None = Field(
+        None,
+        description="of a CRC32C upload: the base64 CRC32C storage verified on arrival; a part without one is "
+        "listed as missing",
     )
 
 
@@ -243,13 +285,18 @@ class UploadView(BaseModel):
     state: str = Field(description="open, completing or completed")
     created_at: datetime
     expires_at: datetime
+    checksum_algorithm: d.ChecksumAlgorithm = Field(description="what every part carries: SHA256 or CRC32C")
+    checksum_header: str = Field(
+        description="the header to send each part with: x-amz-checksum-sha256 or x-amz-checksum-crc32c"
+    )
     parts_received: list[PartView]
     missing_parts: list[int]
     part_urls: list[PartUrlView] = Field(
         description="presigned PUT URLs for the missing parts, signing their length. Send each part with its exact "
-        "size and the header x-amz-checksum-sha256: base64 of the part's SHA-256; storage refuses a part without it, "
-        "or whose bytes do not match it. MinIO takes the header unsigned; for stores that refuse unsigned x-amz-* "
-        "headers (AWS S3) get a URL that signs it: POST .../uploads/{id}/part-urls"
+        "size and the header checksum_header: base64 of the part's checksum (SHA-256, or CRC32C as 4 big-endian "
+        "bytes); storage refuses a part without it, or whose bytes do not match it. MinIO takes the header unsigned; "
+        "for stores that refuse unsigned x-amz-* headers (AWS S3) get a URL that signs it: "
+        "POST .../uploads/{id}/part-urls"
     )
     dataset: DatasetView | None = None
 
@@ -286,6 +333,17 @@ def url_view(u: sessions.PartUrl) -> PartUrlView:
     return PartUrlView(part_number=u.number, size=u.size, url=u.url, expires_at=u.expires_at)
 
 
+def part_view(p: ReceivedPart, algorithm: d.ChecksumAlgorithm) -> PartView:
+    sha = algorithm is d.ChecksumAlgorithm.SHA256
+    return PartView(
+        part_number=p.number,
+        size=p.size,
+        etag=p.etag,
+        checksum_sha256=p.checksum if sha else None,
+        checksum_crc32c=None if sha else p.checksum,
+    )
+
+
 def upload_view(st: sessions.SessionState) -> UploadView:
     s = st.session
     return UploadView(
@@ -301,10 +359,9 @@ def upload_view(st: sessions.SessionState) -> UploadView:
         state=s.state,
         created_at=s.created_at,
         expires_at=s.expires_at,
-        parts_received=[
-            PartView(part_number=p.number, size=p.size, etag=p.etag, checksum_sha256=p.checksum_sha256)
-            for p in st.received
-        ],
+        checksum_algorithm=s.checksum_algorithm,
+        checksum_header=s.checksum_algorithm.header,
+        parts_received=[part_view(p, s.checksum_algorithm) for p in st.received],
         missing_parts=st.missing,
         part_urls=[url_view(u) for u in st.urls],
         dataset=view(st.dataset) if st.dataset else None,
@@ -420,7 +477,7 @@ def router(deps: Deps) -> APIRouter:
     ) -> UploadView:
         """Open a resumable upload: PUT each part to its presigned URL, then complete."""
         st = await sessions.start_direct_upload(
-            deps, ctx(principal, request), model_id, body.file_name, body.size, str(body.type)
+            deps, ctx(principal, request), model_id, body.file_name, body.size, str(body.type), body.checksum_algorithm
         )
         return upload_view(st)
 
@@ -433,10 +490,10 @@ def router(deps: Deps) -> APIRouter:
     async def sign_parts(
         model_id: uuid.UUID, upload_id: uuid.UUID, body: SignParts, principal: CurrentPrincipal
     ) -> SignedPartUrls:
-        """URLs for parts that sign each part's SHA-256 as you computed it (works with every S3 store)."""
-        checksums = {p.part_number: p.checksum_sha256 for p in body.parts}
-        urls = await sessions.sign_parts(deps, principal.tenant_id, model_id, upload_id, checksums)
-        return SignedPartUrls(part_urls=[url_view(u) for u in urls])
+        """URLs for parts that sign each part's checksum as you computed it (works with every S3 store)."""
+        checksums, algorithm = reported(body.parts)
+        s, urls = await sessions.sign_parts(deps, principal.tenant_id, model_id, upload_id, checksums, algorithm)
+        return SignedPartUrls(checksum_header=s.checksum_algorithm.header, part_urls=[url_view(u) for u in urls])
 
     @r.post(
         "/uploads/complete",

@@ -15,7 +15,7 @@ import asyncpg
 
 from voxtrain_shared.vocab import DatasetType, ModelStatus
 
-from .domain import Dataset, DatasetStatus, UploadSession
+from .domain import ChecksumAlgorithm, Dataset, DatasetStatus, UploadSession
 
 _DATASET_COLUMNS = (
     "dataset_id, tenant_id, model_id, dataset_type, file_name, original_name, size, sha256, "
@@ -47,7 +47,7 @@ def _dataset(row: asyncpg.Record) -> Dataset:
 _SESSION_COLUMNS = (
     "session_id, tenant_id, model_id, dataset_id, dataset_type, file_name, original_name, "
     "content_type, object_key, s3_upload_id, size, part_size, part_count, state, created_at, "
-    "expires_at"
+    "expires_at, checksum_algorithm"
 )
 
 
@@ -69,6 +69,7 @@ def _session(row: asyncpg.Record) -> UploadSession:
         state=row["state"],
         created_at=row["created_at"],
         expires_at=row["expires_at"],
+        checksum_algorithm=ChecksumAlgorithm(row["checksum_algorithm"]),
     )
 
 
@@ -256,7 +257,7 @@ class DatasetRepository:
     async def insert_session(self, s: UploadSession) -> UploadSession:
         row = await self._conn.fetchrow(
             f"INSERT INTO upload_sessions ({_SESSION_COLUMNS}) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) "
             f"RETURNING {_SESSION_COLUMNS}",
             s.id,
             s.tenant_id,
@@ -274,6 +275,7 @@ class DatasetRepository:
             s.state,
             s.created_at,
             s.expires_at,
+            s.checksum_algorithm.value,
         )
         return _session(row)
 

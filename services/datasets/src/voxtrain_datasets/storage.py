@@ -36,6 +36,7 @@ from voxtrain_shared.logs import get_logger
 from voxtrain_shared.storage import ensure_bucket
 from voxtrain_shared.vocab import ErrorCode
 
+from .domain import ChecksumAlgorithm
 from .presign import presigned_put
 
 log = get_logger(__name__)
@@ -63,13 +64,15 @@ class ObjectTooLarge(Exception):
         self.limit = limit
 
 
-#: The header an uploader sends with each part of a checksummed upload: the base64 of the part's SHA-256.
-#: Storage verifies it against the bytes it receives and refuses the part (400 ``XAmzContentChecksumMismatch``)
-#: when they differ; a part of a checksummed upload sent without it is refused too (400 ``InvalidArgument``).
-#: MinIO verifies it whether the part's URL signs it or not (the integration tests pin both). AWS S3 refuses a
-#: presigned request carrying an unsigned ``x-amz-*`` header: there, uploaders ask for URLs that sign their parts'
-#: checksums (``POST …/uploads/{id}/part-urls``); the URLs a session lists sign the length only.
-PART_CHECKSUM_HEADER = "x-amz-checksum-sha256"
+#: A checksummed upload is opened with a checksum algorithm (:class:`ChecksumAlgorithm`); the uploader sends each
+#: part with that algorithm's header (``x-amz-checksum-sha256`` or ``x-amz-checksum-crc32c``: base64 of the part's
+#: checksum). Storage verifies it against the bytes it receives and refuses the part (400
+#: ``XAmzContentChecksumMismatch``) when they differ; a part of a checksummed upload sent without it is refused too
+#: (400 ``InvalidArgument``). MinIO verifies it whether the part's URL signs it or not (the integration tests pin
+#: both, for each algorithm). AWS S3 refuses a presigned request carrying an unsigned ``x-amz-*`` header: there,
+#: uploaders ask for URLs that sign their parts' checksums (``POST …/uploads/{id}/part-urls``); the URLs a session
+#: lists sign the length only.
+SHA256 = ChecksumAlgorithm.SHA256
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class ReceivedPart:
     number: int
     size: int
     etag: str
-    #: base64 SHA-256 of the part as storage verified it on arrival (None: sent without a checksum)
-    checksum_sha256: str | None = None
+    #: base64 checksum (of the upload's algorithm) of the part as storage verified it on arrival (None: sent without)
+    checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,24 +108,33 @@ class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes | memoryview, content_type: str) -> None:
         """Store ``data`` at ``key`` in one request."""
 
-    async def start_multipart(self, key: str, content_type: str, *, checksummed: bool = False) -> str:
-        """Begin a multipart upload to ``key``; returns its upload id. ``checksummed``: every part must come with
-        its SHA-256 (:data:`PART_CHECKSUM_HEADER`), which storage verifies on arrival."""
+    async def start_multipart(self, key: str, content_type: str, *, checksum: ChecksumAlgorithm | None = None) -> str:
+        """Begin a multipart upload to ``key``; returns its upload id. ``checksum``: every part must come with its
+        checksum of that algorithm (in ``checksum.header``), which storage verifies on arrival."""
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, data: bytes | memoryview, checksum_sha256: str | None = None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes | memoryview,
+        checksum: str | None = None,
+        algorithm: ChecksumAlgorithm = SHA256,
     ) -> str:
-        """Upload part ``number`` (with its base64 SHA-256, which storage verifies); returns its ETag (raises
-        :class:`UploadGone`, or :class:`PartRefused` when the bytes do not match the checksum)."""
+        """Upload part ``number`` (with its base64 ``checksum`` of ``algorithm``, which storage verifies); returns its
+        ETag (raises :class:`UploadGone`, or :class:`PartRefused` when the bytes do not match the checksum)."""
 
-    async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
-        """Parts received so far, by number, with the checksums storage verified (raises :class:`UploadGone`)."""
+    async def list_parts(self, key: str, upload_id: str, algorithm: ChecksumAlgorithm = SHA256) -> list[ReceivedPart]:
+        """Parts received so far, by number, with their checksums of ``algorithm`` as storage verified them (raises
+        :class:`UploadGone`)."""
 
-    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> str | None:
-        """Assemble the object from ``parts`` (their checksums, when they have them, are checked again by storage);
-        returns storage's composite checksum of the object (base64 SHA-256 of the parts' SHA-256s, ``-<count>``)
-        or None for parts without checksums. Raises :class:`UploadGone`, or :class:`PartRefused` when a part is
-        not (any more) what ``parts`` says."""
+    async def complete(
+        self, key: str, upload_id: str, parts: list[ReceivedPart], algorithm: ChecksumAlgorithm = SHA256
+    ) -> str | None:
+        """Assemble the object from ``parts`` (their checksums of ``algorithm``, when they have them, are checked
+        again by storage); returns storage's composite checksum of the object (base64 checksum of the parts'
+        checksums, ``-<count>``) or None for parts without checksums. Raises :class:`UploadGone`, or
+        :class:`PartRefused` when a part is not (any more) what ``parts`` says."""
 
     async def abort(self, key: str, upload_id: str) -> None:
         """Discard a multipart upload and its parts; a missing upload is fine."""
@@ -140,11 +152,18 @@ class ObjectStore(Protocol):
         """Read the object once: its size and SHA-256 hex digest."""
 
     def presign_part(
-        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        ttl: timedelta,
+        size: int,
+        checksum: str | None = None,
+        algorithm: ChecksumAlgorithm = SHA256,
     ) -> str:
         """A URL an outside client PUTs part ``number`` to, valid for ``ttl``; storage refuses a body that is not
-        exactly ``size`` bytes. With ``checksum_sha256`` the URL signs it too: the PUT must carry it in
-        :data:`PART_CHECKSUM_HEADER` (storage refuses another value, or none), and storage verifies the bytes."""
+        exactly ``size`` bytes. With ``checksum`` (of ``algorithm``) the URL signs it too: the PUT must carry it in
+        ``algorithm.header`` (storage refuses another value, or none), and storage verifies the bytes."""
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:
         """A URL to download the object (as an attachment named ``download_name``), valid for ``ttl``."""
@@ -164,6 +183,11 @@ def _translate(exc: BaseException) -> BaseException:
 
 
 _STORAGE_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError)
+
+
+def _checksum_tag(algorithm: ChecksumAlgorithm) -> str:
+    """The element of a part's checksum in ListParts and CompleteMultipartUpload (``ChecksumSHA256``, ...)."""
+    return f"Checksum{algorithm.value}"
 
 
 class S3ObjectStore:
@@ -199,19 +223,27 @@ class S3ObjectStore:
             lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
         )
 
-    async def start_multipart(self, key: str, content_type: str, *, checksummed: bool = False) -> str:
+    async def start_multipart(self, key: str, content_type: str, *, checksum: ChecksumAlgorithm | None = None) -> str:
         headers = {"Content-Type": content_type}
-        if checksummed:
-            headers["x-amz-checksum-algorithm"] = "SHA256"
+        if checksum is not None:
+            headers["x-amz-checksum-algorithm"] = checksum.value
         return await self.run(self._client._create_multipart_upload, self.bucket, key, headers)
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, data: bytes | memoryview, checksum_sha256: str | None = None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes | memoryview,
+        checksum: str | None = None,
+        algorithm: ChecksumAlgorithm = SHA256,
     ) -> str:
-        headers = {PART_CHECKSUM_HEADER: checksum_sha256} if checksum_sha256 else None
+        headers = {algorithm.header: checksum} if checksum else None
         return await self.run(self._client._upload_part, self.bucket, key, data, headers, upload_id, number)
 
-    async def list_parts(self, key: str, upload_id: str) -> list[ReceivedPart]:
+    async def list_parts(self, key: str, upload_id: str, algorithm: ChecksumAlgorithm = SHA256) -> list[ReceivedPart]:
+        tag = _checksum_tag(algorithm)
+
         # minio-py's ListParts result has no checksums: the same request, its answer read here
         def all_parts() -> list[ReceivedPart]:
             out: list[ReceivedPart] = []
@@ -224,7 +256,7 @@ class S3ObjectStore:
                         int(findtext(p, "PartNumber", True) or 0),
                         int(findtext(p, "Size") or 0),
                         (findtext(p, "ETag", True) or "").replace('"', ""),
-                        findtext(p, "ChecksumSHA256") or None,
+                        findtext(p, tag) or None,
                     )
                     for p in findall(page, "Part")
                 )
@@ -234,22 +266,26 @@ class S3ObjectStore:
 
         return await self.run(all_parts)
 
-    async def complete(self, key: str, upload_id: str, parts: list[ReceivedPart]) -> str | None:
+    async def complete(
+        self, key: str, upload_id: str, parts: list[ReceivedPart], algorithm: ChecksumAlgorithm = SHA256
+    ) -> str | None:
         # minio-py's CompleteMultipartUpload sends no checksums: the same request, with them
+        tag = _checksum_tag(algorithm)
+
         def complete_upload() -> str | None:
             element = Element("CompleteMultipartUpload")
             for p in sorted(parts, key=lambda p: p.number):
-                tag = SubElement(element, "Part")
-                SubElement(tag, "PartNumber", str(p.number))
-                SubElement(tag, "ETag", f'"{p.etag}"')
-                if p.checksum_sha256:
-                    SubElement(tag, "ChecksumSHA256", p.checksum_sha256)
+                part = SubElement(element, "Part")
+                SubElement(part, "PartNumber", str(p.number))
+                SubElement(part, "ETag", f'"{p.etag}"')
+                if p.checksum:
+                    SubElement(part, tag, p.checksum)
             body = getbytes(element)
             headers: DictType = {"Content-Type": "application/xml", "Content-MD5": md5sum_hash(body) or ""}
             answer = self._client._execute(
                 "POST", self.bucket, key, body=body, headers=headers, query_params={"uploadId": upload_id}
             )
-            return findtext(ET.fromstring(answer.data), "ChecksumSHA256") or None
+            return findtext(ET.fromstring(answer.data), tag) or None
 
         return await self.run(complete_upload)
 
@@ -312,10 +348,17 @@ class S3ObjectStore:
         )
 
     def presign_part(
-        self, key: str, upload_id: str, number: int, ttl: timedelta, size: int, checksum_sha256: str | None = None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        ttl: timedelta,
+        size: int,
+        checksum: str | None = None,
+        algorithm: ChecksumAlgorithm = SHA256,
     ) -> str:
         query = {"uploadId": upload_id, "partNumber": str(number)}
-        headers = {PART_CHECKSUM_HEADER: checksum_sha256} if checksum_sha256 else None
+        headers = {algorithm.header: checksum} if checksum else None
         return presigned_put(self._public, self.bucket, key, query, ttl, size, headers=headers)
 
     def presign_get(self, key: str, ttl: timedelta, download_name: str) -> str:

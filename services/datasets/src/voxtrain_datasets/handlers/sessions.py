@@ -45,33 +45,47 @@ def part_urls(
     deps: Deps, s: d.UploadSession, numbers: list[int], checksums: dict[int, str] | None = None
 ) -> list[PartUrl]:
     """Presigned PUT URLs for parts, valid for the presign TTL but never past the session's expiry (signing each
-    part's checksum too when ``checksums`` gives it)."""
+    part's checksum, of the session's algorithm, too when ``checksums`` gives it)."""
     left = (s.expires_at - now()).total_seconds()
     ttl = timedelta(seconds=max(1, min(deps.presign_ttl.total_seconds(), left)))
     expires = now() + ttl
-    sums = checksums or {}
+    sums, alg = checksums or {}, s.checksum_algorithm
     return [
-        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size, sums.get(n)), expires)
+        PartUrl(n, size, deps.store.presign_part(s.object_key, s.s3_upload_id, n, ttl, size, sums.get(n), alg), expires)
         for n, size in ((n, s.plan.part_bytes(n)) for n in numbers)
     ]
 
 
 async def sign_parts(
-    deps: Deps, tenant_id: str, model_id: uuid.UUID, session_id: uuid.UUID, checksums: dict[int, str]
-) -> list[PartUrl]:
-    """URLs for parts of an open session that sign each part's checksum as the uploader computed it: storage then
-    takes the part only with that checksum, and only when the bytes match it (any S3 store, AWS S3 included)."""
+    deps: Deps,
+    tenant_id: str,
+    model_id: uuid.UUID,
+    session_id: uuid.UUID,
+    checksums: dict[int, str],
+    algorithm: d.ChecksumAlgorithm | None = None,
+) -> tuple[d.UploadSession, list[PartUrl]]:
+    """URLs for parts of an open session that sign each part's checksum (of ``algorithm``: the session's) as the
+    uploader computed it: storage then takes the part only with that checksum, and only when the bytes match it
+    (any S3 store, AWS S3 included)."""
     s = await _session(deps, tenant_id, model_id, session_id)
     if s.state != "open":
         raise d.Rejected(ErrorCode.CONFLICT, f"Upload {session_id} is {s.state}: no more parts are accepted.")
+    d.check_checksum_algorithm(s, algorithm)
     d.check_part_numbers(s.plan, list(checksums))
-    return part_urls(deps, s, sorted(checksums), checksums)
+    return s, part_urls(deps, s, sorted(checksums), checksums)
 
 
 async def start_direct_upload(
-    deps: Deps, ctx: Context, model_id: uuid.UUID, file_name: str, size: int, type_value: str | None
+    deps: Deps,
+    ctx: Context,
+    model_id: uuid.UUID,
+    file_name: str,
+    size: int,
+    type_value: str | None,
+    checksum: d.ChecksumAlgorithm = d.ChecksumAlgorithm.SHA256,
 ) -> SessionState:
-    """Open a multipart upload in storage; the client PUTs the parts to presigned URLs."""
+    """Open a multipart upload in storage whose parts must carry a ``checksum`` (storage verifies each on arrival);
+    the client PUTs the parts to presigned URLs."""
     await guard(deps, ctx.tenant_id, model_id)
     name = d.display_name(file_name)
     dataset_type = d.type_for_file(d.parse_requested_type(type_value), name)
@@ -81,7 +95,7 @@ async def start_direct_upload(
     dataset_id = uuid.uuid4()
     key = d.object_key(ctx.tenant_id, model_id, dataset_id)
     content_type = d.content_type_for(name)
-    upload_id = await deps.store.start_multipart(key, content_type, checksummed=True)
+    upload_id = await deps.store.start_multipart(key, content_type, checksum=checksum)
     created = now()
     session = d.UploadSession(
         id=uuid.uuid4(),
@@ -100,6 +114,7 @@ async def start_direct_upload(
         state="open",
         created_at=created,
         expires_at=created + deps.session_ttl,
+        checksum_algorithm=checksum,
     )
     try:
         async with deps.uow(ctx) as tx:
@@ -108,7 +123,14 @@ async def start_direct_upload(
     except BaseException:
         await asyncio.shield(deps.store.abort(key, upload_id))
         raise
-    log.info("upload_session_opened", session_id=str(session.id), model_id=str(model_id), size=size, parts=plan.count)
+    log.info(
+        "upload_session_opened",
+        session_id=str(session.id),
+        model_id=str(model_id),
+        size=size,
+        parts=plan.count,
+        checksum=checksum.value,
+    )
     numbers = list(range(1, plan.count + 1))
     return SessionState(session, [], numbers, part_urls(deps, session, numbers))
 
@@ -132,10 +154,10 @@ async def get_direct_upload(deps: Deps, tenant_id: str, model_id: uuid.UUID, ses
     if s.state == "completed":
         return SessionState(s, [], [], [], await _dataset_of(deps, s))
     try:
-        received = await deps.store.list_parts(s.object_key, s.s3_upload_id)
+        received = await deps.store.list_parts(s.object_key, s.s3_upload_id, s.checksum_algorithm)
     except UploadGone:  # being completed right now
         received = []
-    have = {p.number for p in received if p.checksum_sha256}  # one without (an older uploader's) is sent again
+    have = {p.number for p in received if p.checksum}  # one without (an older uploader's) is sent again
     missing = [n for n in range(1, s.part_count + 1) if n not in have]
     return SessionState(s, received, missing, part_urls(deps, s, missing) if s.state == "open" else [])
 
@@ -156,11 +178,13 @@ async def _claim(
     raise d.Rejected(ErrorCode.CONFLICT, f"Upload {session_id} is being completed by another request.")
 
 
-async def _assemble(deps: Deps, ctx: Context, s: d.UploadSession, part_checksums: dict[int, str]) -> None:
+async def _assemble(deps: Deps, ctx: Context, s: d.UploadSession, told: d.Completion) -> None:
     """Check the parts against the plan and their storage-verified checksums (and the ones the uploader reports),
     and complete the multipart upload (once). Nothing of the object is read back."""
+    d.check_checksum_algorithm(s, told.checksum_algorithm)
+    alg = s.checksum_algorithm
     try:
-        received = await deps.store.list_parts(s.object_key, s.s3_upload_id)
+        received = await deps.store.list_parts(s.object_key, s.s3_upload_id, alg)
     except UploadGone:
         if await deps.store.size_of(s.object_key) == s.size:
             return  # completed by an earlier attempt that failed later
@@ -168,16 +192,16 @@ async def _assemble(deps: Deps, ctx: Context, s: d.UploadSession, part_checksums
         raise d.Rejected(ErrorCode.CONFLICT, "The upload no longer exists in storage; start a new upload.") from None
     d.check_size(s.file_name, sum(p.size for p in received), deps.limits.max_file_bytes)
     d.check_parts(s.plan, {p.number: p.size for p in received})
-    d.check_part_checksums(s.file_name, {p.number: p.checksum_sha256 for p in received}, part_checksums)
+    d.check_part_checksums(s.file_name, {p.number: p.checksum for p in received}, told.part_checksums, alg)
     try:
-        composite = await deps.store.complete(s.object_key, s.s3_upload_id, received)
+        composite = await deps.store.complete(s.object_key, s.s3_upload_id, received, alg)
     except PartRefused as exc:  # a part was sent again between the listing and now
         raise d.Rejected(
             ErrorCode.CONFLICT,
             f"{s.file_name}: a part changed while the upload was being completed; complete it again.",
             {"reason": str(exc)[:300]},
         ) from None
-    log.info("upload_session_assembled", session_id=str(s.id), parts=len(received), checksum_sha256=composite)
+    log.info("upload_session_assembled", session_id=str(s.id), parts=len(received), checksum=composite, algorithm=alg)
 
 
 async def complete_direct_upload(
@@ -239,7 +263,7 @@ async def _assembled(
     Storage verified every part's bytes against the uploader's part checksum on arrival, and the sizes are the
     plan's, so the object is not read back. An uploader that gives no file SHA-256 (the console) gets it computed
     from the stored object, which is read once for that."""
-    await _assemble(deps, ctx, s, told.part_checksums)
+    await _assemble(deps, ctx, s, told)
     if told.sha256 is not None:
         size, digest = s.size, told.sha256.lower()
     else:
