@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from voxtrain_devstack import Endpoints, ensure_up, versions
+from voxtrain_devstack.topics import delete_topics
 
 ENV_VARS = {
     "kafka_bootstrap": "VOXTRAIN_TEST_KAFKA_BOOTSTRAP",
@@ -130,28 +131,13 @@ def containers() -> Iterator[Endpoints]:
 
 
 def forget(endpoints: Endpoints, tag: str) -> int:
-    """Delete the Kafka topics whose names carry ``tag`` (the ones this test run made; see ``support.RUN_TAG``).
-
-    A server that outlives the run (the local stack ``make test`` reuses, a shared one) would otherwise keep every
-    run's topics, and with them two open files per partition: a few dozen runs reach the machine's open-file limit
-    and the broker stops. Returns how many were deleted; a failure is only reported, never fails the session."""
+    """Delete the Kafka topics whose names carry ``tag`` (the ones this test run made; see ``support.RUN_TAG``), so
+    a server that outlives the run keeps no pile of them (see :mod:`voxtrain_devstack.topics`). Returns how many
+    were deleted; a failure is only reported, never fails the session."""
     import asyncio
 
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    async def delete() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
-        await admin.start()
-        try:
-            ours = [t for t in await admin.list_topics() if f"_{tag}" in t]
-            for i in range(0, len(ours), 200):
-                await admin.delete_topics(ours[i : i + 200], timeout_ms=60_000)
-            return len(ours)
-        finally:
-            await admin.close()
-
     try:
-        return asyncio.run(delete())
+        return asyncio.run(delete_topics(endpoints.kafka_bootstrap, lambda topic: f"_{tag}" in topic))
     except Exception as exc:  # the run's verdict is the tests', not the clean-up's
         print(f"\nnot all of this run's Kafka topics (tag {tag}) could be deleted: {exc!r}")
         return 0

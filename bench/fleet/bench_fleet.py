@@ -50,6 +50,7 @@ from tests._stack import from_env
 from tests.support import free_ports
 from voxtrain_devstack import Endpoints
 from voxtrain_devstack.services import script
+from voxtrain_devstack.topics import delete_topics
 from voxtrain_shared.auth import generate_key_pair, issue_token
 from voxtrain_shared.settings import AuthSettings
 from voxtrain_shared.topics import Topics
@@ -232,16 +233,10 @@ class Fleet:
 
 async def forget_topics(bootstrap: str, namespace: str) -> None:
     """Delete the topics of ``namespace`` (best effort: a failure is only reported)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        await admin.start()
-        ours = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
-        if ours:
-            await admin.delete_topics(ours, timeout_ms=60_000)
+        await delete_topics(bootstrap, lambda topic: topic.startswith(f"{namespace}."))
     except Exception as exc:  # the phase's results stand; the topics are only left behind
         say(f"could not delete the topics of {namespace}: {exc!r}")
-    finally:
-        await admin.close()
 
 
 async def partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
