@@ -95,100 +95,81 @@ def test_the_lm_spill_limit_is_cut_to_the_disk_the_downloads_leave(left_mb: int,
     assert worker.within_disk(TrainingSettings(), left_mb * 2**20).lm_spill_limit_mb == limit_mb
 
 
-def _minio(settings: TrainerSettings) -> dict[str, object]:
-    return {
+ABSENT = None  # an object that is not in the bucket: fetching it would fail the run with NoSuchKey
+
+
+def _run(stack, tmp_path: Path, files: list[tuple[DatasetType, str, bytes | None, int]], **env: str) -> dict:
+    """One worker run on the real storage of datasets (type, name, bytes or ABSENT, declared size)."""
+    settings = settings_for(TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"), **env)
+    client = make_client(settings.minio)
+    bucket = settings.minio.bucket
+    ensure_bucket(client, bucket)
+    datasets = []
+    for kind, name, data, size in files:
+        key = f"tenants/acme/models/m/datasets/{uuid.uuid4()}/data"
+        if data is not None:
+            client.put_object(bucket, key, io.BytesIO(data), len(data))
+        digest = hashlib.sha256(data or b"").hexdigest()
+        datasets.append(
+            ev.DatasetObject(
+                dataset_id=uuid.uuid4(),
+                dataset_type=kind,
+                file_name=name,
+                bucket=bucket,
+                object_key=key,
+                size=size,
+                sha256=digest,
+            )
+        )
+    request = ev.wrap(
+        ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=datasets),
+        tenant_id="acme",
+        model_id=uuid.uuid4(),
+    ).to_bytes()
+    minio = {
         "endpoint": settings.minio.endpoint,
         "access_key": settings.minio.access_key.get_secret_value(),
         "secret_key": settings.minio.secret_key.get_secret_value(),
         "secure": settings.minio.secure,
         "region": settings.minio.region,
     }
+    try:
+        return worker.execute(
+            request, 1, minio, bucket, str(tmp_path / "work"), training_settings(settings), queue.Queue()
+        )
+    finally:
+        for o in client.list_objects(bucket, recursive=True):
+            client.remove_object(bucket, o.object_name)
+        client.remove_bucket(bucket)
 
 
 def test_a_run_whose_recordings_exceed_the_disk_budget_fails_before_fetching_them(stack, tmp_path: Path) -> None:
-    """The paired 10 GiB recording's object does not exist: fetching it would fail with NoSuchKey, not the budget."""
-    settings = settings_for(
-        TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"), VOXTRAIN_WORK_DISK_MB="8192"
-    )
-    client = make_client(settings.minio)
-    bucket = settings.minio.bucket
-    ensure_bucket(client, bucket)
+    """The paired 10 GiB recording is ABSENT: fetching it would fail with NoSuchKey, not the budget."""
     cues = b"WEBVTT\n\n00:00.000 --> 00:02.000\nthe patient was discharged\n"
-    key = f"tenants/acme/models/m/datasets/{uuid.uuid4()}/data"
-    client.put_object(bucket, key, io.BytesIO(cues), len(cues))
-    datasets = [
-        ev.DatasetObject(
-            dataset_id=uuid.uuid4(),
-            dataset_type=kind,
-            file_name=name,
-            bucket=bucket,
-            object_key=object_key,
-            size=size,
-            sha256=hashlib.sha256(cues).hexdigest(),
-        )
-        for kind, name, object_key, size in [
-            (DatasetType.AUDIO, "talk.flac", "tenants/acme/models/m/datasets/absent/data", 10 * 1024**3),
-            (DatasetType.TRANSCRIPT, "talk.vtt", key, len(cues)),
-        ]
+    files = [
+        (DatasetType.AUDIO, "talk.flac", ABSENT, 10 * 1024**3),
+        (DatasetType.TRANSCRIPT, "talk.vtt", cues, len(cues)),
     ]
-    request = ev.wrap(
-        ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=datasets),
-        tenant_id="acme",
-        model_id=uuid.uuid4(),
-    ).to_bytes()
-    try:
-        result = worker.execute(
-            request, 1, _minio(settings), bucket, str(tmp_path / "work"), training_settings(settings), queue.Queue()
-        )
-        assert result["error"]["code"] == "inputs_too_large", result
-        assert result["error"]["stage"] == "download"
-        assert "for the 2 files it reads (the largest: talk.flac (10.7 GB)" in result["error"]["message"]
-        assert "more than the 8.6 GB a training has here" in result["error"]["message"]
-        assert not list((tmp_path / "work" / "runs").iterdir())  # the work directory is gone
-    finally:
-        for o in client.list_objects(bucket, recursive=True):
-            client.remove_object(bucket, o.object_name)
-        client.remove_bucket(bucket)
+
+    result = _run(stack, tmp_path, files, VOXTRAIN_WORK_DISK_MB="8192")
+
+    assert result["error"]["code"] == "inputs_too_large", result
+    assert result["error"]["stage"] == "download"
+    assert "for the 2 files it reads (the largest: talk.flac (10.7 GB)" in result["error"]["message"]
+    assert "more than the 8.6 GB a training has here" in result["error"]["message"]
+    assert not list((tmp_path / "work" / "runs").iterdir())  # the work directory is gone
 
 
 def test_a_worker_on_real_storage_trains_without_fetching_an_unpaired_recording(stack, tmp_path: Path) -> None:
-    """The unpaired recording's object does not exist in the bucket: fetching it would fail the run (NoSuchKey)."""
-    settings = settings_for(TrainerSettings, stack, VOXTRAIN_WORK_DIR=str(tmp_path / "work"))
-    client = make_client(settings.minio)
-    bucket = settings.minio.bucket
-    ensure_bucket(client, bucket)
+    """The unpaired recording is ABSENT: fetching it would fail the run (NoSuchKey)."""
     text = (TRAINING_TEXT * 3).encode()
-    key = f"tenants/acme/models/m/datasets/{uuid.uuid4()}/data"
-    client.put_object(bucket, key, io.BytesIO(text), len(text))
-
-    def obj(kind: DatasetType, name: str, object_key: str, size: int) -> ev.DatasetObject:
-        return ev.DatasetObject(
-            dataset_id=uuid.uuid4(),
-            dataset_type=kind,
-            file_name=name,
-            bucket=bucket,
-            object_key=object_key,
-            size=size,
-            sha256=hashlib.sha256(text).hexdigest(),
-        )
-
-    datasets = [
-        obj(DatasetType.AUDIO, "long.flac", "tenants/acme/models/m/datasets/absent/data", 10 * 1024**3),
-        obj(DatasetType.TRANSCRIPT, "notes.txt", key, len(text)),
+    files = [
+        (DatasetType.AUDIO, "long.flac", ABSENT, 10 * 1024**3),
+        (DatasetType.TRANSCRIPT, "notes.txt", text, len(text)),
     ]
-    request = ev.wrap(
-        ev.TrainingRequested(run_id=uuid.uuid4(), language="en-US", datasets=datasets),
-        tenant_id="acme",
-        model_id=uuid.uuid4(),
-    ).to_bytes()
-    try:
-        result = worker.execute(
-            request, 1, _minio(settings), bucket, str(tmp_path / "work"), training_settings(settings), queue.Queue()
-        )
-        assert "error" not in result, result.get("error")
-        assert result["used"]["train_pairs"] == 0
-        assert result["metrics"]["data"]["pairing"]["unused_audio"] == ["long.flac"]
-    finally:
-        for o in client.list_objects(bucket, recursive=True):
-            client.remove_object(bucket, o.object_name)
-        client.remove_bucket(bucket)
+
+    result = _run(stack, tmp_path, files)
+
+    assert "error" not in result, result.get("error")
+    assert result["used"]["train_pairs"] == 0
+    assert result["metrics"]["data"]["pairing"]["unused_audio"] == ["long.flac"]
