@@ -25,7 +25,8 @@ directory first, streamed, and removed as soon as they are sent.
 - **mp3** / **m4a** / **flac**: the same content, 48 kHz stereo, as MP3 at 320 kb/s CBR (encoded blocks of
   28.8 s repeated frame by frame while sent), AAC-LC at 256 kb/s in an MP4 (ADTS blocks repeated into one
   ``ffmpeg -c copy`` remux) and 24-bit FLAC (encoded by one ffmpeg run, so that frame numbers run on); each as
-  large as fits in the limit (MP3 to the frame, the others within 0.3 %).
+  large as fits in the limit (MP3 to the frame, the others within 0.3 %). ``--mp3-bitrate 32k`` makes the MP3
+  745 h long, over the 400 h a recording may last; ``--aac-bitrate 128k`` likewise an M4A of 31M packets.
 - **manifest**: a 10 GiB ``segments.jsonl`` whose lines name the cues of a small espeak-ng recording
   (``--manifest-minutes``, MP3, uploaded with it) by offset/duration with their text, each line moved by a tenth
   of a millisecond (none repeats another), plus ``notes.txt``.
@@ -208,7 +209,7 @@ def wav_recording(size: int, rate: int, seed: int, speech: int) -> tuple[list[di
 RATE_48K = 48_000
 BLOCK_SAMPLES = 1_382_400
 SPEECH_AT = 5.0
-MP3_FRAME = 960  # bytes of an MPEG-1 Layer III frame at 320 kb/s and 48 kHz (never padded)
+MP3_FRAME_BYTES_PER_KBPS = 3  # an MPEG-1 Layer III frame at 48 kHz: 144 * bit rate / 48000 bytes (never padded)
 # The formats: (ffmpeg encoder arguments of one block, elementary stream format, bytes per PCM sample).
 ENCODINGS = {
     "mp3": (["-c:a", "libmp3lame", "-b:a", "320k", "-write_xing", "0", "-id3v2_version", "0"], "mp3", 2),
@@ -290,18 +291,19 @@ def adts_frames(data: bytes) -> list[int]:
     return lengths
 
 
-def mp3_recording(size: int, blocks: Blocks) -> tuple[int, list[dict[str, Any]], Iterator[bytes]]:
-    """MPEG-1 Layer III at 320 kb/s, 48 kHz stereo (CBR, no Xing/ID3 header) of at most ``size`` bytes, made by
+def mp3_recording(size: int, blocks: Blocks, kbps: int) -> tuple[int, list[dict[str, Any]], Iterator[bytes]]:
+    """MPEG-1 Layer III at ``kbps``, 48 kHz stereo (CBR, no Xing/ID3 header) of at most ``size`` bytes, made by
     repeating the encoded blocks' frames while sent (each block starts with a frame whose bit reservoir is empty,
     and the MP3 demuxer times frames by their count, so the concatenation is one continuous stream).
 
     ``(bytes, segments, chunks)``."""
+    frame = MP3_FRAME_BYTES_PER_KBPS * kbps
     per_block = len(blocks.noise)
-    assert per_block % MP3_FRAME == 0 and all(len(s) == per_block for s in blocks.speech)
-    block_seconds = per_block // MP3_FRAME * 1152 / RATE_48K
+    assert per_block % frame == 0 and all(len(s) == per_block for s in blocks.speech)
+    block_seconds = per_block // frame * 1152 / RATE_48K
     whole, rest = divmod(size, per_block)
     at, segments = blocks.layout(whole, block_seconds)
-    tail = blocks.noise[: rest // MP3_FRAME * MP3_FRAME]
+    tail = blocks.noise[: rest // frame * frame]
     speech = dict(zip(at, blocks.speech, strict=True))
 
     def chunks() -> Iterator[bytes]:
@@ -524,22 +526,25 @@ def scenario(args: argparse.Namespace, work: Path) -> Scenario:
         written = size
         form = {"audio_rate": args.audio_rate, "audio_hours": round((size - 80) / 2 / args.audio_rate / 3600, 2)}
     else:
-        blocks = make_blocks(kind, args.seed, args.segments, args.aac_bitrate if kind == "m4a" else None)
+        bitrate = {"m4a": args.aac_bitrate, "mp3": args.mp3_bitrate}.get(kind)
+        blocks = make_blocks(kind, args.seed, args.segments, bitrate)
         if kind == "mp3":
-            written, segments, audio = mp3_recording(size, blocks)
+            written, segments, audio = mp3_recording(size, blocks, int(args.mp3_bitrate.rstrip("k")))
         elif kind == "m4a":
             written, segments, audio = m4a_recording(size, blocks, work)
         else:
             written, segments, audio = flac_recording(size, blocks, work)
+        encodings = {"mp3": f"MP3 {bitrate}b/s CBR", "m4a": f"AAC-LC {bitrate} in MP4", "flac": "FLAC 24-bit"}
         form = {
-            "encoding": {"mp3": "MP3 320 kb/s CBR", "m4a": f"AAC-LC {args.aac_bitrate} in MP4", "flac": "FLAC 24-bit"}[
-                kind
-            ]
-            + ", 48 kHz stereo",
+            "encoding": encodings[kind] + ", 48 kHz stereo",
             "last_segment_end_hours": round((segments[-1]["offset"] + segments[-1]["duration"]) / 3600, 2),
         }
     manifest = "".join(json.dumps({"audio": f"long.{kind}", **s}) + "\n" for s in segments).encode()
-    name = f"m4a-{args.aac_bitrate}" if kind == "m4a" and args.aac_bitrate != "256k" else kind  # recorded apart
+    name = kind  # another bitrate than the default is recorded apart
+    if kind == "m4a" and args.aac_bitrate != "256k":
+        name = f"m4a-{args.aac_bitrate}"
+    elif kind == "mp3" and args.mp3_bitrate != "320k":
+        name = f"mp3-{args.mp3_bitrate}"
     return Scenario(
         f"size limit {name} {written:,} B",
         [
@@ -599,6 +604,7 @@ def main() -> None:
     parser.add_argument("--audio-rate", type=int, default=16000)
     parser.add_argument("--segments", type=int, default=12, help="spoken sentences in the long recording")
     parser.add_argument("--aac-bitrate", default="256k", help="the m4a scenario's AAC bitrate (another is kept apart)")
+    parser.add_argument("--mp3-bitrate", default="320k", help="the mp3 scenario's bitrate (another is kept apart)")
     parser.add_argument("--manifest-minutes", type=float, default=5.0, help="the manifest scenario's recording")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds from upload to 4 or 5")
     parser.add_argument("--max-worker-rss-mb", type=float, default=7_000, help="cancel a run past this (guard)")

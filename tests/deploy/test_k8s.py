@@ -404,6 +404,29 @@ def test_every_container_is_locked_down_and_sized(overlay: str, rendered: dict) 
         assert spec.get("enableServiceLinks") is False, where
 
 
+def _bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", quantity).groups()  # type: ignore[union-attr]  # k8s form
+    return int(number) * {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}[unit]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_trainers_tmp_holds_a_trainings_disk_the_model_cache_and_transcription_uploads(
+    overlay: str, rendered: dict
+) -> None:
+    docs = rendered[overlay]
+    doc = one(docs, "Deployment", "voxtrain-trainer")
+    c = container(doc, "trainer")
+    s = load_settings(
+        settings.TrainerSettings, environment(docs, c, dev_secrets(docs) if overlay == "dev" else real_secrets())
+    )
+    tmp = next(m for m in c["volumeMounts"] if m["mountPath"] == "/tmp")["name"]
+    size = _bytes(next(v for v in pod_spec(doc)["volumes"] if v["name"] == tmp)["emptyDir"]["sizeLimit"])
+    assert s.work_disk_mb is not None, "unset, a run would take the node's free disk as its own"
+    work = s.work_disk_mb * 2**20
+    assert work >= 21 * 10**9 + 2 * 2**30, "a 10 GB transcript needs ~21 GB with the LM's spill, plus the run's reserve"
+    assert size >= work + s.model_cache_bytes + s.transcription_async_max_bytes
+
+
 def test_service_pods_run_as_the_dockerfiles_user(rendered: dict) -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
     uid = int(re.search(r"useradd[^\n]*--uid (\d+)[^\n]* voxtrain\b", dockerfile).group(1))

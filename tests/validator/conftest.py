@@ -75,6 +75,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     )
     _run(*encode, "-ar", "8000", str(root / "speech_8k.wav"))
     _run(*encode, "-c:a", "libvorbis", str(root / "speech.ogg"))
+    # MP3s without a Xing/Info frame: the length is stated nowhere (CBR at MPEG-1, -2 and -2.5 rates; VBR)
+    no_xing = [*encode, "-c:a", "libmp3lame", "-write_xing", "0"]
+    _run(*no_xing, "-b:a", "128k", "-ar", "44100", str(root / "speech_cbr_no_header.mp3"))
+    _run(*no_xing, "-b:a", "32k", "-ar", "16000", str(root / "speech_cbr_mpeg2.mp3"))
+    _run(*no_xing, "-b:a", "8k", "-ar", "8000", str(root / "speech_cbr_mpeg25.mp3"))
+    _run(*no_xing, "-q:a", "2", "-ar", "44100", str(root / "speech_vbr_no_header.mp3"))
     lavfi = [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi"]
     _run(*lavfi, "-i", "sine=frequency=440:duration=0.3:sample_rate=16000", str(root / "short.wav"))
     _run(*lavfi, "-i", "anullsrc=r=16000:cl=mono", "-t", "2", "-c:a", "pcm_s16le", str(root / "silence.wav"))

@@ -423,17 +423,151 @@ def test_concurrent_validations_agree_with_sequential_ones(media):
 # ------------------------------------------------------------------ work limits
 
 
-def test_audio_longer_than_the_limit_is_refused_once_decoded_when_no_header_states_its_length(media, monkeypatch):
+def test_audio_longer_than_the_limit_is_refused_once_decoded_when_nothing_states_its_length(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 0.0005)  # 1.8 seconds
+
+    outcome = check(media["speech_vbr_no_header.mp3"])  # VBR without a Xing frame: only decoding tells
+
+    assert not outcome.passed and outcome.code == CODE
+    assert outcome.message == "The audio is longer than 0.0005 hours; split it into shorter files."
+
+
+def test_a_streamed_wav_longer_than_the_limit_is_refused_from_its_size_before_decoding(media, monkeypatch):
     from voxtrain_validator.rules import audio
 
     monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 0.0005)  # 1.8 seconds
     streamed = bytearray(media.bytes("speech.wav"))  # as a streaming writer leaves it: the data size unknown
     streamed[wav_data_offset(bytes(streamed)) - 4 : wav_data_offset(bytes(streamed))] = b"\xff\xff\xff\xff"
+    seconds = (len(streamed) - wav_data_offset(bytes(streamed))) / 44100  # espeak-ng: 22.05 kHz 16-bit mono
 
     outcome = validate_audio(io.BytesIO(bytes(streamed)), "wav")
 
     assert not outcome.passed and outcome.code == CODE
-    assert outcome.message == "The audio is longer than 0.0005 hours; split it into shorter files."
+    assert outcome.message.startswith("The audio is about 0:0")
+    assert outcome.message.endswith(
+        " long, as its size and the byte rate its header states (44100) give: longer than 0.0005 hours; "
+        "split it into shorter files."
+    )
+    assert outcome.metadata["duration_seconds"] == pytest.approx(seconds, abs=0.001)
+    assert "samples" not in outcome.metadata  # nothing was decoded
+
+
+@pytest.mark.parametrize(
+    ("name", "kbps"),
+    [("speech_cbr_no_header.mp3", 128), ("speech_cbr_mpeg2.mp3", 32), ("speech_cbr_mpeg25.mp3", 8)],
+)
+def test_a_cbr_mp3_without_a_length_header_longer_than_the_limit_is_refused_from_its_size(
+    media, monkeypatch, name, kbps
+):
+    import av
+
+    from voxtrain_validator.rules import audio
+
+    with av.open(str(media[name])) as container:
+        decoded = float(container.duration / av.time_base)  # FFmpeg's own estimate for such a file
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 0.0002)  # 0.72 seconds
+
+    outcome = check(media[name])
+
+    assert not outcome.passed and outcome.code == CODE
+    assert outcome.message.endswith(
+        f" long, as its size and its constant bit rate ({kbps} kb/s) give: longer than 0.0002 hours; "
+        "split it into shorter files."
+    )
+    assert outcome.metadata["duration_seconds"] == pytest.approx(decoded, rel=0.02)
+    assert "samples" not in outcome.metadata
+
+
+def test_a_cbr_mp3_without_a_length_header_under_the_limit_is_decoded(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 1.0)
+
+    outcome = check(media["speech_cbr_no_header.mp3"])
+
+    assert outcome.passed and outcome.metadata["samples"] > 0
+
+
+@pytest.mark.parametrize(
+    ("header", "bit_rate", "sample_rate", "length"),
+    [
+        (b"\xff\xfb\x90\x64", 128_000, 44100, 417),  # MPEG-1 layer III
+        (b"\xff\xfb\x92\x64", 128_000, 44100, 418),  # the same, padded
+        (b"\xff\xf3\x48\xc4", 32_000, 16000, 144),  # MPEG-2 layer III: half the samples per frame
+        (b"\xff\xe3\x18\xc4", 8_000, 8000, 72),  # MPEG-2.5 layer III
+        (b"\xff\xfd\x90\x00", 160_000, 44100, 522),  # MPEG-1 layer II
+        (b"\xff\xff\x40\x00", 128_000, 44100, 136),  # MPEG-1 layer I: 4-byte slots
+    ],
+)
+def test_mpeg_frame_headers_give_their_bit_rate_and_length(header, bit_rate, sample_rate, length):
+    from voxtrain_validator.rules.audio_headers import mpeg_frame
+
+    frame = mpeg_frame(header)
+
+    assert frame is not None
+    assert (frame.bit_rate, frame.sample_rate, frame.length) == (bit_rate, sample_rate, length)
+
+
+@pytest.mark.parametrize(
+    "header", [b"\xff\xfb\x00\x64", b"\xff\xfb\xf0\x64", b"\xff\xfb\x9c\x64", b"\xff\xeb\x90\x64", b"ID3\x04"]
+)
+def test_what_is_not_a_frame_header_is_none(header):
+    from voxtrain_validator.rules.audio_headers import mpeg_frame
+
+    assert mpeg_frame(header) is None  # free format, bad bit rate, bad sample rate, reserved version, a tag
+
+
+@pytest.mark.parametrize(
+    "name", ["speech_cbr_no_header.mp3", "speech_cbr_mpeg2.mp3", "speech_cbr_mpeg25.mp3", "speech_vbr_no_header.mp3"]
+)
+def test_frames_walked_by_their_headers_are_ffmpegs_packets(media, name):
+    import av
+
+    from voxtrain_validator.rules.audio_headers import mp3_first_frame, mpeg_frame
+
+    data = media.bytes(name)
+    with media[name].open("rb") as stream:
+        first = mp3_first_frame(stream)
+    assert first is not None
+    at, frames = first[0], 0
+    while (frame := mpeg_frame(data[at : at + 4])) is not None:
+        at, frames = at + frame.length, frames + 1
+    with av.open(str(media[name])) as container:
+        packets = sum(1 for packet in container.demux(audio=0) if packet.size)
+
+    assert at == len(data) and frames == packets
+
+
+@pytest.mark.parametrize(
+    ("name", "constant"),
+    [
+        ("speech_cbr_no_header.mp3", True),
+        ("speech_cbr_mpeg2.mp3", True),
+        ("speech_cbr_mpeg25.mp3", True),
+        ("speech_vbr_no_header.mp3", False),
+    ],
+)
+def test_constant_bit_rate_is_told_from_frames_across_the_file(media, name, constant):
+    from voxtrain_validator.rules.audio_headers import mp3_first_frame, mp3_is_constant_bit_rate
+
+    with media[name].open("rb") as stream:
+        first = mp3_first_frame(stream)
+        assert first is not None
+        assert mp3_is_constant_bit_rate(stream, media[name].stat().st_size, *first) is constant
+
+
+def test_data_between_the_frames_of_a_cbr_mp3_makes_it_not_constant(media):
+    from voxtrain_validator.rules.audio_headers import mp3_first_frame, mp3_is_constant_bit_rate
+
+    data = media.bytes("speech_cbr_no_header.mp3")
+    junk = data[: len(data) // 2] + bytes(len(data)) + data[len(data) // 2 :]  # half the file is zeros
+
+    stream = io.BytesIO(junk)
+    first = mp3_first_frame(stream)
+    assert first is not None
+    assert not mp3_is_constant_bit_rate(stream, len(junk), *first)
 
 
 @pytest.mark.parametrize("name", ["speech.wav", "speech.mp3", "speech.m4a", "speech.flac"])

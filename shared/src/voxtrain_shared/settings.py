@@ -321,6 +321,12 @@ class TrainerSettings(ServiceSettings):
     lm_spill_limit_mb: int = Field(
         32768, ge=64, description="disk the LM estimator may spill to; beyond it the run fails lm_spill_limit_exceeded"
     )
+    work_disk_mb: int | None = Field(
+        None,
+        ge=1024,
+        description="disk (MB) a training may use in work_dir: its downloads, the LM estimator's spill and the model;"
+        " a run whose datasets alone need more fails inputs_too_large before downloading; unset: the free space there",
+    )
     lm_max_vocabulary: int | None = Field(None, ge=1)
     lm_prune_thresholds: tuple[NonNegativeInt, ...] | None = None
 

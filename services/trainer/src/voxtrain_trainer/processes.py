@@ -161,6 +161,7 @@ def training_settings(s: TrainerSettings) -> TrainingSettings:
         lm_memory_mb=s.lm_memory_mb,
         lm_max_ngrams=s.lm_max_ngrams,
         lm_spill_limit_mb=s.lm_spill_limit_mb,
+        work_disk_mb=s.work_disk_mb,
         lm_max_vocabulary=s.lm_max_vocabulary,
         lm_prune_thresholds=tuple(s.lm_prune_thresholds) if s.lm_prune_thresholds is not None else None,
     )

@@ -47,6 +47,9 @@ PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE_SECONDS = 2.0
 BYTES_PER_WORD = 6
 BYTES_PER_AUDIO_SECOND = 32_000
+# Work-directory disk a run needs besides its downloads and the LM's spill: the model, its ARPA text, the stored
+# utterances (at most max_train_audio_seconds + the test pairs of 16 kHz audio), the acoustic adaptation's files.
+RUN_DISK_RESERVE_BYTES = 2 * 2**30
 LOCK = ".lock"  # held by the live worker of a work directory (see processes.sweep_work_dirs)
 
 
@@ -167,13 +170,18 @@ def _train(
             o = objects[ds.dataset_id]
             _storage("download", functools.partial(client.fget_object, o.bucket, o.object_key, str(ds.path)))
 
+    budget = disk_budget(work, training)
+    text = [d for d in local if d.type is not DatasetType.AUDIO]
+    fits_on_disk([(d.file_name, objects[d.dataset_id].size) for d in text], budget)
     # text and manifests first: they say which recordings the run reads; the others are never fetched
-    download([d for d in local if d.type is not DatasetType.AUDIO], 0)
-    wanted = audio_to_read(local)
-    download([d for d in local if d.dataset_id in wanted], len(local) - len(wanted))
+    download(text, 0)
+    wanted = [d for d in local if d.dataset_id in audio_to_read(local)]
+    needed = fits_on_disk([(d.file_name, objects[d.dataset_id].size) for d in text + wanted], budget)
+    download(wanted, len(local) - len(wanted))
     report("gather", 0.0)
     inputs, used = build_inputs(local)
     estimate.workload = measured_workload(inputs, estimate.workload)
+    training = within_disk(training, budget - needed)
     result = run_training(inputs, work / "model", training, progress=report)
     report("store", 0.0)
     # one prefix per attempt: a late write of an earlier attempt never mixes with this one's files
@@ -185,6 +193,36 @@ def _train(
         artifacts[name] = f"s3://{bucket}/{key}"
     report("store", 100.0)
     return {"metrics": result.metrics, "artifacts": artifacts, "used": used}
+
+
+def disk_budget(work: Path, training: TrainingSettings) -> int:
+    """Bytes a run may use in ``work``: ``work_disk_mb``, else the free space of its file system now."""
+    if training.work_disk_mb is not None:
+        return training.work_disk_mb * 2**20
+    return shutil.disk_usage(work).free
+
+
+def fits_on_disk(files: list[tuple[str, int]], budget: int) -> int:
+    """The bytes the run needs for ``files`` (name, size) and what it writes besides; ``TrainingError``
+    ``inputs_too_large`` when that exceeds ``budget``, before anything more is downloaded."""
+    needed = sum(size for _, size in files) + RUN_DISK_RESERVE_BYTES
+    if needed <= budget:
+        return needed
+    largest = ", ".join(f"{name} ({size / 1e9:.1f} GB)" for name, size in sorted(files, key=lambda f: -f[1])[:3])
+    raise TrainingError(
+        TrainingError.INPUTS_TOO_LARGE,
+        f"This training needs about {needed / 1e9:.1f} GB of working disk for the {len(files)} files it reads "
+        f"(the largest: {largest}) and what it writes, more than the {budget / 1e9:.1f} GB a training has here. "
+        "Train with fewer or smaller datasets (a recording is read only when a manifest line or a same-named "
+        ".vtt/.srt pairs it), or ask the operator to give the trainer more disk (VOXTRAIN_WORK_DISK_MB).",
+        stage="download",
+    )
+
+
+def within_disk(training: TrainingSettings, left: int) -> TrainingSettings:
+    """``training`` with the LM estimator's spill limit cut to the ``left`` bytes the downloads leave of the run's
+    disk, so it fails cleanly (``lm_spill_limit_exceeded``) rather than fill the disk."""
+    return dataclasses.replace(training, lm_spill_limit_mb=max(64, min(training.lm_spill_limit_mb, left // 2**20)))
 
 
 def machine_pace(runs: int = 3) -> float:

@@ -14,6 +14,7 @@ class TrainingError(Exception):
     NO_TRAINING_TEXT = "no_training_text"
     STAGE_FAILED = "stage_failed"
     LM_SPILL_LIMIT_EXCEEDED = "lm_spill_limit_exceeded"
+    INPUTS_TOO_LARGE = "inputs_too_large"
 
     def __init__(self, code: str, message: str, stage: str | None = None) -> None:
         super().__init__(message)

@@ -79,6 +79,8 @@ class TrainingSettings:
     # ml/g2p_learn.py) or "espeak" (the espeak-ng table, what runs used before it: for comparisons)
     g2p_method: str = "phonetisaurus"
     lm_spill_limit_mb: int = 32768  # disk it may spill to (lm_spill_limit_exceeded beyond)
+    # disk a run may use in its work directory (downloads, the LM's spill, the model); None: the free space there
+    work_disk_mb: int | None = None
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
     lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
     general_words: int = 10_000  # commonest base-LM words mixed into the domain LM (0: domain text only)
@@ -121,6 +123,8 @@ class TrainingSettings:
             raise ValueError(f"g2p_method must be one of {', '.join(G2P_METHODS)}")
         if self.lm_spill_limit_mb < 64:
             raise ValueError("lm_spill_limit_mb must be at least 64")
+        if self.work_disk_mb is not None and self.work_disk_mb < 1:
+            raise ValueError("work_disk_mb must be positive")
         thresholds = self.lm_prune_thresholds
         if thresholds is not None and (len(thresholds) != self.order or min(thresholds) < 0):
             raise ValueError("lm_prune_thresholds needs one non-negative count per order")

@@ -11,10 +11,11 @@ What is checked, and how:
   count, the MP3 Xing/Info frame count, the MP4 sample table;
 * suspicious but usable files (low sample rate, very short, silent) pass with warnings.
 * audio longer than ``MAX_DURATION_HOURS`` is refused: before decoding when the header states the
-  length exactly, else once that much has been decoded; an M4A whose index lists more than
-  ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it (it would hold the whole index in memory),
-  and a smaller one is opened only while its index fits the memory budget the process's concurrent checks
-  share (:mod:`.memory`).
+  length exactly, or when the size shows it (a streamed WAV; an MP3 without a length header whose
+  frames, sampled across the file, all have one bit rate), else once that much has been decoded;
+* an M4A whose index lists more than ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it
+  (it would hold the whole index in memory), and a smaller one is opened only while its index fits
+  the memory budget the process's concurrent checks share (:mod:`.memory`).
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
@@ -37,7 +38,9 @@ from .audio_headers import (
     FlacInfo,
     WavLayout,
     describe_magic,
+    mp3_first_frame,
     mp3_has_length_header,
+    mp3_is_constant_bit_rate,
     mp4_audio_packets,
     read_flac_info,
     read_wav_layout,
@@ -59,6 +62,9 @@ MP3_TOLERANCE_SECONDS = 0.1
 IO_BUFFER_BYTES = 256 * 1024
 # Work limits against files crafted to keep a worker busy (see _Budget).
 MAX_DURATION_HOURS = 400  # a 10 GB WAV of 8 kHz mono 8-bit telephone audio is ~350 hours
+# A length worked out from the file's size (a streamed WAV, a CBR MP3 without a length header) counts bytes that
+# may not all be audio (tags, trailing chunks): refused up front only when this much over the limit.
+SIZE_ESTIMATE_MARGIN = 1.01
 MAX_REREAD_BYTES = 64 * 1024 * 1024
 # FFmpeg's MP4 demuxer reads a file's whole sample table into memory when it opens it, in the validator and in
 # every training worker: ~75 bytes a packet measured (1.3 GB for the 15.6M packets of a 10 GiB AAC file at
@@ -130,6 +136,9 @@ def validate_audio(
     wav = read_wav_layout(stream, size) if ext == "wav" else None
     flac = read_flac_info(stream) if ext == "flac" else None
     mp3_exact = mp3_has_length_header(stream) if ext == "mp3" else False
+    too_long = _too_long_for_its_size(stream, ext, size, wav, mp3_exact)
+    if too_long is not None:
+        return too_long
 
     packets = mp4_audio_packets(stream, size) if ext == "m4a" else None
     if packets is not None and packets > MAX_MP4_PACKETS:
@@ -152,6 +161,32 @@ def validate_audio(
         )
     with memory.hold(index_bytes, abandoned) if memory is not None and index_bytes else contextlib.nullcontext():
         return _open_and_judge(stream, ext, kind, size, head, wav, flac, mp3_exact)
+
+
+def _too_long_for_its_size(
+    stream: BinaryIO, ext: str, size: int, wav: WavLayout | None, mp3_exact: bool
+) -> Outcome | None:
+    """Refuse, before anything is decoded, audio whose header does not state its length but whose size shows it is
+    longer than the limit: a streamed WAV (its bytes at the header's byte rate) and an MP3 without a length header
+    whose frames all have one bit rate (checked at places across the file only when the first frame's bit rate
+    would make it too long). Anything else is stopped by the decoding budget once that much is decoded."""
+    limit = MAX_DURATION_HOURS * 3600 * SIZE_ESTIMATE_MARGIN
+    seconds, basis = 0.0, ""
+    if wav is not None and wav.declared_data_size is None and wav.data_offset is not None and wav.byte_rate:
+        seconds, basis = (size - wav.data_offset) / wav.byte_rate, f"the byte rate its header states ({wav.byte_rate})"
+    elif ext == "mp3" and not mp3_exact and (first := mp3_first_frame(stream)) is not None:
+        start, frame = first
+        guess = (size - start) * 8 / frame.bit_rate
+        if guess > limit and mp3_is_constant_bit_rate(stream, size, start, frame):
+            seconds, basis = guess, f"its constant bit rate ({frame.bit_rate // 1000} kb/s)"
+    if seconds <= limit:
+        return None
+    return failed(
+        CODE,
+        f"The audio is about {clock(seconds)} long, as its size and {basis} give: longer than "
+        f"{MAX_DURATION_HOURS:g} hours; split it into shorter files.",
+        metadata={"size_bytes": size, "duration_seconds": round(seconds, 3)},
+    )
 
 
 def _open_and_judge(

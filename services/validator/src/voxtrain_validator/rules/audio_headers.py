@@ -144,6 +144,92 @@ def _first_frame_sync(data: bytes) -> int:
     return -1
 
 
+# MPEG audio frame headers (ISO 11172-3 / 13818-3): kb/s by bit-rate index, for (MPEG-1?, layer).
+_BIT_RATES_KBPS: dict[tuple[bool, int], tuple[int, ...]] = {
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+# Hz by sample-rate index, for the version bits (0: MPEG-2.5, 2: MPEG-2, 3: MPEG-1).
+_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+# Frames in a row that must chain (each header where the one before ends) before a sync is believed.
+_CHAINED_FRAMES = 3
+# Places across the file whose frames must all have the first frame's bit rate before a file is taken as CBR.
+_CBR_PROBES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class MpegFrame:
+    """What one MPEG audio frame header says."""
+
+    stream_kind: tuple[int, int, int]  # version bits, layer bits, sample-rate index: the same through a stream
+    bit_rate: int  # bits per second
+    sample_rate: int
+    length: int  # bytes of the frame, header included
+
+
+def mpeg_frame(header: bytes) -> MpegFrame | None:
+    """The frame a 4-byte MPEG audio header describes; None if the bytes are not one (or a free-format frame, whose
+    length the header does not give)."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (header[1] >> 3) & 0x3, (header[1] >> 1) & 0x3
+    rate_index, sr_index, padding = header[2] >> 4, (header[2] >> 2) & 0x3, (header[2] >> 1) & 0x1
+    if version == 1 or layer_bits == 0 or rate_index in (0, 15) or sr_index == 3:
+        return None
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    bit_rate = _BIT_RATES_KBPS[(mpeg1, layer)][rate_index - 1] * 1000
+    sample_rate = _SAMPLE_RATES[version][sr_index]
+    if layer == 1:
+        length = (12 * bit_rate // sample_rate + padding) * 4
+    else:
+        per_frame = 144 if mpeg1 or layer == 2 else 72  # MPEG-2/2.5 layer III frames hold half the samples
+        length = per_frame * bit_rate // sample_rate + padding
+    return MpegFrame((version, layer_bits, sr_index), bit_rate, sample_rate, length)
+
+
+def _chained_frame(window: bytes) -> tuple[int, MpegFrame] | None:
+    """The first frame in ``window`` followed by frames of the same stream where each one ends, with its offset."""
+    at = _first_frame_sync(window)
+    while at >= 0:
+        first = mpeg_frame(window[at : at + 4])
+        pos, chained = at, 0
+        frame = first
+        while frame is not None and first is not None and frame.stream_kind == first.stream_kind:
+            chained += 1
+            if chained == _CHAINED_FRAMES:
+                return at, first
+            pos += frame.length
+            frame = mpeg_frame(window[pos : pos + 4])
+        nxt = _first_frame_sync(window[at + 1 :])
+        at = at + 1 + nxt if nxt >= 0 else -1
+    return None
+
+
+def mp3_first_frame(stream: BinaryIO) -> tuple[int, MpegFrame] | None:
+    """Where an MP3's audio starts (after an ID3v2 tag) and its first frame; None if no frames chain there."""
+    start = id3v2_length(read_at(stream, 0, 10))
+    found = _chained_frame(read_at(stream, start, 16 * 1024))
+    return (start + found[0], found[1]) if found else None
+
+
+def mp3_is_constant_bit_rate(stream: BinaryIO, size: int, start: int, first: MpegFrame) -> bool:
+    """True if frames found at evenly spaced places across the file all have ``first``'s bit rate and stream.
+
+    Then the file is CBR and its length follows from its size, as FFmpeg estimates it; a VBR file, or one with
+    other data between its frames, is False (its length is known only once decoded)."""
+    window = max(4 * 1024, _CHAINED_FRAMES * 2 * first.length)
+    for probe in range(1, _CBR_PROBES + 1):
+        at = start + (size - start - window) * probe // (_CBR_PROBES + 1)
+        found = _chained_frame(read_at(stream, max(start, at), window))
+        if found is None or found[1].stream_kind != first.stream_kind or found[1].bit_rate != first.bit_rate:
+            return False
+    return True
+
+
 # What the first bytes of a file say it is, for messages when FFmpeg cannot open it at all.
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"RIFF", "a RIFF file"),
