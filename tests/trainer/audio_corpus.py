@@ -263,6 +263,7 @@ CASES: list[Case] = [
     ff("aac_faststart.m4a", "-c:a", "aac", "-movflags", "+faststart"),
     ff("aac_fragmented.m4a", "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov"),
     ff("aac_fragmented_default_base.m4a", "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov+default_base_moof"),
+    ff("aac_fragments_of_1s.m4a", "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov", "-frag_duration", "1000000"),
     piped("aac_fragmented_piped.m4a", "mp4", "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov"),
     ff("aac_8k_mono.m4a", "-c:a", "aac", "-ar", "8000"),
     ff("aac_96k_stereo.m4a", "-c:a", "aac", "-ar", "96000", "-ac", "2"),

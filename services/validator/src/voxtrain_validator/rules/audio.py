@@ -14,8 +14,9 @@ What is checked, and how:
   length exactly, or when the size shows it (a streamed WAV; an MP3 without a length header whose
   frames, sampled across the file, all have one bit rate), else once that much has been decoded;
 * an M4A whose index lists more than ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it
-  (it would hold the whole index in memory), and a smaller one is opened only while its index fits
-  the memory budget the process's concurrent checks share (:mod:`.memory`).
+  (it would hold the whole index in memory), and a fragmented one, whose index lists none up front, once
+  that many are decoded; a smaller plain one is opened only while its index fits the memory budget the
+  process's concurrent checks share (:mod:`.memory`).
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
@@ -272,7 +273,7 @@ def _judge(
     if wav is not None:
         _check_wav_layout(wav, size, report)
 
-    budget = _Budget(source, size)
+    budget = _Budget(source, size, max_packets=MAX_MP4_PACKETS if ext == "m4a" else None)
     decoded = _decode_all(container, audio, report, budget, gaps_are_errors=(ext == "flac"))
     rate = decoded.sample_rate or audio.codec_context.sample_rate or 0
     duration = decoded.samples / rate if rate else 0.0
@@ -401,11 +402,14 @@ class _Budget:
     run of samples, would otherwise keep a worker busy for hours.
     """
 
-    def __init__(self, source: GuardedStream, size: int) -> None:
+    def __init__(self, source: GuardedStream, size: int, max_packets: int | None = None) -> None:
         self._source = source
         self._max_bytes = 3 * size + MAX_REREAD_BYTES
+        # A fragmented M4A has no sample table to count before it is opened, but FFmpeg indexes every packet it
+        # reads all the same (~40 B each, bench/trainer/SIZE_LIMITS.md): its packets are counted as they come.
+        self._max_packets = max_packets
 
-    def exceeded(self, seconds_decoded: float) -> str | None:
+    def exceeded(self, seconds_decoded: float, packets: int = 0) -> str | None:
         if self._source.bytes_read > self._max_bytes:
             return (
                 f"The file is malformed: decoding it re-reads the same data over and over "
@@ -413,6 +417,12 @@ class _Budget:
             )
         if seconds_decoded > MAX_DURATION_HOURS * 3600:
             return f"The audio is longer than {MAX_DURATION_HOURS:g} hours; split it into shorter files."
+        if self._max_packets is not None and packets > self._max_packets:
+            return (
+                f"This M4A file holds more than {self._max_packets:,} audio packets: FFmpeg keeps an index entry for "
+                "every packet it reads, more than the memory a validation or a training has. Split the recording "
+                "into shorter files and upload those."
+            )
         return None
 
 
@@ -436,7 +446,7 @@ def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *, 
         if packet.size:
             out.packets += 1
             if out.packets % 32 == 0:
-                stop = budget.exceeded(out.samples / out.sample_rate if out.sample_rate else 0.0)
+                stop = budget.exceeded(out.samples / out.sample_rate if out.sample_rate else 0.0, out.packets)
                 if stop:
                     report.error(stop)
                     out.stopped = stop
