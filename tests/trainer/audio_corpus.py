@@ -75,12 +75,17 @@ def piped(name: str, fmt: str, *options: str, encoders: tuple[str, ...] = ()) ->
 
 
 def with_picture(name: str, *options: str, encoders: tuple[str, ...] = ()) -> Case:
-    """The audio plus a ~1000x1000 PNG as cover art (an attached picture stream)."""
+    """The audio plus a 1.8 MB PNG of noise (it does not compress) as cover art: an attached picture stream."""
 
     def make(src: Path, out: Path) -> None:
         cover = out.with_name(out.stem + "-cover.png")
-        _run(tool("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=1000x1000", "-frames:v", "1", cover)
+        noise = "nullsrc=s=1400x1400,geq=lum='random(1)*255':cb=128:cr=128"
+        _run(
+            tool("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i", noise, "-frames:v", "1", "-pix_fmt", "gray", cover
+        )
         _ffmpeg(src, out, "-map", "0:a", "-map", "1:v", *options, inputs=("-i", str(cover)))
+        if out.stat().st_size < cover.stat().st_size:
+            raise RuntimeError(f"{out.name}: the muxer left the cover art out")
 
     return Case(name, make, encoders)
 
@@ -197,6 +202,8 @@ CASES: list[Case] = [
     ff("ima_adpcm_stereo.wav", "-c:a", "adpcm_ima_wav", "-ac", "2"),
     ff("ms_adpcm.wav", "-c:a", "adpcm_ms"),
     ff("gsm_ms_8k.wav", "-c:a", "libgsm_ms", "-ar", "8000", encoders=("libgsm_ms",)),
+    ff("mp3_in_wav.wav", "-c:a", "libmp3lame", "-f", "wav", encoders=LAME),
+    ff("g722_in_wav.wav", "-c:a", "g722", "-ar", "16000", encoders=("g722",)),
     ff("g726_8k.wav", "-c:a", "g726", "-ar", "8000", "-b:a", "32k", encoders=("g726",)),
     # WAV: layouts and rates (24-bit, float and 6 channels are WAVE_FORMAT_EXTENSIBLE)
     ff("stereo_44k.wav", "-c:a", "pcm_s16le", "-ac", "2", "-ar", "44100"),
@@ -257,7 +264,7 @@ CASES: list[Case] = [
     mp3_apev2("apev2_and_id3v1.mp3"),
     ff("shine_cbr.mp3", "-c:a", "libshine", "-ac", "2", "-ar", "44100", encoders=("libshine",)),
     ff("mp2_named.mp3", "-c:a", "mp2", "-f", "mp2", encoders=("mp2",)),
-    ff("mp1_named.mp3", "-c:a", "mp2", "-ar", "48000", "-f", "mp2", encoders=("mp2",)),
+    ff("mp2_48k_stereo_named.mp3", "-c:a", "mp2", "-ar", "48000", "-ac", "2", "-f", "mp2", encoders=("mp2",)),
     # M4A
     ff("aac_lc.m4a", "-c:a", "aac"),
     ff("aac_faststart.m4a", "-c:a", "aac", "-movflags", "+faststart"),
@@ -286,7 +293,17 @@ CASES: list[Case] = [
     ff("flac_6ch.flac", "-c:a", "flac", "-ac", "6", "-ar", "48000"),
     ff("flac_192k.flac", "-c:a", "flac", "-ar", "192000", "-sample_fmt", "s32", "-bits_per_raw_sample", "24"),
     piped("flac_streamed.flac", "flac", "-c:a", "flac"),
-    with_picture("flac_cover_big_tags.flac", "-c:a", "flac", "-c:v", "copy", "-metadata", f"comment={_BIG_TAG}"),
+    with_picture(
+        "flac_cover_big_tags.flac",
+        "-c:a",
+        "flac",
+        "-c:v",
+        "copy",
+        "-disposition:v",
+        "attached_pic",
+        "-metadata",
+        f"comment={_BIG_TAG}",
+    ),
     ff("ogg_flac_named.flac", "-c:a", "flac", "-f", "ogg"),
 ]
 
