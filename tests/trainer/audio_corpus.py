@@ -185,6 +185,15 @@ def sox_wav(name: str, *options: str) -> Case:
     return Case(name, make)
 
 
+def sox_merged(name: str, channels: int) -> Case:
+    """``channels`` copies of the speech as one WAV, as sox writes it: no channel mask (an unknown layout)."""
+
+    def make(src: Path, out: Path) -> None:
+        _run(tool("sox"), "-M", *[src] * channels, out)
+
+    return Case(name, make)
+
+
 LAME = ("libmp3lame",)
 _BIG_TAG = "x" * 60_000
 
@@ -214,6 +223,8 @@ CASES: list[Case] = [
     ff("s16_96k.wav", "-c:a", "pcm_s16le", "-ar", "96000"),
     sox_wav("sox_extensible_s24_stereo.wav", "-b", "24", "-c", "2"),
     sox_wav("sox_f32.wav", "-e", "floating-point", "-b", "32"),
+    sox_merged("sox_3ch_no_mask.wav", 3),
+    sox_merged("sox_16ch_no_mask.wav", 16),
     # WAV: container variants
     piped("streamed.wav", "wav", "-c:a", "pcm_s16le"),
     ff("rf64.wav", "-c:a", "pcm_s16le", "-rf64", "always"),
