@@ -406,7 +406,7 @@ class _Budget:
         self._source = source
         self._max_bytes = 3 * size + MAX_REREAD_BYTES
         # A fragmented M4A has no sample table to count before it is opened, but FFmpeg indexes every packet it
-        # reads all the same (~40 B each, bench/trainer/SIZE_LIMITS.md): its packets are counted as they come.
+        # reads all the same (~40 B each, bench/validator/RESULTS.md): its packets are counted as they come.
         self._max_packets = max_packets
 
     def exceeded(self, seconds_decoded: float, packets: int = 0) -> str | None:
