@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from voxtrain_trainer.audio_probe import duration_seconds
+from voxtrain_trainer.eta import Workload
 from voxtrain_trainer.ml.audio import SAMPLE_RATE, load_pcm, pcm_duration
+from voxtrain_trainer.ml.types import AudioPair, TrainingInputs
+from voxtrain_trainer.worker import measured_workload
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +119,19 @@ def test_a_vbr_mp3_without_a_length_header_is_measured_not_guessed(noise: Path) 
     decoded = pcm_duration(load_pcm(path))
     assert decoded == pytest.approx(70.0, abs=0.1)
     assert duration_seconds(path) == pytest.approx(decoded, abs=0.01)
+
+
+def test_a_recording_cut_by_many_manifest_lines_is_measured_once(tmp_path: Path) -> None:
+    """Counting an MP3's frames reads the whole file: the workload reads each recording's length once."""
+    recording = tmp_path / "ward.mp3"
+    probed: list[Path] = []
+
+    def probe(path: Path) -> float:
+        probed.append(path)
+        return 600.0
+
+    pairs = [AudioPair(recording, f"line {i}", offset=60.0 * i) for i in range(5)]
+    got = measured_workload(TrainingInputs(train_pairs=pairs), Workload(), probe=probe)
+
+    assert probed == [recording]
+    assert got.train_pairs == 5 and got.train_audio_seconds == sum(600.0 - 60.0 * i for i in range(5))
