@@ -55,6 +55,7 @@ class Case:
     name: str  # file name, extension included
     make: Callable[[Path, Path], None]  # (speech wav, output path)
     encoders: tuple[str, ...] = ()  # FFmpeg encoders it needs
+    tools: tuple[str, ...] = ()  # other programs it needs
 
     @property
     def ext(self) -> str:
@@ -194,6 +195,17 @@ def sox_merged(name: str, channels: int) -> Case:
     return Case(name, make)
 
 
+def lame_free_format(name: str, kbps: int) -> Case:
+    """A free-format MP3 (bit-rate index 0, any rate): only the lame program writes them."""
+
+    def make(src: Path, out: Path) -> None:
+        wav = out.with_suffix(".44k.wav")
+        _run(tool("sox"), src, "-r", "44100", "-c", "2", wav)
+        _run(tool("lame"), "--quiet", "--freeformat", "-b", str(kbps), wav, out)
+
+    return Case(name, make, tools=("lame",))
+
+
 LAME = ("libmp3lame",)
 _BIG_TAG = "x" * 60_000
 
@@ -273,6 +285,7 @@ CASES: list[Case] = [
     ),
     with_picture("id3v2_cover.mp3", "-c:a", "libmp3lame", "-c:v", "copy", "-id3v2_version", "3", encoders=LAME),
     mp3_apev2("apev2_and_id3v1.mp3"),
+    lame_free_format("free_format_80k.mp3", 80),
     ff("shine_cbr.mp3", "-c:a", "libshine", "-ac", "2", "-ar", "44100", encoders=("libshine",)),
     ff("mp2_named.mp3", "-c:a", "mp2", "-f", "mp2", encoders=("mp2",)),
     ff("mp2_48k_stereo_named.mp3", "-c:a", "mp2", "-ar", "48000", "-ac", "2", "-f", "mp2", encoders=("mp2",)),
@@ -320,10 +333,13 @@ CASES: list[Case] = [
 
 
 def make(case: Case, speech: Path, directory: Path) -> Path:
-    """The file of ``case`` in ``directory``, made once; MissingEncoder if FFmpeg lacks an encoder it needs."""
+    """The file of ``case`` in ``directory``, made once; MissingEncoder if an encoder or program it needs is missing."""
     missing = [e for e in case.encoders if e not in _encoders()]
     if missing:
         raise MissingEncoder(f"this FFmpeg has no {', '.join(missing)} encoder")
+    absent = [t for t in case.tools if shutil.which(t) is None]
+    if absent:
+        raise MissingEncoder(f"{', '.join(absent)} is not installed")
     out = directory / case.name
     if not out.exists():
         case.make(speech, out)

@@ -31,6 +31,7 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "aiff_named.wav": ("AIFF", "named .wav", "Convert it to WAV"),
     "adts_named.m4a": ("raw AAC (ADTS)", "named .m4a", "Convert it to M4A"),
     "ogg_flac_named.flac": ("Ogg", "named .flac", "Convert it to FLAC"),
+    "free_format_80k.mp3": ("free format", "Encode it again", "lame --decode"),
 }
 # How far the trainer's lengths may differ from the validator's decoded length: the validator counts every decoded
 # sample, the trainer drops what a player drops (Opus pre-skip); container probes include an AAC encoder's priming.

@@ -39,6 +39,7 @@ from .audio_headers import (
     FlacInfo,
     WavLayout,
     describe_magic,
+    id3v2_length,
     mp3_first_frame,
     mp3_has_length_header,
     mp3_is_constant_bit_rate,
@@ -209,7 +210,8 @@ def _open_and_judge(
         container = av.open(guarded, mode="r", buffer_size=IO_BUFFER_BYTES)
     except Exception as exc:
         guarded.raise_if_failed()
-        return failed(CODE, _unreadable_message(ext, kind, head, exc), metadata={"size_bytes": size})
+        message = _FREE_FORMAT if ext == "mp3" and _is_free_format_mp3(stream) else None
+        return failed(CODE, message or _unreadable_message(ext, kind, head, exc), metadata={"size_bytes": size})
 
     try:
         with container:
@@ -609,6 +611,19 @@ def _unreadable_message(ext: str, kind: _Kind, head: bytes, exc: BaseException) 
         f"This file is not {kind.label} audio: no known audio format was recognised in it "
         f"({reason}). Check that you uploaded the right file."
     )
+
+
+_FREE_FORMAT = (
+    "This MP3 is in free format (its frames state no standard bit rate, as `lame --freeformat` writes them), "
+    "which cannot be decoded here. Encode it again from the original recording at a standard bit rate (any "
+    "encoder's default), or decode it with `lame --decode` and upload the WAV."
+)
+
+
+def _is_free_format_mp3(stream: BinaryIO) -> bool:
+    """Whether the first MPEG audio frame (after an ID3v2 tag) is free format, bit-rate index 0: FFmpeg reads none."""
+    header = read_at(stream, id3v2_length(read_at(stream, 0, 10)), 4)
+    return len(header) == 4 and header[0] == 0xFF and header[1] & 0xE0 == 0xE0 and header[2] >> 4 == 0
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:

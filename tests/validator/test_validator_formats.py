@@ -1,8 +1,13 @@
-"""A fragmented M4A has no sample table to count up front, but FFmpeg indexes every packet it reads: the packet
-limit that guards a plain M4A before it is opened applies to a fragmented one while it is decoded."""
+"""Encodings whose refusal needs its own words.
+
+A fragmented M4A has no sample table to count up front, but FFmpeg indexes every packet it reads: the packet limit
+that guards a plain M4A before it is opened applies to a fragmented one while it is decoded. A free-format MP3 (no
+standard bit rate in its frame headers) cannot be read by FFmpeg at all: it is refused as what it is, not as damaged.
+"""
 
 from __future__ import annotations
 
+import io
 import subprocess
 from pathlib import Path
 
@@ -46,3 +51,15 @@ def test_a_fragmented_m4a_with_more_packets_than_the_limit_is_refused_while_deco
         "This M4A file holds more than 40 audio packets: FFmpeg keeps an index entry for every packet it reads, more "
         "than the memory a validation or a training has. Split the recording into shorter files and upload those."
     )
+
+
+FREE_FORMAT_FRAME = b"\xff\xfb\x08\x64" + bytes(257)  # MPEG-1 layer III, bit-rate index 0, 32 kHz
+
+
+@pytest.mark.parametrize("tag", [b"", b"ID3\x03\x00\x00\x00\x00\x00\x00"], ids=["bare", "after an ID3v2 tag"])
+def test_a_free_format_mp3_is_refused_as_such_with_what_to_do(tag: bytes) -> None:
+    outcome = validate_audio(io.BytesIO(tag + FREE_FORMAT_FRAME * 200), "mp3")
+
+    assert not outcome.passed and outcome.code is ErrorCode.INVALID_AUDIO_FORMAT
+    assert outcome.message is not None and outcome.message.startswith("This MP3 is in free format")
+    assert "Encode it again from the original recording at a standard bit rate" in outcome.message
