@@ -107,6 +107,9 @@ def test_what_is_accepted_trains_and_what_is_refused_says_why(
     lag, match = best_lag(segment, samples(whole), round(offset * SAMPLE_RATE))
     assert lag == 0, f"the segment at {offset} s is {lag / SAMPLE_RATE * 1000:+.1f} ms off"
     assert match > 0.8, f"the segment at {offset} s is not the audio there (correlation {match:.2f})"
+    head = round(0.05 * SAMPLE_RATE)  # decoding started cold (no preroll), an MP3's first frames are noise
+    start = round(offset * SAMPLE_RATE)
+    assert np.corrcoef(segment[:head], samples(whole)[start : start + head])[0, 1] > 0.8, "the segment starts garbled"
 
     pairs = [AudioPair(path, "the whole file"), AudioPair(path, "a cue", offset=offset, duration=duration)]
     stored, skipped = store_pairs(pairs, tmp_path / "utterances", strict=True)

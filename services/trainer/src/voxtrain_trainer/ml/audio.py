@@ -19,6 +19,9 @@ import av
 import numpy as np
 
 SAMPLE_RATE = 16_000
+# Decoding starts this much before a segment: an MP3 frame needs the bit reservoir and overlap of the frames before
+# it (up to ~220 ms at 8 kHz), G.726 its adapted state; started cold, a segment's first ~50 ms are noise.
+PREROLL_SECONDS = 0.25
 
 
 def load_pcm(path: Path, offset: float | None = None, duration: float | None = None) -> bytes:
@@ -64,7 +67,7 @@ def load_pcm(path: Path, offset: float | None = None, duration: float | None = N
 
 
 def _packets_from(container: Any, stream: Any, at: float) -> Iterator[Any]:
-    """The packets of ``stream`` from the one holding second ``at`` of its timeline (or a little before) on.
+    """The packets of ``stream`` from ``PREROLL_SECONDS`` before second ``at`` of its timeline (or a little earlier) on.
 
     FFmpeg's seek lands where the timestamps say in MP3, M4A (plain and fragmented) and FLAC, but its WAV
     demuxer turns the time into a byte position with the header's average byte rate, which for ADPCM is a
@@ -73,6 +76,7 @@ def _packets_from(container: Any, stream: Any, at: float) -> Iterator[Any]:
     packets are read in order, which FFmpeg times exactly, and the ones before ``at`` are skipped undecoded
     (~0.15 s for an hour of 16 kHz IMA ADPCM).
     """
+    at = max(at - PREROLL_SECONDS, 0.0)
     packets = container.demux(stream)
     if container.format.name == "wav":
         first = next(packets, None)
