@@ -1,8 +1,15 @@
-"""How long an audio file plays, read from its container (headers or packet timestamps, no decoding)."""
+"""How long an audio file plays, read from its container (headers or packet timestamps, no decoding).
+
+An MP3 states its length only in an optional Xing/Info frame; without one FFmpeg guesses it from the file size
+and the first frames' bit rate, which for VBR audio is off by any factor (a VBR MP3 of 23.6 s that starts with
+silence is "50 s"). So an MP3's frames are counted instead: reading them without decoding takes well under a
+second for hours of audio.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -13,15 +20,21 @@ def duration_seconds(path: Path) -> float:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise ValueError("no audio stream")
+            if container.format.name == "mp3":
+                return _counted_seconds(container, container.streams.audio[0])
             if container.duration:
                 return float(container.duration / av.time_base)
             stream = container.streams.audio[0]
             if stream.duration and stream.time_base:
                 return float(stream.duration * stream.time_base)
-            total = 0.0
-            for packet in container.demux(stream):
-                if packet.duration and stream.time_base:
-                    total += float(packet.duration * stream.time_base)
-            return total
+            return _counted_seconds(container, stream)
     except av.FFmpegError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _counted_seconds(container: Any, stream: Any) -> float:
+    """The packets' durations added up, less the encoder delay FFmpeg drops at the start (``start_time``)."""
+    if not stream.time_base:
+        return 0.0
+    ticks = sum(packet.duration or 0 for packet in container.demux(stream))
+    return max(float((ticks - max(stream.start_time or 0, 0)) * stream.time_base), 0.0)

@@ -262,24 +262,28 @@ def guessed_workload(req: ev.TrainingRequested, training: TrainingSettings) -> W
     )
 
 
-def _seconds(pair: AudioPair) -> float:
+def _seconds(pair: AudioPair, length_of: Callable[[Path], float]) -> float:
     if pair.duration is not None:
         return pair.duration
     try:
-        return duration_seconds(pair.audio) - (pair.offset or 0.0)
+        return length_of(pair.audio) - (pair.offset or 0.0)
     except (ValueError, OSError):
         return pair.audio.stat().st_size / BYTES_PER_AUDIO_SECOND
 
 
-def measured_workload(inputs: TrainingInputs, guessed: Workload) -> Workload:
-    """The workload as the gathered inputs say (file sizes of the text, durations of the pairs' audio)."""
+def measured_workload(
+    inputs: TrainingInputs, guessed: Workload, *, probe: Callable[[Path], float] = duration_seconds
+) -> Workload:
+    """The workload as the gathered inputs say (file sizes of the text, durations of the pairs' audio, each
+    recording's read by ``probe`` once, however many manifest lines cut it: an MP3's length is counted)."""
+    length_of = functools.cache(probe)
     return dataclasses.replace(
         guessed,
         text_words=sum(t.path.stat().st_size for t in [*inputs.transcripts, *inputs.test_texts]) // BYTES_PER_WORD,
         train_pairs=len(inputs.train_pairs),
-        train_audio_seconds=sum(_seconds(p) for p in inputs.train_pairs),
+        train_audio_seconds=sum(_seconds(p, length_of) for p in inputs.train_pairs),
         test_pairs=len(inputs.test_pairs),
-        test_audio_seconds=sum(_seconds(p) for p in inputs.test_pairs),
+        test_audio_seconds=sum(_seconds(p, length_of) for p in inputs.test_pairs),
     )
 
 

@@ -2,20 +2,26 @@
 
 Contract of :func:`load_pcm`: returns little-endian s16 mono samples at ``SAMPLE_RATE`` of the
 first audio stream (wav, mp3, m4a, flac, anything FFmpeg reads), optionally only the segment
-``[offset, offset + duration)`` in seconds. A file that cannot be decoded or has no audio
-stream raises ``ValueError`` naming the file.
+``[offset, offset + duration)`` in seconds, counted from the first sample a player plays. A file that
+cannot be decoded or has no audio stream raises ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
 
+import itertools
 import wave
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
 SAMPLE_RATE = 16_000
+# Decoding starts this much before a segment: an MP3 frame needs the bit reservoir and overlap of the frames before
+# it (up to ~220 ms at 8 kHz), G.726 its adapted state; started cold, a segment's first ~50 ms are noise.
+PREROLL_SECONDS = 0.25
 
 
 def load_pcm(path: Path, offset: float | None = None, duration: float | None = None) -> bytes:
@@ -32,19 +38,22 @@ def load_pcm(path: Path, offset: float | None = None, duration: float | None = N
             if not streams:
                 raise ValueError(f"{Path(path).name}: no audio stream")
             stream = streams[0]
-            if offset > 0 and stream.time_base is not None:
-                # Seeks to a point at or before the offset; the exact cut happens below.
-                container.seek(int(offset / stream.time_base), stream=stream, backward=True, any_frame=False)
+            # Offsets count from the first sample a listener hears; an MP3's timestamps start after the encoder
+            # delay FFmpeg drops (50 ms at 22.05 kHz), so that start is where offset 0 is.
+            begins, tick = stream.start_time, stream.time_base
+            origin = max(float(begins * tick), 0.0) if begins is not None and tick is not None else 0.0
+            at = origin + offset
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            wanted_end = None if duration is None else offset + duration
-            for frame in container.decode(stream):
-                if first_time is None:
-                    first_time = float(frame.time or 0.0)
-                for out in resampler.resample(frame):
-                    samples = out.to_ndarray().reshape(-1)
-                    chunks.append(samples)
-                    have += samples.size
-                if wanted_end is not None and first_time + have / SAMPLE_RATE >= wanted_end:
+            wanted_end = None if duration is None else at + duration
+            for packet in _packets_from(container, stream, at) if offset > 0 else container.demux(stream):
+                for frame in packet.decode():
+                    if first_time is None:
+                        first_time = float(frame.time or 0.0)
+                    for out in resampler.resample(frame):
+                        samples = out.to_ndarray().reshape(-1)
+                        chunks.append(samples)
+                        have += samples.size
+                if wanted_end is not None and first_time is not None and first_time + have / SAMPLE_RATE >= wanted_end:
                     break
             else:
                 for out in resampler.resample(None):
@@ -52,9 +61,43 @@ def load_pcm(path: Path, offset: float | None = None, duration: float | None = N
     except av.error.FFmpegError as exc:
         raise ValueError(f"{Path(path).name}: cannot decode audio ({exc})") from exc
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    start = max(round((offset - (first_time or 0.0)) * SAMPLE_RATE), 0)
+    start = max(round((at - (first_time or 0.0)) * SAMPLE_RATE), 0)
     stop = None if duration is None else start + round(duration * SAMPLE_RATE)
     return pcm[start:stop].astype("<i2", copy=False).tobytes()
+
+
+def _packets_from(container: Any, stream: Any, at: float) -> Iterator[Any]:
+    """The packets of ``stream`` from ``PREROLL_SECONDS`` before second ``at`` of its timeline (or a little earlier) on.
+
+    FFmpeg's seek lands where the timestamps say in MP3, M4A (plain and fragmented) and FLAC, but its WAV
+    demuxer turns the time into a byte position with the header's average byte rate, which for ADPCM is a
+    rounded (or plainly wrong) figure, as it is in a WAV whose writer got it wrong: the timestamps after such a
+    seek drift from the audio by seconds. So unless that rate is exactly what the first packet shows, a WAV's
+    packets are read in order, which FFmpeg times exactly, and the ones before ``at`` are skipped undecoded
+    (~0.15 s for an hour of 16 kHz IMA ADPCM).
+    """
+    at = max(at - PREROLL_SECONDS, 0.0)
+    packets = container.demux(stream)
+    if container.format.name == "wav":
+        first = next(packets, None)
+        if first is None or not _byte_rate_is_exact(stream, first):
+            head = [] if first is None else [first]
+            return itertools.dropwhile(lambda p: _ends_before(p, stream.time_base, at), itertools.chain(head, packets))
+    container.seek(int(at / stream.time_base), stream=stream, backward=True, any_frame=False)
+    return container.demux(stream)
+
+
+def _byte_rate_is_exact(stream: Any, first: Any) -> bool:
+    """Whether the byte rate FFmpeg seeks a WAV with is what its first packet shows (bytes per second of audio)."""
+    if not (first.size and first.duration and stream.time_base and stream.codec_context.bit_rate):
+        return False
+    return Fraction(first.size * 8) / (first.duration * stream.time_base) == stream.codec_context.bit_rate
+
+
+def _ends_before(packet: Any, time_base: Fraction | None, at: float) -> bool:
+    if packet.pts is None or not packet.duration or time_base is None:
+        return False  # the flush packet at the end, or one FFmpeg cannot place: decode it
+    return float((packet.pts + packet.duration) * time_base) <= at
 
 
 def stream_pcm(path: Path) -> Iterator[bytes]:

@@ -14,8 +14,9 @@ What is checked, and how:
   length exactly, or when the size shows it (a streamed WAV; an MP3 without a length header whose
   frames, sampled across the file, all have one bit rate), else once that much has been decoded;
 * an M4A whose index lists more than ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it
-  (it would hold the whole index in memory), and a smaller one is opened only while its index fits
-  the memory budget the process's concurrent checks share (:mod:`.memory`).
+  (it would hold the whole index in memory), and a fragmented one, whose index lists none up front, once
+  that many are decoded; a smaller plain one is opened only while its index fits the memory budget the
+  process's concurrent checks share (:mod:`.memory`).
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
@@ -38,6 +39,7 @@ from .audio_headers import (
     FlacInfo,
     WavLayout,
     describe_magic,
+    id3v2_length,
     mp3_first_frame,
     mp3_has_length_header,
     mp3_is_constant_bit_rate,
@@ -208,7 +210,8 @@ def _open_and_judge(
         container = av.open(guarded, mode="r", buffer_size=IO_BUFFER_BYTES)
     except Exception as exc:
         guarded.raise_if_failed()
-        return failed(CODE, _unreadable_message(ext, kind, head, exc), metadata={"size_bytes": size})
+        message = _FREE_FORMAT if ext == "mp3" and _is_free_format_mp3(stream) else None
+        return failed(CODE, message or _unreadable_message(ext, kind, head, exc), metadata={"size_bytes": size})
 
     try:
         with container:
@@ -272,7 +275,7 @@ def _judge(
     if wav is not None:
         _check_wav_layout(wav, size, report)
 
-    budget = _Budget(source, size)
+    budget = _Budget(source, size, max_packets=MAX_MP4_PACKETS if ext == "m4a" else None)
     decoded = _decode_all(container, audio, report, budget, gaps_are_errors=(ext == "flac"))
     rate = decoded.sample_rate or audio.codec_context.sample_rate or 0
     duration = decoded.samples / rate if rate else 0.0
@@ -401,11 +404,14 @@ class _Budget:
     run of samples, would otherwise keep a worker busy for hours.
     """
 
-    def __init__(self, source: GuardedStream, size: int) -> None:
+    def __init__(self, source: GuardedStream, size: int, max_packets: int | None = None) -> None:
         self._source = source
         self._max_bytes = 3 * size + MAX_REREAD_BYTES
+        # A fragmented M4A has no sample table to count before it is opened, but FFmpeg indexes every packet it
+        # reads all the same (~40 B each, bench/validator/RESULTS.md): its packets are counted as they come.
+        self._max_packets = max_packets
 
-    def exceeded(self, seconds_decoded: float) -> str | None:
+    def exceeded(self, seconds_decoded: float, packets: int = 0) -> str | None:
         if self._source.bytes_read > self._max_bytes:
             return (
                 f"The file is malformed: decoding it re-reads the same data over and over "
@@ -413,6 +419,12 @@ class _Budget:
             )
         if seconds_decoded > MAX_DURATION_HOURS * 3600:
             return f"The audio is longer than {MAX_DURATION_HOURS:g} hours; split it into shorter files."
+        if self._max_packets is not None and packets > self._max_packets:
+            return (
+                f"This M4A file holds more than {self._max_packets:,} audio packets: FFmpeg keeps an index entry for "
+                "every packet it reads, more than the memory a validation or a training has. Split the recording "
+                "into shorter files and upload those."
+            )
         return None
 
 
@@ -436,7 +448,7 @@ def _decode_all(container: Any, audio: Any, report: Report, budget: _Budget, *, 
         if packet.size:
             out.packets += 1
             if out.packets % 32 == 0:
-                stop = budget.exceeded(out.samples / out.sample_rate if out.sample_rate else 0.0)
+                stop = budget.exceeded(out.samples / out.sample_rate if out.sample_rate else 0.0, out.packets)
                 if stop:
                     report.error(stop)
                     out.stopped = stop
@@ -599,6 +611,19 @@ def _unreadable_message(ext: str, kind: _Kind, head: bytes, exc: BaseException) 
         f"This file is not {kind.label} audio: no known audio format was recognised in it "
         f"({reason}). Check that you uploaded the right file."
     )
+
+
+_FREE_FORMAT = (
+    "This MP3 is in free format (its frames state no standard bit rate, as `lame --freeformat` writes them), "
+    "which cannot be decoded here. Encode it again from the original recording at a standard bit rate (any "
+    "encoder's default), or decode it with `lame --decode` and upload the WAV."
+)
+
+
+def _is_free_format_mp3(stream: BinaryIO) -> bool:
+    """Whether the first MPEG audio frame (after an ID3v2 tag) is free format, bit-rate index 0: FFmpeg reads none."""
+    header = read_at(stream, id3v2_length(read_at(stream, 0, 10)), 4)
+    return len(header) == 4 and header[0] == 0xFF and header[1] & 0xE0 == 0xE0 and header[2] >> 4 == 0
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:
