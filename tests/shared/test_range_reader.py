@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from minio.error import S3Error
 
-from voxtrain_validator.adapters.s3_reader import ObjectReadError, S3RangeReader
+from voxtrain_shared.range_reader import ObjectReadError, S3RangeReader
 from voxtrain_validator.rules import SourceReadError, validate_audio, validate_transcript
 
 
