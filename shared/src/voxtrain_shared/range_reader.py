@@ -159,11 +159,11 @@ class S3RangeReader(io.RawIOBase):
             return chunk
         offset = index * self._chunk_size
         length = min(self._chunk_size, self._size - offset)
-        chunk = self._call(lambda: self._get(offset, length), f"bytes {offset}-{offset + length - 1}")
-        self._chunks[index] = chunk
+        fetched: bytes = self._call(lambda: self._get(offset, length), f"bytes {offset}-{offset + length - 1}")
+        self._chunks[index] = fetched
         while len(self._chunks) > self._cached:
             self._chunks.popitem(last=False)
-        return chunk
+        return fetched
 
     def _get(self, offset: int, length: int) -> bytes:
         self.requests += 1
