@@ -87,10 +87,9 @@ class OpenRecording:
         if not streams:
             raise ValueError(f"{name}: no audio stream")
         stream = streams[0]
-        if self._used:  # back to the start: a WAV read in order (below) reads from where the last segment ended
-            container.seek(0, stream=stream, backward=True, any_frame=False)
-            stream.codec_context.flush_buffers()  # no state of an earlier segment (AAC's overlap) leaks into this
-        self._used = True
+        rewind, self._used = self._used, True  # the container read an earlier segment: start again from the top
+        if rewind:
+            stream.codec_context.flush_buffers()  # no state of the earlier segment (AAC's overlap) leaks into this
         # Offsets count from the first sample a listener hears; an MP3's timestamps start after the encoder
         # delay FFmpeg drops (50 ms at 22.05 kHz), so that start is where offset 0 is.
         begins, tick = stream.start_time, stream.time_base
@@ -101,7 +100,13 @@ class OpenRecording:
         first_time: float | None = None
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         wanted_end = None if duration is None else at + duration
-        for packet in _packets_from(container, stream, at) if offset > 0 else container.demux(stream):
+        if offset > 0:
+            packets = _packets_from(container, stream, at, rewind)
+        else:
+            if rewind:
+                container.seek(0, stream=stream, backward=True, any_frame=False)
+            packets = container.demux(stream)
+        for packet in packets:
             for frame in packet.decode():
                 if first_time is None:
                     first_time = float(frame.time or 0.0)
@@ -120,7 +125,7 @@ class OpenRecording:
         return pcm[start:stop].astype("<i2", copy=False).tobytes()
 
 
-def _packets_from(container: Any, stream: Any, at: float) -> Iterator[Any]:
+def _packets_from(container: Any, stream: Any, at: float, rewind: bool = False) -> Iterator[Any]:
     """The packets of ``stream`` from ``PREROLL_SECONDS`` before second ``at`` of its timeline (or a little earlier) on.
 
     FFmpeg's seek lands where the timestamps say in MP3, M4A (plain and fragmented) and FLAC, but its WAV
@@ -128,9 +133,13 @@ def _packets_from(container: Any, stream: Any, at: float) -> Iterator[Any]:
     rounded (or plainly wrong) figure, as it is in a WAV whose writer got it wrong: the timestamps after such a
     seek drift from the audio by seconds. So unless that rate is exactly what the first packet shows, a WAV's
     packets are read in order, which FFmpeg times exactly, and the ones before ``at`` are skipped undecoded
-    (~0.15 s for an hour of 16 kHz IMA ADPCM).
+    (~0.15 s for an hour of 16 kHz IMA ADPCM). ``rewind``: the container has read on since its start (a WAV
+    then goes back to its first packet; one seek is all the others take, as a second seek after a seek to 0 would
+    find FFmpeg about to drop an encoder delay from the wrong packet).
     """
     at = max(at - PREROLL_SECONDS, 0.0)
+    if container.format.name == "wav" and rewind:  # read in order from the top, below (a seek to 0 is exact)
+        container.seek(0, stream=stream, backward=True, any_frame=False)
     packets = container.demux(stream)
     if container.format.name == "wav":
         first = next(packets, None)
