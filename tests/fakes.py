@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Generic, TypeVar
 
 from voxtrain_shared import events as ev
@@ -63,3 +64,49 @@ class FakeUnitOfWork(Generic[R]):
     def messages(self, kind: type[ev.Message] | None = None) -> list[ev.Message]:
         """The committed messages, optionally only those of one type."""
         return [m for m, _ in self.emitted if kind is None or isinstance(m, kind)]
+
+
+# ------------------------------------------------------------------ object storage read by ranges
+
+
+class FakeResponse:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.closed = self.released = False
+
+    def read(self) -> bytes:
+        return self._data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+class FakeObjectStore:
+    """Objects in memory; records each GET; can fail the next few calls on purpose."""
+
+    def __init__(self, **objects: bytes) -> None:
+        self.objects = objects
+        self.gets: list[tuple[int, int, dict[str, str] | None]] = []
+        self.responses: list[FakeResponse] = []
+        self.failures: list[BaseException] = []
+        self.truncate_next = 0
+
+    def get_object(self, bucket_name, object_name, offset=0, length=0, request_headers=None):
+        self.gets.append((offset, length, request_headers))
+        if self.failures:
+            raise self.failures.pop(0)
+        data = self.objects[f"{bucket_name}/{object_name}"]
+        chunk = data[offset : offset + length] if length else data[offset:]
+        if self.truncate_next:
+            self.truncate_next -= 1
+            chunk = chunk[: len(chunk) // 2]
+        response = FakeResponse(chunk)
+        self.responses.append(response)
+        return response
+
+    def stat_object(self, bucket_name, object_name):
+        data = self.objects[f"{bucket_name}/{object_name}"]
+        return SimpleNamespace(size=len(data), etag="etag-1")

@@ -392,7 +392,7 @@ def child(path: str, ext: str, mode: str) -> None:
     if mode.startswith("text-"):
         text_child(path, ext, mode)
         return
-    from voxtrain_validator.adapters.s3_reader import S3RangeReader
+    from voxtrain_shared.range_reader import S3RangeReader
     from voxtrain_validator.rules import validate_audio
 
     rss_before = proc_status_mb("self", "VmRSS")

@@ -1,11 +1,10 @@
-"""The training worker downloads only the recordings a run reads: text and manifests first, then the AUDIO datasets a
-manifest line names or a same-named .vtt/.srt goes with (an unpaired 10 GB recording is never fetched)."""
+"""The training worker downloads the text and manifests of a run, within its disk budget, and reads recordings where
+they are stored: ranged reads around the segments it decodes (an unpaired 10 GB recording is never read)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import queue
 import uuid
 from pathlib import Path
@@ -13,64 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.support import settings_for
-from tests.trainer.medical_domain import TRAINING_TEXT
+from tests.trainer.medical_domain import ADAPTATION_SENTENCES, TRAINING_TEXT
+from tests.trainer.recordings import long_recordings
 from voxtrain_shared import events as ev
 from voxtrain_shared.settings import TrainerSettings
 from voxtrain_shared.storage import ensure_bucket, make_client
 from voxtrain_shared.vocab import DatasetType
 from voxtrain_trainer import worker
-from voxtrain_trainer.inputs import LocalDataset, audio_to_read
 from voxtrain_trainer.ml.errors import TrainingError
 from voxtrain_trainer.ml.types import TrainingSettings
 from voxtrain_trainer.processes import training_settings
-
-
-def _ds(tmp: Path, kind: DatasetType, name: str, text: str | None = None) -> LocalDataset:
-    ds = LocalDataset(uuid.uuid4().hex, kind, name, tmp / f"{uuid.uuid4().hex}{Path(name).suffix}")
-    if text is not None:
-        ds.path.write_text(text, encoding="utf-8")
-    return ds  # AUDIO paths are never written: audio_to_read must not need them
-
-
-def test_only_recordings_named_by_a_manifest_or_a_same_named_subtitle_file_are_read(tmp_path: Path) -> None:
-    by_cues = _ds(tmp_path, DatasetType.AUDIO, "Talk.MP3")
-    by_name = _ds(tmp_path, DatasetType.AUDIO, "long.flac")
-    by_id = _ds(tmp_path, DatasetType.AUDIO, "other.wav")
-    alone = _ds(tmp_path, DatasetType.AUDIO, "alone.wav")
-    same_stem_plain_text = _ds(tmp_path, DatasetType.AUDIO, "notes.m4a")
-    lines = [
-        {"audio": "long.flac", "offset": 5, "duration": 2.5, "text": "hello there"},
-        "not json {",
-        {"audio": "missing.wav", "text": "a line naming no dataset is build_inputs' to refuse"},
-        {"audio": "notes.txt", "text": "names a transcript, not a recording"},
-        {"audio": by_id.dataset_id, "text": "by id"},
-    ]
-    manifest = _ds(
-        tmp_path,
-        DatasetType.MANIFEST,
-        "segments.jsonl",
-        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n",
-    )
-    datasets = [
-        by_cues,
-        by_name,
-        by_id,
-        alone,
-        same_stem_plain_text,
-        manifest,
-        _ds(tmp_path, DatasetType.TEST, "talk.vtt", "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"),
-        _ds(tmp_path, DatasetType.TRANSCRIPT, "notes.txt", "some text\n"),
-    ]
-    assert audio_to_read(datasets) == {by_cues.dataset_id, by_name.dataset_id, by_id.dataset_id}
-
-
-def test_without_manifest_or_subtitles_no_recording_is_read(tmp_path: Path) -> None:
-    datasets = [
-        _ds(tmp_path, DatasetType.AUDIO, "a.wav"),
-        _ds(tmp_path, DatasetType.TRANSCRIPT, "a.txt", "text\n"),
-        _ds(tmp_path, DatasetType.TRANSCRIPT, "b.srt", "1\n00:00:00,000 --> 00:00:01,000\nhi\n"),
-    ]
-    assert audio_to_read(datasets) == set()
 
 
 def test_files_that_fit_the_disk_budget_pass_and_say_what_they_need() -> None:
@@ -143,21 +94,42 @@ def _run(stack, tmp_path: Path, files: list[tuple[DatasetType, str, bytes | None
         client.remove_bucket(bucket)
 
 
-def test_a_run_whose_recordings_exceed_the_disk_budget_fails_before_fetching_them(stack, tmp_path: Path) -> None:
-    """The paired 10 GiB recording is ABSENT: fetching it would fail with NoSuchKey, not the budget."""
-    cues = b"WEBVTT\n\n00:00.000 --> 00:02.000\nthe patient was discharged\n"
+def test_a_run_whose_text_exceeds_the_disk_budget_fails_before_fetching_it(stack, tmp_path: Path) -> None:
+    """The 10 GiB transcript is ABSENT: fetching it would fail with NoSuchKey, not the budget. The 10 GiB recording
+    (ABSENT too) takes no disk: it would be read where it is stored."""
+    text = (TRAINING_TEXT * 3).encode()
     files = [
         (DatasetType.AUDIO, "talk.flac", ABSENT, 10 * 1024**3),
-        (DatasetType.TRANSCRIPT, "talk.vtt", cues, len(cues)),
+        (DatasetType.TRANSCRIPT, "notes.txt", text, len(text)),
+        (DatasetType.TRANSCRIPT, "all-notes.txt", ABSENT, 10 * 1024**3),
     ]
 
     result = _run(stack, tmp_path, files, VOXTRAIN_WORK_DISK_MB="8192")
 
     assert result["error"]["code"] == "inputs_too_large", result
     assert result["error"]["stage"] == "download"
-    assert "for the 2 files it reads (the largest: talk.flac (10.7 GB)" in result["error"]["message"]
+    assert "for the 2 files it reads (the largest: all-notes.txt (10.7 GB), notes.txt" in result["error"]["message"]
     assert "more than the 8.6 GB a training has here" in result["error"]["message"]
     assert not list((tmp_path / "work" / "runs").iterdir())  # the work directory is gone
+
+
+def test_a_run_reads_its_recordings_from_storage_and_trains_on_them(stack, tmp_path: Path) -> None:
+    """Two espeak-ng recordings with timed .vtt transcripts on the real MinIO: the worker cuts them by their cues
+    through ranged reads (nothing of them is downloaded) and trains on the pairs."""
+    recorded = long_recordings(ADAPTATION_SENTENCES[:6], tmp_path / "rec", per_recording=3)
+    text = TRAINING_TEXT.encode()
+    files = [(DatasetType.TRANSCRIPT, "notes.txt", text, len(text))]
+    for wav, vtt in recorded:
+        files += [
+            (DatasetType.AUDIO, wav.name, wav.read_bytes(), wav.stat().st_size),
+            (DatasetType.TRANSCRIPT, vtt.name, vtt.read_bytes(), vtt.stat().st_size),
+        ]
+
+    result = _run(stack, tmp_path, files, VOXTRAIN_WORK_DISK_MB="4096")
+
+    assert "error" not in result, result.get("error")
+    assert result["used"]["train_pairs"] == 6
+    assert result["metrics"]["data"]["pairing"]["unused_audio"] == []
 
 
 def test_a_worker_on_real_storage_trains_without_fetching_an_unpaired_recording(stack, tmp_path: Path) -> None:

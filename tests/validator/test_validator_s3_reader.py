@@ -8,56 +8,13 @@ run against a real MinIO once the shared test stack is available to this suite.
 from __future__ import annotations
 
 import io
-from types import SimpleNamespace
 
 import pytest
 from minio.error import S3Error
 
-from voxtrain_validator.adapters.s3_reader import ObjectReadError, S3RangeReader
+from tests.fakes import FakeObjectStore
+from voxtrain_shared.range_reader import ObjectReadError, S3RangeReader
 from voxtrain_validator.rules import SourceReadError, validate_audio, validate_transcript
-
-
-class FakeResponse:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.closed = self.released = False
-
-    def read(self) -> bytes:
-        return self._data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def release_conn(self) -> None:
-        self.released = True
-
-
-class FakeObjectStore:
-    """Objects in memory; records each GET; can fail the next few calls on purpose."""
-
-    def __init__(self, **objects: bytes) -> None:
-        self.objects = objects
-        self.gets: list[tuple[int, int, dict[str, str] | None]] = []
-        self.responses: list[FakeResponse] = []
-        self.failures: list[BaseException] = []
-        self.truncate_next = 0
-
-    def get_object(self, bucket_name, object_name, offset=0, length=0, request_headers=None):
-        self.gets.append((offset, length, request_headers))
-        if self.failures:
-            raise self.failures.pop(0)
-        data = self.objects[f"{bucket_name}/{object_name}"]
-        chunk = data[offset : offset + length] if length else data[offset:]
-        if self.truncate_next:
-            self.truncate_next -= 1
-            chunk = chunk[: len(chunk) // 2]
-        response = FakeResponse(chunk)
-        self.responses.append(response)
-        return response
-
-    def stat_object(self, bucket_name, object_name):
-        data = self.objects[f"{bucket_name}/{object_name}"]
-        return SimpleNamespace(size=len(data), etag="etag-1")
 
 
 def s3_error(code: str) -> S3Error:

@@ -17,22 +17,30 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from voxtrain_shared.vocab import DatasetType
 
 from .ml.errors import TrainingError
-from .ml.pairing import MAX_PAIRS, TIMED_FORMATS, NamedFile, Skips, pair_recordings
+from .ml.pairing import MAX_PAIRS, NamedFile, Skips, pair_recordings
 from .ml.transcripts import read_utterances
-from .ml.types import AudioPair, TextFile, TrainingInputs
+from .ml.types import AudioPair, Media, StoredRecording, TextFile, TrainingInputs
 
 
 @dataclass(frozen=True)
 class LocalDataset:
+    """A dataset of the run: text at ``path`` (downloaded); a recording at ``path`` or, when ``stored`` is given,
+    read where it is stored (``path`` is then never written)."""
+
     dataset_id: str
     type: DatasetType
     file_name: str
     path: Path
+    stored: StoredRecording | None = None
+
+    @property
+    def media(self) -> Media:
+        return self.stored or self.path
 
 
 def _index(datasets: Sequence[LocalDataset]) -> dict[str, LocalDataset]:
@@ -102,39 +110,6 @@ def _manifest_pairs(
     return train, test, not_read
 
 
-def audio_to_read(datasets: Sequence[LocalDataset]) -> set[str]:
-    """The ids of the AUDIO datasets a run can read: named by a manifest line, or with a same-named .vtt/.srt.
-
-    Every other recording is never opened by :func:`build_inputs` (it is reported unused), so the worker does not
-    download it: ten unpaired 10 GB recordings would otherwise take 100 GB of the worker's disk for nothing. Needs the
-    manifests on disk (their paths are read); the AUDIO paths are not. A manifest line that is not JSON or names no
-    AUDIO dataset is passed over here: :func:`build_inputs` refuses it with its message."""
-    audio = {d.dataset_id for d in datasets if d.type is DatasetType.AUDIO}
-    timed = {
-        PurePath(d.file_name).stem.lower()
-        for d in datasets
-        if d.type in (DatasetType.TRANSCRIPT, DatasetType.TEST)
-        and PurePath(d.file_name).suffix.lower() in TIMED_FORMATS
-    }
-    wanted = {
-        d.dataset_id for d in datasets if d.type is DatasetType.AUDIO and PurePath(d.file_name).stem.lower() in timed
-    }
-    by_ref = _index(datasets)
-    for manifest in (d for d in datasets if d.type is DatasetType.MANIFEST):
-        with manifest.path.open(encoding="utf-8-sig") as lines:
-            for line in lines:
-                if wanted == audio:
-                    return wanted
-                try:
-                    entry = json.loads(line) if line.strip() else None
-                except json.JSONDecodeError:
-                    continue
-                named = by_ref.get(str(entry.get("audio"))) if isinstance(entry, dict) else None
-                if named is not None and named.type is DatasetType.AUDIO:
-                    wanted.add(named.dataset_id)
-    return wanted
-
-
 def build_inputs(datasets: Sequence[LocalDataset]) -> tuple[TrainingInputs, dict[str, int]]:
     """The run's inputs, and counts of what was used (for the model card)."""
     by_ref = _index(datasets)
@@ -144,7 +119,7 @@ def build_inputs(datasets: Sequence[LocalDataset]) -> tuple[TrainingInputs, dict
     train_pairs, test_pairs, lines_not_read = _manifest_pairs(datasets, by_ref, MAX_PAIRS, manifest_skips)
     # AUDIO + same-named .vtt/.srt: paired and cut by cue times (manifest lines win), see ml.pairing
     paired = pair_recordings(
-        [NamedFile(d.file_name, d.path) for d in datasets if d.type is DatasetType.AUDIO],
+        [NamedFile(d.file_name, d.media) for d in datasets if d.type is DatasetType.AUDIO],
         [
             NamedFile(d.file_name, d.path, "test" if d.type is DatasetType.TEST else "train")
             for d in datasets
@@ -206,7 +181,7 @@ def _pair(
     offset = entry.get("offset")
     duration = entry.get("duration")
     return AudioPair(
-        audio=audio.path,
+        audio=audio.media,
         text=text,
         offset=float(offset) if offset is not None else None,
         duration=float(duration) if duration is not None else None,

@@ -14,3 +14,8 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, S3Error):
         return exc.code in TRANSIENT_S3
     return isinstance(exc, ServerError | urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+class InputUnavailable(Exception):
+    """A stored input could not be read (the object storage did not answer): not the input's fault, and worth
+    another attempt of the run."""

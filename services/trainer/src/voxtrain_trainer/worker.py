@@ -1,4 +1,5 @@
-"""What runs inside a training worker process: download, train, upload artifacts.
+"""What runs inside a training worker process: download the text, train (recordings read where they are stored),
+upload artifacts.
 
 Runs in a child process (spawned), so the service's event loop keeps consuming, heartbeating and
 answering health checks. Reports progress as ``(stage, percent, eta_seconds)`` on a queue (the estimate of
@@ -28,9 +29,10 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from voxtrain_shared import events as ev
+from voxtrain_shared.range_reader import S3RangeReader
 from voxtrain_shared.settings import MinioSettings
 from voxtrain_shared.storage import artifact_prefix, make_client
 from voxtrain_shared.vocab import DatasetType, ErrorCode
@@ -38,10 +40,10 @@ from voxtrain_shared.vocab import DatasetType, ErrorCode
 from .audio_probe import duration_seconds
 from .domain import redact
 from .eta import CALIBRATION, Eta, Workload, reference_work
-from .inputs import LocalDataset, audio_to_read, build_inputs
+from .inputs import LocalDataset, build_inputs
 from .ml.errors import TrainingError
-from .ml.types import AudioPair, TrainingInputs, TrainingSettings
-from .storage_errors import transient
+from .ml.types import AudioPair, Media, StoredRecording, TrainingInputs, TrainingSettings
+from .storage_errors import InputUnavailable, transient
 
 PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE_SECONDS = 2.0
@@ -50,6 +52,10 @@ BYTES_PER_AUDIO_SECOND = 32_000
 # Work-directory disk a run needs besides its downloads and the LM's spill: the model, its ARPA text, the stored
 # utterances (at most max_train_audio_seconds + the test pairs of 16 kHz audio), the acoustic adaptation's files.
 RUN_DISK_RESERVE_BYTES = 2 * 2**30
+# Recordings are read from storage in ranged GETs of this size (decoding a segment reads on from where it seeks;
+# FFmpeg's seeks in a FLAC without a seek table or an MP4 index jump about: small chunks keep those cheap).
+RECORDING_CHUNK_BYTES = 1024 * 1024
+RECORDING_CHUNKS = 4
 LOCK = ".lock"  # held by the live worker of a work directory (see processes.sweep_work_dirs)
 
 
@@ -115,7 +121,7 @@ def execute(
             workload = guessed_workload(req, training)
             estimate = Eta(workload, ranges=stage_ranges(), prior_pace=machine_pace(pace_runs(workload)))
             return _train(env, req, attempt, minio, bucket, work, training, report, estimate)
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, InputUnavailable) as exc:
         return {
             "error": {
                 "code": ErrorCode.STORAGE_UNAVAILABLE.value,
@@ -153,31 +159,20 @@ def _train(
     from .ml.pipeline import run_training
 
     client = make_client(MinioSettings.model_validate(minio))
-    local = [
-        LocalDataset(
-            str(d.dataset_id),
-            d.dataset_type,
-            d.file_name,
-            work / "data" / f"{d.dataset_id}{Path(d.file_name).suffix.lower()}",
-        )  # never the user's name
-        for d in req.datasets
-    ]
-    objects = {str(d.dataset_id): d for d in req.datasets}
 
-    def download(datasets: list[LocalDataset], done: int) -> None:
-        for i, ds in enumerate(datasets, start=done):
-            report("download", 100.0 * i / max(1, len(local)))
-            o = objects[ds.dataset_id]
-            _storage("download", functools.partial(client.fget_object, o.bucket, o.object_key, str(ds.path)))
+    def dataset(d: ev.DatasetObject) -> LocalDataset:
+        path = work / "data" / f"{d.dataset_id}{Path(d.file_name).suffix.lower()}"  # never the user's name
+        # recordings are read where they are stored, as the decoder seeks (a segment costs the bytes around it;
+        # a recording no manifest line or same-named .vtt/.srt pairs is never read): only text is downloaded
+        stored = stored_recording(client, d, path.name) if d.dataset_type is DatasetType.AUDIO else None
+        return LocalDataset(str(d.dataset_id), d.dataset_type, d.file_name, path, stored)
 
-    budget = disk_budget(work, training)
-    text = [d for d in local if d.type is not DatasetType.AUDIO]
-    fits_on_disk([(d.file_name, objects[d.dataset_id].size) for d in text], budget)
-    # text and manifests first: they say which recordings the run reads; the others are never fetched
-    download(text, 0)
-    wanted = [d for d in local if d.dataset_id in audio_to_read(local)]
-    needed = fits_on_disk([(d.file_name, objects[d.dataset_id].size) for d in text + wanted], budget)
-    download(wanted, len(local) - len(wanted))
+    local = [dataset(d) for d in req.datasets]
+    text = [(d, ds) for d, ds in zip(req.datasets, local, strict=True) if ds.stored is None]
+    needed = fits_on_disk([(d.file_name, d.size) for d, _ in text], budget := disk_budget(work, training))
+    for i, (d, ds) in enumerate(text):
+        report("download", 100.0 * i / len(text))
+        _storage("download", functools.partial(client.fget_object, d.bucket, d.object_key, str(ds.path)))
     report("gather", 0.0)
     inputs, used = build_inputs(local)
     estimate.workload = measured_workload(inputs, estimate.workload)
@@ -195,6 +190,18 @@ def _train(
     return {"metrics": result.metrics, "artifacts": artifacts, "used": used}
 
 
+def stored_recording(client: Any, o: ev.DatasetObject, name: str) -> StoredRecording:
+    """The recording of dataset ``o`` as FFmpeg reads it from storage: ranged GETs of ``RECORDING_CHUNK_BYTES``
+    around where it reads (a few cached), each retried on its own; ``name`` is how reports and errors name it."""
+
+    def read() -> BinaryIO:
+        return S3RangeReader(
+            client, o.bucket, o.object_key, o.size, chunk_size=RECORDING_CHUNK_BYTES, cached_chunks=RECORDING_CHUNKS
+        )  # type: ignore[return-value]  # a RawIOBase: what FFmpeg reads through PyAV
+
+    return StoredRecording(name, o.size, read)
+
+
 def disk_budget(work: Path, training: TrainingSettings) -> int:
     """Bytes a run may use in ``work``: ``work_disk_mb``, else the free space of its file system now."""
     if training.work_disk_mb is not None:
@@ -203,8 +210,8 @@ def disk_budget(work: Path, training: TrainingSettings) -> int:
 
 
 def fits_on_disk(files: list[tuple[str, int]], budget: int) -> int:
-    """The bytes the run needs for ``files`` (name, size) and what it writes besides; ``TrainingError``
-    ``inputs_too_large`` when that exceeds ``budget``, before anything more is downloaded."""
+    """The bytes the run needs for the text ``files`` (name, size) it downloads and what it writes besides;
+    ``TrainingError`` ``inputs_too_large`` when that exceeds ``budget``, before anything is downloaded."""
     needed = sum(size for _, size in files) + RUN_DISK_RESERVE_BYTES
     if needed <= budget:
         return needed
@@ -213,8 +220,8 @@ def fits_on_disk(files: list[tuple[str, int]], budget: int) -> int:
         TrainingError.INPUTS_TOO_LARGE,
         f"This training needs about {needed / 1e9:.1f} GB of working disk for the {len(files)} files it reads "
         f"(the largest: {largest}) and what it writes, more than the {budget / 1e9:.1f} GB a training has here. "
-        "Train with fewer or smaller datasets (a recording is read only when a manifest line or a same-named "
-        ".vtt/.srt pairs it), or ask the operator to give the trainer more disk (VOXTRAIN_WORK_DISK_MB).",
+        "Train with fewer or smaller transcripts and manifests (recordings take no disk: they are read where they "
+        "are stored), or ask the operator to give the trainer more disk (VOXTRAIN_WORK_DISK_MB).",
         stage="download",
     )
 
@@ -250,11 +257,11 @@ def stage_ranges() -> dict[str, tuple[float, float]]:
 
 def guessed_workload(req: ev.TrainingRequested, training: TrainingSettings) -> Workload:
     """What the request's dataset sizes say of the work before anything is read: ~6 bytes a word of text,
-    32 kB a second of audio (16 kHz 16-bit mono), every audio file one train pair."""
+    32 kB a second of audio (16 kHz 16-bit mono), every audio file one train pair; only text is downloaded."""
     text = sum(d.size for d in req.datasets if d.dataset_type in (DatasetType.TRANSCRIPT, DatasetType.TEST))
     audio = [d for d in req.datasets if d.dataset_type is DatasetType.AUDIO]
     return Workload(
-        download_bytes=sum(d.size for d in req.datasets),
+        download_bytes=sum(d.size for d in req.datasets if d.dataset_type is not DatasetType.AUDIO),  # not audio
         text_words=text // BYTES_PER_WORD,
         train_pairs=len(audio),
         train_audio_seconds=sum(d.size for d in audio) / BYTES_PER_AUDIO_SECOND,
@@ -262,17 +269,18 @@ def guessed_workload(req: ev.TrainingRequested, training: TrainingSettings) -> W
     )
 
 
-def _seconds(pair: AudioPair, length_of: Callable[[Path], float]) -> float:
+def _seconds(pair: AudioPair, length_of: Callable[[Media], float]) -> float:
     if pair.duration is not None:
         return pair.duration
     try:
         return length_of(pair.audio) - (pair.offset or 0.0)
     except (ValueError, OSError):
-        return pair.audio.stat().st_size / BYTES_PER_AUDIO_SECOND
+        size = pair.audio.size if isinstance(pair.audio, StoredRecording) else pair.audio.stat().st_size
+        return size / BYTES_PER_AUDIO_SECOND
 
 
 def measured_workload(
-    inputs: TrainingInputs, guessed: Workload, *, probe: Callable[[Path], float] = duration_seconds
+    inputs: TrainingInputs, guessed: Workload, *, probe: Callable[[Media], float] = duration_seconds
 ) -> Workload:
     """The workload as the gathered inputs say (file sizes of the text, durations of the pairs' audio, each
     recording's read by ``probe`` once, however many manifest lines cut it: an MP3's length is counted)."""

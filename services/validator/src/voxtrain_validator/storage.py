@@ -16,9 +16,9 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from minio import Minio
 
+from voxtrain_shared.range_reader import RangeSource, S3RangeReader
 from voxtrain_shared.vocab import DatasetType
 
-from .adapters.s3_reader import RangeSource, S3RangeReader
 from .domain import Dataset, JobStatus, Sibling
 from .rules.dispatch import validate_dataset
 from .rules.manifest import AmbiguousReference, DatasetRef, DatasetState, Resolver

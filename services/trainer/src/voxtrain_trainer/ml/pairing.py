@@ -25,7 +25,7 @@ from pathlib import Path, PurePath
 
 from voxtrain_trainer.audio_probe import duration_seconds
 from voxtrain_trainer.ml.transcripts import Cue, read_cues
-from voxtrain_trainer.ml.types import AudioPair
+from voxtrain_trainer.ml.types import AudioPair, Media
 
 TIMED_FORMATS = (".vtt", ".srt")
 MAX_CUE_SECONDS = 30.0
@@ -62,11 +62,17 @@ class Skips:
 
 @dataclass(frozen=True)
 class NamedFile:
-    """A dataset file: the customer's file name, the local path, and its split."""
+    """A dataset file: the customer's file name, where it is (a recording may be stored, not local), and its split."""
 
     name: str
-    path: Path
+    path: Media
     split: str = "train"
+
+    @property
+    def local(self) -> Path:
+        """The local file of a transcript (text is always downloaded)."""
+        assert isinstance(self.path, Path), f"{self.name}: text is read from a local file"
+        return self.path
 
 
 @dataclass
@@ -124,7 +130,7 @@ def cut_by_cues(
     pairs: list[AudioPair] = []
     skipped = Skips()
     past_end = not_used = 0
-    for i, (previous, cue, following) in enumerate(_with_neighbours(read_cues(transcript.path))):
+    for i, (previous, cue, following) in enumerate(_with_neighbours(read_cues(transcript.local))):
         where = f"{transcript.name} cue {i + 1} ({cue.start:.2f}-{cue.end:.2f} s)"
         length = cue.end - cue.start
         if not cue.text:
@@ -156,7 +162,7 @@ def cut_by_cues(
     return pairs, skipped, not_used
 
 
-def _probe(path: Path) -> float | None:
+def _probe(path: Media) -> float | None:
     try:
         return duration_seconds(path)
     except ValueError:
@@ -166,9 +172,9 @@ def _probe(path: Path) -> float | None:
 def pair_recordings(
     audio: Sequence[NamedFile],
     transcripts: Sequence[NamedFile],
-    already_paired: Collection[Path] = (),
+    already_paired: Collection[Media] = (),
     max_pairs: int = MAX_PAIRS,
-    probe: Callable[[Path], float | None] = _probe,
+    probe: Callable[[Media], float | None] = _probe,
 ) -> PairingResult:
     """Pair AUDIO files with same-named .vtt/.srt transcripts and cut them (see module contract)."""
     result = PairingResult()
@@ -195,7 +201,7 @@ def pair_recordings(
         )
         (result.test_pairs if transcript.split == "test" else result.train_pairs).extend(pairs)
         if not not_used:  # cues past the cap still train the language model as text
-            result.used_transcripts.append(transcript.path)
+            result.used_transcripts.append(transcript.local)
         result.paired.append(f"{recording.name} + {transcript.name}")
         result.cues_cut += len(pairs)
         result.skipped.extend(skipped)

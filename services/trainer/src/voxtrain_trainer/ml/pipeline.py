@@ -51,6 +51,7 @@ from voxtrain_trainer.ml.model_card import render_model_card
 from voxtrain_trainer.ml.prepare import PreparedData, SentenceFile, prepare_data
 from voxtrain_trainer.ml.tuning import DEFAULT_LW, DEFAULT_WIP, tune_weights
 from voxtrain_trainer.ml.types import AudioPair, ProgressCallback, TrainingInputs, TrainingResult, TrainingSettings
+from voxtrain_trainer.storage_errors import InputUnavailable
 
 STAGES = {
     "prepare_text": ("reading and normalising the text", 0, 8),
@@ -88,8 +89,8 @@ class _Stages:
         began = perf_counter()
         try:
             yield lambda fraction: self.report(stage, start + (end - start) * min(max(fraction, 0.0), 1.0))
-        except TrainingError:
-            raise
+        except (TrainingError, InputUnavailable):
+            raise  # InputUnavailable: the storage was away, not a failure of the stage (the run is tried again)
         except Exception as exc:
             if exc is self._progress_error:
                 raise

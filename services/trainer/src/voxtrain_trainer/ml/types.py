@@ -1,7 +1,8 @@
-"""Inputs, settings and result of a training run (plain, immutable data).
+r"""Inputs, settings and result of a training run (plain, immutable data).
 
-Inputs are files already on local disk; the service layer downloads them and resolves manifest
-references before calling :func:`voxtrain_trainer.ml.pipeline.run_training`.
+Text inputs are files already on local disk; recordings are local files or :class:`StoredRecording`\ s read where
+they are stored. The service layer downloads the text, names the recordings and resolves manifest references
+before calling :func:`voxtrain_trainer.ml.pipeline.run_training`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 ProgressCallback = Callable[[str, float], None]
 G2P_METHODS = ("phonetisaurus", "espeak")
@@ -25,6 +27,20 @@ MIN_WORKER_MEMORY_MB = 768
 
 
 @dataclass(frozen=True)
+class StoredRecording:
+    """A recording read where it is stored, through a seekable stream ``open`` gives (ranged reads as the decoder
+    seeks), never copied whole to the work directory. ``name`` identifies it in reports, as a local file's name."""
+
+    name: str
+    size: int
+    open: Callable[[], BinaryIO] = field(compare=False, repr=False)
+
+
+#: A recording: a local file or a stored one.
+Media = Path | StoredRecording
+
+
+@dataclass(frozen=True)
 class TextFile:
     """A transcript file: .txt (one utterance per line), .vtt or .srt (cue text)."""
 
@@ -36,7 +52,7 @@ class TextFile:
 class AudioPair:
     """An audio file (or the segment ``[offset, offset+duration)`` of it) and what is said in it."""
 
-    audio: Path
+    audio: Media
     text: str
     offset: float | None = None
     duration: float | None = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 from typing import BinaryIO
 
+from voxtrain_shared.range_reader import ReadGuard
+
 from .outcome import SourceReadError
 
 
@@ -48,62 +50,9 @@ def read_chunk(stream: BinaryIO, count: int) -> bytes:
         raise SourceReadError(f"cannot read the stream: {exc}") from exc
 
 
-class GuardedStream(io.RawIOBase):
-    """A read-only view of the caller's stream for a decoder that reads it by itself.
-
-    * It has no ``name``: FFmpeg would otherwise use the name's extension as a hint when it
-      guesses the format, and the point is to find the real format from the bytes alone.
-    * Closing it does not close the caller's stream (PyAV closes the file object it was given).
-    * The first exception raised by the caller's stream is kept in ``error``: decoders report a
-      failed read as a damaged file, so the caller checks ``error`` before blaming the content.
-    """
-
-    def __init__(self, inner: BinaryIO) -> None:
-        super().__init__()
-        self._inner = inner
-        self.error: BaseException | None = None
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            data = self._inner.read(size) or b""
-        except Exception as exc:
-            self.error = self.error or exc
-            raise
-        self.bytes_read += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # io.RawIOBase takes any buffer
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        try:
-            return int(self._inner.seek(offset, whence))
-        except Exception as exc:
-            self.error = self.error or exc
-            raise
-
-    def tell(self) -> int:
-        try:
-            return int(self._inner.tell())
-        except Exception as exc:
-            self.error = self.error or exc
-            raise
-
-    def close(self) -> None:
-        # The caller owns the inner stream; only this view is closed.
-        super().close()
+class GuardedStream(ReadGuard):
+    """The caller's stream as a decoder reads it (see :class:`~voxtrain_shared.range_reader.ReadGuard`): a failed
+    read or seek is the stream's fault, raised as SourceReadError, not the content's."""
 
     def raise_if_failed(self) -> None:
         """Raise SourceReadError if any read or seek of the caller's stream failed."""

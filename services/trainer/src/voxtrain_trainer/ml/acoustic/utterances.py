@@ -1,6 +1,7 @@
 """Audio pairs stored one at a time as WAV files, so memory does not grow with the input.
 
-Contract: :func:`store_pairs` decodes each pair's audio (or segment) with :func:`load_pcm`,
+Contract: :func:`store_pairs` decodes each pair's audio (or segment) as :func:`load_pcm` does (consecutive segments
+of one recording through one :class:`~voxtrain_trainer.ml.audio.OpenRecording`),
 writes it to ``directory/<n>.wav`` and keeps only the path, label, normalised text and
 duration; pairs whose audio cannot be decoded (unless ``strict``) or is empty are skipped and
 reported. A pair longer than ``max_pair_seconds`` (its ``duration``, else the recording's length
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import overload
 
 from voxtrain_trainer.audio_probe import duration_seconds
-from voxtrain_trainer.ml.audio import load_pcm, pcm_duration, read_wav, write_wav
+from voxtrain_trainer.ml.audio import OpenRecording, pcm_duration, read_wav, write_wav
 from voxtrain_trainer.ml.normalize import normalize_text
-from voxtrain_trainer.ml.types import AudioPair
+from voxtrain_trainer.ml.types import AudioPair, Media
 
 MAX_PAIR_SECONDS = 120.0
 
@@ -49,9 +50,9 @@ class _Lengths:
     """Recording lengths from their containers (no decoding), each file probed once."""
 
     def __init__(self) -> None:
-        self._seconds: dict[Path, float | None] = {}
+        self._seconds: dict[Media, float | None] = {}
 
-    def of(self, path: Path) -> float | None:
+    def of(self, path: Media) -> float | None:
         if path not in self._seconds:
             try:
                 self._seconds[path] = duration_seconds(path)
@@ -73,6 +74,19 @@ def store_pairs(
     With ``strict`` an undecodable file raises ``ValueError`` instead of being skipped.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    with OpenRecording() as recording:  # a recording's consecutive segments share one opening (see OpenRecording)
+        return _store(pairs, directory, progress, strict, max_pair_seconds, max_seconds, recording)
+
+
+def _store(
+    pairs: Sequence[AudioPair],
+    directory: Path,
+    progress: Callable[[float], None],
+    strict: bool,
+    max_pair_seconds: float,
+    max_seconds: float | None,
+    recording: OpenRecording,
+) -> tuple[list[StoredUtterance], list[str]]:
     stored: list[StoredUtterance] = []
     skipped: list[str] = []
     lengths = _Lengths()
@@ -93,7 +107,7 @@ def store_pairs(
             progress((i + 1) / len(pairs))
             continue
         try:
-            pcm = load_pcm(pair.audio, pair.offset, pair.duration or max_pair_seconds + 1.0)
+            pcm = recording.load_pcm(pair.audio, pair.offset, pair.duration or max_pair_seconds + 1.0)
         except ValueError as exc:
             if strict:
                 raise

@@ -1,4 +1,5 @@
-"""A seekable, read-only file over an S3 object, read with ranged GETs in fixed-size chunks.
+"""A seekable, read-only file over an S3 object, read with ranged GETs in fixed-size chunks, and a guard that keeps
+the first failure of a stream a decoder reads by itself.
 
 Decoders want a file: they read forward, seek back to a header, jump to an index at the end (MP4).
 Downloading a 10 GB object first would need 10 GB of disk; streaming it once would not allow
@@ -158,11 +159,11 @@ class S3RangeReader(io.RawIOBase):
             return chunk
         offset = index * self._chunk_size
         length = min(self._chunk_size, self._size - offset)
-        chunk = self._call(lambda: self._get(offset, length), f"bytes {offset}-{offset + length - 1}")
-        self._chunks[index] = chunk
+        fetched: bytes = self._call(lambda: self._get(offset, length), f"bytes {offset}-{offset + length - 1}")
+        self._chunks[index] = fetched
         while len(self._chunks) > self._cached:
             self._chunks.popitem(last=False)
-        return chunk
+        return fetched
 
     def _get(self, offset: int, length: int) -> bytes:
         self.requests += 1
@@ -190,3 +191,61 @@ class S3RangeReader(io.RawIOBase):
             if attempt + 1 < self._retries:
                 time.sleep(self._retry_delay * (2**attempt))
         raise ObjectReadError(f"cannot read s3://{self._bucket}/{self._key} ({what}): {error}") from error
+
+
+class ReadGuard(io.RawIOBase):
+    """A read-only view of a stream for a decoder that reads it by itself (FFmpeg through PyAV).
+
+    * It has no ``name``: FFmpeg would otherwise take the name's extension as a hint when it guesses the format;
+      the format is found from the bytes alone.
+    * Closing it does not close the inner stream (PyAV closes the file object it was given).
+    * The first exception raised by the inner stream is kept in ``error``: decoders report a failed read as a
+      damaged file, so the caller checks ``error`` before blaming the content.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self._inner = inner
+        self.error: BaseException | None = None
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._inner.read(size) or b""
+        except Exception as exc:
+            self.error = self.error or exc
+            raise
+        self.bytes_read += len(data)
+        return bytes(data)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return int(self._inner.seek(offset, whence))
+        except Exception as exc:
+            self.error = self.error or exc
+            raise
+
+    def tell(self) -> int:
+        try:
+            return int(self._inner.tell())
+        except Exception as exc:
+            self.error = self.error or exc
+            raise
+
+    def close(self) -> None:
+        # The caller owns the inner stream; only this view is closed.
+        super().close()

@@ -1,1 +1,0 @@
-"""Adapters between the validator's pure rules and the outside world (object store)."""
