@@ -447,11 +447,25 @@ def test_a_streamed_wav_longer_than_the_limit_is_refused_from_its_size_before_de
     assert not outcome.passed and outcome.code == CODE
     assert outcome.message.startswith("The audio is about 0:0")
     assert outcome.message.endswith(
-        " long, as its size and the byte rate its header states (44100) give: longer than 0.0005 hours; "
+        " long, as its size and its sample format (44,100 bytes a second) give: longer than 0.0005 hours; "
         "split it into shorter files."
     )
     assert outcome.metadata["duration_seconds"] == pytest.approx(seconds, abs=0.001)
     assert "samples" not in outcome.metadata  # nothing was decoded
+
+
+def test_a_pcm_wavs_length_goes_by_its_sample_format_not_a_wrong_byte_rate_in_its_header(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 0.0005)  # 1.8 seconds
+    data = bytearray(media.bytes("speech.wav"))  # espeak-ng: 22.05 kHz 16-bit mono, 44,100 bytes a second
+    fmt = data.index(b"fmt ") + 8
+    data[fmt + 8 : fmt + 12] = (4 * 44100).to_bytes(4, "little")  # a writer's wrong byte rate: a quarter the length
+    seconds = (len(data) - wav_data_offset(bytes(data))) / 44100
+
+    outcome = validate_audio(io.BytesIO(bytes(data)), "wav")
+
+    assert not outcome.passed and outcome.metadata["duration_seconds"] == pytest.approx(seconds, abs=0.001)
 
 
 @pytest.mark.parametrize(

@@ -174,8 +174,9 @@ def _too_long_for_its_size(
     would make it too long). Anything else is stopped by the decoding budget once that much is decoded."""
     limit = MAX_DURATION_HOURS * 3600 * SIZE_ESTIMATE_MARGIN
     seconds, basis = 0.0, ""
-    if wav is not None and wav.declared_data_size is None and wav.data_offset is not None and wav.byte_rate:
-        seconds, basis = (size - wav.data_offset) / wav.byte_rate, f"the byte rate its header states ({wav.byte_rate})"
+    rate = wav.bytes_per_second if wav is not None else None
+    if wav is not None and wav.declared_data_size is None and wav.data_offset is not None and rate:
+        seconds, basis = (size - wav.data_offset) / rate, f"its sample format ({rate:,} bytes a second)"
     elif ext == "mp3" and not mp3_exact and (first := mp3_first_frame(stream)) is not None:
         start, frame = first
         guess = (size - start) * 8 / frame.bit_rate
@@ -324,9 +325,10 @@ def _stated_seconds(
     """The length the file's own header states exactly (WAV data size, FLAC STREAMINFO, the MP4 index, an MP3
     Xing/Info frame), or None where FFmpeg would only estimate it (a streamed WAV, an MP3 without such a frame)."""
     if wav is not None:
-        if wav.declared_data_size is None or wav.data_offset is None or not wav.byte_rate:
+        rate = wav.bytes_per_second
+        if wav.declared_data_size is None or wav.data_offset is None or not rate:
             return None
-        return min(wav.declared_data_size, size - wav.data_offset) / wav.byte_rate  # a cut-short file holds less
+        return min(wav.declared_data_size, size - wav.data_offset) / rate  # a cut-short file holds less
     if flac is not None:
         return flac.total_samples / flac.sample_rate if flac.total_samples and flac.sample_rate else None
     if ext == "m4a" and audio.duration and audio.time_base:
@@ -525,7 +527,7 @@ def _check_wav_layout(wav: WavLayout, size: int, report: Report) -> None:
         )
         return
     if available < wav.declared_data_size:
-        rate = wav.byte_rate or 0
+        rate = wav.bytes_per_second or 0
         said = f"{clock(wav.declared_data_size / rate)} of audio" if rate else "more audio"
         has = f"{clock(available / rate)}" if rate else f"{available} bytes"
         report.error(

@@ -19,6 +19,8 @@ from .source import read_at
 # 0xFFFFFFFF, 0, or a huge round number.
 _STREAMED_SIZE_FLOOR = 0x7FFFF000
 _MAX_CHUNKS = 1000
+# WAVE format tags whose blocks each hold one sample of every channel: PCM, IEEE float, A-law, µ-law, extensible.
+_FRAME_EXACT_TAGS = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,15 @@ class WavLayout:
     bits_per_sample: int | None
     data_offset: int | None  # None: no data chunk before the end of the file
     declared_data_size: int | None  # None: written by a streaming writer, length unknown
+
+    @property
+    def bytes_per_second(self) -> int | None:
+        """What a second of the data takes: for sample-per-block codecs (PCM, float, A-law, µ-law, extensible) the
+        sample rate × block align, which is what a decoder goes by; otherwise (ADPCM and other compressed data) the
+        header's average byte rate. A writer's wrong byte rate does not make a PCM file longer or shorter."""
+        if self.format_tag in _FRAME_EXACT_TAGS and self.sample_rate and self.block_align:
+            return self.sample_rate * self.block_align
+        return self.byte_rate or None
 
 
 def read_wav_layout(stream: BinaryIO, size: int) -> WavLayout | None:
