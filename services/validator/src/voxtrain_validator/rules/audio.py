@@ -39,10 +39,10 @@ from .audio_headers import (
     FlacInfo,
     WavLayout,
     describe_magic,
-    id3v2_length,
     mp3_first_frame,
     mp3_has_length_header,
     mp3_is_constant_bit_rate,
+    mp3_is_free_format,
     mp4_audio_packets,
     read_flac_info,
     read_wav_layout,
@@ -169,7 +169,7 @@ def _too_long_for_its_size(
     stream: BinaryIO, ext: str, size: int, wav: WavLayout | None, mp3_exact: bool
 ) -> Outcome | None:
     """Refuse, before anything is decoded, audio whose header does not state its length but whose size shows it is
-    longer than the limit: a streamed WAV (its bytes at the header's byte rate) and an MP3 without a length header
+    longer than the limit: a streamed WAV (its bytes at its sample format's rate) and an MP3 without a length header
     whose frames all have one bit rate (checked at places across the file only when the first frame's bit rate
     would make it too long). Anything else is stopped by the decoding budget once that much is decoded."""
     limit = MAX_DURATION_HOURS * 3600 * SIZE_ESTIMATE_MARGIN
@@ -211,7 +211,7 @@ def _open_and_judge(
         container = av.open(guarded, mode="r", buffer_size=IO_BUFFER_BYTES)
     except Exception as exc:
         guarded.raise_if_failed()
-        message = _FREE_FORMAT if ext == "mp3" and _is_free_format_mp3(stream) else None
+        message = _FREE_FORMAT if ext == "mp3" and mp3_is_free_format(stream) else None
         return failed(CODE, message or _unreadable_message(ext, kind, head, exc), metadata={"size_bytes": size})
 
     try:
@@ -620,12 +620,6 @@ _FREE_FORMAT = (
     "which cannot be decoded here. Encode it again from the original recording at a standard bit rate (any "
     "encoder's default), or decode it with `lame --decode` and upload the WAV."
 )
-
-
-def _is_free_format_mp3(stream: BinaryIO) -> bool:
-    """Whether the first MPEG audio frame (after an ID3v2 tag) is free format, bit-rate index 0: FFmpeg reads none."""
-    header = read_at(stream, id3v2_length(read_at(stream, 0, 10)), 4)
-    return len(header) == 4 and header[0] == 0xFF and header[1] & 0xE0 == 0xE0 and header[2] >> 4 == 0
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:

@@ -202,6 +202,12 @@ def mpeg_frame(header: bytes) -> MpegFrame | None:
     return MpegFrame((version, layer_bits, sr_index), bit_rate, sample_rate, length)
 
 
+def mp3_is_free_format(stream: BinaryIO) -> bool:
+    """Whether the first MPEG audio frame (after an ID3v2 tag) is free format, bit-rate index 0: FFmpeg reads none."""
+    header = read_at(stream, id3v2_length(read_at(stream, 0, 10)), 4)
+    return len(header) == 4 and header[0] == 0xFF and header[1] & 0xE0 == 0xE0 and header[2] >> 4 == 0
+
+
 def _chained_frame(window: bytes) -> tuple[int, MpegFrame] | None:
     """The first frame in ``window`` followed by frames of the same stream where each one ends, with its offset."""
     at = _first_frame_sync(window)

@@ -75,56 +75,44 @@ def store_pairs(
     """
     directory.mkdir(parents=True, exist_ok=True)
     with OpenRecording() as recording:  # a recording's consecutive segments share one opening (see OpenRecording)
-        return _store(pairs, directory, progress, strict, max_pair_seconds, max_seconds, recording)
-
-
-def _store(
-    pairs: Sequence[AudioPair],
-    directory: Path,
-    progress: Callable[[float], None],
-    strict: bool,
-    max_pair_seconds: float,
-    max_seconds: float | None,
-    recording: OpenRecording,
-) -> tuple[list[StoredUtterance], list[str]]:
-    stored: list[StoredUtterance] = []
-    skipped: list[str] = []
-    lengths = _Lengths()
-    total = 0.0
-    for i, pair in enumerate(pairs):
-        if max_seconds is not None and total >= max_seconds:
-            skipped.append(
-                f"{len(pairs) - i} pair(s) from {pair.label} on were not used: the first {max_seconds:.0f} s of "
-                "audio are what a run adapts to in its time limit"
-            )
-            break
-        seconds = pair.duration
-        if seconds is None:
-            length = lengths.of(pair.audio)
-            seconds = None if length is None else max(length - (pair.offset or 0.0), 0.0)
-        if seconds is not None and seconds > max_pair_seconds:
-            skipped.append(_too_long(pair.label, seconds, max_pair_seconds))
+        stored: list[StoredUtterance] = []
+        skipped: list[str] = []
+        lengths = _Lengths()
+        total = 0.0
+        for i, pair in enumerate(pairs):
+            if max_seconds is not None and total >= max_seconds:
+                skipped.append(
+                    f"{len(pairs) - i} pair(s) from {pair.label} on were not used: the first {max_seconds:.0f} s of "
+                    "audio are what a run adapts to in its time limit"
+                )
+                break
+            seconds = pair.duration
+            if seconds is None:
+                length = lengths.of(pair.audio)
+                seconds = None if length is None else max(length - (pair.offset or 0.0), 0.0)
+            if seconds is not None and seconds > max_pair_seconds:
+                skipped.append(_too_long(pair.label, seconds, max_pair_seconds))
+                progress((i + 1) / len(pairs))
+                continue
+            try:
+                pcm = recording.load_pcm(pair.audio, pair.offset, pair.duration or max_pair_seconds + 1.0)
+            except ValueError as exc:
+                if strict:
+                    raise
+                skipped.append(f"{pair.label}: {exc}")
+                continue
+            if pcm_duration(pcm) > max_pair_seconds:  # the container did not say how long it is
+                skipped.append(_too_long(pair.label, pcm_duration(pcm), max_pair_seconds))
+                continue
+            if len(pcm) < 2:
+                skipped.append(f"{pair.label}: no audio in the segment")
+                continue
+            wav = write_wav(directory / f"u{len(stored):05d}.wav", pcm)
+            stored.append(StoredUtterance(pair.label, wav, normalize_text(pair.text), pcm_duration(pcm)))
+            total += stored[-1].seconds
+            del pcm
             progress((i + 1) / len(pairs))
-            continue
-        try:
-            pcm = recording.load_pcm(pair.audio, pair.offset, pair.duration or max_pair_seconds + 1.0)
-        except ValueError as exc:
-            if strict:
-                raise
-            skipped.append(f"{pair.label}: {exc}")
-            continue
-        if pcm_duration(pcm) > max_pair_seconds:  # the container did not say how long it is
-            skipped.append(_too_long(pair.label, pcm_duration(pcm), max_pair_seconds))
-            continue
-        if len(pcm) < 2:
-            skipped.append(f"{pair.label}: no audio in the segment")
-            continue
-        wav = write_wav(directory / f"u{len(stored):05d}.wav", pcm)
-        stored.append(StoredUtterance(pair.label, wav, normalize_text(pair.text), pcm_duration(pcm)))
-        total += stored[-1].seconds
-        del pcm
-        progress((i + 1) / len(pairs))
-    return stored, skipped
+        return stored, skipped
 
 
 class PcmSequence(Sequence[tuple[str, bytes, str]]):
