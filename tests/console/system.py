@@ -20,6 +20,7 @@ from voxtrain_console.settings import ConsoleSettings
 from voxtrain_datasets.bootstrap import build as build_datasets
 from voxtrain_identity.bootstrap import build as build_identity
 from voxtrain_models.bootstrap import build as build_models
+from voxtrain_shared.http import KEEP_ALIVE_SECONDS
 from voxtrain_shared.settings import (
     DatasetsSettings,
     IdentitySettings,
@@ -49,7 +50,14 @@ async def serving(app: Any, name: str) -> AsyncIterator[str]:
     """Serve ``app`` (its lifespan included) on a free port; yields its base URL."""
     sock = listening_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,  # as the services run
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn-{name}")
     try:

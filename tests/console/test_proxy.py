@@ -394,3 +394,16 @@ def test_the_gateway_routes_public_paths_like_the_ingress(path: str, api: str, u
 )
 def test_the_gateway_routes_nothing_else(path: str) -> None:
     assert proxy.gateway_route(path) is None
+
+
+def test_the_proxy_lets_go_of_an_idle_connection_before_a_service_closes_it() -> None:
+    """A pooled connection reused just as the service closes it for idleness fails with a reset, not an answer
+    (uvicorn's and httpx's defaults are both 5 s: CI saw a 502 ``upstream_unavailable`` on an upload from that)."""
+    from voxtrain_console.http import make_client
+    from voxtrain_shared.http import CLIENT_KEEP_ALIVE_SECONDS, KEEP_ALIVE_SECONDS
+
+    client = make_client(settings())
+    pool = client._transport._pool  # type: ignore[attr-defined]  # httpx exposes the expiry only here
+
+    assert pool._keepalive_expiry == CLIENT_KEEP_ALIVE_SECONDS
+    assert CLIENT_KEEP_ALIVE_SECONDS * 2 < KEEP_ALIVE_SECONDS  # a wide margin for a loaded event loop

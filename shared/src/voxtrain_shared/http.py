@@ -34,6 +34,14 @@ from .vocab import ErrorCode
 log = get_logger(__name__)
 RETRY_AFTER_SECONDS = 5
 
+#: How long a server keeps an idle HTTP connection open. A client that reuses a pooled connection just as the server
+#: closes it gets a connection reset instead of an answer, so every client of ours (the console's proxy, an Ingress)
+#: must drop idle connections sooner than this. uvicorn's default of 5 s equals httpx's pool expiry: that race.
+KEEP_ALIVE_SECONDS = 75
+
+#: How long the console's proxy keeps an idle connection to a service: well under :data:`KEEP_ALIVE_SECONDS`.
+CLIENT_KEEP_ALIVE_SECONDS = 15.0
+
 Check = Callable[[], Awaitable[None]]
 CORRELATION_HEADER = "X-Correlation-ID"
 _STATUS_CODES = {

@@ -26,6 +26,7 @@ from .bodyguard import BodyGuard
 from .db import connector, create_pool, migrate
 from .faults import backoff, classify
 from .health import Health
+from .http import KEEP_ALIVE_SECONDS
 from .kafka import BrokerPublisher, Handler, ensure_topics, make_broker, measure_lag, subscribe
 from .loops import Loop
 from .outbox import OutboxRelay
@@ -256,4 +257,5 @@ def serve(app: FastAPI, settings: ServiceSettings, *, loop: str = "asyncio", htt
         access_log=False,
         loop=loop,
         http=http,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

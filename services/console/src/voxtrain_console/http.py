@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from voxtrain_shared.auth import InvalidToken
+from voxtrain_shared.http import CLIENT_KEEP_ALIVE_SECONDS
 
 from . import parts, proxy, session
 from .live import Hub, sse_stream
@@ -129,5 +130,5 @@ def router(settings: ConsoleSettings, hub: Hub, client: httpx.AsyncClient, part_
 
 def make_client(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     timeout = httpx.Timeout(connect=10.0, read=settings.upstream_timeout_seconds, write=120.0, pool=30.0)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=40)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=40, keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
     return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, follow_redirects=False)
