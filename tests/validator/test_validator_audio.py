@@ -426,12 +426,13 @@ def test_concurrent_validations_agree_with_sequential_ones(media):
 def test_audio_longer_than_the_limit_is_refused_once_decoded_when_nothing_states_its_length(media, monkeypatch):
     from voxtrain_validator.rules import audio
 
-    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", 0.0005)  # 1.8 seconds
+    hours = decoded_seconds(media["speech_vbr_no_header.mp3"]) / 1.1 / 3600  # 10 %: within the estimate's margin
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", hours)
 
     outcome = check(media["speech_vbr_no_header.mp3"])  # VBR without a Xing frame: only decoding tells
 
     assert not outcome.passed and outcome.code == CODE
-    assert outcome.message == "The audio is longer than 0.0005 hours; split it into shorter files."
+    assert outcome.message == f"The audio is longer than {hours:g} hours; split it into shorter files."
 
 
 def test_a_streamed_wav_longer_than_the_limit_is_refused_from_its_size_before_decoding(media, monkeypatch):
@@ -554,6 +555,13 @@ def test_frames_walked_by_their_headers_are_ffmpegs_packets(media, name):
     assert at == len(data) and frames == packets
 
 
+def decoded_seconds(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(frame.samples for frame in container.decode(audio=0)) / container.streams.audio[0].rate
+
+
 @pytest.mark.parametrize(
     ("name", "constant"),
     [
@@ -563,17 +571,22 @@ def test_frames_walked_by_their_headers_are_ffmpegs_packets(media, name):
         ("speech_vbr_no_header.mp3", False),
     ],
 )
-def test_constant_bit_rate_is_told_from_frames_across_the_file(media, name, constant):
-    from voxtrain_validator.rules.audio_headers import mp3_first_frame, mp3_is_constant_bit_rate
+def test_the_bit_rate_is_read_from_frames_across_the_file(media, name, constant):
+    from voxtrain_validator.rules.audio_headers import mp3_bit_rate_across, mp3_first_frame
 
+    size = media[name].stat().st_size
     with media[name].open("rb") as stream:
         first = mp3_first_frame(stream)
         assert first is not None
-        assert mp3_is_constant_bit_rate(stream, media[name].stat().st_size, *first) is constant
+        sampled = mp3_bit_rate_across(stream, size, *first)
+
+    assert sampled is not None and sampled.constant is constant
+    true_rate = (size - first[0]) * 8 / decoded_seconds(media[name])  # what the whole file averages
+    assert sampled.bits_per_second == pytest.approx(true_rate, rel=0.15)
 
 
-def test_data_between_the_frames_of_a_cbr_mp3_makes_it_not_constant(media):
-    from voxtrain_validator.rules.audio_headers import mp3_first_frame, mp3_is_constant_bit_rate
+def test_data_between_the_frames_of_an_mp3_leaves_its_bit_rate_unknown(media):
+    from voxtrain_validator.rules.audio_headers import mp3_bit_rate_across, mp3_first_frame
 
     data = media.bytes("speech_cbr_no_header.mp3")
     junk = data[: len(data) // 2] + bytes(len(data)) + data[len(data) // 2 :]  # half the file is zeros
@@ -581,7 +594,36 @@ def test_data_between_the_frames_of_a_cbr_mp3_makes_it_not_constant(media):
     stream = io.BytesIO(junk)
     first = mp3_first_frame(stream)
     assert first is not None
-    assert not mp3_is_constant_bit_rate(stream, len(junk), *first)
+    assert mp3_bit_rate_across(stream, len(junk), *first) is None
+
+
+def test_a_vbr_mp3_without_a_length_header_well_over_the_limit_is_refused_from_its_sampled_bit_rate(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    seconds = decoded_seconds(media["speech_vbr_no_header.mp3"])
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", seconds / 1.6 / 3600)  # the file is 1.6 times the limit
+
+    outcome = check(media["speech_vbr_no_header.mp3"])
+
+    assert not outcome.passed and outcome.code == CODE
+    assert "as its size and its variable bit rate (about " in outcome.message
+    assert outcome.message.endswith(
+        " kb/s where sampled across the file) give: longer than "
+        f"{audio.MAX_DURATION_HOURS:g} hours; split it into shorter files."
+    )
+    assert outcome.metadata["duration_seconds"] == pytest.approx(seconds, rel=0.15)
+    assert "samples" not in outcome.metadata  # refused before decoding
+
+
+def test_a_vbr_mp3_without_a_length_header_near_the_limit_is_decoded_not_refused_on_an_estimate(media, monkeypatch):
+    from voxtrain_validator.rules import audio
+
+    seconds = decoded_seconds(media["speech_vbr_no_header.mp3"])
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", seconds / 0.95 / 3600)  # 5 % under the limit
+
+    outcome = check(media["speech_vbr_no_header.mp3"])
+
+    assert outcome.passed and outcome.metadata["samples"] > 0
 
 
 @pytest.mark.parametrize("name", ["speech.wav", "speech.mp3", "speech.m4a", "speech.flac"])

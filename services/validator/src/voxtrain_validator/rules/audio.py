@@ -39,9 +39,9 @@ from .audio_headers import (
     FlacInfo,
     WavLayout,
     describe_magic,
+    mp3_bit_rate_across,
     mp3_first_frame,
     mp3_has_length_header,
-    mp3_is_constant_bit_rate,
     mp3_is_free_format,
     mp4_audio_packets,
     read_flac_info,
@@ -67,6 +67,13 @@ MAX_DURATION_HOURS = 400  # a 10 GB WAV of 8 kHz mono 8-bit telephone audio is ~
 # A length worked out from the file's size (a streamed WAV, a CBR MP3 without a length header) counts bytes that
 # may not all be audio (tags, trailing chunks): refused up front only when this much over the limit.
 SIZE_ESTIMATE_MARGIN = 1.01
+# A VBR MP3 without a length header is timed by the bit rate of 4 MiB of frames read at 256 places across it: an
+# estimate (speech and silence differ in bit rate), refused up front only when this much over the limit; one
+# nearer it is decoded, and the decoding budget stops it at the limit.
+VBR_ESTIMATE_MARGIN = 1.25
+# The lowest bit rate of an MPEG audio frame (MPEG-2/2.5): an MP3 smaller than the limit at this rate cannot be
+# too long, and its frames are not sampled.
+MIN_MPEG_BIT_RATE = 8000
 MAX_REREAD_BYTES = 64 * 1024 * 1024
 # FFmpeg's MP4 demuxer reads a file's whole sample table into memory when it opens it, in the validator and in
 # every training worker: ~75 bytes a packet measured (1.3 GB for the 15.6M packets of a 10 GiB AAC file at
@@ -170,19 +177,29 @@ def _too_long_for_its_size(
 ) -> Outcome | None:
     """Refuse, before anything is decoded, audio whose header does not state its length but whose size shows it is
     longer than the limit: a streamed WAV (its bytes at its sample format's rate) and an MP3 without a length header
-    whose frames all have one bit rate (checked at places across the file only when the first frame's bit rate
-    would make it too long). Anything else is stopped by the decoding budget once that much is decoded."""
-    limit = MAX_DURATION_HOURS * 3600 * SIZE_ESTIMATE_MARGIN
-    seconds, basis = 0.0, ""
+    big enough to be too long even at the lowest bit rate, timed by the frames at places across the file (a
+    constant bit rate gives its length as FFmpeg estimates it; a variable one an estimate, refused only when well
+    over). Anything else is stopped by the decoding budget once that much is decoded."""
+    seconds, basis, margin = 0.0, "", SIZE_ESTIMATE_MARGIN
     rate = wav.bytes_per_second if wav is not None else None
     if wav is not None and wav.declared_data_size is None and wav.data_offset is not None and rate:
         seconds, basis = (size - wav.data_offset) / rate, f"its sample format ({rate:,} bytes a second)"
-    elif ext == "mp3" and not mp3_exact and (first := mp3_first_frame(stream)) is not None:
+    elif (
+        ext == "mp3"
+        and not mp3_exact
+        and size * 8 / MIN_MPEG_BIT_RATE > MAX_DURATION_HOURS * 3600
+        and (first := mp3_first_frame(stream)) is not None
+        and (sampled := mp3_bit_rate_across(stream, size, *first)) is not None
+    ):
         start, frame = first
-        guess = (size - start) * 8 / frame.bit_rate
-        if guess > limit and mp3_is_constant_bit_rate(stream, size, start, frame):
-            seconds, basis = guess, f"its constant bit rate ({frame.bit_rate // 1000} kb/s)"
-    if seconds <= limit:
+        if sampled.constant:
+            seconds = (size - start) * 8 / frame.bit_rate
+            basis = f"its constant bit rate ({frame.bit_rate // 1000} kb/s)"
+        else:
+            seconds, margin = (size - start) * 8 / sampled.bits_per_second, VBR_ESTIMATE_MARGIN
+            kbps = sampled.bits_per_second / 1000
+            basis = f"its variable bit rate (about {kbps:.0f} kb/s where sampled across the file)"
+    if seconds <= MAX_DURATION_HOURS * 3600 * margin:
         return None
     return failed(
         CODE,

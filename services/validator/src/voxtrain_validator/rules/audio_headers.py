@@ -168,8 +168,13 @@ _BIT_RATES_KBPS: dict[tuple[bool, int], tuple[int, ...]] = {
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 # Frames in a row that must chain (each header where the one before ends) before a sync is believed.
 _CHAINED_FRAMES = 3
-# Places across the file whose frames must all have the first frame's bit rate before a file is taken as CBR.
-_CBR_PROBES = 16
+# Places across the file whose frames give its bit rate (and must all have the first frame's for it to be CBR), the
+# bytes of frames walked at each, and the bytes read there (frames are at most 2,881 bytes: MPEG-2.5 layer II at
+# 160 kb/s). The same bytes at each place, not the same frames: places are spread evenly by bytes, so seconds over
+# bytes is the file's; a fixed count of frames would weigh loud stretches (more bytes a second) too much.
+_RATE_PROBES = 256
+_PROBE_SPAN = 16 * 1024
+_PROBE_BYTES = _PROBE_SPAN + 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +185,15 @@ class MpegFrame:
     bit_rate: int  # bits per second
     sample_rate: int
     length: int  # bytes of the frame, header included
+    samples: int  # samples per channel the frame holds
+
+
+@dataclass(frozen=True, slots=True)
+class SampledBitRate:
+    """What frames read at places across an MP3 say of its bit rate."""
+
+    bits_per_second: float  # the frames' bits over their playing time
+    constant: bool  # every frame read had the first frame's bit rate
 
 
 def mpeg_frame(header: bytes) -> MpegFrame | None:
@@ -195,11 +209,11 @@ def mpeg_frame(header: bytes) -> MpegFrame | None:
     bit_rate = _BIT_RATES_KBPS[(mpeg1, layer)][rate_index - 1] * 1000
     sample_rate = _SAMPLE_RATES[version][sr_index]
     if layer == 1:
-        length = (12 * bit_rate // sample_rate + padding) * 4
+        length, samples = (12 * bit_rate // sample_rate + padding) * 4, 384
     else:
-        per_frame = 144 if mpeg1 or layer == 2 else 72  # MPEG-2/2.5 layer III frames hold half the samples
-        length = per_frame * bit_rate // sample_rate + padding
-    return MpegFrame((version, layer_bits, sr_index), bit_rate, sample_rate, length)
+        half = layer == 3 and not mpeg1  # MPEG-2/2.5 layer III frames hold half the samples
+        length, samples = (72 if half else 144) * bit_rate // sample_rate + padding, 576 if half else 1152
+    return MpegFrame((version, layer_bits, sr_index), bit_rate, sample_rate, length, samples)
 
 
 def mp3_is_free_format(stream: BinaryIO) -> bool:
@@ -233,18 +247,25 @@ def mp3_first_frame(stream: BinaryIO) -> tuple[int, MpegFrame] | None:
     return (start + found[0], found[1]) if found else None
 
 
-def mp3_is_constant_bit_rate(stream: BinaryIO, size: int, start: int, first: MpegFrame) -> bool:
-    """True if frames found at evenly spaced places across the file all have ``first``'s bit rate and stream.
-
-    Then the file is CBR and its length follows from its size, as FFmpeg estimates it; a VBR file, or one with
-    other data between its frames, is False (its length is known only once decoded)."""
-    window = max(4 * 1024, _CHAINED_FRAMES * 2 * first.length)
-    for probe in range(1, _CBR_PROBES + 1):
-        at = start + (size - start - window) * probe // (_CBR_PROBES + 1)
-        found = _chained_frame(read_at(stream, max(start, at), window))
-        if found is None or found[1].stream_kind != first.stream_kind or found[1].bit_rate != first.bit_rate:
-            return False
-    return True
+def mp3_bit_rate_across(stream: BinaryIO, size: int, start: int, first: MpegFrame) -> SampledBitRate | None:
+    """The bit rate of the frames found at evenly spaced places across the file (16 KiB of them at each of 256), and
+    whether all of them have ``first``'s; None if a place holds no frames of ``first``'s stream (other data
+    between its frames: its length is known only once decoded)."""
+    bits = seconds = 0.0
+    constant = True
+    for probe in range(1, _RATE_PROBES + 1):
+        data = read_at(stream, start + max(0, size - start - _PROBE_BYTES) * probe // (_RATE_PROBES + 1), _PROBE_BYTES)
+        found = _chained_frame(data)
+        if found is None or found[1].stream_kind != first.stream_kind:
+            return None
+        at = begin = found[0]
+        frame: MpegFrame | None = found[1]
+        while frame is not None and frame.stream_kind == first.stream_kind and at + frame.length <= len(data):
+            bits, seconds = bits + frame.length * 8, seconds + frame.samples / frame.sample_rate
+            constant = constant and frame.bit_rate == first.bit_rate
+            at += frame.length
+            frame = mpeg_frame(data[at : at + 4]) if at - begin < _PROBE_SPAN else None
+    return SampledBitRate(bits / seconds, constant) if seconds else None
 
 
 # What the first bytes of a file say it is, for messages when FFmpeg cannot open it at all.

@@ -1,0 +1,47 @@
+"""An MP3 that states its length nowhere, read from real MinIO: one far longer than the limit is refused from the
+bit rate of frames read across it (a few ranged reads), before anything is decoded."""
+
+import io
+import threading
+import uuid
+
+import av
+import pytest
+
+from tests.support import settings_for
+from voxtrain_shared.settings import ValidatorSettings
+from voxtrain_shared.storage import ensure_bucket, make_client
+from voxtrain_shared.vocab import DatasetType
+from voxtrain_validator.domain import Dataset
+from voxtrain_validator.rules import audio
+from voxtrain_validator.storage import object_validator
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("name", "basis"), [("speech_vbr_no_header.mp3", "variable"), ("speech_cbr_mpeg2.mp3", "constant")]
+)
+def test_a_stored_mp3_without_a_length_header_far_over_the_limit_is_refused_before_decoding(
+    stack, media, monkeypatch, name, basis
+) -> None:
+    one = media.bytes(name)  # a frame stream: copies of it in a row are one longer stream
+    data = one * 200
+    with av.open(io.BytesIO(one)) as container:
+        seconds = 200 * sum(f.samples for f in container.decode(audio=0)) / container.streams.audio[0].rate
+    monkeypatch.setattr(audio, "MAX_DURATION_HOURS", seconds / 2 / 3600)  # twice the limit
+    settings = settings_for(ValidatorSettings, stack)
+    minio = make_client(settings.minio)
+    ensure_bucket(minio, settings.minio.bucket)
+    key = f"tenants/acme/models/{uuid.uuid4()}/datasets/{uuid.uuid4()}/data"
+    minio.put_object(settings.minio.bucket, key, io.BytesIO(data), len(data))
+    dataset = Dataset(
+        uuid.uuid4(), "acme", uuid.uuid4(), DatasetType.AUDIO, "shift.mp3", settings.minio.bucket, key, len(data)
+    )
+
+    result = object_validator(minio, None)(dataset, {}, threading.Event())
+
+    assert not result["passed"] and result["code"] == "invalid_audio_format"
+    assert f"as its size and its {basis} bit rate" in result["message"], result["message"]
+    assert result["metadata"]["duration_seconds"] == pytest.approx(seconds, rel=0.05)
+    assert "samples" not in result["metadata"]  # nothing was decoded
