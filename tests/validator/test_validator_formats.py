@@ -63,3 +63,27 @@ def test_a_free_format_mp3_is_refused_as_such_with_what_to_do(tag: bytes) -> Non
     assert not outcome.passed and outcome.code is ErrorCode.INVALID_AUDIO_FORMAT
     assert outcome.message is not None and outcome.message.startswith("This MP3 is in free format")
     assert "Encode it again from the original recording at a standard bit rate" in outcome.message
+
+
+def test_a_fragmented_m4a_reserves_what_its_size_could_index_and_a_big_one_is_checked_alone(fragmented: Path):
+    import threading
+    import time
+
+    from voxtrain_validator.rules.memory import MemoryBudget
+
+    size = fragmented.stat().st_size
+    need = size // audio.MIN_MP4_PACKET_BYTES * audio.MP4_INDEX_BYTES_PER_PACKET
+    budget = MemoryBudget(need, poll_seconds=0.01)
+    out: dict = {}
+    with budget.hold(1):  # another check holds a byte: this one's reservation no longer fits
+        thread = threading.Thread(
+            target=lambda: out.update(outcome=validate_audio(fragmented.open("rb"), "m4a", budget))
+        )
+        thread.start()
+        time.sleep(0.3)
+        assert thread.is_alive() and not out
+    thread.join(30)
+    assert out["outcome"].passed and budget.used == 0
+
+    small = MemoryBudget(need // 10)  # more than the budget: it takes all of it (checked alone), never refused
+    assert validate_audio(fragmented.open("rb"), "m4a", small).passed and small.used == 0

@@ -65,3 +65,34 @@ def test_an_m4a_waits_for_room_in_the_budget_and_a_given_up_wait_ends(stored_m4a
     with budget.hold(1), pytest.raises(Cancelled):
         check(dataset, {}, given_up)
     assert budget.used == 0
+
+
+def test_a_stored_fragmented_m4a_waits_for_what_its_size_could_index(stack, media, tmp_path) -> None:
+    import subprocess
+
+    from voxtrain_validator.rules.audio import MIN_MP4_PACKET_BYTES
+
+    frag = tmp_path / "fragmented.m4a"
+    flags = ("-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "1000000")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(media["speech.wav"]), "-c:a", "aac", *flags, str(frag)], check=True
+    )
+    data = frag.read_bytes()
+    settings = settings_for(ValidatorSettings, stack)
+    minio = make_client(settings.minio)
+    ensure_bucket(minio, settings.minio.bucket)
+    key = f"tenants/acme/models/{uuid.uuid4()}/datasets/{uuid.uuid4()}/data"
+    minio.put_object(settings.minio.bucket, key, io.BytesIO(data), len(data))
+    dataset = Dataset(
+        uuid.uuid4(), "acme", uuid.uuid4(), DatasetType.AUDIO, "talk.m4a", settings.minio.bucket, key, len(data)
+    )
+    budget = MemoryBudget(len(data) // MIN_MP4_PACKET_BYTES * MP4_INDEX_BYTES_PER_PACKET, poll_seconds=0.01)
+    check = object_validator(make_client(settings.minio), budget)
+    out: dict = {}
+    with budget.hold(1):  # another check holds part of the budget: this one waits
+        thread = threading.Thread(target=lambda: out.update(result=check(dataset, {}, threading.Event())))
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive() and not out
+    thread.join(30)
+    assert out["result"]["passed"], out["result"]["message"]

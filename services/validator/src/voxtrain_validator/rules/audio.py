@@ -16,7 +16,8 @@ What is checked, and how:
 * an M4A whose index lists more than ``MAX_MP4_PACKETS`` packets is refused before FFmpeg opens it
   (it would hold the whole index in memory), and a fragmented one, whose index lists none up front, once
   that many are decoded; a smaller plain one is opened only while its index fits the memory budget the
-  process's concurrent checks share (:mod:`.memory`).
+  process's concurrent checks share (:mod:`.memory`), and a fragmented one while what its size could index
+  does (at most the whole budget: a big one is checked alone).
 
 Limits: uncompressed PCM has no redundancy, so flipped bits inside WAV audio data are not
 detectable by anyone; an MP3 without a Xing/Info header that was cut at a frame boundary looks
@@ -82,6 +83,10 @@ MAX_MP4_PACKETS = 16_000_000
 # What one packet of that index is reserved at in the process's memory budget (``memory.MemoryBudget``): the ~75 B
 # measured, rounded up.
 MP4_INDEX_BYTES_PER_PACKET = 80
+# A fragmented M4A lists no packets before it is opened: it is reserved at the packets its size could hold, one per
+# this many bytes (an AAC packet of speech is hundreds), up to MAX_MP4_PACKETS (where decoding stops it) and at most
+# the whole budget, so that a big one is checked alone rather than next to another that takes the pod over its limit.
+MIN_MP4_PACKET_BYTES = 64
 
 _MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -160,7 +165,10 @@ def validate_audio(
             metadata={"size_bytes": size, "packets": packets},
         )
     index_bytes = (packets or 0) * MP4_INDEX_BYTES_PER_PACKET
-    if memory is not None and index_bytes > memory.budget_bytes:
+    if ext == "m4a" and not packets:  # fragmented (an empty table): what its size could hold, at most all
+        index_bytes = min(size // MIN_MP4_PACKET_BYTES, MAX_MP4_PACKETS) * MP4_INDEX_BYTES_PER_PACKET
+        index_bytes = min(index_bytes, memory.budget_bytes) if memory is not None else index_bytes
+    elif memory is not None and index_bytes > memory.budget_bytes:
         return failed(
             CODE,
             f"This M4A file's index lists {packets:,} audio packets, which take about {index_bytes / 2**20:,.0f} MiB "
