@@ -3,16 +3,12 @@ bit rate of frames read across it (a few ranged reads), before anything is decod
 
 import io
 import threading
-import uuid
 
 import av
 import pytest
 
-from tests.support import settings_for
-from voxtrain_shared.settings import ValidatorSettings
-from voxtrain_shared.storage import ensure_bucket, make_client
-from voxtrain_shared.vocab import DatasetType
-from voxtrain_validator.domain import Dataset
+from tests.validator.test_validator_memory_integration import stored
+from voxtrain_shared.storage import make_client
 from voxtrain_validator.rules import audio
 from voxtrain_validator.storage import object_validator
 
@@ -30,16 +26,9 @@ def test_a_stored_mp3_without_a_length_header_far_over_the_limit_is_refused_befo
     with av.open(io.BytesIO(one)) as container:
         seconds = 200 * sum(f.samples for f in container.decode(audio=0)) / container.streams.audio[0].rate
     monkeypatch.setattr(audio, "MAX_DURATION_HOURS", seconds / 2 / 3600)  # twice the limit
-    settings = settings_for(ValidatorSettings, stack)
-    minio = make_client(settings.minio)
-    ensure_bucket(minio, settings.minio.bucket)
-    key = f"tenants/acme/models/{uuid.uuid4()}/datasets/{uuid.uuid4()}/data"
-    minio.put_object(settings.minio.bucket, key, io.BytesIO(data), len(data))
-    dataset = Dataset(
-        uuid.uuid4(), "acme", uuid.uuid4(), DatasetType.AUDIO, "shift.mp3", settings.minio.bucket, key, len(data)
-    )
+    settings, dataset = stored(stack, data, "shift.mp3")
 
-    result = object_validator(minio, None)(dataset, {}, threading.Event())
+    result = object_validator(make_client(settings.minio), None)(dataset, {}, threading.Event())
 
     assert not result["passed"] and result["code"] == "invalid_audio_format"
     assert f"as its size and its {basis} bit rate" in result["message"], result["message"]

@@ -21,17 +21,37 @@ from voxtrain_validator.storage import Cancelled, object_validator
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def stored_m4a(stack, media) -> tuple[ValidatorSettings, Dataset, int]:
+def stored(stack, data: bytes, filename: str) -> tuple[ValidatorSettings, Dataset]:
+    """``data`` stored in MinIO as an AUDIO dataset named ``filename``."""
     settings = settings_for(ValidatorSettings, stack)
     minio = make_client(settings.minio)
     ensure_bucket(minio, settings.minio.bucket)
-    data = media.bytes("speech.m4a")
     key = f"tenants/acme/models/{uuid.uuid4()}/datasets/{uuid.uuid4()}/data"
     minio.put_object(settings.minio.bucket, key, io.BytesIO(data), len(data))
     dataset = Dataset(
-        uuid.uuid4(), "acme", uuid.uuid4(), DatasetType.AUDIO, "talk.m4a", settings.minio.bucket, key, len(data)
+        uuid.uuid4(), "acme", uuid.uuid4(), DatasetType.AUDIO, filename, settings.minio.bucket, key, len(data)
     )
+    return settings, dataset
+
+
+def waits_for_room_then_passes(settings: ValidatorSettings, dataset: Dataset, budget: MemoryBudget) -> None:
+    """The check of ``dataset`` waits while another holds a byte of ``budget``, then passes and gives it back."""
+    check = object_validator(make_client(settings.minio), budget)
+    out: dict = {}
+    with budget.hold(1):
+        thread = threading.Thread(target=lambda: out.update(result=check(dataset, {}, threading.Event())))
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive() and not out
+    thread.join(30)
+    assert out["result"]["passed"], out["result"]["message"]
+    assert budget.used == 0
+
+
+@pytest.fixture
+def stored_m4a(stack, media) -> tuple[ValidatorSettings, Dataset, int]:
+    data = media.bytes("speech.m4a")
+    settings, dataset = stored(stack, data, "talk.m4a")
     need = mp4_audio_packets(io.BytesIO(data), len(data)) * MP4_INDEX_BYTES_PER_PACKET
     return settings, dataset, need
 
@@ -49,17 +69,9 @@ def test_an_m4a_whose_index_never_fits_is_refused(stored_m4a) -> None:
 def test_an_m4a_waits_for_room_in_the_budget_and_a_given_up_wait_ends(stored_m4a) -> None:
     settings, dataset, need = stored_m4a
     budget = MemoryBudget(need, poll_seconds=0.01)
-    check = object_validator(make_client(settings.minio), budget)
-    out: dict = {}
-    with budget.hold(1):  # another check holds part of the budget
-        thread = threading.Thread(target=lambda: out.update(result=check(dataset, {}, threading.Event())))
-        thread.start()
-        time.sleep(0.5)
-        assert thread.is_alive() and not out
-    thread.join(30)
-    assert out["result"]["passed"], out["result"]["message"]
-    assert budget.used == 0
+    waits_for_room_then_passes(settings, dataset, budget)
 
+    check = object_validator(make_client(settings.minio), budget)
     given_up = threading.Event()
     given_up.set()
     with budget.hold(1), pytest.raises(Cancelled):
@@ -77,22 +89,6 @@ def test_a_stored_fragmented_m4a_waits_for_what_its_size_could_index(stack, medi
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-i", str(media["speech.wav"]), "-c:a", "aac", *flags, str(frag)], check=True
     )
-    data = frag.read_bytes()
-    settings = settings_for(ValidatorSettings, stack)
-    minio = make_client(settings.minio)
-    ensure_bucket(minio, settings.minio.bucket)
-    key = f"tenants/acme/models/{uuid.uuid4()}/datasets/{uuid.uuid4()}/data"
-    minio.put_object(settings.minio.bucket, key, io.BytesIO(data), len(data))
-    dataset = Dataset(
-        uuid.uuid4(), "acme", uuid.uuid4(), DatasetType.AUDIO, "talk.m4a", settings.minio.bucket, key, len(data)
-    )
-    budget = MemoryBudget(len(data) // MIN_MP4_PACKET_BYTES * MP4_INDEX_BYTES_PER_PACKET, poll_seconds=0.01)
-    check = object_validator(make_client(settings.minio), budget)
-    out: dict = {}
-    with budget.hold(1):  # another check holds part of the budget: this one waits
-        thread = threading.Thread(target=lambda: out.update(result=check(dataset, {}, threading.Event())))
-        thread.start()
-        time.sleep(0.5)
-        assert thread.is_alive() and not out
-    thread.join(30)
-    assert out["result"]["passed"], out["result"]["message"]
+    settings, dataset = stored(stack, frag.read_bytes(), "talk.m4a")
+    budget = MemoryBudget(frag.stat().st_size // MIN_MP4_PACKET_BYTES * MP4_INDEX_BYTES_PER_PACKET, poll_seconds=0.01)
+    waits_for_room_then_passes(settings, dataset, budget)
