@@ -308,6 +308,22 @@ class Workload:
     tenants: int
     sentences: int
     test_dataset: bool
+    audio_every: int = 0  # every n-th model also uploads a recording with its VTT (0: none)
+    recordings: list[tuple[Path, Path]] = field(default_factory=list)  # (wav, vtt) pairs they take in turn
+
+    def recording_of(self, index: int) -> tuple[Path, Path] | None:
+        if not self.audio_every or index % self.audio_every or not self.recordings:
+            return None
+        return self.recordings[index // self.audio_every % len(self.recordings)]
+
+
+def recordings(directory: Path, count: int, per_recording: int) -> list[tuple[Path, Path]]:
+    """``count`` espeak-ng recordings of ``per_recording`` of :data:`SENTENCES` each (voices and speeds rotating,
+    silence between), each with a VTT of its cues: what a customer's AUDIO dataset with its transcript is."""
+    from tests.trainer.recordings import long_recordings
+
+    sentences = [SENTENCES[(i * 5) % len(SENTENCES)] for i in range(count * per_recording)]
+    return long_recordings(sentences, directory, per_recording)
 
 
 async def one_model(api: Api, tenant: Tenant, index: int, work: Workload, track: dict[str, Track]) -> str | None:
@@ -326,17 +342,15 @@ async def one_model(api: Api, tenant: Tenant, index: int, work: Workload, track:
     uploads = [("TRANSCRIPT", "notes.txt", corpus(index, work.sentences))]
     if work.test_dataset:
         uploads.append(("TEST", "test.txt", corpus(10_000 + index, max(2, work.sentences // 10))))
-    for kind, name, text in uploads:
+    files = {kind: [("files", (name, text.encode(), "text/plain"))] for kind, name, text in uploads}
+    if (recording := work.recording_of(index)) is not None:  # types from the extensions: AUDIO, TRANSCRIPT
+        files["TRANSCRIPT"] += [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in recording]
+    for kind, parts in files.items():
         async with tenant.uploads:
-            r = await api.call(
-                tenant,
-                "datasets",
-                "POST",
-                f"/v1/models/{mid}/datasets?type={kind}",
-                files=[("files", (name, text.encode(), "text/plain"))],
-            )
+            query = "" if len(parts) > 1 else f"?type={kind}"
+            r = await api.call(tenant, "datasets", "POST", f"/v1/models/{mid}/datasets{query}", files=parts)
         if r.status_code != 201:
-            return f"model {mid}: upload of {name} answered {r.status_code} {r.text[:200]}"
+            return f"model {mid}: upload of {kind} answered {r.status_code} {r.text[:200]}"
     # The models service learns of the datasets from their DatasetUploaded events: right after the upload's 201,
     # Train may still be refused with 409 no_datasets. A client tries again (the client library does); counted.
     first = time.monotonic()
@@ -640,7 +654,8 @@ def write_results(work: Workload, phases: list[Phase]) -> None:
         "phases": [to_json(p) for p in phases],
         "ratio_vs_one_replica": {str(k): round(v, 3) for k, v in ratios_of(phases).items()},
     }
-    RESULTS.write_text(json.dumps(body, indent=2) + "\n")
+    results = RESULTS.with_name("fleet-audio.json") if work.audio_every else RESULTS  # the text-only run's kept
+    results.write_text(json.dumps(body, indent=2, default=str) + "\n")
 
 
 def main() -> None:
@@ -650,6 +665,10 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, help="tenants the models are spread over (default 5; --quick 2)")
     parser.add_argument("--sentences", type=int, default=40, help="lines of each model's transcript")
     parser.add_argument("--no-test-dataset", action="store_true", help="upload only the transcript")
+    parser.add_argument(
+        "--audio-every", type=int, default=0, help="every n-th model also uploads a recording with its .vtt (0: none)"
+    )
+    parser.add_argument("--audio-sentences", type=int, default=8, help="sentences spoken in each such recording")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="replica counts to run, in order")
     parser.add_argument("--deadline", type=float, default=1800.0, help="seconds after the last Train to wait for 4/5")
     args = parser.parse_args()
@@ -658,7 +677,12 @@ def main() -> None:
         tenants=args.tenants or (2 if args.quick else 5),
         sentences=args.sentences,
         test_dataset=not args.no_test_dataset,
+        audio_every=args.audio_every,
     )
+    if work.audio_every:
+        spool = Path(tempfile.mkdtemp(prefix="fleet-audio-"))
+        work.recordings = recordings(spool, 4, args.audio_sentences)
+        say(f"every {work.audio_every}th model uploads one of {len(work.recordings)} recordings ({spool})")
     servers, keys = endpoints(), generate_key_pair()
     phases: list[Phase] = []
     for n in args.replicas:
@@ -679,7 +703,7 @@ def main() -> None:
             )
     bad = {k: sum(len(getattr(p.verdict, k)) for p in phases) for k in ("lost", "stuck", "duplicated")}
     print(", ".join(f"{k} {n}" for k, n in bad.items()))
-    print(f"wrote {RESULTS}")
+    print(f"wrote {RESULTS.with_name('fleet-audio.json') if work.audio_every else RESULTS}")
     if any(bad.values()):
         sys.exit(1)
 
