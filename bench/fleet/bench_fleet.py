@@ -682,7 +682,7 @@ def main() -> None:
     if work.audio_every:
         spool = Path(tempfile.mkdtemp(prefix="fleet-audio-"))
         work.recordings = recordings(spool, 4, args.audio_sentences)
-        say(f"every {work.audio_every}th model uploads one of {len(work.recordings)} recordings ({spool})")
+        say(f"one model in {work.audio_every} uploads one of {len(work.recordings)} recordings too ({spool})")
     servers, keys = endpoints(), generate_key_pair()
     phases: list[Phase] = []
     for n in args.replicas:
