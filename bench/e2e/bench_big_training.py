@@ -393,6 +393,8 @@ class Scenario:
     name: str
     files: list[tuple[str, str, int, Iterator[bytes]]]
     described: dict[str, Any]
+    #: uploaded second as TEST datasets (the model then trains on Train, not on its first upload)
+    test_files: list[tuple[str, str, int, Iterator[bytes]]] = field(default_factory=list)
 
 
 def worker_budget_mb() -> int:
@@ -403,21 +405,35 @@ def worker_budget_mb() -> int:
 def run_scenario(system: System, sc: Scenario, timeout: float, max_rss_mb: float, budget_mb: int) -> dict[str, Any]:
     headers = system.token("bigbench")
     models, datasets = system.url("models"), system.url("datasets")
-    r = httpx.post(f"{models}/v1/models", json={"name": sc.name, "language": "en-US"}, headers=headers, timeout=30)
+    model = {"name": sc.name, "language": "en-US", "auto_train": not sc.test_files}
+    r = httpx.post(f"{models}/v1/models", json=model, headers=headers, timeout=30)
     r.raise_for_status()
     mid = r.json()["id"]
-    total_bytes = sum(size for _, _, size, _ in sc.files)
+    total_bytes = sum(size for _, _, size, _ in sc.files + sc.test_files)
     print(f"\n--- {sc.name}: model {mid}, uploading {total_bytes / MB:,.1f} MB", flush=True)
     sampler = PeakSampler(system.procs["trainer"].pid)
     sampler.start()
-    boundary, length, body = multipart(sc.files)
     started = time.perf_counter()
-    r = httpx.post(
-        f"{datasets}/v1/models/{mid}/datasets",
-        content=body,
-        headers={**headers, "content-type": f"multipart/form-data; boundary={boundary}", "content-length": str(length)},
-        timeout=None,
-    )
+    for files, query in ((sc.files, ""), (sc.test_files, "?type=TEST")):
+        if not files:
+            continue
+        boundary, length, body = multipart(files)
+        r = httpx.post(
+            f"{datasets}/v1/models/{mid}/datasets{query}",
+            content=body,
+            headers={
+                **headers,
+                "content-type": f"multipart/form-data; boundary={boundary}",
+                "content-length": str(length),
+            },
+            timeout=None,
+        )
+        if r.status_code != 201:
+            break
+    if r.status_code == 201 and sc.test_files:  # Train once both uploads are in (refused 409 until they are seen)
+        while (t := httpx.post(f"{models}/v1/models/{mid}/train", headers=headers, timeout=60)).status_code == 409:
+            time.sleep(1)
+        print(f"Train answered {t.status_code}", flush=True)
     uploaded = time.perf_counter()
     result: dict[str, Any] = {"scenario": sc.name, "model_id": mid, **sc.described, "upload_bytes": total_bytes}
     if r.status_code != 201:

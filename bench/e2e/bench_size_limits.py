@@ -27,6 +27,8 @@ directory first, streamed, and removed as soon as they are sent.
   ``ffmpeg -c copy`` remux) and 24-bit FLAC (encoded by one ffmpeg run, so that frame numbers run on); each as
   large as fits in the limit (MP3 to the frame, the others within 0.3 %). ``--mp3-bitrate 32k`` makes the MP3
   745 h long, over the 400 h a recording may last; ``--aac-bitrate 128k`` likewise an M4A of 31M packets.
+- **test**: a small ``notes.txt`` to train on, then a ``.txt`` TEST dataset at the limit (the same generated text as
+  **txt**), then Train.
 - **manifest**: a 10 GiB ``segments.jsonl`` whose lines name the cues of a small espeak-ng recording
   (``--manifest-minutes``, MP3, uploaded with it) by offset/duration with their text, each line moved by a tenth
   of a millisecond (none repeats another), plus ``notes.txt``.
@@ -499,6 +501,13 @@ def scenario(args: argparse.Namespace, work: Path) -> Scenario:
         )
     notes = "\n".join(domain_sentences()).encode() + b"\n"
     text = ("notes.txt", "text/plain", len(notes), iter([notes]))
+    if args.scenario == "test":  # a small transcript to train on, and a TEST text at the limit to evaluate on
+        return Scenario(
+            f"size limit test txt {size:,} B",
+            [text],
+            {"kind": "test", "file_bytes": size},
+            [("heldout.txt", "text/plain", size, text_chunks(size, args.seed + 1))],
+        )
     if args.scenario == "manifest":
         started = time.perf_counter()
         mp3, vtt, _ = recording(args.manifest_minutes, work / "recording", args.seed)
@@ -597,7 +606,9 @@ def metrics_detail(system: System, model_id: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--scenario", choices=("txt", "vtt", "srt", "wav", "mp3", "flac", "m4a", "manifest", "audio"), required=True
+        "--scenario",
+        choices=("txt", "vtt", "srt", "wav", "mp3", "flac", "m4a", "manifest", "audio", "test"),
+        required=True,
     )
     parser.add_argument("--size", type=parse_size, default=LIMIT, help=f"file size (default the limit, {LIMIT:,} B)")
     parser.add_argument("--seed", type=int, default=16)
