@@ -555,10 +555,11 @@ def test_frames_walked_by_their_headers_are_ffmpegs_packets(media, name):
     assert at == len(data) and frames == packets
 
 
-def decoded_seconds(path: Path) -> float:
+def decoded_seconds(source: Path | io.BytesIO) -> float:
+    """How long the audio in ``source`` (a file or its bytes) is, by decoding it."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(str(source) if isinstance(source, Path) else source) as container:
         return sum(frame.samples for frame in container.decode(audio=0)) / container.streams.audio[0].rate
 
 

@@ -4,9 +4,9 @@ bit rate of frames read across it (a few ranged reads), before anything is decod
 import io
 import threading
 
-import av
 import pytest
 
+from tests.validator.test_validator_audio import decoded_seconds
 from tests.validator.test_validator_memory_integration import stored
 from voxtrain_shared.storage import make_client
 from voxtrain_validator.rules import audio
@@ -23,8 +23,7 @@ def test_a_stored_mp3_without_a_length_header_far_over_the_limit_is_refused_befo
 ) -> None:
     one = media.bytes(name)  # a frame stream: copies of it in a row are one longer stream
     data = one * 200
-    with av.open(io.BytesIO(one)) as container:
-        seconds = 200 * sum(f.samples for f in container.decode(audio=0)) / container.streams.audio[0].rate
+    seconds = 200 * decoded_seconds(io.BytesIO(one))
     monkeypatch.setattr(audio, "MAX_DURATION_HOURS", seconds / 2 / 3600)  # twice the limit
     settings, dataset = stored(stack, data, "shift.mp3")
 
