@@ -67,6 +67,20 @@ TEXT_STEPS = {
     "current": ("learned G2P + general English (shipped)", {}),
     # a candidate: the commonest 30,000 pronounceable words of the base LM instead of 10,000
     "vocab30k": ("learned G2P + general English, 30,000 words", {"general_words": 30_000}),
+    "vocab20k": ("learned G2P + general English, 20,000 words", {"general_words": 20_000}),
+    # a candidate: twice the base-LM bigrams and trigrams mixed in
+    "ngrams2x": (
+        "learned G2P + general English, 400,000 bigrams and 200,000 trigrams",
+        {"general_bigrams": 400_000, "general_trigrams": 200_000},
+    ),
+    # candidates: a fixed domain weight instead of the cross-validated one (more folds than sentences: no tuning)
+    **{
+        f"weight{lam}": (
+            f"learned G2P + general English, domain weight fixed at {lam}",
+            {"default_domain_weight": lam, "general_tuning_folds": 1_000_000},
+        )
+        for lam in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    },
 }
 DEFAULT_STEPS = ("today", "g2p", "mix", "current")
 RTF_STEPS = ("today", "current", "vocab30k")
