@@ -156,7 +156,7 @@ def cpu_seconds(pid: int) -> float:
 SERVICE = "from voxtrain_datasets.main import run; run()"
 #: the service as it ran before it asked uvicorn for httptools and uvloop
 PLAIN_SERVER = (
-    "from voxtrain_datasets.bootstrap import build; from voxtrain_shared.service import serve;"
+    "from voxtrain_datasets.bootstrap import build; from voxtrain_shared.http import serve;"
     " from voxtrain_shared.settings import DatasetsSettings, load;"
     " s = load(DatasetsSettings); serve(build(s).app, s, loop='asyncio', http='h11')"
 )

@@ -29,6 +29,7 @@ from .faults import classify, dependency_message
 from .health import Health
 from .logs import get_logger
 from .metrics import HTTP_REQUESTS
+from .settings import BaseServiceSettings
 from .vocab import ErrorCode
 
 log = get_logger(__name__)
@@ -38,6 +39,36 @@ RETRY_AFTER_SECONDS = 5
 #: closes it gets a connection reset instead of an answer, so every client of ours (the console's proxy, an Ingress)
 #: must drop idle connections sooner than this. uvicorn's default of 5 s equals httpx's pool expiry: that race.
 KEEP_ALIVE_SECONDS = 75
+
+
+def serve(
+    app: FastAPI,
+    settings: BaseServiceSettings,
+    *,
+    loop: str = "asyncio",
+    http: str = "h11",
+    graceful_shutdown_seconds: int | None = None,
+) -> None:
+    """Run ``app`` with uvicorn on the configured host and port, as every service and the console do.
+
+    ``loop``/``http``: uvicorn's choices; a service that depends on uvloop and httptools (the datasets service, for
+    streamed uploads) passes theirs, the others keep the pure-Python pair whatever else is installed in the
+    environment. ``graceful_shutdown_seconds``: how long a stop waits for open requests (None: until they end; the
+    console's live-status streams never do, so it passes a few seconds)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        loop=loop,
+        http=http,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=graceful_shutdown_seconds,
+    )
+
 
 #: How long the console's proxy keeps an idle connection to a service: well under :data:`KEEP_ALIVE_SECONDS`.
 CLIENT_KEEP_ALIVE_SECONDS = 15.0

@@ -26,7 +26,6 @@ from .bodyguard import BodyGuard
 from .db import connector, create_pool, migrate
 from .faults import backoff, classify
 from .health import Health
-from .http import KEEP_ALIVE_SECONDS
 from .kafka import BrokerPublisher, Handler, ensure_topics, make_broker, measure_lag, subscribe
 from .loops import Loop
 from .outbox import OutboxRelay
@@ -241,21 +240,3 @@ class Service:
     async def _check_kafka(self) -> None:
         if not await self.broker.ping(timeout=3):
             raise ConnectionError("Kafka does not answer")
-
-
-def serve(app: FastAPI, settings: ServiceSettings, *, loop: str = "asyncio", http: str = "h11") -> None:
-    """Run ``app`` with uvicorn on the configured host and port. ``loop``/``http``: uvicorn's choices; a service
-    that depends on uvloop and httptools (the datasets service, for streamed uploads) passes theirs, the others
-    keep the pure-Python pair whatever else is installed in the environment."""
-    import uvicorn
-
-    uvicorn.run(
-        app,
-        host=settings.http.host,
-        port=settings.http.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        loop=loop,
-        http=http,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )

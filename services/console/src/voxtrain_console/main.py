@@ -1,22 +1,14 @@
 """``voxtrain-console``: run the web console (pages, API proxy, live status)."""
 
-from voxtrain_shared.http import KEEP_ALIVE_SECONDS
+from voxtrain_shared.http import serve
 from voxtrain_shared.settings import load
 
 from .bootstrap import build
 from .settings import ConsoleSettings
 
+SHUTDOWN_SECONDS = 5  # a stop waits this long for open requests: the live-status streams never end by themselves
+
 
 def run() -> None:
     settings = load(ConsoleSettings)
-    import uvicorn
-
-    uvicorn.run(
-        build(settings).app,
-        host=settings.http.host,
-        port=settings.http.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    serve(build(settings).app, settings, graceful_shutdown_seconds=SHUTDOWN_SECONDS)

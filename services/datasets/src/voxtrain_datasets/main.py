@@ -1,6 +1,6 @@
 """``voxtrain-datasets``: run the datasets service."""
 
-from voxtrain_shared.service import serve
+from voxtrain_shared.http import serve
 from voxtrain_shared.settings import DatasetsSettings, load
 
 from .bootstrap import build

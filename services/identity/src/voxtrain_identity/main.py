@@ -1,6 +1,6 @@
 """``voxtrain-identity``: run the identity service."""
 
-from voxtrain_shared.service import serve
+from voxtrain_shared.http import serve
 from voxtrain_shared.settings import IdentitySettings, load
 
 from .bootstrap import build

@@ -1,6 +1,6 @@
 """``voxtrain-models``: run the models service."""
 
-from voxtrain_shared.service import serve
+from voxtrain_shared.http import serve
 from voxtrain_shared.settings import ModelsSettings, load
 
 from .bootstrap import build

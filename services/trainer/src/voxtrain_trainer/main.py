@@ -7,7 +7,7 @@ training the import of FastAPI, Kafka and PostgreSQL clients it never uses (see 
 
 
 def run() -> None:
-    from voxtrain_shared.service import serve
+    from voxtrain_shared.http import serve
     from voxtrain_shared.settings import TrainerSettings, load
 
     from .bootstrap import build

@@ -1,6 +1,6 @@
 """``voxtrain-validator``: run the validator service."""
 
-from voxtrain_shared.service import serve
+from voxtrain_shared.http import serve
 from voxtrain_shared.settings import ValidatorSettings, load
 
 from .bootstrap import build

@@ -1,6 +1,6 @@
 """``voxtrain-webhooks``: run the webhooks service."""
 
-from voxtrain_shared.service import serve
+from voxtrain_shared.http import serve
 from voxtrain_shared.settings import WebhooksSettings, load
 
 from .bootstrap import build
