@@ -23,6 +23,7 @@ from pathlib import Path
 from time import perf_counter, process_time
 
 from bench.trainer.acoustic_domains import DOMAINS
+from bench.trainer.dev_domains import DEV_AUDIO_DOMAINS
 from tests.trainer.recordings import long_recordings, spoken
 from voxtrain_trainer.ml import AudioPair, TextFile, TrainingInputs, TrainingResult, TrainingSettings, run_training
 from voxtrain_trainer.ml.audio import load_pcm, pcm_duration
@@ -73,13 +74,26 @@ TEXT_STEPS = {
         "learned G2P + general English, 400,000 bigrams and 200,000 trigrams",
         {"general_bigrams": 400_000, "general_trigrams": 200_000},
     ),
+    # candidates: a larger share of the base LM (words and the n-grams among them)
+    "general20k1m": (
+        "learned G2P + general English, 20,000 words, 1M bigrams, 500,000 trigrams",
+        {"general_words": 20_000, "general_bigrams": 1_000_000, "general_trigrams": 500_000},
+    ),
+    "general50k2m": (
+        "learned G2P + general English, 50,000 words, 2M bigrams, 1M trigrams",
+        {"general_words": 50_000, "general_bigrams": 2_000_000, "general_trigrams": 1_000_000},
+    ),
+    "generalall": (
+        "learned G2P + general English, the whole base LM (every pronounceable word and n-gram among them)",
+        {"general_words": 1_000_000, "general_bigrams": 100_000_000, "general_trigrams": 100_000_000},
+    ),
     # candidates: a fixed domain weight instead of the cross-validated one (more folds than sentences: no tuning)
     **{
         f"weight{lam}": (
             f"learned G2P + general English, domain weight fixed at {lam}",
             {"default_domain_weight": lam, "general_tuning_folds": 1_000_000},
         )
-        for lam in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+        for lam in (0.05, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     },
 }
 DEFAULT_STEPS = ("today", "g2p", "mix", "current")
@@ -92,8 +106,9 @@ def bench_domain(
     with_audio_run: bool = True,
     steps: Sequence[str] = DEFAULT_STEPS,
     test_on_adaptation: bool = False,
+    audio_settings: TrainingSettings | None = None,
 ) -> dict:
-    text, adapt, test = DOMAINS[name]
+    text, adapt, test = {**DOMAINS, **DEV_AUDIO_DOMAINS}[name]
     if test_on_adaptation:  # a second held-out set for text-only runs (they never see the adaptation audio)
         test, with_audio_run = adapt[::2], False
     directory = root / name
@@ -142,7 +157,7 @@ def bench_domain(
                 transcripts=[TextFile(notes)], train_pairs=train_pairs, test_pairs=test_pairs, pairing=pairing
             ),
             directory / "run-audio",
-            TrainingSettings(),
+            audio_settings or TrainingSettings(),
         )
         seconds["audio"] = round(perf_counter() - began, 1)
         w_audio = with_audio.metrics["evaluation"]["wer"]
@@ -153,6 +168,7 @@ def bench_domain(
                 "audio_run_text_audio": w_audio.get("text_audio"),
                 "audio_run_general_english": with_audio.metrics["lm"]["general_english"],
                 "audio_run_decoder": {k: with_audio.metrics["decoder"][k] for k in ("lw", "wip")},
+                "audio_run_adapted_tuning": with_audio.metrics["decoder"]["adapted_tuning"],
                 "acoustic": with_audio.metrics["acoustic"],
                 "pairing": with_audio.metrics["data"]["pairing"],
                 "train_audio_seconds": with_audio.metrics["data"]["train_audio_seconds"],
@@ -193,6 +209,14 @@ def print_domain(r: dict) -> None:
     print(f"durations: {r['seconds']}; decode RTF: {r.get('decode_rtf')}")
     if r.get("acoustic"):
         print(f"adaptation: {r['acoustic']['reason']}; dev WER {r['acoustic']['dev_wer']}; pairing {r['pairing']}")
+        print(f"decoder weights: text only {r['audio_run_decoder']}; adapted {_chosen(r['audio_run_adapted_tuning'])}")
+
+
+def _chosen(tuning: dict | None) -> str:
+    if not tuning:
+        return "none"
+    measured = f"WER {tuning['wer']:.3f} on {tuning['words']} words, tolerance {tuning['tolerance']}"
+    return f"lw {tuning['lw']}, wip {tuning['wip']} ({measured})"
 
 
 def _relative(before: dict, after: dict) -> str:
@@ -210,12 +234,22 @@ def main() -> None:
     parser.add_argument(
         "--test-on-adaptation", action="store_true", help="text-only runs tested on the adaptation sentences instead"
     )
+    parser.add_argument(
+        "--tuning-tolerance",
+        type=float,
+        default=None,
+        help="the text + audio run's tuning_tolerance_se (see ml/tuning)",
+    )
     args = parser.parse_args()
+    audio_settings = (
+        None if args.tuning_tolerance is None else TrainingSettings(tuning_tolerance_se=args.tuning_tolerance)
+    )
     root = Path(tempfile.mkdtemp(prefix="bench-acoustic-"))
     steps = [s for s in args.steps.split(",") if s]
     try:
         results = [
-            bench_domain(d, root, not args.no_audio, steps, args.test_on_adaptation) for d in args.domains.split(",")
+            bench_domain(d, root, not args.no_audio, steps, args.test_on_adaptation, audio_settings)
+            for d in args.domains.split(",")
         ]
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -88,18 +88,23 @@ def search_errors(config: DecoderConfig, utterances: Utterances) -> dict[str, di
     return out
 
 
+STEPS = {"base": ("the base en-US model (no training)", {}), **TEXT_STEPS}
+
+
 def bench_domain(name: str, root: Path, step: str, mode: str) -> dict[str, dict]:
     text, dev = DEV_DOMAINS[name]
     directory = root / step / name
     directory.mkdir(parents=True)
-    notes = directory / "text.txt"
-    notes.write_text(text, encoding="utf-8")
-    result = run_training(
-        TrainingInputs(transcripts=[TextFile(notes)]), directory / "run", TrainingSettings(**TEXT_STEPS[step][1])
-    )
-    mix = result.metrics["lm"]["general_english"] or {}
-    print(f"{step} / {name}: domain weight {mix.get('domain_weight')} ({mix.get('tuned_on')})", flush=True)
-    config = DecoderConfig(result.artifacts["lm_bin"], result.artifacts["lexicon"], base_model_files().hmm)
+    config = DecoderConfig.base()
+    if step != "base":
+        notes = directory / "text.txt"
+        notes.write_text(text, encoding="utf-8")
+        result = run_training(
+            TrainingInputs(transcripts=[TextFile(notes)]), directory / "run", TrainingSettings(**TEXT_STEPS[step][1])
+        )
+        mix = result.metrics["lm"]["general_english"] or {}
+        print(f"{step} / {name}: domain weight {mix.get('domain_weight')} ({mix.get('tuned_on')})", flush=True)
+        config = DecoderConfig(result.artifacts["lm_bin"], result.artifacts["lexicon"], base_model_files().hmm)
     utterances = [(load_pcm(p), s) for p, s in spoken(dev, directory / "dev", "d", 1)]
     if mode == "search":
         return search_errors(config, utterances)
@@ -110,7 +115,7 @@ def bench_domain(name: str, root: Path, step: str, mode: str) -> dict[str, dict]
 def print_step(step: str, domains: dict[str, dict[str, dict]]) -> None:
     first = next(iter(domains.values()))
     baseline = "default" if "default" in first else f"lw {DEFAULTS[0]}, wip {DEFAULTS[1]}"
-    print(f"\n## {step}: {TEXT_STEPS[step][0]}")
+    print(f"\n## {step}: {STEPS[step][0]}")
     print("| setting | " + " | ".join(domains) + " | pooled WER | vs default | CPU s |")
     print("|---|" + "---|" * (len(domains) + 3))
     total = {k: sum(d[k]["errors"] for d in domains.values()) for k in first}
@@ -127,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None, help="write the JSON results here")
     parser.add_argument("--domains", default=",".join(DEV_DOMAINS))
-    parser.add_argument("--steps", default="current", help=f"text-only steps ({', '.join(TEXT_STEPS)})")
+    parser.add_argument("--steps", default="current", help=f"models ({', '.join(STEPS)})")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--defaults-only", action="store_true", help="only lw 6.5 / wip 0.65, not the grid")
     modes.add_argument("--search", action="store_true", help="PocketSphinx search settings, not the weights")

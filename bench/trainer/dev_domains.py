@@ -5,7 +5,8 @@ A setting that a text-only run cannot tune for itself (it has no audio), such as
 is chosen on these three other domains instead, so the reported numbers stay held out. Each domain
 has training TEXT and DEV sentences built like the reported test sets: spoken by espeak-ng in the same
 rotation of voices and speeds, never in the training text, mixing its domain words with ordinary
-English the text does not have.
+English the text does not have. Two of them also have ADAPT sentences (other sentences again) for the
+audio + transcript pairs of a text + audio run, so that settings of the adaptation can be chosen here too.
 """
 
 from __future__ import annotations
@@ -154,8 +155,68 @@ KITCHEN_DEV = [
     "The delivery truck was late again this week.",
 ]
 
+WORKSHOP_ADAPT = [
+    "Replace the rear brake shoes and adjust the parking brake.",
+    "The coolant reservoir was low after the test drive.",
+    "Check the tire tread depth on all four wheels.",
+    "The battery failed the load test this morning.",
+    "Inspect the drive belt tensioner for noise.",
+    "Replace the front wheel bearing on the left side.",
+    "The engine oil was changed and the filter replaced.",
+    "Scan for fault codes after clearing the check engine light.",
+    "The brake fluid is dark and must be flushed.",
+    "Torque the axle nut to the specified value.",
+    "Inspect the exhaust for leaks near the converter.",
+    "The spark plug wires are cracked and worn.",
+    "Replace the upper radiator hose and the clamps.",
+    "Check the transmission fluid level with the engine running.",
+    "The steering rack boot is torn on the right side.",
+    "Clean the throttle body and reset the idle.",
+    "The air conditioning compressor clutch does not engage.",
+    "Replace the fuel filter and check for leaks.",
+    "Balance the front wheels after mounting the new tires.",
+    "The rear shocks are worn and bouncing.",
+    "Inspect the brake calipers for sticking pistons.",
+    "Replace the thermostat gasket and refill the coolant.",
+    "The alternator belt squeals on a cold start.",
+    "Record the mileage on the repair order.",
+]
+
+HELPDESK_ADAPT = [
+    "Reset the password for the new employee account.",
+    "The printer driver was reinstalled on the laptop.",
+    "Check the wireless network settings on the workstation.",
+    "The backup job failed because the disk was full.",
+    "Unlock the account after three failed logins.",
+    "Update the antivirus definitions on every server.",
+    "The virtual private network connection drops every hour.",
+    "Restore the mailbox from the weekly backup.",
+    "Assign the ticket to the server team.",
+    "The docking station does not detect the monitor.",
+    "Renew the certificate on the mail server.",
+    "Add the new user to the sales security group.",
+    "The shared drive is not mapped after the reboot.",
+    "Patch the workstation during the maintenance window.",
+    "Check the firewall log for blocked connections.",
+    "The laptop keyboard was replaced under warranty.",
+    "Reimage the workstation with the latest build.",
+    "The application freezes when the report opens.",
+    "Increase the disk space on the file server.",
+    "Enable the account of the returning employee.",
+    "The switch on the second floor was restarted.",
+    "Clear the print queue and restart the spooler service.",
+    "Verify that two factor authentication is enabled.",
+    "Record the asset tag of the replaced laptop.",
+]
+
 DEV_DOMAINS = {
     "workshop": (WORKSHOP_TEXT, WORKSHOP_DEV),
     "helpdesk": (HELPDESK_TEXT, HELPDESK_DEV),
     "kitchen": (KITCHEN_TEXT, KITCHEN_DEV),
+}
+
+# (text, adaptation sentences, dev sentences): the shape of acoustic_domains.DOMAINS, for bench_acoustic
+DEV_AUDIO_DOMAINS = {
+    "workshop": (WORKSHOP_TEXT, WORKSHOP_ADAPT, WORKSHOP_DEV),
+    "helpdesk": (HELPDESK_TEXT, HELPDESK_ADAPT, HELPDESK_DEV),
 }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from voxtrain_trainer.ml import TrainingResult
 from voxtrain_trainer.ml.arpa import read_arpa, write_arpa
 from voxtrain_trainer.ml.encoding import BOS, encode_sentences
 from voxtrain_trainer.ml.interpolate import (
@@ -140,21 +142,46 @@ def test_a_run_ships_the_mixed_lm_and_the_general_words(tmp_path: Path) -> None:
     assert "General English" in result.artifacts["model_card"].read_text(encoding="utf-8")
 
 
-def test_a_run_with_more_text_than_the_mix_limit_ships_the_domain_lm_and_says_why(tmp_path: Path) -> None:
+def _small_mix_run(tmp_path: Path, **settings: Any) -> TrainingResult:
+    """DOMAIN mixed with a small share of the general LM (300 words, 2,000 / 1,000 n-grams); ``settings``."""
     from voxtrain_trainer.ml import TextFile, TrainingInputs, TrainingSettings, run_training
 
     notes = tmp_path / "notes.txt"
     notes.write_text("\n".join(DOMAIN) + "\n", encoding="utf-8")
-    settings = TrainingSettings(
-        general_words=300,
-        general_bigrams=2000,
-        general_trigrams=1000,
-        general_lm_cache_dir=str(tmp_path / "cache"),
-        general_mix_max_words=10,
-    )
-    result = run_training(TrainingInputs([TextFile(notes)]), tmp_path, settings)
+    small = {"general_words": 300, "general_bigrams": 2000, "general_trigrams": 1000}
+    run_settings = TrainingSettings(**{**small, "general_lm_cache_dir": str(tmp_path / "cache"), **settings})
+    return run_training(TrainingInputs([TextFile(notes)]), tmp_path, run_settings)
+
+
+def test_a_run_with_more_text_than_the_mix_limit_ships_the_domain_lm_and_says_why(tmp_path: Path) -> None:
+    result = _small_mix_run(tmp_path, general_mix_max_words=10)
     lm = result.metrics["lm"]
     assert not lm["smoothing"].endswith("mixed with general English")
     assert f"has {result.metrics['data']['training_words']} words, more than 10" in lm["general_english"]["skipped"]
     assert "people" not in read_arpa(result.artifacts["lm"]).word_index  # a general word the domain text lacks
     assert "General English: not mixed in" in result.artifacts["model_card"].read_text(encoding="utf-8")
+
+
+def test_a_mix_that_would_not_fit_the_worker_takes_the_smaller_general_share_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxtrain_trainer.ml import types
+
+    # as if each mixed n-gram took 100 kB: the 3,302 general n-grams alone would need 330 MB beside the 512 reserved
+    monkeypatch.setattr(types, "MIX_BYTES_PER_NGRAM", 100_000)
+    result = _small_mix_run(tmp_path, general_fallback=(100, 500, 200), worker_memory_mb=768)
+    mix = result.metrics["lm"]["general_english"]
+    assert mix["general_ngram_counts"] == [102, 500, 200] and mix["general_words"] == 100
+    assert mix["general_pruning"] == {"words": 100, "bigrams": 500, "trigrams": 200}
+    assert "do not fit the worker's 768 MB" in mix["general_fallback"]
+    assert "A smaller share than usual" in result.artifacts["model_card"].read_text(encoding="utf-8")
+
+
+def test_the_mix_memory_rule() -> None:
+    from voxtrain_trainer.ml import TrainingSettings
+    from voxtrain_trainer.ml.types import MIX_BYTES_PER_NGRAM, WORKER_RESERVE_MB
+
+    room = (2048 - WORKER_RESERVE_MB) * 2**20 // MIX_BYTES_PER_NGRAM
+    assert TrainingSettings(worker_memory_mb=2048).mix_fits(room)
+    assert not TrainingSettings(worker_memory_mb=2048).mix_fits(room + 1)
+    assert room > 4_000_000  # the whole shipped base LM (3.8M n-grams) with a small domain text fits the default

@@ -57,9 +57,10 @@ def _general_section(mix: dict | None) -> list[str]:
     how = "tuned on held-out text" if mix["weight_tuned"] else "default weight"
     counts = mix.get("general_ngram_counts") or []
     phrases = f" and its {' / '.join(f'{c}' for c in counts[1:])} commonest longer n-grams" if counts[1:] else ""
+    fallback = f" A smaller share than usual: {mix['general_fallback']}." if mix.get("general_fallback") else ""
     return [
         f"- General English: the {mix['general_words']} commonest words of the base LM{phrases} are mixed in with "
-        f"domain weight {mix['domain_weight']} ({how})."
+        f"domain weight {mix['domain_weight']} ({how}).{fallback}"
     ]
 
 

@@ -38,6 +38,7 @@ from voxtrain_trainer.ml.evaluation import cap_sentences, compare_perplexity, co
 from voxtrain_trainer.ml.g2p_learn import learned_g2p
 from voxtrain_trainer.ml.general_lm import GeneralPruning, general_model
 from voxtrain_trainer.ml.interpolate import (
+    ArrayModel,
     interpolate_with_general,
     read_model,
     to_backoff_lm,
@@ -159,6 +160,26 @@ class _Mixing:
     lm: BackoffLM  # the final mixed LM, as read_arpa would read its file
 
 
+def _general_part(settings: TrainingSettings, domain_ngrams: int) -> tuple[ArrayModel, GeneralPruning, str | None]:
+    """The pruned general model to mix in: the settings' share when the mix fits the worker's memory, else the
+    fallback's smaller share, and why it fell back (None when it did not)."""
+    files, cache = base_model_files(), Path(settings.general_lm_cache_dir)
+    pruning = GeneralPruning(settings.general_words, settings.general_bigrams, settings.general_trigrams)
+    general = general_model(files.lm, files.dictionary, pruning, cache)
+    size = sum(len(level) for level in general.probs)
+    if settings.mix_fits(size + domain_ngrams):
+        return general, pruning, None
+    del general
+    general_model.cache_clear()  # the larger model goes before the smaller one is loaded
+    smaller = GeneralPruning(*settings.general_fallback)
+    reason = (
+        f"{size} general + {domain_ngrams} domain n-grams do not fit the worker's {settings.worker_memory_mb} MB "
+        f"while mixing: the {smaller.words} commonest words and {smaller.bigrams} / {smaller.trigrams} n-grams "
+        "among them are mixed in instead"
+    )
+    return general_model(files.lm, files.dictionary, smaller, cache), smaller, reason
+
+
 def _mix_general(
     final: DecoderConfig,
     tuning: DecoderConfig,
@@ -167,6 +188,7 @@ def _mix_general(
     vocabulary: set[str],
     settings: TrainingSettings,
     directory: Path,
+    domain_ngrams: Sequence[int],
 ) -> _Mixing:
     """The domain LM (and the tuning LM) interpolated with the base model's pruned general LM.
 
@@ -175,10 +197,8 @@ def _mix_general(
     cross-validation on the training text (each fold scored under an LM of the other folds); with
     too little text the default weight is used. Written under ``directory``.
     """
-    pruning = GeneralPruning(settings.general_words, settings.general_bigrams, settings.general_trigrams)
     began = perf_counter()
-    files = base_model_files()
-    general = general_model(files.lm, files.dictionary, pruning, Path(settings.general_lm_cache_dir))
+    general, pruning, fallback = _general_part(settings, sum(domain_ngrams))
     load_seconds = perf_counter() - began
     choice, tuned_on = None, "default weight (too little text to hold some out)"
     if held_out and tuning.lm != final.lm:
@@ -217,7 +237,9 @@ def _mix_general(
         mixed[source] = convert_to_binary(target, target.with_suffix(".bin"))
     assert final_lm is not None
     report = {
-        "general_words": pruning.words,
+        "general_words": sum(w not in SPECIALS for w in general.vocab),
+        "general_pruning": pruning.to_dict(),
+        "general_fallback": fallback,
         "general_ngram_counts": [len(level) for level in general.probs],
         "mixed_ngram_counts": counts,
         "domain_weight": lam,
@@ -384,7 +406,14 @@ def _run(
         elif settings.general_words > 0:
             held_out = data.pair_sentences if tuning_config is not custom else []
             mixing = _mix_general(
-                custom, tuning_config, held_out, data, set(lexicon.entries), settings, work_dir / "mixed-lm"
+                custom,
+                tuning_config,
+                held_out,
+                data,
+                set(lexicon.entries),
+                settings,
+                work_dir / "mixed-lm",
+                ngram_counts,
             )
             # Always shipped when on: tuning on the train audio (domain sentences) would favour the
             # domain-only LM, yet held-out speech uses ordinary words too (see bench/trainer/bench_acoustic.py).
@@ -419,6 +448,7 @@ def _run(
                 settings.wip_grid,
                 settings.max_tuning_decodes,
                 lambda f: step(AUDIO_SHARE + (1 - AUDIO_SHARE) * f),
+                settings.tuning_tolerance_se,
             )
     lw, wip = (tuning.lw, tuning.wip) if tuning else (DEFAULT_LW, DEFAULT_WIP)
     custom = custom.with_weights(lw, wip)
@@ -437,6 +467,7 @@ def _run(
                 settings.lw_grid,
                 settings.wip_grid,
                 settings.max_tuning_decodes,
+                tolerance_se=settings.tuning_tolerance_se,
             )
         shutil.rmtree(work_dir / "acoustic", ignore_errors=True)
         shutil.rmtree(work_dir / "tuning-lm", ignore_errors=True)

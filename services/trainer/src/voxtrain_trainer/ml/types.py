@@ -23,6 +23,10 @@ G2P_METHODS = ("phonetisaurus", "espeak")
 # (69 bytes an n-gram at 10.9M n-grams of a trigram model; see bench/e2e/RESULTS.md).
 WORKER_RESERVE_MB = 512
 CONVERT_BYTES_PER_NGRAM = 72
+# Mixing with general English holds the general model, the domain model and their mixture at once: measured
+# 1,292 MB peak for a tiny text mixed with the whole base LM (3.8M n-grams) and 2,035 MB for 1M words of
+# Zipf text (5.0M mixed n-grams), so beside the reserve about 330 bytes per mixed n-gram (general + domain).
+MIX_BYTES_PER_NGRAM = 330
 MIN_WORKER_MEMORY_MB = 768
 
 
@@ -86,6 +90,9 @@ class TrainingSettings:
     lw_grid: tuple[float, ...] = (6.5, 9.0, 12.0)
     wip_grid: tuple[float, ...] = (0.2, 0.65, 2.0)
     max_tuning_decodes: int = 180
+    # lw/wip: the point nearest PocketSphinx's defaults among those within this many standard errors of the lowest
+    # WER (0: the lowest WER itself; see ml/tuning.py)
+    tuning_tolerance_se: float = 1.0
     max_perplexity_words: int = 200_000
     g2p_voice: str = "en-us"
     worker_memory_mb: int = 2048  # budget of the whole training worker (see worker_budget)
@@ -99,9 +106,16 @@ class TrainingSettings:
     work_disk_mb: int | None = None
     lm_max_vocabulary: int | None = None  # None: chosen by corpus size (lm_external.auto_limits)
     lm_prune_thresholds: tuple[int, ...] | None = None  # one count per order; None: by corpus size
-    general_words: int = 10_000  # commonest base-LM words mixed into the domain LM (0: domain text only)
-    general_bigrams: int = 200_000  # most probable base-LM bigrams among them mixed in
-    general_trigrams: int = 100_000  # and trigrams
+    # The general English mixed into the domain LM: the base LM's commonest pronounceable words (0: domain text
+    # only) and its most probable bigrams and trigrams among them. The defaults are over the shipped en-US LM's
+    # own sizes (72,544 pronounceable words, 2.05M bigrams, 1.67M trigrams): all of it is mixed in when the mix
+    # fits the worker's memory (MIX_BYTES_PER_NGRAM), else general_fallback's smaller share. Chosen on the
+    # development domains (bench/trainer/ACOUSTIC_RESULTS.md): pooled WER 0.781 with the 10,000 / 200,000 /
+    # 100,000 of before, 0.740 with 50,000 / 2M / 1M, 0.727 with all of it (the base model alone: 0.736).
+    general_words: int = 200_000
+    general_bigrams: int = 10_000_000
+    general_trigrams: int = 10_000_000
+    general_fallback: tuple[int, int, int] = (10_000, 200_000, 100_000)  # words, bigrams, trigrams
     general_tuning_folds: int = 5  # without held-out pairs: cross-validation folds of the text that tune the weight
     general_lm_cache_dir: str = str(Path(tempfile.gettempdir()) / "voxtrain-general-lm")  # pruned base LM cache
     default_domain_weight: float = 0.8  # domain LM weight when there is no held-out text to tune it on
@@ -125,6 +139,8 @@ class TrainingSettings:
             raise ValueError("heldout_fraction must be between 0 and 1")
         if not self.lw_grid or not self.wip_grid or self.max_tuning_decodes < 1:
             raise ValueError("the tuning grid and decode budget must not be empty")
+        if self.tuning_tolerance_se < 0:
+            raise ValueError("tuning_tolerance_se must not be negative")
         if self.worker_memory_mb < MIN_WORKER_MEMORY_MB:
             raise ValueError(f"worker_memory_mb must be at least {MIN_WORKER_MEMORY_MB}")
         if self.lm_memory_mb is not None and not 256 <= self.lm_memory_mb <= self.worker_memory_mb:
@@ -157,6 +173,11 @@ class TrainingSettings:
         (``CONVERT_BYTES_PER_NGRAM`` each) holds in the worker's budget beside the rest of the worker."""
         fit = (self.worker_memory_mb - WORKER_RESERVE_MB) * 2**20 // CONVERT_BYTES_PER_NGRAM
         return self.lm_max_ngrams or max(int(fit), 1)
+
+    def mix_fits(self, mixed_ngrams: int) -> bool:
+        """Whether mixing ``mixed_ngrams`` n-grams (general + domain) with general English fits the worker's budget
+        beside the rest of the worker."""
+        return WORKER_RESERVE_MB * 2**20 + mixed_ngrams * MIX_BYTES_PER_NGRAM <= self.worker_memory_mb * 2**20
 
     def to_dict(self) -> dict:
         """JSON-ready view."""
