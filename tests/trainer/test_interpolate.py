@@ -185,3 +185,6 @@ def test_the_mix_memory_rule() -> None:
     assert TrainingSettings(worker_memory_mb=2048).mix_fits(room)
     assert not TrainingSettings(worker_memory_mb=2048).mix_fits(room + 1)
     assert room > 4_000_000  # the whole shipped base LM (3.8M n-grams) with a small domain text fits the default
+    # a second mixture (the tuning LM of a run with audio pairs and other text) costs more per n-gram
+    assert not TrainingSettings(worker_memory_mb=2048).mix_fits(room, mixtures=2)
+    assert TrainingSettings(worker_memory_mb=2048).mix_fits(3_900_000, mixtures=2)

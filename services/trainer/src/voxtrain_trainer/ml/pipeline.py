@@ -160,14 +160,16 @@ class _Mixing:
     lm: BackoffLM  # the final mixed LM, as read_arpa would read its file
 
 
-def _general_part(settings: TrainingSettings, domain_ngrams: int) -> tuple[ArrayModel, GeneralPruning, str | None]:
-    """The pruned general model to mix in: the settings' share when the mix fits the worker's memory, else the
-    fallback's smaller share, and why it fell back (None when it did not)."""
+def _general_part(
+    settings: TrainingSettings, domain_ngrams: int, mixtures: int
+) -> tuple[ArrayModel, GeneralPruning, str | None]:
+    """The pruned general model to mix in: the settings' share when mixing it into ``mixtures`` LMs fits the
+    worker's memory, else the fallback's smaller share, and why it fell back (None when it did not)."""
     files, cache = base_model_files(), Path(settings.general_lm_cache_dir)
     pruning = GeneralPruning(settings.general_words, settings.general_bigrams, settings.general_trigrams)
     general = general_model(files.lm, files.dictionary, pruning, cache)
     size = sum(len(level) for level in general.probs)
-    if settings.mix_fits(size + domain_ngrams):
+    if settings.mix_fits(size + domain_ngrams, mixtures):
         return general, pruning, None
     del general
     general_model.cache_clear()  # the larger model goes before the smaller one is loaded
@@ -198,7 +200,7 @@ def _mix_general(
     too little text the default weight is used. Written under ``directory``.
     """
     began = perf_counter()
-    general, pruning, fallback = _general_part(settings, sum(domain_ngrams))
+    general, pruning, fallback = _general_part(settings, sum(domain_ngrams), len({final.lm, tuning.lm}))
     load_seconds = perf_counter() - began
     choice, tuned_on = None, "default weight (too little text to hold some out)"
     if held_out and tuning.lm != final.lm:

@@ -27,6 +27,10 @@ CONVERT_BYTES_PER_NGRAM = 72
 # 1,292 MB peak for a tiny text mixed with the whole base LM (3.8M n-grams) and 2,035 MB for 1M words of
 # Zipf text (5.0M mixed n-grams), so beside the reserve about 330 bytes per mixed n-gram (general + domain).
 MIX_BYTES_PER_NGRAM = 330
+# A run with audio pairs and other text mixes a second LM (the one weights are tuned with) while it holds the first:
+# a 30-line text with the whole base LM peaked 1,292 MB without pairs and 1,531 MB with them, ~65 bytes more per
+# n-gram.
+MIX_SECOND_BYTES_PER_NGRAM = 80
 MIN_WORKER_MEMORY_MB = 768
 
 
@@ -174,10 +178,11 @@ class TrainingSettings:
         fit = (self.worker_memory_mb - WORKER_RESERVE_MB) * 2**20 // CONVERT_BYTES_PER_NGRAM
         return self.lm_max_ngrams or max(int(fit), 1)
 
-    def mix_fits(self, mixed_ngrams: int) -> bool:
-        """Whether mixing ``mixed_ngrams`` n-grams (general + domain) with general English fits the worker's budget
-        beside the rest of the worker."""
-        return WORKER_RESERVE_MB * 2**20 + mixed_ngrams * MIX_BYTES_PER_NGRAM <= self.worker_memory_mb * 2**20
+    def mix_fits(self, mixed_ngrams: int, mixtures: int = 1) -> bool:
+        """Whether mixing ``mixed_ngrams`` n-grams (general + domain) with general English, into ``mixtures`` LMs one
+        after the other, fits the worker's budget beside the rest of the worker."""
+        per_ngram = MIX_BYTES_PER_NGRAM + (mixtures - 1) * MIX_SECOND_BYTES_PER_NGRAM
+        return WORKER_RESERVE_MB * 2**20 + mixed_ngrams * per_ngram <= self.worker_memory_mb * 2**20
 
     def to_dict(self) -> dict:
         """JSON-ready view."""
