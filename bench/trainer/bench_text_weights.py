@@ -21,8 +21,6 @@ import tempfile
 from pathlib import Path
 from time import process_time
 
-import pocketsphinx
-
 from bench.trainer.bench_acoustic import TEXT_STEPS
 from bench.trainer.dev_domains import DEV_DOMAINS
 from tests.trainer.recordings import spoken
@@ -74,16 +72,9 @@ def search_errors(config: DecoderConfig, utterances: Utterances) -> dict[str, di
     """Errors and reference words under each of SEARCH's PocketSphinx options (default weights)."""
     out = {}
     for name, options in SEARCH.items():
-        decoder = pocketsphinx.Decoder(
-            hmm=str(config.hmm), lm=str(config.lm), dict=str(config.dictionary), loglevel="FATAL", **options
-        )
-        began, hyps = process_time(), []
-        for pcm, _ in utterances:
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            words = [s.word.split("(")[0] for s in decoder.seg() or []]
-            hyps.append(" ".join(w for w in words if w and not w.startswith(("<", "[", "++"))))
+        decoder = SpeechDecoder(config, **options)
+        began = process_time()
+        hyps = [decoder.decode(pcm).text for pcm, _ in utterances]
         out[name] = score([r for _, r in utterances], hyps, process_time() - began)
     return out
 

@@ -190,7 +190,7 @@ def _mix_general(
     vocabulary: set[str],
     settings: TrainingSettings,
     directory: Path,
-    domain_ngrams: Sequence[int],
+    domain_ngrams: int,
 ) -> _Mixing:
     """The domain LM (and the tuning LM) interpolated with the base model's pruned general LM.
 
@@ -200,7 +200,7 @@ def _mix_general(
     too little text the default weight is used. Written under ``directory``.
     """
     began = perf_counter()
-    general, pruning, fallback = _general_part(settings, sum(domain_ngrams), len({final.lm, tuning.lm}))
+    general, pruning, fallback = _general_part(settings, domain_ngrams, len({final.lm, tuning.lm}))
     load_seconds = perf_counter() - began
     choice, tuned_on = None, "default weight (too little text to hold some out)"
     if held_out and tuning.lm != final.lm:
@@ -415,7 +415,7 @@ def _run(
                 set(lexicon.entries),
                 settings,
                 work_dir / "mixed-lm",
-                ngram_counts,
+                sum(ngram_counts),
             )
             # Always shipped when on: tuning on the train audio (domain sentences) would favour the
             # domain-only LM, yet held-out speech uses ordinary words too (see bench/trainer/bench_acoustic.py).
