@@ -7,7 +7,8 @@ sentences with a rotation of voices and speeds (test and adaptation recordings a
 sentences, other files). The aviation adaptation audio is four long recordings with a VTT
 transcript each, paired by base name and cut by cue times like a customer upload. Per domain, one
 text-only run per step of TEXT_STEPS (the text-only model as issue 13 was filed -- espeak-ng G2P and
-the domain LM alone --, the learned G2P alone, the general-English mix alone, both) and one text +
+the domain LM alone --, the learned G2P alone, the general-English mix alone, both with PocketSphinx's
+default search, and with the shipped wide search) and one text +
 audio run; the table prints the base model, those runs, and the text + audio run's text-only and
 adapted models, all on the same test audio, with each step's relative WER change.
 """
@@ -27,8 +28,8 @@ from bench.trainer.dev_domains import DEV_AUDIO_DOMAINS
 from tests.trainer.recordings import long_recordings, spoken
 from voxtrain_trainer.ml import AudioPair, TextFile, TrainingInputs, TrainingResult, TrainingSettings, run_training
 from voxtrain_trainer.ml.audio import load_pcm, pcm_duration
-from voxtrain_trainer.ml.base_model import base_model_files
-from voxtrain_trainer.ml.decoder import DecoderConfig, SpeechDecoder
+from voxtrain_trainer.ml.decoder import SpeechDecoder
+from voxtrain_trainer.ml.model_files import decoder_config
 from voxtrain_trainer.ml.pairing import NamedFile, pair_recordings
 
 
@@ -38,8 +39,8 @@ def row(name: str, r: dict) -> str:
 
 
 def decode_rtf(result: TrainingResult, pairs: list[AudioPair]) -> dict:
-    """Decode seconds (wall and CPU) per audio second of a run's LM + lexicon (base acoustic model) on ``pairs``."""
-    config = DecoderConfig(result.artifacts["lm_bin"], result.artifacts["lexicon"], base_model_files().hmm)
+    """Decode seconds (wall and CPU) per audio second of a text-only run's model (its decoder.json) on ``pairs``."""
+    config = decoder_config(result.model_dir)
     began = perf_counter()
     decoder = SpeechDecoder(config)
     load = perf_counter() - began
@@ -62,10 +63,15 @@ def decode_rtf(result: TrainingResult, pairs: list[AudioPair]) -> dict:
 # The text-only model one step at a time: "today" is the text-only model as issue 13 was filed (espeak-ng G2P,
 # domain LM alone); then each of the two text steps alone, then both (what runs ship now).
 TEXT_STEPS = {
-    "today": ("as at issue filing: espeak-ng G2P, domain LM alone", {"g2p_method": "espeak", "general_words": 0}),
-    "g2p": ("learned G2P, domain LM alone", {"general_words": 0}),
-    "mix": ("espeak-ng G2P, domain LM + general English", {"g2p_method": "espeak"}),
-    "current": ("learned G2P + general English (shipped)", {}),
+    # the steps before "current" decode with PocketSphinx's default search, as every model did before "wide"
+    "today": (
+        "as at issue filing: espeak-ng G2P, domain LM alone",
+        {"g2p_method": "espeak", "general_words": 0, "decoder_search": "standard"},
+    ),
+    "g2p": ("learned G2P, domain LM alone", {"general_words": 0, "decoder_search": "standard"}),
+    "mix": ("espeak-ng G2P, domain LM + general English", {"g2p_method": "espeak", "decoder_search": "standard"}),
+    "standard": ("learned G2P + general English, PocketSphinx's default search", {"decoder_search": "standard"}),
+    "current": ("learned G2P + general English, wide search (shipped)", {}),
     # a candidate: the commonest 30,000 pronounceable words of the base LM instead of 10,000
     "vocab30k": ("learned G2P + general English, 30,000 words", {"general_words": 30_000}),
     "vocab20k": ("learned G2P + general English, 20,000 words", {"general_words": 20_000}),
@@ -96,7 +102,7 @@ TEXT_STEPS = {
         for lam in (0.05, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     },
 }
-DEFAULT_STEPS = ("today", "g2p", "mix", "current")
+DEFAULT_STEPS = ("today", "g2p", "mix", "standard", "current")
 RTF_STEPS = ("today", "current", "vocab30k")
 
 
@@ -196,7 +202,7 @@ def print_domain(r: dict) -> None:
     t = r["text_only"]
     if "today" in t:
         # relative WER reduction vs today's text-only model (negative = fewer errors)
-        for step in ("g2p", "mix", "current", "vocab30k"):
+        for step in ("g2p", "mix", "standard", "current", "vocab30k"):
             if step in t:
                 print(f"relative WER change vs today, {step}: {_relative(t['today'], t[step])}")
     if "current" in t and r.get("audio_run_text_audio"):
@@ -240,10 +246,10 @@ def main() -> None:
         default=None,
         help="the text + audio run's tuning_tolerance_se (see ml/tuning)",
     )
+    parser.add_argument("--audio-search", default=None, help="the text + audio run's decoder_search (see ml/types)")
     args = parser.parse_args()
-    audio_settings = (
-        None if args.tuning_tolerance is None else TrainingSettings(tuning_tolerance_se=args.tuning_tolerance)
-    )
+    audio_options = {"tuning_tolerance_se": args.tuning_tolerance, "decoder_search": args.audio_search}
+    audio_settings = TrainingSettings(**{k: v for k, v in audio_options.items() if v is not None})
     root = Path(tempfile.mkdtemp(prefix="bench-acoustic-"))
     steps = [s for s in args.steps.split(",") if s]
     try:

@@ -9,12 +9,15 @@ development domain (bench/trainer/dev_domains.py: never the reported aviation an
 the text-only model of each step (bench_acoustic.TEXT_STEPS) on every lw x wip of a grid, and prints
 each point's WER pooled over the domains' words next to the defaults' WER. ``--defaults-only``
 measures the defaults alone (to compare steps); ``--search`` measures PocketSphinx search settings
-(beams, Gaussians per frame, lookahead, passes) at the default weights instead of the grid.
+(beams, Gaussians per frame, lookahead, passes) at the default weights instead of the grid. Each model
+decodes as it ships (its decoder.json, with its step's search); ``--search`` puts every candidate on top
+of PocketSphinx's default search instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -26,8 +29,8 @@ from bench.trainer.dev_domains import DEV_DOMAINS
 from tests.trainer.recordings import spoken
 from voxtrain_trainer.ml import TextFile, TrainingInputs, TrainingSettings, run_training
 from voxtrain_trainer.ml.audio import load_pcm
-from voxtrain_trainer.ml.base_model import base_model_files
 from voxtrain_trainer.ml.decoder import DecoderConfig, SpeechDecoder
+from voxtrain_trainer.ml.model_files import decoder_config
 from voxtrain_trainer.ml.wer import word_error_rate
 
 LW_GRID = (6.5, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0)
@@ -44,6 +47,25 @@ SEARCH = {
     "no bestpath": {"bestpath": False},
     "no fwdflat": {"fwdflat": False},
     "all widening": {"pl_window": 0, "topn": 8, "beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60, "maxhmmpf": -1},
+    "lookahead off, topn 8": {"pl_window": 0, "topn": 8},
+    "lookahead off, no HMM cap": {"pl_window": 0, "maxhmmpf": -1},
+    "wider beams, no HMM cap": {"beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60, "maxhmmpf": -1},
+    "topn 8, wider beams, no HMM cap": {"topn": 8, "beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60, "maxhmmpf": -1},
+    "lookahead off, wider beams, no HMM cap": {
+        "pl_window": 0,
+        "beam": 1e-60,
+        "wbeam": 1e-40,
+        "pbeam": 1e-60,
+        "maxhmmpf": -1,
+    },
+    "all widening, beams 1e-54": {
+        "pl_window": 0,
+        "topn": 8,
+        "beam": 1e-54,
+        "wbeam": 1e-35,
+        "pbeam": 1e-54,
+        "maxhmmpf": -1,
+    },
 }
 
 Utterances = list[tuple[bytes, str]]
@@ -95,10 +117,10 @@ def bench_domain(name: str, root: Path, step: str, mode: str) -> dict[str, dict]
         )
         mix = result.metrics["lm"]["general_english"] or {}
         print(f"{step} / {name}: domain weight {mix.get('domain_weight')} ({mix.get('tuned_on')})", flush=True)
-        config = DecoderConfig(result.artifacts["lm_bin"], result.artifacts["lexicon"], base_model_files().hmm)
+        config = decoder_config(result.model_dir)  # what the model ships with (decoder.json: weights, search)
     utterances = [(load_pcm(p), s) for p, s in spoken(dev, directory / "dev", "d", 1)]
-    if mode == "search":
-        return search_errors(config, utterances)
+    if mode == "search":  # each SEARCH entry on top of PocketSphinx's default search
+        return search_errors(dataclasses.replace(config, search={}), utterances)
     grid = ((DEFAULTS[0],), (DEFAULTS[1],)) if mode == "defaults" else (LW_GRID, WIP_GRID)
     return grid_errors(config, utterances, *grid)
 

@@ -94,6 +94,13 @@ def test_a_text_only_model_ships_the_base_acoustic_model_whole_with_its_decoder_
     assert json.loads(export.settings_json(p)) == p.settings
 
 
+def test_the_search_options_the_model_decodes_with_ship_beside_its_weights() -> None:
+    p = export.plan({**DECODER, "search": {"pl_window": 0, "topn": 8}}, ARTIFACTS, BASE)
+    assert p.settings["options"] == {"lw": 9.0, "wip": 0.65, "pl_window": 0, "topn": 8}
+    card = export.model_card("m", "r", None, datetime(2026, 11, 29, tzinfo=UTC), p, "# Custom speech model\n")
+    assert "lw 9, wip 0.65, pl_window 0, topn 8" in card
+
+
 def test_an_adapted_model_replaces_the_base_files_and_adds_its_mllr_transform() -> None:
     adapted = {**ARTIFACTS, "acoustic_mean": PREFIX + "am_means", "acoustic_sendump": PREFIX + "am_sendump"}
     decoder = {

@@ -124,7 +124,8 @@ async def test_an_exported_model_decodes_with_plain_pocketsphinx_like_the_traine
     metrics = json.loads((root / "metrics.json").read_text())
     # the weights that ship: tuned again with the adapted acoustic model when one ships, else the text-only ones
     shipped = metrics["decoder"]["adapted_tuning"] or metrics["decoder"]
-    assert settings["options"] == {"lw": shipped["lw"], "wip": shipped["wip"]}
+    search = metrics["decoder"]["search"]["options"]
+    assert search and settings["options"] == {"lw": shipped["lw"], "wip": shipped["wip"], **search}
     method = metrics["acoustic"]["method"]
     assert ("mllr" in settings["files"]) == ("mllr" in method), (method, settings)
     card = (root / "MODEL_CARD.md").read_text()

@@ -116,6 +116,17 @@ def test_artifacts_are_written(trained) -> None:
     assert "\nmetoprolol " in dictionary
 
 
+def test_the_model_decodes_with_the_search_options_it_was_trained_with(trained) -> None:
+    result, _ = trained
+    decoder = json.loads(result.artifacts["decoder"].read_text())
+    assert decoder["search"] == SETTINGS.search_options == {"pl_window": 0, "topn": 8}  # the "wide" default
+    assert result.metrics["decoder"]["search"] == {"name": "wide", "options": decoder["search"]}
+    loaded = load_decoder(result.model_dir)
+    assert (loaded.option("pl_window"), loaded.option("topn")) == (0, 8)
+    assert load_decoder(None).option("topn") == 4  # the base model keeps PocketSphinx's defaults
+    assert "Decoder search: wide (pl_window 0, topn 8)" in result.artifacts["model_card"].read_text()
+
+
 def test_progress_is_reported_per_stage_and_never_goes_down(trained) -> None:
     _, events = trained
     percents = [p for _, p in events]
@@ -256,3 +267,8 @@ def test_an_exception_from_progress_cancels_unchanged(tmp_path: Path) -> None:
 
     with pytest.raises(Cancelled):
         run_training(TrainingInputs(transcripts=[TextFile(notes)]), tmp_path, SETTINGS, progress)
+
+
+def test_an_unknown_decoder_search_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="decoder_search must be one of standard, wide"):
+        TrainingSettings(decoder_search="fast")

@@ -9,8 +9,9 @@ directory, the archive's files in order, each with where its bytes come from, an
   (``mdef``, ``means``, ``variances``, ``transition_matrices``, ``sendump``, ``feat.params``, ``noisedict``,
   ``README``…), with the run's MAP-adapted files in place of the base ones, plus ``mllr_matrix`` when an MLLR
   transform was adapted;
-- ``pocketsphinx.json`` — ``{"files": {option: path relative to the archive root}, "options": {"lw", "wip"},
-  "audio": …}``: ``pocketsphinx.Decoder(**files_resolved, **options)`` is the trainer's own decoder;
+- ``pocketsphinx.json`` — ``{"files": {option: path relative to the archive root}, "options": {"lw", "wip" and
+  decoder.json's search options}, "audio": …}``: ``pocketsphinx.Decoder(**files_resolved, **options)`` is the
+  trainer's own decoder;
 - ``MODEL_CARD.md`` (from :func:`model_card`) and ``SHA256SUMS`` (written by ``archive.tar_gz``).
 
 A run whose ``decoder.json`` names a file that is not among its artifacts raises ``ValueError``.
@@ -91,7 +92,7 @@ def plan(decoder: Mapping[str, Any], artifacts: Mapping[str, str], base_acoustic
     settings = {
         "format": FORMAT,
         "files": paths,
-        "options": {"lw": float(decoder["lw"]), "wip": float(decoder["wip"])},
+        "options": {"lw": float(decoder["lw"]), "wip": float(decoder["wip"]), **(decoder.get("search") or {})},
         "acoustic_model": decoder.get("acoustic_model", "pocketsphinx:en-us"),
         "audio": {
             "sample_rate": SAMPLE_RATE,

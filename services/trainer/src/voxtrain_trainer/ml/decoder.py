@@ -1,16 +1,17 @@
 """PocketSphinx decoding of 16 kHz PCM into normalised text with word timings.
 
-Contract: :class:`SpeechDecoder` loads one model (acoustic model + LM + dictionary + weights)
-once, with an adapted acoustic model's files (:class:`AcousticFiles`: MAP-adapted means,
-variances, mixture weights, transition matrices and/or an MLLR transform) replacing those of
-``hmm`` when given, and and decodes any number of utterances with :meth:`SpeechDecoder.decode`. The transcript
+Contract: :class:`SpeechDecoder` loads one model (acoustic model + LM + dictionary + weights +
+search options) once, with an adapted acoustic model's files (:class:`AcousticFiles`: MAP-adapted
+means, variances, mixture weights, transition matrices and/or an MLLR transform) replacing those of
+``hmm`` when given, and decodes any number of utterances with :meth:`SpeechDecoder.decode`. The transcript
 holds only real words (no ``<s>``, ``</s>``, ``<sil>``, ``[NOISE]``-style fillers), without
 alternate-pronunciation markers (``the(2)`` -> ``the``), with start/end in seconds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pocketsphinx
@@ -39,7 +40,7 @@ class AcousticFiles:
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    """What a decoder loads: LM, dictionary, acoustic model and weights (``None`` = default)."""
+    """What a decoder loads: LM, dictionary, acoustic model, weights (``None`` = default) and search options."""
 
     lm: Path
     dictionary: Path
@@ -47,20 +48,26 @@ class DecoderConfig:
     lw: float | None = None
     wip: float | None = None
     acoustic: AcousticFiles | None = None
+    # PocketSphinx search options on top of its defaults (a trained model's decoder.json "search")
+    search: Mapping[str, int | float] = field(default_factory=dict)
 
     @classmethod
     def base(cls) -> DecoderConfig:
-        """The shipped en-US model with PocketSphinx's default weights."""
+        """The shipped en-US model with PocketSphinx's default weights and search."""
         files = base_model_files()
         return cls(lm=files.lm, dictionary=files.dictionary, hmm=files.hmm)
 
     def with_weights(self, lw: float, wip: float) -> DecoderConfig:
         """The same model with other decoder weights."""
-        return DecoderConfig(self.lm, self.dictionary, self.hmm, lw, wip, self.acoustic)
+        return replace(self, lw=lw, wip=wip)
 
     def with_acoustic(self, acoustic: AcousticFiles | None) -> DecoderConfig:
         """The same model with another (adapted) acoustic model."""
-        return DecoderConfig(self.lm, self.dictionary, self.hmm, self.lw, self.wip, acoustic)
+        return replace(self, acoustic=acoustic)
+
+    def with_lm(self, lm: Path) -> DecoderConfig:
+        """The same model with another language model."""
+        return replace(self, lm=lm)
 
 
 @dataclass(frozen=True)
@@ -94,12 +101,13 @@ class SpeechDecoder:
     """A loaded PocketSphinx decoder (not thread-safe: one per worker thread)."""
 
     def __init__(self, config: DecoderConfig, **search: object) -> None:
-        """``search``: PocketSphinx options on top of its defaults (beams, ``topn``...; benchmarks compare them)."""
+        """``search``: PocketSphinx options on top of the config's (beams, ``topn``...; benchmarks compare them)."""
         kwargs: dict[str, object] = {
             "hmm": str(config.hmm),
             "lm": str(config.lm),
             "dict": str(config.dictionary),
             "loglevel": "FATAL",
+            **config.search,
             **search,
         }
         if config.lw is not None:
@@ -118,6 +126,10 @@ class SpeechDecoder:
         self.frame_rate = int(self._decoder.config["frate"])
         self.lw = float(self._decoder.config["lw"])
         self.wip = float(self._decoder.config["wip"])
+
+    def option(self, name: str) -> object:
+        """The value PocketSphinx decodes with for one of its options (``topn``, ``beam``...)."""
+        return self._decoder.config[name]
 
     def decode(self, pcm: bytes) -> Transcript:
         """Recognise one utterance of 16 kHz mono s16 ``pcm``."""

@@ -49,6 +49,13 @@ def _wer_section(wer: dict | None) -> list[str]:
     return lines
 
 
+def _search_line(search: dict | None) -> list[str]:
+    if not search:
+        return []
+    options = ", ".join(f"{k} {v}" for k, v in search["options"].items()) or "PocketSphinx's defaults"
+    return [f"- Decoder search: {search['name']} ({options}); the base model decodes with PocketSphinx's defaults."]
+
+
 def _general_section(mix: dict | None) -> list[str]:
     if not mix:
         return []
@@ -153,6 +160,7 @@ def render_model_card(metrics: dict) -> str:
             if (adapted := dec.get("adapted_tuning"))
             else ""
         ),
+        *_search_line(dec.get("search")),
         "",
         *_acoustic_section(metrics.get("acoustic")),
         "## Results: base vs text only vs text + audio",

@@ -3,7 +3,8 @@
 Contract: a model directory holds ``lm.arpa`` (portable), ``lm.bin`` (the same model in
 PocketSphinx's binary format, what decoders load), ``lexicon.dict`` and ``decoder.json``
 (``{"format": 1, "lm": "lm.bin", "lm_arpa": "lm.arpa", "dictionary": ..., "acoustic_model":
-"pocketsphinx:en-us", "lw": ..., "wip": ..., "order": ..., "sample_rate": 16000}``), plus
+"pocketsphinx:en-us", "lw": ..., "wip": ..., "search": {PocketSphinx option: value}, "order": ...,
+"sample_rate": 16000}``; a file without ``search`` decodes with PocketSphinx's default search), plus
 ``metrics.json`` and ``model_card.md`` for people. A directory without ``lm.bin`` still works
 from ``lm.arpa``. :func:`decoder_config` turns a directory back into a
 :class:`DecoderConfig`; ``None`` means the base model.
@@ -12,6 +13,7 @@ from ``lm.arpa``. :func:`decoder_config` turns a directory back into a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from voxtrain_trainer.ml.audio import SAMPLE_RATE
@@ -34,6 +36,7 @@ def write_decoder_json(
     order: int,
     acoustic: AcousticFiles | None = None,
     adaptation: str | None = None,
+    search: Mapping[str, int | float] | None = None,
 ) -> Path:
     """Write ``decoder.json`` for the LM, lexicon and adapted acoustic files in ``model_dir``."""
     path = model_dir / DECODER_FILE
@@ -45,6 +48,7 @@ def write_decoder_json(
         "acoustic_model": "pocketsphinx:en-us",
         "lw": lw,
         "wip": wip,
+        "search": dict(search or {}),
         "order": order,
         "sample_rate": SAMPLE_RATE,
     }
@@ -84,4 +88,5 @@ def decoder_config(model_dir: Path | None) -> DecoderConfig:
         lw=float(spec["lw"]),
         wip=float(spec["wip"]),
         acoustic=acoustic,
+        search=dict(spec.get("search") or {}),
     )

@@ -146,7 +146,7 @@ def _tuning_config(
     if not other.count:
         return final, "full LM (the train pairs are the only text; their transcripts are in it)"
     _, _, bin_path = _write_lm(other, settings, directory)
-    return DecoderConfig(bin_path, final.dictionary, final.hmm), "LM without the train pairs' transcripts"
+    return final.with_lm(bin_path), "LM without the train pairs' transcripts"
 
 
 @dataclass
@@ -253,8 +253,8 @@ def _mix_general(
         "source": "base en-us LM (trie binary read by ml/trie_lm.py), pruned to its commonest words and n-grams",
     }
     return _Mixing(
-        DecoderConfig(mixed[final.lm], final.dictionary, final.hmm),
-        DecoderConfig(mixed[tuning.lm], tuning.dictionary, tuning.hmm),
+        final.with_lm(mixed[final.lm]),
+        tuning.with_lm(mixed[tuning.lm]),
         [ng[0] for ng in general.probs[0] if ng[0] not in SPECIALS],
         report,
         final_lm,
@@ -393,7 +393,7 @@ def _run(
         discounts, ngram_counts, lm_order = estimated.discounts, estimated.ngram_counts, estimated.order
         lm_path = model_dir / model_files.LM_FILE
         dict_path = model_dir / model_files.DICT_FILE
-        custom = DecoderConfig(lm=bin_path, dictionary=dict_path, hmm=base_model_files().hmm)
+        custom = DecoderConfig(bin_path, dict_path, base_model_files().hmm, search=settings.search_options)
         tuning_config, tuning_lm = custom, None
         if data.train_pairs:
             tuning_config, tuning_lm = _tuning_config(
@@ -545,6 +545,7 @@ def _run(
                 "lw": lw,
                 "wip": wip,
                 "tuned": tuning is not None,
+                "search": {"name": settings.decoder_search, "options": dict(custom.search)},
                 "tuning": {**tuning.to_dict(), "lm": tuning_lm} if tuning else None,
                 # the adapted acoustic model's own weights (shipped in decoder.json when it is shipped)
                 "adapted_tuning": adapted_tuning.to_dict() if adapted_tuning else None,
@@ -555,7 +556,7 @@ def _run(
             "durations": stages.durations,
         }
         decoder_path = model_files.write_decoder_json(
-            model_dir, shipped_lw, shipped_wip, lm_order, acoustic, adaptation["method"]
+            model_dir, shipped_lw, shipped_wip, lm_order, acoustic, adaptation["method"], custom.search
         )
         metrics["durations"] = dict(stages.durations)
         metrics_path = model_dir / model_files.METRICS_FILE

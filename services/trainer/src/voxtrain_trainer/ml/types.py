@@ -15,6 +15,11 @@ from typing import BinaryIO
 
 ProgressCallback = Callable[[str, float], None]
 G2P_METHODS = ("phonetisaurus", "espeak")
+# PocketSphinx search options a trained model decodes with (its decoder.json "search"), on top of PocketSphinx's
+# defaults (topn 4, pl_window 5, beam 1e-48, wbeam 7e-29, maxhmmpf 30000). "wide": no phone-loop lookahead and the
+# 8 best Gaussians per frame instead of 4. Chosen on the development domains (bench/trainer/ACOUSTIC_RESULTS.md).
+# "standard": PocketSphinx's defaults, what models decoded with before.
+DECODER_SEARCHES: dict[str, dict[str, int | float]] = {"standard": {}, "wide": {"pl_window": 0, "topn": 8}}
 
 # The worker's memory budget (worker_memory_mb) is shared by what it holds for the whole run (interpreter,
 # numpy, DuckDB, PocketSphinx, the base dictionary, the lexicon, the G2P model: WORKER_RESERVE_MB, measured
@@ -126,6 +131,7 @@ class TrainingSettings:
     # more training text than this: no general-English mix (the domain text covers ordinary English by then, and
     # mixing reads whole models into memory and estimates another LM per fold: time and memory grow with the text)
     general_mix_max_words: int = 2_000_000
+    decoder_search: str = "wide"  # a DECODER_SEARCHES name: what the trained model decodes with
     adapt_acoustic_model: bool = True
     min_adaptation_pairs: int = 6  # fewer train pairs: no held-out pairs to check an adaptation on
     adaptation_dev_every: int = 4  # every n-th train pair checks the adaptation instead of training it
@@ -155,6 +161,8 @@ class TrainingSettings:
             raise ValueError("lm_max_vocabulary and lm_max_ngrams must be positive")
         if min(self.max_pair_seconds, self.max_train_audio_seconds, self.max_test_pairs, self.max_training_words) <= 0:
             raise ValueError("max_pair_seconds, max_train_audio_seconds, max_test_pairs, max_training_words: positive")
+        if self.decoder_search not in DECODER_SEARCHES:
+            raise ValueError(f"decoder_search must be one of {', '.join(DECODER_SEARCHES)}")
         if self.g2p_method not in G2P_METHODS:
             raise ValueError(f"g2p_method must be one of {', '.join(G2P_METHODS)}")
         if self.lm_spill_limit_mb < 64:
@@ -170,6 +178,11 @@ class TrainingSettings:
         """The LM estimator's budget: ``lm_memory_mb``, else the worker's budget less what the rest of the worker
         holds while it runs."""
         return self.lm_memory_mb or max(self.worker_memory_mb - WORKER_RESERVE_MB, 256)
+
+    @property
+    def search_options(self) -> dict[str, int | float]:
+        """The PocketSphinx search options of ``decoder_search``."""
+        return dict(DECODER_SEARCHES[self.decoder_search])
 
     @property
     def max_model_ngrams(self) -> int:
