@@ -156,6 +156,7 @@ class Fleet:
             "VOXTRAIN_WORK_DIR": str(self.work / f"{name}-{index}"),
             "VOXTRAIN_LOG_LEVEL": "INFO",
         }
+        env.pop("VOXTRAIN_AUTH__PRIVATE_KEY", None)  # a shell's stack key would not match this run's public key
         if name == "identity":
             env["VOXTRAIN_AUTH__PRIVATE_KEY"] = self.keys[0]
         if name == "trainer":
