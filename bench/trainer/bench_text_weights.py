@@ -91,10 +91,11 @@ def grid_errors(config: DecoderConfig, utterances: Utterances, lw_grid: tuple, w
 
 
 def search_errors(config: DecoderConfig, utterances: Utterances) -> dict[str, dict]:
-    """Errors and reference words under each of SEARCH's PocketSphinx options (default weights)."""
+    """Errors and reference words under each of SEARCH's PocketSphinx options (default weights), each on top of
+    PocketSphinx's default search (not the model's own)."""
     out = {}
     for name, options in SEARCH.items():
-        decoder = SpeechDecoder(config, **options)
+        decoder = SpeechDecoder(dataclasses.replace(config, search=options))
         began = process_time()
         hyps = [decoder.decode(pcm).text for pcm, _ in utterances]
         out[name] = score([r for _, r in utterances], hyps, process_time() - began)
@@ -119,8 +120,8 @@ def bench_domain(name: str, root: Path, step: str, mode: str) -> dict[str, dict]
         print(f"{step} / {name}: domain weight {mix.get('domain_weight')} ({mix.get('tuned_on')})", flush=True)
         config = decoder_config(result.model_dir)  # what the model ships with (decoder.json: weights, search)
     utterances = [(load_pcm(p), s) for p, s in spoken(dev, directory / "dev", "d", 1)]
-    if mode == "search":  # each SEARCH entry on top of PocketSphinx's default search
-        return search_errors(dataclasses.replace(config, search={}), utterances)
+    if mode == "search":
+        return search_errors(config, utterances)
     grid = ((DEFAULTS[0],), (DEFAULTS[1],)) if mode == "defaults" else (LW_GRID, WIP_GRID)
     return grid_errors(config, utterances, *grid)
 

@@ -100,15 +100,13 @@ def _base_word(word: str) -> str:
 class SpeechDecoder:
     """A loaded PocketSphinx decoder (not thread-safe: one per worker thread)."""
 
-    def __init__(self, config: DecoderConfig, **search: object) -> None:
-        """``search``: PocketSphinx options on top of the config's (beams, ``topn``...; benchmarks compare them)."""
+    def __init__(self, config: DecoderConfig) -> None:
         kwargs: dict[str, object] = {
             "hmm": str(config.hmm),
             "lm": str(config.lm),
             "dict": str(config.dictionary),
             "loglevel": "FATAL",
             **config.search,
-            **search,
         }
         if config.lw is not None:
             kwargs["lw"] = float(config.lw)
